@@ -1,0 +1,169 @@
+//! A JSON object kept as its top-level fields with raw, unparsed values.
+//!
+//! The passthrough path must read a few fields (`model`, `stream`) and rewrite one without
+//! parsing or re-encoding the prompt, which is most of the bytes. Values stay as borrowed
+//! [`RawValue`] slices of the client's body; re-encoding copies them verbatim.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::DecodeError;
+
+/// The top-level fields of a JSON object, in their original order, values unparsed.
+#[derive(Debug)]
+pub struct RawObject<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> RawObject<'a> {
+    /// Splits `body` into its top-level fields. Fails with a client-facing message when the
+    /// body is not a JSON object.
+    pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let fields = de.deserialize_map(FieldsVisitor).map_err(|e| {
+            if e.is_data() {
+                DecodeError::body("the request body must be a JSON object")
+            } else {
+                DecodeError::body(format!("the request body is not valid JSON: {e}"))
+            }
+        })?;
+        de.end()
+            .map_err(|e| DecodeError::body(format!("the request body is not valid JSON: {e}")))?;
+        Ok(Self { fields })
+    }
+
+    /// The raw value of field `name`, if present. A duplicated key yields its last value, as
+    /// most JSON parsers (and the providers) do.
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// Whether field `name` is present and not `null`.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| v.get() != "null")
+    }
+
+    /// Re-encodes the object, replacing (or appending) the given fields with new raw JSON.
+    /// Untouched values are copied byte for byte.
+    pub fn encode_with(&self, overrides: &[(&str, &str)]) -> Vec<u8> {
+        let size = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>()
+            + overrides
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>()
+            + 2;
+        let mut out = Vec::with_capacity(size);
+        out.push(b'{');
+        let mut first = true;
+        let mut push = |out: &mut Vec<u8>, key: &str, value: &str| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_json_string(out, key);
+            out.push(b':');
+            out.extend_from_slice(value.as_bytes());
+        };
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            // Skip earlier duplicates so the output has each key once.
+            if self.fields.iter().skip(i + 1).any(|(k, _)| k == key) {
+                continue;
+            }
+            let value = overrides
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or(value.get(), |(_, v)| *v);
+            push(&mut out, key, value);
+        }
+        for (key, value) in overrides {
+            if !self.fields.iter().any(|(k, _)| k == key) {
+                push(&mut out, key, value);
+            }
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    // serde_json escapes exactly as JSON requires; writing into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            fields.push((key, value));
+        }
+        Ok(fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_one_field_and_keeps_the_rest_verbatim() {
+        let body = br#"{"model":"a","messages":[{"role":"user","content":"hi \u00e9"}],"n":1}"#;
+        let obj = RawObject::decode(body).unwrap();
+        let out = obj.encode_with(&[("model", "\"b\"")]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"b","messages":[{"role":"user","content":"hi \u00e9"}],"n":1}"#
+        );
+    }
+
+    #[test]
+    fn appends_missing_override() {
+        let obj = RawObject::decode(br#"{"a":1}"#).unwrap();
+        assert_eq!(obj.encode_with(&[("b", "true")]), br#"{"a":1,"b":true}"#);
+    }
+
+    #[test]
+    fn non_object_and_garbage_are_rejected_with_a_message() {
+        let e = RawObject::decode(b"[1,2]").unwrap_err();
+        assert!(e.message.contains("JSON object"), "{e}");
+        let e = RawObject::decode(b"{\"a\":").unwrap_err();
+        assert!(e.message.contains("not valid JSON"), "{e}");
+        assert!(RawObject::decode(b"{} x").is_err());
+    }
+
+    #[test]
+    fn escaped_keys_are_found_and_reencoded() {
+        let obj = RawObject::decode(br#"{"mo\u0064el":"x"}"#).unwrap();
+        assert_eq!(obj.get("model").unwrap().get(), "\"x\"");
+        assert_eq!(obj.encode_with(&[]), br#"{"model":"x"}"#);
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value_once() {
+        let obj = RawObject::decode(br#"{"model":"a","model":"b"}"#).unwrap();
+        assert_eq!(obj.get("model").unwrap().get(), "\"b\"");
+        assert_eq!(obj.encode_with(&[]), br#"{"model":"b"}"#);
+    }
+}

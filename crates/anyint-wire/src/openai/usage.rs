@@ -1,0 +1,155 @@
+//! Where OpenAI reports usage: the `usage` object of a response, and of the final stream chunk.
+
+use serde::Deserialize;
+
+use crate::Usage;
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        let prompt = u.prompt_tokens_details;
+        Self {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+            cache_read_tokens: prompt.as_ref().and_then(|p| p.cached_tokens).unwrap_or(0),
+            cache_write_tokens: prompt
+                .as_ref()
+                .and_then(|p| p.cache_write_tokens)
+                .unwrap_or(0),
+            reasoning_tokens: u
+                .completion_tokens_details
+                .and_then(|c| c.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// The usage of a non-streaming response body, if it reports one.
+pub fn usage_from_response(body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<WithUsage>(body)
+        .ok()?
+        .usage
+        .map(Usage::from)
+}
+
+/// What one stream chunk says about usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamUsage {
+    /// The chunk carries no usage.
+    None,
+    /// The chunk carries usage alongside choices.
+    Inline(Usage),
+    /// The chunk exists only to carry usage (`choices: []`): the one `include_usage` adds.
+    UsageOnly(Usage),
+}
+
+/// Inspects one `data:` payload of a chat stream. Cheap for the common chunk without usage:
+/// it only parses when a `"usage"` key is followed by an object.
+pub fn usage_from_chunk(data: &str) -> StreamUsage {
+    if !has_usage_object(data) {
+        return StreamUsage::None;
+    }
+    let Ok(chunk) = serde_json::from_str::<Chunk>(data) else {
+        return StreamUsage::None;
+    };
+    match (chunk.usage, chunk.choices) {
+        (Some(u), Some(c)) if c.is_empty() => StreamUsage::UsageOnly(u.into()),
+        (Some(u), _) => StreamUsage::Inline(u.into()),
+        (None, _) => StreamUsage::None,
+    }
+}
+
+fn has_usage_object(data: &str) -> bool {
+    let mut rest = data;
+    while let Some(pos) = rest.find("\"usage\"") {
+        rest = rest.get(pos + 7..).unwrap_or("");
+        let after = rest.trim_start();
+        if let Some(after) = after.strip_prefix(':')
+            && after.trim_start().starts_with('{')
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_usage_with_details() {
+        let u = usage_from_response(br#"{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":{"reasoning_tokens":3}}}"#).unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_read_tokens,
+                u.reasoning_tokens
+            ),
+            (5, 7, 2, 3)
+        );
+        assert!(usage_from_response(br#"{"id":"x"}"#).is_none());
+        assert!(usage_from_response(b"not json").is_none());
+    }
+
+    #[test]
+    fn chunk_kinds() {
+        assert_eq!(
+            usage_from_chunk(r#"{"choices":[{"delta":{}}],"usage":null}"#),
+            StreamUsage::None
+        );
+        let only = usage_from_chunk(
+            r#"{"choices":[],"usage": {"prompt_tokens":1,"completion_tokens":2}}"#,
+        );
+        assert!(matches!(only, StreamUsage::UsageOnly(u) if u.output_tokens == 2));
+        let inline = usage_from_chunk(
+            r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+        );
+        assert!(matches!(inline, StreamUsage::Inline(_)));
+        assert_eq!(usage_from_chunk("[DONE]"), StreamUsage::None);
+        assert_eq!(
+            usage_from_chunk(r#"{"content":"\"usage\": {"}"#),
+            StreamUsage::None
+        );
+    }
+}

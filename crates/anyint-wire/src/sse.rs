@@ -1,0 +1,175 @@
+//! Server-sent events framing: splits a byte stream into events, however it is chunked.
+//!
+//! The splitter keeps each event's raw bytes (terminator included) so a passthrough stream can
+//! forward or drop whole events without re-encoding them, and decodes the `event:` and `data:`
+//! fields for the usage tap and for translation.
+
+/// One SSE event: its exact bytes on the wire and its decoded fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The event's bytes, including the blank line that ended it.
+    pub raw: Vec<u8>,
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The `data:` lines joined with `\n`; empty when the event carried none.
+    pub data: String,
+}
+
+/// Incremental SSE splitter. Feed it chunks; it returns every event completed so far.
+#[derive(Debug, Default)]
+pub struct SseSplitter {
+    buf: Vec<u8>,
+    /// How far `buf` has already been scanned for a terminator, so a slow trickle of bytes is
+    /// not rescanned from the start each time.
+    scanned: usize,
+}
+
+impl SseSplitter {
+    /// A splitter with nothing buffered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `chunk` and returns the events it completed, in order.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Frame> {
+        self.buf.extend_from_slice(chunk);
+        let mut frames = Vec::new();
+        while let Some(end) = find_event_end(&self.buf, self.scanned) {
+            let rest = self.buf.split_off(end);
+            let raw = std::mem::replace(&mut self.buf, rest);
+            frames.push(decode_frame(raw));
+            self.scanned = 0;
+        }
+        self.scanned = self.buf.len().saturating_sub(3);
+        frames
+    }
+
+    /// Bytes received but not yet part of a complete event (a stream cut mid-event).
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Ends the stream: an unterminated trailing event is returned if it carries data.
+    pub fn finish(&mut self) -> Option<Frame> {
+        if self.buf.iter().all(u8::is_ascii_whitespace) {
+            self.buf.clear();
+            return None;
+        }
+        let frame = decode_frame(std::mem::take(&mut self.buf));
+        self.scanned = 0;
+        Some(frame)
+    }
+}
+
+/// The index just past the first blank line (`\n\n`, `\r\n\r\n`, `\r\r`, mixed) at or after
+/// `from`.
+fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < buf.len() {
+        let line_end = match buf.get(i) {
+            Some(b'\n') => i + 1,
+            Some(b'\r') if buf.get(i + 1) == Some(&b'\n') => i + 2,
+            Some(b'\r') if i + 1 < buf.len() => i + 1,
+            // A lone `\r` at the end might be the start of `\r\n`: wait for more bytes.
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        match buf.get(line_end) {
+            Some(b'\n') => return Some(line_end + 1),
+            Some(b'\r') if buf.get(line_end + 1) == Some(&b'\n') => return Some(line_end + 2),
+            Some(b'\r') if line_end + 1 < buf.len() => return Some(line_end + 1),
+            _ => i = line_end,
+        }
+    }
+    None
+}
+
+fn decode_frame(raw: Vec<u8>) -> Frame {
+    let text = String::from_utf8_lossy(&raw);
+    let mut event = None;
+    let mut data: Option<String> = None;
+    for line in text.split(['\n', '\r']) {
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => event = Some(value.to_owned()),
+            "data" => match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => data = Some(value.to_owned()),
+            },
+            _ => {}
+        }
+    }
+    Frame {
+        raw,
+        event,
+        data: data.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STREAM: &[u8] =
+        b"data: {\"a\":1}\n\nevent: ping\ndata: x\ndata: y\n\n: comment\n\ndata: [DONE]\r\n\r\n";
+
+    fn split_all(chunks: &[&[u8]]) -> Vec<Frame> {
+        let mut s = SseSplitter::new();
+        let mut out: Vec<Frame> = chunks.iter().flat_map(|c| s.push(c)).collect();
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn decodes_events_data_and_comments() {
+        let frames = split_all(&[STREAM]);
+        assert_eq!(frames.len(), 4);
+        assert_eq!(frames[0].data, "{\"a\":1}");
+        assert_eq!(frames[1].event.as_deref(), Some("ping"));
+        assert_eq!(frames[1].data, "x\ny");
+        assert_eq!(frames[2].data, "");
+        assert_eq!(frames[3].data, "[DONE]");
+        let joined: Vec<u8> = frames.iter().flat_map(|f| f.raw.clone()).collect();
+        assert_eq!(joined, STREAM);
+    }
+
+    #[test]
+    fn unterminated_tail_is_returned_by_finish() {
+        let mut s = SseSplitter::new();
+        assert!(s.push(b"data: partial").is_empty());
+        assert_eq!(s.pending(), b"data: partial");
+        assert_eq!(s.finish().unwrap().data, "partial");
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_gives_the_same_frames(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..12)) {
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for c in cuts { chunks.push(&STREAM[last..c]); last = c; }
+            chunks.push(&STREAM[last..]);
+            prop_assert_eq!(split_all(&chunks), split_all(&[STREAM]));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_lose_nothing(data in proptest::collection::vec(any::<u8>(), 0..512), cut in 0usize..512) {
+            let cut = cut.min(data.len());
+            let mut s = SseSplitter::new();
+            let mut raw: Vec<u8> = s.push(&data[..cut]).into_iter().flat_map(|f| f.raw).collect();
+            raw.extend(s.push(&data[cut..]).into_iter().flat_map(|f| f.raw));
+            raw.extend_from_slice(s.pending());
+            prop_assert_eq!(raw, data);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The admin REST API under `/admin/v1/…`, guarded by the operator's admin token.
+//!
+//! The token comes from the env var named by `[server] admin_token_env`; without it the admin
+//! API answers 404 with how to enable it. Client keys never open it: the check compares only
+//! against the admin token. Errors use the OpenAI envelope.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{delete, get};
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind};
+use crate::families::openai::{OpenAiError, json_response, render_error};
+use crate::server::SharedState;
+use crate::store::{ApiKey, UsageQuery};
+
+/// The admin routes, with the token check applied to each.
+pub fn routes(state: SharedState) -> Router<SharedState> {
+    Router::new()
+        .route("/admin/v1/keys", get(list_keys).post(create_key))
+        .route("/admin/v1/keys/{id}", delete(revoke_key))
+        .route("/admin/v1/usage", get(usage))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
+}
+
+async fn require_admin(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let server = &state.config.server;
+    let Some(expected) = &server.admin_token else {
+        return render_error(
+            Error::new(
+                ErrorKind::NotFound,
+                format!("the admin API is disabled: set the {} environment variable to an admin token and restart", server.admin_token_env),
+            )
+            .with_code("admin_disabled"),
+        );
+    };
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    // Comparing digests keeps the comparison time independent of the token's contents.
+    let ok = presented.is_some_and(|p| {
+        Sha256::digest(p.as_bytes()) == Sha256::digest(expected.expose().as_bytes())
+    });
+    if !ok {
+        return render_error(
+            Error::new(
+                ErrorKind::Unauthenticated,
+                "admin routes need `Authorization: Bearer <admin token>`; client API keys are not accepted here",
+            )
+            .with_code("invalid_admin_token"),
+        );
+    }
+    next.run(req).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: String,
+    account: Option<String>,
+    models: Option<Vec<String>>,
+}
+
+fn key_json(k: &ApiKey) -> serde_json::Value {
+    json!({
+        "id": k.id, "name": k.name, "account": k.account, "models": k.models,
+        "prefix": k.prefix, "created_at": k.created_at, "revoked_at": k.revoked_at,
+    })
+}
+
+/// Checks a key request's fields against the config; shared by the admin API and the CLI.
+pub fn validate_new_key(
+    config: Option<&crate::config::Config>,
+    name: &str,
+    models: Option<&[String]>,
+) -> Result<(), Error> {
+    if name.trim().is_empty() {
+        return Err(Error::invalid(
+            Some("name"),
+            "`name` must be a non-empty string",
+        ));
+    }
+    if let (Some(config), Some(models)) = (config, models) {
+        if let Some(unknown) = models.iter().find(|m| config.model(m).is_none()) {
+            return Err(Error::invalid(
+                Some("models"),
+                format!("`models` names `{unknown}`, which is not a configured model"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn create_key(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    let bytes = crate::families::read_body(&headers, body, 64 * 1024).await?;
+    let req: CreateKey = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::invalid(
+            None,
+            format!("invalid body: {e}; expected {{\"name\", \"account\"?, \"models\"?}}"),
+        )
+    })?;
+    validate_new_key(Some(&state.config), &req.name, req.models.as_deref())?;
+    let account = req
+        .account
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "default".to_owned());
+    let (record, key) =
+        crate::auth::issue_key(state.store.as_ref(), req.name.trim(), &account, req.models)
+            .await
+            .map_err(Error::from)?;
+    state.keys.insert(record.clone());
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": record.id, "key": key, "name": record.name, "account": record.account,
+            "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
+        }),
+    ))
+}
+
+async fn list_keys(State(state): State<SharedState>) -> Result<Response, OpenAiError> {
+    let keys = state.store.list_keys().await.map_err(Error::from)?;
+    let data: Vec<_> = keys.iter().map(key_json).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data}),
+    ))
+}
+
+async fn revoke_key(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Response, OpenAiError> {
+    let Some(record) = state
+        .store
+        .revoke_key(&id, crate::clock::unix_secs())
+        .await
+        .map_err(Error::from)?
+    else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no key with id `{id}`; list keys with GET /admin/v1/keys"),
+        )
+        .with_code("key_not_found")
+        .into());
+    };
+    state.keys.remove(&record.key_hash);
+    Ok(json_response(StatusCode::OK, &key_json(&record)))
+}
+
+async fn usage(
+    State(state): State<SharedState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, OpenAiError> {
+    let limit = match q.get("limit") {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| Error::invalid(Some("limit"), "`limit` must be an integer"))?,
+        None => 100,
+    };
+    // Read-your-writes: rows of requests that already answered are written before reading.
+    state.meter.flush().await;
+    let rows = state
+        .store
+        .usage(&UsageQuery {
+            key_id: q.get("key").cloned(),
+            model: q.get("model").cloned(),
+            request_id: q.get("request_id").cloned(),
+            limit,
+        })
+        .await
+        .map_err(Error::from)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": rows}),
+    ))
+}

@@ -1,0 +1,217 @@
+//! Client authentication: issuing keys, hashing them, and the in-memory key cache.
+//!
+//! Keys are random, shown once, and stored only as SHA-256 hashes with a short visible prefix.
+//! The hot path looks keys up in [`KeyCache`]; the store is read only on a cache miss (a key
+//! created by another process since the last refresh), and misses are remembered briefly so a
+//! flood of bad keys cannot turn into a flood of queries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+use crate::store::{ApiKey, Store};
+
+/// Every issued key starts with this.
+pub const KEY_PREFIX: &str = "sk-anyint-";
+/// How many characters of a key are kept visible for identification.
+const VISIBLE_LEN: usize = KEY_PREFIX.len() + 6;
+/// How long an unknown hash is remembered as unknown.
+const NEGATIVE_TTL: Duration = Duration::from_secs(2);
+/// Bound on remembered misses; cleared wholesale when reached.
+const NEGATIVE_MAX: usize = 10_000;
+
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// `n` random bytes from the OS.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // getrandom only fails when the OS has no entropy source at all; fall back to a
+    // time-seeded value rather than crash (the gateway cannot run on such a system anyway).
+    if getrandom::fill(&mut buf).is_err() {
+        let seed = crate::clock::unix_millis().to_le_bytes();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = seed.get(i % seed.len()).copied().unwrap_or(0)
+                ^ u8::try_from(i & 0xff).unwrap_or(0);
+        }
+    }
+    buf
+}
+
+/// A new random key: `sk-anyint-` + 40 base62 characters (~238 bits).
+pub fn generate_key() -> String {
+    let bytes = random_bytes::<40>();
+    let mut key = String::with_capacity(KEY_PREFIX.len() + 40);
+    key.push_str(KEY_PREFIX);
+    for b in bytes {
+        // 256 % 62 bias is negligible for a 40-character secret.
+        key.push(char::from(
+            ALPHABET
+                .get(usize::from(b) % ALPHABET.len())
+                .copied()
+                .unwrap_or(b'A'),
+        ));
+    }
+    key
+}
+
+/// A new opaque ID with the given prefix, e.g. `key_3f9c…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", hex::encode(random_bytes::<8>()))
+}
+
+/// Hex SHA-256 of a key.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// The visible part of a key.
+pub fn visible_prefix(key: &str) -> String {
+    key.chars().take(VISIBLE_LEN).collect()
+}
+
+/// Issues a key and stores its hash; returns the record and the key (to show once).
+pub async fn issue_key(
+    store: &dyn Store,
+    name: &str,
+    account: &str,
+    models: Option<Vec<String>>,
+) -> Result<(ApiKey, String), crate::store::Error> {
+    let key = generate_key();
+    let record = ApiKey {
+        id: new_id("key_"),
+        name: name.to_owned(),
+        account: account.to_owned(),
+        models,
+        prefix: visible_prefix(&key),
+        key_hash: hash_key(&key),
+        created_at: crate::clock::unix_secs(),
+        revoked_at: None,
+    };
+    store.insert_key(&record).await?;
+    Ok((record, key))
+}
+
+/// Active keys by hash, refreshed from the store periodically and on admin changes.
+pub struct KeyCache {
+    store: Arc<dyn Store>,
+    keys: RwLock<HashMap<String, Arc<ApiKey>>>,
+    misses: RwLock<HashMap<String, Instant>>,
+}
+
+impl KeyCache {
+    /// An empty cache over `store`; call [`KeyCache::reload`] before serving.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            keys: RwLock::default(),
+            misses: RwLock::default(),
+        }
+    }
+
+    /// Replaces the cache with the store's active keys.
+    pub async fn reload(&self) -> Result<(), crate::store::Error> {
+        let fresh: HashMap<String, Arc<ApiKey>> = self
+            .store
+            .active_keys()
+            .await?
+            .into_iter()
+            .map(|k| (k.key_hash.clone(), Arc::new(k)))
+            .collect();
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = fresh;
+        }
+        if let Ok(mut misses) = self.misses.write() {
+            misses.clear();
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces one key (after an admin create).
+    pub fn insert(&self, key: ApiKey) {
+        let hash = key.key_hash.clone();
+        if let Ok(mut misses) = self.misses.write() {
+            misses.remove(&hash);
+        }
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(hash, Arc::new(key));
+        }
+    }
+
+    /// Drops a key (after an admin revoke).
+    pub fn remove(&self, key_hash: &str) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.remove(key_hash);
+        }
+    }
+
+    /// Resolves a presented key. `header` names the header this route expects, for the 401.
+    pub async fn authenticate(
+        &self,
+        presented: Option<&str>,
+        header: &str,
+    ) -> Result<Arc<ApiKey>, Error> {
+        let Some(presented) = presented.filter(|k| !k.is_empty()) else {
+            return Err(unauthenticated(format!(
+                "no API key provided: send your anyint key in the `{header}` header"
+            )));
+        };
+        let hash = hash_key(presented);
+        if let Some(key) = self.keys.read().ok().and_then(|k| k.get(&hash).cloned()) {
+            return Ok(key);
+        }
+        let recently_missed = self
+            .misses
+            .read()
+            .ok()
+            .and_then(|m| m.get(&hash).copied())
+            .is_some_and(|at| at.elapsed() < NEGATIVE_TTL);
+        if !recently_missed {
+            match self.store.key_by_hash(&hash).await {
+                Ok(Some(key)) if key.revoked_at.is_none() => {
+                    let key = Arc::new(key);
+                    if let Ok(mut keys) = self.keys.write() {
+                        keys.insert(hash, key.clone());
+                    }
+                    return Ok(key);
+                }
+                Ok(_) => {
+                    if let Ok(mut misses) = self.misses.write() {
+                        if misses.len() >= NEGATIVE_MAX {
+                            misses.clear();
+                        }
+                        misses.insert(hash, Instant::now());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(unauthenticated(format!(
+            "invalid API key: the key in `{header}` is unknown or revoked; check it, or ask your administrator for a new key"
+        )))
+    }
+}
+
+fn unauthenticated(message: String) -> Error {
+    Error::new(ErrorKind::Unauthenticated, message).with_code("invalid_api_key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_prefixed_and_hash_stably() {
+        let a = generate_key();
+        let b = generate_key();
+        assert_ne!(a, b);
+        assert!(a.starts_with(KEY_PREFIX) && a.len() == KEY_PREFIX.len() + 40);
+        assert_eq!(hash_key(&a), hash_key(&a));
+        assert_eq!(hash_key(&a).len(), 64);
+        assert!(!hash_key(&a).contains(&a[KEY_PREFIX.len()..]));
+        assert_eq!(visible_prefix(&a).len(), VISIBLE_LEN);
+    }
+}

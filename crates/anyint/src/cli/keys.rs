@@ -1,0 +1,167 @@
+//! `anyint keys …` and `anyint usage`: operate on the configured store directly, so they work
+//! whether or not a gateway is running (a running gateway picks changes up on its next cache
+//! refresh, or at once for a new key on first use).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use crate::config::{Config, DEFAULT_STORE_URL};
+use crate::store::{Store, UsageQuery};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// The owning account.
+        #[arg(long, default_value = "default")]
+        account: String,
+        /// Comma-separated model allowlist (default: every configured model).
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never the keys themselves, only their prefixes).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by ID.
+    Revoke {
+        /// The key ID (key_…).
+        id: String,
+    },
+}
+
+async fn open(config: Option<&Config>) -> Result<Arc<dyn Store>, String> {
+    let url = config.map_or(DEFAULT_STORE_URL, |c| c.store_url.as_str());
+    crate::store::open(url)
+        .await
+        .map_err(|e| format!("opening store {}: {e}", crate::store::redact_url(url)))
+}
+
+pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Result<(), String> {
+    let config = super::load_config(config_path)?;
+    let store = open(config.as_ref()).await?;
+    match action {
+        KeysCommand::Create {
+            name,
+            account,
+            models,
+            json,
+        } => {
+            let models = models.map(|m| {
+                m.into_iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            });
+            crate::admin::validate_new_key(config.as_ref(), &name, models.as_deref())
+                .map_err(|e| e.message)?;
+            let (record, key) =
+                crate::auth::issue_key(store.as_ref(), name.trim(), &account, models)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            if json {
+                let v = serde_json::json!({
+                    "id": record.id, "key": key, "name": record.name, "account": record.account,
+                    "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
+                });
+                println!("{v}");
+            } else {
+                println!(
+                    "Created key {} ({}) for account {}.",
+                    record.id, record.name, record.account
+                );
+                println!("Key (shown once, store it now): {key}");
+            }
+        }
+        KeysCommand::List { json } => {
+            let keys = store.list_keys().await.map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&keys).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!(
+                    "{:<22} {:<20} {:<16} {:<18} {:<10} MODELS",
+                    "ID", "NAME", "ACCOUNT", "PREFIX", "STATUS"
+                );
+                for k in keys {
+                    let status = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    let models = k.models.map_or_else(|| "*".to_owned(), |m| m.join(","));
+                    println!(
+                        "{:<22} {:<20} {:<16} {:<18} {:<10} {models}",
+                        k.id, k.name, k.account, k.prefix, status
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => match store
+            .revoke_key(&id, crate::clock::unix_secs())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(k) => println!("Revoked {} ({}).", k.id, k.name),
+            None => return Err(format!("no key with id {id}; see `anyint keys list`")),
+        },
+    }
+    Ok(())
+}
+
+pub(super) async fn usage(
+    config_path: Option<PathBuf>,
+    key: Option<String>,
+    model: Option<String>,
+    limit: i64,
+    json: bool,
+) -> Result<(), String> {
+    let config = super::load_config(config_path)?;
+    let store = open(config.as_ref()).await?;
+    let rows = store
+        .usage(&UsageQuery {
+            key_id: key,
+            model,
+            request_id: None,
+            limit,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&rows).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<22} {:<16} {:>7} {:>7} {:>6} {:<14} {:>8}",
+        "REQUEST", "KEY", "MODEL", "PROMPT", "COMPL", "STATUS", "OUTCOME", "MS"
+    );
+    for r in rows {
+        println!(
+            "{:<28} {:<22} {:<16} {:>7} {:>7} {:>6} {:<14} {:>8}",
+            r.request_id,
+            r.key_id,
+            r.model,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.status,
+            r.outcome,
+            r.latency_ms
+        );
+    }
+    Ok(())
+}

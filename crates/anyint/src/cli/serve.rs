@@ -1,0 +1,125 @@
+//! `anyint serve` and `anyint emulate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+
+use crate::config::{self, Config};
+
+pub(super) async fn run(
+    config_path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    demo: bool,
+) -> Result<(), String> {
+    if demo {
+        return run_demo(listen).await;
+    }
+    let Some(mut config) = super::load_config(config_path)? else {
+        return Err(
+            "no config: pass --config PATH, set ANYINT_CONFIG, or try `anyint serve --demo`".into(),
+        );
+    };
+    if let Some(l) = listen {
+        config.server.listen = l;
+    }
+    crate::telemetry::init_logging(config.server.log_format, &config.server.log_level);
+    serve_until_signal(config).await
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+async fn serve_until_signal(config: Config) -> Result<(), String> {
+    let listener = bind(config.server.listen).await?;
+    let store = crate::store::redact_url(&config.store_url);
+    let running = crate::server::start(config, listener).await.map_err(|e| {
+        let cause = e.cause.clone().unwrap_or_default();
+        format!("{}: {cause}", e.message)
+    })?;
+    tracing::info!(addr = %running.addr, store, "anyint listening");
+    crate::server::shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
+    let emulator_listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let emulator_addr = emulator_listener.local_addr().map_err(|e| e.to_string())?;
+    let opts = anyint_emulator::Options {
+        api_key: Some(config::demo::DEMO_UPSTREAM_KEY.to_owned()),
+    };
+    tokio::spawn(async move {
+        if let Err(e) =
+            anyint_emulator::serve(emulator_listener, opts, std::future::pending()).await
+        {
+            tracing::error!(error = %e, "emulator stopped");
+        }
+    });
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let config = config::demo_config(
+        &format!("http://{emulator_addr}"),
+        listen,
+        &config::process_env,
+    )
+    .map_err(|e| e.to_string())?;
+    crate::telemetry::init_logging(config.server.log_format, &config.server.log_level);
+    let store = crate::store::open(&config.store_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, key) = crate::auth::issue_key(store.as_ref(), "demo", "demo", None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = bind(config.server.listen).await?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin = config.server.admin_token.is_some();
+    let running = crate::server::start_with_store(config, store, listener)
+        .await
+        .map_err(|e| e.message)?;
+    println!(
+        "anyint demo gateway on http://{addr} (emulated provider at http://{emulator_addr}, store sqlite://data/anyint.db)\n\n\
+         Demo key (shown once): {key}\n\n\
+         export ANYINT_API_KEY={key}\n\
+         curl -s http://{addr}/openai/v1/models -H \"Authorization: Bearer $ANYINT_API_KEY\"\n\
+         curl -s http://{addr}/openai/v1/chat/completions -H \"Authorization: Bearer $ANYINT_API_KEY\" \\\n  \
+           -H 'Content-Type: application/json' \\\n  \
+           -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Reply with exactly: AnyInt OK\"}}]}}'\n\
+         curl -sN http://{addr}/openai/v1/chat/completions -H \"Authorization: Bearer $ANYINT_API_KEY\" \\\n  \
+           -H 'Content-Type: application/json' \\\n  \
+           -d '{{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Say hello\"}}]}}'\n\n\
+         Admin API: {}\nPress ctrl-c to stop.",
+        if admin {
+            "on (token from ANYINT_ADMIN_TOKEN)"
+        } else {
+            "off (set ANYINT_ADMIN_TOKEN to enable /admin/v1)"
+        }
+    );
+    crate::server::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+pub(super) async fn emulate(listen: SocketAddr, api_key_env: Option<String>) -> Result<(), String> {
+    crate::telemetry::init_logging(config::LogFormat::Text, "info");
+    let api_key = match api_key_env {
+        Some(var) => Some(
+            config::process_env(&var)
+                .ok_or_else(|| format!("environment variable {var} is not set"))?,
+        ),
+        None => None,
+    };
+    let listener = bind(listen).await?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("anyint emulator on http://{addr} (OpenAI-compatible at http://{addr}/v1)");
+    anyint_emulator::serve(
+        listener,
+        anyint_emulator::Options { api_key },
+        crate::server::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,23 @@
+//! anyint: a self-hostable AI API gateway.
+//!
+//! Clients speak one of several API families (`families`); each request is authenticated
+//! (`auth`), checked against policy (`policy`), routed (`gateway`) to an upstream adapter
+//! (`providers`), and metered (`meter`) into the store (`store`). See ARCHITECTURE.md for the
+//! codemap and the life of a request.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod families;
+pub mod gateway;
+pub mod meter;
+pub mod policy;
+pub mod providers;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+pub use error::{Error, ErrorKind};

@@ -1,0 +1,137 @@
+//! Usage metering: one ledger row per request, written in batches off the hot path.
+//!
+//! Handlers hand finished rows to [`Meter::record`], which never blocks and never touches the
+//! database. A single writer task batches rows (up to `batch_size`, or every `flush_interval`)
+//! into one transaction. A failed write keeps its rows and retries with backoff, so a database
+//! hiccup delays usage but does not lose it. [`MeterTask::shutdown`] drains everything queued.
+//! Streams are metered by [`tap::UsageTap`], which reads usage from the events as they pass.
+
+pub mod tap;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::MeterConfig;
+use crate::store::{Store, UsageRecord};
+
+enum Msg {
+    Row(Box<UsageRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The cheap, cloneable handle handlers record usage with.
+#[derive(Clone)]
+pub struct Meter {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+/// The writer task; await [`MeterTask::shutdown`] after the server has drained.
+pub struct MeterTask {
+    handle: JoinHandle<()>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Meter {
+    /// Starts the writer over `store`.
+    pub fn start(store: Arc<dyn Store>, cfg: MeterConfig) -> (Self, MeterTask) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = tokio::spawn(writer(store, cfg, rx));
+        (Self { tx: tx.clone() }, MeterTask { handle, tx })
+    }
+
+    /// Queues a row. Never blocks; rows queued before shutdown are always written.
+    pub fn record(&self, row: UsageRecord) {
+        metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "input", "model" => row.model.clone())
+            .increment(u64::try_from(row.prompt_tokens).unwrap_or(0));
+        metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "output", "model" => row.model.clone())
+            .increment(u64::try_from(row.completion_tokens).unwrap_or(0));
+        if self.tx.send(Msg::Row(Box::new(row))).is_err() {
+            tracing::error!("usage row recorded after the meter stopped; it was not stored");
+        }
+    }
+
+    /// Waits until every row queued before this call is written (read-your-writes for the
+    /// usage API and tests).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+impl MeterTask {
+    /// Writes everything queued so far, then stops the writer.
+    pub async fn shutdown(self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+}
+
+async fn writer(store: Arc<dyn Store>, cfg: MeterConfig, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut batch: Vec<UsageRecord> = Vec::with_capacity(cfg.batch_size);
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    loop {
+        // Wait for the first message, then gather more until the batch is full or the
+        // interval passes. A flush request ends the gathering at once.
+        let Some(first) = rx.recv().await else { break };
+        let deadline = tokio::time::Instant::now() + cfg.flush_interval;
+        let mut msg = Some(first);
+        loop {
+            match msg.take() {
+                Some(Msg::Row(row)) => batch.push(*row),
+                Some(Msg::Flush(w)) => {
+                    waiters.push(w);
+                    // Take everything already queued, then write now.
+                    while let Ok(m) = rx.try_recv() {
+                        match m {
+                            Msg::Row(row) => batch.push(*row),
+                            Msg::Flush(w) => waiters.push(w),
+                        }
+                    }
+                    break;
+                }
+                None => {}
+            }
+            if batch.len() >= cfg.batch_size {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(m)) => msg = Some(m),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        write_with_retry(store.as_ref(), &mut batch, cfg.batch_size).await;
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+    write_with_retry(store.as_ref(), &mut batch, cfg.batch_size).await;
+}
+
+/// Writes `batch` in chunks, retrying failures with capped exponential backoff until it lands.
+async fn write_with_retry(store: &dyn Store, batch: &mut Vec<UsageRecord>, chunk: usize) {
+    let mut backoff = Duration::from_millis(50);
+    while !batch.is_empty() {
+        let n = batch.len().min(chunk.max(1));
+        match store.insert_usage(batch.get(..n).unwrap_or_default()).await {
+            Ok(()) => {
+                batch.drain(..n);
+                backoff = Duration::from_millis(50);
+            }
+            Err(e) => {
+                metrics::counter!(crate::telemetry::METRIC_METER_WRITE_ERRORS).increment(1);
+                tracing::warn!(error = %e, pending = batch.len(), "usage write failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

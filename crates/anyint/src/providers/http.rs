@@ -1,0 +1,164 @@
+//! The one place upstream HTTP happens: client construction, sending, and turning transport
+//! failures and upstream error replies into gateway errors.
+
+use std::time::Duration;
+
+use crate::config::ProviderConfig;
+use crate::error::{Error, ErrorKind};
+
+/// Largest upstream error body read (error bodies are small; a huge one is not echoed anyway).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A pooled client for one provider: TCP_NODELAY on (Nagle stalls small SSE writes on reused
+/// connections), the provider's connect timeout, generous keep-alive.
+pub fn client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(p.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .user_agent(concat!("anyint/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::internal(format!("building the HTTP client for {}: {e}", p.name)))
+}
+
+/// A transport error described without its URL's query (which could carry a key).
+pub fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body read failed"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}: {detail}")
+    }
+}
+
+/// Sends `req`, mapping transport failures to 503/504.
+pub async fn send(
+    provider: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Error> {
+    req.send().await.map_err(|e| transport_error(provider, &e))
+}
+
+/// A gateway error for a transport failure talking to `provider`.
+pub fn transport_error(provider: &str, e: &reqwest::Error) -> Error {
+    let kind = if e.is_timeout() {
+        ErrorKind::UpstreamTimeout
+    } else {
+        ErrorKind::UpstreamUnavailable
+    };
+    let (message, code) = if e.is_timeout() {
+        (
+            "the upstream provider did not answer in time; retry the request",
+            "upstream_timeout",
+        )
+    } else {
+        (
+            "the upstream provider is unreachable; retry the request",
+            "upstream_unavailable",
+        )
+    };
+    Error::new(kind, message)
+        .with_code(code)
+        .with_cause(format!("provider {provider}: {}", describe(e)))
+}
+
+/// Reads at most [`MAX_ERROR_BODY`] bytes of an error response.
+pub async fn read_error_body(resp: reqwest::Response) -> Vec<u8> {
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ERROR_BODY.saturating_sub(body.len());
+        body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    body
+}
+
+/// The upstream's retry hint: `retry-after-ms`, else `retry-after` in seconds.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    get("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// What an upstream error reply means for the client, family-independent: the status class
+/// decides the kind; the provider's decoded message is used only for client-fixable errors.
+pub fn classify(
+    provider: &str,
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    upstream_message: Option<&str>,
+    quota_exhausted: bool,
+) -> Error {
+    let cause = format!("provider {provider} answered {status}");
+    let e = match status.as_u16() {
+        400 | 422 => Error::invalid(
+            None,
+            format!(
+                "the upstream provider rejected the request: {}",
+                upstream_message.unwrap_or("no reason given")
+            ),
+        ),
+        413 => Error::new(ErrorKind::PayloadTooLarge, "the request is too large for the upstream provider"),
+        429 if quota_exhausted => Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the upstream provider's quota for this route is exhausted; the operator must add credit",
+        )
+        .with_code("upstream_unavailable"),
+        429 => Error::new(
+            ErrorKind::UpstreamRateLimited,
+            "the upstream provider is rate limiting this model; retry after the Retry-After delay",
+        )
+        .with_code("rate_limit_exceeded")
+        .with_retry_after(retry_after),
+        401 | 403 => Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the upstream provider rejected the gateway's credentials; the operator must fix the provider key",
+        )
+        .with_code("upstream_unavailable"),
+        404 => Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the upstream provider does not serve this model's route; the operator must fix the model configuration",
+        )
+        .with_code("upstream_unavailable"),
+        408 => Error::new(ErrorKind::UpstreamTimeout, "the upstream provider timed out; retry the request")
+            .with_code("upstream_timeout")
+            .with_retry_after(retry_after),
+        _ => Error::new(ErrorKind::UpstreamUnavailable, "the upstream provider is unavailable; retry the request")
+            .with_code("upstream_unavailable")
+            .with_retry_after(retry_after),
+    };
+    e.with_cause(cause)
+}

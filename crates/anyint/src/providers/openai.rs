@@ -1,0 +1,41 @@
+//! The OpenAI-compatible upstream adapter (`kind = "openai"`).
+
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+
+use super::Provider;
+use crate::error::Error;
+
+/// Builds `POST {base_url}/chat/completions` with the provider's key.
+pub fn chat_request(p: &Provider, body: Vec<u8>) -> reqwest::RequestBuilder {
+    p.client
+        .post(format!("{}/chat/completions", p.config.base_url))
+        .timeout(p.config.timeout)
+        .header(
+            AUTHORIZATION,
+            format!("Bearer {}", p.config.api_key.expose()),
+        )
+        .header(CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body))
+}
+
+/// Maps an OpenAI-shaped error reply to the gateway error.
+pub fn decode_error(
+    p: &Provider,
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Error {
+    let decoded = anyint_wire::openai::decode_error(body);
+    let quota = decoded.as_ref().is_some_and(|e| {
+        e.kind.as_deref() == Some("insufficient_quota")
+            || e.code.as_deref() == Some("insufficient_quota")
+    });
+    super::http::classify(
+        &p.config.name,
+        status,
+        super::http::retry_after(headers),
+        decoded.as_ref().map(|e| e.message.as_str()),
+        quota,
+    )
+}

@@ -1,0 +1,246 @@
+//! The HTTP server: shared state, the route table, and start/stop with a graceful drain.
+//!
+//! Shutdown order matters for "lose nothing": stop accepting, let in-flight requests and
+//! streams finish (up to `shutdown_grace`), then flush the usage meter, then exit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use http::{StatusCode, header};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::KeyCache;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::families;
+use crate::meter::{Meter, MeterTask};
+use crate::providers::Provider;
+use crate::store::Store;
+
+/// Everything a handler needs. Immutable after start except the caches it points to.
+pub struct AppState {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// The store (never used on the hot path).
+    pub store: Arc<dyn Store>,
+    /// The key cache (the hot path's view of keys).
+    pub keys: Arc<KeyCache>,
+    /// The usage meter.
+    pub meter: Meter,
+    /// Providers, indexed like `config.providers`.
+    pub providers: Vec<Provider>,
+    /// The Prometheus registry.
+    pub metrics: PrometheusHandle,
+}
+
+/// The state as handlers receive it.
+pub type SharedState = Arc<AppState>;
+
+/// The full route table.
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .merge(families::openai::routes())
+        .merge(crate::admin::routes(state.clone()))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::telemetry::observe))
+        .with_state(state)
+}
+
+async fn healthz() -> Response {
+    families::openai::json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<SharedState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => families::openai::json_response(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ready", "store": state.store.backend()}),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            families::openai::json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({"status": "unavailable", "store": state.store.backend()}),
+            )
+        }
+    }
+}
+
+async fn metrics(State(state): State<SharedState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    families::openai::render_error(
+        Error::new(
+            ErrorKind::NotFound,
+            "no such route: the gateway serves /openai/v1/models and /openai/v1/chat/completions",
+        )
+        .with_code("unknown_route"),
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    let mut resp = families::openai::render_error(Error::invalid(
+        None,
+        "this route does not accept that HTTP method",
+    ));
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
+}
+
+/// A running gateway.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The shared state (tests read the meter and caches through it).
+    pub state: SharedState,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+    meter_task: MeterTask,
+    grace: Duration,
+}
+
+/// Opens the store, warms the key cache, and starts serving on `listener`.
+pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Error> {
+    let store = crate::store::open(&config.store_url).await.map_err(|e| {
+        Error::internal(format!(
+            "opening store {}: {e}",
+            crate::store::redact_url(&config.store_url)
+        ))
+    })?;
+    start_with_store(config, store, listener).await
+}
+
+/// Like [`start`], with an already opened store.
+pub async fn start_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+) -> Result<Running, Error> {
+    let config = Arc::new(config);
+    let keys = Arc::new(KeyCache::new(store.clone()));
+    keys.reload().await?;
+    let providers = config
+        .providers
+        .iter()
+        .cloned()
+        .map(Provider::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (meter, meter_task) = Meter::start(store.clone(), config.meter);
+    let metrics = crate::telemetry::metrics_handle();
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        store,
+        keys: keys.clone(),
+        meter,
+        providers,
+        metrics: metrics.clone(),
+    });
+
+    let refresh = config.server.key_cache_refresh;
+    let key_refresher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(refresh);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = keys.reload().await {
+                tracing::warn!(error = %e, "key cache refresh failed; serving the cached keys");
+            }
+        }
+    });
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+
+    let addr = listener.local_addr().map_err(Error::internal)?;
+    let app = router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listener = listener.tap_io(|tcp| {
+        // Nagle's algorithm would hold small SSE writes back on reused connections.
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "server error");
+        }
+    });
+    Ok(Running {
+        addr,
+        state,
+        stop: Some(stop),
+        server,
+        background: vec![key_refresher, upkeep],
+        meter_task,
+        grace: config.server.shutdown_grace,
+    })
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests (up to the grace period), flushes usage.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let mut server = self.server;
+        if tokio::time::timeout(self.grace, &mut server).await.is_err() {
+            tracing::warn!(
+                grace_secs = self.grace.as_secs(),
+                "in-flight requests outlived the shutdown grace period; closing them"
+            );
+            server.abort();
+        }
+        for task in &self.background {
+            task.abort();
+        }
+        self.meter_task.shutdown().await;
+        tracing::info!("usage flushed; shutdown complete");
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

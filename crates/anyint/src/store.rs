@@ -1,0 +1,152 @@
+//! Persistent state behind one [`Store`] trait: API keys (hashed) and the usage ledger.
+//!
+//! Two backends share one SQL implementation ([`sql::SqlStore`] on sqlx's `Any` driver):
+//! SQLite, the embedded default, and Postgres for several gateway instances. Each backend owns
+//! its connection setup and migrations (`sqlite.rs`, `postgres.rs`). The hot path never calls
+//! the store directly: keys come from `auth::KeyCache` and usage goes through `meter`.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// A store failure. Messages carry no secrets (URLs are redacted before they get here).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database refused or failed a query.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The store URL is not usable.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// An API key as stored: the hash, never the key.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Stable ID, `key_…`.
+    pub id: String,
+    /// Operator-chosen name.
+    pub name: String,
+    /// Owning account.
+    pub account: String,
+    /// Model allowlist; `None` means every configured model.
+    pub models: Option<Vec<String>>,
+    /// The key's visible prefix, for identification.
+    pub prefix: String,
+    /// Hex SHA-256 of the full key.
+    #[serde(skip)]
+    pub key_hash: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, when revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// One metered request. No prompt or completion text, by construction.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The gateway request ID (unique: a retried flush cannot double-count).
+    pub request_id: String,
+    /// The key that made the request.
+    pub key_id: String,
+    /// The key's account.
+    pub account: String,
+    /// Public model ID.
+    pub model: String,
+    /// Provider name that served it.
+    pub provider: String,
+    /// Model ID sent upstream.
+    pub upstream_model: String,
+    /// Client family, e.g. `openai`.
+    pub family: String,
+    /// Whether it streamed.
+    pub stream: bool,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Input tokens read from the provider's cache.
+    pub cache_read_tokens: i64,
+    /// Input tokens written to the provider's cache.
+    pub cache_write_tokens: i64,
+    /// HTTP status the client got.
+    pub status: i64,
+    /// `ok`, `client_closed`, `upstream_cut` or an error kind.
+    pub outcome: String,
+    /// Milliseconds from request to last byte.
+    pub latency_ms: i64,
+    /// Unix milliseconds when the request arrived.
+    pub created_at_ms: i64,
+}
+
+/// Filters for reading the ledger.
+#[derive(Clone, Debug, Default)]
+pub struct UsageQuery {
+    /// Only this key.
+    pub key_id: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only this request.
+    pub request_id: Option<String>,
+    /// At most this many rows, newest first.
+    pub limit: i64,
+}
+
+/// The persistence boundary. Object-safe so backends are chosen at runtime.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), Error>;
+    /// Cheap liveness query for `/readyz`.
+    async fn ping(&self) -> Result<(), Error>;
+    /// Inserts a new key.
+    async fn insert_key(&self, key: &ApiKey) -> Result<(), Error>;
+    /// All keys, newest first.
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, Error>;
+    /// Active (unrevoked) keys, for the cache.
+    async fn active_keys(&self) -> Result<Vec<ApiKey>, Error>;
+    /// The key with this hash, revoked or not.
+    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, Error>;
+    /// Revokes a key; `None` when no such key exists.
+    async fn revoke_key(&self, id: &str, now: i64) -> Result<Option<ApiKey>, Error>;
+    /// Writes usage rows atomically; rows whose request ID is already stored are skipped.
+    async fn insert_usage(&self, rows: &[UsageRecord]) -> Result<(), Error>;
+    /// Reads usage rows, newest first.
+    async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRecord>, Error>;
+}
+
+/// Opens the store at `url` (`sqlite://…` or `postgres://…`) and migrates it.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, Error> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(sqlite::open(url).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(postgres::open(url).await?)
+    } else {
+        return Err(Error::Config(
+            "store url must start with sqlite:// or postgres://".into(),
+        ));
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Removes any password from a database URL so it can be printed.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}

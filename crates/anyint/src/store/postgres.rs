@@ -1,0 +1,29 @@
+//! The Postgres backend, for several gateway instances sharing one database.
+
+use sqlx::any::AnyPoolOptions;
+
+use super::Error;
+use super::sql::{Migration, SqlStore, V1};
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    statements: V1,
+}];
+
+/// Serializes instances that start at the same time and would both migrate.
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7271736901)";
+
+/// Connects to the database named by `url` (`postgres://…`; `?options=-c search_path=…` works).
+pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .connect(url)
+        .await?;
+    Ok(SqlStore {
+        pool,
+        backend: "postgres",
+        migrations: MIGRATIONS,
+        migration_lock: Some(MIGRATION_LOCK),
+    })
+}

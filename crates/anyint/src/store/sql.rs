@@ -1,0 +1,258 @@
+//! The SQL both backends share, on sqlx's `Any` driver. Placeholders are `$n`, which SQLite
+//! and Postgres both accept; types are TEXT and BIGINT only, which both map the same way.
+
+use async_trait::async_trait;
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{QueryBuilder, Row};
+
+use super::{ApiKey, Error, Store, UsageQuery, UsageRecord};
+
+/// One migration step: a version and its statements, applied in one transaction.
+pub(super) struct Migration {
+    pub(super) version: i64,
+    pub(super) statements: &'static [&'static str],
+}
+
+/// A store over an `Any` pool; `backend` picks the migrations and the lock strategy.
+pub(super) struct SqlStore {
+    pub(super) pool: AnyPool,
+    pub(super) backend: &'static str,
+    pub(super) migrations: &'static [Migration],
+    /// Statement run first inside the migration transaction, to serialize concurrent migrators.
+    pub(super) migration_lock: Option<&'static str>,
+}
+
+const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at";
+const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, upstream_model, family, \
+    stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, \
+    outcome, latency_ms, created_at_ms";
+
+fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
+    let models: Option<String> = row.try_get("models")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        account: row.try_get("account")?,
+        models: models.and_then(|m| serde_json::from_str(&m).ok()),
+        prefix: row.try_get("prefix")?,
+        key_hash: row.try_get("key_hash")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn usage_from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
+    Ok(UsageRecord {
+        request_id: row.try_get("request_id")?,
+        key_id: row.try_get("key_id")?,
+        account: row.try_get("account")?,
+        model: row.try_get("model")?,
+        provider: row.try_get("provider")?,
+        upstream_model: row.try_get("upstream_model")?,
+        family: row.try_get("family")?,
+        stream: row.try_get::<i64, _>("stream")? != 0,
+        prompt_tokens: row.try_get("prompt_tokens")?,
+        completion_tokens: row.try_get("completion_tokens")?,
+        cache_read_tokens: row.try_get("cache_read_tokens")?,
+        cache_write_tokens: row.try_get("cache_write_tokens")?,
+        status: row.try_get("status")?,
+        outcome: row.try_get("outcome")?,
+        latency_ms: row.try_get("latency_ms")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(lock) = self.migration_lock {
+            sqlx::query(lock).execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS anyint_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM anyint_migrations")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        for m in self
+            .migrations
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+        {
+            for stmt in m.statements {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO anyint_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(m.version)
+                .bind(crate::clock::unix_secs())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_key(&self, key: &ApiKey) -> Result<(), Error> {
+        let models = key
+            .models
+            .as_ref()
+            .map(|m| serde_json::to_string(m).unwrap_or_default());
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(&key.account)
+        .bind(models)
+        .bind(&key.prefix)
+        .bind(&key.key_hash)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn active_keys(&self) -> Result<Vec<ApiKey>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(key_from_row).transpose()?)
+    }
+
+    async fn revoke_key(&self, id: &str, now: i64) -> Result<Option<ApiKey>, Error> {
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(key_from_row).transpose()?)
+    }
+
+    async fn insert_usage(&self, rows: &[UsageRecord]) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        // 16 binds a row; stay well under SQLite's 32766 and Postgres's 65535 bind limits.
+        for chunk in rows.chunks(1000) {
+            let mut qb = QueryBuilder::new(format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) "));
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.request_id.clone())
+                    .push_bind(r.key_id.clone())
+                    .push_bind(r.account.clone())
+                    .push_bind(r.model.clone())
+                    .push_bind(r.provider.clone())
+                    .push_bind(r.upstream_model.clone())
+                    .push_bind(r.family.clone())
+                    .push_bind(i64::from(r.stream))
+                    .push_bind(r.prompt_tokens)
+                    .push_bind(r.completion_tokens)
+                    .push_bind(r.cache_read_tokens)
+                    .push_bind(r.cache_write_tokens)
+                    .push_bind(r.status)
+                    .push_bind(r.outcome.clone())
+                    .push_bind(r.latency_ms)
+                    .push_bind(r.created_at_ms);
+            });
+            qb.push(" ON CONFLICT (request_id) DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRecord>, Error> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {USAGE_COLUMNS} FROM usage_ledger WHERE 1=1"
+        ));
+        if let Some(k) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(k.clone());
+        }
+        if let Some(m) = &q.model {
+            qb.push(" AND model = ").push_bind(m.clone());
+        }
+        if let Some(r) = &q.request_id {
+            qb.push(" AND request_id = ").push_bind(r.clone());
+        }
+        qb.push(" ORDER BY created_at_ms DESC, request_id LIMIT ")
+            .push_bind(q.limit.clamp(1, 10_000));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(usage_from_row).collect::<Result<_, _>>()?)
+    }
+}
+
+/// Schema version 1, identical on both backends.
+pub(super) const V1: &[&str] = &[
+    "CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        account TEXT NOT NULL,
+        models TEXT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT NULL
+    )",
+    "CREATE TABLE usage_ledger (
+        request_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        upstream_model TEXT NOT NULL,
+        family TEXT NOT NULL,
+        stream BIGINT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cache_read_tokens BIGINT NOT NULL,
+        cache_write_tokens BIGINT NOT NULL,
+        status BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        latency_ms BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL
+    )",
+    "CREATE INDEX usage_ledger_key_time ON usage_ledger (key_id, created_at_ms)",
+    "CREATE INDEX usage_ledger_time ON usage_ledger (created_at_ms)",
+];

@@ -1,0 +1,136 @@
+//! Logs, metrics and request IDs.
+//!
+//! One middleware ([`observe`]) gives every request an ID, echoes it as `x-request-id`, and
+//! logs and counts the outcome. It reads what it logs from response extensions set by the
+//! handlers ([`RequestLog`], the gateway [`Error`]); it never reads headers or bodies, which is
+//! what keeps keys and prompts out of the logs. Paths are logged without their query string.
+
+use std::sync::OnceLock;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::time::Instant;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+use crate::error::{Error, Fault};
+
+/// Requests handled, by route, model and status.
+pub const METRIC_REQUESTS: &str = "anyint_requests_total";
+/// Time to response headers, by route.
+pub const METRIC_LATENCY: &str = "anyint_request_duration_seconds";
+/// Upstream failures, by provider and kind.
+pub const METRIC_UPSTREAM_ERRORS: &str = "anyint_upstream_errors_total";
+/// Tokens metered, by direction and model.
+pub const METRIC_TOKENS: &str = "anyint_tokens_total";
+/// Failed usage writes (each is retried).
+pub const METRIC_METER_WRITE_ERRORS: &str = "anyint_meter_write_errors_total";
+
+/// The response header carrying the request ID.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The request's ID, available to handlers as an extension.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// What a handler tells the access log about the request (no secrets, no content).
+#[derive(Clone, Debug, Default)]
+pub struct RequestLog {
+    /// Public model ID.
+    pub model: Option<String>,
+    /// Key ID (not the key).
+    pub key_id: Option<String>,
+}
+
+/// Installs the log subscriber. `RUST_LOG` overrides `level`.
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder (installed once; later calls share it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(METRIC_LATENCY.to_owned()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0, 30.0, 60.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(h) => h,
+                // Another recorder is installed (embedding); render from a private one.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// A new request ID: `req_` and 24 hex characters.
+pub fn new_request_id() -> String {
+    format!("req_{}", hex::encode(crate::auth::random_bytes::<12>()))
+}
+
+/// The observe middleware: request ID, access log, metrics.
+pub async fn observe(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = new_request_id();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    let log = resp
+        .extensions()
+        .get::<RequestLog>()
+        .cloned()
+        .unwrap_or_default();
+    let model = log.model.as_deref().unwrap_or("");
+    metrics::counter!(METRIC_REQUESTS, "route" => route.clone(), "model" => model.to_owned(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(METRIC_LATENCY, "route" => route.clone()).record(elapsed.as_secs_f64());
+    let key_id = log.key_id.as_deref().unwrap_or("");
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if let Some(e) = resp.extensions().get::<Error>() {
+        let cause = e.cause.as_deref().unwrap_or("");
+        match e.kind.fault() {
+            Fault::Client => {
+                tracing::info!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), "request refused")
+            }
+            Fault::Upstream => {
+                tracing::warn!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), cause, "upstream failure")
+            }
+            Fault::Gateway => {
+                tracing::error!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), cause, "gateway failure")
+            }
+        }
+    } else {
+        tracing::info!(request_id = %id, %method, route, status, ms, model, key_id, "request");
+    }
+    resp
+}
