@@ -274,7 +274,9 @@ impl Config {
             let field = e.span().map_or_else(
                 || "(document)".into(),
                 |s| {
-                    let line = text.get(..s.start).map_or(0, |t| t.lines().count().max(1));
+                    let line = text
+                        .get(..s.start)
+                        .map_or(1, |t| t.matches('\n').count() + 1);
                     format!("line {line}")
                 },
             );
@@ -342,8 +344,28 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
         batch_size: raw.meter.batch_size.unwrap_or(500).clamp(1, 5000),
     };
 
-    let mut providers: Vec<ProviderConfig> = Vec::with_capacity(raw.providers.len());
-    for (i, p) in raw.providers.into_iter().enumerate() {
+    let providers = validate_providers(raw.providers, &err, env)?;
+    let (models, model_index) = validate_models(raw.models, &providers, &err)?;
+    Ok(Config {
+        source: file.to_owned(),
+        server,
+        store_url,
+        meter,
+        providers,
+        models,
+        model_index,
+    })
+}
+
+type ErrFn<'a> = &'a dyn Fn(String, String) -> Error;
+
+fn validate_providers(
+    raw: Vec<ProviderFile>,
+    err: ErrFn<'_>,
+    env: EnvLookup<'_>,
+) -> Result<Vec<ProviderConfig>, Error> {
+    let mut providers: Vec<ProviderConfig> = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
         let at = |f: &str| format!("providers[{i}].{f}");
         if p.name.is_empty() {
             return Err(err(at("name"), "must not be empty".into()));
@@ -391,9 +413,17 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
         });
     }
 
-    let mut models = Vec::with_capacity(raw.models.len());
+    Ok(providers)
+}
+
+fn validate_models(
+    raw: Vec<ModelFile>,
+    providers: &[ProviderConfig],
+    err: ErrFn<'_>,
+) -> Result<(Vec<ModelConfig>, HashMap<String, usize>), Error> {
+    let mut models = Vec::with_capacity(raw.len());
     let mut model_index = HashMap::new();
-    for (i, m) in raw.models.into_iter().enumerate() {
+    for (i, m) in raw.into_iter().enumerate() {
         let at = |f: &str| format!("models[{i}].{f}");
         if m.id.is_empty() {
             return Err(err(at("id"), "must not be empty".into()));
@@ -437,15 +467,7 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
             routes,
         });
     }
-    Ok(Config {
-        source: file.to_owned(),
-        server,
-        store_url,
-        meter,
-        providers,
-        models,
-        model_index,
-    })
+    Ok((models, model_index))
 }
 
 /// A shared, immutable config.

@@ -120,13 +120,13 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         let cause = e.cause.as_deref().unwrap_or("");
         match e.kind.fault() {
             Fault::Client => {
-                tracing::info!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), "request refused")
+                tracing::info!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), "request refused");
             }
             Fault::Upstream => {
-                tracing::warn!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), cause, "upstream failure")
+                tracing::warn!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), cause, "upstream failure");
             }
             Fault::Gateway => {
-                tracing::error!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), cause, "gateway failure")
+                tracing::error!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), cause, "gateway failure");
             }
         }
     } else {

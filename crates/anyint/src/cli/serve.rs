@@ -41,6 +41,7 @@ async fn serve_until_signal(config: Config) -> Result<(), String> {
         format!("{}: {cause}", e.message)
     })?;
     tracing::info!(addr = %running.addr, store, "anyint listening");
+    println!("anyint listening on http://{}", running.addr);
     crate::server::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     running.shutdown().await;

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
-use sqlx::{QueryBuilder, Row};
+use std::fmt::Write as _;
+
+use sqlx::Row;
 
 use super::{ApiKey, Error, Store, UsageQuery, UsageRecord};
 
@@ -177,50 +179,83 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await?;
         // 16 binds a row; stay well under SQLite's 32766 and Postgres's 65535 bind limits.
         for chunk in rows.chunks(1000) {
-            let mut qb = QueryBuilder::new(format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) "));
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.request_id.clone())
-                    .push_bind(r.key_id.clone())
-                    .push_bind(r.account.clone())
-                    .push_bind(r.model.clone())
-                    .push_bind(r.provider.clone())
-                    .push_bind(r.upstream_model.clone())
-                    .push_bind(r.family.clone())
-                    .push_bind(i64::from(r.stream))
-                    .push_bind(r.prompt_tokens)
-                    .push_bind(r.completion_tokens)
-                    .push_bind(r.cache_read_tokens)
-                    .push_bind(r.cache_write_tokens)
-                    .push_bind(r.status)
-                    .push_bind(r.outcome.clone())
-                    .push_bind(r.latency_ms)
-                    .push_bind(r.created_at_ms);
-            });
-            qb.push(" ON CONFLICT (request_id) DO NOTHING");
-            qb.build().execute(&mut *tx).await?;
+            let sql = insert_usage_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.request_id.clone())
+                    .bind(r.key_id.clone())
+                    .bind(r.account.clone())
+                    .bind(r.model.clone())
+                    .bind(r.provider.clone())
+                    .bind(r.upstream_model.clone())
+                    .bind(r.family.clone())
+                    .bind(i64::from(r.stream))
+                    .bind(r.prompt_tokens)
+                    .bind(r.completion_tokens)
+                    .bind(r.cache_read_tokens)
+                    .bind(r.cache_write_tokens)
+                    .bind(r.status)
+                    .bind(r.outcome.clone())
+                    .bind(r.latency_ms)
+                    .bind(r.created_at_ms);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRecord>, Error> {
-        let mut qb = QueryBuilder::new(format!(
-            "SELECT {USAGE_COLUMNS} FROM usage_ledger WHERE 1=1"
-        ));
-        if let Some(k) = &q.key_id {
-            qb.push(" AND key_id = ").push_bind(k.clone());
+        // `$n` placeholders are numbered by hand: the Any driver's query builder emits `?`,
+        // which Postgres rejects.
+        let mut sql = format!("SELECT {USAGE_COLUMNS} FROM usage_ledger WHERE 1=1");
+        let mut binds: Vec<String> = Vec::new();
+        for (column, value) in [
+            ("key_id", &q.key_id),
+            ("model", &q.model),
+            ("request_id", &q.request_id),
+        ] {
+            if let Some(v) = value {
+                binds.push(v.clone());
+                let _ = write!(sql, " AND {column} = ${}", binds.len());
+            }
         }
-        if let Some(m) = &q.model {
-            qb.push(" AND model = ").push_bind(m.clone());
+        let _ = write!(
+            sql,
+            " ORDER BY created_at_ms DESC, request_id LIMIT ${}",
+            binds.len() + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(b);
         }
-        if let Some(r) = &q.request_id {
-            qb.push(" AND request_id = ").push_bind(r.clone());
-        }
-        qb.push(" ORDER BY created_at_ms DESC, request_id LIMIT ")
-            .push_bind(q.limit.clamp(1, 10_000));
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = query
+            .bind(q.limit.clamp(1, 10_000))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(usage_from_row).collect::<Result<_, _>>()?)
     }
+}
+
+/// `INSERT … VALUES ($1, …, $16), ($17, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows.
+fn insert_usage_sql(n: usize) -> String {
+    const COLS: usize = 16;
+    let mut sql = format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES ");
+    for row in 0..n {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..COLS {
+            let _ = write!(
+                sql,
+                "{}${}",
+                if col == 0 { "" } else { ", " },
+                row * COLS + col + 1
+            );
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    sql
 }
 
 /// Schema version 1, identical on both backends.

@@ -1,0 +1,44 @@
+//! `/_emulator/*`: test-only introspection of per-tag counters and the last
+//! request seen per tag. No API key needed; never reachable under `/v1`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::State;
+use crate::util::json_response;
+
+/// `GET /_emulator/counts` → `{"tag": count, ...}`.
+pub(crate) async fn counts(AxState(state): AxState<Arc<State>>) -> Response {
+    json_response(StatusCode::OK, &json!(state.counts()))
+}
+
+/// `GET /_emulator/counts/{tag}` → `{"tag": tag, "count": n}` (0 if unseen).
+pub(crate) async fn count(
+    AxState(state): AxState<Arc<State>>,
+    Path(tag): Path<String>,
+) -> Response {
+    let n = state.count(&tag);
+    json_response(StatusCode::OK, &json!({"tag": tag, "count": n}))
+}
+
+/// `GET /_emulator/last/{tag}` → `{"headers": {...}, "body": ...}` or 404.
+pub(crate) async fn last(AxState(state): AxState<Arc<State>>, Path(tag): Path<String>) -> Response {
+    if let Some(record) = state.last(&tag) {
+        json_response(StatusCode::OK, &record)
+    } else {
+        let mut err = ApiError::invalid_request(format!("no request seen with tag `{tag}`"));
+        err.status = StatusCode::NOT_FOUND;
+        err.into_response()
+    }
+}
+
+/// `POST /_emulator/reset` clears counters and last-request records.
+pub(crate) async fn reset(AxState(state): AxState<Arc<State>>) -> Response {
+    state.reset();
+    json_response(StatusCode::OK, &json!({"reset": true}))
+}

@@ -1,0 +1,221 @@
+//! Fault specs: the `name=value` grammar, where a request's spec comes from,
+//! and the headers a fault adds to a response. Pure: counting lives in
+//! `state`, sleeping and short-circuiting in `gate`.
+
+use std::str::FromStr;
+
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
+
+/// Request header that carries a fault spec (first source checked).
+pub(crate) const HEADER: &str = "x-emulator-fault";
+/// Opening of an in-message directive: `[emulate: status=429]`.
+const DIRECTIVE_OPEN: &str = "[emulate:";
+const KNOWN_KEYS: &str = "status, quota, retry_after, retry_after_ms, should_retry, latency_ms, \
+                          chunk_delay_ms, cut_after, times, tag";
+
+/// What one request asked the emulator to do wrong.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub(crate) status: Option<u16>,
+    pub(crate) quota: bool,
+    pub(crate) retry_after: Option<String>,
+    pub(crate) retry_after_ms: Option<u64>,
+    pub(crate) should_retry: Option<bool>,
+    pub(crate) latency_ms: Option<u64>,
+    pub(crate) chunk_delay_ms: Option<u64>,
+    pub(crate) cut_after: Option<usize>,
+    pub(crate) times: Option<u64>,
+    pub(crate) tag: Option<String>,
+}
+
+impl Fault {
+    /// True once a `times=K` fault has been used up (`count` is this
+    /// request's 1-based position among requests with the same tag).
+    pub(crate) fn exhausted(&self, count: Option<u64>) -> bool {
+        matches!((self.times, count), (Some(k), Some(c)) if c > k)
+    }
+
+    /// Adds the `retry-after`, `retry-after-ms` and `x-should-retry` headers.
+    pub(crate) fn decorate(&self, mut resp: Response) -> Response {
+        let headers = resp.headers_mut();
+        let mut put = |name: &'static str, value: String| {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        };
+        if let Some(s) = &self.retry_after {
+            put("retry-after", s.clone());
+        }
+        if let Some(ms) = self.retry_after_ms {
+            put("retry-after-ms", ms.to_string());
+        }
+        if let Some(b) = self.should_retry {
+            put("x-should-retry", b.to_string());
+        }
+        resp
+    }
+}
+
+/// Parses a spec such as `status=429,retry_after=3 tag=x`.
+pub(crate) fn parse(spec: &str) -> Result<Fault, String> {
+    let mut f = Fault::default();
+    let pairs = spec
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty());
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!(
+                "emulator fault spec: expected name=value, got `{pair}`"
+            ));
+        };
+        match key {
+            "status" => {
+                let s: u16 = number(key, value)?;
+                if !(400..=599).contains(&s) {
+                    return Err(format!(
+                        "emulator fault `status` must be 400-599, got `{value}`"
+                    ));
+                }
+                f.status = Some(s);
+            }
+            "quota" => f.quota = flag(key, value)?,
+            "retry_after" => {
+                let secs: f64 = number(key, value)?;
+                if !secs.is_finite() || secs < 0.0 {
+                    return Err(format!(
+                        "emulator fault `retry_after` must be a non-negative number, got `{value}`"
+                    ));
+                }
+                f.retry_after = Some(value.to_owned());
+            }
+            "retry_after_ms" => f.retry_after_ms = Some(number(key, value)?),
+            "should_retry" => f.should_retry = Some(flag(key, value)?),
+            "latency_ms" => f.latency_ms = Some(number(key, value)?),
+            "chunk_delay_ms" => f.chunk_delay_ms = Some(number(key, value)?),
+            "cut_after" => f.cut_after = Some(number(key, value)?),
+            "times" => f.times = Some(number(key, value)?),
+            "tag" => {
+                if value.is_empty() {
+                    return Err("emulator fault `tag` must not be empty".to_owned());
+                }
+                f.tag = Some(value.to_owned());
+            }
+            other => {
+                return Err(format!(
+                    "unknown emulator fault key `{other}` (known keys: {KNOWN_KEYS})"
+                ));
+            }
+        }
+    }
+    if f.times.is_some() && f.tag.is_none() {
+        return Err("emulator fault `times` needs a `tag` to count against".to_owned());
+    }
+    Ok(f)
+}
+
+fn number<T: FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("emulator fault `{key}` has an invalid number `{value}`"))
+}
+
+fn flag(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(format!(
+            "emulator fault `{key}` must be true/false/1/0, got `{value}`"
+        )),
+    }
+}
+
+/// Splits `gpt-4o-mini+status=503` into the model and its fault suffix.
+pub(crate) fn split_model(model: &str) -> (&str, Option<&str>) {
+    match model.split_once('+') {
+        Some((m, spec)) => (m, Some(spec)),
+        None => (model, None),
+    }
+}
+
+/// The body of the first `[emulate: ...]` directive in `text`.
+pub(crate) fn directive(text: &str) -> Option<&str> {
+    let start = text.find(DIRECTIVE_OPEN)? + DIRECTIVE_OPEN.len();
+    let rest = &text[start..];
+    let end = rest.find(']')?;
+    Some(rest[..end].trim())
+}
+
+/// `text` with every complete `[emulate: ...]` directive removed.
+pub(crate) fn strip_directives(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(DIRECTIVE_OPEN) {
+        let Some(len) = rest[start..].find(']') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Picks the spec: header, then model suffix, then message directive.
+pub(crate) fn select<'a>(
+    header: Option<&'a str>,
+    model_suffix: Option<&'a str>,
+    text: Option<&'a str>,
+) -> Option<&'a str> {
+    header
+        .filter(|h| !h.trim().is_empty())
+        .or(model_suffix)
+        .or_else(|| text.and_then(directive))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commas_and_spaces() {
+        let f = parse("status=429,retry_after=3 tag=x  times=2").unwrap();
+        assert_eq!(f.status, Some(429));
+        assert_eq!(f.retry_after.as_deref(), Some("3"));
+        assert_eq!(f.tag.as_deref(), Some("x"));
+        assert_eq!(f.times, Some(2));
+        assert_eq!(parse("").unwrap(), Fault::default());
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(parse("stauts=429").unwrap_err().contains("stauts"));
+        assert!(parse("status=200").is_err());
+        assert!(parse("status").is_err());
+        assert!(parse("latency_ms=-1").is_err());
+        assert!(parse("times=2").is_err());
+        assert!(parse("quota=maybe").is_err());
+    }
+
+    #[test]
+    fn times_exhaust_after_k() {
+        let f = parse("times=2 tag=a").unwrap();
+        assert!(!f.exhausted(Some(2)));
+        assert!(f.exhausted(Some(3)));
+        assert!(!Fault::default().exhausted(Some(9)));
+    }
+
+    #[test]
+    fn sources_in_priority_order() {
+        let text = "hi [emulate: status=500 ] there";
+        assert_eq!(directive(text), Some("status=500"));
+        assert_eq!(select(Some("a=1"), Some("b=2"), Some(text)), Some("a=1"));
+        assert_eq!(select(Some("  "), Some("b=2"), Some(text)), Some("b=2"));
+        assert_eq!(select(None, None, Some(text)), Some("status=500"));
+        assert_eq!(select(None, None, Some("plain")), None);
+        assert_eq!(split_model("m+status=503"), ("m", Some("status=503")));
+        assert_eq!(split_model("m"), ("m", None));
+        assert_eq!(strip_directives("a [emulate: x=1] b"), "a  b");
+        assert_eq!(strip_directives("a [emulate: open"), "a [emulate: open");
+    }
+}

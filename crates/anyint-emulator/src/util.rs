@@ -1,0 +1,120 @@
+//! Small pure helpers: stable hashing, hex ids, base64, clock, JSON responses.
+//! Nothing here knows about OpenAI semantics.
+
+use std::fmt::Write as _;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+/// FNV-1a, 64 bit. Stable across Rust releases, unlike `DefaultHasher`.
+pub(crate) fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // Separator so ("ab","c") and ("a","bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// `len` lowercase hex characters derived deterministically from `seed`.
+pub(crate) fn hex_id(seed: &[u8], len: usize) -> String {
+    let mut out = String::with_capacity(len + 16);
+    let mut round: u64 = 0;
+    while out.len() < len {
+        let h = fnv64(&[seed, &round.to_le_bytes()]);
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{h:016x}");
+        round += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Current unix time in seconds (0 if the clock is before 1970).
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// ⌈chars/4⌉, the emulator's token estimate for a piece of text.
+pub(crate) fn quarter_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(4)
+}
+
+/// Standard base64 (RFC 4648 alphabet, with padding).
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b0 = chunk.first().copied().unwrap_or(0);
+        let b1 = chunk.get(1).copied().unwrap_or(0);
+        let b2 = chunk.get(2).copied().unwrap_or(0);
+        let n = (u32::from(b0) << 16) | (u32::from(b1) << 8) | u32::from(b2);
+        let sextet = |shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]);
+        out.push(sextet(18));
+        out.push(sextet(12));
+        out.push(if chunk.len() > 1 { sextet(6) } else { '=' });
+        out.push(if chunk.len() > 2 { sextet(0) } else { '=' });
+    }
+    out
+}
+
+/// A JSON response with the given status.
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Human wording of a JSON value's type, as OpenAI's `invalid_type` errors use.
+pub(crate) fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a decimal",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(base64(b"fooba"), "Zm9vYmE=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn hex_id_is_deterministic_and_sized() {
+        assert_eq!(hex_id(b"x", 29), hex_id(b"x", 29));
+        assert_ne!(hex_id(b"x", 24), hex_id(b"y", 24));
+        assert_eq!(hex_id(b"x", 40).len(), 40);
+    }
+
+    #[test]
+    fn quarter_tokens_rounds_up() {
+        assert_eq!(quarter_tokens(""), 0);
+        assert_eq!(quarter_tokens("abcd"), 1);
+        assert_eq!(quarter_tokens("abcde"), 2);
+    }
+}

@@ -1,0 +1,289 @@
+//! The `anyint` binary as an operator runs it: config errors, the keys CLI, SIGTERM, logs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::harness::UPSTREAM_KEY;
+
+fn anyint() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_anyint"));
+    c.env_remove("ANYINT_CONFIG")
+        .env_remove("RUST_LOG")
+        .env_remove("ANYINT_ADMIN_TOKEN");
+    c
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn config(dir: &Path, emulator: &str, extra_server: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{extra_server}\n[store]\nurl = \"sqlite://{}/gw.db\"\n\n\
+         [[providers]]\nname = \"emu\"\nkind = \"openai\"\nbase_url = \"{emulator}/v1\"\napi_key_env = \"UPSTREAM_SECRET\"\n\n\
+         [[models]]\nid = \"gpt-4o-mini\"\nroutes = [{{ provider = \"emu\", upstream_model = \"gpt-4o-mini\" }}]\n",
+        dir.display()
+    )
+}
+
+#[test]
+fn bad_config_exits_nonzero_naming_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[server]\nlisten = \"127.0.0.1:0\"\nlisen = 1\n", "lisen"),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"ftp://x\"\napi_key = \"k\"\n",
+            "providers[0].base_url",
+        ),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"nope\"\nbase_url = \"http://x\"\napi_key = \"k\"\n",
+            "nope",
+        ),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let path = write(dir.path(), &format!("bad{i}.toml"), text);
+        let out = anyint()
+            .args(["serve", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("bad{i}.toml")) && err.contains(needle),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn missing_secret_env_var_is_named_and_set_secrets_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "c.toml",
+        &config(dir.path(), "http://127.0.0.1:1", ""),
+    );
+    let out = anyint()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("UPSTREAM_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("UPSTREAM_SECRET") && err.contains("providers[0].api_key_env"),
+        "{err}"
+    );
+
+    // The secret is set but another field is wrong: the error must not show the secret.
+    let text = config(dir.path(), "http://127.0.0.1:1", "")
+        .replace("provider = \"emu\"", "provider = \"missing\"");
+    let path = write(dir.path(), "c2.toml", &text);
+    let out = anyint()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("UPSTREAM_SECRET", "sk-live-very-secret-42")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("models[0].routes[0].provider"), "{all}");
+    assert!(!all.contains("sk-live-very-secret-42"));
+}
+
+#[test]
+fn keys_cli_creates_lists_and_revokes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "c.toml",
+        &config(dir.path(), "http://127.0.0.1:1", ""),
+    );
+    let run = |args: &[&str]| {
+        let out = anyint()
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .env("UPSTREAM_SECRET", "x")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let created: Value = serde_json::from_str(&run(&[
+        "keys",
+        "create",
+        "--name",
+        "cli",
+        "--account",
+        "acme",
+        "--models",
+        "gpt-4o-mini",
+        "--json",
+    ]))
+    .unwrap();
+    let key = created["key"].as_str().unwrap();
+    assert!(key.starts_with("sk-anyint-"));
+    assert_eq!(created["models"], json!(["gpt-4o-mini"]));
+    let list = run(&["keys", "list", "--json"]);
+    assert!(list.contains(created["id"].as_str().unwrap()));
+    assert!(!list.contains(key), "key leaked in list");
+    let table = run(&["keys", "list"]);
+    assert!(table.contains("active"));
+    run(&["keys", "revoke", created["id"].as_str().unwrap()]);
+    assert!(run(&["keys", "list"]).contains("revoked"));
+    let out = anyint()
+        .args([
+            "keys", "create", "--name", "x", "--models", "nope", "--config",
+        ])
+        .arg(&path)
+        .env("UPSTREAM_SECRET", "x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_hold_no_keys_or_prompts_and_sigterm_flushes_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emulator = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(anyint_emulator::serve(
+        listener,
+        anyint_emulator::Options {
+            api_key: Some(UPSTREAM_KEY.into()),
+        },
+        std::future::pending(),
+    ));
+    // A long flush interval: rows reach the store only through the shutdown flush.
+    let text = config(
+        dir.path(),
+        &emulator,
+        "log_level = \"trace\"\nlog_format = \"json\"\n",
+    ) + "\n[meter]\nflush_interval_ms = 600000\nbatch_size = 5000\n";
+    let path = write(dir.path(), "c.toml", &text);
+
+    // Issue a key with the CLI, as an operator would.
+    let out = anyint()
+        .args(["keys", "create", "--name", "log", "--json", "--config"])
+        .arg(&path)
+        .env("UPSTREAM_SECRET", UPSTREAM_KEY)
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut child = anyint()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("UPSTREAM_SECRET", UPSTREAM_KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).unwrap();
+        s
+    });
+    let base = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "gateway exited before listening"
+            );
+            if let Some(url) = line.trim().strip_prefix("anyint listening on ") {
+                return url.to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+
+    let prompt = "Reply with exactly: PROMPT-canary-7f3a9";
+    let http = reqwest::Client::new();
+    let chat = |stream: bool| {
+        http.post(format!("{base}/openai/v1/chat/completions")).bearer_auth(&key).json(&json!({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": prompt}]}))
+    };
+    let a = chat(false).send().await.unwrap();
+    assert_eq!(a.status(), 200);
+    let rid = a.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(a.text().await.unwrap().contains("PROMPT-canary-7f3a9"));
+    let b = chat(true).send().await.unwrap().text().await.unwrap();
+    assert!(b.contains("[DONE]"));
+    let bad_key = "sk-anyint-WRONGcanaryKEY0000000000000000000000000";
+    let c = http
+        .get(format!("{base}/openai/v1/models"))
+        .bearer_auth(bad_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.status(), 401);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    let logs = stderr_reader.join().unwrap();
+
+    assert!(logs.contains(&rid), "request lines are logged: {logs}");
+    for secret in [
+        key.as_str(),
+        &key[10..],
+        "PROMPT-canary-7f3a9",
+        bad_key,
+        UPSTREAM_KEY,
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "secret `{secret}` appeared in the logs"
+        );
+    }
+
+    // The shutdown flush wrote both requests' rows.
+    let store = anyint::store::open(&format!("sqlite://{}/gw.db", dir.path().display()))
+        .await
+        .unwrap();
+    let rows = store
+        .usage(&anyint::store::UsageQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.completion_tokens > 0 && r.status == 200)
+    );
+}

@@ -1,0 +1,249 @@
+//! `TestGateway`: starts an emulator and a gateway for one test, each on its own port, with
+//! its own store, so tests run in parallel without shared state.
+
+use std::sync::Arc;
+
+use anyint::config::Config;
+use anyint::server::Running;
+use anyint::store::{Store, UsageQuery, UsageRecord};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const UPSTREAM_KEY: &str = "test-upstream-key";
+pub const ADMIN_TOKEN: &str = "test-admin-token-123";
+
+/// Where a test's store lives.
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestGateway {
+    pub gw: Option<Running>,
+    pub base: String,
+    pub emulator: String,
+    pub key: String,
+    pub store: Arc<dyn Store>,
+    pub http: reqwest::Client,
+    _emulator_stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Builder {
+    backend: Backend,
+    admin: bool,
+    max_body: Option<usize>,
+}
+
+impl Builder {
+    pub fn postgres(mut self) -> Self {
+        self.backend = Backend::Postgres;
+        self
+    }
+    pub fn no_admin(mut self) -> Self {
+        self.admin = false;
+        self
+    }
+    pub fn max_body(mut self, n: usize) -> Self {
+        self.max_body = Some(n);
+        self
+    }
+
+    pub async fn start(self) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let emulator_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let emulator_addr = emulator_listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(anyint_emulator::serve(
+            emulator_listener,
+            anyint_emulator::Options {
+                api_key: Some(UPSTREAM_KEY.into()),
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let emulator = format!("http://{emulator_addr}");
+        let store_url = match self.backend {
+            Backend::Sqlite => format!("sqlite://{}/anyint.db", dir.path().display()),
+            Backend::Postgres => fresh_pg_schema().await,
+        };
+        let text = config_text(&emulator, &store_url, self.max_body);
+        let admin = self.admin;
+        let env = move |name: &str| {
+            (admin && name == "ANYINT_ADMIN_TOKEN").then(|| ADMIN_TOKEN.to_owned())
+        };
+        let config = Config::parse(&text, "test.toml", &env).unwrap();
+        let store = anyint::store::open(&config.store_url).await.unwrap();
+        let (_, key) = anyint::auth::issue_key(store.as_ref(), "test", "acct", None)
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw = anyint::server::start_with_store(config, store.clone(), listener)
+            .await
+            .unwrap();
+        let base = format!("http://{}", gw.addr);
+        TestGateway {
+            gw: Some(gw),
+            base,
+            emulator,
+            key,
+            store,
+            http: reqwest::Client::new(),
+            _emulator_stop: stop,
+            _dir: dir,
+        }
+    }
+}
+
+fn config_text(emulator: &str, store_url: &str, max_body: Option<usize>) -> String {
+    let max_body = max_body
+        .map(|n| format!("max_body_bytes = {n}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+{max_body}
+[store]
+url = "{store_url}"
+
+[meter]
+flush_interval_ms = 20
+
+[[providers]]
+name = "emu"
+kind = "openai"
+base_url = "{emulator}/v1"
+api_key = "{UPSTREAM_KEY}"
+
+[[providers]]
+name = "dead"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key = "unused"
+connect_timeout_ms = 2000
+
+[[models]]
+id = "gpt-4o-mini"
+display_name = "GPT-4o mini"
+owned_by = "openai"
+routes = [{{ provider = "emu", upstream_model = "gpt-4o-mini" }}]
+
+[[models]]
+id = "gpt-4o"
+routes = [{{ provider = "emu", upstream_model = "gpt-4o" }}]
+
+[[models]]
+id = "alias-model"
+routes = [{{ provider = "emu", upstream_model = "gpt-4.1" }}]
+
+[[models]]
+id = "unreachable"
+routes = [{{ provider = "dead", upstream_model = "gpt-4o" }}]
+
+[[models]]
+id = "failover"
+routes = [{{ provider = "dead", upstream_model = "gpt-4o" }}, {{ provider = "emu", upstream_model = "gpt-4o" }}]
+"#
+    )
+}
+
+/// A new schema in the `test` database, returned as a store URL that uses it.
+async fn fresh_pg_schema() -> String {
+    use sqlx::Connection;
+    let base = std::env::var("ANYINT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("t_{}", hex::encode(anyint::auth::random_bytes::<6>()));
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("postgres at 127.0.0.1:5432 (database test) is required for pg_ tests");
+    sqlx::Executor::execute(&mut conn, format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+impl TestGateway {
+    pub fn builder() -> Builder {
+        Builder {
+            backend: Backend::Sqlite,
+            admin: true,
+            max_body: None,
+        }
+    }
+
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).bearer_auth(&self.key)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path)).bearer_auth(&self.key)
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
+        self.post("/openai/v1/chat/completions")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Ledger rows after everything answered so far is written.
+    pub async fn usage(&self, request_id: &str) -> Vec<UsageRecord> {
+        self.gw.as_ref().unwrap().state.meter.flush().await;
+        self.store
+            .usage(&UsageQuery {
+                request_id: Some(request_id.to_owned()),
+                limit: 10,
+                ..UsageQuery::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(gw) = self.gw.take() {
+            gw.shutdown().await;
+        }
+    }
+}
+
+pub fn request_id(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-request-id")
+        .expect("x-request-id header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Parses an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|ev| {
+            ev.lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+pub fn user(text: &str) -> serde_json::Value {
+    serde_json::json!([{"role": "user", "content": text}])
+}

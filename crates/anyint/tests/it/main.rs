@@ -1,0 +1,19 @@
+//! End-to-end tests: the emulator and the gateway on 127.0.0.1:0, real HTTP over loopback, a
+//! temp SQLite file per test (and a fresh Postgres schema for the `pg_` tests).
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods,
+    clippy::too_many_lines,
+    reason = "test harness code fails loudly by design; tests build plain clients"
+)]
+#![expect(
+    unreachable_pub,
+    reason = "a test binary has no public API; pub marks harness items shared across modules"
+)]
+
+mod admin;
+mod binary;
+mod harness;
+mod openai;
+mod store;

@@ -1,0 +1,643 @@
+//! The OpenAI-compatible family end to end: models, chat, streams, every documented error.
+
+use serde_json::{Value, json};
+
+use crate::harness::{TestGateway, request_id, sse_data, user};
+
+async fn error_body(resp: reqwest::Response) -> Value {
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let v: Value = resp.json().await.unwrap();
+    let e = &v["error"];
+    for k in ["message", "type", "param", "code"] {
+        assert!(e.get(k).is_some(), "error envelope lacks `{k}`: {v}");
+    }
+    v
+}
+
+#[tokio::test]
+async fn models_list_has_openai_shape_and_all_models_for_unrestricted_key() {
+    let t = TestGateway::start().await;
+    let resp = t.get("/openai/v1/models").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "list");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "gpt-4o-mini",
+            "gpt-4o",
+            "alias-model",
+            "unreachable",
+            "failover"
+        ]
+    );
+    let first = &v["data"][0];
+    assert_eq!(first["object"], "model");
+    assert_eq!(first["owned_by"], "openai");
+    assert_eq!(first["display_name"], "GPT-4o mini");
+    assert!(first["created"].is_i64());
+
+    let one: Value = t
+        .get("/openai/v1/models/gpt-4o-mini")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["id"], "gpt-4o-mini");
+    let missing = t.get("/openai/v1/models/nope").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        error_body(missing).await["error"]["code"],
+        "model_not_found"
+    );
+}
+
+#[tokio::test]
+async fn restricted_key_sees_and_uses_only_its_models() {
+    let t = TestGateway::start().await;
+    let (_, key) =
+        anyint::auth::issue_key(t.store.as_ref(), "r", "acct", Some(vec!["gpt-4o".into()]))
+            .await
+            .unwrap();
+    let v: Value = t
+        .http
+        .get(t.url("/openai/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gpt-4o"]);
+
+    let resp = t
+        .http
+        .post(t.url("/openai/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.headers()["x-should-retry"], "false");
+    let v = error_body(resp).await;
+    assert_eq!(v["error"]["code"], "model_not_allowed");
+    assert_eq!(v["error"]["type"], "permission_error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/openai/v1/models"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn chat_returns_upstream_answer_and_meters_its_usage() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("Reply with exactly: pong")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    assert!(rid.starts_with("req_"));
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["content"], "pong");
+    let usage = &v["usage"];
+    let rows = t.usage(&rid).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.prompt_tokens, usage["prompt_tokens"].as_i64().unwrap());
+    assert_eq!(
+        row.completion_tokens,
+        usage["completion_tokens"].as_i64().unwrap()
+    );
+    assert!(row.prompt_tokens > 0 && row.completion_tokens > 0);
+    assert_eq!(
+        (row.status, row.outcome.as_str(), row.stream),
+        (200, "ok", false)
+    );
+    assert_eq!(
+        (
+            row.provider.as_str(),
+            row.model.as_str(),
+            row.account.as_str()
+        ),
+        ("emu", "gpt-4o-mini", "acct")
+    );
+}
+
+#[tokio::test]
+async fn public_model_id_is_rewritten_to_the_upstream_model() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "alias-model", "messages": user("Reply with exactly: x [emulate: tag=alias]")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let last: Value = t
+        .http
+        .get(format!("{}/_emulator/last/alias", t.emulator))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["body"]["model"], "gpt-4.1");
+    assert_eq!(
+        last["headers"]["authorization"],
+        format!("Bearer {}", crate::harness::UPSTREAM_KEY)
+    );
+    let rows = t.usage(&request_id(&resp)).await;
+    assert_eq!(
+        (rows[0].model.as_str(), rows[0].upstream_model.as_str()),
+        ("alias-model", "gpt-4.1")
+    );
+}
+
+#[tokio::test]
+async fn stream_with_include_usage_ends_with_usage_chunk_and_done() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+                     "messages": user("Reply with exactly: one two three")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let rid = request_id(&resp);
+    let data = sse_data(&resp.text().await.unwrap());
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let usage_chunk: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]));
+    let text: String = data[..data.len() - 2]
+        .iter()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "one two three");
+    let rows = t.usage(&rid).await;
+    assert_eq!(
+        rows[0].completion_tokens,
+        usage_chunk["usage"]["completion_tokens"].as_i64().unwrap()
+    );
+    assert!(rows[0].stream);
+}
+
+#[tokio::test]
+async fn stream_without_include_usage_hides_usage_but_still_meters_it() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "stream": true, "messages": user("Reply with exactly: alpha beta [emulate: tag=nousage]")}))
+        .await;
+    let rid = request_id(&resp);
+    let data = sse_data(&resp.text().await.unwrap());
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    for d in &data[..data.len() - 1] {
+        let chunk: Value = serde_json::from_str(d).unwrap();
+        assert!(
+            !chunk["choices"].as_array().unwrap().is_empty(),
+            "usage-only chunk leaked: {d}"
+        );
+        assert!(chunk["usage"].is_null(), "usage leaked: {d}");
+    }
+    // The gateway asked the upstream for usage even though the client did not.
+    let last: Value = t
+        .http
+        .get(format!("{}/_emulator/last/nousage", t.emulator))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["body"]["stream_options"]["include_usage"], true);
+    let rows = t.usage(&rid).await;
+    assert!(
+        rows[0].completion_tokens > 0 && rows[0].prompt_tokens > 0,
+        "{rows:?}"
+    );
+    assert_eq!(rows[0].outcome, "ok");
+}
+
+#[tokio::test]
+async fn streamed_tool_call_arguments_arrive_intact() {
+    let t = TestGateway::start().await;
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let resp = t
+        .chat(
+            json!({"model": "gpt-4o", "stream": true, "tools": tools, "tool_choice": "required",
+                     "messages": user("weather in Oslo?")}),
+        )
+        .await;
+    let data = sse_data(&resp.text().await.unwrap());
+    let mut args = String::new();
+    let mut finish = None;
+    for d in data.iter().filter(|d| *d != "[DONE]") {
+        let c: Value = serde_json::from_str(d).unwrap();
+        if let Some(a) = c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+        {
+            args.push_str(a);
+        }
+        if let Some(f) = c["choices"][0]["finish_reason"].as_str() {
+            finish = Some(f.to_owned());
+        }
+    }
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+    let parsed: Value = serde_json::from_str(&args).unwrap();
+    assert!(parsed["city"].is_string());
+}
+
+#[tokio::test]
+async fn passthrough_stream_bytes_equal_what_the_upstream_sent() {
+    let t = TestGateway::start().await;
+    let body = json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": user("Reply with exactly: the same bytes")});
+    let direct = t
+        .http
+        .post(format!("{}/v1/chat/completions", t.emulator))
+        .bearer_auth(crate::harness::UPSTREAM_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let via = t.chat(body).await.text().await.unwrap();
+    // `created` is the emulator's clock; everything else must be byte-identical.
+    let strip = |s: &str| {
+        s.split("\"created\":")
+            .enumerate()
+            .map(|(i, p)| {
+                if i == 0 {
+                    p.to_owned()
+                } else {
+                    p.trim_start_matches(char::is_numeric).to_owned()
+                }
+            })
+            .collect::<String>()
+    };
+    assert_eq!(strip(&via), strip(&direct));
+}
+
+#[tokio::test]
+async fn auth_failures_are_401_with_invalid_api_key() {
+    let t = TestGateway::start().await;
+    let chat = json!({"model": "gpt-4o-mini", "messages": user("hi")});
+    let url = t.url("/openai/v1/chat/completions");
+    for req in [
+        t.http.post(&url).json(&chat),
+        t.http.post(&url).bearer_auth("sk-anyint-wrong").json(&chat),
+        t.http.get(t.url("/openai/v1/models")),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert!(resp.headers().contains_key("x-request-id"));
+        let v = error_body(resp).await;
+        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["code"], "invalid_api_key");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Authorization: Bearer"),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoked_key_is_refused_immediately() {
+    let t = TestGateway::start().await;
+    let created: Value = t
+        .admin(reqwest::Method::POST, "/admin/v1/keys")
+        .json(&json!({"name": "temp"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap();
+    let ok = t
+        .http
+        .get(t.url("/openai/v1/models"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let del = t
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/admin/v1/keys/{}", created["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 200);
+    let resp = t
+        .http
+        .get(t.url("/openai/v1/models"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(error_body(resp).await["error"]["code"], "invalid_api_key");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_naming_the_param() {
+    let t = TestGateway::start().await;
+    let url = t.url("/openai/v1/chat/completions");
+    let cases: Vec<(&str, Value)> = vec![
+        ("{not json", Value::Null),
+        (
+            r#"{"messages":[{"role":"user","content":"x"}]}"#,
+            json!("model"),
+        ),
+        (r#"{"model":"gpt-4o-mini"}"#, json!("messages")),
+        (
+            r#"{"model":"gpt-4o-mini","messages":[]}"#,
+            json!("messages"),
+        ),
+        (
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
+            json!("stream_options"),
+        ),
+        ("[1,2,3]", Value::Null),
+    ];
+    for (body, param) in cases {
+        let resp = t
+            .http
+            .post(&url)
+            .bearer_auth(&t.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let v = error_body(resp).await;
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], param, "{body}: {v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn unknown_model_is_404_model_not_found() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "gpt-9", "messages": user("hi")}))
+        .await;
+    assert_eq!(resp.status(), 404);
+    let rid = request_id(&resp);
+    let v = error_body(resp).await;
+    assert_eq!(v["error"]["code"], "model_not_found");
+    assert!(v["error"]["message"].as_str().unwrap().contains("gpt-9"));
+    // Refused requests are metered too, with their status.
+    let rows = t.usage(&rid).await;
+    assert_eq!(
+        (rows[0].status, rows[0].outcome.as_str()),
+        (404, "not_found")
+    );
+}
+
+#[tokio::test]
+async fn upstream_429_keeps_its_retry_after() {
+    let t = TestGateway::start().await;
+    let resp = t.chat(json!({"model": "gpt-4o-mini", "messages": user("hi [emulate: status=429 retry_after=7]")})).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let v = error_body(resp).await;
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+}
+
+#[tokio::test]
+async fn upstream_quota_exhaustion_is_not_the_clients_429() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("hi [emulate: status=429 quota=1]")}))
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        error_body(resp).await["error"]["code"],
+        "upstream_unavailable"
+    );
+}
+
+#[tokio::test]
+async fn upstream_5xx_and_connection_failure_are_503() {
+    let t = TestGateway::start().await;
+    for status in [500, 502, 503, 504] {
+        let resp = t.chat(json!({"model": "gpt-4o-mini", "messages": user(&format!("hi [emulate: status={status}]"))})).await;
+        assert_eq!(resp.status(), 503, "upstream {status}");
+        let v = error_body(resp).await;
+        assert_eq!(v["error"]["code"], "upstream_unavailable");
+        assert!(
+            !v.to_string().contains("server_is_overloaded"),
+            "upstream body echoed: {v}"
+        );
+    }
+    let resp = t
+        .chat(json!({"model": "unreachable", "messages": user("hi")}))
+        .await;
+    assert_eq!(resp.status(), 503);
+    let rid = request_id(&resp);
+    assert_eq!(
+        error_body(resp).await["error"]["code"],
+        "upstream_unavailable"
+    );
+    let rows = t.usage(&rid).await;
+    assert_eq!((rows[0].status, rows[0].provider.as_str()), (503, "dead"));
+}
+
+#[tokio::test]
+async fn unreachable_first_route_fails_over_to_the_next() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "failover", "messages": user("Reply with exactly: served")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "served");
+    let rows = t.usage(&rid).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].provider.as_str(), rows[0].status), ("emu", 200));
+}
+
+#[tokio::test]
+async fn upstream_400_is_a_400_with_its_reason() {
+    let t = TestGateway::start().await;
+    let resp = t.chat(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})).await;
+    assert_eq!(resp.status(), 400);
+    let v = error_body(resp).await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the upstream provider rejected the request"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn stream_cut_mid_way_ends_with_an_error_event_and_no_done() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "stream": true,
+                     "messages": user("Reply with exactly: a b c d e f g [emulate: cut_after=3]")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    let data = sse_data(&resp.text().await.unwrap());
+    assert!(!data.iter().any(|d| d == "[DONE]"));
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_unavailable");
+    let rows = t.usage(&rid).await;
+    assert_eq!(rows[0].outcome, "upstream_cut");
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let t = TestGateway::builder().max_body(1024).start().await;
+    let big = "x".repeat(4096);
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "messages": user(&big)}))
+        .await;
+    assert_eq!(resp.status(), 413);
+    let v = error_body(resp).await;
+    assert!(v["error"]["message"].as_str().unwrap().contains("1024"));
+}
+
+#[tokio::test]
+async fn unknown_route_and_health_endpoints() {
+    let t = TestGateway::start().await;
+    let resp = t.get("/openai/v1/nope").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().contains_key("x-request-id"));
+    error_body(resp).await;
+    assert_eq!(
+        t.http.get(t.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    let ready: Value = t
+        .http
+        .get(t.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["store"], "sqlite");
+    t.chat(json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .await;
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("anyint_requests_total{"), "{metrics}");
+    assert!(metrics.contains("route=\"/openai/v1/chat/completions\""));
+    assert!(metrics.contains("anyint_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn shutdown_drains_and_flushes_usage() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .await;
+    let rid = request_id(&resp);
+    let store = t.store.clone();
+    t.shutdown().await;
+    let rows = store
+        .usage(&anyint::store::UsageQuery {
+            request_id: Some(rid),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+}
+
+#[tokio::test]
+async fn pg_gateway_meters_into_postgres() {
+    let t = TestGateway::builder().postgres().start().await;
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("Reply with exactly: pg")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    let rows = t.usage(&rid).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].completion_tokens > 0);
+    let ready: Value = t
+        .http
+        .get(t.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["store"], "postgres");
+}
+
+#[tokio::test]
+async fn streams_over_one_reused_connection_all_complete() {
+    let t = TestGateway::start().await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": user(&format!("Reply with exactly: n{i}"))});
+        let resp = client
+            .post(t.url("/openai/v1/chat/completions"))
+            .bearer_auth(&t.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let data = sse_data(&resp.text().await.unwrap());
+        assert_eq!(data.last().unwrap(), "[DONE]", "stream {i}");
+    }
+}

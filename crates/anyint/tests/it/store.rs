@@ -1,0 +1,98 @@
+//! The store contract, run against both backends.
+
+use anyint::store::{Store, UsageQuery, UsageRecord};
+
+use crate::harness::TestGateway;
+
+fn row(id: &str, tokens: i64) -> UsageRecord {
+    UsageRecord {
+        request_id: id.into(),
+        key_id: "key_1".into(),
+        account: "a".into(),
+        model: "m".into(),
+        provider: "p".into(),
+        upstream_model: "u".into(),
+        family: "openai".into(),
+        stream: true,
+        prompt_tokens: tokens,
+        completion_tokens: tokens * 2,
+        cache_read_tokens: 1,
+        cache_write_tokens: 0,
+        status: 200,
+        outcome: "ok".into(),
+        latency_ms: 5,
+        created_at_ms: 1_700_000_000_000 + tokens,
+    }
+}
+
+async fn contract(store: &dyn Store) {
+    let (k, key) =
+        anyint::auth::issue_key(store, "n", "acct", Some(vec!["m1".into(), "m2".into()]))
+            .await
+            .unwrap();
+    let found = store
+        .key_by_hash(&anyint::auth::hash_key(&key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, k);
+    assert!(
+        store
+            .active_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == k.id)
+    );
+    let revoked = store.revoke_key(&k.id, 42).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(42));
+    assert!(
+        !store
+            .active_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == k.id)
+    );
+    assert!(store.revoke_key("key_missing", 1).await.unwrap().is_none());
+
+    let rows: Vec<UsageRecord> = (1..=1200).map(|i| row(&format!("r{i}"), i)).collect();
+    store.insert_usage(&rows).await.unwrap();
+    // A retried batch does not double-count.
+    store.insert_usage(&rows[..10]).await.unwrap();
+    let all = store
+        .usage(&UsageQuery {
+            key_id: Some("key_1".into()),
+            limit: 5000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1200);
+    let one = store
+        .usage(&UsageQuery {
+            request_id: Some("r7".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one, vec![row("r7", 7)]);
+    store.ping().await.unwrap();
+    // Migrating twice is a no-op.
+    store.migrate().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_store_contract() {
+    let t = TestGateway::start().await;
+    assert_eq!(t.store.backend(), "sqlite");
+    contract(t.store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn pg_store_contract() {
+    let t = TestGateway::builder().postgres().start().await;
+    assert_eq!(t.store.backend(), "postgres");
+    contract(t.store.as_ref()).await;
+}
