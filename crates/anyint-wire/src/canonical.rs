@@ -1,5 +1,19 @@
-//! Canonical, family-independent types. Families and providers convert to and from these.
+//! Canonical, family-independent types. Every family converts its wire format to and from
+//! these, so translating between N families takes 2N converters, not N².
+//!
+//! The model covers what all three chat families can express (text, images, tools, reasoning,
+//! cache markers, sampling, stop sequences, usage). A request field a family cannot map here is
+//! either listed as safely ignorable in that family's module docs, or kept in
+//! [`ChatRequest::extra`]; an encoder for a *different* family refuses a non-empty `extra`
+//! with a 400 naming the field, so nothing is dropped silently.
 
+mod chat;
+mod stream;
 mod usage;
 
+pub use chat::{
+    CacheControl, ChatRequest, ChatResponse, FinishReason, ImageSource, Message, Part, Reasoning,
+    Role, Tool, ToolChoice,
+};
+pub use stream::{EncodeOptions, StreamEvent};
 pub use usage::Usage;

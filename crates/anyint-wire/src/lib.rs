@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::string_slice))]
 
+pub mod anthropic;
 pub mod canonical;
 pub mod error;
+pub mod gemini;
 pub mod json;
 pub mod openai;
 pub mod sse;

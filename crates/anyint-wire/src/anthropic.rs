@@ -1,0 +1,1 @@
+//! The Anthropic Messages wire format (see `shared/protocols/anthropic.md`). Being written.

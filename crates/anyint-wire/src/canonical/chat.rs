@@ -1,0 +1,212 @@
+//! The canonical chat request and response.
+
+use serde_json::{Map, Value};
+
+/// Who said a message. Tool results travel as [`Part::ToolResult`] inside `User` (Anthropic,
+/// Gemini) or as their own `Tool` message (OpenAI); both decode to [`Role::Tool`] only when the
+/// source family has a tool role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The end user (also carries tool results for Anthropic and Gemini).
+    User,
+    /// The model.
+    Assistant,
+    /// An OpenAI `tool` message: one tool result.
+    Tool,
+}
+
+/// A prompt-cache marker (Anthropic `cache_control`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheControl {
+    /// Optional TTL such as `5m` or `1h`.
+    pub ttl: Option<String>,
+}
+
+/// Where an image comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// Inline bytes.
+    Base64 {
+        /// MIME type, e.g. `image/png`.
+        media_type: String,
+        /// Base64 data.
+        data: String,
+    },
+    /// A URL the provider fetches.
+    Url(String),
+}
+
+/// One piece of message content.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Part {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+        /// Cache marker placed on this block.
+        cache: Option<CacheControl>,
+    },
+    /// An image.
+    Image {
+        /// The bytes or URL.
+        source: ImageSource,
+        /// Detail hint (OpenAI `detail`), passed where supported.
+        detail: Option<String>,
+        /// Cache marker.
+        cache: Option<CacheControl>,
+    },
+    /// A tool call made by the assistant.
+    ToolCall {
+        /// Call ID used to match the result.
+        id: String,
+        /// Function name.
+        name: String,
+        /// Arguments as JSON text (an object).
+        arguments: String,
+    },
+    /// The result of a tool call.
+    ToolResult {
+        /// The call ID it answers.
+        call_id: String,
+        /// Function name, when the family carries it (Gemini needs it).
+        name: Option<String>,
+        /// Result content (text and images).
+        content: Vec<Part>,
+        /// Whether the tool failed.
+        is_error: bool,
+        /// Cache marker.
+        cache: Option<CacheControl>,
+    },
+    /// Model reasoning ("thinking").
+    Reasoning {
+        /// The reasoning text (empty when redacted).
+        text: String,
+        /// Provider signature that must be echoed back unchanged.
+        signature: Option<String>,
+        /// Opaque redacted reasoning data.
+        redacted: Option<String>,
+    },
+}
+
+impl Part {
+    /// A text part without cache marker.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::Text { text: text.into(), cache: None }
+    }
+}
+
+/// One conversation turn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// The speaker.
+    pub role: Role,
+    /// The content, in order.
+    pub parts: Vec<Part>,
+}
+
+/// A function the model may call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tool {
+    /// Function name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object.
+    pub parameters: Value,
+    /// Cache marker (Anthropic caches up to and including this tool).
+    pub cache: Option<CacheControl>,
+}
+
+/// How the model may use tools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// No tool calls.
+    None,
+    /// At least one tool call.
+    Required,
+    /// This tool must be called.
+    Tool(String),
+}
+
+/// Reasoning configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reasoning {
+    /// Token budget for thinking.
+    pub budget_tokens: Option<u64>,
+    /// Effort level (`low`, `medium`, `high`, …).
+    pub effort: Option<String>,
+}
+
+/// A chat request in canonical form.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChatRequest {
+    /// Model ID (public on decode; the gateway sets the upstream ID before encoding).
+    pub model: String,
+    /// System prompt blocks (text, possibly with cache markers).
+    pub system: Vec<Part>,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// Available tools.
+    pub tools: Vec<Tool>,
+    /// Tool policy.
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether parallel tool calls are allowed.
+    pub parallel_tool_calls: Option<bool>,
+    /// Output token cap.
+    pub max_tokens: Option<u64>,
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    pub top_p: Option<f64>,
+    /// Top-k sampling.
+    pub top_k: Option<u64>,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Whether to stream.
+    pub stream: bool,
+    /// Thinking / reasoning settings.
+    pub reasoning: Option<Reasoning>,
+    /// Number of choices requested (only 1 can be translated).
+    pub n: Option<u64>,
+    /// Source-family fields with no canonical home, by name. Encoders of another family refuse
+    /// them with a 400.
+    pub extra: Map<String, Value>,
+}
+
+/// Why generation stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    /// Natural end of turn.
+    Stop,
+    /// A stop sequence matched.
+    StopSequence,
+    /// The token cap was hit.
+    Length,
+    /// The model called tools.
+    ToolCalls,
+    /// Content was filtered or refused.
+    ContentFilter,
+    /// Anything else, as the upstream named it.
+    Other(String),
+}
+
+/// A complete (non-streamed) response.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChatResponse {
+    /// Response ID.
+    pub id: String,
+    /// Model that answered (the gateway sets the public ID before encoding).
+    pub model: String,
+    /// Unix seconds, when known.
+    pub created: Option<i64>,
+    /// The assistant's content, in order.
+    pub parts: Vec<Part>,
+    /// Why it stopped.
+    pub finish: Option<FinishReason>,
+    /// The stop sequence that matched.
+    pub stop_sequence: Option<String>,
+    /// Token usage.
+    pub usage: super::Usage,
+}

@@ -1,0 +1,76 @@
+//! Canonical stream events: what every stream decoder emits and every stream encoder consumes.
+//!
+//! Sequencing rules decoders guarantee: `Start` comes first; text and reasoning deltas belong to
+//! the current content block; a tool call is opened by `ToolCallStart` with its ordinal
+//! `index` (0, 1, …) and continued by `ToolArgsDelta` with the same index; `Usage` may come
+//! any number of times and carries the latest cumulative counts; `Finish` comes once, after all
+//! content; `End` closes a stream that completed normally. A stream that ends without `End`
+//! was cut short.
+
+use super::{FinishReason, Usage};
+
+/// One canonical stream event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    /// The response began.
+    Start {
+        /// Response ID.
+        id: String,
+        /// Model as the upstream named it.
+        model: String,
+    },
+    /// More answer text.
+    TextDelta(String),
+    /// More reasoning text.
+    ReasoningDelta(String),
+    /// The reasoning block's signature.
+    ReasoningSignature(String),
+    /// Opaque redacted reasoning.
+    RedactedReasoning(String),
+    /// A tool call begins.
+    ToolCallStart {
+        /// Ordinal of the call in this response.
+        index: u32,
+        /// Call ID.
+        id: String,
+        /// Function name.
+        name: String,
+    },
+    /// More argument JSON for tool call `index`.
+    ToolArgsDelta {
+        /// Ordinal of the call.
+        index: u32,
+        /// A fragment of the arguments' JSON text.
+        json: String,
+    },
+    /// Latest cumulative usage.
+    Usage(Usage),
+    /// Generation finished.
+    Finish {
+        /// Why.
+        reason: FinishReason,
+        /// The stop sequence that matched, when known.
+        stop_sequence: Option<String>,
+    },
+    /// The upstream reported an error inside the stream.
+    Error {
+        /// The upstream's message (for logs; the client gets a gateway message).
+        message: String,
+    },
+    /// The stream completed normally.
+    End,
+}
+
+/// What a stream encoder needs to know about the response it writes.
+#[derive(Clone, Debug, Default)]
+pub struct EncodeOptions {
+    /// The model ID to show the client (the public ID it asked for).
+    pub model: String,
+    /// OpenAI only: whether the client asked for the final usage chunk.
+    pub include_usage: bool,
+    /// An estimate of input tokens, for families that announce usage before the upstream
+    /// reports it (Anthropic `message_start`). The real count follows at the end.
+    pub input_tokens_estimate: u64,
+    /// Unix seconds to stamp on chunks that carry a creation time.
+    pub created: i64,
+}

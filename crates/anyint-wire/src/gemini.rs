@@ -1,0 +1,1 @@
+//! The Gemini generateContent wire format (see `shared/protocols/gemini.md`). Being written.
