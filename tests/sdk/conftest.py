@@ -1,0 +1,126 @@
+"""Starts a real emulator and a real `anyint serve` for the SDK tests.
+
+Both run as subprocesses of the built binary (ANYINT_BIN, default target/debug/anyint) on
+loopback ports chosen by the OS, with a temporary SQLite store. Keys are created through the
+admin API, as an operator would.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import tempfile
+import urllib.request
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ADMIN_TOKEN = "sdk-admin-" + uuid.uuid4().hex
+UPSTREAM_KEY = "sdk-upstream-key"
+
+
+def _binary() -> str:
+    path = os.environ.get("ANYINT_BIN", str(ROOT / "target" / "debug" / "anyint"))
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} not found: run `cargo build -p anyint` first")
+    return path
+
+
+def _start(args, env, prefix):
+    """Starts the binary and returns (process, base URL) once it prints `prefix<url>`."""
+    proc = subprocess.Popen(
+        [_binary(), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return proc, line[len(prefix):].split()[0].strip()
+    raise RuntimeError(f"{args} exited before it was ready (code {proc.wait()})")
+
+
+def _stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+class Gateway:
+    def __init__(self, base, emulator, key, restricted_key):
+        self.base = base
+        self.emulator = emulator
+        self.key = key
+        self.restricted_key = restricted_key
+
+    def emulator_count(self, tag: str) -> int:
+        with urllib.request.urlopen(f"{self.emulator}/_emulator/counts/{tag}") as r:
+            return json.load(r)["count"]
+
+    def admin(self, method, path, body=None):
+        req = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)
+
+
+def tag() -> str:
+    """A unique emulator tag for counting one test's upstream requests."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    workdir = tempfile.mkdtemp(prefix="anyint-sdk-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYINT_") and k != "RUST_LOG"}
+    emulator_env = dict(env, EMU_KEY=UPSTREAM_KEY)
+    emu, emulator = _start(
+        ["emulate", "--listen", "127.0.0.1:0", "--api-key-env", "EMU_KEY"],
+        emulator_env,
+        "anyint emulator on ",
+    )
+    config = pathlib.Path(workdir) / "anyint.toml"
+    config.write_text(
+        f"""
+[server]
+listen = "127.0.0.1:0"
+
+[store]
+url = "sqlite://{workdir}/anyint.db"
+
+[[providers]]
+name = "emulator"
+kind = "openai"
+base_url = "{emulator}/v1"
+api_key_env = "UPSTREAM_KEY"
+
+[[models]]
+id = "gpt-4o-mini"
+display_name = "GPT-4o mini"
+owned_by = "openai"
+routes = [{{ provider = "emulator", upstream_model = "gpt-4o-mini" }}]
+
+[[models]]
+id = "gpt-4o"
+routes = [{{ provider = "emulator", upstream_model = "gpt-4o" }}]
+"""
+    )
+    gw_env = dict(env, ANYINT_ADMIN_TOKEN=ADMIN_TOKEN, UPSTREAM_KEY=UPSTREAM_KEY)
+    gw, base = _start(["serve", "--config", str(config)], gw_env, "anyint listening on ")
+    try:
+        g = Gateway(base, emulator, None, None)
+        g.key = g.admin("POST", "/admin/v1/keys", {"name": "sdk"})["key"]
+        g.restricted_key = g.admin("POST", "/admin/v1/keys", {"name": "sdk-restricted", "models": ["gpt-4o"]})["key"]
+        yield g
+    finally:
+        _stop(gw)
+        _stop(emu)
