@@ -20,6 +20,44 @@ impl DecodeError {
         }
     }
 
+    /// A field the source family carried that the target upstream cannot honour. `param` is
+    /// set when the name is one of the well-known fields (it must be `'static`); the message
+    /// always names it.
+    pub fn unsupported(field: &str, target: &str) -> Self {
+        const KNOWN: &[&str] = &[
+            "logprobs",
+            "top_logprobs",
+            "response_format",
+            "frequency_penalty",
+            "presence_penalty",
+            "logit_bias",
+            "audio",
+            "prediction",
+            "web_search_options",
+            "modalities",
+            "verbosity",
+            "tool_choice",
+            "functions",
+            "function_call",
+            "n",
+            "top_k",
+            "tools",
+            "cachedContent",
+            "generationConfig",
+            "output_config",
+            "container",
+            "mcp_servers",
+            "documents",
+        ];
+        let root = field.split('.').next().unwrap_or(field);
+        Self {
+            message: format!(
+                "`{field}` is not supported when this model is served by a {target} upstream; remove it or choose a model served by a compatible upstream"
+            ),
+            param: KNOWN.iter().find(|k| **k == root).copied(),
+        }
+    }
+
     /// An error about the body as a whole.
     pub fn body(message: impl Into<String>) -> Self {
         Self {

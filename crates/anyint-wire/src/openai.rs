@@ -1,13 +1,17 @@
 //! The OpenAI Chat Completions wire format (see `shared/protocols/openai.md`).
 //!
-//! Today this module knows what the passthrough path needs: the fields a request must carry,
-//! where usage sits in a response and in a stream, and the error envelope. Full translation to
-//! the canonical model arrives with the other families.
+//! Two paths use it. Passthrough (OpenAI client, OpenAI-compatible upstream) needs only the
+//! request head, usage sniffing and the error envelope. Translation uses the full codecs in
+//! `chat` and `stream`, which convert to and from the canonical model.
 
+mod chat;
 mod error;
 mod request;
+mod stream;
 mod usage;
 
+pub use chat::{decode_request, decode_response, encode_request, encode_response};
 pub use error::{ErrorBody, decode_error};
 pub use request::ChatRequestHead;
+pub use stream::{StreamDecoder, StreamEncoder};
 pub use usage::{StreamUsage, usage_from_chunk, usage_from_response};
