@@ -91,7 +91,10 @@ pub enum Part {
 impl Part {
     /// A text part without cache marker.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::Text { text: text.into(), cache: None }
+        Self::Text {
+            text: text.into(),
+            cache: None,
+        }
     }
 }
 
@@ -209,4 +212,39 @@ pub struct ChatResponse {
     pub stop_sequence: Option<String>,
     /// Token usage.
     pub usage: super::Usage,
+}
+
+impl ChatRequest {
+    /// A rough input-token estimate (about four characters a token, a flat 85 per image), for
+    /// the places that must say something before the upstream reports real usage: Anthropic's
+    /// `message_start` and `count_tokens` for upstreams without a counting endpoint.
+    pub fn estimate_input_tokens(&self) -> u64 {
+        fn part_chars(p: &Part) -> usize {
+            match p {
+                Part::Text { text, .. } | Part::Reasoning { text, .. } => text.len(),
+                Part::Image { .. } => 340,
+                Part::ToolCall {
+                    name, arguments, ..
+                } => name.len() + arguments.len(),
+                Part::ToolResult { content, .. } => content.iter().map(part_chars).sum(),
+            }
+        }
+        let chars: usize = self.system.iter().map(part_chars).sum::<usize>()
+            + self
+                .messages
+                .iter()
+                .flat_map(|m| m.parts.iter())
+                .map(part_chars)
+                .sum::<usize>()
+            + self
+                .tools
+                .iter()
+                .map(|t| {
+                    t.name.len()
+                        + t.description.as_ref().map_or(0, String::len)
+                        + t.parameters.to_string().len()
+                })
+                .sum::<usize>();
+        u64::try_from(chars.div_ceil(4)).unwrap_or(u64::MAX).max(1)
+    }
 }

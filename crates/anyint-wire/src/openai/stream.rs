@@ -87,36 +87,7 @@ impl StreamDecoder {
                 .into_iter()
                 .flatten()
             {
-                let upstream_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let f = call.get("function");
-                if !self.calls.contains_key(&upstream_index) {
-                    let ordinal = u32::try_from(self.calls.len()).unwrap_or(u32::MAX);
-                    self.calls.insert(upstream_index, ordinal);
-                    out.push(StreamEvent::ToolCallStart {
-                        index: ordinal,
-                        id: call
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        name: f
-                            .and_then(|f| f.get("name"))
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                    });
-                }
-                if let Some(args) = f
-                    .and_then(|f| f.get("arguments"))
-                    .and_then(Value::as_str)
-                    .filter(|a| !a.is_empty())
-                    && let Some(&index) = self.calls.get(&upstream_index)
-                {
-                    out.push(StreamEvent::ToolArgsDelta {
-                        index,
-                        json: args.to_owned(),
-                    });
-                }
+                self.tool_call(call, &mut out);
             }
         }
         if let Some(reason) = choice
@@ -136,6 +107,29 @@ impl StreamDecoder {
             out.push(StreamEvent::Usage(u));
         }
         out
+    }
+
+    /// One `delta.tool_calls[]` entry: a new upstream index opens a call, arguments continue it.
+    fn tool_call(&mut self, call: &Value, out: &mut Vec<StreamEvent>) {
+        let upstream_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let f = call.get("function");
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !self.calls.contains_key(&upstream_index) {
+            let ordinal = u32::try_from(self.calls.len()).unwrap_or(u32::MAX);
+            self.calls.insert(upstream_index, ordinal);
+            let name = text(f.and_then(|f| f.get("name")));
+            out.push(StreamEvent::ToolCallStart {
+                index: ordinal,
+                id: text(call.get("id")),
+                name,
+            });
+        }
+        let args = text(f.and_then(|f| f.get("arguments")));
+        if !args.is_empty()
+            && let Some(&index) = self.calls.get(&upstream_index)
+        {
+            out.push(StreamEvent::ToolArgsDelta { index, json: args });
+        }
     }
 
     /// The upstream stream ended (EOF). Nothing to add: a stream without `[DONE]` was cut.

@@ -1,0 +1,533 @@
+//! Canonical [`ChatRequest`] → the body for a Gemini upstream (mapping rules in the module docs
+//! of [`crate::gemini`]). The model goes into the URL, not the body.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::parts::{PartsWriter, image_part};
+use crate::DecodeError;
+use crate::canonical::{ChatRequest, Part, Role, ToolChoice};
+
+/// The placeholder Google documents for function calls whose real signature is unknown.
+const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// Field names other families may leave in `extra`, so the error can name the parameter.
+const KNOWN_PARAMS: &[&str] = &[
+    "audio",
+    "cachedContent",
+    "contents",
+    "frequency_penalty",
+    "generationConfig",
+    "logit_bias",
+    "logprobs",
+    "metadata",
+    "modalities",
+    "prediction",
+    "presence_penalty",
+    "response_format",
+    "seed",
+    "service_tier",
+    "store",
+    "tools",
+    "top_logprobs",
+    "user",
+    "web_search_options",
+];
+
+/// Encodes a canonical request for a Gemini upstream. Refuses what Gemini cannot carry: any
+/// `extra` field (naming the first), `n > 1`, and tool results whose function name is unknown.
+pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
+    if let Some(key) = req.extra.keys().next() {
+        let message = format!("`{key}` is not supported by this model's upstream (gemini)");
+        let top = key.split('.').next().unwrap_or(key);
+        return Err(match KNOWN_PARAMS.iter().find(|p| **p == top) {
+            Some(param) => DecodeError::field(param, message),
+            None => DecodeError::body(message),
+        });
+    }
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(DecodeError::field(
+            "n",
+            "only one choice (n = 1) is supported by this model's upstream (gemini)",
+        ));
+    }
+    let model = req.model.strip_prefix("models/").unwrap_or(&req.model);
+    let mut body = Map::new();
+    let contents = contents(req, needs_signatures(model))?;
+    if contents.is_empty() {
+        return Err(DecodeError::field(
+            "messages",
+            "at least one user or assistant message is required",
+        ));
+    }
+    body.insert("contents".into(), Value::Array(contents));
+    let system: Vec<Value> = req
+        .system
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text { text, .. } if !text.is_empty() => Some(json!({"text": text})),
+            _ => None,
+        })
+        .collect();
+    if !system.is_empty() {
+        body.insert("systemInstruction".into(), json!({"parts": system}));
+    }
+    if !req.tools.is_empty() {
+        let decls: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                let mut d = json!({"name": t.name, "parametersJsonSchema": t.parameters});
+                if let (Some(desc), Some(d)) = (&t.description, d.as_object_mut()) {
+                    d.insert("description".into(), desc.as_str().into());
+                }
+                d
+            })
+            .collect();
+        body.insert("tools".into(), json!([{"functionDeclarations": decls}]));
+    }
+    if let Some(choice) = &req.tool_choice {
+        let fcc = match choice {
+            ToolChoice::Auto => json!({"mode": "AUTO"}),
+            ToolChoice::None => json!({"mode": "NONE"}),
+            ToolChoice::Required => json!({"mode": "ANY"}),
+            ToolChoice::Tool(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+        };
+        body.insert("toolConfig".into(), json!({"functionCallingConfig": fcc}));
+    }
+    let gen_config = generation_config(req, model);
+    if !gen_config.is_empty() {
+        body.insert("generationConfig".into(), Value::Object(gen_config));
+    }
+    Ok(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
+}
+
+/// Gemini 3 and later reject unsigned function calls in history; 1.x and 2.x do not check.
+fn needs_signatures(model: &str) -> bool {
+    !(model.starts_with("gemini-1") || model.starts_with("gemini-2"))
+}
+
+fn contents(req: &ChatRequest, sign_calls: bool) -> Result<Vec<Value>, DecodeError> {
+    // Function name of each tool call seen so far, by call id.
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::with_capacity(req.messages.len());
+    for (i, msg) in req.messages.iter().enumerate() {
+        let role = match msg.role {
+            Role::Assistant => "model",
+            Role::User | Role::Tool => "user",
+        };
+        let mut w = PartsWriter::request();
+        for part in &msg.parts {
+            match part {
+                Part::ToolCall { id, name, .. } => {
+                    names.insert(id, name);
+                    w.part(part);
+                }
+                Part::ToolResult {
+                    call_id,
+                    name,
+                    content,
+                    is_error,
+                    ..
+                } => {
+                    let name = name
+                        .as_deref()
+                        .or_else(|| names.get(call_id.as_str()).copied())
+                        .ok_or_else(|| {
+                            DecodeError::field(
+                                "messages",
+                                format!(
+                                    "messages[{i}] holds a tool result that answers no earlier \
+                                     tool call; Gemini needs the function's name"
+                                ),
+                            )
+                        })?;
+                    w.push(function_response(call_id, name, content, *is_error));
+                    for p in content {
+                        if let Part::Image { source, .. } = p {
+                            w.push(image_part(source));
+                        }
+                    }
+                }
+                _ => w.part(part),
+            }
+        }
+        if w.is_empty() {
+            continue;
+        }
+        let parts = w.finish();
+        match turns.last_mut() {
+            Some((last, prev)) if *last == role => prev.extend(parts),
+            _ => turns.push((role, parts)),
+        }
+    }
+    Ok(turns
+        .into_iter()
+        .map(|(role, mut parts)| {
+            if sign_calls && role == "model" {
+                sign_first_call(&mut parts);
+            }
+            json!({"role": role, "parts": parts})
+        })
+        .collect())
+}
+
+/// Gives the turn's first function call the placeholder signature when it has none.
+fn sign_first_call(parts: &mut [Value]) {
+    let first_call = parts
+        .iter_mut()
+        .filter_map(Value::as_object_mut)
+        .find(|p| p.contains_key("functionCall"));
+    if let Some(part) = first_call
+        && !part.contains_key("thoughtSignature")
+    {
+        part.insert("thoughtSignature".into(), SKIP_SIGNATURE.into());
+    }
+}
+
+/// `{"functionResponse":{name, response, id}}` for a canonical tool result.
+fn function_response(
+    call_id: &str,
+    name: &str,
+    content: &[Part],
+    is_error: bool,
+) -> Map<String, Value> {
+    let text: String = content
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let value = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+    let response = match value {
+        Value::Object(o) if !is_error || (o.len() == 1 && o.contains_key("error")) => {
+            Value::Object(o)
+        }
+        other if is_error => json!({"error": other}),
+        other => json!({"result": other}),
+    };
+    let mut fr = Map::new();
+    fr.insert("name".into(), name.into());
+    fr.insert("response".into(), response);
+    if !call_id.is_empty() {
+        fr.insert("id".into(), call_id.into());
+    }
+    let mut part = Map::new();
+    part.insert("functionResponse".into(), Value::Object(fr));
+    part
+}
+
+fn generation_config(req: &ChatRequest, model: &str) -> Map<String, Value> {
+    let mut cfg = Map::new();
+    if let Some(v) = req.max_tokens {
+        cfg.insert("maxOutputTokens".into(), v.into());
+    }
+    if let Some(v) = req.temperature {
+        cfg.insert("temperature".into(), v.into());
+    }
+    if let Some(v) = req.top_p {
+        cfg.insert("topP".into(), v.into());
+    }
+    if let Some(v) = req.top_k {
+        cfg.insert("topK".into(), v.into());
+    }
+    if !req.stop.is_empty() {
+        cfg.insert("stopSequences".into(), req.stop.clone().into());
+    }
+    if req.n == Some(1) {
+        cfg.insert("candidateCount".into(), 1.into());
+    }
+    if let Some(r) = &req.reasoning {
+        let mut t = Map::new();
+        let budget = r.budget_tokens.or_else(|| {
+            if needs_signatures(model) {
+                None
+            } else {
+                r.effort.as_deref().and_then(effort_budget)
+            }
+        });
+        if let Some(b) = budget {
+            t.insert("thinkingBudget".into(), b.into());
+            t.insert("includeThoughts".into(), (b > 0).into());
+        } else if let Some(effort) = &r.effort {
+            let level = match effort.as_str() {
+                "none" => "minimal",
+                "xhigh" | "max" => "high",
+                other => other,
+            };
+            t.insert("thinkingLevel".into(), level.into());
+            t.insert("includeThoughts".into(), true.into());
+        } else {
+            t.insert("includeThoughts".into(), true.into());
+        }
+        cfg.insert("thinkingConfig".into(), Value::Object(t));
+    }
+    cfg
+}
+
+/// A thinking budget for Gemini 1/2 models, which take no levels.
+fn effort_budget(effort: &str) -> Option<u64> {
+    match effort {
+        "none" | "minimal" => Some(0),
+        "low" => Some(1024),
+        "medium" => Some(8192),
+        "high" | "xhigh" | "max" => Some(24576),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{CacheControl, ImageSource, Message, Reasoning, Tool};
+
+    fn encode(req: &ChatRequest) -> Value {
+        serde_json::from_slice(&encode_request(req).unwrap()).unwrap()
+    }
+
+    fn user(text: &str) -> Message {
+        Message {
+            role: Role::User,
+            parts: vec![Part::text(text)],
+        }
+    }
+
+    #[test]
+    fn tool_role_becomes_function_response_with_looked_up_name() {
+        let req = ChatRequest {
+            model: "gemini-2.5-flash".into(),
+            system: vec![Part::Text {
+                text: "Be brief.".into(),
+                cache: Some(CacheControl { ttl: None }),
+            }],
+            messages: vec![
+                user("Weather in Oslo and Rome?"),
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![
+                        Part::ToolCall {
+                            id: "c1".into(),
+                            name: "get_weather".into(),
+                            arguments: r#"{"city":"Oslo"}"#.into(),
+                        },
+                        Part::ToolCall {
+                            id: "c2".into(),
+                            name: "get_time".into(),
+                            arguments: String::new(),
+                        },
+                    ],
+                },
+                Message {
+                    role: Role::Tool,
+                    parts: vec![Part::ToolResult {
+                        call_id: "c1".into(),
+                        name: None,
+                        content: vec![Part::text("3C rain")],
+                        is_error: false,
+                        cache: None,
+                    }],
+                },
+                Message {
+                    role: Role::Tool,
+                    parts: vec![Part::ToolResult {
+                        call_id: "c2".into(),
+                        name: None,
+                        content: vec![
+                            Part::text(r#"{"oops":1}"#),
+                            Part::Image {
+                                source: ImageSource::Url("https://x/a.png".into()),
+                                detail: None,
+                                cache: None,
+                            },
+                        ],
+                        is_error: true,
+                        cache: None,
+                    }],
+                },
+                user("thanks"),
+            ],
+            ..ChatRequest::default()
+        };
+        assert_eq!(
+            encode(&req),
+            json!({
+                "systemInstruction": {"parts": [{"text": "Be brief."}]},
+                "contents": [
+                    {"role": "user", "parts": [{"text": "Weather in Oslo and Rome?"}]},
+                    {"role": "model", "parts": [
+                        {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}, "id": "c1"}},
+                        {"functionCall": {"name": "get_time", "args": {}, "id": "c2"}}
+                    ]},
+                    {"role": "user", "parts": [
+                        {"functionResponse": {"name": "get_weather", "response": {"result": "3C rain"}, "id": "c1"}},
+                        {"functionResponse": {"name": "get_time", "response": {"error": {"oops": 1}}, "id": "c2"}},
+                        {"fileData": {"mimeType": "image/png", "fileUri": "https://x/a.png"}},
+                        {"text": "thanks"}
+                    ]}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_tool_result_name_extra_and_n_are_refused() {
+        let orphan = ChatRequest {
+            messages: vec![Message {
+                role: Role::Tool,
+                parts: vec![Part::ToolResult {
+                    call_id: "nope".into(),
+                    name: None,
+                    content: vec![],
+                    is_error: false,
+                    cache: None,
+                }],
+            }],
+            ..ChatRequest::default()
+        };
+        assert_eq!(encode_request(&orphan).unwrap_err().param, Some("messages"));
+        let mut req = ChatRequest {
+            messages: vec![user("x")],
+            ..ChatRequest::default()
+        };
+        req.extra.insert("logprobs".into(), true.into());
+        let e = encode_request(&req).unwrap_err();
+        assert_eq!(e.param, Some("logprobs"));
+        assert_eq!(
+            e.message,
+            "`logprobs` is not supported by this model's upstream (gemini)"
+        );
+        req.extra.clear();
+        req.extra.insert("x_custom".into(), true.into());
+        assert_eq!(encode_request(&req).unwrap_err().param, None);
+        req.extra.clear();
+        req.n = Some(2);
+        assert_eq!(encode_request(&req).unwrap_err().param, Some("n"));
+        req.n = None;
+        req.messages.clear();
+        assert_eq!(encode_request(&req).unwrap_err().param, Some("messages"));
+    }
+
+    #[test]
+    fn tools_choice_and_generation_config() {
+        let req = ChatRequest {
+            model: "models/gemini-3-pro-preview".into(),
+            messages: vec![user("x")],
+            tools: vec![Tool {
+                name: "f".into(),
+                description: Some("does f".into()),
+                parameters: json!({"type": "object"}),
+                cache: None,
+            }],
+            tool_choice: Some(ToolChoice::Tool("f".into())),
+            max_tokens: Some(10),
+            temperature: Some(0.5),
+            top_p: Some(0.9),
+            top_k: Some(3),
+            stop: vec!["END".into()],
+            reasoning: Some(Reasoning {
+                budget_tokens: None,
+                effort: Some("low".into()),
+            }),
+            ..ChatRequest::default()
+        };
+        let body = encode(&req);
+        assert_eq!(
+            body["tools"],
+            json!([{"functionDeclarations": [{"name": "f", "description": "does f", "parametersJsonSchema": {"type": "object"}}]}])
+        );
+        assert_eq!(
+            body["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}})
+        );
+        assert_eq!(
+            body["generationConfig"],
+            json!({"maxOutputTokens": 10, "temperature": 0.5, "topP": 0.9, "topK": 3,
+                "stopSequences": ["END"], "thinkingConfig": {"thinkingLevel": "low", "includeThoughts": true}})
+        );
+        let old = ChatRequest {
+            model: "gemini-2.5-flash".into(),
+            ..req.clone()
+        };
+        assert_eq!(
+            encode(&old)["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 1024, "includeThoughts": true})
+        );
+        for (choice, mode) in [
+            (ToolChoice::Auto, "AUTO"),
+            (ToolChoice::None, "NONE"),
+            (ToolChoice::Required, "ANY"),
+        ] {
+            let r = ChatRequest {
+                tool_choice: Some(choice),
+                ..req.clone()
+            };
+            assert_eq!(
+                encode(&r)["toolConfig"]["functionCallingConfig"]["mode"],
+                mode
+            );
+        }
+    }
+
+    #[test]
+    fn gemini_3_calls_get_a_placeholder_signature() {
+        let call = |id: &str| Part::ToolCall {
+            id: id.into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+        };
+        let mut req = ChatRequest {
+            model: "gemini-3-flash".into(),
+            messages: vec![
+                user("x"),
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![Part::text("let me see"), call("a"), call("b")],
+                },
+                Message {
+                    role: Role::Tool,
+                    parts: vec![Part::ToolResult {
+                        call_id: "a".into(),
+                        name: None,
+                        content: vec![Part::text("{}")],
+                        is_error: false,
+                        cache: None,
+                    }],
+                },
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![
+                        Part::Reasoning {
+                            text: String::new(),
+                            signature: Some("REAL".into()),
+                            redacted: None,
+                        },
+                        call("c"),
+                    ],
+                },
+            ],
+            ..ChatRequest::default()
+        };
+        let body = encode(&req);
+        assert_eq!(
+            body["contents"][1]["parts"][0].get("thoughtSignature"),
+            None
+        );
+        assert_eq!(
+            body["contents"][1]["parts"][1]["thoughtSignature"],
+            SKIP_SIGNATURE
+        );
+        assert_eq!(
+            body["contents"][1]["parts"][2].get("thoughtSignature"),
+            None
+        );
+        assert_eq!(body["contents"][3]["parts"][0]["thoughtSignature"], "REAL");
+        req.model = "gemini-2.5-pro".into();
+        let body = encode(&req);
+        assert_eq!(
+            body["contents"][1]["parts"][1].get("thoughtSignature"),
+            None
+        );
+    }
+}
