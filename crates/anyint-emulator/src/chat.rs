@@ -1,31 +1,26 @@
 //! `POST /v1/chat/completions`: runs the gate, validates, plans the answer
-//! and sends it as JSON or as an SSE stream (with injected chunk delays and
-//! connection cuts).
+//! and sends it as JSON or as an SSE stream (pacing and cuts live in
+//! `stream`).
 
 mod plan;
 mod render;
 mod request;
 
-use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::State as AxState;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{StreamExt, stream};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::fault::{self, Fault};
+use crate::fault;
 use crate::gate::{self, Incoming};
 use crate::state::State;
+use crate::stream::StreamBody;
 use crate::util::{fnv64, hex_id, json_response, now_secs};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
-/// Pause before a `cut_after` abort so sent chunks reach the socket first.
-const CUT_FLUSH_PAUSE: Duration = Duration::from_millis(5);
 
 pub(crate) async fn handle(
     AxState(state): AxState<Arc<State>>,
@@ -72,51 +67,27 @@ pub(crate) async fn handle(
     };
     let resp = if req.stream {
         let events = render::chunks(&meta, &plan, req.n, req.include_usage);
-        sse_response(events, &fault)
+        StreamBody {
+            events,
+            end: Some(Bytes::from_static(DONE)),
+            content_type: "text/event-stream",
+        }
+        .with_error_after(&fault, |_| vec![mid_stream_error()], None)
+        .into_response(&fault)
     } else {
         json_response(StatusCode::OK, &render::completion(&meta, &plan, req.n))
     };
     fault.decorate(resp)
 }
 
-/// Streams `events` then `[DONE]`, honouring `chunk_delay_ms` and
-/// `cut_after` (which drops `[DONE]` and ends the body with an error so the
-/// server aborts the connection).
-fn sse_response(mut events: Vec<Bytes>, fault: &Fault) -> Response {
-    let delay = fault
-        .chunk_delay_ms
-        .filter(|&ms| ms > 0)
-        .map(Duration::from_millis);
-    let abort = if let Some(n) = fault.cut_after {
-        events.truncate(n);
-        true
-    } else {
-        events.push(Bytes::from_static(DONE));
-        false
-    };
-    let body = stream::iter(events.into_iter().enumerate())
-        .then(move |(i, event)| async move {
-            if let Some(d) = delay.filter(|_| i > 0) {
-                tokio::time::sleep(d).await;
-            }
-            Ok::<_, io::Error>(event)
-        })
-        .chain(stream::iter(abort.then_some(())).then(|()| async {
-            // Return Pending once so hyper flushes the head and the chunks
-            // already sent; erroring straight away would drop them unsent.
-            tokio::task::yield_now().await;
-            tokio::time::sleep(CUT_FLUSH_PAUSE).await;
-            Err::<Bytes, _>(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "emulator fault: cut_after",
-            ))
-        }));
-    let mut resp = Body::from_stream(body).into_response();
-    let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
+/// The `data: {"error":...}` event OpenAI sends when a stream fails after
+/// the 200 (used by `error_after`); no `[DONE]` follows it.
+fn mid_stream_error() -> Bytes {
+    let body = json!({"error": {
+        "message": "The server had an error while processing your request. Sorry about that!",
+        "type": "server_error",
+        "param": null,
+        "code": null,
+    }});
+    Bytes::from(format!("data: {body}\n\n"))
 }

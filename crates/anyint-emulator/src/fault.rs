@@ -12,7 +12,7 @@ pub(crate) const HEADER: &str = "x-emulator-fault";
 /// Opening of an in-message directive: `[emulate: status=429]`.
 const DIRECTIVE_OPEN: &str = "[emulate:";
 const KNOWN_KEYS: &str = "status, quota, retry_after, retry_after_ms, should_retry, latency_ms, \
-                          chunk_delay_ms, cut_after, times, tag";
+                          chunk_delay_ms, cut_after, error_after, times, tag";
 
 /// What one request asked the emulator to do wrong.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,6 +25,7 @@ pub(crate) struct Fault {
     pub(crate) latency_ms: Option<u64>,
     pub(crate) chunk_delay_ms: Option<u64>,
     pub(crate) cut_after: Option<usize>,
+    pub(crate) error_after: Option<usize>,
     pub(crate) times: Option<u64>,
     pub(crate) tag: Option<String>,
 }
@@ -94,6 +95,7 @@ pub(crate) fn parse(spec: &str) -> Result<Fault, String> {
             "latency_ms" => f.latency_ms = Some(number(key, value)?),
             "chunk_delay_ms" => f.chunk_delay_ms = Some(number(key, value)?),
             "cut_after" => f.cut_after = Some(number(key, value)?),
+            "error_after" => f.error_after = Some(number(key, value)?),
             "times" => f.times = Some(number(key, value)?),
             "tag" => {
                 if value.is_empty() {

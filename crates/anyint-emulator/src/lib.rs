@@ -1,90 +1,191 @@
-//! Deterministic OpenAI upstream emulator with per-request fault injection.
+//! Deterministic upstream emulator (OpenAI, Anthropic and Gemini wire
+//! formats) with per-request fault injection.
 //!
-//! This crate owns a small HTTP server that speaks the real OpenAI wire format
-//! (`/v1/models`, `/v1/chat/completions`, `/v1/embeddings`, error envelopes,
-//! SSE streams). The gateway uses it in demo mode, in tests and in benchmarks.
-//! It must never share types with the gateway: every body is built by hand
-//! with `serde_json`, so a bug in the gateway's codecs cannot hide in here.
+//! This crate owns a small HTTP server that speaks the real wire formats of
+//! three provider families: error envelopes, SSE framing and all. The
+//! gateway uses it in demo mode, in tests and in benchmarks. It must never
+//! share types with the gateway: every body is built by hand with
+//! `serde_json`, so a bug in the gateway's codecs cannot hide in here.
 //!
-//! # Content rules (chat)
+//! # Endpoints
 //!
-//! Let `T` be the text of the last `user` message (string content, or the
-//! concatenation of its `text` parts). The assistant output is chosen by the
-//! first rule that matches:
+//! | family | endpoints |
+//! |---|---|
+//! | OpenAI | `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`, `POST /v1/embeddings` |
+//! | Anthropic | `POST /v1/messages`, `POST /v1/messages/count_tokens`; `GET /v1/models[/{id}]` when the request carries `anthropic-version` |
+//! | Gemini | `POST /{v1beta,v1}/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` → `data: {json}\r\n\r\n` events; without it one JSON array streamed gradually), `:countTokens`; `GET /v1beta/models[/{model}]`, and `GET /v1/models[/{model}]` when the request carries `x-goog-api-key` or `?key=` |
+//!
+//! Auth, checked against [`Options::api_key`] (any non-empty key when unset):
+//!
+//! - OpenAI: `Authorization: Bearer`; 401 `invalid_request_error`.
+//! - Anthropic: `x-api-key` or `Authorization: Bearer`; 401
+//!   `authentication_error`. Errors are `{"type":"error","error":{"type",
+//!   "message"},"request_id"}` and every response has a `request-id` header
+//!   (which `x-request-id` repeats). `anthropic-version` must be
+//!   `2023-06-01` or `2026-10-21` (missing or other: 400); under
+//!   `2026-10-21` `temperature`/`top_p`/`top_k`, assistant `document` blocks
+//!   and cited user text are 400s.
+//! - Gemini: `x-goog-api-key`, `?key=` or `Authorization: Bearer`. No key:
+//!   403 `PERMISSION_DENIED`; wrong API key: 400 `INVALID_ARGUMENT` with
+//!   `API_KEY_INVALID`; wrong bearer token: 401 `UNAUTHENTICATED`. Errors are
+//!   `{"error":{"code","message","status","details"?}}`, wrapped in a
+//!   one-element array on the JSON-array stream.
+//!
+//! Requests are validated like the real APIs (Anthropic: unknown top-level
+//! fields, required `model`/`max_tokens`/`messages`, roles, block shapes,
+//! `cache_control`, `tool_use`→`tool_result` pairing, thinking budget;
+//! Gemini: unknown field names in camelCase or snake_case, non-empty
+//! `contents` and `parts`, one data field per part, object
+//! `functionResponse.response`, function names, generation config ranges).
+//! Any model name is served; only model retrieval knows a fixed list.
+//!
+//! # Content rules
+//!
+//! All families share one set of rules. Let `T` be the text of the last user
+//! turn (OpenAI: the last `user` message; Anthropic and Gemini: the last user
+//! turn that has text, so a turn holding only tool results is skipped). The
+//! output is chosen by the first rule that matches:
 //!
 //! 1. `T` contains `Reply with exactly: ` → everything after the marker up to
 //!    the end of that line, with any `[emulate: ...]` directive removed, trimmed.
-//! 2. The request has `tools`, `tool_choice` is not `"none"`, and either
-//!    `tool_choice` is `"required"` / names a function, or `T` mentions a tool's
-//!    function name → tool calls (content `null`, finish `tool_calls`). A named
-//!    choice calls that tool; otherwise the mentioned tools are called in order
-//!    of first mention (all of them when two or more are mentioned and
-//!    `parallel_tool_calls` is not `false`, else only the first); `"required"`
-//!    with nothing mentioned calls the first tool. Arguments fill every
-//!    `required` property of the tool's JSON schema by type (`string` → `"test"`,
+//! 2. The request has tools, the tool choice is not "none", and either the
+//!    choice forces a call (OpenAI `"required"` / a named function; Anthropic
+//!    `any` / `tool`; Gemini mode `ANY`) or `T` mentions a tool's name → tool
+//!    calls. A named choice (Gemini: `ANY` with exactly one
+//!    `allowedFunctionNames` entry) calls that tool; otherwise the mentioned
+//!    tools are called in order of first mention (all of them unless parallel
+//!    calls are disabled: OpenAI `parallel_tool_calls: false`, Anthropic
+//!    `disable_parallel_tool_use`), and a forced choice with nothing mentioned
+//!    calls the first tool. Arguments fill every `required` property of the
+//!    tool's schema by type, case-insensitively (`string` → `"test"`,
 //!    `number`/`integer` → `1`, `boolean` → `true`, `array` → `[]`, `object` →
-//!    an object with its own required properties filled; an `enum` uses its
-//!    first value). Call ids are `call_` + hex derived from the request body and
-//!    the call index. *Exception:* with `tool_choice` `"auto"` a mention does
-//!    not trigger a call when the last message is already a `tool` result, so
-//!    agent loops terminate.
-//! 3. The last message has role `tool` → `Tool result received: ` + its content.
+//!    its own required properties; an `enum` uses its first value). OpenAI
+//!    call ids are `call_…`, Anthropic ids `toolu_01…`, both derived from the
+//!    request body; Gemini calls carry no id. *Exception:* with an automatic
+//!    choice a mention does not trigger a call when the last turn is already a
+//!    tool result, so agent loops terminate.
+//! 3. The last turn is a tool result (OpenAI role `tool`; Anthropic a user
+//!    turn with `tool_result` blocks; Gemini a turn with `functionResponse`
+//!    parts) → `Tool result received: ` + the result text (Anthropic: the
+//!    text of each `tool_result`; Gemini: a response object's lone string
+//!    field, else its compact JSON; several results joined by newlines).
 //! 4. Otherwise `Echo: ` + `T`, or `Hello from the anyint emulator.` when `T`
 //!    is empty.
 //!
-//! Text output is then cut before the earliest `stop` string (finish `stop`),
-//! then truncated to `max_completion_tokens` / `max_tokens` words (finish
-//! `length`). Every one of the `n` choices carries the same output.
+//! Text output is then cut before the earliest stop string (OpenAI `stop`,
+//! Anthropic `stop_sequences`, Gemini `stopSequences`), then truncated to the
+//! output limit in words (`max_completion_tokens`/`max_tokens`,
+//! `max_tokens`, `maxOutputTokens`). Finish reasons: OpenAI `stop`/`length`/
+//! `tool_calls`; Anthropic `end_turn`, `stop_sequence` (with `stop_sequence`
+//! set), `max_tokens`, `tool_use`; Gemini `STOP` (also for function calls)
+//! and `MAX_TOKENS`.
 //!
-//! Tokens: `prompt_tokens` = Σ over messages of ⌈chars(text)/4⌉ plus
-//! ⌈chars(tools JSON)/4⌉, at least 1. `completion_tokens` = number of
-//! whitespace-separated words (tool calls: ⌈len(arguments)/4⌉ + 1 each), at
-//! least 1, times `n`.
+//! Thinking: Anthropic `thinking` `enabled`/`adaptive` puts a `thinking`
+//! block (fixed text, signature derived from the body; empty text with
+//! `display: "omitted"`) before the answer. Gemini `thinkingConfig` with a
+//! non-zero budget reports `thoughtsTokenCount`, adds a `thought: true` part
+//! with `includeThoughts`, and gives the first `functionCall` part a
+//! `thoughtSignature`.
 //!
-//! Streams send a role chunk (`{"role":"assistant","content":""}`), then one
-//! chunk per word-ish piece (`"Hello"`, `" world"`) or per tool-call fragment
-//! (header fragment with empty arguments, then the arguments in 2+ pieces),
-//! then an empty-delta chunk with the finish reason, then (only with
-//! `stream_options.include_usage`) a `choices: []` usage chunk, then
+//! Tokens: input = Σ ⌈chars/4⌉ over message text (Anthropic: also
+//! `tool_use` name and input JSON, `tool_result` text, thinking text; Gemini:
+//! also `functionCall`/`functionResponse` JSON) plus the system prompt and
+//! ⌈chars(tools JSON)/4⌉, at least 1; images and files count 0. Output =
+//! whitespace-separated words (tool calls: ⌈len(arguments JSON)/4⌉ + 1
+//! each; plus thinking words on Anthropic), at least 1 (Anthropic
+//! `max_tokens: 0` gives 0), times the choice / candidate count.
+//!
+//! Prompt cache (Anthropic): the prefix up to the last block with
+//! `cache_control` (order tools → system → messages; a top-level
+//! `cache_control` makes it the whole prompt) is hashed with the model. The
+//! first request with a prefix reports its tokens as
+//! `cache_creation_input_tokens` (in `cache_creation.ephemeral_1h_input_tokens`
+//! when `ttl` is `1h`), later ones as `cache_read_input_tokens`;
+//! `input_tokens` is the rest. `POST /_emulator/reset` forgets the prefixes.
+//! Gemini: a `cachedContent` reference adds 1024 tokens reported as
+//! `cachedContentTokenCount` (and included in `promptTokenCount`).
+//!
+//! # Streams
+//!
+//! OpenAI streams send a role chunk (`{"role":"assistant","content":""}`),
+//! then one chunk per word-ish piece (`"Hello"`, `" world"`) or per tool-call
+//! fragment (header fragment with empty arguments, then the arguments in 2+
+//! pieces), then an empty-delta chunk with the finish reason, then (only
+//! with `stream_options.include_usage`) a `choices: []` usage chunk, then
 //! `data: [DONE]`.
+//!
+//! Anthropic streams are named events (an `event:` line on every one):
+//! `message_start` (usage with the input tokens), one `ping` right after the
+//! first `content_block_start`, then per block `content_block_start`, deltas
+//! (`thinking_delta` pieces then one `signature_delta`; `text_delta` per
+//! word; `input_json_delta` with the input JSON in 2+ pieces),
+//! `content_block_stop`; then `message_delta` (stop reason, cumulative
+//! usage) and `message_stop`.
+//!
+//! Gemini streams send full `GenerateContentResponse` chunks with only the
+//! new parts: thought pieces, then one chunk per word (or all function calls
+//! in one chunk). Each candidate's last chunk has its `finishReason`; every
+//! chunk has `usageMetadata` (prompt counts only until the final chunk,
+//! which has the complete counts), `modelVersion` and `responseId`. No
+//! `event:` lines, ids or comments.
 //!
 //! # Fault specs
 //!
 //! A spec is a list of `name=value` pairs separated by commas and/or spaces,
 //! taken from the first of: the `x-emulator-fault` request header; the model
-//! name after a `+` (`gpt-4o-mini+status=503`, always stripped from the echoed
-//! model); an `[emulate: ...]` directive in the last user message.
+//! name after a `+` (`gpt-4o-mini+status=503`, or in a Gemini URL
+//! `models/gemini-2.5-flash+status=503:generateContent`; always stripped from
+//! the echoed model); an `[emulate: ...]` directive in the last user text.
+//! The same keys work for every family; errors use the family's envelope.
 //!
 //! | key | effect |
 //! |---|---|
-//! | `status=N` (400–599) | answer HTTP N with the OpenAI error body for N |
-//! | `quota=1` | with `status=429`: `insufficient_quota` instead of a rate limit |
-//! | `retry_after=S` | `retry-after: S` header (any status) |
+//! | `status=N` (400–599) | answer HTTP N with the family's error body for N (see below) |
+//! | `quota=1` | OpenAI, with `status=429`: `insufficient_quota` instead of a rate limit |
+//! | `retry_after=S` | `retry-after: S` header (any status); Gemini 429s also get `RetryInfo` `retryDelay: "Ss"` |
 //! | `retry_after_ms=M` | `retry-after-ms: M` header |
 //! | `should_retry=true/false` | `x-should-retry` header |
 //! | `latency_ms=M` | wait M ms before answering |
-//! | `chunk_delay_ms=M` | wait M ms between stream chunks |
-//! | `cut_after=N` | stream N chunks (role chunk is the first), then abort |
+//! | `chunk_delay_ms=M` | wait M ms between stream chunks / events |
+//! | `cut_after=N` | stream N chunks / events (the first role chunk, `message_start` or Gemini chunk counts), then abort the connection |
+//! | `error_after=N` | stream N chunks / events, then a mid-stream error and a clean end: OpenAI `data: {"error":…}` (no `[DONE]`), Anthropic `event: error` (`overloaded_error`), Gemini a `{"error":…}` chunk (503 `UNAVAILABLE`) |
 //! | `tag=X` | count this request under X (see `/_emulator/counts`) |
 //! | `times=K` | with `tag`: the fault applies only to the first K tagged requests |
+//!
+//! Status bodies: Anthropic 400 `invalid_request_error`, 401
+//! `authentication_error`, 402 `billing_error`, 403 `permission_error`, 404
+//! `not_found_error`, 413 `request_too_large`, 429 `rate_limit_error`, 500
+//! `api_error`, 504 `timeout_error`, 529 `overloaded_error` (other 5xx
+//! `api_error`, other 4xx `invalid_request_error`). Gemini 400
+//! `INVALID_ARGUMENT`, 401 `UNAUTHENTICATED`, 402/429 `RESOURCE_EXHAUSTED`
+//! (429 with `QuotaFailure` and `Help` details), 403 `PERMISSION_DENIED`, 404
+//! `NOT_FOUND`, 409 `ABORTED`, 499 `CANCELLED`, 500 `INTERNAL`, 501
+//! `UNIMPLEMENTED`, 503 `UNAVAILABLE`, 504 `DEADLINE_EXCEEDED` (other 5xx
+//! `INTERNAL`, other 4xx `FAILED_PRECONDITION`).
 //!
 //! Unknown keys or bad values are answered with a 400 naming the problem.
 //!
 //! # Test endpoints
 //!
 //! `GET /_emulator/counts`, `GET /_emulator/counts/{tag}`,
-//! `GET /_emulator/last/{tag}` (headers and body of the last tagged request)
-//! and `POST /_emulator/reset`. Chat requests are also counted under
-//! `_chat_total`. These endpoints need no API key.
+//! `GET /_emulator/last/{tag}` (headers and body of the last tagged request,
+//! plus `path` with the query for Gemini calls) and `POST /_emulator/reset`.
+//! Generation requests of every family are also counted under
+//! `_chat_total`, Anthropic ones under `_anthropic_total` and Gemini ones
+//! under `_gemini_total`. These endpoints need no API key.
 
 mod admin;
+mod anthropic;
 mod chat;
+mod content;
 mod embeddings;
 mod error;
 mod fault;
 mod gate;
+mod gemini;
 mod models;
 mod state;
+mod stream;
 mod util;
 
 use std::future::Future;
@@ -101,9 +202,10 @@ const BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Options for one emulator instance.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// When set, every `/v1` request must carry `Authorization: Bearer <key>`.
-    /// When unset, any non-empty bearer key is accepted (a missing one is
-    /// still a 401).
+    /// When set, every provider request must carry this key (OpenAI:
+    /// `Authorization: Bearer`; Anthropic: `x-api-key` or bearer; Gemini:
+    /// `x-goog-api-key`, `?key=` or bearer). When unset, any non-empty key
+    /// is accepted (a missing one is still rejected).
     pub api_key: Option<String>,
 }
 
@@ -113,9 +215,19 @@ pub fn router(opts: Options) -> Router {
     let state = Arc::new(state::State::new(opts));
     Router::new()
         .route("/v1/models", get(models::list))
-        .route("/v1/models/{id}", get(models::retrieve))
+        .route(
+            "/v1/models/{id}",
+            get(models::retrieve).post(gemini::action_v1),
+        )
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/embeddings", post(embeddings::handle))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/v1beta/models", get(gemini::list_v1beta))
+        .route(
+            "/v1beta/models/{target}",
+            get(gemini::get_v1beta).post(gemini::action_v1beta),
+        )
         .route("/_emulator/counts", get(admin::counts))
         .route("/_emulator/counts/{tag}", get(admin::count))
         .route("/_emulator/last/{tag}", get(admin::last))

@@ -1,8 +1,11 @@
-//! `GET /v1/models` and `GET /v1/models/{id}` over a fixed model list.
+//! `GET /v1/models` and `GET /v1/models/{id}` over a fixed model list. The
+//! same paths answer in Anthropic's shape when the request carries
+//! `anthropic-version`, and in Gemini's when it carries `x-goog-api-key` or
+//! `?key=`; everything else gets OpenAI's.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State as AxState};
+use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -26,7 +29,17 @@ fn model_json(&(id, created, owned_by): &(&str, u64, &str)) -> Value {
     json!({"id": id, "object": "model", "created": created, "owned_by": owned_by})
 }
 
-pub(crate) async fn list(AxState(state): AxState<Arc<State>>, headers: HeaderMap) -> Response {
+pub(crate) async fn list(
+    AxState(state): AxState<Arc<State>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if headers.contains_key(crate::anthropic::VERSION_HEADER) {
+        return crate::anthropic::list_models(&state, &headers, query.as_deref()).await;
+    }
+    if crate::gemini::wants(&headers, query.as_deref()) {
+        return crate::gemini::list_models(&state, &headers, query.as_deref(), "v1").await;
+    }
     let incoming = Incoming {
         headers: &headers,
         body: &[],
@@ -50,8 +63,15 @@ pub(crate) async fn list(AxState(state): AxState<Arc<State>>, headers: HeaderMap
 pub(crate) async fn retrieve(
     AxState(state): AxState<Arc<State>>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    if headers.contains_key(crate::anthropic::VERSION_HEADER) {
+        return crate::anthropic::retrieve_model(&state, &headers, &id).await;
+    }
+    if crate::gemini::wants(&headers, query.as_deref()) {
+        return crate::gemini::retrieve_model(&state, &headers, &id, query.as_deref(), "v1").await;
+    }
     let (model, suffix) = fault::split_model(&id);
     let incoming = Incoming {
         headers: &headers,

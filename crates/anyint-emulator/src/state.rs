@@ -1,7 +1,8 @@
-//! Per-instance state: options, per-tag request counters and the last request
-//! seen per tag. In memory only; never does IO.
+//! Per-instance state: options, per-tag request counters, the last request
+//! seen per tag and the prompt-cache prefixes seen so far. In memory only;
+//! never does IO.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -9,14 +10,21 @@ use serde_json::Value;
 
 use crate::Options;
 
-/// Counter key that every chat completion request increments.
+/// Counter key that every generation request (any family) increments.
 pub(crate) const CHAT_TOTAL: &str = "_chat_total";
+/// Counter key that every Anthropic `/v1/messages` request increments.
+pub(crate) const ANTHROPIC_TOTAL: &str = "_anthropic_total";
+/// Counter key that every Gemini generate request increments.
+pub(crate) const GEMINI_TOTAL: &str = "_gemini_total";
+/// Prompt-cache prefixes remembered before the set starts over.
+const MAX_CACHE_PREFIXES: usize = 4096;
 
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) opts: Options,
     counts: Mutex<HashMap<String, u64>>,
     last: Mutex<HashMap<String, Value>>,
+    cache_prefixes: Mutex<HashSet<u64>>,
     requests: AtomicU64,
 }
 
@@ -31,6 +39,7 @@ impl State {
             opts,
             counts: Mutex::default(),
             last: Mutex::default(),
+            cache_prefixes: Mutex::default(),
             requests: AtomicU64::new(0),
         }
     }
@@ -65,6 +74,22 @@ impl State {
     pub(crate) fn reset(&self) {
         lock(&self.counts).clear();
         lock(&self.last).clear();
+        lock(&self.cache_prefixes).clear();
+    }
+
+    /// Records a prompt-cache prefix; true when it was already cached (a
+    /// cache read), false when this request writes it. The set is bounded:
+    /// when full it starts over, like an evicting cache.
+    pub(crate) fn cache_prefix(&self, hash: u64) -> bool {
+        let mut set = lock(&self.cache_prefixes);
+        if set.contains(&hash) {
+            return true;
+        }
+        if set.len() >= MAX_CACHE_PREFIXES {
+            set.clear();
+        }
+        set.insert(hash);
+        false
     }
 
     /// A fresh `x-request-id` value.
@@ -87,7 +112,10 @@ mod tests {
         assert_eq!(s.count("b"), 0);
         s.record_last("a", Value::Bool(true));
         assert_eq!(s.last("a"), Some(Value::Bool(true)));
+        assert!(!s.cache_prefix(7));
+        assert!(s.cache_prefix(7));
         s.reset();
+        assert!(!s.cache_prefix(7));
         assert_eq!(s.count("a"), 0);
         assert_eq!(s.last("a"), None);
         assert_ne!(s.next_request_id(), s.next_request_id());

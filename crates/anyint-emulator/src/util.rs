@@ -66,6 +66,46 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes a URL query string into `(name, value)` pairs: `+` is a space
+/// and `%XX` escapes are decoded (invalid escapes are kept as written).
+pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A JSON response with the given status.
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut resp = (status, body.to_string()).into_response();
@@ -109,6 +149,20 @@ mod tests {
         assert_eq!(hex_id(b"x", 29), hex_id(b"x", 29));
         assert_ne!(hex_id(b"x", 24), hex_id(b"y", 24));
         assert_eq!(hex_id(b"x", 40).len(), 40);
+    }
+
+    #[test]
+    fn query_pairs_decode() {
+        let q = query_pairs("alt=sse&key=a%2Bb+c&flag&bad=%zz");
+        assert_eq!(
+            q,
+            vec![
+                ("alt".to_owned(), "sse".to_owned()),
+                ("key".to_owned(), "a+b c".to_owned()),
+                ("flag".to_owned(), String::new()),
+                ("bad".to_owned(), "%zz".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -495,3 +495,25 @@ async fn embeddings_floats_and_base64() {
     assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
     assert_envelope(&empty.json().await.unwrap());
 }
+
+#[tokio::test]
+async fn fault_error_after_sends_an_error_chunk() {
+    let emu = start(Options::default()).await;
+    let mut body = user("Reply with exactly: one two three");
+    body["stream"] = json!(true);
+    let resp = emu
+        .post("/v1/chat/completions")
+        .header("x-emulator-fault", "error_after=2")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    let data = sse_data(&text);
+    assert_eq!(data.len(), 3, "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    let err: Value = serde_json::from_str(&data[2]).unwrap();
+    assert_envelope(&err);
+    assert_eq!(err["error"]["type"], "server_error");
+}

@@ -1,1 +1,72 @@
-//! The Anthropic Messages wire format (see `shared/protocols/anthropic.md`). Being written.
+//! The Anthropic Messages wire format (see `shared/protocols/anthropic.md`), in both directions:
+//! Anthropic as a client family (decode requests, encode responses and streams) and as an
+//! upstream kind (encode requests, decode responses and streams). Pure functions and small
+//! state machines over bytes; this module never does IO.
+//!
+//! # Client requests ([`decode_request`])
+//! Validated like the Messages API, with errors naming the top-level field (`param`).
+//! - Safely ignored (they never change the answer, or have nothing to act on once server tools
+//!   are refused): `metadata`, `service_tier`, `container`, `inference_geo`, top-level
+//!   `cache_control` (automatic caching only changes cost), `thinking.display`, the per-tool
+//!   `strict` / `input_examples` / `defer_loading` flags, `citations` on input text blocks
+//!   (except that 2026-10-21 refuses non-empty ones in user turns, as the API does), and
+//!   `cache_control` on `tool_use` blocks (canonical tool calls carry no cache marker).
+//!   Fields whose value is `null` count as absent.
+//! - Refused with a 400: `document` blocks (and other block types with no canonical home),
+//!   server tools (any `tools[].type` other than `custom`), image sources other than
+//!   `base64`/`url`, and, with `anthropic-version: 2026-10-21` or later, `temperature`,
+//!   `top_p` and `top_k` (the API removed them in that version).
+//! - Mapped: `thinking {enabled, budget_tokens}` → `Reasoning{budget_tokens}`;
+//!   `{disabled}` → `Reasoning{budget_tokens: Some(0)}` (a zero budget means "no thinking" to
+//!   every encoder); `{adaptive}` → `Reasoning::default()` (think, provider's choice of
+//!   amount); `output_config` holding only `effort` → `Reasoning.effort`.
+//!   `tool_choice.disable_parallel_tool_use: true` → `parallel_tool_calls: Some(false)`.
+//! - Everything else (e.g. `output_config.format`, `mcp_servers`, `context_management`) is kept
+//!   in `extra`, which other families' encoders refuse with a 400 naming the field.
+//!
+//! # Upstream requests ([`encode_request`])
+//! The provider sends `anthropic-version: 2023-06-01`, so sampling parameters pass through.
+//! - `max_tokens` defaults to [`DEFAULT_MAX_TOKENS`] (4096) when the client gave none.
+//! - Reasoning: a zero budget or effort `none` → `thinking {type: disabled}`; a budget → that
+//!   budget (raised to the API minimum of 1024); an effort without budget → a budget from
+//!   [`effort_budget`] (`minimal` 1024, `low` 2048, `medium` and unknown 8192, `high` 16384,
+//!   `xhigh`/`max` 24576); a reasoning request with neither → 8192. When `max_tokens` is not
+//!   above the budget it becomes budget + `max_tokens`, so the answer keeps the room the
+//!   client asked for.
+//! - OpenAI-style `Role::Tool` messages become user turns; consecutive turns with the same
+//!   role are merged, and in user turns `tool_result` blocks are moved first (the API requires
+//!   it). Empty text blocks, unsigned reasoning (from families without signatures) and turns
+//!   left empty are dropped, since the API refuses them. Image `detail` has no equivalent and
+//!   is dropped; `data:` URLs become base64 sources.
+//! - `n > 1` and any `extra` field are refused with a 400 naming the field.
+//!
+//! # Responses and streams
+//! Ids pass through: a response id gets a `msg_` prefix when it lacks one, tool call ids are
+//! never rewritten (so a later `tool_result` still refers to its call). Blocks with no canonical
+//! home (server tool use and results, citations) are skipped when decoding. Canonical usage
+//! counts input *including* cache; Anthropic's `input_tokens` excludes it, so decoding adds
+//! `cache_read` + `cache_creation` and encoding subtracts them.
+
+mod error;
+mod head;
+mod request;
+mod response;
+mod stream;
+mod usage;
+mod wire;
+
+pub use error::{ErrorBody, decode_error};
+pub use head::RequestHead;
+pub use request::{decode_request, effort_budget, encode_request};
+pub use response::{decode_response, encode_response};
+pub use stream::{StreamDecoder, StreamEncoder, error_event};
+pub use usage::{usage_from_frame, usage_from_response};
+
+/// The `anthropic-version` header values the gateway accepts from clients.
+pub const VERSIONS: &[&str] = &["2023-06-01", "2026-10-21"];
+
+/// `max_tokens` sent upstream when the canonical request has none (the API requires it).
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// The smallest `thinking.budget_tokens` the API accepts.
+pub const MIN_THINKING_BUDGET: u64 = 1024;

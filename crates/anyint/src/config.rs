@@ -105,6 +105,7 @@ struct ProviderFile {
     base_url: String,
     api_key_env: Option<String>,
     api_key: Option<String>,
+    anthropic_version: Option<String>,
     connect_timeout_ms: Option<u64>,
     timeout_secs: Option<u64>,
 }
@@ -146,6 +147,10 @@ pub enum ProviderKind {
     /// Any OpenAI-compatible API; `base_url` ends in `/v1`.
     #[serde(rename = "openai")]
     OpenAi,
+    /// The Anthropic Messages API; `base_url` is the host root (`https://api.anthropic.com`).
+    Anthropic,
+    /// The Gemini API; `base_url` ends in the API version (`…googleapis.com/v1beta`).
+    Gemini,
 }
 
 impl ProviderKind {
@@ -153,6 +158,8 @@ impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
         }
     }
 }
@@ -198,6 +205,8 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// The upstream API key.
     pub api_key: Secret,
+    /// `anthropic-version` sent to Anthropic upstreams on translated requests.
+    pub anthropic_version: String,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
     /// Whole-request timeout.
@@ -408,6 +417,9 @@ fn validate_providers(
             kind: p.kind,
             base_url: p.base_url.trim_end_matches('/').to_owned(),
             api_key,
+            anthropic_version: p
+                .anthropic_version
+                .unwrap_or_else(|| "2023-06-01".to_owned()),
             connect_timeout: Duration::from_millis(p.connect_timeout_ms.unwrap_or(5_000)),
             timeout: Duration::from_secs(p.timeout_secs.unwrap_or(600)),
         });

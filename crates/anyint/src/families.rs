@@ -9,6 +9,8 @@
 //! 3. add its wire codecs to `anyint-wire` and golden tests for them;
 //! 4. add SDK tests under `tests/sdk/`.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 
 use axum::body::{Body, Bytes};
@@ -21,6 +23,10 @@ use crate::error::{Error, ErrorKind};
 pub enum Family {
     /// OpenAI Chat Completions and Models.
     OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini generateContent.
+    Gemini,
 }
 
 impl Family {
@@ -28,6 +34,8 @@ impl Family {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
         }
     }
 
@@ -35,13 +43,15 @@ impl Family {
     pub fn auth_header(self) -> &'static str {
         match self {
             Self::OpenAi => "Authorization: Bearer <key>",
+            Self::Anthropic => "x-api-key: <key>",
+            Self::Gemini => "x-goog-api-key: <key>",
         }
     }
 }
 
 /// The key presented in any family's header: `Authorization: Bearer`, `x-api-key` or
 /// `x-goog-api-key`. A route accepts any of them when it carries a valid key.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+pub fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
     let get = |name: &str| {
         headers
             .get(name)
@@ -56,7 +66,31 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
             .trim();
         return Some(token);
     }
-    get("x-api-key").or_else(|| get("x-goog-api-key"))
+    get("x-api-key")
+        .or_else(|| get("x-goog-api-key"))
+        .or_else(|| query.and_then(key_from_query))
+}
+
+/// The `key=` parameter of a query string (Gemini's `?key=`).
+fn key_from_query(query: &str) -> Option<&str> {
+    query.split('&').find_map(|pair| pair.strip_prefix("key="))
+}
+
+/// Sets `Retry-After` (and `retry-after-ms`) when the error carries a delay, and
+/// `x-should-retry: false` on errors retrying cannot fix, for every family's SDK.
+pub fn retry_headers(headers: &mut http::HeaderMap, e: &Error) {
+    if let Some(after) = e.retry_after {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+            headers.insert(http::header::RETRY_AFTER, v);
+        }
+        if let Ok(v) = http::HeaderValue::from_str(&after.as_millis().to_string()) {
+            headers.insert("retry-after-ms", v);
+        }
+    }
+    if !e.kind.is_retryable() {
+        headers.insert("x-should-retry", http::HeaderValue::from_static("false"));
+    }
 }
 
 /// Reads a request body up to `limit` bytes; larger bodies get 413.

@@ -6,10 +6,13 @@
 //!
 //! Adding a provider kind:
 //! 1. add the variant to `config::ProviderKind` and to [`ProviderAdapter`];
-//! 2. write `providers/<kind>.rs` with `chat_request` and `decode_error`;
+//! 2. write `providers/<kind>.rs` with `chat_request` and `decode_error`, and teach
+//!    `gateway::plan` and `gateway::translate` about its wire codec;
 //! 3. let the compiler show every `match` that must now handle it;
 //! 4. teach the emulator the provider's wire format and add conformance tests.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod http;
 pub mod openai;
 
@@ -26,10 +29,14 @@ pub struct Provider {
 }
 
 /// Kind-specific behaviour.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderAdapter {
     /// OpenAI-compatible upstream.
     OpenAi,
+    /// Anthropic Messages upstream.
+    Anthropic,
+    /// Gemini upstream.
+    Gemini,
 }
 
 impl Provider {
@@ -37,6 +44,8 @@ impl Provider {
     pub fn new(config: ProviderConfig) -> Result<Self, crate::error::Error> {
         let adapter = match config.kind {
             ProviderKind::OpenAi => ProviderAdapter::OpenAi,
+            ProviderKind::Anthropic => ProviderAdapter::Anthropic,
+            ProviderKind::Gemini => ProviderAdapter::Gemini,
         };
         let client = http::client(&config)?;
         Ok(Self {
@@ -45,4 +54,46 @@ impl Provider {
             client,
         })
     }
+}
+
+impl Provider {
+    /// Builds the upstream chat request for this provider's kind. `model` is the upstream model
+    /// (Gemini carries it in the URL); `headers` are client headers a same-family passthrough
+    /// forwards (e.g. `anthropic-version`, `anthropic-beta`).
+    pub fn chat_request(
+        &self,
+        model: &str,
+        body: Vec<u8>,
+        stream: bool,
+        forward: &ForwardHeaders,
+    ) -> reqwest::RequestBuilder {
+        match self.adapter {
+            ProviderAdapter::OpenAi => openai::chat_request(self, body),
+            ProviderAdapter::Anthropic => anthropic::chat_request(self, body, forward),
+            ProviderAdapter::Gemini => gemini::chat_request(self, model, body, stream),
+        }
+    }
+
+    /// Maps an upstream error reply to the gateway error.
+    pub fn decode_error(
+        &self,
+        status: reqwest::StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> crate::error::Error {
+        match self.adapter {
+            ProviderAdapter::OpenAi => openai::decode_error(self, status, headers, body),
+            ProviderAdapter::Anthropic => anthropic::decode_error(self, status, headers, body),
+            ProviderAdapter::Gemini => gemini::decode_error(self, status, headers, body),
+        }
+    }
+}
+
+/// Client headers a same-family passthrough forwards upstream.
+#[derive(Clone, Debug, Default)]
+pub struct ForwardHeaders {
+    /// The client's `anthropic-version` (passthrough only; translation uses the provider's).
+    pub anthropic_version: Option<String>,
+    /// The client's `anthropic-beta` list.
+    pub anthropic_beta: Option<String>,
 }

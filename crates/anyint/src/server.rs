@@ -49,6 +49,8 @@ pub type SharedState = Arc<AppState>;
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .merge(families::openai::routes())
+        .merge(families::anthropic::routes())
+        .merge(families::gemini::routes())
         .merge(crate::admin::routes(state.clone()))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -91,7 +93,7 @@ async fn not_found() -> Response {
     families::openai::render_error(
         Error::new(
             ErrorKind::NotFound,
-            "no such route: the gateway serves /openai/v1/models and /openai/v1/chat/completions",
+            "no such route: the gateway serves /openai/v1/…, /anthropic/v1/… and /gemini/v1beta/… (see the README)",
         )
         .with_code("unknown_route"),
     )

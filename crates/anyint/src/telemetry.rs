@@ -101,6 +101,8 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
+        // `request-id` is the name the Anthropic SDK reads.
+        resp.headers_mut().insert("request-id", v.clone());
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     let elapsed = started.elapsed();

@@ -1,17 +1,15 @@
-//! The deterministic content rules (see the crate docs): what the assistant
-//! says or which tools it calls, and the token counts. Pure functions of the
-//! validated request; rendering happens in `render`.
+//! The OpenAI side of the content rules (see the crate docs): maps a chat
+//! request onto the family-neutral [`content`](crate::content) rules and adds
+//! OpenAI call ids and token counts. Pure functions of the validated request;
+//! rendering happens in `render`.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::request::{ChatRequest, Tool, ToolChoice, last_user_text, text_of};
-use crate::fault;
+use super::request::{ChatRequest, last_user_text, text_of};
+use crate::content::{self, Answer, Conversation, Finish};
 use crate::util::{hex_id, quarter_tokens};
 
-const REPLY_MARKER: &str = "Reply with exactly: ";
-const GREETING: &str = "Hello from the anyint emulator.";
-/// Nesting limit when filling object-typed arguments.
-const MAX_SCHEMA_DEPTH: usize = 8;
+pub(crate) use crate::content::pieces;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Call {
@@ -44,22 +42,44 @@ pub(crate) fn plan(req: &ChatRequest, seed: &[u8]) -> Plan {
     let t = last_user_text(&req.messages);
     let last = req.messages.last();
     let last_is_tool = last.and_then(|m| m.get("role")).and_then(Value::as_str) == Some("tool");
+    let result = last_is_tool.then(|| text_of(last.and_then(|m| m.get("content"))));
 
-    let output = if let Some(answer) = reply_exactly(&t) {
-        finish_text(answer, req)
-    } else if let Some(calls) = tool_calls(req, &t, last_is_tool, seed) {
-        Output::Tools(calls)
-    } else if last_is_tool {
-        let result = text_of(last.and_then(|m| m.get("content")));
-        finish_text(format!("Tool result received: {result}"), req)
-    } else if t.is_empty() {
-        finish_text(GREETING.to_owned(), req)
-    } else {
-        finish_text(format!("Echo: {t}"), req)
+    let answer = content::answer(&Conversation {
+        text: &t,
+        tool_result: result.as_deref(),
+        tools: &req.tools,
+        choice: &req.tool_choice,
+        parallel: req.parallel_tool_calls,
+        stop: &req.stop,
+        max_words: req.max_tokens,
+    });
+    let output = match answer {
+        Answer::Text { content, finish } => Output::Text {
+            content,
+            finish: if finish == Finish::Length {
+                "length"
+            } else {
+                "stop"
+            },
+        },
+        Answer::Calls(calls) => Output::Tools(
+            calls
+                .into_iter()
+                .enumerate()
+                .map(|(index, call)| Call {
+                    id: format!(
+                        "call_{}",
+                        hex_id(&[seed, &index.to_le_bytes()].concat(), 24)
+                    ),
+                    name: call.name,
+                    arguments: Value::Object(call.input).to_string(),
+                })
+                .collect(),
+        ),
     };
 
     let per_choice = match &output {
-        Output::Text { content, .. } => content.split_whitespace().count(),
+        Output::Text { content, .. } => content::words(content),
         Output::Tools(calls) => calls
             .iter()
             .map(|c| c.arguments.len().div_ceil(4) + 1)
@@ -78,169 +98,12 @@ pub(crate) fn plan(req: &ChatRequest, seed: &[u8]) -> Plan {
     }
 }
 
-/// Rule 1: the text after the marker up to end of line, minus directives.
-fn reply_exactly(t: &str) -> Option<String> {
-    let start = t.find(REPLY_MARKER)? + REPLY_MARKER.len();
-    let line = t[start..].lines().next().unwrap_or("");
-    Some(fault::strip_directives(line).trim().to_owned())
-}
-
-/// Cuts at the earliest stop string, then truncates to `max_tokens` words.
-fn finish_text(mut content: String, req: &ChatRequest) -> Output {
-    let mut finish = "stop";
-    if let Some(cut) = req
-        .stop
-        .iter()
-        .filter_map(|s| content.find(s.as_str()))
-        .min()
-    {
-        content.truncate(cut);
-    }
-    if let Some(max) = req.max_tokens {
-        let pieces = pieces(&content);
-        let mut words = 0;
-        let mut kept = 0;
-        for piece in &pieces {
-            if !piece.trim().is_empty() {
-                if words == max {
-                    finish = "length";
-                    break;
-                }
-                words += 1;
-            }
-            kept += piece.len();
-        }
-        content.truncate(kept);
-    }
-    Output::Text { content, finish }
-}
-
-/// Splits text into word-ish pieces that keep their leading whitespace:
-/// `"Hello world"` → `["Hello", " world"]`. Concatenation gives the input.
-pub(crate) fn pieces(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut seen_word = false;
-    for (i, c) in text.char_indices() {
-        if c.is_whitespace() {
-            if seen_word {
-                out.push(&text[start..i]);
-                start = i;
-                seen_word = false;
-            }
-        } else {
-            seen_word = true;
-        }
-    }
-    if start < text.len() {
-        out.push(&text[start..]);
-    }
-    out
-}
-
-/// Rule 2: which tools to call, if any.
-fn tool_calls(req: &ChatRequest, t: &str, last_is_tool: bool, seed: &[u8]) -> Option<Vec<Call>> {
-    let mut mentioned: Vec<(usize, &Tool)> = req
-        .tools
-        .iter()
-        .filter_map(|tool| t.find(tool.name.as_str()).map(|pos| (pos, tool)))
-        .collect();
-    mentioned.sort_by_key(|&(pos, _)| pos);
-    let mut mentioned: Vec<&Tool> = mentioned.into_iter().map(|(_, tool)| tool).collect();
-    if !req.parallel_tool_calls {
-        mentioned.truncate(1);
-    }
-
-    let chosen: Vec<&Tool> = match &req.tool_choice {
-        ToolChoice::None => Vec::new(),
-        ToolChoice::Named(name) => req
-            .tools
-            .iter()
-            .filter(|t| &t.name == name)
-            .take(1)
-            .collect(),
-        ToolChoice::Required if mentioned.is_empty() => req.tools.iter().take(1).collect(),
-        ToolChoice::Auto if last_is_tool => Vec::new(),
-        ToolChoice::Required | ToolChoice::Auto => mentioned,
-    };
-    if chosen.is_empty() {
-        return None;
-    }
-    Some(
-        chosen
-            .into_iter()
-            .enumerate()
-            .map(|(index, tool)| Call {
-                id: format!(
-                    "call_{}",
-                    hex_id(&[seed, &index.to_le_bytes()].concat(), 24)
-                ),
-                name: tool.name.clone(),
-                arguments: Value::Object(sample_object(tool.parameters.as_ref(), 0)).to_string(),
-            })
-            .collect(),
-    )
-}
-
-/// An object filling each `required` property of an object schema.
-fn sample_object(schema: Option<&Value>, depth: usize) -> Map<String, Value> {
-    let mut out = Map::new();
-    let Some(schema) = schema else {
-        return out;
-    };
-    let props = schema.get("properties");
-    let required = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for name in required.iter().filter_map(Value::as_str) {
-        let prop = props.and_then(|p| p.get(name));
-        out.insert(name.to_owned(), sample(prop, depth + 1));
-    }
-    out
-}
-
-/// A deterministic value of the schema's type.
-fn sample(schema: Option<&Value>, depth: usize) -> Value {
-    let Some(schema) = schema else {
-        return json!("test");
-    };
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
-    }
-    if let Some(c) = schema.get("const") {
-        return c.clone();
-    }
-    let kind = match schema.get("type") {
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|&t| t != "null"),
-        _ => None,
-    };
-    match kind {
-        Some("number" | "integer") => json!(1),
-        Some("boolean") => json!(true),
-        Some("array") => json!([]),
-        Some("object") if depth < MAX_SCHEMA_DEPTH => {
-            Value::Object(sample_object(Some(schema), depth))
-        }
-        Some("object") => json!({}),
-        Some("null") => Value::Null,
-        _ => json!("test"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::chat::request::parse;
+    use crate::content::GREETING;
+    use serde_json::json;
 
     fn run(body: &Value) -> Plan {
         plan(&parse(Some(body)).unwrap(), b"seed")

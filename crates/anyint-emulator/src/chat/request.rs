@@ -15,20 +15,7 @@ const ROLES: &[&str] = &[
     "function",
 ];
 
-/// A function tool the emulator may call.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Tool {
-    pub(crate) name: String,
-    pub(crate) parameters: Option<Value>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ToolChoice {
-    None,
-    Auto,
-    Required,
-    Named(String),
-}
+pub(crate) use crate::content::{Tool, ToolChoice};
 
 /// The parts of a chat request the emulator acts on.
 #[derive(Clone, Debug)]

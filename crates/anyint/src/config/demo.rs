@@ -10,30 +10,71 @@ use super::{Config, EnvLookup, Error};
 /// The upstream key the demo gateway sends to its in-process emulator.
 pub const DEMO_UPSTREAM_KEY: &str = "demo-upstream-key";
 
-/// Models the demo serves, with their display names.
-const DEMO_MODELS: &[(&str, &str, &str)] = &[
-    ("gpt-4o-mini", "GPT-4o mini (emulated)", "openai"),
-    ("gpt-4o", "GPT-4o (emulated)", "openai"),
-    ("gpt-4.1", "GPT-4.1 (emulated)", "openai"),
-    ("o4-mini", "o4-mini (emulated)", "openai"),
+/// Models the demo serves: (id, display name, owner, demo provider).
+const DEMO_MODELS: &[(&str, &str, &str, &str)] = &[
+    (
+        "gpt-4o-mini",
+        "GPT-4o mini (emulated)",
+        "openai",
+        "emulator-openai",
+    ),
+    ("gpt-4o", "GPT-4o (emulated)", "openai", "emulator-openai"),
+    ("gpt-4.1", "GPT-4.1 (emulated)", "openai", "emulator-openai"),
+    ("o4-mini", "o4-mini (emulated)", "openai", "emulator-openai"),
+    (
+        "claude-sonnet-4-5",
+        "Claude Sonnet 4.5 (emulated)",
+        "anthropic",
+        "emulator-anthropic",
+    ),
+    (
+        "claude-haiku-4-5",
+        "Claude Haiku 4.5 (emulated)",
+        "anthropic",
+        "emulator-anthropic",
+    ),
+    (
+        "gemini-2.5-flash",
+        "Gemini 2.5 Flash (emulated)",
+        "google",
+        "emulator-gemini",
+    ),
+    (
+        "gemini-2.5-pro",
+        "Gemini 2.5 Pro (emulated)",
+        "google",
+        "emulator-gemini",
+    ),
 ];
 
-/// The demo config, with the emulator at `emulator_base` (e.g. `http://127.0.0.1:4000`).
+/// The demo config, with the emulator at `emulator_base` (e.g. `http://127.0.0.1:4000`). The
+/// one emulator stands in for three providers, one of each kind.
 pub fn demo_config(
     emulator_base: &str,
     listen: SocketAddr,
     env: EnvLookup<'_>,
 ) -> Result<Config, Error> {
-    let mut text = format!(
-        "[server]\nlisten = \"{listen}\"\n\n[store]\nurl = \"sqlite://data/anyint.db\"\n\n\
-         [[providers]]\nname = \"emulator\"\nkind = \"openai\"\nbase_url = \"{emulator_base}/v1\"\n\
-         api_key = \"{DEMO_UPSTREAM_KEY}\"\n"
-    );
-    for (id, name, owner) in DEMO_MODELS {
+    let mut text =
+        format!("[server]\nlisten = \"{listen}\"\n\n[store]\nurl = \"sqlite://data/anyint.db\"\n");
+    for (name, kind, base) in [
+        ("emulator-openai", "openai", format!("{emulator_base}/v1")),
+        ("emulator-anthropic", "anthropic", emulator_base.to_owned()),
+        (
+            "emulator-gemini",
+            "gemini",
+            format!("{emulator_base}/v1beta"),
+        ),
+    ] {
+        let _ = write!(
+            text,
+            "\n[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\napi_key = \"{DEMO_UPSTREAM_KEY}\"\n"
+        );
+    }
+    for (id, name, owner, provider) in DEMO_MODELS {
         let _ = write!(
             text,
             "\n[[models]]\nid = \"{id}\"\ndisplay_name = \"{name}\"\nowned_by = \"{owner}\"\n\
-             routes = [{{ provider = \"emulator\", upstream_model = \"{id}\" }}]\n"
+             routes = [{{ provider = \"{provider}\", upstream_model = \"{id}\" }}]\n"
         );
     }
     Config::parse(&text, "<demo>", env)

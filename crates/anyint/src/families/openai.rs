@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 
 use super::Family;
@@ -81,19 +81,7 @@ pub fn render_error(e: Error) -> Response {
         body,
     )
         .into_response();
-    let headers = resp.headers_mut();
-    if let Some(after) = e.retry_after {
-        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            headers.insert(header::RETRY_AFTER, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&after.as_millis().to_string()) {
-            headers.insert("retry-after-ms", v);
-        }
-    }
-    if !e.kind.is_retryable() {
-        headers.insert("x-should-retry", HeaderValue::from_static("false"));
-    }
+    super::retry_headers(resp.headers_mut(), &e);
     resp.extensions_mut().insert(e);
     resp
 }
@@ -119,7 +107,7 @@ async fn list_models(
 ) -> Result<Response, OpenAiError> {
     let key = state
         .keys
-        .authenticate(super::presented_key(&headers), FAMILY.auth_header())
+        .authenticate(super::presented_key(&headers, None), FAMILY.auth_header())
         .await?;
     let data: Vec<_> = crate::policy::entitlement::visible_models(&state.config, &key)
         .map(model_json)
@@ -141,7 +129,7 @@ async fn get_model(
 ) -> Result<Response, OpenAiError> {
     let key = state
         .keys
-        .authenticate(super::presented_key(&headers), FAMILY.auth_header())
+        .authenticate(super::presented_key(&headers, None), FAMILY.auth_header())
         .await?;
     let model = crate::policy::entitlement::resolve(&state.config, &key, &id, FAMILY)?;
     let log = RequestLog {
@@ -163,7 +151,7 @@ async fn chat_completions(
     let started = tokio::time::Instant::now();
     let key = state
         .keys
-        .authenticate(super::presented_key(&headers), FAMILY.auth_header())
+        .authenticate(super::presented_key(&headers, None), FAMILY.auth_header())
         .await?;
     let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let call = gateway::ChatCall {
@@ -173,7 +161,15 @@ async fn chat_completions(
         started,
         error_frame,
     };
-    let (result, log) = gateway::chat(&state, call, &body).await;
+    let inbound = anyint_wire::openai::ChatRequestHead::decode(&body)
+        .map_err(Error::from)
+        .map(|h| gateway::Inbound {
+            body: &body,
+            model: h.model.clone(),
+            stream: h.stream,
+            head: gateway::Head::OpenAi(h),
+        });
+    let (result, log) = gateway::chat(&state, call, inbound).await;
     match result {
         Ok(resp) => Ok(with_log(resp, log)),
         Err(e) => Ok(with_log(render_error(e), log)),

@@ -1,22 +1,30 @@
-//! The usage tap: wraps a passthrough SSE stream, reads usage from the events as they pass,
-//! and meters the request when the stream ends, fails, or the client goes away.
+//! The stream tap: sits between the upstream byte stream and the client, meters usage from the
+//! events as they pass, and writes the ledger row when the stream ends, fails, or the client
+//! goes away.
 //!
-//! When the client asked for the usage chunk, bytes pass through exactly as the upstream sent
-//! them. When it did not, the gateway still asked the upstream for usage, so the tap drops
-//! that one usage-only event (whole events only; everything else is forwarded verbatim).
+//! In passthrough modes bytes reach the client exactly as the upstream sent them; the tap only
+//! reads. Two exceptions, both whole-event and never re-encoded: an OpenAI client that did not
+//! ask for the usage chunk does not get it (the gateway asked the upstream for it so it can
+//! meter), and a Gemini client that asked for the JSON-array stream gets the upstream's SSE
+//! events re-framed as array elements. In translate mode every event goes through the
+//! canonical decoder and the client family's encoder.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use anyint_wire::Usage;
+use anyint_wire::canonical::StreamEvent;
 use anyint_wire::openai::{StreamUsage, usage_from_chunk};
 use anyint_wire::sse::{Frame, SseSplitter};
+use anyint_wire::{anthropic, gemini};
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::stream::BoxStream;
 use tokio::time::Instant;
 
 use super::Meter;
+use crate::error::{Error, ErrorKind};
+use crate::gateway::translate::Translator;
 use crate::store::UsageRecord;
 
 /// How the stream ended, for the ledger's `outcome`.
@@ -37,16 +45,41 @@ impl End {
     }
 }
 
-/// Renders the in-stream error event for the client's family after a mid-stream failure.
-pub type ErrorFrame = fn(&crate::error::Error) -> Bytes;
+/// Renders the client family's in-stream error (for JSON-array streams: the bare element).
+pub type ErrorFrame = fn(&Error) -> Bytes;
+
+/// What the tap does with each upstream event.
+pub enum Mode {
+    /// OpenAI passthrough; `strip_usage` drops the usage-only chunk the client did not ask for.
+    OpenAi {
+        /// Whether to drop the usage-only chunk.
+        strip_usage: bool,
+    },
+    /// Anthropic passthrough.
+    Anthropic,
+    /// Gemini passthrough; `array` re-frames SSE events as a JSON array.
+    Gemini {
+        /// Whether the client asked for the JSON-array stream.
+        array: bool,
+    },
+    /// Decode, translate, encode.
+    Translate(Box<Translator>),
+}
 
 /// A metering wrapper around an upstream byte stream.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about one stream, each read in one place"
+)]
 pub struct UsageTap {
     inner: BoxStream<'static, Result<Bytes, reqwest::Error>>,
     splitter: SseSplitter,
-    strip_usage: bool,
+    mode: Mode,
+    /// Whether the client expects a JSON array (Gemini without `alt=sse`).
+    array: bool,
     usage: Usage,
-    saw_done: bool,
+    complete: bool,
+    written: bool,
     pending: Option<(Meter, UsageRecord, Instant)>,
     error_frame: ErrorFrame,
     finished: bool,
@@ -54,44 +87,145 @@ pub struct UsageTap {
 
 impl UsageTap {
     /// Wraps `inner`. `row` is the ledger row to complete; `started` is when the request
-    /// arrived. With `strip_usage`, the usage-only event is not forwarded.
+    /// arrived; `array` says the client reads a JSON-array stream.
     pub fn new(
         inner: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-        strip_usage: bool,
-        meter: Meter,
-        row: UsageRecord,
-        started: Instant,
+        mode: Mode,
+        array: bool,
+        (meter, row, started): (Meter, UsageRecord, Instant),
         error_frame: ErrorFrame,
     ) -> Self {
         Self {
             inner,
             splitter: SseSplitter::new(),
-            strip_usage,
+            mode,
+            array,
             usage: Usage::default(),
-            saw_done: false,
+            complete: false,
+            written: false,
             pending: Some((meter, row, started)),
             error_frame,
             finished: false,
         }
     }
 
-    /// Reads one event; returns whether to forward it.
-    fn inspect(&mut self, frame: &Frame) -> bool {
-        if frame.data == "[DONE]" {
-            self.saw_done = true;
-            return true;
-        }
-        match usage_from_chunk(&frame.data) {
-            StreamUsage::None => true,
-            StreamUsage::Inline(u) => {
-                self.usage = u;
-                true
+    /// Handles the frames of one upstream chunk; returns the bytes for the client, or an error
+    /// when the upstream reported one inside the stream.
+    fn process(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, String> {
+        let frames = self.splitter.push(chunk);
+        match &mut self.mode {
+            Mode::OpenAi { strip_usage } => {
+                let strip = *strip_usage;
+                let mut out = Vec::new();
+                for f in &frames {
+                    let forward = inspect_openai(f, &mut self.usage, &mut self.complete, strip);
+                    if strip && forward {
+                        out.extend_from_slice(&f.raw);
+                    }
+                }
+                Ok(Some(if strip {
+                    Bytes::from(out)
+                } else {
+                    chunk.clone()
+                }))
             }
-            StreamUsage::UsageOnly(u) => {
-                self.usage = u;
-                !self.strip_usage
+            Mode::Anthropic => {
+                for f in &frames {
+                    match f.event.as_deref() {
+                        Some("message_start" | "message_delta") => {
+                            if let Some(u) = anthropic::usage_from_frame(f) {
+                                self.usage = self.usage.merge(u);
+                            }
+                        }
+                        Some("message_stop") => self.complete = true,
+                        _ => {}
+                    }
+                }
+                Ok(Some(chunk.clone()))
+            }
+            Mode::Gemini { array } => {
+                let array = *array;
+                let mut out = Vec::new();
+                for f in &frames {
+                    if let Some(u) = gemini::usage_from_frame(f) {
+                        self.usage = self.usage.merge(u);
+                    }
+                    if f.data.contains("\"finishReason\"") {
+                        self.complete = true;
+                    }
+                    if array && !f.data.trim().is_empty() {
+                        out.extend_from_slice(if self.written || !out.is_empty() {
+                            b",\r\n"
+                        } else {
+                            b"["
+                        });
+                        out.extend_from_slice(f.data.as_bytes());
+                    }
+                }
+                Ok(Some(if array {
+                    Bytes::from(out)
+                } else {
+                    chunk.clone()
+                }))
+            }
+            Mode::Translate(t) => {
+                let mut out = Vec::new();
+                for f in &frames {
+                    for ev in t.decoder.feed(f) {
+                        if let Some(msg) = observe(&ev, &mut self.usage, &mut self.complete) {
+                            return Err(msg);
+                        }
+                        out.extend(t.encoder.encode(&ev));
+                    }
+                }
+                Ok(Some(Bytes::from(out)))
             }
         }
+    }
+
+    /// The upstream reached EOF: final bytes, if any.
+    fn close(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match &mut self.mode {
+            Mode::Translate(t) => {
+                let events = t.decoder.finish();
+                for ev in &events {
+                    if observe(ev, &mut self.usage, &mut self.complete).is_some() {
+                        break;
+                    }
+                    out.extend(t.encoder.encode(ev));
+                }
+                if self.complete {
+                    out.extend(t.encoder.finish());
+                }
+            }
+            Mode::Gemini { array: true } if self.complete => {
+                out.extend_from_slice(if self.written { b"]" } else { b"[]" });
+            }
+            Mode::OpenAi { strip_usage: true } => {
+                // An unterminated trailing event was held back in strip mode.
+                if let Some(f) = self.splitter.finish() {
+                    out.extend_from_slice(&f.raw);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// The client-facing bytes for a failure after the first byte.
+    fn error_bytes(&self, message: &str) -> Bytes {
+        let err =
+            Error::new(ErrorKind::UpstreamUnavailable, message).with_code("upstream_unavailable");
+        let element = (self.error_frame)(&err);
+        if !self.array {
+            return element;
+        }
+        let mut out = Vec::with_capacity(element.len() + 4);
+        out.extend_from_slice(if self.written { b",\r\n" } else { b"[" });
+        out.extend_from_slice(&element);
+        out.push(b']');
+        Bytes::from(out)
     }
 
     fn finish(&mut self, end: End) {
@@ -104,6 +238,41 @@ impl UsageTap {
             end.as_str().clone_into(&mut row.outcome);
             row.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
             meter.record(row);
+        }
+    }
+
+    fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        self.written = true;
+        Poll::Ready(Some(Ok(bytes)))
+    }
+}
+
+/// Tracks usage and completion from a canonical event; returns an upstream error message.
+fn observe(ev: &StreamEvent, usage: &mut Usage, complete: &mut bool) -> Option<String> {
+    match ev {
+        StreamEvent::Usage(u) => *usage = usage.merge(*u),
+        StreamEvent::End => *complete = true,
+        StreamEvent::Error { message } => return Some(message.clone()),
+        _ => {}
+    }
+    None
+}
+
+/// Reads one OpenAI frame; returns whether to forward it in strip mode.
+fn inspect_openai(frame: &Frame, usage: &mut Usage, complete: &mut bool, strip: bool) -> bool {
+    if frame.data == "[DONE]" {
+        *complete = true;
+        return true;
+    }
+    match usage_from_chunk(&frame.data) {
+        StreamUsage::None => true,
+        StreamUsage::Inline(u) => {
+            *usage = u;
+            true
+        }
+        StreamUsage::UsageOnly(u) => {
+            *usage = u;
+            !strip
         }
     }
 }
@@ -119,59 +288,47 @@ impl Stream for UsageTap {
         loop {
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(bytes))) => {
-                    let frames = this.splitter.push(&bytes);
-                    if !this.strip_usage {
-                        for f in &frames {
-                            this.inspect(f);
-                        }
-                        return Poll::Ready(Some(Ok(bytes)));
+                Poll::Ready(Some(Ok(bytes))) => match this.process(&bytes) {
+                    Ok(Some(out)) if !out.is_empty() => return this.emit(out),
+                    Ok(_) => {}
+                    Err(upstream_message) => {
+                        this.finished = true;
+                        this.finish(End::UpstreamCut);
+                        tracing::warn!(
+                            upstream_error_len = upstream_message.len(),
+                            "upstream reported an error inside the stream"
+                        );
+                        let bytes = this.error_bytes(
+                            "the upstream provider failed mid-stream; retry the request",
+                        );
+                        return this.emit(bytes);
                     }
-                    let mut out = Vec::with_capacity(bytes.len());
-                    for f in &frames {
-                        if this.inspect(f) {
-                            out.extend_from_slice(&f.raw);
-                        }
-                    }
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Bytes::from(out))));
-                    }
-                }
+                },
                 Poll::Ready(Some(Err(e))) => {
                     this.finished = true;
                     this.finish(End::UpstreamCut);
                     tracing::warn!(error = %crate::providers::http::describe(&e), "upstream stream failed after the first byte");
-                    let err = crate::error::Error::new(
-                        crate::error::ErrorKind::UpstreamUnavailable,
-                        "the upstream stream was interrupted; retry the request",
-                    )
-                    .with_code("upstream_unavailable");
-                    return Poll::Ready(Some(Ok((this.error_frame)(&err))));
+                    let bytes =
+                        this.error_bytes("the upstream stream was interrupted; retry the request");
+                    return this.emit(bytes);
                 }
                 Poll::Ready(None) => {
                     this.finished = true;
-                    let tail = this.splitter.finish();
-                    let end = if this.saw_done {
-                        End::Complete
+                    let mut tail = this.close();
+                    if this.complete {
+                        this.finish(End::Complete);
                     } else {
-                        End::UpstreamCut
-                    };
-                    this.finish(end);
-                    if end == End::UpstreamCut {
-                        let err = crate::error::Error::new(
-                            crate::error::ErrorKind::UpstreamUnavailable,
-                            "the upstream ended the stream early; retry the request",
-                        )
-                        .with_code("upstream_unavailable");
-                        return Poll::Ready(Some(Ok((this.error_frame)(&err))));
+                        this.finish(End::UpstreamCut);
+                        tail.extend_from_slice(
+                            &this.error_bytes(
+                                "the upstream ended the stream early; retry the request",
+                            ),
+                        );
                     }
-                    // In strip mode a trailing event without its blank line was held back.
-                    if this.strip_usage
-                        && let Some(f) = tail
-                    {
-                        return Poll::Ready(Some(Ok(Bytes::from(f.raw))));
+                    if tail.is_empty() {
+                        return Poll::Ready(None);
                     }
-                    return Poll::Ready(None);
+                    return this.emit(Bytes::from(tail));
                 }
             }
         }

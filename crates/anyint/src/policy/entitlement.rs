@@ -25,6 +25,8 @@ pub fn visible_models<'a>(
 fn models_path(family: Family) -> &'static str {
     match family {
         Family::OpenAi => "GET /openai/v1/models",
+        Family::Anthropic => "GET /anthropic/v1/models",
+        Family::Gemini => "GET /gemini/v1beta/models",
     }
 }
 

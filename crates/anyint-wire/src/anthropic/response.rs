@@ -1,0 +1,262 @@
+//! Non-streamed Messages responses: upstream body → canonical ([`decode_response`]) and
+//! canonical → the body an Anthropic client receives ([`encode_response`]).
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::usage::{UsageOut, WireUsage};
+use super::wire::{Block, Input, decode_stop, encode_stop, message_id, tool_input};
+use crate::DecodeError;
+use crate::canonical::{ChatResponse, Part};
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    content: Vec<OutBlock>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    stop_sequence: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+/// An output block as received. Blocks with no canonical home (server tool use and results,
+/// container uploads) are skipped.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum OutBlock {
+    Text {
+        #[serde(default)]
+        text: String,
+    },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+        #[serde(default)]
+        signature: Option<String>,
+    },
+    RedactedThinking {
+        #[serde(default)]
+        data: String,
+    },
+    ToolUse {
+        #[serde(default)]
+        id: String,
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        input: Value,
+    },
+    #[serde(other)]
+    Other,
+}
+
+impl OutBlock {
+    /// The canonical part, if this block has one.
+    fn into_part(self) -> Option<Part> {
+        Some(match self {
+            Self::Text { text } => Part::text(text),
+            Self::Thinking {
+                thinking,
+                signature,
+            } => Part::Reasoning {
+                text: thinking,
+                signature: signature.filter(|s| !s.is_empty()),
+                redacted: None,
+            },
+            Self::RedactedThinking { data } => Part::Reasoning {
+                text: String::new(),
+                signature: None,
+                redacted: Some(data),
+            },
+            Self::ToolUse { id, name, input } => Part::ToolCall {
+                id,
+                name,
+                arguments: tool_arguments(&input),
+            },
+            Self::Other => return None,
+        })
+    }
+}
+
+/// A `tool_use` input as canonical arguments text; a missing input means no arguments.
+pub(super) fn tool_arguments(input: &Value) -> String {
+    match input {
+        Value::Null => "{}".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Decodes an Anthropic upstream's (successful) response body.
+pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
+    let r: WireResponse = serde_json::from_slice(body).map_err(|e| {
+        DecodeError::body(format!(
+            "the upstream response is not an Anthropic message: {e}"
+        ))
+    })?;
+    if let Some(k) = r.kind.as_deref().filter(|k| *k != "message") {
+        return Err(DecodeError::body(format!(
+            "the upstream response has type `{k}`, not `message`"
+        )));
+    }
+    Ok(ChatResponse {
+        id: r.id,
+        model: r.model,
+        created: None,
+        parts: r
+            .content
+            .into_iter()
+            .filter_map(OutBlock::into_part)
+            .collect(),
+        finish: r.stop_reason.as_deref().map(decode_stop),
+        stop_sequence: r.stop_sequence,
+        usage: r.usage.map(|u| u.canonical()).unwrap_or_default(),
+    })
+}
+
+#[derive(Serialize)]
+struct Out<'a> {
+    id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: Vec<Block<'a>>,
+    stop_reason: Option<&'a str>,
+    stop_sequence: Option<&'a str>,
+    usage: UsageOut,
+}
+
+/// Encodes a canonical response as an Anthropic client receives it. The id gets a `msg_`
+/// prefix when it lacks one; tool call ids pass through unchanged. Tool arguments that are not
+/// a JSON object (only a non-Anthropic upstream could produce them) are sent as `{}`; unsigned
+/// reasoning is sent with an empty `signature`.
+pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
+    let content = resp
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text { text, .. } => Some(Block::Text {
+                text,
+                cache_control: None,
+            }),
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Some(Block::ToolUse {
+                id,
+                name,
+                input: tool_input(arguments).unwrap_or(Input::Empty(super::wire::Empty {})),
+            }),
+            Part::Reasoning {
+                redacted: Some(data),
+                ..
+            } => Some(Block::RedactedThinking { data }),
+            Part::Reasoning {
+                text, signature, ..
+            } => Some(Block::Thinking {
+                thinking: text,
+                signature: signature.as_deref().unwrap_or(""),
+            }),
+            // Responses carry no images or tool results.
+            Part::Image { .. } | Part::ToolResult { .. } => None,
+        })
+        .collect();
+    let out = Out {
+        id: message_id(&resp.id),
+        kind: "message",
+        role: "assistant",
+        model: &resp.model,
+        content,
+        stop_reason: resp.finish.as_ref().map(encode_stop),
+        stop_sequence: resp.stop_sequence.as_deref(),
+        usage: UsageOut::from(&resp.usage),
+    };
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Usage;
+    use crate::canonical::FinishReason;
+    use serde_json::json;
+
+    const BODY: &str = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-x",
+        "content":[{"type":"thinking","thinking":"hmm","signature":"sig"},
+                   {"type":"text","text":"Let me check.","citations":null},
+                   {"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}},
+                   {"type":"tool_use","id":"toolu_01","name":"get_weather","input":{"city":"Oslo"}}],
+        "stop_reason":"tool_use","stop_sequence":null,
+        "usage":{"input_tokens":120,"output_tokens":40,"cache_creation_input_tokens":30,"cache_read_input_tokens":50}}"#;
+
+    #[test]
+    fn decodes_blocks_stop_reason_and_usage() {
+        let r = decode_response(BODY.as_bytes()).unwrap();
+        assert_eq!(r.parts.len(), 3);
+        assert_eq!(
+            r.parts[2],
+            Part::ToolCall {
+                id: "toolu_01".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Oslo"}"#.into()
+            }
+        );
+        assert_eq!(r.finish, Some(FinishReason::ToolCalls));
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 200,
+                output_tokens: 40,
+                cache_read_tokens: 50,
+                cache_write_tokens: 30,
+                reasoning_tokens: 0
+            }
+        );
+    }
+
+    #[test]
+    fn encode_restores_anthropic_usage_and_ids() {
+        let r = decode_response(BODY.as_bytes()).unwrap();
+        let v: Value = serde_json::from_slice(&encode_response(&r)).unwrap();
+        assert_eq!(
+            v["usage"],
+            json!({"input_tokens":120,"output_tokens":40,"cache_creation_input_tokens":30,"cache_read_input_tokens":50})
+        );
+        assert_eq!(v["id"], "msg_01");
+        assert_eq!(v["content"][2]["input"], json!({"city":"Oslo"}));
+        assert_eq!(v["stop_reason"], "tool_use");
+
+        let other = ChatResponse {
+            id: "chatcmpl-9".into(),
+            parts: vec![Part::ToolCall {
+                id: "call_1".into(),
+                name: "f".into(),
+                arguments: "not json".into(),
+            }],
+            finish: Some(FinishReason::Other("function_call".into())),
+            ..ChatResponse::default()
+        };
+        let v: Value = serde_json::from_slice(&encode_response(&other)).unwrap();
+        assert_eq!(v["id"], "msg_chatcmpl-9");
+        assert_eq!(v["content"][0]["id"], "call_1");
+        assert_eq!(v["content"][0]["input"], json!({}));
+        assert_eq!(v["stop_reason"], "end_turn");
+    }
+
+    #[test]
+    fn refuses_non_messages() {
+        assert!(decode_response(b"[]").is_err());
+        assert!(decode_response(br#"{"type":"error","content":[]}"#).is_err());
+        assert!(decode_response(br#"{"id":"x"}"#).is_err());
+    }
+}

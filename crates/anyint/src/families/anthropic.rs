@@ -1,0 +1,318 @@
+//! The Anthropic Messages family at `/anthropic/v1/…`: messages (streaming and not),
+//! count_tokens, and models.
+//!
+//! Auth is `x-api-key` or `Authorization: Bearer` (SDK 2.x). `anthropic-version` is required
+//! and must be one of [`anyint_wire::anthropic::VERSIONS`]. Errors use the envelope
+//! `{"type":"error","error":{"type","message"}}`; after a stream has started they go out as
+//! `event: error`.
+
+use axum::Extension;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use super::Family;
+use crate::error::{Error, ErrorKind};
+use crate::gateway::{self, Head, Inbound};
+use crate::providers::{ForwardHeaders, ProviderAdapter};
+use crate::server::SharedState;
+use crate::telemetry::{RequestId, RequestLog};
+
+const FAMILY: Family = Family::Anthropic;
+const VERSION_HEADER: &str = "anthropic-version";
+
+/// The family's routes.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/anthropic/v1/messages", post(messages))
+        .route("/anthropic/v1/messages/count_tokens", post(count_tokens))
+        .route("/anthropic/v1/models", get(list_models))
+        .route("/anthropic/v1/models/{*id}", get(get_model))
+}
+
+/// An error rendered in the Anthropic envelope.
+pub struct AnthropicError(pub Error);
+
+impl From<Error> for AnthropicError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        render_error(self.0)
+    }
+}
+
+/// Anthropic's `error.type` for a kind.
+fn error_type(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidRequest => "invalid_request_error",
+        ErrorKind::Unauthenticated => "authentication_error",
+        ErrorKind::PermissionDenied => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::PayloadTooLarge => "request_too_large",
+        ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_error",
+        ErrorKind::QuotaExceeded => "billing_error",
+        ErrorKind::UpstreamTimeout => "timeout_error",
+        ErrorKind::Overloaded => "overloaded_error",
+        ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamProtocol | ErrorKind::Internal => {
+            "api_error"
+        }
+    }
+}
+
+fn envelope(e: &Error) -> serde_json::Value {
+    json!({"type": "error", "error": {"type": error_type(e.kind), "message": e.message}})
+}
+
+/// Renders `e` in the Anthropic envelope, with `retry-after` when known and
+/// `x-should-retry: false` on final errors.
+pub fn render_error(e: Error) -> Response {
+    let mut resp = (
+        e.status(),
+        [(header::CONTENT_TYPE, "application/json")],
+        envelope(&e).to_string(),
+    )
+        .into_response();
+    super::retry_headers(resp.headers_mut(), &e);
+    resp.extensions_mut().insert(e);
+    resp
+}
+
+/// The in-stream error event.
+pub fn error_frame(e: &Error) -> Bytes {
+    Bytes::from(format!("event: error\ndata: {}\n\n", envelope(e)))
+}
+
+fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
+    json!({"type": "model", "id": m.id, "display_name": m.display_name, "created_at": crate::clock::rfc3339(m.created)})
+}
+
+/// Checks `anthropic-version`: required, one value, a known version.
+fn version(headers: &HeaderMap) -> Result<String, Error> {
+    let Some(v) = headers.get(VERSION_HEADER) else {
+        return Err(Error::invalid(
+            None,
+            "anthropic-version: header is required; send `anthropic-version: 2023-06-01`",
+        ));
+    };
+    let v = v.to_str().unwrap_or("").trim();
+    if anyint_wire::anthropic::VERSIONS.contains(&v) {
+        Ok(v.to_owned())
+    } else {
+        Err(Error::invalid(
+            None,
+            format!(
+                "anthropic-version: \"{v}\" is not a valid version; use one of {}",
+                anyint_wire::anthropic::VERSIONS.join(", ")
+            ),
+        ))
+    }
+}
+
+async fn authenticate(
+    state: &SharedState,
+    headers: &HeaderMap,
+) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {
+    state
+        .keys
+        .authenticate(super::presented_key(headers, None), FAMILY.auth_header())
+        .await
+}
+
+async fn list_models(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Response, AnthropicError> {
+    let key = authenticate(&state, &headers).await?;
+    let data: Vec<_> = crate::policy::entitlement::visible_models(&state.config, &key)
+        .map(model_json)
+        .collect();
+    let first = data.first().and_then(|m| m.get("id")).cloned();
+    let last = data.last().and_then(|m| m.get("id")).cloned();
+    let body = json!({"data": data, "has_more": false, "first_id": first, "last_id": last});
+    Ok(with_log(
+        super::openai::json_response(StatusCode::OK, &body),
+        &key.id,
+        None,
+    ))
+}
+
+async fn get_model(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AnthropicError> {
+    let key = authenticate(&state, &headers).await?;
+    let model = crate::policy::entitlement::resolve(&state.config, &key, &id, FAMILY)?;
+    Ok(with_log(
+        super::openai::json_response(StatusCode::OK, &model_json(model)),
+        &key.id,
+        Some(&model.id),
+    ))
+}
+
+fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Response {
+    resp.extensions_mut().insert(RequestLog {
+        model: model.map(str::to_owned),
+        key_id: Some(key_id.to_owned()),
+    });
+    resp
+}
+
+/// Reads what routing needs from a Messages body, validating the required fields.
+fn head<'a>(body: &'a [u8], version: &str, headers: &HeaderMap) -> Result<Inbound<'a>, Error> {
+    let obj = anyint_wire::json::RawObject::decode(body)?;
+    let model = match obj.get("model") {
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map_err(|_| Error::invalid(Some("model"), "model: must be a string"))?,
+        None => return Err(Error::invalid(Some("model"), "model: Field required")),
+    };
+    match obj.get("max_tokens") {
+        Some(raw) if serde_json::from_str::<u64>(raw.get()).is_ok() => {}
+        Some(_) => {
+            return Err(Error::invalid(
+                Some("max_tokens"),
+                "max_tokens: must be a non-negative integer",
+            ));
+        }
+        None => {
+            return Err(Error::invalid(
+                Some("max_tokens"),
+                "max_tokens: Field required",
+            ));
+        }
+    }
+    match obj.get("messages") {
+        Some(raw) if raw.get().trim_start().starts_with('[') => {}
+        Some(_) => {
+            return Err(Error::invalid(
+                Some("messages"),
+                "messages: must be an array",
+            ));
+        }
+        None => return Err(Error::invalid(Some("messages"), "messages: Field required")),
+    }
+    if version == "2026-10-21"
+        && let Some(p) = ["temperature", "top_p", "top_k"]
+            .into_iter()
+            .find(|p| obj.has(p))
+    {
+        return Err(Error::invalid(
+            None,
+            format!("{p}: is not supported with anthropic-version 2026-10-21; remove it"),
+        ));
+    }
+    let stream = obj.get("stream").is_some_and(|v| v.get() == "true");
+    let forward = ForwardHeaders {
+        anthropic_version: Some(version.to_owned()),
+        anthropic_beta: headers
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    Ok(Inbound {
+        body,
+        model,
+        stream,
+        head: Head::Anthropic { body: obj, forward },
+    })
+}
+
+async fn messages(
+    State(state): State<SharedState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AnthropicError> {
+    let started = tokio::time::Instant::now();
+    let key = authenticate(&state, &headers).await?;
+    let version = version(&headers)?;
+    let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let call = gateway::ChatCall {
+        family: FAMILY,
+        key,
+        request_id,
+        started,
+        error_frame,
+    };
+    let inbound = head(&body, &version, &headers);
+    let (result, log) = gateway::chat(&state, call, inbound).await;
+    let mut resp = result.unwrap_or_else(render_error);
+    resp.extensions_mut().insert(log);
+    Ok(resp)
+}
+
+async fn count_tokens(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AnthropicError> {
+    let key = authenticate(&state, &headers).await?;
+    let version = version(&headers)?;
+    let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let obj = anyint_wire::json::RawObject::decode(&body).map_err(Error::from)?;
+    let model_id = obj
+        .get("model")
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .ok_or_else(|| Error::invalid(Some("model"), "model: Field required"))?;
+    let model = crate::policy::entitlement::resolve(&state.config, &key, &model_id, FAMILY)?;
+    let route = model
+        .routes
+        .first()
+        .ok_or_else(|| Error::internal("model without routes"))?;
+    let provider = state
+        .providers
+        .get(route.provider)
+        .ok_or_else(|| Error::internal("route to a missing provider"))?;
+    if provider.adapter == ProviderAdapter::Anthropic {
+        let mut model_json = Vec::new();
+        anyint_wire::json::write_json_string(&mut model_json, &route.upstream_model);
+        let upstream_body = obj.encode_with(&[("model", &String::from_utf8_lossy(&model_json))]);
+        let forward = ForwardHeaders {
+            anthropic_version: Some(version),
+            anthropic_beta: None,
+        };
+        let req =
+            crate::providers::anthropic::count_tokens_request(provider, upstream_body, &forward);
+        let resp = crate::providers::http::send(&provider.config.name, req).await?;
+        let status = resp.status();
+        let resp_headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| crate::providers::http::transport_error(&provider.config.name, &e))?;
+        if !status.is_success() {
+            return Err(provider.decode_error(status, &resp_headers, &bytes).into());
+        }
+        return Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)));
+    }
+    // Other upstreams: estimate from the canonical request (count_tokens has no max_tokens).
+    let with_max = if obj.has("max_tokens") {
+        body.to_vec()
+    } else {
+        obj.encode_with(&[("max_tokens", "1")])
+    };
+    let req = anyint_wire::anthropic::decode_request(&with_max, &version).map_err(Error::from)?;
+    let body = json!({"input_tokens": req.estimate_input_tokens()});
+    Ok(with_log(
+        super::openai::json_response(StatusCode::OK, &body),
+        &key.id,
+        Some(&model.id),
+    ))
+}
+
+fn json_bytes(bytes: Bytes) -> Response {
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,0 +1,279 @@
+//! The Gemini family at `/gemini/v1beta/…` and `/gemini/v1/…` (google-genai 3.x calls `/v1`):
+//! `models`, `models/{model}:generateContent`, `:streamGenerateContent` (SSE with `?alt=sse`,
+//! a JSON array stream without it) and `:countTokens`.
+//!
+//! Auth is `x-goog-api-key`, `?key=` or `Authorization: Bearer`. Errors use the Google RPC
+//! envelope `{"error":{"code","message","status"}}`; inside a stream they are an error object.
+//! Streams carry only `data:` lines: google-genai's parser breaks on comments and `event:`.
+
+use axum::Extension;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use super::Family;
+use crate::error::{Error, ErrorKind};
+use crate::gateway::{self, Head, Inbound};
+use crate::providers::ProviderAdapter;
+use crate::server::SharedState;
+use crate::telemetry::{RequestId, RequestLog};
+
+const FAMILY: Family = Family::Gemini;
+
+/// The family's routes, under both API versions.
+pub fn routes() -> Router<SharedState> {
+    let mut router = Router::new();
+    for prefix in ["/gemini/v1beta", "/gemini/v1"] {
+        router = router
+            .route(&format!("{prefix}/models"), get(list_models))
+            .route(
+                &format!("{prefix}/models/{{*rest}}"),
+                get(get_model).post(model_action),
+            );
+    }
+    router
+}
+
+/// An error rendered in the Google envelope.
+pub struct GeminiError(pub Error);
+
+impl From<Error> for GeminiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for GeminiError {
+    fn into_response(self) -> Response {
+        render_error(self.0)
+    }
+}
+
+fn envelope(e: &Error) -> serde_json::Value {
+    anyint_wire::gemini::error_json(e.status().as_u16(), &e.message)
+}
+
+/// Renders `e` in the Google envelope.
+pub fn render_error(e: Error) -> Response {
+    let mut resp = (
+        e.status(),
+        [(header::CONTENT_TYPE, "application/json")],
+        envelope(&e).to_string(),
+    )
+        .into_response();
+    super::retry_headers(resp.headers_mut(), &e);
+    resp.extensions_mut().insert(e);
+    resp
+}
+
+/// The in-stream error for SSE clients.
+pub fn error_frame(e: &Error) -> Bytes {
+    Bytes::from(format!("data: {}\n\n", envelope(e)))
+}
+
+/// The in-stream error for JSON-array clients: the bare element.
+pub fn error_element(e: &Error) -> Bytes {
+    Bytes::from(envelope(e).to_string())
+}
+
+fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
+    json!({
+        "name": format!("models/{}", m.id),
+        "baseModelId": m.id,
+        "version": "001",
+        "displayName": m.display_name,
+        "description": format!("{} via anyint", m.display_name),
+        "inputTokenLimit": 1_048_576,
+        "outputTokenLimit": 65_536,
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+    })
+}
+
+async fn authenticate(
+    state: &SharedState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {
+    state
+        .keys
+        .authenticate(super::presented_key(headers, query), FAMILY.auth_header())
+        .await
+}
+
+fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Response {
+    resp.extensions_mut().insert(RequestLog {
+        model: model.map(str::to_owned),
+        key_id: Some(key_id.to_owned()),
+    });
+    resp
+}
+
+async fn list_models(
+    State(state): State<SharedState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, GeminiError> {
+    let key = authenticate(&state, &headers, query.as_deref()).await?;
+    let models: Vec<_> = crate::policy::entitlement::visible_models(&state.config, &key)
+        .map(model_json)
+        .collect();
+    Ok(with_log(
+        super::openai::json_response(StatusCode::OK, &json!({"models": models})),
+        &key.id,
+        None,
+    ))
+}
+
+/// Strips an optional `models/` prefix the caller may repeat.
+fn model_name(rest: &str) -> &str {
+    rest.strip_prefix("models/").unwrap_or(rest)
+}
+
+async fn get_model(
+    State(state): State<SharedState>,
+    Path(rest): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, GeminiError> {
+    let key = authenticate(&state, &headers, query.as_deref()).await?;
+    let model =
+        crate::policy::entitlement::resolve(&state.config, &key, model_name(&rest), FAMILY)?;
+    Ok(with_log(
+        super::openai::json_response(StatusCode::OK, &model_json(model)),
+        &key.id,
+        Some(&model.id),
+    ))
+}
+
+async fn model_action(
+    State(state): State<SharedState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    Path(rest): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GeminiError> {
+    let started = tokio::time::Instant::now();
+    let key = authenticate(&state, &headers, query.as_deref()).await?;
+    let Some((model, action)) = rest.rsplit_once(':') else {
+        return Err(Error::new(ErrorKind::NotFound, format!("unknown method on models/{rest}; use :generateContent, :streamGenerateContent or :countTokens")).into());
+    };
+    let model = model_name(model).to_owned();
+    let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let sse = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+    let stream = match action {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        "countTokens" => {
+            return count_tokens(&state, &key, &model, &body)
+                .await
+                .map_err(GeminiError);
+        }
+        other => {
+            return Err(Error::new(ErrorKind::NotFound, format!("unknown method `{other}`; use :generateContent, :streamGenerateContent or :countTokens")).into());
+        }
+    };
+    let error_frame = if stream && !sse {
+        error_element
+    } else {
+        error_frame
+    };
+    let call = gateway::ChatCall {
+        family: FAMILY,
+        key,
+        request_id,
+        started,
+        error_frame,
+    };
+    let inbound = validate(&body).map(|()| Inbound {
+        body: &body,
+        model,
+        stream,
+        head: Head::Gemini { sse },
+    });
+    let (result, log) = gateway::chat(&state, call, inbound).await;
+    let mut response = result.unwrap_or_else(render_error);
+    response.extensions_mut().insert(log);
+    Ok(response)
+}
+
+/// The checks the API makes before anything else: a JSON object with non-empty `contents`.
+fn validate(body: &[u8]) -> Result<(), Error> {
+    let obj = anyint_wire::json::RawObject::decode(body)?;
+    match obj.get("contents") {
+        Some(raw)
+            if raw.get().trim_start().starts_with('[')
+                && raw.get().trim_start().trim_start_matches('[').trim_start() != "]" =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(Error::invalid(
+            Some("contents"),
+            "contents must be a non-empty array of Content",
+        )),
+        None => Err(Error::invalid(
+            Some("contents"),
+            "contents is not specified",
+        )),
+    }
+}
+
+async fn count_tokens(
+    state: &SharedState,
+    key: &crate::store::ApiKey,
+    model_id: &str,
+    body: &Bytes,
+) -> Result<Response, Error> {
+    let model = crate::policy::entitlement::resolve(&state.config, key, model_id, FAMILY)?;
+    let route = model
+        .routes
+        .first()
+        .ok_or_else(|| Error::internal("model without routes"))?;
+    let provider = state
+        .providers
+        .get(route.provider)
+        .ok_or_else(|| Error::internal("route to a missing provider"))?;
+    if provider.adapter == ProviderAdapter::Gemini {
+        let req = crate::providers::gemini::count_tokens_request(
+            provider,
+            &route.upstream_model,
+            body.to_vec(),
+        );
+        let resp = crate::providers::http::send(&provider.config.name, req).await?;
+        let status = resp.status();
+        let resp_headers = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| crate::providers::http::transport_error(&provider.config.name, &e))?;
+        if !status.is_success() {
+            return Err(provider.decode_error(status, &resp_headers, &bytes));
+        }
+        let mut out = Response::new(Body::from(bytes));
+        out.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(with_log(out, &key.id, Some(&model.id)));
+    }
+    // Other upstreams: estimate from the canonical request. The REST API also accepts the
+    // request wrapped as {"generateContentRequest": {...}}.
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid(None, format!("invalid JSON: {e}")))?;
+    let inner = value
+        .get("generateContentRequest")
+        .map_or_else(|| body.to_vec(), |v| v.to_string().into_bytes());
+    let req = anyint_wire::gemini::decode_request(&inner, model_id, false).map_err(Error::from)?;
+    let out = json!({"totalTokens": req.estimate_input_tokens()});
+    Ok(with_log(
+        super::openai::json_response(StatusCode::OK, &out),
+        &key.id,
+        Some(&model.id),
+    ))
+}

@@ -1,0 +1,71 @@
+//! The Anthropic Messages upstream adapter (`kind = "anthropic"`): `x-api-key` and exactly one
+//! `anthropic-version` value.
+
+use bytes::Bytes;
+use reqwest::header::CONTENT_TYPE;
+
+use super::{ForwardHeaders, Provider};
+use crate::error::Error;
+
+/// Builds `POST {base_url}/v1/messages`.
+pub fn chat_request(
+    p: &Provider,
+    body: Vec<u8>,
+    forward: &ForwardHeaders,
+) -> reqwest::RequestBuilder {
+    let version = forward
+        .anthropic_version
+        .as_deref()
+        .unwrap_or(&p.config.anthropic_version);
+    let mut req = p
+        .client
+        .post(format!("{}/v1/messages", p.config.base_url))
+        .timeout(p.config.timeout)
+        .header("x-api-key", p.config.api_key.expose())
+        .header("anthropic-version", version)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body));
+    if let Some(beta) = &forward.anthropic_beta {
+        req = req.header("anthropic-beta", beta);
+    }
+    req
+}
+
+/// Builds `POST {base_url}/v1/messages/count_tokens`.
+pub fn count_tokens_request(
+    p: &Provider,
+    body: Vec<u8>,
+    forward: &ForwardHeaders,
+) -> reqwest::RequestBuilder {
+    let version = forward
+        .anthropic_version
+        .as_deref()
+        .unwrap_or(&p.config.anthropic_version);
+    p.client
+        .post(format!("{}/v1/messages/count_tokens", p.config.base_url))
+        .timeout(p.config.timeout)
+        .header("x-api-key", p.config.api_key.expose())
+        .header("anthropic-version", version)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body))
+}
+
+/// Maps an Anthropic error reply (`{"type":"error","error":{"type","message"}}`).
+pub fn decode_error(
+    p: &Provider,
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Error {
+    let decoded = anyint_wire::anthropic::decode_error(body);
+    let billing = decoded
+        .as_ref()
+        .is_some_and(|e| e.kind.as_deref() == Some("billing_error"));
+    super::http::classify(
+        &p.config.name,
+        status,
+        super::http::retry_after(headers),
+        decoded.as_ref().map(|e| e.message.as_str()),
+        billing,
+    )
+}

@@ -1,0 +1,62 @@
+//! The Gemini upstream adapter (`kind = "gemini"`): `x-goog-api-key`, the model in the URL, and
+//! `alt=sse` for streams.
+
+use bytes::Bytes;
+use reqwest::header::CONTENT_TYPE;
+
+use super::Provider;
+use crate::error::Error;
+
+/// Builds `POST {base_url}/models/{model}:generateContent` or `:streamGenerateContent?alt=sse`.
+pub fn chat_request(
+    p: &Provider,
+    model: &str,
+    body: Vec<u8>,
+    stream: bool,
+) -> reqwest::RequestBuilder {
+    let action = if stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
+    };
+    post(
+        p,
+        &format!("{}/models/{model}:{action}", p.config.base_url),
+        body,
+    )
+}
+
+/// Builds `POST {base_url}/models/{model}:countTokens`.
+pub fn count_tokens_request(p: &Provider, model: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    post(
+        p,
+        &format!("{}/models/{model}:countTokens", p.config.base_url),
+        body,
+    )
+}
+
+fn post(p: &Provider, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    p.client
+        .post(url)
+        .timeout(p.config.timeout)
+        .header("x-goog-api-key", p.config.api_key.expose())
+        .header(CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body))
+}
+
+/// Maps a Google RPC error reply (`{"error":{"code","message","status"}}`).
+pub fn decode_error(
+    p: &Provider,
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Error {
+    let decoded = anyint_wire::gemini::decode_error(body);
+    super::http::classify(
+        &p.config.name,
+        status,
+        super::http::retry_after(headers),
+        decoded.as_ref().map(|e| e.message.as_str()),
+        false,
+    )
+}
