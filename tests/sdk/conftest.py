@@ -103,6 +103,18 @@ kind = "openai"
 base_url = "{emulator}/v1"
 api_key_env = "UPSTREAM_KEY"
 
+[[providers]]
+name = "emulator-anthropic"
+kind = "anthropic"
+base_url = "{emulator}"
+api_key_env = "UPSTREAM_KEY"
+
+[[providers]]
+name = "emulator-gemini"
+kind = "gemini"
+base_url = "{emulator}/v1beta"
+api_key_env = "UPSTREAM_KEY"
+
 [[models]]
 id = "gpt-4o-mini"
 display_name = "GPT-4o mini"
@@ -112,6 +124,18 @@ routes = [{{ provider = "emulator", upstream_model = "gpt-4o-mini" }}]
 [[models]]
 id = "gpt-4o"
 routes = [{{ provider = "emulator", upstream_model = "gpt-4o" }}]
+
+[[models]]
+id = "claude-sonnet-4-5"
+display_name = "Claude Sonnet 4.5"
+owned_by = "anthropic"
+routes = [{{ provider = "emulator-anthropic", upstream_model = "claude-sonnet-4-5" }}]
+
+[[models]]
+id = "gemini-2.5-flash"
+display_name = "Gemini 2.5 Flash"
+owned_by = "google"
+routes = [{{ provider = "emulator-gemini", upstream_model = "gemini-2.5-flash" }}]
 """
     )
     gw_env = dict(env, ANYINT_ADMIN_TOKEN=ADMIN_TOKEN, UPSTREAM_KEY=UPSTREAM_KEY)
@@ -120,6 +144,9 @@ routes = [{{ provider = "emulator", upstream_model = "gpt-4o" }}]
         g = Gateway(base, emulator, None, None)
         g.key = g.admin("POST", "/admin/v1/keys", {"name": "sdk"})["key"]
         g.restricted_key = g.admin("POST", "/admin/v1/keys", {"name": "sdk-restricted", "models": ["gpt-4o"]})["key"]
+        g.revoked_key = g.admin("POST", "/admin/v1/keys", {"name": "sdk-revoked"})
+        g.admin("DELETE", f"/admin/v1/keys/{g.revoked_key['id']}")
+        g.revoked_key = g.revoked_key["key"]
         yield g
     finally:
         _stop(gw)

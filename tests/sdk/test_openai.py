@@ -20,7 +20,7 @@ def user(text):
 
 def test_models_list_shows_entitled_models(gateway, client):
     ids = [m.id for m in client.models.list()]
-    assert ids == ["gpt-4o-mini", "gpt-4o"]
+    assert ids == ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5", "gemini-2.5-flash"]
     restricted = openai.OpenAI(base_url=gateway.base + "/openai/v1", api_key=gateway.restricted_key)
     assert [m.id for m in restricted.models.list()] == ["gpt-4o"]
     model = client.models.retrieve("gpt-4o-mini")
