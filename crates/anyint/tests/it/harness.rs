@@ -118,6 +118,18 @@ base_url = "{emulator}/v1"
 api_key = "{UPSTREAM_KEY}"
 
 [[providers]]
+name = "emu-anthropic"
+kind = "anthropic"
+base_url = "{emulator}"
+api_key = "{UPSTREAM_KEY}"
+
+[[providers]]
+name = "emu-gemini"
+kind = "gemini"
+base_url = "{emulator}/v1beta"
+api_key = "{UPSTREAM_KEY}"
+
+[[providers]]
 name = "dead"
 kind = "openai"
 base_url = "http://127.0.0.1:9/v1"
@@ -141,6 +153,14 @@ routes = [{{ provider = "emu", upstream_model = "gpt-4.1" }}]
 [[models]]
 id = "unreachable"
 routes = [{{ provider = "dead", upstream_model = "gpt-4o" }}]
+
+[[models]]
+id = "claude"
+routes = [{{ provider = "emu-anthropic", upstream_model = "claude-sonnet-4-5" }}]
+
+[[models]]
+id = "gemini"
+routes = [{{ provider = "emu-gemini", upstream_model = "gemini-2.5-flash" }}]
 
 [[models]]
 id = "failover"

@@ -17,3 +17,4 @@ mod binary;
 mod harness;
 mod openai;
 mod store;
+mod translate;
