@@ -3,6 +3,7 @@
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     clippy::disallowed_methods,
     clippy::too_many_lines,
     reason = "test harness code fails loudly by design; tests build plain clients"

@@ -72,7 +72,7 @@ fn check_anthropic_stream(events: &[(String, Value)]) -> (String, Vec<Value>, St
     for (event, data) in events {
         match event.as_str() {
             "message_start" => {
-                assert!(data["message"]["usage"]["input_tokens"].as_u64().unwrap() > 0)
+                assert!(data["message"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
             }
             "content_block_start" => {
                 assert!(open.is_none(), "block opened while another is open");
@@ -91,7 +91,7 @@ fn check_anthropic_stream(events: &[(String, Value)]) -> (String, Vec<Value>, St
                 match data["delta"]["type"].as_str().unwrap() {
                     "text_delta" => text.push_str(data["delta"]["text"].as_str().unwrap()),
                     "input_json_delta" => {
-                        partial.push_str(data["delta"]["partial_json"].as_str().unwrap())
+                        partial.push_str(data["delta"]["partial_json"].as_str().unwrap());
                     }
                     "thinking_delta" | "signature_delta" => {}
                     other => panic!("unexpected delta {other}"),
@@ -108,7 +108,10 @@ fn check_anthropic_stream(events: &[(String, Value)]) -> (String, Vec<Value>, St
             "message_delta" => {
                 assert!(open.is_none(), "message_delta before every block closed");
                 assert!(data["usage"]["output_tokens"].as_u64().unwrap() > 0);
-                stop = data["delta"]["stop_reason"].as_str().unwrap().to_owned();
+                data["delta"]["stop_reason"]
+                    .as_str()
+                    .unwrap()
+                    .clone_into(&mut stop);
             }
             "message_stop" | "ping" => {}
             other => panic!("unexpected event {other}"),
