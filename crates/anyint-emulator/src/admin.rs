@@ -1,5 +1,5 @@
-//! `/_emulator/*`: test-only introspection of per-tag counters and the last
-//! request seen per tag. No API key needed; never reachable under `/v1`.
+//! `/_emulator/*`: test-only introspection of per-tag counters, per-tag
+//! stream outcomes and the last request seen per tag. No API key needed; never reachable under `/v1`.
 
 use std::sync::Arc;
 
@@ -26,6 +26,15 @@ pub(crate) async fn count(
     json_response(StatusCode::OK, &json!({"tag": tag, "count": n}))
 }
 
+/// `GET /_emulator/streams/{tag}` → `{"tag", "started", "completed",
+/// "aborted", "cut"}` (all 0 if unseen).
+pub(crate) async fn streams(
+    AxState(state): AxState<Arc<State>>,
+    Path(tag): Path<String>,
+) -> Response {
+    json_response(StatusCode::OK, &state.streams(&tag))
+}
+
 /// `GET /_emulator/last/{tag}` → `{"headers": {...}, "body": ...}` or 404.
 pub(crate) async fn last(AxState(state): AxState<Arc<State>>, Path(tag): Path<String>) -> Response {
     if let Some(record) = state.last(&tag) {
@@ -37,7 +46,8 @@ pub(crate) async fn last(AxState(state): AxState<Arc<State>>, Path(tag): Path<St
     }
 }
 
-/// `POST /_emulator/reset` clears counters and last-request records.
+/// `POST /_emulator/reset` clears counters, stream outcomes and
+/// last-request records.
 pub(crate) async fn reset(AxState(state): AxState<Arc<State>>) -> Response {
     state.reset();
     json_response(StatusCode::OK, &json!({"reset": true}))

@@ -128,7 +128,7 @@ fn answer(
             content_type: "text/event-stream",
         }
         .with_error_after(fault, |_| vec![error::stream_error_event(rid)], None)
-        .into_response(fault)
+        .into_response(fault, state)
     } else {
         json_response(StatusCode::OK, &render::complete(&meta, &plan, &usage))
     }

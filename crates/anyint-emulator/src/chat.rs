@@ -73,7 +73,7 @@ pub(crate) async fn handle(
             content_type: "text/event-stream",
         }
         .with_error_after(&fault, |_| vec![mid_stream_error()], None)
-        .into_response(&fault)
+        .into_response(&fault, &state)
     } else {
         json_response(StatusCode::OK, &render::completion(&meta, &plan, req.n))
     };

@@ -12,7 +12,7 @@ pub(crate) const HEADER: &str = "x-emulator-fault";
 /// Opening of an in-message directive: `[emulate: status=429]`.
 const DIRECTIVE_OPEN: &str = "[emulate:";
 const KNOWN_KEYS: &str = "status, quota, retry_after, retry_after_ms, should_retry, latency_ms, \
-                          chunk_delay_ms, cut_after, error_after, times, tag";
+                          chunk_delay_ms, cut_after, error_after, times, every, tag";
 
 /// What one request asked the emulator to do wrong.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,14 +27,32 @@ pub(crate) struct Fault {
     pub(crate) cut_after: Option<usize>,
     pub(crate) error_after: Option<usize>,
     pub(crate) times: Option<u64>,
+    pub(crate) every: Option<u64>,
     pub(crate) tag: Option<String>,
 }
 
 impl Fault {
-    /// True once a `times=K` fault has been used up (`count` is this
-    /// request's 1-based position among requests with the same tag).
-    pub(crate) fn exhausted(&self, count: Option<u64>) -> bool {
-        matches!((self.times, count), (Some(k), Some(c)) if c > k)
+    /// True when this request is let through untouched although it carries
+    /// the fault: a `times=K` fault that has been used up, or an `every=N`
+    /// fault on a request that is not an N-th one. `count` is this request's
+    /// 1-based position among requests with the same tag (the tag counter).
+    pub(crate) fn skips(&self, count: Option<u64>) -> bool {
+        match count {
+            Some(c) => {
+                self.times.is_some_and(|k| c > k)
+                    || self.every.is_some_and(|n| n == 0 || c % n != 0)
+            }
+            None => false,
+        }
+    }
+
+    /// What is left of the fault when [`Fault::skips`] lets the request
+    /// through: only the tag, so stream accounting still sees it.
+    pub(crate) fn skipped(self) -> Self {
+        Self {
+            tag: self.tag,
+            ..Self::default()
+        }
     }
 
     /// Adds the `retry-after`, `retry-after-ms` and `x-should-retry` headers.
@@ -97,6 +115,13 @@ pub(crate) fn parse(spec: &str) -> Result<Fault, String> {
             "cut_after" => f.cut_after = Some(number(key, value)?),
             "error_after" => f.error_after = Some(number(key, value)?),
             "times" => f.times = Some(number(key, value)?),
+            "every" => {
+                let n: u64 = number(key, value)?;
+                if n == 0 {
+                    return Err("emulator fault `every` must be at least 1".to_owned());
+                }
+                f.every = Some(n);
+            }
             "tag" => {
                 if value.is_empty() {
                     return Err("emulator fault `tag` must not be empty".to_owned());
@@ -112,6 +137,14 @@ pub(crate) fn parse(spec: &str) -> Result<Fault, String> {
     }
     if f.times.is_some() && f.tag.is_none() {
         return Err("emulator fault `times` needs a `tag` to count against".to_owned());
+    }
+    if f.every.is_some() && f.tag.is_none() {
+        return Err("emulator fault `every` needs a `tag` to count against".to_owned());
+    }
+    if f.every.is_some() && f.times.is_some() {
+        return Err(
+            "emulator fault keys `every` and `times` cannot be combined (pick one)".to_owned(),
+        );
     }
     Ok(f)
 }
@@ -202,9 +235,31 @@ mod tests {
     #[test]
     fn times_exhaust_after_k() {
         let f = parse("times=2 tag=a").unwrap();
-        assert!(!f.exhausted(Some(2)));
-        assert!(f.exhausted(Some(3)));
-        assert!(!Fault::default().exhausted(Some(9)));
+        assert!(!f.skips(Some(2)));
+        assert!(f.skips(Some(3)));
+        assert!(!Fault::default().skips(Some(9)));
+    }
+
+    #[test]
+    fn every_applies_to_each_nth() {
+        let f = parse("status=503,every=3,tag=a").unwrap();
+        assert_eq!(f.every, Some(3));
+        let applied: Vec<u64> = (1..=9).filter(|&c| !f.skips(Some(c))).collect();
+        assert_eq!(applied, [3, 6, 9]);
+        let all = parse("every=1 tag=a").unwrap();
+        assert!((1..=5).all(|c| !all.skips(Some(c))));
+        let kept = f.skipped();
+        assert_eq!(kept.tag.as_deref(), Some("a"));
+        assert_eq!(kept.status, None);
+    }
+
+    #[test]
+    fn every_needs_a_tag_and_excludes_times() {
+        assert!(parse("every=2").unwrap_err().contains("tag"));
+        assert!(parse("every=0 tag=a").unwrap_err().contains("every"));
+        assert!(parse("every=x tag=a").is_err());
+        let both = parse("every=2 times=1 tag=a").unwrap_err();
+        assert!(both.contains("every") && both.contains("times"), "{both}");
     }
 
     #[test]

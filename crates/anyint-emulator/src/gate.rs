@@ -182,8 +182,8 @@ pub(crate) async fn admit_as(
     let fault = parsed
         .map_err(|msg| family.bad_fault(msg))?
         .unwrap_or_default();
-    if fault.exhausted(count) {
-        return Ok(Fault::default());
+    if fault.skips(count) {
+        return Ok(fault.skipped());
     }
 
     if let Some(ms) = fault.latency_ms.filter(|&ms| ms > 0) {

@@ -280,15 +280,25 @@ async fn action(
         response_id: &response_id,
     };
     let resp = match method {
-        Method::Stream => stream(&render::chunks(&meta, &plan), sse, &fault, version, model),
+        Method::Stream => stream(state, &meta, &plan, sse, &fault, version),
         _ => json_response(StatusCode::OK, &render::complete(&meta, &plan)),
     };
     fault.decorate(resp)
 }
 
-/// Frames the chunks: `data: {json}\r\n\r\n` events for SSE, else one JSON
-/// array (`[`, pretty-printed chunks separated by `,\r\n`, `]`).
-fn stream(chunks: &[Value], sse: bool, fault: &Fault, version: &str, model: &str) -> Response {
+/// Renders the plan's chunks and frames them: `data: {json}\r\n\r\n`
+/// events for SSE, else one JSON array (`[`, pretty-printed chunks
+/// separated by `,\r\n`, `]`).
+fn stream(
+    state: &State,
+    meta: &render::Meta<'_>,
+    plan: &plan::Plan,
+    sse: bool,
+    fault: &Fault,
+    version: &str,
+) -> Response {
+    let chunks = render::chunks(meta, plan);
+    let model = meta.model;
     let overloaded = GoogleError::for_status(
         StatusCode::SERVICE_UNAVAILABLE,
         model,
@@ -305,7 +315,7 @@ fn stream(chunks: &[Value], sse: bool, fault: &Fault, version: &str, model: &str
             content_type: "text/event-stream",
         }
         .with_error_after(fault, |_| vec![frame(&overloaded)], None)
-        .into_response(fault);
+        .into_response(fault, state);
     }
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let element = |i: usize, v: &Value| {
@@ -328,5 +338,5 @@ fn stream(chunks: &[Value], sse: bool, fault: &Fault, version: &str, model: &str
         |kept| vec![element(kept, &overloaded)],
         Some(Bytes::from_static(b"\n]")),
     )
-    .into_response(fault)
+    .into_response(fault, state)
 }

@@ -151,6 +151,15 @@
 //! | `error_after=N` | stream N chunks / events, then a mid-stream error and a clean end: OpenAI `data: {"error":…}` (no `[DONE]`), Anthropic `event: error` (`overloaded_error`), Gemini a `{"error":…}` chunk (503 `UNAVAILABLE`) |
 //! | `tag=X` | count this request under X (see `/_emulator/counts`) |
 //! | `times=K` | with `tag`: the fault applies only to the first K tagged requests |
+//! | `every=N` (N ≥ 1) | with `tag`: the fault applies only to every N-th tagged request (the N-th, 2N-th, …); the others succeed normally |
+//!
+//! `times` and `every` both count against the tag's request counter (the
+//! one `/_emulator/counts/{tag}` shows, bumped by every request whose spec
+//! names the tag, whatever else the spec says), so `POST /_emulator/reset`
+//! restarts them. They cannot be combined (400 naming both). A request that
+//! `times` / `every` lets through keeps only its `tag`: every other key,
+//! headers and stream faults included, is ignored for it. Example: a route
+//! failing 10% of requests is `status=503,every=10,tag=bench`.
 //!
 //! Status bodies: Anthropic 400 `invalid_request_error`, 401
 //! `authentication_error`, 402 `billing_error`, 403 `permission_error`, 404
@@ -168,11 +177,36 @@
 //! # Test endpoints
 //!
 //! `GET /_emulator/counts`, `GET /_emulator/counts/{tag}`,
-//! `GET /_emulator/last/{tag}` (headers and body of the last tagged request,
-//! plus `path` with the query for Gemini calls) and `POST /_emulator/reset`.
+//! `GET /_emulator/streams/{tag}` (see below), `GET /_emulator/last/{tag}`
+//! (headers and body of the last tagged request, plus `path` with the query
+//! for Gemini calls) and `POST /_emulator/reset`.
 //! Generation requests of every family are also counted under
 //! `_chat_total`, Anthropic ones under `_anthropic_total` and Gemini ones
 //! under `_gemini_total`. These endpoints need no API key.
+//!
+//! # Stream accounting
+//!
+//! Every streaming response (all three families) of a request whose spec
+//! names a `tag` is accounted under that tag, readable at
+//! `GET /_emulator/streams/{tag}` →
+//! `{"tag", "started", "completed", "aborted", "cut"}` (zeros when unseen):
+//!
+//! - `started`: streaming responses begun (the request passed auth, faults
+//!   and validation).
+//! - `completed`: the body stream handed over every event and the
+//!   terminator.
+//! - `cut`: the stream reached a deliberate `cut_after` abort or the end of
+//!   an `error_after` stream; neither completed nor aborted.
+//! - `aborted`: the body was dropped before reaching its end, i.e. the peer
+//!   closed the connection mid-stream (a drop guard inside the body notices).
+//!   This proves a gateway cancels its upstream stream when its own client
+//!   goes away. The server notices a closed connection when it next polls
+//!   the body or writes to the socket, so poll this endpoint rather than
+//!   expecting the count at once.
+//!
+//! `started` = `completed` + `cut` + `aborted` + streams still running.
+//! `POST /_emulator/reset` clears these counters too; streams still running
+//! at a reset are not counted afterwards.
 
 mod admin;
 mod anthropic;
@@ -230,6 +264,7 @@ pub fn router(opts: Options) -> Router {
         )
         .route("/_emulator/counts", get(admin::counts))
         .route("/_emulator/counts/{tag}", get(admin::count))
+        .route("/_emulator/streams/{tag}", get(admin::streams))
         .route("/_emulator/last/{tag}", get(admin::last))
         .route("/_emulator/reset", post(admin::reset))
         .fallback(error::not_found)

@@ -1,12 +1,12 @@
-//! Per-instance state: options, per-tag request counters, the last request
-//! seen per tag and the prompt-cache prefixes seen so far. In memory only;
-//! never does IO.
+//! Per-instance state: options, per-tag request counters, per-tag stream
+//! outcomes, the last request seen per tag and the prompt-cache prefixes
+//! seen so far. In memory only; never does IO.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::Options;
 
@@ -24,6 +24,7 @@ pub(crate) struct State {
     pub(crate) opts: Options,
     counts: Mutex<HashMap<String, u64>>,
     last: Mutex<HashMap<String, Value>>,
+    streams: Mutex<HashMap<String, Arc<StreamCounts>>>,
     cache_prefixes: Mutex<HashSet<u64>>,
     requests: AtomicU64,
 }
@@ -39,6 +40,7 @@ impl State {
             opts,
             counts: Mutex::default(),
             last: Mutex::default(),
+            streams: Mutex::default(),
             cache_prefixes: Mutex::default(),
             requests: AtomicU64::new(0),
         }
@@ -74,7 +76,31 @@ impl State {
     pub(crate) fn reset(&self) {
         lock(&self.counts).clear();
         lock(&self.last).clear();
+        lock(&self.streams).clear();
         lock(&self.cache_prefixes).clear();
+    }
+
+    /// Counts a streaming response started under `tag` and returns the
+    /// tag's counters, for the stream to report how it ended. A reset
+    /// detaches the counters of streams still running, so they no longer
+    /// show up afterwards.
+    pub(crate) fn stream_started(&self, tag: &str) -> Arc<StreamCounts> {
+        let counts = Arc::clone(lock(&self.streams).entry(tag.to_owned()).or_default());
+        counts.started.fetch_add(1, Ordering::Relaxed);
+        counts
+    }
+
+    /// `{"tag", "started", "completed", "aborted", "cut"}` (zeros if unseen).
+    pub(crate) fn streams(&self, tag: &str) -> Value {
+        let counts = lock(&self.streams).get(tag).cloned().unwrap_or_default();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        json!({
+            "tag": tag,
+            "started": get(&counts.started),
+            "completed": get(&counts.completed),
+            "aborted": get(&counts.aborted),
+            "cut": get(&counts.cut),
+        })
     }
 
     /// Records a prompt-cache prefix; true when it was already cached (a
@@ -99,6 +125,19 @@ impl State {
     }
 }
 
+/// How the streaming responses of one tag ended.
+#[derive(Debug, Default)]
+pub(crate) struct StreamCounts {
+    /// Streaming responses built.
+    pub(crate) started: AtomicU64,
+    /// Streams whose every event and terminator was handed to the server.
+    pub(crate) completed: AtomicU64,
+    /// Streams dropped before the end: the peer went away mid-stream.
+    pub(crate) aborted: AtomicU64,
+    /// Streams that reached a deliberate `cut_after` / `error_after` end.
+    pub(crate) cut: AtomicU64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,7 +153,14 @@ mod tests {
         assert_eq!(s.last("a"), Some(Value::Bool(true)));
         assert!(!s.cache_prefix(7));
         assert!(s.cache_prefix(7));
+        let c = s.stream_started("t");
+        c.aborted.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(
+            s.streams("t"),
+            json!({"tag": "t", "started": 1, "completed": 0, "aborted": 1, "cut": 0})
+        );
         s.reset();
+        assert_eq!(s.streams("t")["started"], 0);
         assert!(!s.cache_prefix(7));
         assert_eq!(s.count("a"), 0);
         assert_eq!(s.last("a"), None);

@@ -28,6 +28,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route("/admin/v1/keys", get(list_keys).post(create_key))
         .route("/admin/v1/keys/{id}", delete(revoke_key))
         .route("/admin/v1/usage", get(usage))
+        .route("/admin/v1/routes", get(routes_state))
         .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -189,4 +190,9 @@ async fn usage(
         StatusCode::OK,
         &json!({"object": "list", "data": rows}),
     ))
+}
+
+async fn routes_state(State(state): State<SharedState>) -> Response {
+    let data = state.router.snapshot(&state.config);
+    json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
 }

@@ -67,6 +67,8 @@ struct FileConfig {
     #[serde(default)]
     meter: MeterFile,
     #[serde(default)]
+    routing: RoutingFile,
+    #[serde(default)]
     providers: Vec<ProviderFile>,
     #[serde(default)]
     models: Vec<ModelFile>,
@@ -97,16 +99,48 @@ struct MeterFile {
     batch_size: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingFile {
+    max_attempts: Option<u32>,
+    retry_budget_ms: Option<u64>,
+    backoff_base_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    breaker_window_secs: Option<u64>,
+    breaker_min_requests: Option<u32>,
+    breaker_failure_rate: Option<f64>,
+    breaker_cooldown_secs: Option<u64>,
+}
+
+/// One value or a list, for settings such as several API keys.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProviderFile {
     name: String,
     kind: ProviderKind,
     base_url: String,
-    api_key_env: Option<String>,
-    api_key: Option<String>,
+    api_key_env: Option<OneOrMany>,
+    api_key: Option<OneOrMany>,
     anthropic_version: Option<String>,
     connect_timeout_ms: Option<u64>,
+    ttfb_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
     timeout_secs: Option<u64>,
 }
 
@@ -118,6 +152,12 @@ struct ModelFile {
     owned_by: Option<String>,
     created: Option<i64>,
     routes: Vec<RouteFile>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+    strategy: Option<Strategy>,
+    ttfb_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    total_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +165,8 @@ struct ModelFile {
 struct RouteFile {
     provider: String,
     upstream_model: String,
+    weight: Option<u32>,
+    priority: Option<u32>,
 }
 
 // === The validated config ===
@@ -194,6 +236,50 @@ pub struct MeterConfig {
     pub batch_size: usize,
 }
 
+/// How a model picks among its healthy routes of the best priority tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Weighted random (the default).
+    #[default]
+    Weighted,
+    /// Power of two choices on a peak-EWMA of time to first byte.
+    Latency,
+}
+
+/// Retry, budget and circuit-breaker settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RoutingConfig {
+    /// Most upstream attempts for one request, across routes and fallbacks.
+    pub max_attempts: u32,
+    /// Longest one request may spend retrying before it answers.
+    pub retry_budget: Duration,
+    /// First backoff step (full jitter: a random wait in `[0, step]`).
+    pub backoff_base: Duration,
+    /// Largest backoff step.
+    pub backoff_max: Duration,
+    /// Window over which a route's error rate is measured.
+    pub breaker_window: Duration,
+    /// Fewest attempts in the window before the breaker may open.
+    pub breaker_min_requests: u32,
+    /// Error rate at which the breaker opens.
+    pub breaker_failure_rate: f64,
+    /// How long an open breaker waits before a half-open probe.
+    pub breaker_cooldown: Duration,
+}
+
+/// Time limits for one upstream call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Until the response headers (and, for streams, the first body bytes) arrive; past it the
+    /// request fails over before anything reached the client.
+    pub ttfb: Duration,
+    /// Longest silence inside a stream.
+    pub idle: Duration,
+    /// Whole request, first byte to last.
+    pub total: Duration,
+}
+
 /// An upstream provider.
 #[derive(Clone, Debug)]
 pub struct ProviderConfig {
@@ -203,14 +289,14 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Base URL without trailing slash.
     pub base_url: String,
-    /// The upstream API key.
-    pub api_key: Secret,
+    /// The upstream API keys, used in rotation.
+    pub api_keys: Vec<Secret>,
     /// `anthropic-version` sent to Anthropic upstreams on translated requests.
     pub anthropic_version: String,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
-    /// Whole-request timeout.
-    pub timeout: Duration,
+    /// Default time limits for calls to this provider.
+    pub deadlines: Deadlines,
 }
 
 /// One way to serve a model.
@@ -220,6 +306,10 @@ pub struct RouteConfig {
     pub provider: usize,
     /// The model ID the provider knows.
     pub upstream_model: String,
+    /// Share of traffic within its priority tier.
+    pub weight: u32,
+    /// Tier: lower is tried first.
+    pub priority: u32,
 }
 
 /// A public model.
@@ -233,8 +323,18 @@ pub struct ModelConfig {
     pub owned_by: String,
     /// Unix seconds shown as `created`.
     pub created: i64,
-    /// Candidate routes, in priority order.
+    /// Candidate routes.
     pub routes: Vec<RouteConfig>,
+    /// Models tried, in order, when every route of this one failed.
+    pub fallbacks: Vec<String>,
+    /// How routes are chosen within a tier.
+    pub strategy: Strategy,
+    /// Per-model time limits overriding the provider's (`None` keeps the provider's).
+    pub ttfb_timeout: Option<Duration>,
+    /// Per-model idle-stream limit.
+    pub idle_timeout: Option<Duration>,
+    /// Per-model total limit.
+    pub total_timeout: Option<Duration>,
 }
 
 /// The validated configuration the gateway runs on.
@@ -248,6 +348,8 @@ pub struct Config {
     pub store_url: String,
     /// Meter settings.
     pub meter: MeterConfig,
+    /// Retry and breaker settings.
+    pub routing: RoutingConfig,
     /// Providers in file order.
     pub providers: Vec<ProviderConfig>,
     /// Models in file order.
@@ -353,10 +455,12 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
         batch_size: raw.meter.batch_size.unwrap_or(500).clamp(1, 5000),
     };
 
+    let routing = validate_routing(&raw.routing, &err)?;
     let providers = validate_providers(raw.providers, &err, env)?;
     let (models, model_index) = validate_models(raw.models, &providers, &err)?;
     Ok(Config {
         source: file.to_owned(),
+        routing,
         server,
         store_url,
         meter,
@@ -367,6 +471,33 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
 }
 
 type ErrFn<'a> = &'a dyn Fn(String, String) -> Error;
+
+fn validate_routing(r: &RoutingFile, err: ErrFn<'_>) -> Result<RoutingConfig, Error> {
+    let rate = r.breaker_failure_rate.unwrap_or(0.5);
+    if !(rate > 0.0 && rate <= 1.0) {
+        return Err(err(
+            "routing.breaker_failure_rate".into(),
+            "must be in (0, 1]".into(),
+        ));
+    }
+    let max_attempts = r.max_attempts.unwrap_or(3);
+    if max_attempts == 0 {
+        return Err(err(
+            "routing.max_attempts".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    Ok(RoutingConfig {
+        max_attempts,
+        retry_budget: Duration::from_millis(r.retry_budget_ms.unwrap_or(15_000)),
+        backoff_base: Duration::from_millis(r.backoff_base_ms.unwrap_or(100)),
+        backoff_max: Duration::from_millis(r.backoff_max_ms.unwrap_or(2_000)),
+        breaker_window: Duration::from_secs(r.breaker_window_secs.unwrap_or(30).max(1)),
+        breaker_min_requests: r.breaker_min_requests.unwrap_or(5).max(1),
+        breaker_failure_rate: rate,
+        breaker_cooldown: Duration::from_secs(r.breaker_cooldown_secs.unwrap_or(15)),
+    })
+}
 
 fn validate_providers(
     raw: Vec<ProviderFile>,
@@ -391,20 +522,26 @@ fn validate_providers(
                 "must be an http:// or https:// URL".into(),
             ));
         }
-        let api_key = match (p.api_key_env, p.api_key) {
+        let api_keys = match (p.api_key_env, p.api_key) {
             (Some(_), Some(_)) => {
                 return Err(err(
                     at("api_key"),
                     "set either api_key_env or api_key, not both".into(),
                 ));
             }
-            (Some(var), None) => env(&var).map(Secret).ok_or_else(|| {
-                err(
-                    at("api_key_env"),
-                    format!("environment variable {var} is not set"),
-                )
-            })?,
-            (None, Some(key)) => Secret(key),
+            (Some(vars), None) => vars
+                .into_vec()
+                .into_iter()
+                .map(|var| {
+                    env(&var).map(Secret).ok_or_else(|| {
+                        err(
+                            at("api_key_env"),
+                            format!("environment variable {var} is not set"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            (None, Some(keys)) => keys.into_vec().into_iter().map(Secret).collect(),
             (None, None) => {
                 return Err(err(
                     at("api_key_env"),
@@ -416,13 +553,20 @@ fn validate_providers(
             name: p.name,
             kind: p.kind,
             base_url: p.base_url.trim_end_matches('/').to_owned(),
-            api_key,
+            api_keys,
             anthropic_version: p
                 .anthropic_version
                 .unwrap_or_else(|| "2023-06-01".to_owned()),
             connect_timeout: Duration::from_millis(p.connect_timeout_ms.unwrap_or(5_000)),
-            timeout: Duration::from_secs(p.timeout_secs.unwrap_or(600)),
+            deadlines: Deadlines {
+                ttfb: Duration::from_millis(p.ttfb_timeout_ms.unwrap_or(120_000)),
+                idle: Duration::from_millis(p.idle_timeout_ms.unwrap_or(120_000)),
+                total: Duration::from_secs(p.timeout_secs.unwrap_or(600)),
+            },
         });
+        if providers.last().is_some_and(|p| p.api_keys.is_empty()) {
+            return Err(err(at("api_key"), "needs at least one key".into()));
+        }
     }
 
     Ok(providers)
@@ -460,9 +604,18 @@ fn validate_models(
                         ),
                     )
                 })?;
+            let weight = r.weight.unwrap_or(1);
+            if weight == 0 {
+                return Err(err(
+                    format!("models[{i}].routes[{j}].weight"),
+                    "must be at least 1 (remove the route to disable it)".into(),
+                ));
+            }
             routes.push(RouteConfig {
                 provider,
                 upstream_model: r.upstream_model,
+                weight,
+                priority: r.priority.unwrap_or(0),
             });
         }
         let owned_by = m.owned_by.unwrap_or_else(|| {
@@ -477,7 +630,22 @@ fn validate_models(
             owned_by,
             created: m.created.unwrap_or(1_735_689_600),
             routes,
+            fallbacks: m.fallbacks,
+            strategy: m.strategy.unwrap_or_default(),
+            ttfb_timeout: m.ttfb_timeout_ms.map(Duration::from_millis),
+            idle_timeout: m.idle_timeout_ms.map(Duration::from_millis),
+            total_timeout: m.total_timeout_ms.map(Duration::from_millis),
         });
+    }
+    for (i, m) in models.iter().enumerate() {
+        for (j, f) in m.fallbacks.iter().enumerate() {
+            if f == &m.id || !model_index.contains_key(f) {
+                return Err(err(
+                    format!("models[{i}].fallbacks[{j}]"),
+                    format!("`{f}` must be another model defined in [[models]]"),
+                ));
+            }
+        }
     }
     Ok((models, model_index))
 }
@@ -518,7 +686,7 @@ routes = [{ provider = "up", upstream_model = "u1" }]
     fn valid_config_resolves_secrets_and_routes() {
         let c = Config::parse(OK, "t.toml", &env).unwrap();
         assert_eq!(c.providers[0].base_url, "http://127.0.0.1:1/v1");
-        assert_eq!(c.providers[0].api_key.expose(), "sk-secret-value");
+        assert_eq!(c.providers[0].api_keys[0].expose(), "sk-secret-value");
         assert_eq!(c.model("m1").unwrap().owned_by, "up");
         assert!(!format!("{c:?}").contains("sk-secret-value"));
     }

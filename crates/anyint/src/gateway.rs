@@ -19,18 +19,25 @@ use anyint_wire::json::RawObject;
 use anyint_wire::openai::ChatRequestHead;
 use axum::body::Body;
 use axum::response::Response;
-use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use tokio::time::Instant;
 
-use crate::config::{ModelConfig, RouteConfig};
+use crate::config::{Deadlines, ModelConfig, RouteConfig};
 use crate::error::{Error, ErrorKind};
 use crate::families::Family;
 use crate::meter::tap::{ErrorFrame, Mode, UsageTap};
-use crate::providers::{ForwardHeaders, Provider, ProviderAdapter};
+use crate::providers::{Call, ForwardHeaders, Provider, ProviderAdapter};
+use crate::router::Outcome;
+use crate::router::balance::Rng;
+use crate::router::retry::{self, Class};
 use crate::server::AppState;
 use crate::store::{ApiKey, UsageRecord};
-use crate::telemetry::{METRIC_UPSTREAM_ERRORS, RequestLog};
+use crate::telemetry::{METRIC_FALLBACKS, METRIC_RETRIES, METRIC_UPSTREAM_ERRORS, RequestLog};
+
+/// Response header naming the model that served the request (differs after a fallback).
+pub const HEADER_SERVED_MODEL: &str = "x-anyint-served-model";
+/// Response header naming the route that served it: `provider/upstream_model`, no secrets.
+pub const HEADER_ROUTE: &str = "x-anyint-route";
 use translate::{ClientEncoder, ClientShape, Translator, UpstreamDecoder};
 
 /// One authenticated chat call.
@@ -153,65 +160,318 @@ pub async fn chat(
     (route(state, &call, &inbound, model).await, log)
 }
 
-/// Tries the model's routes in order; a retryable failure before the first byte moves on.
+/// Everything one attempt needs: where it goes and under which limits.
+struct Attempt<'a> {
+    model: &'a ModelConfig,
+    route: &'a RouteConfig,
+    provider: &'a Provider,
+    call: Call<'a>,
+    deadlines: Deadlines,
+    started: Instant,
+}
+
+impl Attempt<'_> {
+    /// The error for a call that got no response headers in time.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+        match tokio::time::timeout(self.deadlines.ttfb, send(self.provider, req)).await {
+            Ok(r) => r,
+            Err(_) => Err(crate::providers::http::ttfb_timeout(
+                &self.provider.config.name,
+            )),
+        }
+    }
+
+    /// What is left of the time-to-first-byte limit.
+    fn ttfb_left(&self) -> std::time::Duration {
+        self.deadlines.ttfb.saturating_sub(self.started.elapsed())
+    }
+
+    fn route_label(&self) -> String {
+        format!(
+            "{}/{}",
+            self.provider.config.name, self.route.upstream_model
+        )
+    }
+}
+
+/// The per-call limits: the model's overrides, else the provider's.
+fn deadlines(model: &ModelConfig, provider: &Provider) -> Deadlines {
+    let p = provider.config.deadlines;
+    Deadlines {
+        ttfb: model.ttfb_timeout.unwrap_or(p.ttfb),
+        idle: model.idle_timeout.unwrap_or(p.idle),
+        total: model.total_timeout.unwrap_or(p.total),
+    }
+}
+
+/// The model and then its fallbacks that this key may use.
+fn model_chain<'a>(
+    state: &'a AppState,
+    key: &ApiKey,
+    model: &'a ModelConfig,
+) -> Vec<&'a ModelConfig> {
+    let mut chain = vec![model];
+    for f in &model.fallbacks {
+        if let Some(m) = state.config.model(f)
+            && crate::policy::entitlement::allows(key, &m.id)
+            && !chain.iter().any(|c| c.id == m.id)
+        {
+            chain.push(m);
+        }
+    }
+    chain
+}
+
+/// One model's route search within a request: what was tried, which keys are spent, and
+/// whether the next attempt goes back to the same route.
+#[derive(Default)]
+struct Search {
+    tried: Vec<usize>,
+    spent_keys: Vec<(usize, usize)>,
+    again: Option<usize>,
+    waits: u32,
+}
+
+impl Search {
+    fn next(&mut self, state: &AppState, m: &ModelConfig, rng: &mut Rng) -> Option<usize> {
+        self.again
+            .take()
+            .or_else(|| state.router.pick(m, &self.tried, rng))
+    }
+
+    /// A key slot for route `idx` that this request has not found spent.
+    fn key_slot(&self, states: &crate::router::RouteState, idx: usize, keys: usize) -> usize {
+        (0..keys)
+            .map(|_| states.next_key_slot() % keys)
+            .find(|s| !self.spent_keys.contains(&(idx, *s)))
+            .unwrap_or(0)
+    }
+
+    /// Decides what follows a retryable failure of route `idx`, waiting when the same route is
+    /// the only way left and the wait fits the budget.
+    async fn after_failure(
+        &mut self,
+        state: &AppState,
+        m: &ModelConfig,
+        failed: Failed,
+        budget: RetryBudget<'_>,
+    ) {
+        let Failed {
+            idx,
+            slot,
+            keys,
+            class,
+        } = failed;
+        let cfg = state.config.routing;
+        let after = match class {
+            Class::Client => return,
+            Class::QuotaExhausted | Class::KeyRejected => {
+                self.spent_keys.push((idx, slot));
+                if (0..keys).any(|k| !self.spent_keys.contains(&(idx, k))) {
+                    self.again = Some(idx);
+                } else {
+                    self.tried.push(idx);
+                }
+                return;
+            }
+            Class::RouteBroken => {
+                self.tried.push(idx);
+                return;
+            }
+            Class::Throttled(after) | Class::Unavailable(after) => after,
+            Class::Timeout => None,
+        };
+        self.tried.push(idx);
+        if state.router.has_candidate(m, &self.tried) || budget.attempts >= cfg.max_attempts {
+            return;
+        }
+        let wait = after.unwrap_or_else(|| {
+            retry::backoff(self.waits, cfg.backoff_base, cfg.backoff_max, budget.rng)
+        });
+        if Instant::now() + wait < budget.end {
+            tokio::time::sleep(wait).await;
+            self.tried.retain(|&i| i != idx);
+            self.waits += 1;
+        }
+    }
+}
+
+/// Which attempt failed and how.
+#[derive(Clone, Copy)]
+struct Failed {
+    idx: usize,
+    slot: usize,
+    keys: usize,
+    class: Class,
+}
+
+/// What is left of a request's retry allowance.
+struct RetryBudget<'a> {
+    end: Instant,
+    attempts: u32,
+    rng: &'a mut Rng,
+}
+
+/// Marks a successful response with the model and route that served it.
+fn served(mut resp: Response, m: &ModelConfig, at: &Attempt<'_>) -> Response {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&m.id) {
+        h.insert(HEADER_SERVED_MODEL, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&at.route_label()) {
+        h.insert(HEADER_ROUTE, v);
+    }
+    resp
+}
+
+/// Runs one attempt through passthrough or translation.
+async fn execute(
+    state: &AppState,
+    call: &ChatCall,
+    inbound: &Inbound<'_>,
+    at: &Attempt<'_>,
+    canonical: &mut Option<ChatRequest>,
+) -> Result<(Response, std::time::Duration), Error> {
+    match plan(call.family, at.provider.adapter) {
+        Plan::Passthrough => passthrough(state, call, inbound, at).await,
+        Plan::Translate => {
+            let req = match canonical {
+                Some(r) => r.clone(),
+                None => canonical
+                    .insert(translate::decode_request(inbound.shape(), inbound.body)?)
+                    .clone(),
+            };
+            translated(state, call, inbound, at, req).await
+        }
+    }
+}
+
+/// Builds the next attempt on route `idx` of `m`: its provider, key slot and limits.
+fn prepare<'a>(
+    state: &'a AppState,
+    m: &'a ModelConfig,
+    idx: usize,
+    search: &Search,
+) -> Option<(Attempt<'a>, usize)> {
+    let route = m.routes.get(idx)?;
+    let states = state.router.state(&m.id, idx)?;
+    let provider = state.providers.get(route.provider)?;
+    let slot = search.key_slot(states, idx, provider.config.api_keys.len());
+    let limits = deadlines(m, provider);
+    let call = Call {
+        key: provider.key(slot),
+        total: limits.total,
+    };
+    Some((
+        Attempt {
+            model: m,
+            route,
+            provider,
+            call,
+            deadlines: limits,
+            started: Instant::now(),
+        },
+        slot,
+    ))
+}
+
+/// Records a failed attempt in the router and metrics; returns its class.
+fn note_failure(state: &AppState, at: &Attempt<'_>, idx: usize, e: &Error) -> Class {
+    let class = retry::classify(e);
+    let outcome = if class.counts_against_route() {
+        Outcome::Failure
+    } else {
+        Outcome::Neutral
+    };
+    state.router.end(&at.model.id, idx, outcome);
+    if e.kind.fault() == crate::error::Fault::Upstream {
+        metrics::counter!(METRIC_UPSTREAM_ERRORS, "provider" => at.provider.config.name.clone(), "kind" => e.kind.as_str()).increment(1);
+    }
+    class
+}
+
+/// Tries routes (and then fallback models) until one answers, retrying retryable failures
+/// before the first byte within the attempt limit and time budget; meters exactly once.
 async fn route(
     state: &AppState,
     call: &ChatCall,
     inbound: &Inbound<'_>,
     model: &ModelConfig,
 ) -> Result<Response, Error> {
+    let cfg = state.config.routing;
+    let budget_end = call.started + cfg.retry_budget;
+    let mut rng = state.router.rng();
     let mut canonical: Option<ChatRequest> = None;
-    let mut last: Option<(Error, &Provider, &RouteConfig)> = None;
-    for route in &model.routes {
-        let Some(provider) = state.providers.get(route.provider) else {
-            continue;
-        };
-        let attempt = match plan(call.family, provider.adapter) {
-            Plan::Passthrough => passthrough(state, call, inbound, model, route, provider).await,
-            Plan::Translate => {
-                let req = match &canonical {
-                    Some(r) => Ok(r.clone()),
-                    None => translate::decode_request(inbound.shape(), inbound.body)
-                        .map_err(Error::from),
-                };
-                match req {
-                    Ok(req) => {
-                        canonical.get_or_insert_with(|| req.clone());
-                        translated(state, call, inbound, model, route, provider, req).await
+    let mut failures: Vec<Error> = Vec::new();
+    let mut last_via: Option<(&Provider, &RouteConfig, &ModelConfig)> = None;
+    let mut attempts = 0u32;
+    'models: for m in model_chain(state, &call.key, model) {
+        let mut search = Search::default();
+        while attempts < cfg.max_attempts {
+            let Some(idx) = search.next(state, m, &mut rng) else {
+                continue 'models;
+            };
+            let Some((at, slot)) = prepare(state, m, idx, &search) else {
+                continue 'models;
+            };
+            attempts += 1;
+            if attempts > 1 {
+                metrics::counter!(METRIC_RETRIES, "model" => model.id.clone()).increment(1);
+            }
+            state.router.begin(&m.id, idx);
+            let e = match execute(state, call, inbound, &at, &mut canonical).await {
+                Ok((resp, ttfb)) => {
+                    state.router.end(&m.id, idx, Outcome::Success(ttfb));
+                    if m.id != model.id {
+                        metrics::counter!(METRIC_FALLBACKS, "model" => model.id.clone(), "served" => m.id.clone()).increment(1);
                     }
-                    Err(e) => Err(e),
+                    return Ok(served(resp, m, &at));
                 }
-            }
-        };
-        match attempt {
-            Ok(resp) => return Ok(resp),
-            Err(e) => {
-                if e.kind.fault() == crate::error::Fault::Upstream {
-                    metrics::counter!(METRIC_UPSTREAM_ERRORS, "provider" => provider.config.name.clone(), "kind" => e.kind.as_str())
-                        .increment(1);
-                }
-                let retryable = matches!(
-                    e.kind,
-                    ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout
+                Err(e) => e,
+            };
+            let class = note_failure(state, &at, idx, &e);
+            last_via = Some((at.provider, at.route, m));
+            if class == Class::Client {
+                record_failure(
+                    state,
+                    call,
+                    &m.id,
+                    inbound.stream,
+                    Some((at.provider, at.route)),
+                    &e,
                 );
-                last = Some((e, provider, route));
-                if !retryable {
-                    break;
-                }
+                return Err(e);
             }
+            let failed = Failed {
+                idx,
+                slot,
+                keys: at.provider.config.api_keys.len(),
+                class,
+            };
+            search
+                .after_failure(
+                    state,
+                    m,
+                    failed,
+                    RetryBudget {
+                        end: budget_end,
+                        attempts,
+                        rng: &mut rng,
+                    },
+                )
+                .await;
+            failures.push(e);
         }
+        break;
     }
-    let Some((e, provider, route)) = last else {
-        let e = Error::internal(format!("model {} has no usable route", model.id));
-        record_failure(state, call, &model.id, inbound.stream, None, &e);
-        return Err(e);
-    };
+    let e = retry::exhausted(failures);
+    let served_model = last_via.map_or(model.id.as_str(), |(_, _, m)| m.id.as_str());
     record_failure(
         state,
         call,
-        &model.id,
+        served_model,
         inbound.stream,
-        Some((provider, route)),
+        last_via.map(|(p, r, _)| (p, r)),
         &e,
     );
     Err(e)
@@ -335,10 +595,9 @@ async fn passthrough(
     state: &AppState,
     call: &ChatCall,
     inbound: &Inbound<'_>,
-    model: &ModelConfig,
-    route: &RouteConfig,
-    provider: &Provider,
-) -> Result<Response, Error> {
+    at: &Attempt<'_>,
+) -> Result<(Response, std::time::Duration), Error> {
+    let (provider, route) = (at.provider, at.route);
     let upstream_model = route.upstream_model.as_str();
     let none = ForwardHeaders::default();
     let (body, forward) = match &inbound.head {
@@ -351,16 +610,22 @@ async fn passthrough(
         }
         Head::Gemini { .. } => (inbound.body.to_vec(), &none),
     };
-    let resp = send(
-        provider,
-        provider.chat_request(upstream_model, body, inbound.stream, forward),
-    )
-    .await?;
-    let mut row = ledger_row(call, &model.id, inbound.stream, Some((provider, route)));
+    let resp = at
+        .send(provider.chat_request(&at.call, upstream_model, body, inbound.stream, forward))
+        .await?;
+    let mut row = ledger_row(call, &at.model.id, inbound.stream, Some((provider, route)));
     if inbound.stream {
         if !is_sse(&resp) {
             return Err(not_a_stream(provider));
         }
+        let upstream = crate::providers::http::open_stream(
+            &provider.config.name,
+            resp,
+            at.ttfb_left(),
+            at.deadlines.idle,
+        )
+        .await?;
+        let ttfb = at.started.elapsed();
         let mode = match &inbound.head {
             Head::OpenAi(h) => Mode::OpenAi {
                 strip_usage: !h.include_usage,
@@ -370,14 +635,15 @@ async fn passthrough(
         };
         let array = inbound.json_array_stream();
         let tap = UsageTap::new(
-            resp.bytes_stream().boxed(),
+            upstream,
             mode,
             array,
             (state.meter.clone(), row, call.started),
             call.error_frame,
         );
-        return Ok(stream_response(tap, array));
+        return Ok((stream_response(tap, array), ttfb));
     }
+    let ttfb = at.started.elapsed();
     let bytes = resp
         .bytes()
         .await
@@ -390,33 +656,44 @@ async fn passthrough(
     set_usage(&mut row, &usage.unwrap_or_default());
     row.latency_ms = elapsed_ms(call.started);
     state.meter.record(row);
-    Ok(json_body(bytes))
+    Ok((json_body(bytes), ttfb))
 }
 
 async fn translated(
     state: &AppState,
     call: &ChatCall,
     inbound: &Inbound<'_>,
-    model: &ModelConfig,
-    route: &RouteConfig,
-    provider: &Provider,
+    at: &Attempt<'_>,
     mut req: ChatRequest,
-) -> Result<Response, Error> {
+) -> Result<(Response, std::time::Duration), Error> {
+    let (provider, route, model) = (at.provider, at.route, at.model);
     let estimate = req.estimate_input_tokens();
     req.model.clone_from(&route.upstream_model);
     req.stream = inbound.stream;
     let body = translate::encode_request(provider.adapter, &req)?;
     let forward = ForwardHeaders::default();
-    let resp = send(
-        provider,
-        provider.chat_request(&route.upstream_model, body, inbound.stream, &forward),
-    )
-    .await?;
+    let resp = at
+        .send(provider.chat_request(
+            &at.call,
+            &route.upstream_model,
+            body,
+            inbound.stream,
+            &forward,
+        ))
+        .await?;
     let mut row = ledger_row(call, &model.id, inbound.stream, Some((provider, route)));
     if inbound.stream {
         if !is_sse(&resp) {
             return Err(not_a_stream(provider));
         }
+        let upstream = crate::providers::http::open_stream(
+            &provider.config.name,
+            resp,
+            at.ttfb_left(),
+            at.deadlines.idle,
+        )
+        .await?;
+        let ttfb = at.started.elapsed();
         let opts = EncodeOptions {
             model: model.id.clone(),
             include_usage: inbound.include_usage(),
@@ -429,14 +706,15 @@ async fn translated(
         };
         let array = inbound.json_array_stream();
         let tap = UsageTap::new(
-            resp.bytes_stream().boxed(),
+            upstream,
             Mode::Translate(Box::new(translator)),
             array,
             (state.meter.clone(), row, call.started),
             call.error_frame,
         );
-        return Ok(stream_response(tap, array));
+        return Ok((stream_response(tap, array), ttfb));
     }
+    let ttfb = at.started.elapsed();
     let bytes = resp
         .bytes()
         .await
@@ -456,8 +734,8 @@ async fn translated(
     set_usage(&mut row, &canonical.usage);
     row.latency_ms = elapsed_ms(call.started);
     state.meter.record(row);
-    Ok(json_body(translate::encode_response(
-        call.family,
-        &canonical,
-    )))
+    Ok((
+        json_body(translate::encode_response(call.family, &canonical)),
+        ttfb,
+    ))
 }

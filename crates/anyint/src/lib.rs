@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod meter;
 pub mod policy;
 pub mod providers;
+pub mod router;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -56,21 +56,46 @@ impl Provider {
     }
 }
 
+/// One upstream call's credentials and total time limit.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// The API key for this attempt (providers rotate through theirs).
+    pub key: &'a crate::config::Secret,
+    /// Total time limit for the call.
+    pub total: std::time::Duration,
+}
+
 impl Provider {
+    /// The key for rotation slot `n` (any `n`; it wraps).
+    pub fn key(&self, n: usize) -> &crate::config::Secret {
+        let keys = &self.config.api_keys;
+        // Config validation guarantees at least one key.
+        &keys[n % keys.len()]
+    }
+
+    /// A call with the first key and the provider's default total limit (count_tokens).
+    pub fn default_call(&self) -> Call<'_> {
+        Call {
+            key: self.key(0),
+            total: self.config.deadlines.total,
+        }
+    }
+
     /// Builds the upstream chat request for this provider's kind. `model` is the upstream model
-    /// (Gemini carries it in the URL); `headers` are client headers a same-family passthrough
+    /// (Gemini carries it in the URL); `forward` are client headers a same-family passthrough
     /// forwards (e.g. `anthropic-version`, `anthropic-beta`).
     pub fn chat_request(
         &self,
+        call: &Call<'_>,
         model: &str,
         body: Vec<u8>,
         stream: bool,
         forward: &ForwardHeaders,
     ) -> reqwest::RequestBuilder {
         match self.adapter {
-            ProviderAdapter::OpenAi => openai::chat_request(self, body),
-            ProviderAdapter::Anthropic => anthropic::chat_request(self, body, forward),
-            ProviderAdapter::Gemini => gemini::chat_request(self, model, body, stream),
+            ProviderAdapter::OpenAi => openai::chat_request(self, call, body),
+            ProviderAdapter::Anthropic => anthropic::chat_request(self, call, body, forward),
+            ProviderAdapter::Gemini => gemini::chat_request(self, call, model, body, stream),
         }
     }
 

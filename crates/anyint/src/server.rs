@@ -40,6 +40,8 @@ pub struct AppState {
     pub providers: Vec<Provider>,
     /// The Prometheus registry.
     pub metrics: PrometheusHandle,
+    /// Live route state: breakers, latency, key rotation.
+    pub router: crate::router::Router,
 }
 
 /// The state as handlers receive it.
@@ -82,6 +84,15 @@ async fn readyz(State(state): State<SharedState>) -> Response {
 }
 
 async fn metrics(State(state): State<SharedState>) -> Response {
+    // Breaker states are read at scrape time rather than pushed on every transition.
+    for r in state.router.snapshot(&state.config) {
+        let gauge = match r.state {
+            "open" => 2.0,
+            "half_open" => 1.0,
+            _ => 0.0,
+        };
+        metrics::gauge!(crate::telemetry::METRIC_ROUTE_STATE, "model" => r.model, "provider" => r.provider, "upstream_model" => r.upstream_model).set(gauge);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -149,6 +160,7 @@ pub async fn start_with_store(
         .collect::<Result<Vec<_>, _>>()?;
     let (meter, meter_task) = Meter::start(store.clone(), config.meter);
     let metrics = crate::telemetry::metrics_handle();
+    let routes = crate::router::Router::new(&config);
     let state = Arc::new(AppState {
         config: config.clone(),
         store,
@@ -156,6 +168,7 @@ pub async fn start_with_store(
         meter,
         providers,
         metrics: metrics.clone(),
+        router: routes,
     });
 
     let refresh = config.server.key_cache_refresh;

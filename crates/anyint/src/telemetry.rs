@@ -24,6 +24,12 @@ pub const METRIC_REQUESTS: &str = "anyint_requests_total";
 pub const METRIC_LATENCY: &str = "anyint_request_duration_seconds";
 /// Upstream failures, by provider and kind.
 pub const METRIC_UPSTREAM_ERRORS: &str = "anyint_upstream_errors_total";
+/// Retried attempts, by requested model.
+pub const METRIC_RETRIES: &str = "anyint_retries_total";
+/// Requests served by a fallback model.
+pub const METRIC_FALLBACKS: &str = "anyint_fallbacks_total";
+/// Circuit breaker state per route: 0 closed, 1 half-open, 2 open.
+pub const METRIC_ROUTE_STATE: &str = "anyint_route_state";
 /// Tokens metered, by direction and model.
 pub const METRIC_TOKENS: &str = "anyint_tokens_total";
 /// Failed usage writes (each is retried).

@@ -279,8 +279,12 @@ async fn count_tokens(
             anthropic_version: Some(version),
             anthropic_beta: None,
         };
-        let req =
-            crate::providers::anthropic::count_tokens_request(provider, upstream_body, &forward);
+        let req = crate::providers::anthropic::count_tokens_request(
+            provider,
+            &provider.default_call(),
+            upstream_body,
+            &forward,
+        );
         let resp = crate::providers::http::send(&provider.config.name, req).await?;
         let status = resp.status();
         let resp_headers = resp.headers().clone();

@@ -242,6 +242,7 @@ async fn count_tokens(
     if provider.adapter == ProviderAdapter::Gemini {
         let req = crate::providers::gemini::count_tokens_request(
             provider,
+            &provider.default_call(),
             &route.upstream_model,
             body.to_vec(),
         );

@@ -19,12 +19,12 @@ use anyint_wire::sse::{Frame, SseSplitter};
 use anyint_wire::{anthropic, gemini};
 use bytes::Bytes;
 use futures_util::Stream;
-use futures_util::stream::BoxStream;
 use tokio::time::Instant;
 
 use super::Meter;
 use crate::error::{Error, ErrorKind};
 use crate::gateway::translate::Translator;
+use crate::providers::http::UpstreamStream;
 use crate::store::UsageRecord;
 
 /// How the stream ended, for the ledger's `outcome`.
@@ -72,13 +72,15 @@ pub enum Mode {
     reason = "independent facts about one stream, each read in one place"
 )]
 pub struct UsageTap {
-    inner: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    inner: UpstreamStream,
     splitter: SseSplitter,
     mode: Mode,
     /// Whether the client expects a JSON array (Gemini without `alt=sse`).
     array: bool,
     usage: Usage,
     complete: bool,
+    /// The upstream already wrote its own in-stream error (passthrough): add no second one.
+    upstream_errored: bool,
     written: bool,
     pending: Option<(Meter, UsageRecord, Instant)>,
     error_frame: ErrorFrame,
@@ -89,7 +91,7 @@ impl UsageTap {
     /// Wraps `inner`. `row` is the ledger row to complete; `started` is when the request
     /// arrived; `array` says the client reads a JSON-array stream.
     pub fn new(
-        inner: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+        inner: UpstreamStream,
         mode: Mode,
         array: bool,
         (meter, row, started): (Meter, UsageRecord, Instant),
@@ -102,6 +104,7 @@ impl UsageTap {
             array,
             usage: Usage::default(),
             complete: false,
+            upstream_errored: false,
             written: false,
             pending: Some((meter, row, started)),
             error_frame,
@@ -113,6 +116,13 @@ impl UsageTap {
     /// when the upstream reported one inside the stream.
     fn process(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, String> {
         let frames = self.splitter.push(chunk);
+        if !matches!(self.mode, Mode::Translate(_))
+            && frames.iter().any(|f| {
+                f.event.as_deref() == Some("error") || f.data.trim_start().starts_with("{\"error\"")
+            })
+        {
+            self.upstream_errored = true;
+        }
         match &mut self.mode {
             Mode::OpenAi { strip_usage } => {
                 let strip = *strip_usage;
@@ -307,7 +317,7 @@ impl Stream for UsageTap {
                 Poll::Ready(Some(Err(e))) => {
                     this.finished = true;
                     this.finish(End::UpstreamCut);
-                    tracing::warn!(error = %crate::providers::http::describe(&e), "upstream stream failed after the first byte");
+                    tracing::warn!(error = %e, "upstream stream failed after the first byte");
                     let bytes =
                         this.error_bytes("the upstream stream was interrupted; retry the request");
                     return this.emit(bytes);
@@ -319,11 +329,11 @@ impl Stream for UsageTap {
                         this.finish(End::Complete);
                     } else {
                         this.finish(End::UpstreamCut);
-                        tail.extend_from_slice(
-                            &this.error_bytes(
+                        if !this.upstream_errored {
+                            tail.extend_from_slice(&this.error_bytes(
                                 "the upstream ended the stream early; retry the request",
-                            ),
-                        );
+                            ));
+                        }
                     }
                     if tail.is_empty() {
                         return Poll::Ready(None);

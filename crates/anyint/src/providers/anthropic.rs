@@ -4,12 +4,13 @@
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 
-use super::{ForwardHeaders, Provider};
+use super::{Call, ForwardHeaders, Provider};
 use crate::error::Error;
 
-/// Builds `POST {base_url}/v1/messages`.
-pub fn chat_request(
+fn post(
     p: &Provider,
+    call: &Call<'_>,
+    path: &str,
     body: Vec<u8>,
     forward: &ForwardHeaders,
 ) -> reqwest::RequestBuilder {
@@ -19,9 +20,9 @@ pub fn chat_request(
         .unwrap_or(&p.config.anthropic_version);
     let mut req = p
         .client
-        .post(format!("{}/v1/messages", p.config.base_url))
-        .timeout(p.config.timeout)
-        .header("x-api-key", p.config.api_key.expose())
+        .post(format!("{}{path}", p.config.base_url))
+        .timeout(call.total)
+        .header("x-api-key", call.key.expose())
         .header("anthropic-version", version)
         .header(CONTENT_TYPE, "application/json")
         .body(Bytes::from(body));
@@ -31,23 +32,24 @@ pub fn chat_request(
     req
 }
 
-/// Builds `POST {base_url}/v1/messages/count_tokens`.
-pub fn count_tokens_request(
+/// Builds `POST {base_url}/v1/messages`.
+pub fn chat_request(
     p: &Provider,
+    call: &Call<'_>,
     body: Vec<u8>,
     forward: &ForwardHeaders,
 ) -> reqwest::RequestBuilder {
-    let version = forward
-        .anthropic_version
-        .as_deref()
-        .unwrap_or(&p.config.anthropic_version);
-    p.client
-        .post(format!("{}/v1/messages/count_tokens", p.config.base_url))
-        .timeout(p.config.timeout)
-        .header("x-api-key", p.config.api_key.expose())
-        .header("anthropic-version", version)
-        .header(CONTENT_TYPE, "application/json")
-        .body(Bytes::from(body))
+    post(p, call, "/v1/messages", body, forward)
+}
+
+/// Builds `POST {base_url}/v1/messages/count_tokens`.
+pub fn count_tokens_request(
+    p: &Provider,
+    call: &Call<'_>,
+    body: Vec<u8>,
+    forward: &ForwardHeaders,
+) -> reqwest::RequestBuilder {
+    post(p, call, "/v1/messages/count_tokens", body, forward)
 }
 
 /// Maps an Anthropic error reply (`{"type":"error","error":{"type","message"}}`).

@@ -4,12 +4,13 @@
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 
-use super::Provider;
+use super::{Call, Provider};
 use crate::error::Error;
 
 /// Builds `POST {base_url}/models/{model}:generateContent` or `:streamGenerateContent?alt=sse`.
 pub fn chat_request(
     p: &Provider,
+    call: &Call<'_>,
     model: &str,
     body: Vec<u8>,
     stream: bool,
@@ -21,25 +22,32 @@ pub fn chat_request(
     };
     post(
         p,
+        call,
         &format!("{}/models/{model}:{action}", p.config.base_url),
         body,
     )
 }
 
 /// Builds `POST {base_url}/models/{model}:countTokens`.
-pub fn count_tokens_request(p: &Provider, model: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+pub fn count_tokens_request(
+    p: &Provider,
+    call: &Call<'_>,
+    model: &str,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
     post(
         p,
+        call,
         &format!("{}/models/{model}:countTokens", p.config.base_url),
         body,
     )
 }
 
-fn post(p: &Provider, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+fn post(p: &Provider, call: &Call<'_>, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
     p.client
         .post(url)
-        .timeout(p.config.timeout)
-        .header("x-goog-api-key", p.config.api_key.expose())
+        .timeout(call.total)
+        .header("x-goog-api-key", call.key.expose())
         .header(CONTENT_TYPE, "application/json")
         .body(Bytes::from(body))
 }

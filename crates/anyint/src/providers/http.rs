@@ -3,8 +3,22 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
 use crate::config::ProviderConfig;
 use crate::error::{Error, ErrorKind};
+
+/// Client-visible code for an upstream whose quota or billing is exhausted (not retried on the
+/// same key).
+pub const CODE_QUOTA: &str = "upstream_quota_exhausted";
+/// Client-visible code for an upstream that refused the gateway's key (401/403): another of the
+/// provider's keys, or another route, may work.
+pub const CODE_KEY_REJECTED: &str = "upstream_auth_failed";
+/// Client-visible code for a route the upstream refuses outright (bad provider key, unknown
+/// upstream model): other routes may work, this one will not.
+pub const CODE_ROUTE_BROKEN: &str = "upstream_misconfigured";
 
 /// Largest upstream error body read (error bodies are small; a huge one is not echoed anyway).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -136,7 +150,7 @@ pub fn classify(
             ErrorKind::UpstreamUnavailable,
             "the upstream provider's quota for this route is exhausted; the operator must add credit",
         )
-        .with_code("upstream_unavailable"),
+        .with_code(CODE_QUOTA),
         429 => Error::new(
             ErrorKind::UpstreamRateLimited,
             "the upstream provider is rate limiting this model; retry after the Retry-After delay",
@@ -147,12 +161,12 @@ pub fn classify(
             ErrorKind::UpstreamUnavailable,
             "the upstream provider rejected the gateway's credentials; the operator must fix the provider key",
         )
-        .with_code("upstream_unavailable"),
+        .with_code(CODE_KEY_REJECTED),
         404 => Error::new(
             ErrorKind::UpstreamUnavailable,
             "the upstream provider does not serve this model's route; the operator must fix the model configuration",
         )
-        .with_code("upstream_unavailable"),
+        .with_code(CODE_ROUTE_BROKEN),
         408 => Error::new(ErrorKind::UpstreamTimeout, "the upstream provider timed out; retry the request")
             .with_code("upstream_timeout")
             .with_retry_after(retry_after),
@@ -161,4 +175,73 @@ pub fn classify(
             .with_retry_after(retry_after),
     };
     e.with_cause(cause)
+}
+
+/// Why an upstream stream ended before its natural end.
+#[derive(Debug)]
+pub enum StreamFailure {
+    /// The connection failed or was cut.
+    Transport(String),
+    /// No bytes arrived within the idle limit.
+    Idle(Duration),
+}
+
+impl std::fmt::Display for StreamFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(e) => write!(f, "{e}"),
+            Self::Idle(d) => write!(f, "no bytes for {} ms", d.as_millis()),
+        }
+    }
+}
+
+/// An upstream body stream with its idle limit applied.
+pub type UpstreamStream = BoxStream<'static, Result<Bytes, StreamFailure>>;
+
+/// Waits up to `first_byte` for the stream's first bytes, so a stalled upstream fails over
+/// before anything reaches the client, then returns the whole stream with an idle limit
+/// between chunks. Dropping the returned stream drops the upstream connection.
+pub async fn open_stream(
+    provider: &str,
+    resp: reqwest::Response,
+    first_byte: Duration,
+    idle: Duration,
+) -> Result<UpstreamStream, Error> {
+    let mut body = resp.bytes_stream();
+    let first = match tokio::time::timeout(first_byte, body.next()).await {
+        Err(_) => return Err(ttfb_timeout(provider)),
+        Ok(None) => {
+            return Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                "the upstream provider sent an empty stream; retry the request",
+            )
+            .with_code("upstream_unavailable")
+            .with_cause(format!("provider {provider}: empty stream")));
+        }
+        Ok(Some(Err(e))) => return Err(transport_error(provider, &e)),
+        Ok(Some(Ok(b))) => b,
+    };
+    let remaining = futures_util::stream::unfold(body, move |mut upstream| async move {
+        match tokio::time::timeout(idle, upstream.next()).await {
+            Ok(Some(Ok(b))) => Some((Ok(b), upstream)),
+            Ok(Some(Err(e))) => Some((Err(StreamFailure::Transport(describe(&e))), upstream)),
+            Ok(None) => None,
+            Err(_) => Some((Err(StreamFailure::Idle(idle)), upstream)),
+        }
+    });
+    Ok(futures_util::stream::once(async move { Ok(first) })
+        .chain(remaining)
+        .boxed())
+}
+
+/// The error for an upstream that sent nothing within the time-to-first-byte limit.
+pub fn ttfb_timeout(provider: &str) -> Error {
+    Error::new(
+        ErrorKind::UpstreamTimeout,
+        "the upstream provider did not start answering in time; retry the request",
+    )
+    .with_code("upstream_timeout")
+    .with_cause(format!(
+        "provider {provider}: time-to-first-byte limit reached"
+    ))
 }

@@ -3,18 +3,15 @@
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
-use super::Provider;
+use super::{Call, Provider};
 use crate::error::Error;
 
 /// Builds `POST {base_url}/chat/completions` with the provider's key.
-pub fn chat_request(p: &Provider, body: Vec<u8>) -> reqwest::RequestBuilder {
+pub fn chat_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {
     p.client
         .post(format!("{}/chat/completions", p.config.base_url))
-        .timeout(p.config.timeout)
-        .header(
-            AUTHORIZATION,
-            format!("Bearer {}", p.config.api_key.expose()),
-        )
+        .timeout(call.total)
+        .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
         .header(CONTENT_TYPE, "application/json")
         .body(Bytes::from(body))
 }

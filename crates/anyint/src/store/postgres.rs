@@ -25,5 +25,6 @@ pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
         backend: "postgres",
         migrations: MIGRATIONS,
         migration_lock: Some(MIGRATION_LOCK),
+        anonymous_placeholders: false,
     })
 }

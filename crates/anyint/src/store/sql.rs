@@ -23,6 +23,9 @@ pub(super) struct SqlStore {
     pub(super) migrations: &'static [Migration],
     /// Statement run first inside the migration transaction, to serialize concurrent migrators.
     pub(super) migration_lock: Option<&'static str>,
+    /// Whether bulk inserts use anonymous `?` placeholders. SQLite looks numbered ones up by
+    /// name, which made an 8,000-parameter batch insert quadratic; Postgres needs `$n`.
+    pub(super) anonymous_placeholders: bool,
 }
 
 const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at";
@@ -177,9 +180,9 @@ impl Store for SqlStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        // 16 binds a row; stay well under SQLite's 32766 and Postgres's 65535 bind limits.
-        for chunk in rows.chunks(1000) {
-            let sql = insert_usage_sql(chunk.len());
+        // 16 binds a row; 100 rows a statement stays far under both backends' bind limits.
+        for chunk in rows.chunks(100) {
+            let sql = insert_usage_sql(chunk.len(), self.anonymous_placeholders);
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
@@ -238,19 +241,20 @@ impl Store for SqlStore {
     }
 }
 
-/// `INSERT … VALUES ($1, …, $16), ($17, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows.
-fn insert_usage_sql(n: usize) -> String {
+/// `INSERT … VALUES ($1, …, $16), ($17, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows
+/// (or with `?` placeholders).
+fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     const COLS: usize = 16;
     let mut sql = format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES ");
     for row in 0..n {
         sql.push_str(if row == 0 { "(" } else { ", (" });
         for col in 0..COLS {
-            let _ = write!(
-                sql,
-                "{}${}",
-                if col == 0 { "" } else { ", " },
-                row * COLS + col + 1
-            );
+            let sep = if col == 0 { "" } else { ", " };
+            if anonymous {
+                let _ = write!(sql, "{sep}?");
+            } else {
+                let _ = write!(sql, "{sep}${}", row * COLS + col + 1);
+            }
         }
         sql.push(')');
     }

@@ -52,5 +52,6 @@ pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
         backend: "sqlite",
         migrations: MIGRATIONS,
         migration_lock: None,
+        anonymous_placeholders: true,
     })
 }

@@ -111,6 +111,12 @@ url = "{store_url}"
 [meter]
 flush_interval_ms = 20
 
+[routing]
+max_attempts = 3
+retry_budget_ms = 3000
+backoff_base_ms = 5
+backoff_max_ms = 50
+
 [[providers]]
 name = "emu"
 kind = "openai"

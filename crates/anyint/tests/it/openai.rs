@@ -35,6 +35,8 @@ async fn models_list_has_openai_shape_and_all_models_for_unrestricted_key() {
             "gpt-4o",
             "alias-model",
             "unreachable",
+            "claude",
+            "gemini",
             "failover"
         ]
     );
@@ -447,13 +449,24 @@ async fn upstream_429_keeps_its_retry_after() {
 async fn upstream_quota_exhaustion_is_not_the_clients_429() {
     let t = TestGateway::start().await;
     let resp = t
-        .chat(json!({"model": "gpt-4o-mini", "messages": user("hi [emulate: status=429 quota=1]")}))
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("hi [emulate: status=429 quota=1 tag=quota]")}))
         .await;
     assert_eq!(resp.status(), 503);
     assert_eq!(
         error_body(resp).await["error"]["code"],
-        "upstream_unavailable"
+        "upstream_quota_exhausted"
     );
+    // Not retried: the same key's quota will not come back within the request.
+    let v: Value = t
+        .http
+        .get(format!("{}/_emulator/counts/quota", t.emulator))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["count"], 1);
 }
 
 #[tokio::test]
