@@ -282,7 +282,11 @@ impl Search {
             Class::Timeout => None,
         };
         self.tried.push(idx);
-        if state.router.has_candidate(m, &self.tried) || budget.attempts >= cfg.max_attempts {
+        // Other routes first, then fallback models; waiting on this route is the last resort.
+        if state.router.has_candidate(m, &self.tried)
+            || budget.fallbacks_left
+            || budget.attempts >= cfg.max_attempts
+        {
             return;
         }
         let wait = after.unwrap_or_else(|| {
@@ -309,6 +313,7 @@ struct Failed {
 struct RetryBudget<'a> {
     end: Instant,
     attempts: u32,
+    fallbacks_left: bool,
     rng: &'a mut Rng,
 }
 
@@ -405,7 +410,8 @@ async fn route(
     let mut failures: Vec<Error> = Vec::new();
     let mut last_via: Option<(&Provider, &RouteConfig, &ModelConfig)> = None;
     let mut attempts = 0u32;
-    'models: for m in model_chain(state, &call.key, model) {
+    let chain = model_chain(state, &call.key, model);
+    'models: for (position, m) in chain.iter().copied().enumerate() {
         let mut search = Search::default();
         while attempts < cfg.max_attempts {
             let Some(idx) = search.next(state, m, &mut rng) else {
@@ -456,6 +462,7 @@ async fn route(
                     RetryBudget {
                         end: budget_end,
                         attempts,
+                        fallbacks_left: position + 1 < chain.len(),
                         rng: &mut rng,
                     },
                 )

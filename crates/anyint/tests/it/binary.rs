@@ -287,3 +287,84 @@ async fn logs_hold_no_keys_or_prompts_and_sigterm_flushes_usage() {
             .all(|r| r.completion_tokens > 0 && r.status == 200)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_in_flight_streams_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emulator = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(anyint_emulator::serve(
+        listener,
+        anyint_emulator::Options {
+            api_key: Some(UPSTREAM_KEY.into()),
+        },
+        std::future::pending(),
+    ));
+    let path = write(dir.path(), "c.toml", &config(dir.path(), &emulator, ""));
+    let out = anyint()
+        .args(["keys", "create", "--name", "drain", "--json", "--config"])
+        .arg(&path)
+        .env("UPSTREAM_SECRET", UPSTREAM_KEY)
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut child = anyint()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("UPSTREAM_SECRET", UPSTREAM_KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let base = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "gateway exited before listening"
+            );
+            if let Some(url) = line.trim().strip_prefix("anyint listening on ") {
+                return url.to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+
+    let words = "w ".repeat(30);
+    let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": format!("Reply with exactly: {words}[emulate: chunk_delay_ms=20]")}]});
+    let mut resp = reqwest::Client::new()
+        .post(format!("{base}/openai/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut received = resp.chunk().await.unwrap().unwrap().to_vec();
+    // The stream is in flight: ask the gateway to stop.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        received.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(received).unwrap();
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "the in-flight stream was cut: {text}"
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+}

@@ -33,6 +33,7 @@ pub struct Builder {
     backend: Backend,
     admin: bool,
     max_body: Option<usize>,
+    extra: String,
 }
 
 impl Builder {
@@ -44,6 +45,12 @@ impl Builder {
         self.admin = false;
         self
     }
+    /// Extra TOML appended to the config; `{emulator}` becomes the emulator's base URL.
+    pub fn toml(mut self, extra: &str) -> Self {
+        self.extra.push_str(extra);
+        self
+    }
+
     pub fn max_body(mut self, n: usize) -> Self {
         self.max_body = Some(n);
         self
@@ -68,7 +75,8 @@ impl Builder {
             Backend::Sqlite => format!("sqlite://{}/anyint.db", dir.path().display()),
             Backend::Postgres => fresh_pg_schema().await,
         };
-        let text = config_text(&emulator, &store_url, self.max_body);
+        let text = config_text(&emulator, &store_url, self.max_body)
+            + &self.extra.replace("{emulator}", &emulator);
         let admin = self.admin;
         let env = move |name: &str| {
             (admin && name == "ANYINT_ADMIN_TOKEN").then(|| ADMIN_TOKEN.to_owned())
@@ -197,6 +205,7 @@ impl TestGateway {
             backend: Backend::Sqlite,
             admin: true,
             max_body: None,
+            extra: String::new(),
         }
     }
 

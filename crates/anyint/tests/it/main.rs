@@ -17,5 +17,6 @@ mod admin;
 mod binary;
 mod harness;
 mod openai;
+mod routing;
 mod store;
 mod translate;
