@@ -629,6 +629,11 @@ async fn mid_stream_upstream_error_becomes_each_familys_error_event() {
             data.last().unwrap().contains("\"error\""),
             "openai ← {model}: {body}"
         );
+        assert_eq!(
+            data.iter().filter(|d| d.contains("\"error\"")).count(),
+            1,
+            "openai ← {model}: one error: {body}"
+        );
 
         let body = anthropic(
             &t,
@@ -645,5 +650,32 @@ async fn mid_stream_upstream_error_becomes_each_familys_error_event() {
             "anthropic ← {model}: {body}"
         );
         assert!(!events.iter().any(|(e, _)| e == "message_stop"));
+        assert_eq!(
+            events.iter().filter(|(e, _)| e == "error").count(),
+            1,
+            "exactly one error event: {body}"
+        );
+
+        let resp = t
+            .http
+            .post(t.url(&format!(
+                "/gemini/v1beta/models/{model}:streamGenerateContent?alt=sse"
+            )))
+            .header("x-goog-api-key", &t.key)
+            .json(&gemini_body(ask))
+            .send()
+            .await
+            .unwrap();
+        let body = resp.text().await.unwrap();
+        let chunks = sse_data(&body.replace("\r\n", "\n"));
+        let errors = chunks
+            .iter()
+            .filter(|c| c.starts_with("{\"error\""))
+            .count();
+        assert_eq!(errors, 1, "gemini ← {model}: {body}");
+        assert!(
+            chunks.last().unwrap().starts_with("{\"error\""),
+            "gemini ← {model}: the error comes last"
+        );
     }
 }
