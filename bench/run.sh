@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Gateway overhead benchmark: the same load, sent by oha to the upstream emulator directly and
 # through the anyint gateway, for non-streaming and streaming chat completions at two
-# concurrencies. Prints a markdown table and writes it to bench/results/latest.md.
+# concurrencies; plus, through the gateway only, Anthropic-family streaming translated to the
+# OpenAI-kind emulator ("translated", compared with the passthrough stream) and non-streaming
+# requests to a route that fails every 10th upstream call with a 503 ("retry", compared with the
+# healthy model). Prints markdown tables and writes them to bench/results/latest.md.
 #
 # Usage: bench/run.sh            (see bench/README.md for the knobs)
 #   BENCH_SECONDS=10             measured seconds per run
 #   BENCH_WARMUP=2               warm-up seconds before each measured run (0 = none)
 #   BENCH_CONCURRENCY="1 32"     oha -c values
-#   BENCH_MODES="nonstream stream"
+#   BENCH_MODES="nonstream stream translated retry"
+#                                (translated needs stream's runs and retry needs nonstream's; they
+#                                are added when missing)
 #   BENCH_LOG_LEVELS="warn info" gateway [server] log_level variants; the first is the headline
 #   BENCH_OHA_VERSION=1.16.0     oha version installed into bench/.tools
 #   OHA=/path/to/oha             use this oha instead of installing one
@@ -21,23 +26,45 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 32}"
-MODES="${BENCH_MODES:-nonstream stream}"
+MODES="${BENCH_MODES:-nonstream stream translated retry}"
 LOG_LEVELS="${BENCH_LOG_LEVELS:-warn info}"
 OHA_VERSION="${BENCH_OHA_VERSION:-1.16.0}"
 MODEL="gpt-4o-mini"
 PROMPT="Reply with exactly: hello world"
+ANTHROPIC_VERSION="2023-06-01"
+# The retry mode's model: one route whose upstream model name carries an emulator fault spec, so
+# every FLAKY_EVERY-th upstream request counted under FLAKY_TAG is answered with a 503.
+FLAKY_MODEL="flaky"
+FLAKY_TAG="benchflaky"
+FLAKY_EVERY=10
+FLAKY_UPSTREAM="$MODEL+status=503,every=$FLAKY_EVERY,tag=$FLAKY_TAG"
 
 for v in "$SECONDS_PER_RUN" "$WARMUP"; do
     [[ "$v" =~ ^[0-9]+$ ]] || { echo "bench: BENCH_SECONDS/BENCH_WARMUP must be whole seconds, got '$v'" >&2; exit 2; }
 done
 [[ "$SECONDS_PER_RUN" -ge 1 ]] || { echo "bench: BENCH_SECONDS must be >= 1" >&2; exit 2; }
 for m in $MODES; do
-    [[ "$m" == nonstream || "$m" == stream ]] || { echo "bench: unknown mode '$m' in BENCH_MODES" >&2; exit 2; }
+    [[ "$m" =~ ^(nonstream|stream|translated|retry)$ ]] || { echo "bench: unknown mode '$m' in BENCH_MODES" >&2; exit 2; }
 done
+[[ -n "${MODES// /}" ]] || { echo "bench: BENCH_MODES is empty" >&2; exit 2; }
+# translated is compared with the stream runs and retry with the nonstream runs: add them first
+# when they were not asked for.
+RUN_MODES=""
+for m in $MODES; do
+    ref=""
+    [[ "$m" == translated ]] && ref=stream
+    [[ "$m" == retry ]] && ref=nonstream
+    if [[ -n "$ref" && " $RUN_MODES " != *" $ref "* && " $MODES " != *" $ref "* ]]; then
+        RUN_MODES="$RUN_MODES $ref"
+    fi
+    [[ " $RUN_MODES " == *" $m "* ]] || RUN_MODES="$RUN_MODES $m"
+done
+RUN_MODES="${RUN_MODES# }"
 command -v python3 >/dev/null || { echo "bench: python3 is required (stdlib only)" >&2; exit 2; }
 command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 2; }
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+[[ "$RUN_MODES" == "$(echo $MODES)" ]] || log "modes: $RUN_MODES (reference runs added for translated/retry)"
 
 # --- cleanup -------------------------------------------------------------------------------------
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/anyint-bench.XXXXXX")"
@@ -140,6 +167,17 @@ for level in $LOG_LEVELS; do
 listen = "127.0.0.1:0"
 log_level = "$level"
 
+# Retries of the flaky model: a 1-5 ms backoff instead of the default 100 ms-2 s, so the retry
+# mode measures what a retry costs (a second upstream call), not a sleep. Under concurrency the
+# emulator's every-10th counter is shared, so a retry is itself a 10th request about 1 time in 10;
+# with the default 3 attempts about 1 request in 1,000 would fail three times and reach the client
+# as a 503. 10 attempts make that ~1e-10. The healthy model never retries, so the other modes are
+# unaffected.
+[routing]
+max_attempts = 10
+backoff_base_ms = 1
+backoff_max_ms = 5
+
 [store]
 url = "sqlite://$dir/anyint.db"
 
@@ -152,6 +190,10 @@ api_key = "bench-upstream"
 [[models]]
 id = "$MODEL"
 routes = [{ provider = "emu", upstream_model = "$MODEL" }]
+
+[[models]]
+id = "$FLAKY_MODEL"
+routes = [{ provider = "emu", upstream_model = "$FLAKY_UPSTREAM" }]
 EOF
     key_json="$("$ANYINT_BIN" keys create --name "bench-$level" --json --config "$dir/anyint.toml")"
     GW_KEY[$level]="$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["key"])' <<<"$key_json")"
@@ -163,31 +205,76 @@ EOF
     log "gateway (log_level=$level) on ${GW_URL[$level]}"
 done
 
+# Per mode: the request body, the gateway path, the auth headers, and whether a direct run exists.
 body_for() {
-    if [[ "$1" == stream ]]; then
-        printf '{"model":"%s","stream":true,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT"
+    case "$1" in
+        nonstream) printf '{"model":"%s","messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
+        stream) printf '{"model":"%s","stream":true,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
+        translated) printf '{"model":"%s","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
+        retry) printf '{"model":"%s","messages":[{"role":"user","content":"%s"}]}' "$FLAKY_MODEL" "$PROMPT" ;;
+    esac
+}
+gw_path() {
+    if [[ "$1" == translated ]]; then echo /anthropic/v1/messages; else echo /openai/v1/chat/completions; fi
+}
+auth_args() { # mode key; sets AUTH_ARGS (curl and oha take the same -H form)
+    if [[ "$1" == translated ]]; then
+        AUTH_ARGS=(-H "x-api-key: $2" -H "anthropic-version: $ANTHROPIC_VERSION")
     else
-        printf '{"model":"%s","messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT"
+        AUTH_ARGS=(-H "Authorization: Bearer $2")
     fi
+}
+has_direct() { [[ "$1" == nonstream || "$1" == stream ]]; }
+
+# The emulator's request counter for the flaky tag (every upstream attempt of the flaky model).
+emu_count() {
+    curl -sS "$EMU/_emulator/counts/$FLAKY_TAG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])'
+}
+# The gateway's own retry counter for the flaky model, from its /metrics (0 before the first).
+gw_retries() { # gateway base url
+    curl -sS "$1/metrics" | awk -v m="model=\"$FLAKY_MODEL\"" \
+        '$1 ~ /^anyint_retries_total\{/ && index($1, m) { n += $2 } END { printf "%d\n", n }'
 }
 
 # --- preflight: one request per target and mode, checked by content ------------------------------
 preflight() { # name url key mode
     local name="$1" url="$2" key="$3" mode="$4" out="$TMP/preflight-$1-$4.txt" code
+    auth_args "$mode" "$key"
     code="$(curl -sS -o "$out" -w '%{http_code}' -X POST "$url" \
-        -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$(body_for "$mode")")" || code="curl-failed"
+        "${AUTH_ARGS[@]}" -H 'Content-Type: application/json' -d "$(body_for "$mode")")" || code="curl-failed"
     if [[ "$code" != 200 ]] || ! grep -q 'hello' "$out" \
-        || { [[ "$mode" == stream ]] && ! grep -q '^data: \[DONE\]' "$out"; }; then
+        || { [[ "$mode" == stream ]] && ! grep -q '^data: \[DONE\]' "$out"; } \
+        || { [[ "$mode" == translated ]] && { ! grep -q '^event: message_stop' "$out" || grep -q '^event: error' "$out"; }; }; then
         echo "bench: preflight $name/$mode failed (HTTP $code); response:" >&2
         head -c 2000 "$out" >&2 || true
         echo >&2
         return 1
     fi
 }
-for mode in $MODES; do
-    preflight direct "$EMU/v1/chat/completions" bench-upstream "$mode"
+# retry: FLAKY_EVERY requests in a row must all succeed, and at least one of them must have hit a
+# 503 upstream and been retried (the tag counter moved by more than FLAKY_EVERY).
+preflight_retry() { # name url key
+    local before after i
+    before="$(emu_count)"
+    for i in $(seq 1 "$FLAKY_EVERY"); do
+        preflight "$1" "$2" "$3" retry
+    done
+    after="$(emu_count)"
+    if [[ $((after - before)) -le "$FLAKY_EVERY" ]]; then
+        echo "bench: preflight $1/retry: $FLAKY_EVERY requests made $((after - before)) upstream requests under tag $FLAKY_TAG; expected at least one 503 and its retry" >&2
+        return 1
+    fi
+}
+for mode in $RUN_MODES; do
+    if has_direct "$mode"; then
+        preflight direct "$EMU/v1/chat/completions" bench-upstream "$mode"
+    fi
     for level in $LOG_LEVELS; do
-        preflight "gateway-$level" "${GW_URL[$level]}/openai/v1/chat/completions" "${GW_KEY[$level]}" "$mode"
+        if [[ "$mode" == retry ]]; then
+            preflight_retry "gateway-$level" "${GW_URL[$level]}$(gw_path "$mode")" "${GW_KEY[$level]}"
+        else
+            preflight "gateway-$level" "${GW_URL[$level]}$(gw_path "$mode")" "${GW_KEY[$level]}" "$mode"
+        fi
     done
 done
 log "preflight ok"
@@ -199,9 +286,10 @@ log "preflight ok"
 # (oha catches SIGINT itself and exits 0, which a foreground wait would take as "handled").
 run_oha() { # out.json url key mode concurrency seconds
     local out="$1" url="$2" key="$3" mode="$4" c="$5" secs="$6" rc=0
+    auth_args "$mode" "$key"
     "$OHA" --no-tui --output-format json -o "$out" \
         -z "${secs}s" -w -c "$c" -m POST \
-        -H "Authorization: Bearer $key" -T 'application/json' \
+        "${AUTH_ARGS[@]}" -T 'application/json' \
         -d "$(body_for "$mode")" "$url" >/dev/null &
     OHA_PID=$!
     wait "$OHA_PID" || rc=$?
@@ -229,21 +317,32 @@ RAW="$TMP/raw"
 mkdir -p "$RAW"
 MANIFEST="$TMP/manifest.tsv"
 : >"$MANIFEST"
-for mode in $MODES; do
+for mode in $RUN_MODES; do
     for c in $CONCURRENCY; do
-        targets=("direct|$EMU/v1/chat/completions|bench-upstream")
+        targets=()
+        if has_direct "$mode"; then
+            targets+=("direct|$EMU/v1/chat/completions|bench-upstream|")
+        fi
         for level in $LOG_LEVELS; do
-            targets+=("gateway-$level|${GW_URL[$level]}/openai/v1/chat/completions|${GW_KEY[$level]}")
+            targets+=("gateway-$level|${GW_URL[$level]}$(gw_path "$mode")|${GW_KEY[$level]}|${GW_URL[$level]}")
         done
         for t in "${targets[@]}"; do
-            IFS='|' read -r name url key <<<"$t"
+            IFS='|' read -r name url key base <<<"$t"
             if [[ "$WARMUP" -gt 0 ]]; then
                 log "warm-up  $mode c=$c $name (${WARMUP}s)"
                 run_oha "$RAW/warmup-$mode-c$c-$name.json" "$url" "$key" "$mode" "$c" "$WARMUP"
             fi
+            # retry: upstream attempts (emulator tag counter) and gateway retries around the run.
+            extra="-"
+            if [[ "$mode" == retry ]]; then
+                emu_before="$(emu_count)"; gw_before="$(gw_retries "$base")"
+            fi
             log "measure  $mode c=$c $name (${SECONDS_PER_RUN}s)"
             run_oha "$RAW/$mode-c$c-$name.json" "$url" "$key" "$mode" "$c" "$SECONDS_PER_RUN"
-            printf '%s\t%s\t%s\t%s\n' "$mode" "$c" "$name" "$RAW/$mode-c$c-$name.json" >>"$MANIFEST"
+            if [[ "$mode" == retry ]]; then
+                extra="$emu_before,$(emu_count),$gw_before,$(gw_retries "$base")"
+            fi
+            printf '%s\t%s\t%s\t%s\t%s\n' "$mode" "$c" "$name" "$RAW/$mode-c$c-$name.json" "$extra" >>"$MANIFEST"
         done
     done
 done
@@ -260,7 +359,9 @@ warmup=$WARMUP
 cpus=$(nproc 2>/dev/null || echo '?')
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 host=$(uname -srm)
-levels=$LOG_LEVELS"
+levels=$LOG_LEVELS
+flakyevery=$FLAKY_EVERY
+flakytag=$FLAKY_TAG"
 set +e
 python3 - "$MANIFEST" "$BENCH_DIR/results/latest.md" "$META" <<'PY'
 import json, sys
@@ -268,12 +369,17 @@ import json, sys
 manifest, out_path, meta_text = sys.argv[1], sys.argv[2], sys.argv[3]
 meta = dict(line.split("=", 1) for line in meta_text.splitlines() if "=" in line)
 levels = meta["levels"].split()
+every = int(meta["flakyevery"])
 DEADLINE = "aborted due to deadline"
+# The direct run each gateway-only mode is compared with (the emulator has no equivalent).
+REF = {"translated": "stream", "retry": "nonstream"}
 
 runs = {}
 order = []
 for line in open(manifest):
-    mode, c, name, path = line.rstrip("\n").split("\t")
+    parts = line.rstrip("\n").split("\t")
+    mode, c, name, path = parts[:4]
+    extra = parts[4] if len(parts) > 4 else "-"
     with open(path) as f:
         r = json.load(f)
     codes = {k: v for k, v in r.get("statusCodeDistribution", {}).items()}
@@ -282,11 +388,18 @@ for line in open(manifest):
     errs = {k: v for k, v in r.get("errorDistribution", {}).items() if k != DEADLINE}
     total = r["summary"]["total"]
     pct = r.get("latencyPercentiles", {})
-    runs[(mode, int(c), name)] = {
+    run = {
         "rps": ok / total if total else 0.0,
         "p50": pct.get("p50"), "p99": pct.get("p99"),
-        "ok": ok, "non2xx": non2xx, "errors": errs,
+        "ok": ok, "responses": sum(codes.values()), "non2xx": non2xx, "errors": errs,
     }
+    if extra != "-":
+        emu_before, emu_after, gw_before, gw_after = (int(x) for x in extra.split(","))
+        run["upstream"] = emu_after - emu_before
+        # `every=N` fails the tagged requests whose counter value is a multiple of N.
+        run["503s"] = emu_after // every - emu_before // every
+        run["gw_retries"] = gw_after - gw_before
+    runs[(mode, int(c), name)] = run
     if (mode, int(c)) not in order:
         order.append((mode, int(c)))
 
@@ -299,10 +412,17 @@ def f_us(sec):
 def f_add(a, b):
     return "n/a" if a is None or b is None else f"{us(b) - us(a):+,.0f}"
 
+def added(a, b):
+    return None if a is None or b is None else us(b) - us(a)
+
+def f_rps(run):
+    return "n/a" if run is None else f"{run['rps']:,.0f}"
+
 def bad(run):
     return sum(run["non2xx"].values()) + sum(run["errors"].values())
 
-mode_name = {"nonstream": "non-streaming", "stream": "streaming"}
+mode_name = {"nonstream": "non-streaming", "stream": "streaming",
+             "translated": "translated streaming", "retry": "retry non-streaming"}
 lines = []
 lines.append("# anyint gateway overhead benchmark")
 lines.append("")
@@ -317,6 +437,12 @@ lines.append(f"- gateway log_level: {', '.join(levels)} (first is the headline; 
              "redirected to a file)")
 lines.append("- latencies in µs (whole response, including the full SSE stream when streaming); "
              "added = gateway − direct; req/s counts 2xx only")
+if any(m in REF for m, _ in order):
+    lines.append("- translated: `POST /anthropic/v1/messages` streaming, translated to the OpenAI-kind "
+                 "emulator and back; its direct columns are the direct *streaming* run. "
+                 f"retry: model `flaky`, whose only route fails every {every}th upstream request "
+                 "with a 503 that the gateway retries (backoff 1–5 ms); its direct columns are the "
+                 "direct *non-streaming* run")
 lines.append("")
 lines.append("| mode | c | gateway log | direct req/s | gateway req/s | gw/direct | "
              "direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 | "
@@ -324,7 +450,9 @@ lines.append("| mode | c | gateway log | direct req/s | gateway req/s | gw/direc
 lines.append("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 failures = []
 for mode, c in order:
-    d = runs[(mode, c, "direct")]
+    d = runs.get((REF.get(mode, mode), c, "direct"))
+    if d is None:
+        continue
     for level in levels:
         g = runs.get((mode, c, f"gateway-{level}"))
         if g is None:
@@ -339,11 +467,84 @@ for (mode, c, name), run in runs.items():
     if bad(run) or run["ok"] == 0:
         failures.append(f"{mode_name[mode]} c={c} {name}: {run['ok']} ok, "
                         f"non-2xx {run['non2xx'] or '{}'}, errors {run['errors'] or '{}'}")
+    if "503s" in run and run["responses"] >= every and run["503s"] == 0:
+        failures.append(f"{mode_name[mode]} c={c} {name}: no upstream 503 in {run['upstream']} "
+                        "upstream requests; the fault was not applied")
+
+cs = sorted({c for _, c in order})
+modes_run = {m for m, _ in order}
+
+# Translation cost: both gateway runs against the same direct streaming run.
+if "translated" in modes_run:
+    lines.append("")
+    lines.append("## Translation cost (Anthropic → OpenAI streaming vs passthrough streaming)")
+    lines.append("")
+    lines.append("Both against the direct emulator streaming run at the same c; "
+                 "ratio = translated added p99 ÷ passthrough added p99.")
+    lines.append("")
+    lines.append("| c | gateway log | passthrough req/s | translated req/s | "
+                 "passthrough added p50 | translated added p50 | "
+                 "passthrough added p99 | translated added p99 | added p99 ratio |")
+    lines.append("|--:|---|--:|--:|--:|--:|--:|--:|--:|")
+    for c in cs:
+        d = runs.get(("stream", c, "direct"))
+        for level in levels:
+            p = runs.get(("stream", c, f"gateway-{level}"))
+            t = runs.get(("translated", c, f"gateway-{level}"))
+            if d is None or p is None or t is None:
+                continue
+            pa, ta = added(d["p99"], p["p99"]), added(d["p99"], t["p99"])
+            ratio = f"{ta / pa:.1f}×" if pa is not None and ta is not None and pa > 0 else "n/a"
+            lines.append(f"| {c} | {level} | {f_rps(p)} | {f_rps(t)} | "
+                         f"{f_add(d['p50'], p['p50'])} | {f_add(d['p50'], t['p50'])} | "
+                         f"{f_add(d['p99'], p['p99'])} | {f_add(d['p99'], t['p99'])} | {ratio} |")
+
+# Failover cost: the flaky model against the healthy model through the same gateway.
+if "retry" in modes_run:
+    lines.append("")
+    lines.append(f"## Failover cost (1 in {every} upstream requests answered 503 and retried, "
+                 "vs the healthy model)")
+    lines.append("")
+    lines.append("added = flaky − healthy (both through the gateway, non-streaming, same c); "
+                 "upstream = requests the emulator saw under the fault's tag; "
+                 "503s = how many of them it failed; gateway retries = `anyint_retries_total` delta.")
+    lines.append("")
+    lines.append("| c | gateway log | healthy req/s | flaky req/s | flaky/healthy | "
+                 "healthy p50 | flaky p50 | added p50 | healthy p99 | flaky p99 | added p99 | "
+                 "client requests | upstream | 503s absorbed | gateway retries | client non-2xx |")
+    lines.append("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    mismatches = []
+    for c in cs:
+        for level in levels:
+            h = runs.get(("nonstream", c, f"gateway-{level}"))
+            f = runs.get(("retry", c, f"gateway-{level}"))
+            if h is None or f is None:
+                continue
+            ratio = f"{f['rps'] / h['rps']:.0%}" if h["rps"] else "n/a"
+            lines.append(f"| {c} | {level} | {f_rps(h)} | {f_rps(f)} | {ratio} | "
+                         f"{f_us(h['p50'])} | {f_us(f['p50'])} | {f_add(h['p50'], f['p50'])} | "
+                         f"{f_us(h['p99'])} | {f_us(f['p99'])} | {f_add(h['p99'], f['p99'])} | "
+                         f"{f['responses']:,} | {f['upstream']:,} | {f['503s']:,} | "
+                         f"{f['gw_retries']:,} | {bad(f)} |")
+            # Each absorbed 503 should cost exactly one retry, i.e. one more upstream request.
+            if f["gw_retries"] != f["503s"]:
+                mismatches.append(
+                    f"c={c} log {level}: {f['503s'] - f['gw_retries']:,} of {f['503s']:,} upstream "
+                    f"503s were not followed by a retry ({f['gw_retries']:,} gateway retries); "
+                    "a request whose attempts all get a 503 returns the last one to the client")
+            if f["upstream"] != f["responses"] + f["gw_retries"]:
+                mismatches.append(
+                    f"c={c} log {level}: {f['upstream']:,} upstream requests ≠ "
+                    f"{f['responses']:,} client requests + {f['gw_retries']:,} gateway retries")
+    if mismatches:
+        lines.append("")
+        lines.append("Retry accounting does not add up (reported, not asserted):")
+        lines.append("")
+        lines.extend(f"- {m}" for m in mismatches)
 
 lines.append("")
 lines.append("Targets from the issue (reported, not asserted):")
 lines.append("")
-cs = sorted({c for _, c in order})
 for level in levels:
     for mode in [m for m in ("nonstream", "stream") if any(k[0] == m for k in order)]:
         if 32 in cs:
@@ -358,6 +559,27 @@ for level in levels:
                 a = us(g["p99"]) - us(d["p99"])
                 lines.append(f"- added p99 at c=1, {mode_name[mode]}, log {level}: "
                              f"{a:,.0f} µs (target ≤ 300 µs: {'met' if a <= 300 else 'NOT met'})")
+    if "translated" in modes_run and 1 in cs:
+        d = runs.get(("stream", 1, "direct"))
+        p = runs.get(("stream", 1, f"gateway-{level}"))
+        t = runs.get(("translated", 1, f"gateway-{level}"))
+        if d and p and t and None not in (d["p99"], p["p99"], t["p99"]):
+            pa, ta = added(d["p99"], p["p99"]), added(d["p99"], t["p99"])
+            if pa > 0:
+                verdict = f"{ta / pa:.1f}× (target ≤ 2×: {'met' if ta <= 2 * pa else 'NOT met'})"
+            else:
+                verdict = "ratio n/a: passthrough added p99 ≤ 0, within noise (target not judged)"
+            lines.append(f"- translated added p99 at c=1, log {level}: {ta:,.0f} µs vs passthrough "
+                         f"{pa:,.0f} µs: {verdict}")
+    if "retry" in modes_run:
+        for c in cs:
+            f = runs.get(("retry", c, f"gateway-{level}"))
+            if f is None:
+                continue
+            n = bad(f)
+            lines.append(f"- retry at c={c}, log {level}: {f['responses']:,} client requests, "
+                         f"{n} non-2xx or errors (target 0: {'met' if n == 0 else 'NOT met'}), "
+                         f"{f['503s']:,} upstream 503s absorbed")
 if failures:
     lines.append("")
     lines.append("**Runs with errors — these figures are not valid:**")
@@ -386,6 +608,6 @@ for level in $LOG_LEVELS; do
 done
 log "wrote bench/results/latest.md (raw oha JSON in bench/results/raw/)"
 if [[ "$report_rc" -ne 0 ]]; then
-    log "FAILED: some runs had non-2xx responses or errors (see the table); the figures are not valid"
+    log "FAILED: some runs had non-2xx responses or errors, or the retry fault was not applied (see the report); the figures are not valid"
     exit 1
 fi

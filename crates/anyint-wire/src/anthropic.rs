@@ -25,7 +25,9 @@
 //!   in `extra`, which other families' encoders refuse with a 400 naming the field.
 //!
 //! # Upstream requests ([`encode_request`])
-//! The provider sends `anthropic-version: 2023-06-01`, so sampling parameters pass through.
+//! The provider sends `anthropic-version: 2023-06-01`, so sampling parameters pass through,
+//! except that `temperature` and `top_p` are never sent together: Claude Sonnet 4.5 and later
+//! answer 400 to both. When both are set `temperature` is kept and `top_p` omitted.
 //! - `max_tokens` defaults to [`DEFAULT_MAX_TOKENS`] (4096) when the client gave none.
 //! - Reasoning: a zero budget or effort `none` → `thinking {type: disabled}`; a budget → that
 //!   budget (raised to the API minimum of 1024); an effort without budget → a budget from
@@ -36,7 +38,11 @@
 //! - OpenAI-style `Role::Tool` messages become user turns; consecutive turns with the same
 //!   role are merged, and in user turns `tool_result` blocks are moved first (the API requires
 //!   it). Empty text blocks, unsigned reasoning (from families without signatures) and turns
-//!   left empty are dropped, since the API refuses them. Image `detail` has no equivalent and
+//!   left empty are dropped, since the API refuses them.
+//! - Reasoning signatures carry their origin (see [`crate::canonical::signature`]): thinking
+//!   Anthropic signed is sent with its signature as issued; reasoning another provider signed
+//!   (a Gemini `thoughtSignature`) is dropped whole, since Anthropic cannot verify it and
+//!   refuses thinking blocks without a valid signature. Image `detail` has no equivalent and
 //!   is dropped; `data:` URLs become base64 sources.
 //! - `n > 1` and any `extra` field are refused with a 400 naming the field.
 //!
@@ -46,6 +52,11 @@
 //! home (server tool use and results, citations) are skipped when decoding. Canonical usage
 //! counts input *including* cache; Anthropic's `input_tokens` excludes it, so decoding adds
 //! `cache_read` + `cache_creation` and encoding subtracts them.
+//!
+//! Signatures: decoders (upstream responses and streams, client requests) tag the thinking
+//! signatures they read as Anthropic's, unless a client echoes back one already tagged with
+//! another origin; encoders for Anthropic clients write Anthropic signatures as issued and
+//! other providers' with their tag, so they come back recognisable.
 
 mod error;
 mod head;

@@ -8,6 +8,7 @@
 //! with a 400 naming the field, so nothing is dropped silently.
 
 mod chat;
+pub mod signature;
 mod stream;
 mod usage;
 

@@ -40,6 +40,7 @@ impl DecodeError {
             "functions",
             "function_call",
             "n",
+            "parallel_tool_calls",
             "top_k",
             "tools",
             "cachedContent",
@@ -52,7 +53,7 @@ impl DecodeError {
         let root = field.split('.').next().unwrap_or(field);
         Self {
             message: format!(
-                "`{field}` is not supported when this model is served by a {target} upstream; remove it or choose a model served by a compatible upstream"
+                "`{field}` is not supported by this model's upstream ({target}); remove it or choose a model served by a compatible upstream"
             ),
             param: KNOWN.iter().find(|k| **k == root).copied(),
         }
@@ -64,5 +65,26 @@ impl DecodeError {
             message: message.into(),
             param: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_names_the_field_and_reads_well() {
+        for target in ["openai", "anthropic", "gemini"] {
+            let e = DecodeError::unsupported("response_format.json_schema", target);
+            assert_eq!(e.param, Some("response_format"));
+            assert_eq!(
+                e.message,
+                format!(
+                    "`response_format.json_schema` is not supported by this model's upstream ({target}); remove it or choose a model served by a compatible upstream"
+                )
+            );
+            assert!(!e.message.contains("a openai") && !e.message.contains("a anthropic"));
+        }
+        assert_eq!(DecodeError::unsupported("x_custom", "openai").param, None);
     }
 }

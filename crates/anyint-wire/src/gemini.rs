@@ -20,6 +20,9 @@
 //! Mapping:
 //! - `systemInstruction` text parts → `system`; `contents` → `messages` (`model` → assistant;
 //!   function responses stay in a user turn as [`Part::ToolResult`](crate::canonical::Part)).
+//! - Thought signatures are tagged as Gemini's (see [`crate::canonical::signature`]); a
+//!   signature another provider issued, which the gateway gave this client with its origin tag,
+//!   keeps that tag.
 //! - A `thought: true` text part → `Reasoning{text, signature}`. A `thoughtSignature` on any
 //!   other part (Gemini signs the first function call or text after its thinking) becomes an
 //!   empty `Reasoning{text: "", signature}` placed right before that part; the encoders put it
@@ -76,16 +79,22 @@
 //!   `user`).
 //! - Image URLs become `fileData{mimeType, fileUri}` with the MIME type guessed from the
 //!   extension (`image/jpeg` when unknown); `data:` URLs become `inlineData`.
-//! - Reasoning with a signature becomes a `thought` part carrying `thoughtSignature` (an empty
-//!   one lends its signature to the next part). Reasoning without a signature, and redacted
-//!   reasoning, are dropped: Gemini reads nothing from unsigned thought text.
+//! - Reasoning with a Gemini signature becomes a `thought` part carrying `thoughtSignature`
+//!   (an empty one lends its signature to the next part). When the thought text is directly
+//!   followed by a tool call in the same turn, the signature goes on that `functionCall` part
+//!   instead, which is where Gemini put it (an Anthropic client folds it into the thinking
+//!   block before the call). Reasoning without a signature, reasoning signed by another
+//!   provider (whose signature Gemini cannot verify, see [`crate::canonical::signature`]) and
+//!   redacted reasoning are dropped: Gemini reads nothing from unsigned thought text.
 //! - For Gemini 3 and later upstreams (model not `gemini-1*`/`gemini-2*`), the first function
 //!   call of a model turn that carries no signature gets Google's documented placeholder
 //!   `skip_thought_signature_validator`, because those models reject unsigned calls in history
 //!   (e.g. a conversation started on another provider).
 //! - Cache markers are dropped: Gemini has no per-block `cache_control` and caches prompt
 //!   prefixes implicitly (reported back as `cachedContentTokenCount`).
-//! - `parallel_tool_calls` is dropped (Gemini has no switch for it). Reasoning effort becomes
+//! - `parallel_tool_calls: false` with tools (and a tool choice other than none) is refused
+//!   with a 400 naming it: Gemini has no switch for it, and may call several functions at
+//!   once. `true` is Gemini's behaviour anyway and is dropped. Reasoning effort becomes
 //!   `thinkingLevel` for Gemini 3+, and a token budget (low 1024, medium 8192, high 24576,
 //!   none/minimal 0) for Gemini 1/2 models, which have no levels.
 //!
@@ -109,6 +118,10 @@
 //! framing Google is reported to use, and nothing else (no `event:`, no comments, which the
 //! google-genai parser would choke on); or, without `alt=sse`, one JSON array written
 //! gradually. Image output parts in a stream have no canonical event and are dropped.
+//!
+//! Gemini signatures are written to Gemini clients as issued; other providers' signatures keep
+//! their origin tag (`anyint:anthropic:…`), so a client echoing them back never gets them
+//! replayed to Gemini.
 
 mod error;
 mod fields;

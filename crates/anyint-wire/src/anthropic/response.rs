@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::usage::{UsageOut, WireUsage};
 use super::wire::{Block, Input, decode_stop, encode_stop, message_id, tool_input};
 use crate::DecodeError;
+use crate::canonical::signature::{self, Origin};
 use crate::canonical::{ChatResponse, Part};
 
 #[derive(Deserialize)]
@@ -69,7 +70,9 @@ impl OutBlock {
                 signature,
             } => Part::Reasoning {
                 text: thinking,
-                signature: signature.filter(|s| !s.is_empty()),
+                signature: signature
+                    .filter(|s| !s.is_empty())
+                    .map(|s| signature::from_wire(Origin::Anthropic, &s)),
                 redacted: None,
             },
             Self::RedactedThinking { data } => Part::Reasoning {
@@ -138,39 +141,59 @@ struct Out<'a> {
 /// Encodes a canonical response as an Anthropic client receives it. The id gets a `msg_`
 /// prefix when it lacks one; tool call ids pass through unchanged. Tool arguments that are not
 /// a JSON object (only a non-Anthropic upstream could produce them) are sent as `{}`; unsigned
-/// reasoning is sent with an empty `signature`.
+/// reasoning is sent with an empty `signature`. Anthropic signatures are written as issued,
+/// other providers' with their origin tag (see [`crate::canonical::signature`]). A signature
+/// alone (empty reasoning text, as Gemini signs the part after its thoughts) that directly
+/// follows unsigned reasoning completes that thinking block instead of opening another, as
+/// the stream encoder does.
 pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
-    let content = resp
-        .parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text { text, .. } => Some(Block::Text {
+    let mut content: Vec<Block<'_>> = Vec::with_capacity(resp.parts.len());
+    for p in &resp.parts {
+        let block = match p {
+            Part::Text { text, .. } => Block::Text {
                 text,
                 cache_control: None,
-            }),
+            },
             Part::ToolCall {
                 id,
                 name,
                 arguments,
-            } => Some(Block::ToolUse {
+            } => Block::ToolUse {
                 id,
                 name,
                 input: tool_input(arguments).unwrap_or(Input::Empty(super::wire::Empty {})),
-            }),
+            },
             Part::Reasoning {
                 redacted: Some(data),
                 ..
-            } => Some(Block::RedactedThinking { data }),
+            } => Block::RedactedThinking { data },
             Part::Reasoning {
                 text, signature, ..
-            } => Some(Block::Thinking {
-                thinking: text,
-                signature: signature.as_deref().unwrap_or(""),
-            }),
+            } => {
+                let signature = signature
+                    .as_deref()
+                    .map_or("", |s| signature::for_client(Origin::Anthropic, s));
+                if text.is_empty()
+                    && !signature.is_empty()
+                    && let Some(Block::Thinking {
+                        signature: unsigned,
+                        ..
+                    }) = content.last_mut()
+                    && unsigned.is_empty()
+                {
+                    *unsigned = signature;
+                    continue;
+                }
+                Block::Thinking {
+                    thinking: text,
+                    signature,
+                }
+            }
             // Responses carry no images or tool results.
-            Part::Image { .. } | Part::ToolResult { .. } => None,
-        })
-        .collect();
+            Part::Image { .. } | Part::ToolResult { .. } => continue,
+        };
+        content.push(block);
+    }
     let out = Out {
         id: message_id(&resp.id),
         kind: "message",
@@ -251,6 +274,58 @@ mod tests {
         assert_eq!(v["content"][0]["id"], "call_1");
         assert_eq!(v["content"][0]["input"], json!({}));
         assert_eq!(v["stop_reason"], "end_turn");
+    }
+
+    fn reasoning(text: &str, signature: Option<&str>) -> Part {
+        Part::Reasoning {
+            text: text.into(),
+            signature: signature.map(str::to_owned),
+            redacted: None,
+        }
+    }
+
+    #[test]
+    fn signatures_are_tagged_on_decode_and_untagged_only_for_their_owner() {
+        let r = decode_response(BODY.as_bytes()).unwrap();
+        assert_eq!(r.parts[0], reasoning("hmm", Some("anyint:anthropic:sig")));
+        let v: Value = serde_json::from_slice(&encode_response(&r)).unwrap();
+        assert_eq!(v["content"][0]["signature"], "sig");
+        let foreign = ChatResponse {
+            parts: vec![reasoning("t", Some("anyint:gemini:CiQB"))],
+            ..ChatResponse::default()
+        };
+        let v: Value = serde_json::from_slice(&encode_response(&foreign)).unwrap();
+        assert_eq!(v["content"][0]["signature"], "anyint:gemini:CiQB");
+    }
+
+    #[test]
+    fn a_lone_signature_completes_the_unsigned_thinking_before_it() {
+        // As a Gemini upstream answers: thoughts, then a call signed on the call.
+        let resp = ChatResponse {
+            parts: vec![
+                reasoning("plan", None),
+                reasoning("", Some("anyint:gemini:CiQB")),
+                Part::ToolCall {
+                    id: "c".into(),
+                    name: "f".into(),
+                    arguments: "{}".into(),
+                },
+                // Not after unsigned reasoning: stays a block of its own.
+                reasoning("", Some("anyint:gemini:S2")),
+                Part::text("done"),
+            ],
+            ..ChatResponse::default()
+        };
+        let v: Value = serde_json::from_slice(&encode_response(&resp)).unwrap();
+        assert_eq!(
+            v["content"],
+            json!([
+                {"type":"thinking","thinking":"plan","signature":"anyint:gemini:CiQB"},
+                {"type":"tool_use","id":"c","name":"f","input":{}},
+                {"type":"thinking","thinking":"","signature":"anyint:gemini:S2"},
+                {"type":"text","text":"done"}
+            ])
+        );
     }
 
     #[test]

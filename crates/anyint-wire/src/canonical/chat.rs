@@ -81,7 +81,8 @@ pub enum Part {
     Reasoning {
         /// The reasoning text (empty when redacted).
         text: String,
-        /// Provider signature that must be echoed back unchanged.
+        /// Provider signature that must be echoed back unchanged, to the provider that issued
+        /// it only. Decoders tag it with its origin (`anyint:gemini:…`); see [`super::signature`].
         signature: Option<String>,
         /// Opaque redacted reasoning data.
         redacted: Option<String>,

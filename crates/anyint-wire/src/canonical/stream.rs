@@ -23,7 +23,7 @@ pub enum StreamEvent {
     TextDelta(String),
     /// More reasoning text.
     ReasoningDelta(String),
-    /// The reasoning block's signature.
+    /// The reasoning block's signature, tagged with its origin (see [`super::signature`]).
     ReasoningSignature(String),
     /// Opaque redacted reasoning.
     RedactedReasoning(String),

@@ -1,11 +1,14 @@
 //! Gemini `Part` ⇄ canonical [`Part`], shared by the request, response and stream codecs.
 //!
 //! Decoding keeps the function-call bookkeeping (synthesized ids, matching responses to calls
-//! by name); encoding keeps thought signatures on the part they belong to.
+//! by name) and tags the thought signatures it reads as Gemini's (see
+//! [`crate::canonical::signature`]); encoding keeps thought signatures on the part they belong
+//! to, and sends each only where it may go.
 
 use serde_json::{Map, Value, json};
 
 use super::fields::{get, get_obj, get_str};
+use crate::canonical::signature::{self as sigs, Origin};
 use crate::canonical::{ImageSource, Part};
 
 /// The part kinds that carry data; a part holds exactly one of them.
@@ -80,7 +83,10 @@ impl PartsDecoder {
             .copied()
             .filter(|k| get(obj, k).is_some())
             .collect();
-        let signature = get_str(obj, "thoughtSignature").map(str::to_owned);
+        // Untagged: Gemini's own; tagged: another provider's, echoed by a Gemini client.
+        let signature = get_str(obj, "thoughtSignature")
+            .filter(|s| !s.is_empty())
+            .map(|s| sigs::from_wire(Origin::Gemini, s));
         let mut out = Decoded::default();
         let kind = match present.as_slice() {
             [kind] => *kind,
@@ -252,9 +258,16 @@ fn is_image(mime: &str) -> bool {
 #[derive(Debug, Default)]
 pub(super) struct PartsWriter {
     out: Vec<Value>,
+    /// A signature from an empty reasoning part, for the next part written.
     signature: Option<String>,
-    /// Response mode: unsigned reasoning is shown as thought parts. Request mode drops it.
-    keep_unsigned: bool,
+    /// Request mode: the signature of the thought part just written (at this index of `out`).
+    /// A function call written right after takes it (where Gemini put it); anything else
+    /// gives it back to the thought part.
+    held: Option<(usize, String)>,
+    /// Response mode (a Gemini client): unsigned reasoning is shown as thought parts and
+    /// other providers' signatures are written tagged. Request mode (a Gemini upstream) drops
+    /// unsigned reasoning and reasoning other providers signed.
+    client: bool,
 }
 
 impl PartsWriter {
@@ -266,32 +279,69 @@ impl PartsWriter {
     /// A writer for a client response: every reasoning part is shown.
     pub(super) fn response() -> Self {
         Self {
-            keep_unsigned: true,
+            client: true,
             ..Self::default()
         }
     }
 
     /// Appends a part, giving it the pending signature.
     pub(super) fn push(&mut self, mut part: Map<String, Value>) {
+        if let Some((at, sig)) = self.held.take() {
+            if part.contains_key("functionCall") {
+                part.insert("thoughtSignature".into(), sig.into());
+                self.out.push(Value::Object(part));
+                return;
+            }
+            self.sign(at, sig);
+        }
         if let Some(sig) = self.signature.take() {
             part.insert("thoughtSignature".into(), sig.into());
         }
         self.out.push(Value::Object(part));
     }
 
-    /// Appends a part that carries its own signature.
-    fn push_signed(&mut self, mut part: Map<String, Value>, sig: &str) {
+    /// Puts a held signature back on its thought part.
+    fn settle(&mut self) {
+        if let Some((at, sig)) = self.held.take() {
+            self.sign(at, sig);
+        }
+    }
+
+    fn sign(&mut self, at: usize, sig: String) {
+        if let Some(Value::Object(part)) = self.out.get_mut(at) {
+            part.insert("thoughtSignature".into(), sig.into());
+        }
+    }
+
+    /// Appends a thought part that carries its own signature (held for a following function
+    /// call in request mode).
+    fn push_signed(&mut self, mut part: Map<String, Value>, sig: String) {
         self.flush_signature();
-        part.insert("thoughtSignature".into(), sig.into());
+        if self.client {
+            part.insert("thoughtSignature".into(), sig.into());
+        } else {
+            self.held = Some((self.out.len(), sig));
+        }
         self.out.push(Value::Object(part));
     }
 
     /// Writes a pending signature that no part followed as an empty thought part.
     fn flush_signature(&mut self) {
+        self.settle();
         if let Some(sig) = self.signature.take() {
             let mut part = thought("");
             part.insert("thoughtSignature".into(), sig.into());
             self.out.push(Value::Object(part));
+        }
+    }
+
+    /// A canonical signature as this writer's reader may receive it: for a client, Gemini's
+    /// untagged and others tagged; for an upstream, Gemini's only.
+    fn wire_signature(&self, sig: &str) -> Option<String> {
+        if self.client {
+            Some(sigs::for_client(Origin::Gemini, sig).to_owned())
+        } else {
+            sigs::for_upstream(Origin::Gemini, sig).map(str::to_owned)
         }
     }
 
@@ -317,15 +367,17 @@ impl PartsWriter {
     }
 
     /// Appends reasoning: signed text as a signed thought part, an empty signed part as a
-    /// signature for the next part, unsigned text only in response mode.
+    /// signature for the next part, unsigned text only in response mode. In request mode,
+    /// reasoning signed by another provider counts as unsigned (Gemini could not verify it),
+    /// and the signature of thought text directly followed by a function call goes on the call.
     pub(super) fn reasoning(&mut self, text: &str, signature: Option<&str>) {
-        match signature {
+        match signature.and_then(|s| self.wire_signature(s)) {
             Some(sig) if text.is_empty() => {
                 self.flush_signature();
-                self.signature = Some(sig.to_owned());
+                self.signature = Some(sig);
             }
             Some(sig) => self.push_signed(thought(text), sig),
-            None if self.keep_unsigned && !text.is_empty() => self.push(thought(text)),
+            None if self.client && !text.is_empty() => self.push(thought(text)),
             None => {}
         }
     }
@@ -497,10 +549,10 @@ mod tests {
             vec![
                 Part::Reasoning {
                     text: "hmm".into(),
-                    signature: Some("S1".into()),
+                    signature: Some("anyint:gemini:S1".into()),
                     redacted: None
                 },
-                carrier("S2".into()),
+                carrier("anyint:gemini:S2".into()),
                 Part::ToolCall {
                     id: "call_0".into(),
                     name: "f".into(),
@@ -521,6 +573,46 @@ mod tests {
                 {"functionCall": {"name": "f", "args": {}, "id": "call_0"}, "thoughtSignature": "S2"},
                 {"text": "", "thought": true, "thoughtSignature": "S3"},
             ])
+        );
+    }
+
+    #[test]
+    fn signatures_keep_their_origin_both_ways() {
+        // A Gemini client echoes its own signature and an Anthropic one it got tagged.
+        let mut dec = PartsDecoder::request();
+        let parts = decode_all(
+            &mut dec,
+            &json!([
+                {"text": "mine", "thought": true, "thoughtSignature": "CiQB"},
+                {"text": "theirs", "thought": true, "thoughtSignature": "anyint:anthropic:EqQB"},
+            ]),
+        );
+        let sig = |p: &Part| match p {
+            Part::Reasoning { signature, .. } => signature.clone(),
+            _ => None,
+        };
+        assert_eq!(sig(&parts[0]).as_deref(), Some("anyint:gemini:CiQB"));
+        assert_eq!(sig(&parts[1]).as_deref(), Some("anyint:anthropic:EqQB"));
+        // To a Gemini client: its own untagged, the other tagged.
+        let mut w = PartsWriter::response();
+        for p in &parts {
+            w.part(p);
+        }
+        assert_eq!(
+            Value::Array(w.finish()),
+            json!([
+                {"text": "mine", "thought": true, "thoughtSignature": "CiQB"},
+                {"text": "theirs", "thought": true, "thoughtSignature": "anyint:anthropic:EqQB"},
+            ])
+        );
+        // To a Gemini upstream: the Anthropic-signed thought is dropped.
+        let mut w = PartsWriter::request();
+        for p in &parts {
+            w.part(p);
+        }
+        assert_eq!(
+            Value::Array(w.finish()),
+            json!([{"text": "mine", "thought": true, "thoughtSignature": "CiQB"}])
         );
     }
 

@@ -5,6 +5,11 @@
 //! sent, the tool call ordinal, the last usage and the last finish reason. Gemini has no end
 //! marker: [`StreamDecoder::finish`] at EOF emits `Finish` and `End` only if a finish reason
 //! (or a prompt block) was seen, and otherwise nothing, since the stream was cut.
+//!
+//! A chunk's `Usage` comes before the events of its parts, so the prompt count Gemini reports
+//! with the first chunk directly follows `Start` (the Anthropic client encoder announces it in
+//! `message_start`). Thought signatures are tagged as Gemini's (see
+//! [`crate::canonical::signature`]).
 
 use serde_json::{Map, Value};
 
@@ -90,18 +95,25 @@ impl StreamDecoder {
             });
             self.parts.insert(PartsDecoder::response(id))
         };
-        if let Some(cand) = first_candidate(obj) {
-            for part in candidate_parts(cand, decoder) {
-                part_events(part, &mut self.calls, out);
-            }
-            if let Some(reason) = get_str(cand, "finishReason") {
-                self.finish = Some(reason.to_owned());
-            }
-        } else if blocked(obj).is_some() {
-            self.blocked = true;
-        }
+        let cand = first_candidate(obj);
+        let parts = cand
+            .map(|c| candidate_parts(c, decoder))
+            .unwrap_or_default();
+        // Usage before the chunk's parts: the first chunk's prompt count then directly
+        // follows `Start`, in time for encoders that announce input tokens up front.
         if let Some(meta) = get_obj(obj, "usageMetadata") {
             self.usage(meta, out);
+        }
+        for part in parts {
+            part_events(part, &mut self.calls, out);
+        }
+        match cand {
+            Some(cand) => {
+                if let Some(reason) = get_str(cand, "finishReason") {
+                    self.finish = Some(reason.to_owned());
+                }
+            }
+            None => self.blocked |= blocked(obj).is_some(),
         }
     }
 
@@ -198,17 +210,18 @@ mod tests {
                     id: "r1".into(),
                     model: "gemini-2.5-flash".into()
                 },
-                StreamEvent::TextDelta("It is 3°C".into()),
+                // A chunk's usage comes before its parts.
                 StreamEvent::Usage(Usage {
                     input_tokens: 41,
                     ..Usage::default()
                 }),
-                StreamEvent::TextDelta(" and raining.".into()),
+                StreamEvent::TextDelta("It is 3°C".into()),
                 StreamEvent::Usage(Usage {
                     input_tokens: 41,
                     output_tokens: 9,
                     ..Usage::default()
                 }),
+                StreamEvent::TextDelta(" and raining.".into()),
                 StreamEvent::Finish {
                     reason: FinishReason::Stop,
                     stop_sequence: None
@@ -228,7 +241,7 @@ mod tests {
             events[1..],
             [
                 StreamEvent::ReasoningDelta("plan".into()),
-                StreamEvent::ReasoningSignature("SIG".into()),
+                StreamEvent::ReasoningSignature("anyint:gemini:SIG".into()),
                 StreamEvent::ToolCallStart {
                     index: 0,
                     id: "call_r2_0".into(),

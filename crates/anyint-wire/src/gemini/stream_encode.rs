@@ -12,7 +12,9 @@
 //!   reasoning, or in the final chunk;
 //! - usage and the finish reason are remembered and written once, in the final chunk that `End`
 //!   produces (clients that add up per-chunk usage would otherwise count it twice);
-//! - `Error` writes nothing: the gateway writes the error object itself.
+//! - `Error` writes nothing: the gateway writes the error object itself;
+//! - Gemini's signatures are written as issued, other providers' with their origin tag (see
+//!   [`crate::canonical::signature`]), so they are never replayed to Gemini.
 
 use serde_json::{Map, Value, json};
 
@@ -20,6 +22,7 @@ use super::parts::function_call;
 use super::response::finish_to_wire;
 use super::usage::to_metadata;
 use crate::Usage;
+use crate::canonical::signature::{self as sigs, Origin};
 use crate::canonical::{EncodeOptions, FinishReason, StreamEvent};
 
 /// How the client asked to receive the stream.
@@ -101,10 +104,11 @@ impl StreamEncoder {
             StreamEvent::ReasoningSignature(sig) => {
                 self.take_calls(&mut parts);
                 self.take_signature(&mut parts);
+                let sig = sigs::for_client(Origin::Gemini, sig);
                 if let Some(text) = self.thought.take() {
                     parts.push(json!({"text": text, "thought": true, "thoughtSignature": sig}));
                 } else {
-                    self.signature = Some(sig.clone());
+                    self.signature = Some(sig.to_owned());
                 }
             }
             StreamEvent::RedactedReasoning(_) => {}
@@ -364,6 +368,30 @@ mod tests {
         );
         assert_eq!(json["candidates"][0]["finishReason"], "STOP");
         assert!(e.encode(&StreamEvent::TextDelta("late".into())).is_empty());
+    }
+
+    #[test]
+    fn signatures_are_untagged_only_when_gemini_issued_them() {
+        let out = run(
+            StreamFormat::Sse,
+            &[
+                StreamEvent::ReasoningDelta("a".into()),
+                StreamEvent::ReasoningSignature("anyint:gemini:CiQB".into()),
+                StreamEvent::ReasoningDelta("b".into()),
+                StreamEvent::ReasoningSignature("anyint:anthropic:EqQB".into()),
+                StreamEvent::End,
+            ],
+        );
+        assert!(
+            out.contains(r#"{"text":"a","thought":true,"thoughtSignature":"CiQB"}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                r#"{"text":"b","thought":true,"thoughtSignature":"anyint:anthropic:EqQB"}"#
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -36,7 +36,8 @@ const KNOWN_PARAMS: &[&str] = &[
 ];
 
 /// Encodes a canonical request for a Gemini upstream. Refuses what Gemini cannot carry: any
-/// `extra` field (naming the first), `n > 1`, and tool results whose function name is unknown.
+/// `extra` field (naming the first), `n > 1`, `parallel_tool_calls: false` with tools, and
+/// tool results whose function name is unknown.
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     if let Some(key) = req.extra.keys().next() {
         let message = format!("`{key}` is not supported by this model's upstream (gemini)");
@@ -50,6 +51,17 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         return Err(DecodeError::field(
             "n",
             "only one choice (n = 1) is supported by this model's upstream (gemini)",
+        ));
+    }
+    if req.parallel_tool_calls == Some(false)
+        && !req.tools.is_empty()
+        && req.tool_choice != Some(ToolChoice::None)
+    {
+        return Err(DecodeError::field(
+            "parallel_tool_calls",
+            "`parallel_tool_calls: false` (one tool call per turn) is not supported by this \
+             model's upstream (gemini), which has no such switch; remove it or choose a model \
+             served by a compatible upstream",
         ));
     }
     let model = req.model.strip_prefix("models/").unwrap_or(&req.model);
@@ -529,5 +541,126 @@ mod tests {
             body["contents"][1]["parts"][1].get("thoughtSignature"),
             None
         );
+    }
+
+    fn reasoning(text: &str, signature: &str) -> Part {
+        Part::Reasoning {
+            text: text.into(),
+            signature: Some(signature.into()),
+            redacted: None,
+        }
+    }
+
+    fn call(id: &str) -> Part {
+        Part::ToolCall {
+            id: id.into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+        }
+    }
+
+    fn assistant(parts: Vec<Part>) -> Message {
+        Message {
+            role: Role::Assistant,
+            parts,
+        }
+    }
+
+    #[test]
+    fn only_gemini_signatures_are_sent() {
+        let req = ChatRequest {
+            model: "gemini-3-flash-preview".into(),
+            messages: vec![
+                user("x"),
+                assistant(vec![
+                    reasoning("claude thinking", "anyint:anthropic:EqQB"),
+                    reasoning("", "anyint:anthropic:EqQC"),
+                    call("a"),
+                    Part::text("and"),
+                ]),
+                user("y"),
+                assistant(vec![reasoning("", "anyint:gemini:CiQB"), Part::text("ok")]),
+            ],
+            ..ChatRequest::default()
+        };
+        let body = encode(&req);
+        assert_eq!(
+            body["contents"][1]["parts"],
+            json!([
+                // The Anthropic signatures are gone; the placeholder signs the call.
+                {"functionCall": {"name": "f", "args": {}, "id": "a"}, "thoughtSignature": SKIP_SIGNATURE},
+                {"text": "and"}
+            ])
+        );
+        assert_eq!(
+            body["contents"][3]["parts"],
+            json!([{"text": "ok", "thoughtSignature": "CiQB"}])
+        );
+    }
+
+    #[test]
+    fn a_signed_thought_before_a_call_signs_the_call() {
+        let req = ChatRequest {
+            model: "gemini-2.5-flash".into(),
+            messages: vec![
+                user("x"),
+                assistant(vec![
+                    reasoning("plan", "anyint:gemini:S1"),
+                    call("a"),
+                    call("b"),
+                ]),
+                user("y"),
+                assistant(vec![
+                    reasoning("musing", "anyint:gemini:S2"),
+                    Part::text("hi"),
+                ]),
+                user("z"),
+                assistant(vec![reasoning("last", "anyint:gemini:S3")]),
+            ],
+            ..ChatRequest::default()
+        };
+        let body = encode(&req);
+        assert_eq!(
+            body["contents"][1]["parts"],
+            json!([
+                {"text": "plan", "thought": true},
+                {"functionCall": {"name": "f", "args": {}, "id": "a"}, "thoughtSignature": "S1"},
+                {"functionCall": {"name": "f", "args": {}, "id": "b"}}
+            ])
+        );
+        assert_eq!(
+            body["contents"][3]["parts"],
+            json!([{"text": "musing", "thought": true, "thoughtSignature": "S2"}, {"text": "hi"}])
+        );
+        assert_eq!(
+            body["contents"][5]["parts"],
+            json!([{"text": "last", "thought": true, "thoughtSignature": "S3"}])
+        );
+    }
+
+    #[test]
+    fn parallel_tool_calls_false_is_refused_with_tools() {
+        let mut req = ChatRequest {
+            messages: vec![user("x")],
+            tools: vec![crate::canonical::Tool {
+                name: "f".into(),
+                description: None,
+                parameters: json!({"type": "object"}),
+                cache: None,
+            }],
+            parallel_tool_calls: Some(false),
+            ..ChatRequest::default()
+        };
+        let e = encode_request(&req).unwrap_err();
+        assert_eq!(e.param, Some("parallel_tool_calls"));
+        assert!(e.message.contains("parallel_tool_calls"), "{e}");
+        req.parallel_tool_calls = Some(true);
+        assert!(encode_request(&req).is_ok());
+        req.parallel_tool_calls = Some(false);
+        req.tool_choice = Some(ToolChoice::None);
+        assert!(encode_request(&req).is_ok());
+        req.tool_choice = None;
+        req.tools.clear();
+        assert!(encode_request(&req).is_ok());
     }
 }

@@ -13,7 +13,10 @@
 //! assistant turns are dropped (Chat Completions has no input for them); tool results become
 //! `tool` messages; `max_tokens` is sent as `max_completion_tokens`; a thinking budget maps to
 //! `reasoning_effort` (≤ 2048 low, ≤ 8192 medium, else high); `top_k` has no equivalent and is
-//! refused.
+//! refused, and so is `n > 1` (the translated path carries one choice back). A `tool` message
+//! holds only text: a tool result's images go in a `user` message right after the tool
+//! messages. Reasoning signatures are dropped (OpenAI has none). Usage sent to OpenAI clients
+//! adds `prompt_tokens_details.cache_write_tokens` when the upstream wrote to its cache.
 
 use serde_json::{Map, Value, json};
 
@@ -377,6 +380,13 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
             "`top_k` is not supported by this model's upstream (openai)",
         ));
     }
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(field_err(
+            "n",
+            "`n` greater than 1 is not supported when this model is served through translation \
+             (only one choice is carried back); send one request per choice",
+        ));
+    }
     if req.stop.len() > 4 {
         return Err(field_err(
             "stop_sequences",
@@ -469,35 +479,40 @@ fn encode_parts(parts: &[&Part]) -> Value {
         let text: Vec<&str> = parts.iter().filter_map(|p| text_of(p)).collect();
         return json!(text.join(""));
     }
-    Value::Array(
-        parts
-            .iter()
-            .filter_map(|p| match p {
-                Part::Text { text, .. } => Some(json!({"type": "text", "text": text})),
-                Part::Image { source, detail, .. } => {
-                    let url = match source {
-                        ImageSource::Url(u) => u.clone(),
-                        ImageSource::Base64 { media_type, data } => {
-                            format!("data:{media_type};base64,{data}")
-                        }
-                    };
-                    let mut img = json!({"url": url});
-                    if let (Some(d), Some(o)) = (detail, img.as_object_mut()) {
-                        o.insert("detail".into(), json!(d));
-                    }
-                    Some(json!({"type": "image_url", "image_url": img}))
-                }
-                _ => None,
-            })
-            .collect(),
-    )
+    Value::Array(parts.iter().filter_map(|p| content_part(p)).collect())
 }
 
+/// A text or image part as a content array item; `None` for other parts.
+fn content_part(p: &Part) -> Option<Value> {
+    match p {
+        Part::Text { text, .. } => Some(json!({"type": "text", "text": text})),
+        Part::Image { source, detail, .. } => {
+            let url = match source {
+                ImageSource::Url(u) => u.clone(),
+                ImageSource::Base64 { media_type, data } => {
+                    format!("data:{media_type};base64,{data}")
+                }
+            };
+            let mut img = json!({"url": url});
+            if let (Some(d), Some(o)) = (detail, img.as_object_mut()) {
+                o.insert("detail".into(), json!(d));
+            }
+            Some(json!({"type": "image_url", "image_url": img}))
+        }
+        _ => None,
+    }
+}
+
+/// Appends a canonical message as Chat Completions messages. A user turn's tool results
+/// become `tool` messages first (they answer the previous assistant turn). A `tool` message
+/// holds text only, so a result's text is its content and its images follow in a `user`
+/// message, each result's introduced by "Images returned by tool call <id>:", before the rest
+/// of the user turn.
 fn encode_message(m: &Message, out: &mut Vec<Value>) {
     match m.role {
         Role::User | Role::Tool => {
-            // Tool results first (they answer the previous assistant turn), then the rest.
             let mut rest: Vec<&Part> = Vec::new();
+            let mut images: Vec<Value> = Vec::new();
             for p in &m.parts {
                 if let Part::ToolResult {
                     call_id,
@@ -506,11 +521,22 @@ fn encode_message(m: &Message, out: &mut Vec<Value>) {
                     ..
                 } = p
                 {
-                    let parts: Vec<&Part> = content.iter().collect();
-                    let mut text = match encode_parts(&parts) {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
+                    let mut text: String = content.iter().filter_map(text_of).collect();
+                    let pictures: Vec<Value> = content
+                        .iter()
+                        .filter(|c| matches!(c, Part::Image { .. }))
+                        .filter_map(content_part)
+                        .collect();
+                    if !pictures.is_empty() {
+                        images.push(json!({
+                            "type": "text",
+                            "text": format!("Images returned by tool call {call_id}:"),
+                        }));
+                        images.extend(pictures);
+                        if text.is_empty() {
+                            "(the result is the images in the next message)".clone_into(&mut text);
+                        }
+                    }
                     if *is_error && !text.starts_with("Error") {
                         text = format!("Error: {text}");
                     }
@@ -519,7 +545,10 @@ fn encode_message(m: &Message, out: &mut Vec<Value>) {
                     rest.push(p);
                 }
             }
-            if !rest.is_empty() {
+            if !images.is_empty() {
+                images.extend(rest.drain(..).filter_map(content_part));
+                out.push(json!({"role": "user", "content": images}));
+            } else if !rest.is_empty() {
                 out.push(json!({"role": "user", "content": encode_parts(&rest)}));
             }
         }
@@ -643,11 +672,19 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
 
 /// The OpenAI `usage` object for canonical usage.
 pub(super) fn encode_usage(u: &Usage) -> Value {
+    let mut prompt_details = json!({"cached_tokens": u.cache_read_tokens});
+    // Not an OpenAI field, but the one OpenAI-compatible providers (and our decoder) use for
+    // cache writes, which bill differently.
+    if u.cache_write_tokens > 0
+        && let Some(d) = prompt_details.as_object_mut()
+    {
+        d.insert("cache_write_tokens".into(), json!(u.cache_write_tokens));
+    }
     json!({
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
         "total_tokens": u.input_tokens + u.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
     })
 }
@@ -797,6 +834,101 @@ mod tests {
             encode_request(&with_top_k).unwrap_err().param,
             Some("top_k")
         );
+    }
+
+    #[test]
+    fn tool_result_images_follow_in_a_user_message() {
+        let png = |data: &str| Part::Image {
+            source: ImageSource::Base64 {
+                media_type: "image/png".into(),
+                data: data.into(),
+            },
+            detail: None,
+            cache: None,
+        };
+        let req = ChatRequest {
+            model: "m".into(),
+            messages: vec![Message {
+                role: Role::User,
+                parts: vec![
+                    Part::ToolResult {
+                        call_id: "t1".into(),
+                        name: None,
+                        content: vec![Part::text("a chart"), png("AAA")],
+                        is_error: false,
+                        cache: None,
+                    },
+                    Part::ToolResult {
+                        call_id: "t2".into(),
+                        name: None,
+                        content: vec![png("BBB")],
+                        is_error: false,
+                        cache: None,
+                    },
+                    Part::text("what do they show?"),
+                ],
+            }],
+            ..ChatRequest::default()
+        };
+        let v: Value = serde_json::from_slice(&encode_request(&req).unwrap()).unwrap();
+        assert_eq!(
+            v["messages"],
+            json!([
+                {"role":"tool","tool_call_id":"t1","content":"a chart"},
+                {"role":"tool","tool_call_id":"t2","content":"(the result is the images in the next message)"},
+                {"role":"user","content":[
+                    {"type":"text","text":"Images returned by tool call t1:"},
+                    {"type":"image_url","image_url":{"url":"data:image/png;base64,AAA"}},
+                    {"type":"text","text":"Images returned by tool call t2:"},
+                    {"type":"image_url","image_url":{"url":"data:image/png;base64,BBB"}},
+                    {"type":"text","text":"what do they show?"}
+                ]}
+            ])
+        );
+    }
+
+    #[test]
+    fn usage_reports_cache_writes_when_there_are_some() {
+        let mut u = Usage {
+            input_tokens: 100,
+            output_tokens: 5,
+            cache_read_tokens: 40,
+            cache_write_tokens: 30,
+            reasoning_tokens: 0,
+        };
+        assert_eq!(
+            encode_usage(&u)["prompt_tokens_details"],
+            json!({"cached_tokens": 40, "cache_write_tokens": 30})
+        );
+        let body = json!({"choices": [{"message": {"content": "x"}}], "usage": encode_usage(&u)});
+        assert_eq!(
+            super::super::usage_from_response(body.to_string().as_bytes()),
+            Some(u)
+        );
+        u.cache_write_tokens = 0;
+        assert_eq!(
+            encode_usage(&u)["prompt_tokens_details"],
+            json!({"cached_tokens": 40})
+        );
+    }
+
+    #[test]
+    fn more_than_one_choice_is_refused() {
+        let mut req = ChatRequest {
+            model: "m".into(),
+            messages: vec![Message {
+                role: Role::User,
+                parts: vec![Part::text("x")],
+            }],
+            n: Some(2),
+            ..ChatRequest::default()
+        };
+        let e = encode_request(&req).unwrap_err();
+        assert_eq!(e.param, Some("n"));
+        assert!(e.message.contains("`n`"), "{e}");
+        req.n = Some(1);
+        let v: Value = serde_json::from_slice(&encode_request(&req).unwrap()).unwrap();
+        assert_eq!(v["n"], 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::check;
 use crate::DecodeError;
 use crate::anthropic::MIN_THINKING_BUDGET;
+use crate::canonical::signature::{self, Origin};
 use crate::canonical::{
     CacheControl, ChatRequest, ImageSource, Message, Part, Reasoning, Role, Tool, ToolChoice,
 };
@@ -364,7 +365,10 @@ fn decode_block(b: Value, j: usize, at: &At<'_>) -> Result<Part, DecodeError> {
             text: string(&mut b, "thinking")?,
             signature: match take_str(&mut b, "signature") {
                 None => None,
-                Some(Ok(s)) => Some(s).filter(|s| !s.is_empty()),
+                Some(Ok(s)) if s.is_empty() => None,
+                // Untagged: one Anthropic issued; tagged: another family's, given to this
+                // client earlier in the conversation.
+                Some(Ok(s)) => Some(signature::from_wire(Origin::Anthropic, &s)),
                 Some(Err(_)) => {
                     return Err(at.err(j, ".signature: Input should be a valid string"));
                 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::DecodeError;
 use crate::anthropic::wire::{Block, ImageSrc, ResultContent, WireCache, tool_input};
 use crate::anthropic::{DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET};
+use crate::canonical::signature::{self, Origin};
 use crate::canonical::{ChatRequest, Message, Part, Reasoning, Role, Tool, ToolChoice};
 
 /// The thinking budget used for an effort level when no budget was given: `minimal` 1024,
@@ -113,7 +114,9 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         system: encode_system(&req.system)?,
         messages: encode_messages(&req.messages)?,
         temperature: req.temperature,
-        top_p: req.top_p,
+        // Claude Sonnet 4.5 and later refuse both at once; `temperature` is the one every
+        // family sends, so it wins.
+        top_p: req.top_p.filter(|_| req.temperature.is_none()),
         top_k: req.top_k,
         stop_sequences: &req.stop,
         stream: req.stream,
@@ -255,7 +258,7 @@ fn nested(i: usize) -> DecodeError {
 }
 
 /// One canonical part as a block; `None` for parts the API would refuse and that carry
-/// nothing it could use (empty text, unsigned reasoning).
+/// nothing it could use (empty text, unsigned reasoning, reasoning another provider signed).
 fn encode_part(p: &Part, i: usize) -> Result<Option<Block<'_>>, DecodeError> {
     Ok(Some(match p {
         Part::Text { text, .. } if text.is_empty() => return Ok(None),
@@ -303,9 +306,14 @@ fn encode_part(p: &Part, i: usize) -> Result<Option<Block<'_>>, DecodeError> {
             text,
             signature: Some(signature),
             ..
-        } => Block::Thinking {
-            thinking: text,
-            signature,
+        } => match signature::for_upstream(Origin::Anthropic, signature) {
+            Some(signature) => Block::Thinking {
+                thinking: text,
+                signature,
+            },
+            // Signed by another provider: Anthropic cannot verify it, and refuses thinking
+            // without a valid signature, so the block goes.
+            None => return Ok(None),
         },
         Part::Reasoning { .. } => return Ok(None),
     }))

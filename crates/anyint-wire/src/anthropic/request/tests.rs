@@ -225,7 +225,7 @@ fn decodes_every_supported_field() {
         vec![
             Part::Reasoning {
                 text: "hmm".into(),
-                signature: Some("sig".into()),
+                signature: Some("anyint:anthropic:sig".into()),
                 redacted: None
             },
             Part::Reasoning {
@@ -455,7 +455,8 @@ fn encode_maps_choices_sampling_and_images() {
             &out["top_k"],
             &out["stream"]
         ),
-        (&json!(0.5), &json!(0.9), &json!(4), &json!(true))
+        // `top_p` is left out: Claude 4.5+ refuse it together with `temperature`.
+        (&json!(0.5), &Value::Null, &json!(4), &json!(true))
     );
     assert_eq!(out["stop_sequences"], json!(["X"]));
     assert!(out.get("tool_choice").is_none());
@@ -646,6 +647,96 @@ fn encode_drops_what_the_api_refuses_and_blank_arguments_mean_none() {
             {"role":"assistant","content":[{"type":"tool_use","id":"c","name":"f","input":{}}]}
         ])
     );
+}
+
+fn reasoning(text: &str, signature: Option<&str>) -> Part {
+    Part::Reasoning {
+        text: text.into(),
+        signature: signature.map(str::to_owned),
+        redacted: None,
+    }
+}
+
+#[test]
+fn encode_sends_only_anthropic_signatures() {
+    let call = Part::ToolCall {
+        id: "c".into(),
+        name: "f".into(),
+        arguments: "{}".into(),
+    };
+    let req = ChatRequest {
+        model: "m".into(),
+        messages: vec![
+            Message {
+                role: Role::User,
+                parts: vec![Part::text("q")],
+            },
+            Message {
+                role: Role::Assistant,
+                parts: vec![
+                    reasoning("mine", Some("anyint:anthropic:EqQB")),
+                    reasoning("", Some("anyint:gemini:CiQB")),
+                    reasoning("gemini thoughts", Some("anyint:gemini:CsoB")),
+                    call,
+                ],
+            },
+        ],
+        ..ChatRequest::default()
+    };
+    assert_eq!(
+        encoded(&req)["messages"][1]["content"],
+        json!([
+            {"type":"thinking","thinking":"mine","signature":"EqQB"},
+            {"type":"tool_use","id":"c","name":"f","input":{}}
+        ])
+    );
+}
+
+#[test]
+fn decode_tags_signatures_by_origin() {
+    let body = with(
+        "messages",
+        json!([
+            {"role":"user","content":"q"},
+            {"role":"assistant","content":[
+                {"type":"thinking","thinking":"a","signature":"EqQB"},
+                {"type":"thinking","thinking":"","signature":"anyint:gemini:CiQB"},
+                {"type":"text","text":"x"}
+            ]}
+        ]),
+    );
+    let r = decode(&body).unwrap();
+    assert_eq!(
+        r.messages[1].parts[..2],
+        [
+            reasoning("a", Some("anyint:anthropic:EqQB")),
+            reasoning("", Some("anyint:gemini:CiQB")),
+        ]
+    );
+}
+
+#[test]
+fn encode_never_sends_temperature_with_top_p() {
+    let req = ChatRequest {
+        model: "m".into(),
+        messages: vec![Message {
+            role: Role::User,
+            parts: vec![Part::text("q")],
+        }],
+        temperature: Some(0.3),
+        top_p: Some(0.9),
+        ..ChatRequest::default()
+    };
+    let out = encoded(&req);
+    assert_eq!(out["temperature"], json!(0.3));
+    assert_eq!(out.get("top_p"), None);
+    let only_top_p = ChatRequest {
+        temperature: None,
+        ..req
+    };
+    let out = encoded(&only_top_p);
+    assert_eq!(out["top_p"], json!(0.9));
+    assert_eq!(out.get("temperature"), None);
 }
 
 // === Round trip on the supported subset ===

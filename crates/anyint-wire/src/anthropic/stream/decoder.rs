@@ -6,6 +6,7 @@
 //! `redacted_thinking` block → `RedactedReasoning`; `message_delta` → `Finish` (once) +
 //! cumulative `Usage`; `message_stop` → `End`; `error` → `Error`. `ping`, unknown events,
 //! citation deltas, server-tool blocks and frames whose JSON does not parse are ignored.
+//! Signatures are tagged as Anthropic's (see [`crate::canonical::signature`]).
 //!
 //! The canonical sequencing rules hold whatever the upstream sends: `Start` is synthesized if
 //! content arrives first, content after `Finish` is dropped, and nothing follows `End` or
@@ -19,6 +20,7 @@ use crate::anthropic::response::tool_arguments;
 use crate::anthropic::usage::WireUsage;
 use crate::anthropic::wire::decode_stop;
 use crate::canonical::StreamEvent;
+use crate::canonical::signature::{self, Origin};
 use crate::sse::Frame;
 
 /// Event names the decoder acts on; frames named otherwise are skipped unparsed.
@@ -305,7 +307,10 @@ impl StreamDecoder {
                     out.push(StreamEvent::ReasoningDelta(thinking));
                 }
                 if !signature.is_empty() {
-                    out.push(StreamEvent::ReasoningSignature(signature));
+                    out.push(StreamEvent::ReasoningSignature(signature::from_wire(
+                        Origin::Anthropic,
+                        &signature,
+                    )));
                 }
                 Kind::Other
             }
@@ -348,7 +353,10 @@ impl StreamDecoder {
                 out.push(StreamEvent::ReasoningDelta(thinking));
             }
             Delta::SignatureDelta { signature } if !signature.is_empty() => {
-                out.push(StreamEvent::ReasoningSignature(signature));
+                out.push(StreamEvent::ReasoningSignature(signature::from_wire(
+                    Origin::Anthropic,
+                    &signature,
+                )));
             }
             Delta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                 let kind = self

@@ -8,12 +8,23 @@
 //! for the open block: argument JSON for a tool call whose block was already closed (an
 //! upstream interleaving parallel calls) cannot be placed and is dropped. `End` closes the
 //! open block, then writes `message_delta` and `message_stop`.
+//!
+//! `message_start` is written just before the first bytes that need it (the first block, or
+//! `End`), not at `Start`: Anthropic and Gemini upstreams report the input tokens right after
+//! their start (in the same frame), and waiting lets `message_start` announce the real counts
+//! instead of [`EncodeOptions::input_tokens_estimate`]. `Start` and `Usage` write nothing, so
+//! nothing is reordered. The estimate is used only when no usage with input tokens is known by
+//! then (OpenAI-compatible upstreams report usage at the end).
+//!
+//! Reasoning signatures are written as Anthropic issued them; another provider's keep their
+//! origin tag (see [`crate::canonical::signature`]), so they are never replayed to Anthropic.
 
 use serde::Serialize;
 
 use crate::Usage;
 use crate::anthropic::usage::uncached_input;
 use crate::anthropic::wire::{Empty, encode_stop, message_id};
+use crate::canonical::signature::{self, Origin};
 use crate::canonical::{EncodeOptions, FinishReason, StreamEvent};
 
 #[derive(Serialize)]
@@ -166,7 +177,7 @@ pub fn error_event(error_type: &str, message: &str) -> Vec<u8> {
 /// Where the encoder is in the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// `message_start` not written yet.
+    /// `message_start` not written yet (a `Start` may be held in `start`).
     Fresh,
     /// `message_start` written.
     Open,
@@ -187,6 +198,8 @@ enum Block {
 pub struct StreamEncoder {
     opts: EncodeOptions,
     phase: Phase,
+    /// The id and model of a `Start` whose `message_start` is not written yet.
+    start: Option<(String, String)>,
     /// The open block and its index.
     open: Option<(u32, Block)>,
     next_index: u32,
@@ -201,6 +214,7 @@ impl StreamEncoder {
         Self {
             opts,
             phase: Phase::Fresh,
+            start: None,
             open: None,
             next_index: 0,
             usage: None,
@@ -217,8 +231,8 @@ impl StreamEncoder {
         }
         match ev {
             StreamEvent::Start { id, model } => {
-                if self.phase == Phase::Fresh {
-                    self.start(&mut out, id, model);
+                if self.phase == Phase::Fresh && self.start.is_none() {
+                    self.start = Some((id.clone(), model.clone()));
                 }
             }
             StreamEvent::TextDelta(text) if !text.is_empty() => {
@@ -233,6 +247,7 @@ impl StreamEncoder {
             }
             StreamEvent::ReasoningSignature(signature) if !signature.is_empty() => {
                 self.open_thinking(&mut out);
+                let signature = signature::for_client(Origin::Anthropic, signature);
                 self.delta(&mut out, Delta::SignatureDelta { signature });
                 if let Some((_, Block::Thinking { signed })) = &mut self.open {
                     *signed = true;
@@ -293,13 +308,33 @@ impl StreamEncoder {
         self.open.map(|(_, b)| b)
     }
 
-    fn start(&mut self, out: &mut Vec<u8>, id: &str, model: &str) {
+    /// Writes `message_start` if it is not written yet, with the held `Start`'s id and model
+    /// and the best input count known now.
+    fn ensure_started(&mut self, out: &mut Vec<u8>) {
+        if self.phase != Phase::Fresh {
+            return;
+        }
         self.phase = Phase::Open;
-        let id = message_id(id);
+        let (id, model) = self.start.take().unwrap_or_default();
+        let id = message_id(&id);
         let model = if self.opts.model.is_empty() {
-            model
+            &model
         } else {
             &self.opts.model
+        };
+        let usage = match self.usage.filter(|u| u.input_tokens > 0) {
+            Some(u) => StartUsage {
+                input_tokens: uncached_input(&u),
+                output_tokens: u.output_tokens.max(1),
+                cache_creation_input_tokens: u.cache_write_tokens,
+                cache_read_input_tokens: u.cache_read_tokens,
+            },
+            None => StartUsage {
+                input_tokens: self.opts.input_tokens_estimate,
+                output_tokens: 1,
+                cache_creation_input_tokens: 0,
+                cache_read_input_tokens: 0,
+            },
         };
         Data::MessageStart {
             message: StartMessage {
@@ -310,21 +345,10 @@ impl StreamEncoder {
                 content: [],
                 stop_reason: None,
                 stop_sequence: None,
-                usage: StartUsage {
-                    input_tokens: self.opts.input_tokens_estimate,
-                    output_tokens: 1,
-                    cache_creation_input_tokens: 0,
-                    cache_read_input_tokens: 0,
-                },
+                usage,
             },
         }
         .write(out);
-    }
-
-    fn ensure_started(&mut self, out: &mut Vec<u8>) {
-        if self.phase == Phase::Fresh {
-            self.start(out, "", "");
-        }
     }
 
     /// Opens a thinking block unless an unsigned one is open (a signature ends a block).

@@ -126,7 +126,7 @@ fn decoder_maps_a_full_stream() {
             },
             StreamEvent::Usage(start_usage),
             StreamEvent::ReasoningDelta("Let me think".into()),
-            StreamEvent::ReasoningSignature("sig==".into()),
+            StreamEvent::ReasoningSignature("anyint:anthropic:sig==".into()),
             StreamEvent::TextDelta("Hi".into()),
             StreamEvent::ToolCallStart {
                 index: 0,
@@ -334,7 +334,7 @@ fn encoder_writes_the_exact_anthropic_stream() {
     let out = String::from_utf8(encode_all(&events)).unwrap();
     let expected = concat!(
         "event: message_start\n",
-        r#"data: {"type":"message_start","message":{"id":"msg_chatcmpl-1","type":"message","role":"assistant","model":"public-model","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":42,"output_tokens":1,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}}"#,
+        r#"data: {"type":"message_start","message":{"id":"msg_chatcmpl-1","type":"message","role":"assistant","model":"public-model","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":20,"output_tokens":1,"cache_creation_input_tokens":0,"cache_read_input_tokens":100}}}"#,
         "\n\n",
         "event: content_block_start\n",
         r#"data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
@@ -446,8 +446,9 @@ fn encoder_switches_blocks_and_drops_orphan_deltas() {
 #[test]
 fn encoder_is_silent_on_error_and_on_cut_streams() {
     let mut e = StreamEncoder::new(opts());
+    // `message_start` waits for the first content (see the module docs).
     assert!(
-        !e.encode(&StreamEvent::Start {
+        e.encode(&StreamEvent::Start {
             id: "m".into(),
             model: "x".into()
         })
@@ -470,6 +471,58 @@ fn encoder_is_silent_on_error_and_on_cut_streams() {
     let out = encode_all(&[StreamEvent::End]);
     let names: Vec<String> = events_of(&out).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["message_start", "message_delta", "message_stop"]);
+}
+
+#[test]
+fn message_start_announces_usage_reported_right_after_start() {
+    let start = StreamEvent::Start {
+        id: "msg_1".into(),
+        model: "up".into(),
+    };
+    let usage = StreamEvent::Usage(Usage {
+        input_tokens: 1234,
+        output_tokens: 0,
+        cache_read_tokens: 1024,
+        cache_write_tokens: 10,
+        reasoning_tokens: 0,
+    });
+    let text = StreamEvent::TextDelta("Hi".into());
+    let mut e = StreamEncoder::new(opts());
+    // Nothing is written until content arrives, so the usage can still make it in.
+    assert!(e.encode(&start).is_empty());
+    assert!(e.encode(&usage).is_empty());
+    let first = e.encode(&text);
+    let (name, data) = events_of(&first).into_iter().next().unwrap();
+    assert_eq!(name, "message_start");
+    assert_eq!(
+        data["message"]["usage"],
+        json!({"input_tokens":200,"output_tokens":1,"cache_creation_input_tokens":10,"cache_read_input_tokens":1024})
+    );
+    assert_eq!(data["message"]["id"], "msg_1");
+    // Without usage before the first content (OpenAI-compatible upstreams), the estimate.
+    let out = encode_all(&[start, text, usage, StreamEvent::End]);
+    let (_, data) = events_of(&out).into_iter().next().unwrap();
+    assert_eq!(
+        data["message"]["usage"],
+        json!({"input_tokens":42,"output_tokens":1,"cache_creation_input_tokens":0,"cache_read_input_tokens":0})
+    );
+}
+
+#[test]
+fn encoder_writes_anthropic_signatures_as_issued_and_others_tagged() {
+    let out = encode_all(&[
+        StreamEvent::ReasoningDelta("a".into()),
+        StreamEvent::ReasoningSignature("anyint:anthropic:EqQB".into()),
+        StreamEvent::ReasoningDelta("b".into()),
+        StreamEvent::ReasoningSignature("anyint:gemini:CiQB".into()),
+        StreamEvent::End,
+    ]);
+    let sigs: Vec<Value> = events_of(&out)
+        .into_iter()
+        .filter(|(_, d)| d["delta"]["type"] == "signature_delta")
+        .map(|(_, d)| d["delta"]["signature"].clone())
+        .collect();
+    assert_eq!(sigs, [json!("EqQB"), json!("anyint:gemini:CiQB")]);
 }
 
 #[test]
