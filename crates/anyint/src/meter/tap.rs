@@ -209,7 +209,8 @@ impl UsageTap {
                     out.extend(t.encoder.finish());
                 }
             }
-            Mode::Gemini { array: true } if self.complete => {
+            // Complete, or ended by the upstream's own error element: close the array either way.
+            Mode::Gemini { array: true } if self.complete || self.upstream_errored => {
                 out.extend_from_slice(if self.written { b"]" } else { b"[]" });
             }
             Mode::OpenAi { strip_usage: true } => {
