@@ -26,6 +26,8 @@ pub struct Provider {
     pub adapter: ProviderAdapter,
     /// A pooled client for this provider.
     pub client: reqwest::Client,
+    /// The chat endpoint, parsed once (OpenAI and Anthropic; Gemini's URL names the model).
+    pub chat_url: Option<reqwest::Url>,
 }
 
 /// Kind-specific behaviour.
@@ -48,10 +50,22 @@ impl Provider {
             ProviderKind::Gemini => ProviderAdapter::Gemini,
         };
         let client = http::client(&config)?;
+        let chat_path = match adapter {
+            ProviderAdapter::OpenAi => Some("/chat/completions"),
+            ProviderAdapter::Anthropic => Some("/v1/messages"),
+            ProviderAdapter::Gemini => None,
+        };
+        let chat_url = chat_path
+            .map(|p| reqwest::Url::parse(&format!("{}{p}", config.base_url)))
+            .transpose()
+            .map_err(|e| {
+                crate::error::Error::internal(format!("provider {}: base_url: {e}", config.name))
+            })?;
         Ok(Self {
             config,
             adapter,
             client,
+            chat_url,
         })
     }
 }

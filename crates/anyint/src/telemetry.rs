@@ -90,9 +90,16 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// A new request ID: `req_` and 24 hex characters.
+/// A new request ID: `req_`, 12 hex digits of Unix milliseconds, then 16 random hex digits.
+/// Time-ordered IDs sort by arrival in logs, and append to the ledger's primary-key index
+/// instead of scattering inserts across it (measured: random keys made SQLite page traffic
+/// the largest cost of metering under load).
 pub fn new_request_id() -> String {
-    format!("req_{}", hex::encode(crate::auth::random_bytes::<12>()))
+    let millis = u64::try_from(crate::clock::unix_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
+    format!(
+        "req_{millis:012x}{}",
+        hex::encode(crate::auth::random_bytes::<8>())
+    )
 }
 
 /// The observe middleware: request ID, access log, metrics.

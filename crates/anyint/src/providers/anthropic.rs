@@ -18,9 +18,11 @@ fn post(
         .anthropic_version
         .as_deref()
         .unwrap_or(&p.config.anthropic_version);
-    let mut req = p
-        .client
-        .post(format!("{}{path}", p.config.base_url))
+    let req = match &p.chat_url {
+        Some(u) if path == "/v1/messages" => p.client.post(u.clone()),
+        _ => p.client.post(format!("{}{path}", p.config.base_url)),
+    };
+    let mut req = req
         .timeout(call.total)
         .header("x-api-key", call.key.expose())
         .header("anthropic-version", version)

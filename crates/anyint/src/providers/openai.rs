@@ -8,9 +8,13 @@ use crate::error::Error;
 
 /// Builds `POST {base_url}/chat/completions` with the provider's key.
 pub fn chat_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {
-    p.client
-        .post(format!("{}/chat/completions", p.config.base_url))
-        .timeout(call.total)
+    let req = match &p.chat_url {
+        Some(u) => p.client.post(u.clone()),
+        None => p
+            .client
+            .post(format!("{}/chat/completions", p.config.base_url)),
+    };
+    req.timeout(call.total)
         .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
         .header(CONTENT_TYPE, "application/json")
         .body(Bytes::from(body))

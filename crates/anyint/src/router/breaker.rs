@@ -55,6 +55,8 @@ enum Inner {
 pub struct Breaker {
     inner: Inner,
     samples: VecDeque<(Instant, bool)>,
+    /// Failures among `samples`, kept in step so recording is O(1) amortized.
+    failed: usize,
     window: Duration,
     min_requests: u32,
     failure_rate: f64,
@@ -67,6 +69,7 @@ impl Breaker {
         Self {
             inner: Inner::Closed,
             samples: VecDeque::new(),
+            failed: 0,
             window: cfg.breaker_window,
             min_requests: cfg.breaker_min_requests,
             failure_rate: cfg.breaker_failure_rate,
@@ -121,6 +124,7 @@ impl Breaker {
         match self.inner {
             Inner::HalfOpen { .. } => {
                 self.samples.clear();
+                self.failed = 0;
                 self.inner = if ok {
                     Inner::Closed
                 } else {
@@ -133,16 +137,19 @@ impl Breaker {
             Inner::Open { .. } => {}
             Inner::Closed => {
                 self.samples.push_back((now, ok));
+                self.failed += usize::from(!ok);
                 while self
                     .samples
                     .front()
                     .is_some_and(|(t, _)| now.duration_since(*t) > self.window)
                     || self.samples.len() > MAX_SAMPLES
                 {
-                    self.samples.pop_front();
+                    if let Some((_, was_ok)) = self.samples.pop_front() {
+                        self.failed -= usize::from(!was_ok);
+                    }
                 }
                 let total = self.samples.len();
-                let failed = self.samples.iter().filter(|(_, ok)| !ok).count();
+                let failed = self.failed;
                 #[expect(
                     clippy::cast_precision_loss,
                     reason = "sample counts are at most MAX_SAMPLES"
