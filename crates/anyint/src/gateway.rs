@@ -181,6 +181,21 @@ impl Attempt<'_> {
         }
     }
 
+    /// Checks that a stream request got a stream and waits for its first bytes.
+    async fn open_stream(
+        &self,
+        resp: reqwest::Response,
+    ) -> Result<(crate::providers::http::UpstreamStream, std::time::Duration), Error> {
+        if !is_sse(&resp) {
+            return Err(not_a_stream(self.provider));
+        }
+        let name = &self.provider.config.name;
+        let upstream =
+            crate::providers::http::open_stream(name, resp, self.ttfb_left(), self.deadlines.idle)
+                .await?;
+        Ok((upstream, self.started.elapsed()))
+    }
+
     /// What is left of the time-to-first-byte limit.
     fn ttfb_left(&self) -> std::time::Duration {
         self.deadlines.ttfb.saturating_sub(self.started.elapsed())
@@ -622,17 +637,7 @@ async fn passthrough(
         .await?;
     let mut row = ledger_row(call, &at.model.id, inbound.stream, Some((provider, route)));
     if inbound.stream {
-        if !is_sse(&resp) {
-            return Err(not_a_stream(provider));
-        }
-        let upstream = crate::providers::http::open_stream(
-            &provider.config.name,
-            resp,
-            at.ttfb_left(),
-            at.deadlines.idle,
-        )
-        .await?;
-        let ttfb = at.started.elapsed();
+        let (upstream, ttfb) = at.open_stream(resp).await?;
         let mode = match &inbound.head {
             Head::OpenAi(h) => Mode::OpenAi {
                 strip_usage: !h.include_usage,
@@ -690,17 +695,7 @@ async fn translated(
         .await?;
     let mut row = ledger_row(call, &model.id, inbound.stream, Some((provider, route)));
     if inbound.stream {
-        if !is_sse(&resp) {
-            return Err(not_a_stream(provider));
-        }
-        let upstream = crate::providers::http::open_stream(
-            &provider.config.name,
-            resp,
-            at.ttfb_left(),
-            at.deadlines.idle,
-        )
-        .await?;
-        let ttfb = at.started.elapsed();
+        let (upstream, ttfb) = at.open_stream(resp).await?;
         let opts = EncodeOptions {
             model: model.id.clone(),
             include_usage: inbound.include_usage(),

@@ -243,31 +243,7 @@ fn decode_message(req: &mut ChatRequest, i: usize, m: &Value) -> Result<(), Deco
                 });
             }
             parts.extend(decode_content(content, i, false)?);
-            for call in m
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let f = call.get("function");
-                parts.push(Part::ToolCall {
-                    id: call
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    name: f
-                        .and_then(|f| f.get("name"))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    arguments: f
-                        .and_then(|f| f.get("arguments"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("{}")
-                        .to_owned(),
-                });
-            }
+            parts.extend(tool_calls(m));
             req.messages.push(Message {
                 role: Role::Assistant,
                 parts,
@@ -305,6 +281,25 @@ fn decode_message(req: &mut ChatRequest, i: usize, m: &Value) -> Result<(), Deco
         }
     }
     Ok(())
+}
+
+/// The `tool_calls` of an assistant message (request history or response), in order.
+fn tool_calls(message: &Value) -> impl Iterator<Item = Part> + '_ {
+    let text =
+        |v: Option<&Value>, default: &str| v.and_then(Value::as_str).unwrap_or(default).to_owned();
+    message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(move |call| {
+            let f = call.get("function");
+            Part::ToolCall {
+                id: text(call.get("id"), ""),
+                name: text(f.and_then(|f| f.get("name")), ""),
+                arguments: text(f.and_then(|f| f.get("arguments")), "{}"),
+            }
+        })
 }
 
 fn decode_tools(tools: &Value) -> Result<Vec<Tool>, DecodeError> {
@@ -623,31 +618,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
     {
         parts.push(Part::text(t));
     }
-    for call in msg
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let f = call.get("function");
-        parts.push(Part::ToolCall {
-            id: call
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            name: f
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            arguments: f
-                .and_then(|f| f.get("arguments"))
-                .and_then(Value::as_str)
-                .unwrap_or("{}")
-                .to_owned(),
-        });
-    }
+    parts.extend(tool_calls(msg));
     Ok(ChatResponse {
         id: v
             .get("id")

@@ -91,7 +91,12 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
            -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Reply with exactly: AnyInt OK\"}}]}}'\n\
          curl -sN http://{addr}/openai/v1/chat/completions -H \"Authorization: Bearer $ANYINT_API_KEY\" \\\n  \
            -H 'Content-Type: application/json' \\\n  \
-           -d '{{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Say hello\"}}]}}'\n\n\
+           -d '{{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Say hello\"}}]}}'\n\
+         curl -s http://{addr}/anthropic/v1/messages -H \"x-api-key: $ANYINT_API_KEY\" -H 'anthropic-version: 2023-06-01' \\\n  \
+           -H 'Content-Type: application/json' \\\n  \
+           -d '{{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Reply with exactly: AnyInt OK\"}}]}}'\n\
+         curl -sN \"http://{addr}/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse\" -H \"x-goog-api-key: $ANYINT_API_KEY\" \\\n  \
+           -H 'Content-Type: application/json' -d '{{\"contents\":[{{\"role\":\"user\",\"parts\":[{{\"text\":\"Say hello\"}}]}}]}}'\n\n\
          Admin API: {}\nPress ctrl-c to stop.",
         if admin {
             "on (token from ANYINT_ADMIN_TOKEN)"
