@@ -22,14 +22,14 @@ use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use tokio::time::Instant;
 
-use crate::config::{Deadlines, ModelConfig, RouteConfig};
+use crate::config::{Deadlines, ModelConfig, RouteConfig, RoutingConfig};
 use crate::error::{Error, ErrorKind};
 use crate::families::Family;
 use crate::meter::tap::{ErrorFrame, Mode, UsageTap};
 use crate::providers::{Call, ForwardHeaders, Provider, ProviderAdapter};
-use crate::router::Outcome;
 use crate::router::balance::Rng;
 use crate::router::retry::{self, Class};
+use crate::router::{Outcome, Router};
 use crate::server::AppState;
 use crate::store::{ApiKey, UsageRecord};
 use crate::telemetry::{METRIC_FALLBACKS, METRIC_RETRIES, METRIC_UPSTREAM_ERRORS, RequestLog};
@@ -248,10 +248,10 @@ struct Search {
 }
 
 impl Search {
-    fn next(&mut self, state: &AppState, m: &ModelConfig, rng: &mut Rng) -> Option<usize> {
+    fn next(&mut self, router: &Router, m: &ModelConfig, rng: &mut Rng) -> Option<usize> {
         self.again
             .take()
-            .or_else(|| state.router.pick(m, &self.tried, rng))
+            .or_else(|| router.pick(m, &self.tried, rng))
     }
 
     /// A key slot for route `idx` that this request has not found spent.
@@ -266,7 +266,7 @@ impl Search {
     /// the only way left and the wait fits the budget.
     async fn after_failure(
         &mut self,
-        state: &AppState,
+        (cfg, router): (&RoutingConfig, &Router),
         m: &ModelConfig,
         failed: Failed,
         budget: RetryBudget<'_>,
@@ -277,7 +277,6 @@ impl Search {
             keys,
             class,
         } = failed;
-        let cfg = state.config.routing;
         let after = match class {
             Class::Client => return,
             Class::QuotaExhausted | Class::KeyRejected => {
@@ -298,7 +297,7 @@ impl Search {
         };
         self.tried.push(idx);
         // Other routes first, then fallback models; waiting on this route is the last resort.
-        if state.router.has_candidate(m, &self.tried)
+        if router.has_candidate(m, &self.tried)
             || budget.fallbacks_left
             || budget.attempts >= cfg.max_attempts
         {
@@ -314,6 +313,9 @@ impl Search {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// Which attempt failed and how.
 #[derive(Clone, Copy)]
@@ -429,7 +431,7 @@ async fn route(
     'models: for (position, m) in chain.iter().copied().enumerate() {
         let mut search = Search::default();
         while attempts < cfg.max_attempts {
-            let Some(idx) = search.next(state, m, &mut rng) else {
+            let Some(idx) = search.next(&state.router, m, &mut rng) else {
                 continue 'models;
             };
             let Some((at, slot)) = prepare(state, m, idx, &search) else {
@@ -471,7 +473,7 @@ async fn route(
             };
             search
                 .after_failure(
-                    state,
+                    (&cfg, &state.router),
                     m,
                     failed,
                     RetryBudget {
