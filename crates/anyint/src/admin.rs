@@ -18,7 +18,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind};
-use crate::families::openai::{OpenAiError, json_response, render_error};
+use crate::families::json_response;
+use crate::families::openai::{OpenAiError, render_error};
 use crate::server::SharedState;
 use crate::store::{ApiKey, UsageQuery};
 

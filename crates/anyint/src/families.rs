@@ -2,9 +2,12 @@
 //! responses and errors in its own wire shape. Families never touch the network; they call
 //! `gateway` for the work.
 //!
+//! Handlers return `Result<Response, FamilyError<F>>`, where the marker `F` picks the family's
+//! [`Envelope`], so a handler cannot render an error in another family's shape.
+//!
 //! Adding a family:
 //! 1. add a variant to [`Family`] and a module `families/<name>.rs` with `routes()`,
-//!    `render_error` and `error_frame`;
+//!    `render_error`, `error_frame`, and a marker type implementing [`Envelope`];
 //! 2. merge its routes in `server::router`;
 //! 3. add its wire codecs to `anyint-wire` and golden tests for them;
 //! 4. add SDK tests under `tests/sdk/`.
@@ -13,10 +16,14 @@ pub mod anthropic;
 pub mod gemini;
 pub mod openai;
 
+use std::marker::PhantomData;
+
 use axum::body::{Body, Bytes};
-use http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::error::{Error, ErrorKind};
+use crate::telemetry::RequestLog;
 
 /// The API shape a client speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +54,89 @@ impl Family {
             Self::Gemini => "x-goog-api-key: <key>",
         }
     }
+}
+
+/// A family's error envelope. Implemented by each family's zero-sized marker type, which
+/// supplies the JSON body; status and headers are the same for every family.
+pub trait Envelope {
+    /// The family's error body for `e`, also used for its in-stream error events.
+    fn envelope(e: &Error) -> serde_json::Value;
+
+    /// Renders `e` before the first byte: the envelope with `e`'s status and retry headers
+    /// (see [`error_response`]).
+    fn render(e: Error) -> Response {
+        let body = Self::envelope(&e);
+        error_response(e, &body)
+    }
+}
+
+/// An error that renders in family `F`'s envelope. `?` converts an [`Error`] or an
+/// [`anyint_wire::DecodeError`] into it.
+pub struct FamilyError<F: Envelope>(pub Error, PhantomData<F>);
+
+impl<F: Envelope> FamilyError<F> {
+    /// Wraps `e` for rendering in `F`'s envelope.
+    pub fn new(e: Error) -> Self {
+        Self(e, PhantomData)
+    }
+}
+
+impl<F: Envelope> From<Error> for FamilyError<F> {
+    fn from(e: Error) -> Self {
+        Self::new(e)
+    }
+}
+
+impl<F: Envelope> From<anyint_wire::DecodeError> for FamilyError<F> {
+    fn from(e: anyint_wire::DecodeError) -> Self {
+        Self::new(e.into())
+    }
+}
+
+impl<F: Envelope> IntoResponse for FamilyError<F> {
+    fn into_response(self) -> Response {
+        F::render(self.0)
+    }
+}
+
+/// An error response: `envelope` as JSON with `e`'s status, `Retry-After` when known and
+/// `x-should-retry: false` on errors that retrying cannot fix. The error itself rides along in
+/// the response extensions for the access log.
+pub fn error_response(e: Error, envelope: &serde_json::Value) -> Response {
+    let mut resp = json_response(e.status(), envelope);
+    retry_headers(resp.headers_mut(), &e);
+    resp.extensions_mut().insert(e);
+    resp
+}
+
+/// A JSON response from a value.
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// A 200 JSON response from bytes already encoded (an upstream's reply passed through).
+pub fn json_bytes(bytes: Bytes) -> Response {
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Attaches the access-log fields for a request by key `key_id`, for `model` when one was
+/// resolved.
+pub fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Response {
+    resp.extensions_mut().insert(RequestLog {
+        model: model.map(str::to_owned),
+        key_id: Some(key_id.to_owned()),
+    });
+    resp
 }
 
 /// The key presented in any family's header: `Authorization: Bearer`, `x-api-key` or

@@ -64,18 +64,18 @@ pub fn router(state: SharedState) -> Router {
 }
 
 async fn healthz() -> Response {
-    families::openai::json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+    families::json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
 async fn readyz(State(state): State<SharedState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => families::openai::json_response(
+        Ok(()) => families::json_response(
             StatusCode::OK,
             &serde_json::json!({"status": "ready", "store": state.store.backend()}),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            families::openai::json_response(
+            families::json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &serde_json::json!({"status": "unavailable", "store": state.store.backend()}),
             )

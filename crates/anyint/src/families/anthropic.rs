@@ -3,24 +3,24 @@
 //!
 //! Auth is `x-api-key` or `Authorization: Bearer` (SDK 2.x). `anthropic-version` is required
 //! and must be one of [`anyint_wire::anthropic::VERSIONS`]. Errors use the envelope
-//! `{"type":"error","error":{"type","message"}}`; after a stream has started they go out as
-//! `event: error`.
+//! `{"type":"error","error":{"type","message"}}` (handlers return [`AnthropicError`]); after a
+//! stream has started they go out as `event: error`.
 
 use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::Family;
+use super::{Envelope, Family, FamilyError, json_bytes, json_response, with_log};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::{self, Head, Inbound};
 use crate::providers::{ForwardHeaders, ProviderAdapter};
 use crate::server::SharedState;
-use crate::telemetry::{RequestId, RequestLog};
+use crate::telemetry::RequestId;
 
 const FAMILY: Family = Family::Anthropic;
 const VERSION_HEADER: &str = "anthropic-version";
@@ -35,19 +35,7 @@ pub fn routes() -> Router<SharedState> {
 }
 
 /// An error rendered in the Anthropic envelope.
-pub struct AnthropicError(pub Error);
-
-impl From<Error> for AnthropicError {
-    fn from(e: Error) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for AnthropicError {
-    fn into_response(self) -> Response {
-        render_error(self.0)
-    }
-}
+pub type AnthropicError = FamilyError<Anthropic>;
 
 /// Anthropic's `error.type` for a kind.
 fn error_type(kind: ErrorKind) -> &'static str {
@@ -67,27 +55,27 @@ fn error_type(kind: ErrorKind) -> &'static str {
     }
 }
 
-fn envelope(e: &Error) -> serde_json::Value {
-    json!({"type": "error", "error": {"type": error_type(e.kind), "message": e.message}})
+/// Marker for the Anthropic envelope.
+pub struct Anthropic;
+
+impl Envelope for Anthropic {
+    fn envelope(e: &Error) -> serde_json::Value {
+        json!({"type": "error", "error": {"type": error_type(e.kind), "message": e.message}})
+    }
 }
 
 /// Renders `e` in the Anthropic envelope, with `retry-after` when known and
 /// `x-should-retry: false` on final errors.
 pub fn render_error(e: Error) -> Response {
-    let mut resp = (
-        e.status(),
-        [(header::CONTENT_TYPE, "application/json")],
-        envelope(&e).to_string(),
-    )
-        .into_response();
-    super::retry_headers(resp.headers_mut(), &e);
-    resp.extensions_mut().insert(e);
-    resp
+    Anthropic::render(e)
 }
 
 /// The in-stream error event.
 pub fn error_frame(e: &Error) -> Bytes {
-    Bytes::from(format!("event: error\ndata: {}\n\n", envelope(e)))
+    Bytes::from(format!(
+        "event: error\ndata: {}\n\n",
+        Anthropic::envelope(e)
+    ))
 }
 
 fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
@@ -138,7 +126,7 @@ async fn list_models(
     let last = data.last().and_then(|m| m.get("id")).cloned();
     let body = json!({"data": data, "has_more": false, "first_id": first, "last_id": last});
     Ok(with_log(
-        super::openai::json_response(StatusCode::OK, &body),
+        json_response(StatusCode::OK, &body),
         &key.id,
         None,
     ))
@@ -152,18 +140,10 @@ async fn get_model(
     let key = authenticate(&state, &headers).await?;
     let model = crate::policy::entitlement::resolve(&state.config, &key, &id, FAMILY)?;
     Ok(with_log(
-        super::openai::json_response(StatusCode::OK, &model_json(model)),
+        json_response(StatusCode::OK, &model_json(model)),
         &key.id,
         Some(&model.id),
     ))
-}
-
-fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Response {
-    resp.extensions_mut().insert(RequestLog {
-        model: model.map(str::to_owned),
-        key_id: Some(key_id.to_owned()),
-    });
-    resp
 }
 
 /// Reads what routing needs from a Messages body, validating the required fields.
@@ -257,7 +237,7 @@ async fn count_tokens(
     let key = authenticate(&state, &headers).await?;
     let version = version(&headers)?;
     let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
-    let obj = anyint_wire::json::RawObject::decode(&body).map_err(Error::from)?;
+    let obj = anyint_wire::json::RawObject::decode(&body)?;
     let model_id = obj
         .get("model")
         .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
@@ -303,20 +283,11 @@ async fn count_tokens(
     } else {
         obj.encode_with(&[("max_tokens", "1")])
     };
-    let req = anyint_wire::anthropic::decode_request(&with_max, &version).map_err(Error::from)?;
+    let req = anyint_wire::anthropic::decode_request(&with_max, &version)?;
     let body = json!({"input_tokens": req.estimate_input_tokens()});
     Ok(with_log(
-        super::openai::json_response(StatusCode::OK, &body),
+        json_response(StatusCode::OK, &body),
         &key.id,
         Some(&model.id),
     ))
-}
-
-fn json_bytes(bytes: Bytes) -> Response {
-    let mut resp = Response::new(Body::from(bytes));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }

@@ -3,24 +3,25 @@
 //! a JSON array stream without it) and `:countTokens`.
 //!
 //! Auth is `x-goog-api-key`, `?key=` or `Authorization: Bearer`. Errors use the Google RPC
-//! envelope `{"error":{"code","message","status"}}`; inside a stream they are an error object.
+//! envelope `{"error":{"code","message","status"}}` (handlers return [`GeminiError`]); inside a
+//! stream they are an error object.
 //! Streams carry only `data:` lines: google-genai's parser breaks on comments and `event:`.
 
 use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::Family;
+use super::{Envelope, Family, FamilyError, json_bytes, json_response, with_log};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::{self, Head, Inbound};
 use crate::providers::ProviderAdapter;
 use crate::server::SharedState;
-use crate::telemetry::{RequestId, RequestLog};
+use crate::telemetry::RequestId;
 
 const FAMILY: Family = Family::Gemini;
 
@@ -38,46 +39,31 @@ pub fn routes() -> Router<SharedState> {
     router
 }
 
+/// Marker for the Google envelope.
+pub struct Gemini;
+
+impl Envelope for Gemini {
+    fn envelope(e: &Error) -> serde_json::Value {
+        anyint_wire::gemini::error_json(e.status().as_u16(), &e.message)
+    }
+}
+
 /// An error rendered in the Google envelope.
-pub struct GeminiError(pub Error);
-
-impl From<Error> for GeminiError {
-    fn from(e: Error) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for GeminiError {
-    fn into_response(self) -> Response {
-        render_error(self.0)
-    }
-}
-
-fn envelope(e: &Error) -> serde_json::Value {
-    anyint_wire::gemini::error_json(e.status().as_u16(), &e.message)
-}
+pub type GeminiError = FamilyError<Gemini>;
 
 /// Renders `e` in the Google envelope.
 pub fn render_error(e: Error) -> Response {
-    let mut resp = (
-        e.status(),
-        [(header::CONTENT_TYPE, "application/json")],
-        envelope(&e).to_string(),
-    )
-        .into_response();
-    super::retry_headers(resp.headers_mut(), &e);
-    resp.extensions_mut().insert(e);
-    resp
+    Gemini::render(e)
 }
 
 /// The in-stream error for SSE clients.
 pub fn error_frame(e: &Error) -> Bytes {
-    Bytes::from(format!("data: {}\n\n", envelope(e)))
+    Bytes::from(format!("data: {}\n\n", Gemini::envelope(e)))
 }
 
 /// The in-stream error for JSON-array clients: the bare element.
 pub fn error_element(e: &Error) -> Bytes {
-    Bytes::from(envelope(e).to_string())
+    Bytes::from(Gemini::envelope(e).to_string())
 }
 
 fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
@@ -104,14 +90,6 @@ async fn authenticate(
         .await
 }
 
-fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Response {
-    resp.extensions_mut().insert(RequestLog {
-        model: model.map(str::to_owned),
-        key_id: Some(key_id.to_owned()),
-    });
-    resp
-}
-
 async fn list_models(
     State(state): State<SharedState>,
     RawQuery(query): RawQuery,
@@ -122,7 +100,7 @@ async fn list_models(
         .map(model_json)
         .collect();
     Ok(with_log(
-        super::openai::json_response(StatusCode::OK, &json!({"models": models})),
+        json_response(StatusCode::OK, &json!({"models": models})),
         &key.id,
         None,
     ))
@@ -143,7 +121,7 @@ async fn get_model(
     let model =
         crate::policy::entitlement::resolve(&state.config, &key, model_name(&rest), FAMILY)?;
     Ok(with_log(
-        super::openai::json_response(StatusCode::OK, &model_json(model)),
+        json_response(StatusCode::OK, &model_json(model)),
         &key.id,
         Some(&model.id),
     ))
@@ -173,7 +151,7 @@ async fn model_action(
         "countTokens" => {
             return count_tokens(&state, &key, &model, &body)
                 .await
-                .map_err(GeminiError);
+                .map_err(GeminiError::new);
         }
         other => {
             return Err(Error::new(ErrorKind::NotFound, format!("unknown method `{other}`; use :generateContent, :streamGenerateContent or :countTokens")).into());
@@ -256,12 +234,7 @@ async fn count_tokens(
         if !status.is_success() {
             return Err(provider.decode_error(status, &resp_headers, &bytes));
         }
-        let mut out = Response::new(Body::from(bytes));
-        out.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return Ok(with_log(out, &key.id, Some(&model.id)));
+        return Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)));
     }
     // Other upstreams: estimate from the canonical request. The REST API also accepts the
     // request wrapped as {"generateContentRequest": {...}}.
@@ -273,7 +246,7 @@ async fn count_tokens(
     let req = anyint_wire::gemini::decode_request(&inner, model_id, false).map_err(Error::from)?;
     let out = json!({"totalTokens": req.estimate_input_tokens()});
     Ok(with_log(
-        super::openai::json_response(StatusCode::OK, &out),
+        json_response(StatusCode::OK, &out),
         &key.id,
         Some(&model.id),
     ))

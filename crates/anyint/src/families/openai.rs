@@ -1,22 +1,23 @@
 //! The OpenAI-compatible family at `/openai/v1/…`: Models and Chat Completions.
 //!
 //! Errors use the envelope `{"error":{"message","type","param","code"}}` with all four keys, so
-//! the official SDK raises the class matching the status and reads `code`/`param`.
+//! the official SDK raises the class matching the status and reads `code`/`param`. Handlers
+//! return [`OpenAiError`], which renders in that envelope.
 
 use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::Family;
+use super::{Envelope, Family, FamilyError, json_response, with_log};
 use crate::error::{Error, ErrorKind};
 use crate::gateway;
 use crate::server::SharedState;
-use crate::telemetry::{RequestId, RequestLog};
+use crate::telemetry::RequestId;
 
 const FAMILY: Family = Family::OpenAi;
 
@@ -29,19 +30,7 @@ pub fn routes() -> Router<SharedState> {
 }
 
 /// An error rendered in the OpenAI envelope.
-pub struct OpenAiError(pub Error);
-
-impl From<Error> for OpenAiError {
-    fn from(e: Error) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for OpenAiError {
-    fn into_response(self) -> Response {
-        render_error(self.0)
-    }
-}
+pub type OpenAiError = FamilyError<OpenAi>;
 
 /// The envelope `type` for a kind.
 fn error_type(kind: ErrorKind) -> &'static str {
@@ -61,44 +50,35 @@ fn error_type(kind: ErrorKind) -> &'static str {
     }
 }
 
-fn envelope(e: &Error) -> serde_json::Value {
-    json!({"error": {
-        "message": e.message,
-        "type": error_type(e.kind),
-        "param": e.param,
-        "code": e.code,
-    }})
+/// Marker for the OpenAI envelope.
+pub struct OpenAi;
+
+impl Envelope for OpenAi {
+    fn envelope(e: &Error) -> serde_json::Value {
+        json!({"error": {
+            "message": e.message,
+            "type": error_type(e.kind),
+            "param": e.param,
+            "code": e.code,
+        }})
+    }
 }
 
 /// Renders `e` as an OpenAI error response, with `Retry-After` when known and
 /// `x-should-retry: false` on errors that retrying cannot fix. The error itself rides along in
 /// the response extensions for the access log.
 pub fn render_error(e: Error) -> Response {
-    let body = envelope(&e).to_string();
-    let mut resp = (
-        e.status(),
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response();
-    super::retry_headers(resp.headers_mut(), &e);
-    resp.extensions_mut().insert(e);
-    resp
+    OpenAi::render(e)
 }
 
 /// The in-stream error event: `data: {"error":…}` and no `[DONE]`, which the SDK raises as
 /// `APIError`.
 pub fn error_frame(e: &Error) -> Bytes {
-    Bytes::from(format!("data: {}\n\n", envelope(e)))
+    Bytes::from(format!("data: {}\n\n", OpenAi::envelope(e)))
 }
 
 fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
     json!({"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by, "display_name": m.display_name})
-}
-
-fn with_log(mut resp: Response, log: RequestLog) -> Response {
-    resp.extensions_mut().insert(log);
-    resp
 }
 
 async fn list_models(
@@ -112,13 +92,10 @@ async fn list_models(
     let data: Vec<_> = crate::policy::entitlement::visible_models(&state.config, &key)
         .map(model_json)
         .collect();
-    let log = RequestLog {
-        model: None,
-        key_id: Some(key.id.clone()),
-    };
     Ok(with_log(
         json_response(StatusCode::OK, &json!({"object": "list", "data": data})),
-        log,
+        &key.id,
+        None,
     ))
 }
 
@@ -132,13 +109,10 @@ async fn get_model(
         .authenticate(super::presented_key(&headers, None), FAMILY.auth_header())
         .await?;
     let model = crate::policy::entitlement::resolve(&state.config, &key, &id, FAMILY)?;
-    let log = RequestLog {
-        model: Some(model.id.clone()),
-        key_id: Some(key.id.clone()),
-    };
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
-        log,
+        &key.id,
+        Some(&model.id),
     ))
 }
 
@@ -170,18 +144,7 @@ async fn chat_completions(
             head: gateway::Head::OpenAi(h),
         });
     let (result, log) = gateway::chat(&state, call, inbound).await;
-    match result {
-        Ok(resp) => Ok(with_log(resp, log)),
-        Err(e) => Ok(with_log(render_error(e), log)),
-    }
-}
-
-/// A JSON response from a value.
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        value.to_string(),
-    )
-        .into_response()
+    let mut resp = result.unwrap_or_else(render_error);
+    resp.extensions_mut().insert(log);
+    Ok(resp)
 }
