@@ -72,12 +72,18 @@ struct CreateKey {
     name: String,
     account: Option<String>,
     models: Option<Vec<String>>,
+    expires_at: Option<i64>,
+    ip_allowlist: Option<Vec<String>>,
+    rpm: Option<u32>,
+    concurrency: Option<u32>,
 }
 
 fn key_json(k: &ApiKey) -> serde_json::Value {
     json!({
         "id": k.id, "name": k.name, "account": k.account, "models": k.models,
         "prefix": k.prefix, "created_at": k.created_at, "revoked_at": k.revoked_at,
+        "expires_at": k.limits.expires_at, "ip_allowlist": k.limits.ip_allowlist,
+        "rpm": k.limits.rpm, "concurrency": k.limits.concurrency,
     })
 }
 
@@ -86,11 +92,28 @@ pub fn validate_new_key(
     config: Option<&crate::config::Config>,
     name: &str,
     models: Option<&[String]>,
+    limits: &crate::store::KeyLimits,
 ) -> Result<(), Error> {
     if name.trim().is_empty() {
         return Err(Error::invalid(
             Some("name"),
             "`name` must be a non-empty string",
+        ));
+    }
+    if let Some(list) = &limits.ip_allowlist
+        && let Some(bad) = list
+            .iter()
+            .find(|c| crate::policy::access::Cidr::parse(c).is_none())
+    {
+        return Err(Error::invalid(
+            Some("ip_allowlist"),
+            format!("`{bad}` is not a CIDR like 203.0.113.0/24 or 2001:db8::/32"),
+        ));
+    }
+    if limits.rpm == Some(0) || limits.concurrency == Some(0) {
+        return Err(Error::invalid(
+            None,
+            "`rpm` and `concurrency` must be at least 1 (omit them for no limit)",
         ));
     }
     if let (Some(config), Some(models)) = (config, models) {
@@ -116,21 +139,39 @@ async fn create_key(
             format!("invalid body: {e}; expected {{\"name\", \"account\"?, \"models\"?}}"),
         )
     })?;
-    validate_new_key(Some(&state.config), &req.name, req.models.as_deref())?;
+    let limits = crate::store::KeyLimits {
+        expires_at: req.expires_at,
+        ip_allowlist: req.ip_allowlist,
+        rpm: req.rpm,
+        concurrency: req.concurrency,
+    };
+    validate_new_key(
+        Some(&state.config),
+        &req.name,
+        req.models.as_deref(),
+        &limits,
+    )?;
     let account = req
         .account
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "default".to_owned());
-    let (record, key) =
-        crate::auth::issue_key(state.store.as_ref(), req.name.trim(), &account, req.models)
-            .await
-            .map_err(Error::from)?;
+    let (record, key) = crate::auth::issue_key(
+        state.store.as_ref(),
+        req.name.trim(),
+        &account,
+        req.models,
+        limits,
+    )
+    .await
+    .map_err(Error::from)?;
     state.keys.insert(record.clone());
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
             "id": record.id, "key": key, "name": record.name, "account": record.account,
             "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
+            "expires_at": record.limits.expires_at, "ip_allowlist": record.limits.ip_allowlist,
+            "rpm": record.limits.rpm, "concurrency": record.limits.concurrency,
         }),
     ))
 }

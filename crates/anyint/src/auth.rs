@@ -79,6 +79,7 @@ pub async fn issue_key(
     name: &str,
     account: &str,
     models: Option<Vec<String>>,
+    limits: crate::store::KeyLimits,
 ) -> Result<(ApiKey, String), crate::store::Error> {
     let key = generate_key();
     let record = ApiKey {
@@ -90,6 +91,7 @@ pub async fn issue_key(
         key_hash: hash_key(&key),
         created_at: crate::clock::unix_secs(),
         revoked_at: None,
+        limits,
     };
     store.insert_key(&record).await?;
     Ok((record, key))

@@ -84,6 +84,8 @@ struct ServerFile {
     log_level: Option<String>,
     shutdown_grace_secs: Option<u64>,
     key_cache_refresh_secs: Option<u64>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +227,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How often the key cache reloads from the store (other processes' changes).
     pub key_cache_refresh: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<crate::policy::access::Cidr>,
 }
 
 /// Usage meter settings.
@@ -425,6 +429,16 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
         .unwrap_or_else(|| DEFAULT_ADMIN_TOKEN_ENV.to_owned());
     let admin_token = env(&admin_token_env).map(Secret);
     let log_level = raw.server.log_level.unwrap_or_else(|| "info".into());
+    let mut trusted_proxies = Vec::with_capacity(raw.server.trusted_proxies.len());
+    for (i, c) in raw.server.trusted_proxies.iter().enumerate() {
+        let cidr = crate::policy::access::Cidr::parse(c).ok_or_else(|| {
+            err(
+                format!("server.trusted_proxies[{i}]"),
+                format!("`{c}` is not a CIDR like 10.0.0.0/8"),
+            )
+        })?;
+        trusted_proxies.push(cidr);
+    }
     let server = ServerConfig {
         listen,
         admin_token,
@@ -436,6 +450,7 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
         key_cache_refresh: Duration::from_secs(
             raw.server.key_cache_refresh_secs.unwrap_or(5).max(1),
         ),
+        trusted_proxies,
     };
     let store_url = raw
         .store

@@ -135,8 +135,76 @@ pub fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Respon
     resp.extensions_mut().insert(RequestLog {
         model: model.map(str::to_owned),
         key_id: Some(key_id.to_owned()),
+        rate: None,
     });
     resp
+}
+
+/// Finishes a generation response (success or error): the family's rate-limit headers, then
+/// the access-log fields.
+pub fn finish(mut resp: Response, log: RequestLog, family: Family) -> Response {
+    if let Some(rate) = log.rate {
+        rate_headers(resp.headers_mut(), family, &rate);
+    }
+    resp.extensions_mut().insert(log);
+    resp
+}
+
+/// `x-ratelimit-*-requests` (OpenAI, durations like `1s` or `6m0s`) or
+/// `anthropic-ratelimit-requests-*` (RFC 3339 reset time). Gemini has no such headers.
+fn rate_headers(
+    headers: &mut http::HeaderMap,
+    family: Family,
+    rate: &crate::policy::limits::RateDecision,
+) {
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    match family {
+        Family::OpenAi => {
+            put("x-ratelimit-limit-requests", rate.limit.to_string());
+            put("x-ratelimit-remaining-requests", rate.remaining.to_string());
+            put("x-ratelimit-reset-requests", go_duration(rate.reset));
+        }
+        Family::Anthropic => {
+            let reset = crate::clock::unix_secs()
+                .saturating_add(i64::try_from(rate.reset.as_secs()).unwrap_or(0) + 1);
+            put("anthropic-ratelimit-requests-limit", rate.limit.to_string());
+            put(
+                "anthropic-ratelimit-requests-remaining",
+                rate.remaining.to_string(),
+            );
+            put(
+                "anthropic-ratelimit-requests-reset",
+                crate::clock::rfc3339(reset),
+            );
+        }
+        Family::Gemini => {}
+    }
+}
+
+/// A duration the way OpenAI writes it: `20ms`, `1s`, `1.5s`, `6m0s`.
+fn go_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let minutes = ms / 60_000;
+    let (whole, frac) = (ms % 60_000 / 1000, ms % 1000);
+    let secs = if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac:03}")
+            .trim_end_matches('0')
+            .to_owned()
+    };
+    if minutes > 0 {
+        format!("{minutes}m{secs}s")
+    } else {
+        format!("{secs}s")
+    }
 }
 
 /// The key presented in any family's header: `Authorization: Bearer`, `x-api-key` or
@@ -181,6 +249,25 @@ pub fn retry_headers(headers: &mut http::HeaderMap, e: &Error) {
     if !e.kind.is_retryable() {
         headers.insert("x-should-retry", http::HeaderValue::from_static("false"));
     }
+}
+
+/// Authenticates the presented key and applies its access rules (expiry, address
+/// allowlist): the one way every family route admits a caller.
+pub async fn authorize(
+    state: &crate::server::AppState,
+    presented: Option<&str>,
+    family: Family,
+) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {
+    let key = state
+        .keys
+        .authenticate(presented, family.auth_header())
+        .await?;
+    crate::policy::access::check(
+        &key,
+        crate::telemetry::client_ip(),
+        crate::clock::unix_secs(),
+    )?;
+    Ok(key)
 }
 
 /// Reads a request body up to `limit` bytes; larger bodies get 413.

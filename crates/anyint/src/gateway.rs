@@ -52,6 +52,15 @@ pub struct ChatCall {
     pub started: Instant,
     /// How this family writes an error into a stream that has started.
     pub error_frame: ErrorFrame,
+    /// The concurrency slot admission granted; a stream takes it so it is held to the last
+    /// byte, otherwise it is released when the call ends.
+    pub hold: std::sync::Mutex<Option<crate::policy::limits::Permit>>,
+}
+
+impl ChatCall {
+    fn take_hold(&self) -> Option<crate::policy::limits::Permit> {
+        self.hold.lock().ok().and_then(|mut h| h.take())
+    }
 }
 
 /// The cheap view of a client request: enough to route and to pass through.
@@ -136,6 +145,7 @@ pub async fn chat(
     let mut log = RequestLog {
         model: None,
         key_id: Some(call.key.id.clone()),
+        rate: None,
     };
     let inbound = match inbound {
         Ok(i) => i,
@@ -157,6 +167,26 @@ pub async fn chat(
             return (Err(e), log);
         }
     };
+    match crate::policy::admit(state.limiter.as_ref(), &call.key) {
+        Ok(admission) => {
+            log.rate = admission.rate;
+            if let Ok(mut hold) = call.hold.lock() {
+                *hold = admission.permit;
+            }
+        }
+        Err(refusal) => {
+            log.rate = refusal.rate;
+            record_failure(
+                state,
+                &call,
+                &inbound.model,
+                inbound.stream,
+                None,
+                &refusal.error,
+            );
+            return (Err(refusal.error), log);
+        }
+    }
     (route(state, &call, &inbound, model).await, log)
 }
 
@@ -654,7 +684,8 @@ async fn passthrough(
             array,
             (state.meter.clone(), row, call.started),
             call.error_frame,
-        );
+        )
+        .holding(call.take_hold());
         return Ok((stream_response(tap, array), ttfb));
     }
     let ttfb = at.started.elapsed();
@@ -715,7 +746,8 @@ async fn translated(
             array,
             (state.meter.clone(), row, call.started),
             call.error_frame,
-        );
+        )
+        .holding(call.take_hold());
         return Ok((stream_response(tap, array), ttfb));
     }
     let ttfb = at.started.elapsed();

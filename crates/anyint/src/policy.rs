@@ -1,4 +1,71 @@
-//! Policy: may this key do this? Today that is model entitlement; rate limits and quotas join
-//! here, each as a plain function the gateway calls in a visible order.
+//! Policy: may this key do this, now? Expiry and address allowlist (`access`), model
+//! entitlement (`entitlement`), and rate and concurrency limits (`limits`), each a plain
+//! function the gateway calls in a visible order.
 
+pub mod access;
 pub mod entitlement;
+pub mod limits;
+
+use crate::error::{Error, ErrorKind};
+use crate::store::ApiKey;
+use limits::{Limiter, Permit, RateDecision};
+
+/// What admission granted: a concurrency slot to hold until the response ends, and the rate
+/// state for the `x-ratelimit-*` headers.
+#[derive(Debug, Default)]
+pub struct Admission {
+    /// Held until the last byte of the response.
+    pub permit: Option<Permit>,
+    /// The per-minute decision, when the key has a limit.
+    pub rate: Option<RateDecision>,
+}
+
+/// A refused admission: the error (429, naming the rule) and the rate state for headers.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The client-facing error.
+    pub error: Error,
+    /// The per-minute state, when that limit refused.
+    pub rate: Option<RateDecision>,
+}
+
+/// Applies the key's concurrency and per-minute limits. Concurrency is checked first, so a
+/// request refused for concurrency does not use up a per-minute slot. A refusal names the rule
+/// and carries `Retry-After`.
+pub fn admit(limiter: &dyn Limiter, key: &ApiKey) -> Result<Admission, Box<Refusal>> {
+    let scope = format!("key:{}", key.id);
+    let mut permit = None;
+    if let Some(n) = key.limits.concurrency {
+        let Some(p) = limiter.acquire(&scope, n) else {
+            let error = Error::new(
+                ErrorKind::RateLimited,
+                format!("concurrency limit reached for key {}: {n} requests in flight; retry when one finishes", key.prefix),
+            )
+            .with_code("rate_limit_exceeded")
+            .with_retry_after(Some(std::time::Duration::from_secs(1)));
+            return Err(Box::new(Refusal { error, rate: None }));
+        };
+        permit = Some(p);
+    }
+    let rate = match key.limits.rpm {
+        Some(n) => {
+            let d = limiter.rate(&scope, n);
+            if !d.allowed {
+                let secs = d.retry_after.as_secs_f64().ceil();
+                let error = Error::new(
+                    ErrorKind::RateLimited,
+                    format!("rate limit reached for key {}: {n} requests per minute; retry after {secs} s", key.prefix),
+                )
+                .with_code("rate_limit_exceeded")
+                .with_retry_after(Some(d.retry_after));
+                return Err(Box::new(Refusal {
+                    error,
+                    rate: Some(d),
+                }));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    Ok(Admission { permit, rate })
+}

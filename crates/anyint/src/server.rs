@@ -42,6 +42,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Live route state: breakers, latency, key rotation.
     pub router: crate::router::Router,
+    /// Rate and concurrency limits.
+    pub limiter: Arc<dyn crate::policy::limits::Limiter>,
 }
 
 /// The state as handlers receive it.
@@ -59,7 +61,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(crate::telemetry::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::observe,
+        ))
         .with_state(state)
 }
 
@@ -169,6 +174,7 @@ pub async fn start_with_store(
         providers,
         metrics: metrics.clone(),
         router: routes,
+        limiter: Arc::new(crate::policy::limits::LocalLimiter::new()),
     });
 
     let refresh = config.server.key_cache_refresh;
@@ -198,7 +204,11 @@ pub async fn start_with_store(
         let _ = tcp.set_nodelay(true);
     });
     let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             let _ = stopped.await;
         });
         if let Err(e) = serve.await {

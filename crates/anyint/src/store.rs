@@ -45,6 +45,27 @@ pub struct ApiKey {
     pub created_at: i64,
     /// Unix seconds, when revoked.
     pub revoked_at: Option<i64>,
+    /// Per-key restrictions.
+    #[serde(flatten)]
+    pub limits: KeyLimits,
+}
+
+/// Restrictions on one key, each off when `None`.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLimits {
+    /// Unix seconds after which the key is refused (401).
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Client addresses allowed to use the key, as CIDRs (`203.0.113.0/24`, `2001:db8::/32`).
+    #[serde(default)]
+    pub ip_allowlist: Option<Vec<String>>,
+    /// Requests per minute.
+    #[serde(default)]
+    pub rpm: Option<u32>,
+    /// Requests in flight at once, streams included.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
 }
 
 /// One metered request. No prompt or completion text, by construction.

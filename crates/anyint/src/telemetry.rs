@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderValue;
@@ -42,6 +42,19 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+tokio::task_local! {
+    /// The client's address for the request being handled on this task (socket peer, or
+    /// `X-Forwarded-For` behind a trusted proxy). Set by [`observe`] around the handler.
+    static CLIENT_IP: std::net::IpAddr;
+}
+
+/// The current request's client address (loopback outside a request).
+pub fn client_ip() -> std::net::IpAddr {
+    CLIENT_IP
+        .try_with(|ip| *ip)
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+}
+
 /// What a handler tells the access log about the request (no secrets, no content).
 #[derive(Clone, Debug, Default)]
 pub struct RequestLog {
@@ -49,6 +62,8 @@ pub struct RequestLog {
     pub model: Option<String>,
     /// Key ID (not the key).
     pub key_id: Option<String>,
+    /// The per-minute limit state, for the rate-limit headers.
+    pub rate: Option<crate::policy::limits::RateDecision>,
 }
 
 /// Installs the log subscriber. `RUST_LOG` overrides `level`.
@@ -103,16 +118,27 @@ pub fn new_request_id() -> String {
 }
 
 /// The observe middleware: request ID, access log, metrics.
-pub async fn observe(mut req: Request, next: Next) -> Response {
+pub async fn observe(
+    State(state): State<crate::server::SharedState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = new_request_id();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let client =
+        crate::policy::access::client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
+
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
+    let mut resp = CLIENT_IP.scope(client, next.run(req)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         // `request-id` is the name the Anthropic SDK reads.
         resp.headers_mut().insert("request-id", v.clone());

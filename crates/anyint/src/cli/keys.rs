@@ -23,6 +23,18 @@ pub(super) enum KeysCommand {
         /// Comma-separated model allowlist (default: every configured model).
         #[arg(long, value_delimiter = ',')]
         models: Option<Vec<String>>,
+        /// Refuse the key after this many seconds from now.
+        #[arg(long, value_name = "SECONDS")]
+        expires_in: Option<i64>,
+        /// Comma-separated CIDRs the key may be used from (e.g. 203.0.113.0/24).
+        #[arg(long, value_delimiter = ',', value_name = "CIDRS")]
+        ip_allowlist: Option<Vec<String>>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Requests in flight at once, streams included.
+        #[arg(long)]
+        concurrency: Option<u32>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -55,24 +67,36 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
             name,
             account,
             models,
+            expires_in,
+            ip_allowlist,
+            rpm,
+            concurrency,
             json,
         } => {
+            let limits = crate::store::KeyLimits {
+                expires_at: expires_in.map(|s| crate::clock::unix_secs().saturating_add(s)),
+                ip_allowlist,
+                rpm,
+                concurrency,
+            };
             let models = models.map(|m| {
                 m.into_iter()
                     .map(|s| s.trim().to_owned())
                     .filter(|s| !s.is_empty())
                     .collect::<Vec<_>>()
             });
-            crate::admin::validate_new_key(config.as_ref(), &name, models.as_deref())
+            crate::admin::validate_new_key(config.as_ref(), &name, models.as_deref(), &limits)
                 .map_err(|e| e.message)?;
             let (record, key) =
-                crate::auth::issue_key(store.as_ref(), name.trim(), &account, models)
+                crate::auth::issue_key(store.as_ref(), name.trim(), &account, models, limits)
                     .await
                     .map_err(|e| e.to_string())?;
             if json {
                 let v = serde_json::json!({
                     "id": record.id, "key": key, "name": record.name, "account": record.account,
                     "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
+                    "expires_at": record.limits.expires_at, "ip_allowlist": record.limits.ip_allowlist,
+                    "rpm": record.limits.rpm, "concurrency": record.limits.concurrency,
                 });
                 println!("{v}");
             } else {

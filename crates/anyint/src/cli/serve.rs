@@ -72,9 +72,15 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
     let store = crate::store::open(&config.store_url)
         .await
         .map_err(|e| e.to_string())?;
-    let (_, key) = crate::auth::issue_key(store.as_ref(), "demo", "demo", None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (_, key) = crate::auth::issue_key(
+        store.as_ref(),
+        "demo",
+        "demo",
+        None,
+        crate::store::KeyLimits::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let listener = bind(config.server.listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let admin = config.server.admin_token.is_some();

@@ -108,10 +108,7 @@ async fn authenticate(
     state: &SharedState,
     headers: &HeaderMap,
 ) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {
-    state
-        .keys
-        .authenticate(super::presented_key(headers, None), FAMILY.auth_header())
-        .await
+    super::authorize(state, super::presented_key(headers, None), FAMILY).await
 }
 
 async fn list_models(
@@ -221,12 +218,15 @@ async fn messages(
         request_id,
         started,
         error_frame,
+        hold: std::sync::Mutex::default(),
     };
     let inbound = head(&body, &version, &headers);
     let (result, log) = gateway::chat(&state, call, inbound).await;
-    let mut resp = result.unwrap_or_else(render_error);
-    resp.extensions_mut().insert(log);
-    Ok(resp)
+    Ok(super::finish(
+        result.unwrap_or_else(render_error),
+        log,
+        FAMILY,
+    ))
 }
 
 async fn count_tokens(

@@ -84,10 +84,7 @@ async fn authenticate(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {
-    state
-        .keys
-        .authenticate(super::presented_key(headers, query), FAMILY.auth_header())
-        .await
+    super::authorize(state, super::presented_key(headers, query), FAMILY).await
 }
 
 async fn list_models(
@@ -168,6 +165,7 @@ async fn model_action(
         request_id,
         started,
         error_frame,
+        hold: std::sync::Mutex::default(),
     };
     let inbound = validate(&body).map(|()| Inbound {
         body: &body,
@@ -176,9 +174,11 @@ async fn model_action(
         head: Head::Gemini { sse },
     });
     let (result, log) = gateway::chat(&state, call, inbound).await;
-    let mut response = result.unwrap_or_else(render_error);
-    response.extensions_mut().insert(log);
-    Ok(response)
+    Ok(super::finish(
+        result.unwrap_or_else(render_error),
+        log,
+        FAMILY,
+    ))
 }
 
 /// The checks the API makes before anything else: a JSON object with non-empty `contents`.

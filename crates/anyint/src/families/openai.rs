@@ -85,10 +85,7 @@ async fn list_models(
     State(state): State<SharedState>,
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
-    let key = state
-        .keys
-        .authenticate(super::presented_key(&headers, None), FAMILY.auth_header())
-        .await?;
+    let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
     let data: Vec<_> = crate::policy::entitlement::visible_models(&state.config, &key)
         .map(model_json)
         .collect();
@@ -104,10 +101,7 @@ async fn get_model(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
-    let key = state
-        .keys
-        .authenticate(super::presented_key(&headers, None), FAMILY.auth_header())
-        .await?;
+    let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
     let model = crate::policy::entitlement::resolve(&state.config, &key, &id, FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
@@ -123,10 +117,7 @@ async fn chat_completions(
     body: Body,
 ) -> Result<Response, OpenAiError> {
     let started = tokio::time::Instant::now();
-    let key = state
-        .keys
-        .authenticate(super::presented_key(&headers, None), FAMILY.auth_header())
-        .await?;
+    let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
     let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let call = gateway::ChatCall {
         family: FAMILY,
@@ -134,6 +125,7 @@ async fn chat_completions(
         request_id,
         started,
         error_frame,
+        hold: std::sync::Mutex::default(),
     };
     let inbound = anyint_wire::openai::ChatRequestHead::decode(&body)
         .map_err(Error::from)
@@ -144,7 +136,9 @@ async fn chat_completions(
             head: gateway::Head::OpenAi(h),
         });
     let (result, log) = gateway::chat(&state, call, inbound).await;
-    let mut resp = result.unwrap_or_else(render_error);
-    resp.extensions_mut().insert(log);
-    Ok(resp)
+    Ok(super::finish(
+        result.unwrap_or_else(render_error),
+        log,
+        FAMILY,
+    ))
 }

@@ -85,6 +85,8 @@ pub struct UsageTap {
     pending: Option<(Meter, UsageRecord, Instant)>,
     error_frame: ErrorFrame,
     finished: bool,
+    /// A concurrency slot held until the stream ends or the client leaves.
+    hold: Option<crate::policy::limits::Permit>,
 }
 
 impl UsageTap {
@@ -109,7 +111,15 @@ impl UsageTap {
             pending: Some((meter, row, started)),
             error_frame,
             finished: false,
+            hold: None,
         }
+    }
+
+    /// Holds `permit` for the life of the stream.
+    #[must_use]
+    pub fn holding(mut self, permit: Option<crate::policy::limits::Permit>) -> Self {
+        self.hold = permit;
+        self
     }
 
     /// Handles the frames of one upstream chunk; returns the bytes for the client, or an error

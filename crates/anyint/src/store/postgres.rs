@@ -3,12 +3,18 @@
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1};
+use super::sql::{Migration, SqlStore, V1, V2};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: V1,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: V1,
+    },
+    Migration {
+        version: 2,
+        statements: V2,
+    },
+];
 
 /// Serializes instances that start at the same time and would both migrate.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7271736901)";

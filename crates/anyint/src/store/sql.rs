@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use sqlx::Row;
 
-use super::{ApiKey, Error, Store, UsageQuery, UsageRecord};
+use super::{ApiKey, Error, KeyLimits, Store, UsageQuery, UsageRecord};
 
 /// One migration step: a version and its statements, applied in one transaction.
 pub(super) struct Migration {
@@ -28,7 +28,8 @@ pub(super) struct SqlStore {
     pub(super) anonymous_placeholders: bool,
 }
 
-const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at, \
+    expires_at, ip_allowlist, rpm, concurrency";
 const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, upstream_model, family, \
     stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, \
     outcome, latency_ms, created_at_ms";
@@ -44,6 +45,18 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
         key_hash: row.try_get("key_hash")?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        limits: KeyLimits {
+            expires_at: row.try_get("expires_at")?,
+            ip_allowlist: row
+                .try_get::<Option<String>, _>("ip_allowlist")?
+                .and_then(|m| serde_json::from_str(&m).ok()),
+            rpm: row
+                .try_get::<Option<i64>, _>("rpm")?
+                .and_then(|v| u32::try_from(v).ok()),
+            concurrency: row
+                .try_get::<Option<i64>, _>("concurrency")?
+                .and_then(|v| u32::try_from(v).ok()),
+        },
     })
 }
 
@@ -119,7 +132,7 @@ impl Store for SqlStore {
             .as_ref()
             .map(|m| serde_json::to_string(m).unwrap_or_default());
         sqlx::query(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&key.id)
         .bind(&key.name)
@@ -129,6 +142,10 @@ impl Store for SqlStore {
         .bind(&key.key_hash)
         .bind(key.created_at)
         .bind(key.revoked_at)
+        .bind(key.limits.expires_at)
+        .bind(key.limits.ip_allowlist.as_ref().map(|l| serde_json::to_string(l).unwrap_or_default()))
+        .bind(key.limits.rpm.map(i64::from))
+        .bind(key.limits.concurrency.map(i64::from))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -261,6 +278,14 @@ fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
     sql
 }
+
+/// Schema version 2: per-key restrictions.
+pub(super) const V2: &[&str] = &[
+    "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT NULL",
+    "ALTER TABLE api_keys ADD COLUMN ip_allowlist TEXT NULL",
+    "ALTER TABLE api_keys ADD COLUMN rpm BIGINT NULL",
+    "ALTER TABLE api_keys ADD COLUMN concurrency BIGINT NULL",
+];
 
 /// Schema version 1, identical on both backends.
 pub(super) const V1: &[&str] = &[

@@ -4,12 +4,18 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1};
+use super::sql::{Migration, SqlStore, V1, V2};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: V1,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: V1,
+    },
+    Migration {
+        version: 2,
+        statements: V2,
+    },
+];
 
 /// Opens (creating if needed) the SQLite file named by `url`.
 pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {

@@ -34,6 +34,7 @@ pub struct Builder {
     admin: bool,
     max_body: Option<usize>,
     extra: String,
+    server_extra: String,
 }
 
 impl Builder {
@@ -48,6 +49,13 @@ impl Builder {
     /// Extra TOML appended to the config; `{emulator}` becomes the emulator's base URL.
     pub fn toml(mut self, extra: &str) -> Self {
         self.extra.push_str(extra);
+        self
+    }
+
+    /// Extra lines for the `[server]` table.
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server_extra.push_str(lines);
+        self.server_extra.push('\n');
         self
     }
 
@@ -75,17 +83,26 @@ impl Builder {
             Backend::Sqlite => format!("sqlite://{}/anyint.db", dir.path().display()),
             Backend::Postgres => fresh_pg_schema().await,
         };
-        let text = config_text(&emulator, &store_url, self.max_body)
-            + &self.extra.replace("{emulator}", &emulator);
+        let text = config_text(&emulator, &store_url, self.max_body).replacen(
+            "[server]\n",
+            &format!("[server]\n{}", self.server_extra),
+            1,
+        ) + &self.extra.replace("{emulator}", &emulator);
         let admin = self.admin;
         let env = move |name: &str| {
             (admin && name == "ANYINT_ADMIN_TOKEN").then(|| ADMIN_TOKEN.to_owned())
         };
         let config = Config::parse(&text, "test.toml", &env).unwrap();
         let store = anyint::store::open(&config.store_url).await.unwrap();
-        let (_, key) = anyint::auth::issue_key(store.as_ref(), "test", "acct", None)
-            .await
-            .unwrap();
+        let (_, key) = anyint::auth::issue_key(
+            store.as_ref(),
+            "test",
+            "acct",
+            None,
+            anyint::store::KeyLimits::default(),
+        )
+        .await
+        .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = anyint::server::start_with_store(config, store.clone(), listener)
             .await
@@ -206,6 +223,7 @@ impl TestGateway {
             admin: true,
             max_body: None,
             extra: String::new(),
+            server_extra: String::new(),
         }
     }
 

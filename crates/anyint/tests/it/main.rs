@@ -16,6 +16,7 @@
 mod admin;
 mod binary;
 mod harness;
+mod limits;
 mod openai;
 mod routing;
 mod store;

@@ -66,10 +66,15 @@ async fn models_list_has_openai_shape_and_all_models_for_unrestricted_key() {
 #[tokio::test]
 async fn restricted_key_sees_and_uses_only_its_models() {
     let t = TestGateway::start().await;
-    let (_, key) =
-        anyint::auth::issue_key(t.store.as_ref(), "r", "acct", Some(vec!["gpt-4o".into()]))
-            .await
-            .unwrap();
+    let (_, key) = anyint::auth::issue_key(
+        t.store.as_ref(),
+        "r",
+        "acct",
+        Some(vec!["gpt-4o".into()]),
+        anyint::store::KeyLimits::default(),
+    )
+    .await
+    .unwrap();
     let v: Value = t
         .http
         .get(t.url("/openai/v1/models"))

@@ -155,6 +155,7 @@ async fn fallback_model_serves_when_every_route_fails_and_says_so() {
         "nf",
         "acct",
         Some(vec!["with-fallback".into()]),
+        anyint::store::KeyLimits::default(),
     )
     .await
     .unwrap();

@@ -26,10 +26,15 @@ fn row(id: &str, tokens: i64) -> UsageRecord {
 }
 
 async fn contract(store: &dyn Store) {
-    let (k, key) =
-        anyint::auth::issue_key(store, "n", "acct", Some(vec!["m1".into(), "m2".into()]))
-            .await
-            .unwrap();
+    let (k, key) = anyint::auth::issue_key(
+        store,
+        "n",
+        "acct",
+        Some(vec!["m1".into(), "m2".into()]),
+        anyint::store::KeyLimits::default(),
+    )
+    .await
+    .unwrap();
     let found = store
         .key_by_hash(&anyint::auth::hash_key(&key))
         .await

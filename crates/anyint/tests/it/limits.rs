@@ -1,0 +1,336 @@
+//! Per-key restrictions: expiry, address allowlist, requests per minute, concurrency.
+
+use anyint::store::KeyLimits;
+use serde_json::{Value, json};
+
+use crate::harness::{TestGateway, user};
+
+async fn key_with(t: &TestGateway, limits: KeyLimits) -> String {
+    anyint::auth::issue_key(t.store.as_ref(), "limited", "acct", None, limits)
+        .await
+        .unwrap()
+        .1
+}
+
+fn chat_body(text: &str) -> Value {
+    json!({"model": "gpt-4o-mini", "messages": user(text)})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rpm_60_admits_exactly_60_of_200_concurrent_requests() {
+    let t = TestGateway::start().await;
+    let key = key_with(
+        &t,
+        KeyLimits {
+            rpm: Some(60),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let url = t.url("/openai/v1/chat/completions");
+    let requests = (0..200).map(|i| {
+        let req = t
+            .http
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&chat_body(&format!("n{i}")));
+        async move { req.send().await.unwrap() }
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    let ok: Vec<_> = responses.iter().filter(|r| r.status() == 200).collect();
+    let limited: Vec<_> = responses.iter().filter(|r| r.status() == 429).collect();
+    assert_eq!((ok.len(), limited.len()), (60, 140));
+    for r in &limited {
+        let retry_after: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after));
+        assert_eq!(r.headers()["x-ratelimit-limit-requests"], "60");
+        assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "0");
+    }
+    assert!(
+        ok.iter()
+            .all(|r| r.headers().contains_key("x-ratelimit-remaining-requests"))
+    );
+    let body: Value = responses
+        .into_iter()
+        .find(|r| r.status() == 429)
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("60 requests per minute"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_routes_get_anthropic_rate_limit_headers() {
+    let t = TestGateway::start().await;
+    let key = key_with(
+        &t,
+        KeyLimits {
+            rpm: Some(5),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let resp = t
+        .http
+        .post(t.url("/anthropic/v1/messages"))
+        .header("x-api-key", &key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "claude", "max_tokens": 8, "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["anthropic-ratelimit-requests-limit"], "5");
+    assert_eq!(
+        resp.headers()["anthropic-ratelimit-requests-remaining"],
+        "4"
+    );
+    assert!(
+        resp.headers()["anthropic-ratelimit-requests-reset"]
+            .to_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+}
+
+#[tokio::test]
+async fn concurrency_limit_counts_streams_until_their_last_byte() {
+    let t = TestGateway::start().await;
+    let key = key_with(
+        &t,
+        KeyLimits {
+            concurrency: Some(1),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let url = t.url("/openai/v1/chat/completions");
+    let words = "w ".repeat(40);
+    let slow = json!({"model": "gpt-4o-mini", "stream": true, "messages": user(&format!("Reply with exactly: {words}[emulate: chunk_delay_ms=10]"))});
+    let mut stream = t
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&slow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let _first = stream.chunk().await.unwrap();
+    let refused = t
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let v: Value = refused.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in flight"),
+        "{v}"
+    );
+    while stream.chunk().await.unwrap().is_some() {}
+    // The stream ended: its slot is free again.
+    let mut admitted = false;
+    for _ in 0..200 {
+        let r = t
+            .http
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&chat_body("hi"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(admitted, "the slot was never released");
+}
+
+#[tokio::test]
+async fn expired_key_is_401_and_allowlist_is_403() {
+    let t = TestGateway::start().await;
+    let expired = key_with(
+        &t,
+        KeyLimits {
+            expires_at: Some(anyint::clock::unix_secs() - 1),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let resp = t
+        .http
+        .get(t.url("/openai/v1/models"))
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("expired"),
+        "{v}"
+    );
+
+    let elsewhere = key_with(
+        &t,
+        KeyLimits {
+            ip_allowlist: Some(vec!["10.0.0.0/8".into()]),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let resp = t
+        .http
+        .post(t.url("/openai/v1/chat/completions"))
+        .bearer_auth(&elsewhere)
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "ip_not_allowed");
+
+    let here = key_with(
+        &t,
+        KeyLimits {
+            ip_allowlist: Some(vec!["127.0.0.0/8".into()]),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let resp = t
+        .http
+        .post(t.url("/openai/v1/chat/completions"))
+        .bearer_auth(&here)
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // A spoofed X-Forwarded-For means nothing without a trusted proxy.
+    let resp = t
+        .http
+        .post(t.url("/openai/v1/chat/completions"))
+        .bearer_auth(&elsewhere)
+        .header("x-forwarded-for", "10.1.2.3")
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_checked() {
+    let t = TestGateway::builder()
+        .server("trusted_proxies = [\"127.0.0.1/32\"]")
+        .start()
+        .await;
+    let key = key_with(
+        &t,
+        KeyLimits {
+            ip_allowlist: Some(vec!["203.0.113.0/24".into()]),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let url = t.url("/openai/v1/chat/completions");
+    let ok = t
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let refused = t
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .header("x-forwarded-for", "198.51.100.1")
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let direct = t
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&chat_body("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        direct.status(),
+        403,
+        "without the header the client is the proxy itself"
+    );
+}
+
+#[tokio::test]
+async fn admin_api_creates_keys_with_limits_and_rejects_bad_ones() {
+    let t = TestGateway::start().await;
+    let created: Value = t
+        .admin(reqwest::Method::POST, "/admin/v1/keys")
+        .json(&json!({"name": "l", "rpm": 2, "concurrency": 3, "ip_allowlist": ["127.0.0.1/32"], "expires_at": 4_102_444_800_i64}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (created["rpm"].as_u64(), created["concurrency"].as_u64()),
+        (Some(2), Some(3))
+    );
+    let key = created["key"].as_str().unwrap();
+    for expected in [200, 200, 429] {
+        let r = t
+            .http
+            .post(t.url("/openai/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&chat_body("hi"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected);
+    }
+    for bad in [
+        json!({"name": "x", "ip_allowlist": ["nope"]}),
+        json!({"name": "x", "rpm": 0}),
+    ] {
+        let r = t
+            .admin(reqwest::Method::POST, "/admin/v1/keys")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+}
