@@ -69,6 +69,8 @@ struct FileConfig {
     #[serde(default)]
     routing: RoutingFile,
     #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
     providers: Vec<ProviderFile>,
     #[serde(default)]
     models: Vec<ModelFile>,
@@ -99,6 +101,39 @@ struct StoreFile {
 struct MeterFile {
     flush_interval_ms: Option<u64>,
     batch_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    redis_url: Option<String>,
+    key_prefix: Option<String>,
+    on_redis_error: Option<OnRedisError>,
+    redis_timeout_ms: Option<u64>,
+}
+
+/// What a request gets when the shared limiter cannot answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRedisError {
+    /// Admit the request (limits are briefly not enforced).
+    #[default]
+    Open,
+    /// Refuse it with 503 `limiter_unavailable`.
+    Closed,
+}
+
+/// Where limits are counted.
+#[derive(Clone, Debug)]
+pub struct LimitsConfig {
+    /// Redis URL for limits shared by several instances; in-process when `None`.
+    pub redis_url: Option<String>,
+    /// Namespace for the limiter's Redis keys.
+    pub key_prefix: String,
+    /// Admit requests while Redis is unreachable.
+    pub fail_open: bool,
+    /// Longest a limiter call waits for Redis.
+    pub redis_timeout: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,6 +389,8 @@ pub struct Config {
     pub meter: MeterConfig,
     /// Retry and breaker settings.
     pub routing: RoutingConfig,
+    /// Rate-limit backend.
+    pub limits: LimitsConfig,
     /// Providers in file order.
     pub providers: Vec<ProviderConfig>,
     /// Models in file order.
@@ -471,11 +508,26 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
     };
 
     let routing = validate_routing(&raw.routing, &err)?;
+    if let Some(url) = &raw.limits.redis_url
+        && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+    {
+        return Err(err(
+            "limits.redis_url".into(),
+            "must start with redis:// or rediss://".into(),
+        ));
+    }
+    let limits = LimitsConfig {
+        redis_url: raw.limits.redis_url,
+        key_prefix: raw.limits.key_prefix.unwrap_or_else(|| "anyint".into()),
+        fail_open: raw.limits.on_redis_error.unwrap_or_default() == OnRedisError::Open,
+        redis_timeout: Duration::from_millis(raw.limits.redis_timeout_ms.unwrap_or(250).max(1)),
+    };
     let providers = validate_providers(raw.providers, &err, env)?;
     let (models, model_index) = validate_models(raw.models, &providers, &err)?;
     Ok(Config {
         source: file.to_owned(),
         routing,
+        limits,
         server,
         store_url,
         meter,

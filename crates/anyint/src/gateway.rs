@@ -167,7 +167,13 @@ pub async fn chat(
             return (Err(e), log);
         }
     };
-    match crate::policy::admit(state.limiter.as_ref(), &call.key) {
+    match crate::policy::admit(
+        state.limiter.as_ref(),
+        state.config.limits.fail_open,
+        &call.key,
+    )
+    .await
+    {
         Ok(admission) => {
             log.rate = admission.rate;
             if let Ok(mut hold) = call.hold.lock() {

@@ -32,11 +32,19 @@ pub struct Refusal {
 /// Applies the key's concurrency and per-minute limits. Concurrency is checked first, so a
 /// request refused for concurrency does not use up a per-minute slot. A refusal names the rule
 /// and carries `Retry-After`.
-pub fn admit(limiter: &dyn Limiter, key: &ApiKey) -> Result<Admission, Box<Refusal>> {
+pub async fn admit(
+    limiter: &dyn Limiter,
+    fail_open: bool,
+    key: &ApiKey,
+) -> Result<Admission, Box<Refusal>> {
     let scope = format!("key:{}", key.id);
     let mut permit = None;
     if let Some(n) = key.limits.concurrency {
-        let Some(p) = limiter.acquire(&scope, n) else {
+        let acquired = match limiter.acquire(&scope, n).await {
+            Ok(p) => p,
+            Err(e) => return unavailable(&e, fail_open).map(|()| Admission::default()),
+        };
+        let Some(p) = acquired else {
             let error = Error::new(
                 ErrorKind::RateLimited,
                 format!("concurrency limit reached for key {}: {n} requests in flight; retry when one finishes", key.prefix),
@@ -49,7 +57,13 @@ pub fn admit(limiter: &dyn Limiter, key: &ApiKey) -> Result<Admission, Box<Refus
     }
     let rate = match key.limits.rpm {
         Some(n) => {
-            let d = limiter.rate(&scope, n);
+            let d = match limiter.rate(&scope, n).await {
+                Ok(d) => d,
+                Err(e) => {
+                    unavailable(&e, fail_open)?;
+                    return Ok(Admission { permit, rate: None });
+                }
+            };
             if !d.allowed {
                 let secs = d.retry_after.as_secs_f64().ceil();
                 let error = Error::new(
@@ -68,4 +82,21 @@ pub fn admit(limiter: &dyn Limiter, key: &ApiKey) -> Result<Admission, Box<Refus
         None => None,
     };
     Ok(Admission { permit, rate })
+}
+
+/// The limiter could not decide: with `fail_open` the request proceeds (logged and counted);
+/// otherwise it is refused with a 503 that says to retry shortly — never a 500.
+fn unavailable(e: &limits::Unavailable, fail_open: bool) -> Result<(), Box<Refusal>> {
+    metrics::counter!(crate::telemetry::METRIC_LIMITER_ERRORS, "mode" => if fail_open { "open" } else { "closed" }).increment(1);
+    tracing::warn!(error = %e, fail_open, "rate limiter unavailable");
+    if fail_open {
+        return Ok(());
+    }
+    let error = Error::new(
+        ErrorKind::Overloaded,
+        "the gateway's rate limiter is unavailable; retry shortly",
+    )
+    .with_code("limiter_unavailable")
+    .with_retry_after(Some(std::time::Duration::from_secs(1)));
+    Err(Box::new(Refusal { error, rate: None }))
 }

@@ -166,6 +166,23 @@ pub async fn start_with_store(
     let (meter, meter_task) = Meter::start(store.clone(), config.meter);
     let metrics = crate::telemetry::metrics_handle();
     let routes = crate::router::Router::new(&config);
+    let limiter: Arc<dyn crate::policy::limits::Limiter> = match &config.limits.redis_url {
+        Some(url) => Arc::new(
+            crate::policy::limits::redis::RedisLimiter::connect(
+                url,
+                &config.limits.key_prefix,
+                config.limits.redis_timeout,
+            )
+            .await
+            .map_err(|e| {
+                Error::internal(format!(
+                    "limits.redis_url {}: {e}; start Redis or remove [limits] redis_url",
+                    crate::store::redact_url(url)
+                ))
+            })?,
+        ),
+        None => Arc::new(crate::policy::limits::LocalLimiter::new()),
+    };
     let state = Arc::new(AppState {
         config: config.clone(),
         store,
@@ -174,7 +191,7 @@ pub async fn start_with_store(
         providers,
         metrics: metrics.clone(),
         router: routes,
-        limiter: Arc::new(crate::policy::limits::LocalLimiter::new()),
+        limiter,
     });
 
     let refresh = config.server.key_cache_refresh;

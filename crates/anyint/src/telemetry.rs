@@ -30,6 +30,8 @@ pub const METRIC_RETRIES: &str = "anyint_retries_total";
 pub const METRIC_FALLBACKS: &str = "anyint_fallbacks_total";
 /// Circuit breaker state per route: 0 closed, 1 half-open, 2 open.
 pub const METRIC_ROUTE_STATE: &str = "anyint_route_state";
+/// Limiter backend failures, by configured mode (`open` admits, `closed` refuses).
+pub const METRIC_LIMITER_ERRORS: &str = "anyint_limiter_errors_total";
 /// Tokens metered, by direction and model.
 pub const METRIC_TOKENS: &str = "anyint_tokens_total";
 /// Failed usage writes (each is retried).

@@ -3,10 +3,13 @@
 //! Requests per minute use GCRA (the generic cell rate algorithm): one timestamp per scope, a
 //! burst of up to the full limit, exact under concurrency because each decision is one atomic
 //! update. Concurrency counts requests in flight, streams included: the [`Permit`] is held by
-//! the response until its last byte. The in-process limiter is the default; a shared backend
-//! (Redis) implements the same trait.
+//! the response until its last byte. The in-process limiter is the default; the Redis backend
+//! ([`redis::RedisLimiter`], `[limits] redis_url`) implements the same trait so several gateway
+//! instances share one exact count.
 //!
 //! Time is tokio's, so the limiter runs under paused time in tests.
+
+pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +18,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-const WINDOW: Duration = Duration::from_secs(60);
+use async_trait::async_trait;
+
+/// The per-minute window.
+pub const WINDOW: Duration = Duration::from_secs(60);
 
 /// The answer to one rate check, with what the `x-ratelimit-*` headers report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,23 +39,73 @@ pub struct RateDecision {
 }
 
 /// A held slot of a concurrency limit; released on drop.
-#[derive(Debug)]
 pub struct Permit {
-    counter: Arc<AtomicU32>,
+    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Permit {
+    /// A permit that runs `release` when dropped.
+    pub fn new(release: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self {
+            release: Some(Box::new(release)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Permit")
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::AcqRel);
+        if let Some(release) = self.release.take() {
+            release();
+        }
     }
 }
 
+/// The limiter could not decide (its backend is unreachable).
+#[derive(Debug, thiserror::Error)]
+#[error("rate limiter unavailable: {0}")]
+pub struct Unavailable(pub String);
+
 /// The limiter boundary.
+#[async_trait]
 pub trait Limiter: Send + Sync {
     /// Counts one request against `scope`'s per-minute `limit`.
-    fn rate(&self, scope: &str, limit: u32) -> RateDecision;
+    async fn rate(&self, scope: &str, limit: u32) -> Result<RateDecision, Unavailable>;
     /// Takes one of `scope`'s `limit` in-flight slots, or `None` when all are taken.
-    fn acquire(&self, scope: &str, limit: u32) -> Option<Permit>;
+    async fn acquire(&self, scope: &str, limit: u32) -> Result<Option<Permit>, Unavailable>;
+}
+
+/// The GCRA arithmetic shared by both backends: given how far the scope's theoretical
+/// arrival time is ahead of now, admit or refuse, and what the headers say.
+pub fn gcra(limit: u32, ahead: Duration) -> (bool, Duration) {
+    let interval = WINDOW / limit.max(1);
+    let tolerance = WINDOW.saturating_sub(interval);
+    if ahead > tolerance {
+        (false, ahead.saturating_sub(tolerance))
+    } else {
+        (true, interval)
+    }
+}
+
+/// The decision for an admitted request whose new arrival time is `used` ahead of now.
+pub fn admitted(limit: u32, used: Duration) -> RateDecision {
+    let interval = WINDOW / limit.max(1);
+    let free = WINDOW.saturating_sub(used);
+    let remaining = u32::try_from(free.as_nanos() / interval.as_nanos().max(1))
+        .unwrap_or(u32::MAX)
+        .min(limit);
+    RateDecision {
+        allowed: true,
+        limit,
+        remaining,
+        reset: used,
+        retry_after: Duration::ZERO,
+    }
 }
 
 /// The in-process limiter: exact for one gateway instance.
@@ -67,57 +123,39 @@ impl LocalLimiter {
     }
 }
 
-fn nanos(d: Duration) -> u128 {
-    d.as_nanos()
-}
-
+#[async_trait]
 impl Limiter for LocalLimiter {
-    fn rate(&self, scope: &str, limit: u32) -> RateDecision {
+    async fn rate(&self, scope: &str, limit: u32) -> Result<RateDecision, Unavailable> {
         let limit = limit.max(1);
         let now = Instant::now();
-        let interval = WINDOW / limit;
-        // A full burst of `limit` requests fits in the window: tolerance = window − interval.
-        let tolerance = WINDOW.saturating_sub(interval);
-        let Ok(mut tats) = self.tat.lock() else {
-            return RateDecision {
-                allowed: true,
-                limit,
-                remaining: limit,
-                reset: Duration::ZERO,
-                retry_after: Duration::ZERO,
-            };
-        };
+        let mut tats = self
+            .tat
+            .lock()
+            .map_err(|_| Unavailable("lock poisoned".into()))?;
         let tat = tats.get(scope).copied().unwrap_or(now).max(now);
         let ahead = tat.duration_since(now);
-        if ahead > tolerance {
-            let retry_after = ahead.saturating_sub(tolerance);
-            return RateDecision {
+        match gcra(limit, ahead) {
+            (false, retry_after) => Ok(RateDecision {
                 allowed: false,
                 limit,
                 remaining: 0,
                 reset: ahead,
                 retry_after,
-            };
-        }
-        let new_tat = tat + interval;
-        tats.insert(scope.to_owned(), new_tat);
-        let used = new_tat.duration_since(now);
-        let free = WINDOW.saturating_sub(used);
-        let remaining = u32::try_from(nanos(free) / nanos(interval).max(1))
-            .unwrap_or(u32::MAX)
-            .min(limit);
-        RateDecision {
-            allowed: true,
-            limit,
-            remaining,
-            reset: used,
-            retry_after: Duration::ZERO,
+            }),
+            (true, interval) => {
+                let new_tat = tat + interval;
+                tats.insert(scope.to_owned(), new_tat);
+                Ok(admitted(limit, new_tat.duration_since(now)))
+            }
         }
     }
 
-    fn acquire(&self, scope: &str, limit: u32) -> Option<Permit> {
+    async fn acquire(&self, scope: &str, limit: u32) -> Result<Option<Permit>, Unavailable> {
         let counter = {
-            let mut map = self.inflight.lock().ok()?;
+            let mut map = self
+                .inflight
+                .lock()
+                .map_err(|_| Unavailable("lock poisoned".into()))?;
             map.entry(scope.to_owned()).or_default().clone()
         };
         let taken = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -125,7 +163,11 @@ impl Limiter for LocalLimiter {
         });
         // `then`, not `then_some`: a Permit built eagerly and dropped would release a slot
         // that was never taken.
-        taken.is_ok().then(|| Permit { counter })
+        Ok(taken.is_ok().then(|| {
+            Permit::new(move || {
+                counter.fetch_sub(1, Ordering::AcqRel);
+            })
+        }))
     }
 }
 
@@ -133,12 +175,19 @@ impl Limiter for LocalLimiter {
 mod tests {
     use super::*;
 
+    async fn rate(l: &LocalLimiter, scope: &str, n: u32) -> RateDecision {
+        l.rate(scope, n).await.unwrap()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_full_minute_burst_then_one_request_per_interval() {
         let l = LocalLimiter::new();
-        let allowed = (0..200).filter(|_| l.rate("k", 60).allowed).count();
+        let mut allowed = 0;
+        for _ in 0..200 {
+            allowed += usize::from(rate(&l, "k", 60).await.allowed);
+        }
         assert_eq!(allowed, 60, "exactly the limit passes at once");
-        let refused = l.rate("k", 60);
+        let refused = rate(&l, "k", 60).await;
         assert!(!refused.allowed);
         assert_eq!(refused.remaining, 0);
         assert_eq!(
@@ -147,12 +196,12 @@ mod tests {
             "one interval until the next slot"
         );
         tokio::time::advance(Duration::from_millis(999)).await;
-        assert!(!l.rate("k", 60).allowed);
+        assert!(!rate(&l, "k", 60).await.allowed);
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(l.rate("k", 60).allowed);
-        assert!(!l.rate("k", 60).allowed);
+        assert!(rate(&l, "k", 60).await.allowed);
+        assert!(!rate(&l, "k", 60).await.allowed);
         tokio::time::advance(Duration::from_secs(60)).await;
-        let fresh = l.rate("k", 60);
+        let fresh = rate(&l, "k", 60).await;
         assert!(fresh.allowed);
         assert_eq!(fresh.remaining, 59);
     }
@@ -160,24 +209,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn scopes_are_independent_and_remaining_counts_down() {
         let l = LocalLimiter::new();
-        assert_eq!(l.rate("a", 3).remaining, 2);
-        assert_eq!(l.rate("a", 3).remaining, 1);
-        assert_eq!(l.rate("a", 3).remaining, 0);
-        assert!(!l.rate("a", 3).allowed);
-        assert!(l.rate("b", 3).allowed);
+        assert_eq!(rate(&l, "a", 3).await.remaining, 2);
+        assert_eq!(rate(&l, "a", 3).await.remaining, 1);
+        assert_eq!(rate(&l, "a", 3).await.remaining, 0);
+        assert!(!rate(&l, "a", 3).await.allowed);
+        assert!(rate(&l, "b", 3).await.allowed);
     }
 
-    #[test]
-    fn concurrency_permits_are_released_on_drop() {
+    #[tokio::test]
+    async fn concurrency_permits_are_released_on_drop() {
         let l = LocalLimiter::new();
-        let a = l.acquire("k", 2).unwrap();
-        let _b = l.acquire("k", 2).unwrap();
-        assert!(l.acquire("k", 2).is_none());
+        let a = l.acquire("k", 2).await.unwrap().unwrap();
+        let _b = l.acquire("k", 2).await.unwrap().unwrap();
+        assert!(l.acquire("k", 2).await.unwrap().is_none());
         drop(a);
-        let _c = l.acquire("k", 2).expect("a slot was freed");
+        let _c = l.acquire("k", 2).await.unwrap().expect("a slot was freed");
         // Refusals release nothing: after many, the limit still holds.
         for _ in 0..10 {
-            assert!(l.acquire("k", 2).is_none());
+            assert!(l.acquire("k", 2).await.unwrap().is_none());
         }
     }
 }

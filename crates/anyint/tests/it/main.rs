@@ -18,6 +18,7 @@ mod binary;
 mod harness;
 mod limits;
 mod openai;
+mod redis;
 mod routing;
 mod store;
 mod translate;

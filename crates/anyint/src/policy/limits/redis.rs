@@ -1,0 +1,155 @@
+//! The Redis limiter: the same GCRA and in-flight counts as the in-process one, kept in Redis
+//! so every gateway instance shares one exact count.
+//!
+//! Each decision is one Lua script, so it is atomic across instances, and it reads the clock
+//! from Redis (`TIME`), so instances with skewed clocks still agree. Scripts are sent by hash
+//! and re-sent when Redis answers `NOSCRIPT` (after a restart or `SCRIPT FLUSH`); the
+//! connection manager reconnects on its own. When Redis cannot answer, the caller gets
+//! [`Unavailable`] and applies the configured `on_redis_error` policy.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use super::{Limiter, Permit, RateDecision, Unavailable, WINDOW, admitted, gcra};
+
+/// GCRA step. Returns `{allowed, retry_after_us, ahead_or_used_us}`.
+const RATE_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local ahead = tat - now
+if ahead > tolerance then
+  return {0, ahead - tolerance, ahead}
+end
+local new = tat + interval
+redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
+return {1, 0, new - now}
+";
+
+/// Takes an in-flight slot if fewer than ARGV[1] are taken. ARGV[2] (ms) bounds how long a
+/// slot of a crashed instance can linger.
+const ACQUIRE_SCRIPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Releases a slot, never below zero.
+const RELEASE_SCRIPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+";
+
+/// How long an in-flight slot may outlive a crashed instance.
+const SLOT_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// A limiter backed by Redis.
+pub struct RedisLimiter {
+    conn: ConnectionManager,
+    prefix: String,
+    rate: Script,
+    acquire: Script,
+    release: Script,
+    timeout: Duration,
+}
+
+impl RedisLimiter {
+    /// Connects to `url`; keys are namespaced under `prefix`. Fails if Redis cannot be reached
+    /// at start (later outages are handled per request).
+    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, Unavailable> {
+        let client =
+            redis::Client::open(url).map_err(|e| Unavailable(format!("redis url: {e}")))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| Unavailable(format!("connecting to redis: {e}")))?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            rate: Script::new(RATE_SCRIPT),
+            acquire: Script::new(ACQUIRE_SCRIPT),
+            release: Script::new(RELEASE_SCRIPT),
+            timeout,
+        })
+    }
+
+    fn key(&self, kind: &str, scope: &str) -> String {
+        format!("{}:{kind}:{scope}", self.prefix)
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[async_trait]
+impl Limiter for RedisLimiter {
+    async fn rate(&self, scope: &str, limit: u32) -> Result<RateDecision, Unavailable> {
+        let limit = limit.max(1);
+        let interval = WINDOW / limit;
+        let tolerance = WINDOW.saturating_sub(interval);
+        let mut conn = self.conn.clone();
+        let mut invocation = self.rate.key(self.key("gcra", scope));
+        invocation.arg(micros(interval)).arg(micros(tolerance));
+        let call = invocation.invoke_async::<(i64, i64, i64)>(&mut conn);
+        let (ok, retry_us, ahead_us) = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| Unavailable("redis did not answer in time".into()))?
+            .map_err(|e| Unavailable(e.to_string()))?;
+        let to_duration = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
+        if ok == 1 {
+            Ok(admitted(limit, to_duration(ahead_us)))
+        } else {
+            // Same arithmetic as the in-process limiter, so both report alike.
+            let (_, retry_after) = gcra(limit, to_duration(ahead_us));
+            let retry_after = retry_after.max(to_duration(retry_us));
+            Ok(RateDecision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                reset: to_duration(ahead_us),
+                retry_after,
+            })
+        }
+    }
+
+    async fn acquire(&self, scope: &str, limit: u32) -> Result<Option<Permit>, Unavailable> {
+        let key = self.key("inflight", scope);
+        let mut conn = self.conn.clone();
+        let mut invocation = self.acquire.key(&key);
+        invocation
+            .arg(limit)
+            .arg(u64::try_from(SLOT_TTL.as_millis()).unwrap_or(u64::MAX));
+        let taken: i64 = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+            .await
+            .map_err(|_| Unavailable("redis did not answer in time".into()))?
+            .map_err(|e| Unavailable(e.to_string()))?;
+        if taken != 1 {
+            return Ok(None);
+        }
+        let release = self.release.clone();
+        let conn = self.conn.clone();
+        Ok(Some(Permit::new(move || {
+            // Drop cannot wait: release in the background (bounded by SLOT_TTL if it fails).
+            let mut conn = conn;
+            drop(tokio::spawn(async move {
+                let invocation = release.key(key);
+                if let Err(e) = invocation.invoke_async::<i64>(&mut conn).await {
+                    tracing::warn!(error = %e, "releasing an in-flight slot in redis failed; it expires on its own");
+                }
+            }));
+        })))
+    }
+}
