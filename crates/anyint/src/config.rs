@@ -195,6 +195,7 @@ struct ModelFile {
     ttfb_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     total_timeout_ms: Option<u64>,
+    price: Option<Price>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -374,6 +375,42 @@ pub struct ModelConfig {
     pub idle_timeout: Option<Duration>,
     /// Per-model total limit.
     pub total_timeout: Option<Duration>,
+    /// Prices for metering; free when unset.
+    pub price: Price,
+}
+
+/// A model's prices, in integer micro-units of the operator's currency per one million tokens
+/// (no floats for money). `input` applies to uncached input tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Uncached input tokens.
+    #[serde(default)]
+    pub input: u64,
+    /// Output tokens (reasoning included).
+    #[serde(default)]
+    pub output: u64,
+    /// Input tokens read from the provider's cache.
+    #[serde(default)]
+    pub cache_read: u64,
+    /// Input tokens written to the provider's cache.
+    #[serde(default)]
+    pub cache_write: u64,
+}
+
+impl Price {
+    /// The cost of `usage` in micro-units, rounded up so nothing is billed below its price.
+    pub fn cost(&self, usage: &anyint_wire::Usage) -> u64 {
+        let uncached = usage
+            .input_tokens
+            .saturating_sub(usage.cache_read_tokens)
+            .saturating_sub(usage.cache_write_tokens);
+        let total = u128::from(uncached) * u128::from(self.input)
+            + u128::from(usage.output_tokens) * u128::from(self.output)
+            + u128::from(usage.cache_read_tokens) * u128::from(self.cache_read)
+            + u128::from(usage.cache_write_tokens) * u128::from(self.cache_write);
+        u64::try_from(total.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    }
 }
 
 /// The validated configuration the gateway runs on.
@@ -702,6 +739,7 @@ fn validate_models(
             ttfb_timeout: m.ttfb_timeout_ms.map(Duration::from_millis),
             idle_timeout: m.idle_timeout_ms.map(Duration::from_millis),
             total_timeout: m.total_timeout_ms.map(Duration::from_millis),
+            price: m.price.unwrap_or_default(),
         });
     }
     for (i, m) in models.iter().enumerate() {
@@ -756,6 +794,39 @@ routes = [{ provider = "up", upstream_model = "u1" }]
         assert_eq!(c.providers[0].api_keys[0].expose(), "sk-secret-value");
         assert_eq!(c.model("m1").unwrap().owned_by, "up");
         assert!(!format!("{c:?}").contains("sk-secret-value"));
+    }
+
+    #[test]
+    fn cost_is_exact_integer_micro_units_rounded_up() {
+        let p = Price {
+            input: 3_000_000,
+            output: 15_000_000,
+            cache_read: 300_000,
+            cache_write: 3_750_000,
+        };
+        let u = anyint_wire::Usage {
+            input_tokens: 1_000,
+            output_tokens: 200,
+            cache_read_tokens: 400,
+            cache_write_tokens: 100,
+            reasoning_tokens: 0,
+        };
+        // 500 uncached × 3 + 200 × 15 + 400 × 0.3 + 100 × 3.75 = 1500 + 3000 + 120 + 375 micro-units.
+        assert_eq!(p.cost(&u), 4_995);
+        let one = anyint_wire::Usage {
+            input_tokens: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            Price {
+                input: 1,
+                ..Price::default()
+            }
+            .cost(&one),
+            1,
+            "a fraction of a micro-unit rounds up"
+        );
+        assert_eq!(Price::default().cost(&u), 0);
     }
 
     #[test]

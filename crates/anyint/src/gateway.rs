@@ -562,6 +562,7 @@ fn ledger_row(
         outcome: "ok".to_owned(),
         latency_ms: 0,
         created_at_ms: crate::clock::unix_millis(),
+        cost_micros: 0,
     }
 }
 

@@ -8,13 +8,14 @@
 
 pub mod tap;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::config::MeterConfig;
+use crate::config::{MeterConfig, Price};
 use crate::store::{Store, UsageRecord};
 
 enum Msg {
@@ -26,6 +27,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct Meter {
     tx: mpsc::UnboundedSender<Msg>,
+    /// Model ID → price, for each row's cost.
+    prices: Arc<HashMap<String, Price>>,
 }
 
 /// The writer task; await [`MeterTask::shutdown`] after the server has drained.
@@ -36,14 +39,36 @@ pub struct MeterTask {
 
 impl Meter {
     /// Starts the writer over `store`.
-    pub fn start(store: Arc<dyn Store>, cfg: MeterConfig) -> (Self, MeterTask) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        cfg: MeterConfig,
+        prices: HashMap<String, Price>,
+    ) -> (Self, MeterTask) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = tokio::spawn(writer(store, cfg, rx));
-        (Self { tx: tx.clone() }, MeterTask { handle, tx })
+        (
+            Self {
+                tx: tx.clone(),
+                prices: Arc::new(prices),
+            },
+            MeterTask { handle, tx },
+        )
     }
 
-    /// Queues a row. Never blocks; rows queued before shutdown are always written.
-    pub fn record(&self, row: UsageRecord) {
+    /// Queues a row, pricing it by its model. Never blocks; rows queued before shutdown are
+    /// always written.
+    pub fn record(&self, mut row: UsageRecord) {
+        if let Some(price) = self.prices.get(&row.model) {
+            let tokens = |t: i64| u64::try_from(t).unwrap_or(0);
+            let usage = anyint_wire::Usage {
+                input_tokens: tokens(row.prompt_tokens),
+                output_tokens: tokens(row.completion_tokens),
+                cache_read_tokens: tokens(row.cache_read_tokens),
+                cache_write_tokens: tokens(row.cache_write_tokens),
+                reasoning_tokens: 0,
+            };
+            row.cost_micros = i64::try_from(price.cost(&usage)).unwrap_or(i64::MAX);
+        }
         metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "input", "model" => row.model.clone())
             .increment(u64::try_from(row.prompt_tokens).unwrap_or(0));
         metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "output", "model" => row.model.clone())

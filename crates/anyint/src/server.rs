@@ -163,7 +163,12 @@ pub async fn start_with_store(
         .cloned()
         .map(Provider::new)
         .collect::<Result<Vec<_>, _>>()?;
-    let (meter, meter_task) = Meter::start(store.clone(), config.meter);
+    let prices = config
+        .models
+        .iter()
+        .map(|m| (m.id.clone(), m.price))
+        .collect();
+    let (meter, meter_task) = Meter::start(store.clone(), config.meter, prices);
     let metrics = crate::telemetry::metrics_handle();
     let routes = crate::router::Router::new(&config);
     let limiter: Arc<dyn crate::policy::limits::Limiter> = match &config.limits.redis_url {

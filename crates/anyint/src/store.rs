@@ -103,6 +103,8 @@ pub struct UsageRecord {
     pub latency_ms: i64,
     /// Unix milliseconds when the request arrived.
     pub created_at_ms: i64,
+    /// Cost in integer micro-units, from the served model's price.
+    pub cost_micros: i64,
 }
 
 /// Filters for reading the ledger.

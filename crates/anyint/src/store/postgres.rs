@@ -3,7 +3,7 @@
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1, V2};
+use super::sql::{Migration, SqlStore, V1, V2, V3};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -13,6 +13,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         statements: V2,
+    },
+    Migration {
+        version: 3,
+        statements: V3,
     },
 ];
 

@@ -32,7 +32,7 @@ const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_
     expires_at, ip_allowlist, rpm, concurrency";
 const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, upstream_model, family, \
     stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, \
-    outcome, latency_ms, created_at_ms";
+    outcome, latency_ms, created_at_ms, cost_micros";
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
     let models: Option<String> = row.try_get("models")?;
@@ -77,6 +77,7 @@ fn usage_from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
         status: row.try_get("status")?,
         outcome: row.try_get("outcome")?,
         latency_ms: row.try_get("latency_ms")?,
+        cost_micros: row.try_get("cost_micros")?,
         created_at_ms: row.try_get("created_at_ms")?,
     })
 }
@@ -197,7 +198,7 @@ impl Store for SqlStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        // 16 binds a row; 100 rows a statement stays far under both backends' bind limits.
+        // 17 binds a row; 100 rows a statement stays far under both backends' bind limits.
         for chunk in rows.chunks(100) {
             let sql = insert_usage_sql(chunk.len(), self.anonymous_placeholders);
             let mut q = sqlx::query(&sql);
@@ -218,7 +219,8 @@ impl Store for SqlStore {
                     .bind(r.status)
                     .bind(r.outcome.clone())
                     .bind(r.latency_ms)
-                    .bind(r.created_at_ms);
+                    .bind(r.created_at_ms)
+                    .bind(r.cost_micros);
             }
             q.execute(&mut *tx).await?;
         }
@@ -261,7 +263,7 @@ impl Store for SqlStore {
 /// `INSERT … VALUES ($1, …, $16), ($17, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows
 /// (or with `?` placeholders).
 fn insert_usage_sql(n: usize, anonymous: bool) -> String {
-    const COLS: usize = 16;
+    const COLS: usize = 17;
     let mut sql = format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES ");
     for row in 0..n {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -278,6 +280,10 @@ fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
     sql
 }
+
+/// Schema version 3: the cost of each ledger row.
+pub(super) const V3: &[&str] =
+    &["ALTER TABLE usage_ledger ADD COLUMN cost_micros BIGINT NOT NULL DEFAULT 0"];
 
 /// Schema version 2: per-key restrictions.
 pub(super) const V2: &[&str] = &[

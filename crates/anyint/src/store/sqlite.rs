@@ -4,7 +4,7 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1, V2};
+use super::sql::{Migration, SqlStore, V1, V2, V3};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -14,6 +14,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         statements: V2,
+    },
+    Migration {
+        version: 3,
+        statements: V3,
     },
 ];
 

@@ -175,6 +175,7 @@ routes = [{{ provider = "emu", upstream_model = "gpt-4o-mini" }}]
 
 [[models]]
 id = "gpt-4o"
+price = {{ input = 2500000, output = 10000000, cache_read = 1250000 }}
 routes = [{{ provider = "emu", upstream_model = "gpt-4o" }}]
 
 [[models]]

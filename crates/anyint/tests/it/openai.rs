@@ -659,3 +659,25 @@ async fn streams_over_one_reused_connection_all_complete() {
         assert_eq!(data.last().unwrap(), "[DONE]", "stream {i}");
     }
 }
+
+#[tokio::test]
+async fn ledger_rows_carry_the_cost_at_the_models_price() {
+    let t = TestGateway::start().await;
+    for stream in [false, true] {
+        let resp = t.chat(json!({"model": "gpt-4o", "stream": stream, "messages": user("Reply with exactly: priced words here")})).await;
+        let rid = request_id(&resp);
+        let _ = resp.text().await.unwrap();
+        let row = &t.usage(&rid).await[0];
+        assert!(row.prompt_tokens > 0 && row.completion_tokens > 0);
+        // 2.5 and 10 units per million tokens, in micro-units, rounded up.
+        let expected =
+            (row.prompt_tokens * 2_500_000 + row.completion_tokens * 10_000_000 + 999_999)
+                / 1_000_000;
+        assert_eq!(row.cost_micros, expected, "stream={stream}: {row:?}");
+    }
+    // Unpriced models cost nothing.
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .await;
+    assert_eq!(t.usage(&request_id(&resp)).await[0].cost_micros, 0);
+}
