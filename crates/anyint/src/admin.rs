@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorKind};
 use crate::families::json_response;
 use crate::families::openai::{OpenAiError, render_error};
 use crate::server::SharedState;
-use crate::store::{ApiKey, UsageQuery};
+use crate::store::{ApiKey, GroupBy, UsageQuery};
 
 /// The admin routes, with the token check applied to each.
 pub fn routes(state: SharedState) -> Router<SharedState> {
@@ -206,32 +206,94 @@ async fn revoke_key(
     Ok(json_response(StatusCode::OK, &key_json(&record)))
 }
 
-async fn usage(
-    State(state): State<SharedState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, OpenAiError> {
+/// The usage API's query parameters.
+const USAGE_PARAMS: &[&str] = &[
+    "account",
+    "key",
+    "model",
+    "request_id",
+    "from",
+    "to",
+    "group_by",
+    "limit",
+];
+
+/// Builds a usage query from `/admin/v1/usage` parameters (also used by `anyint usage`).
+pub fn usage_query<S: std::hash::BuildHasher>(
+    q: &HashMap<String, String, S>,
+) -> Result<(UsageQuery, Option<GroupBy>), Error> {
+    if let Some(unknown) = q.keys().find(|k| !USAGE_PARAMS.contains(&k.as_str())) {
+        return Err(Error::invalid(
+            None,
+            format!(
+                "unknown parameter `{unknown}`; supported: {}",
+                USAGE_PARAMS.join(", ")
+            ),
+        ));
+    }
+    let instant = |name: &'static str| -> Result<Option<i64>, Error> {
+        q.get(name)
+            .map(|v| {
+                crate::clock::parse_instant(v)
+                    .map(|s| s.saturating_mul(1000))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            Some(name),
+                            format!("`{name}` must be Unix seconds or a date like 2025-01-31"),
+                        )
+                    })
+            })
+            .transpose()
+    };
     let limit = match q.get("limit") {
         Some(l) => l
             .parse::<i64>()
             .map_err(|_| Error::invalid(Some("limit"), "`limit` must be an integer"))?,
         None => 100,
     };
+    let group = match q.get("group_by").map(String::as_str) {
+        None => None,
+        Some("day") => Some(GroupBy::Day),
+        Some("model") => Some(GroupBy::Model),
+        Some("key") => Some(GroupBy::Key),
+        Some(other) => {
+            return Err(Error::invalid(
+                Some("group_by"),
+                format!("`group_by` must be day, model or key, not `{other}`"),
+            ));
+        }
+    };
+    let query = UsageQuery {
+        account: q.get("account").cloned(),
+        key_id: q.get("key").cloned(),
+        model: q.get("model").cloned(),
+        request_id: q.get("request_id").cloned(),
+        from_ms: instant("from")?,
+        to_ms: instant("to")?,
+        limit,
+    };
+    Ok((query, group))
+}
+
+async fn usage(
+    State(state): State<SharedState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, OpenAiError> {
+    let (query, group) = usage_query(&q)?;
     // Read-your-writes: rows of requests that already answered are written before reading.
     state.meter.flush().await;
-    let rows = state
-        .store
-        .usage(&UsageQuery {
-            key_id: q.get("key").cloned(),
-            model: q.get("model").cloned(),
-            request_id: q.get("request_id").cloned(),
-            limit,
-        })
-        .await
-        .map_err(Error::from)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"object": "list", "data": rows}),
-    ))
+    let body = if let Some(g) = group {
+        let data = state
+            .store
+            .usage_summary(&query, g)
+            .await
+            .map_err(Error::from)?;
+        json!({"object": "list", "group_by": q.get("group_by"), "data": data})
+    } else {
+        let data = state.store.usage(&query).await.map_err(Error::from)?;
+        json!({"object": "list", "data": data})
+    };
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 async fn routes_state(State(state): State<SharedState>) -> Response {

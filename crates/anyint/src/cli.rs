@@ -38,13 +38,25 @@ enum Command {
     },
     /// Show recent usage ledger rows.
     Usage {
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
         /// Only this key ID.
         #[arg(long)]
         key: Option<String>,
         /// Only this model.
         #[arg(long)]
         model: Option<String>,
-        /// At most this many rows.
+        /// From this time (Unix seconds or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Until this time, exclusive (Unix seconds or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        to: Option<String>,
+        /// Sum by day, model or key instead of listing requests.
+        #[arg(long, value_name = "day|model|key")]
+        group_by: Option<String>,
+        /// At most this many rows (when not grouping).
         #[arg(long, default_value_t = 50)]
         limit: i64,
         /// Print JSON.
@@ -89,11 +101,29 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { listen, demo } => serve::run(cli.config, listen, demo).await,
         Command::Keys { action } => keys::run(cli.config, action).await,
         Command::Usage {
+            account,
             key,
             model,
+            from,
+            to,
+            group_by,
             limit,
             json,
-        } => keys::usage(cli.config, key, model, limit, json).await,
+        } => {
+            let params = [
+                ("account", account),
+                ("key", key),
+                ("model", model),
+                ("from", from),
+                ("to", to),
+                ("group_by", group_by),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .chain(std::iter::once(("limit".to_owned(), limit.to_string())))
+            .collect();
+            keys::usage(cli.config, &params, json).await
+        }
         Command::Emulate {
             listen,
             api_key_env,

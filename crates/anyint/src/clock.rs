@@ -41,6 +41,31 @@ pub fn rfc3339(secs: i64) -> String {
     )
 }
 
+/// Parses a time given as Unix seconds or a UTC date `YYYY-MM-DD` (its midnight); `None` when
+/// it is neither.
+pub fn parse_instant(s: &str) -> Option<i64> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return Some(secs);
+    }
+    let mut parts = s.splitn(3, '-');
+    let (y, m, d) = (
+        parts.next()?.parse::<i64>().ok()?,
+        parts.next()?.parse::<i64>().ok()?,
+        parts.next()?.parse::<i64>().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -48,5 +73,14 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(1_735_689_600), "2025-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(951_827_696), "2000-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn instants_parse_from_seconds_or_dates() {
+        assert_eq!(super::parse_instant("1735689600"), Some(1_735_689_600));
+        assert_eq!(super::parse_instant("2025-01-01"), Some(1_735_689_600));
+        assert_eq!(super::parse_instant("2000-02-29"), Some(951_782_400));
+        assert_eq!(super::parse_instant("2025-13-01"), None);
+        assert_eq!(super::parse_instant("yesterday"), None);
     }
 }

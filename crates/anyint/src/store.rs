@@ -110,14 +110,50 @@ pub struct UsageRecord {
 /// Filters for reading the ledger.
 #[derive(Clone, Debug, Default)]
 pub struct UsageQuery {
+    /// Only this account.
+    pub account: Option<String>,
     /// Only this key.
     pub key_id: Option<String>,
     /// Only this model.
     pub model: Option<String>,
     /// Only this request.
     pub request_id: Option<String>,
+    /// Only rows at or after this instant (Unix milliseconds).
+    pub from_ms: Option<i64>,
+    /// Only rows before this instant (Unix milliseconds).
+    pub to_ms: Option<i64>,
     /// At most this many rows, newest first.
     pub limit: i64,
+}
+
+/// How usage is summed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By UTC day.
+    Day,
+    /// By public model.
+    Model,
+    /// By key.
+    Key,
+}
+
+/// One group of summed usage. Tokens and cost are exact integers.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UsageGroup {
+    /// The group's value: `YYYY-MM-DD`, a model ID or a key ID.
+    pub group: String,
+    /// Requests in the group.
+    pub requests: i64,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Cached input tokens read.
+    pub cache_read_tokens: i64,
+    /// Cached input tokens written.
+    pub cache_write_tokens: i64,
+    /// Cost in micro-units.
+    pub cost_micros: i64,
 }
 
 /// The persistence boundary. Object-safe so backends are chosen at runtime.
@@ -143,6 +179,9 @@ pub trait Store: Send + Sync {
     async fn insert_usage(&self, rows: &[UsageRecord]) -> Result<(), Error>;
     /// Reads usage rows, newest first.
     async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRecord>, Error>;
+    /// Sums usage matching `q` (its `limit` is ignored) by `group`.
+    async fn usage_summary(&self, q: &UsageQuery, group: GroupBy)
+    -> Result<Vec<UsageGroup>, Error>;
 }
 
 /// Opens the store at `url` (`sqlite://…` or `postgres://…`) and migrates it.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::config::{Config, DEFAULT_STORE_URL};
-use crate::store::{Store, UsageQuery};
+use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum KeysCommand {
@@ -147,22 +147,43 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
 
 pub(super) async fn usage(
     config_path: Option<PathBuf>,
-    key: Option<String>,
-    model: Option<String>,
-    limit: i64,
+    params: &std::collections::HashMap<String, String>,
     json: bool,
 ) -> Result<(), String> {
     let config = super::load_config(config_path)?;
     let store = open(config.as_ref()).await?;
-    let rows = store
-        .usage(&UsageQuery {
-            key_id: key,
-            model,
-            request_id: None,
-            limit,
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let (query, group) = crate::admin::usage_query(params).map_err(|e| e.message)?;
+    if let Some(group) = group {
+        let groups = store
+            .usage_summary(&query, group)
+            .await
+            .map_err(|e| e.to_string())?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(&groups).map_err(|e| e.to_string())?
+            );
+            return Ok(());
+        }
+        println!(
+            "{:<24} {:>9} {:>12} {:>12} {:>10} {:>10} {:>14}",
+            "GROUP", "REQUESTS", "PROMPT", "COMPLETION", "CACHE_RD", "CACHE_WR", "COST_MICROS"
+        );
+        for g in groups {
+            println!(
+                "{:<24} {:>9} {:>12} {:>12} {:>10} {:>10} {:>14}",
+                g.group,
+                g.requests,
+                g.prompt_tokens,
+                g.completion_tokens,
+                g.cache_read_tokens,
+                g.cache_write_tokens,
+                g.cost_micros
+            );
+        }
+        return Ok(());
+    }
+    let rows = store.usage(&query).await.map_err(|e| e.to_string())?;
     if json {
         println!(
             "{}",
@@ -171,12 +192,12 @@ pub(super) async fn usage(
         return Ok(());
     }
     println!(
-        "{:<28} {:<22} {:<16} {:>7} {:>7} {:>6} {:<14} {:>8}",
-        "REQUEST", "KEY", "MODEL", "PROMPT", "COMPL", "STATUS", "OUTCOME", "MS"
+        "{:<36} {:<22} {:<16} {:>7} {:>7} {:>6} {:<14} {:>8} {:>11}",
+        "REQUEST", "KEY", "MODEL", "PROMPT", "COMPL", "STATUS", "OUTCOME", "MS", "COST_MICROS"
     );
     for r in rows {
         println!(
-            "{:<28} {:<22} {:<16} {:>7} {:>7} {:>6} {:<14} {:>8}",
+            "{:<36} {:<22} {:<16} {:>7} {:>7} {:>6} {:<14} {:>8} {:>11}",
             r.request_id,
             r.key_id,
             r.model,
@@ -184,7 +205,8 @@ pub(super) async fn usage(
             r.completion_tokens,
             r.status,
             r.outcome,
-            r.latency_ms
+            r.latency_ms,
+            r.cost_micros
         );
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use sqlx::Row;
 
-use super::{ApiKey, Error, KeyLimits, Store, UsageQuery, UsageRecord};
+use super::{ApiKey, Error, GroupBy, KeyLimits, Store, UsageGroup, UsageQuery, UsageRecord};
 
 /// One migration step: a version and its statements, applied in one transaction.
 pub(super) struct Migration {
@@ -229,35 +229,111 @@ impl Store for SqlStore {
     }
 
     async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRecord>, Error> {
-        // `$n` placeholders are numbered by hand: the Any driver's query builder emits `?`,
-        // which Postgres rejects.
-        let mut sql = format!("SELECT {USAGE_COLUMNS} FROM usage_ledger WHERE 1=1");
-        let mut binds: Vec<String> = Vec::new();
-        for (column, value) in [
-            ("key_id", &q.key_id),
-            ("model", &q.model),
-            ("request_id", &q.request_id),
-        ] {
-            if let Some(v) = value {
-                binds.push(v.clone());
-                let _ = write!(sql, " AND {column} = ${}", binds.len());
-            }
-        }
-        let _ = write!(
-            sql,
-            " ORDER BY created_at_ms DESC, request_id LIMIT ${}",
+        let (filter, binds) = usage_filter(q);
+        let sql = format!(
+            "SELECT {USAGE_COLUMNS} FROM usage_ledger WHERE {filter} ORDER BY created_at_ms DESC, request_id LIMIT ${}",
             binds.len() + 1
         );
-        let mut query = sqlx::query(&sql);
-        for b in binds {
-            query = query.bind(b);
-        }
+        let query = bind_all(sqlx::query(&sql), binds);
         let rows = query
             .bind(q.limit.clamp(1, 10_000))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(usage_from_row).collect::<Result<_, _>>()?)
     }
+
+    async fn usage_summary(
+        &self,
+        q: &UsageQuery,
+        group: GroupBy,
+    ) -> Result<Vec<UsageGroup>, Error> {
+        let (filter, binds) = usage_filter(q);
+        let key = match group {
+            // Integer division is floor division for non-negative values on both backends.
+            GroupBy::Day => "CAST(created_at_ms / 86400000 AS BIGINT)",
+            GroupBy::Model => "model",
+            GroupBy::Key => "key_id",
+        };
+        // SUM over BIGINT is NUMERIC on Postgres, which the Any driver cannot decode: cast back.
+        let sql = format!(
+            "SELECT {key} AS g, COUNT(*) AS requests, CAST(SUM(prompt_tokens) AS BIGINT) AS p, \
+             CAST(SUM(completion_tokens) AS BIGINT) AS c, CAST(SUM(cache_read_tokens) AS BIGINT) AS cr, \
+             CAST(SUM(cache_write_tokens) AS BIGINT) AS cw, CAST(SUM(cost_micros) AS BIGINT) AS cost \
+             FROM usage_ledger WHERE {filter} GROUP BY {key} ORDER BY {key}"
+        );
+        let rows = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let group_value = match group {
+                    GroupBy::Day => {
+                        crate::clock::rfc3339(r.try_get::<i64, _>("g")?.saturating_mul(86_400))
+                            .chars()
+                            .take(10)
+                            .collect()
+                    }
+                    GroupBy::Model | GroupBy::Key => r.try_get::<String, _>("g")?,
+                };
+                let sum = |name: &str| r.try_get::<i64, _>(name);
+                Ok(UsageGroup {
+                    group: group_value,
+                    requests: sum("requests")?,
+                    prompt_tokens: sum("p")?,
+                    completion_tokens: sum("c")?,
+                    cache_read_tokens: sum("cr")?,
+                    cache_write_tokens: sum("cw")?,
+                    cost_micros: sum("cost")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Error::from)
+    }
+}
+
+/// The WHERE clause for a usage query, with `$n` placeholders (numbered by hand: the Any
+/// driver's query builder emits `?`, which Postgres rejects) and the values to bind.
+fn usage_filter(q: &UsageQuery) -> (String, Vec<FilterValue>) {
+    let mut sql = String::from("1=1");
+    let mut binds: Vec<FilterValue> = Vec::new();
+    for (column, value) in [
+        ("account", &q.account),
+        ("key_id", &q.key_id),
+        ("model", &q.model),
+        ("request_id", &q.request_id),
+    ] {
+        if let Some(v) = value {
+            binds.push(FilterValue::Text(v.clone()));
+            let _ = write!(sql, " AND {column} = ${}", binds.len());
+        }
+    }
+    if let Some(from) = q.from_ms {
+        binds.push(FilterValue::Int(from));
+        let _ = write!(sql, " AND created_at_ms >= ${}", binds.len());
+    }
+    if let Some(to) = q.to_ms {
+        binds.push(FilterValue::Int(to));
+        let _ = write!(sql, " AND created_at_ms < ${}", binds.len());
+    }
+    (sql, binds)
+}
+
+enum FilterValue {
+    Text(String),
+    Int(i64),
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: Vec<FilterValue>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        query = match b {
+            FilterValue::Text(t) => query.bind(t),
+            FilterValue::Int(i) => query.bind(i),
+        };
+    }
+    query
 }
 
 /// `INSERT … VALUES ($1, …, $16), ($17, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows

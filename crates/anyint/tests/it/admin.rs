@@ -155,3 +155,63 @@ async fn usage_api_lists_ledger_rows_without_content() {
     assert!(rows[0]["prompt_tokens"].as_i64().unwrap() > 0);
     assert!(!v.to_string().contains("confidential-words-123"));
 }
+
+#[tokio::test]
+async fn usage_api_groups_by_model_and_key_with_exact_cost() {
+    let t = TestGateway::start().await;
+    for model in ["gpt-4o", "gpt-4o", "gpt-4o-mini"] {
+        assert_eq!(
+            t.chat(json!({"model": model, "messages": user("Reply with exactly: a b c")}))
+                .await
+                .status(),
+            200
+        );
+    }
+    let v: Value = t
+        .admin(Method::GET, "/admin/v1/usage?group_by=model")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let groups = v["data"].as_array().unwrap();
+    let four_o = groups.iter().find(|g| g["group"] == "gpt-4o").unwrap();
+    assert_eq!(four_o["requests"], 2);
+    assert!(
+        four_o["cost_micros"].as_i64().unwrap() > 0,
+        "gpt-4o has a price: {four_o}"
+    );
+    let mini = groups.iter().find(|g| g["group"] == "gpt-4o-mini").unwrap();
+    assert_eq!(
+        (mini["requests"].as_i64(), mini["cost_micros"].as_i64()),
+        (Some(1), Some(0))
+    );
+
+    let v: Value = t
+        .admin(Method::GET, "/admin/v1/usage?group_by=day&from=2020-01-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"][0]["requests"], 3);
+    let v: Value = t
+        .admin(Method::GET, "/admin/v1/usage?group_by=key&to=2020-01-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"], json!([]));
+    for bad in ["group_by=week", "from=yesterday", "team=t1"] {
+        let r = t
+            .admin(Method::GET, &format!("/admin/v1/usage?{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+}

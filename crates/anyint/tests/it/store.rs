@@ -1,6 +1,6 @@
 //! The store contract, run against both backends.
 
-use anyint::store::{Store, UsageQuery, UsageRecord};
+use anyint::store::{GroupBy, Store, UsageQuery, UsageRecord};
 
 use crate::harness::TestGateway;
 
@@ -84,6 +84,45 @@ async fn contract(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(one, vec![row("r7", 7)]);
+    // Sums are exact integers, on both backends.
+    let all_q = UsageQuery {
+        key_id: Some("key_1".into()),
+        ..Default::default()
+    };
+    let by_model = store.usage_summary(&all_q, GroupBy::Model).await.unwrap();
+    assert_eq!(by_model.len(), 1);
+    let g = &by_model[0];
+    assert_eq!(
+        (
+            g.group.as_str(),
+            g.requests,
+            g.prompt_tokens,
+            g.completion_tokens
+        ),
+        ("m", 1200, 720_600, 1_441_200)
+    );
+    assert_eq!((g.cache_read_tokens, g.cost_micros), (1200, 5_044_200));
+    let by_day = store.usage_summary(&all_q, GroupBy::Day).await.unwrap();
+    assert_eq!(
+        by_day
+            .iter()
+            .map(|g| (g.group.as_str(), g.requests))
+            .collect::<Vec<_>>(),
+        [("2023-11-14", 1200)]
+    );
+    let window = UsageQuery {
+        from_ms: Some(1_700_000_000_101),
+        to_ms: Some(1_700_000_000_201),
+        ..Default::default()
+    };
+    let by_key = store.usage_summary(&window, GroupBy::Key).await.unwrap();
+    assert_eq!(
+        by_key
+            .iter()
+            .map(|g| (g.group.as_str(), g.requests))
+            .collect::<Vec<_>>(),
+        [("key_1", 100)]
+    );
     store.ping().await.unwrap();
     // Migrating twice is a no-op.
     store.migrate().await.unwrap();
