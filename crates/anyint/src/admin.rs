@@ -4,6 +4,8 @@
 //! API answers 404 with how to enable it. Client keys never open it: the check compares only
 //! against the admin token. Errors use the OpenAI envelope.
 
+mod entities;
+
 use std::collections::HashMap;
 
 use axum::Router;
@@ -30,6 +32,30 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route("/admin/v1/keys/{id}", delete(revoke_key))
         .route("/admin/v1/usage", get(usage))
         .route("/admin/v1/routes", get(routes_state))
+        .route(
+            "/admin/v1/plans",
+            get(entities::list_plans).post(entities::create_plan),
+        )
+        .route(
+            "/admin/v1/plans/{id}",
+            axum::routing::patch(entities::update_plan),
+        )
+        .route(
+            "/admin/v1/accounts",
+            get(entities::list_accounts).post(entities::create_account),
+        )
+        .route(
+            "/admin/v1/accounts/{id}",
+            axum::routing::patch(entities::update_account),
+        )
+        .route(
+            "/admin/v1/teams",
+            get(entities::list_teams).post(entities::create_team),
+        )
+        .route(
+            "/admin/v1/teams/{id}",
+            axum::routing::patch(entities::update_team),
+        )
         .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -76,6 +102,7 @@ struct CreateKey {
     ip_allowlist: Option<Vec<String>>,
     rpm: Option<u32>,
     concurrency: Option<u32>,
+    team: Option<String>,
 }
 
 fn key_json(k: &ApiKey) -> serde_json::Value {
@@ -83,7 +110,7 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
         "id": k.id, "name": k.name, "account": k.account, "models": k.models,
         "prefix": k.prefix, "created_at": k.created_at, "revoked_at": k.revoked_at,
         "expires_at": k.limits.expires_at, "ip_allowlist": k.limits.ip_allowlist,
-        "rpm": k.limits.rpm, "concurrency": k.limits.concurrency,
+        "rpm": k.limits.rpm, "concurrency": k.limits.concurrency, "team": k.team,
     })
 }
 
@@ -151,16 +178,34 @@ async fn create_key(
         req.models.as_deref(),
         &limits,
     )?;
+    let team_account = match &req.team {
+        Some(team) => match state.directory.get().teams.get(team) {
+            Some(t) => Some(t.account.clone()),
+            None => {
+                return Err(Error::invalid(
+                    Some("team"),
+                    format!("no team `{team}`; create it with POST /admin/v1/teams"),
+                )
+                .into());
+            }
+        },
+        None => None,
+    };
     let account = req
         .account
         .filter(|a| !a.is_empty())
+        .or_else(|| team_account.clone())
         .unwrap_or_else(|| "default".to_owned());
-    let (record, key) = crate::auth::issue_key(
+    if team_account.as_ref().is_some_and(|a| *a != account) {
+        return Err(Error::invalid(Some("team"), "the team belongs to another account").into());
+    }
+    let (record, key) = crate::auth::issue_team_key(
         state.store.as_ref(),
         req.name.trim(),
         &account,
         req.models,
         limits,
+        req.team,
     )
     .await
     .map_err(Error::from)?;
@@ -171,7 +216,7 @@ async fn create_key(
             "id": record.id, "key": key, "name": record.name, "account": record.account,
             "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
             "expires_at": record.limits.expires_at, "ip_allowlist": record.limits.ip_allowlist,
-            "rpm": record.limits.rpm, "concurrency": record.limits.concurrency,
+            "rpm": record.limits.rpm, "concurrency": record.limits.concurrency, "team": record.team,
         }),
     ))
 }

@@ -81,6 +81,18 @@ pub async fn issue_key(
     models: Option<Vec<String>>,
     limits: crate::store::KeyLimits,
 ) -> Result<(ApiKey, String), crate::store::Error> {
+    issue_team_key(store, name, account, models, limits, None).await
+}
+
+/// Like [`issue_key`], for a key that belongs to `team` (which must be in `account`).
+pub async fn issue_team_key(
+    store: &dyn Store,
+    name: &str,
+    account: &str,
+    models: Option<Vec<String>>,
+    limits: crate::store::KeyLimits,
+    team: Option<String>,
+) -> Result<(ApiKey, String), crate::store::Error> {
     let key = generate_key();
     let record = ApiKey {
         id: new_id("key_"),
@@ -92,6 +104,7 @@ pub async fn issue_key(
         created_at: crate::clock::unix_secs(),
         revoked_at: None,
         limits,
+        team,
     };
     store.insert_key(&record).await?;
     Ok((record, key))

@@ -28,6 +28,8 @@ pub enum ErrorKind {
     NotFound,
     /// The body exceeds the configured limit.
     PayloadTooLarge,
+    /// The resource already exists (admin creates).
+    Conflict,
     /// A gateway rate limit refused the request: back off.
     RateLimited,
     /// A credit cap is used up for the period.
@@ -56,6 +58,7 @@ impl ErrorKind {
             Self::PermissionDenied => S::FORBIDDEN,
             Self::NotFound => S::NOT_FOUND,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
+            Self::Conflict => S::CONFLICT,
             Self::RateLimited | Self::QuotaExceeded | Self::UpstreamRateLimited => {
                 S::TOO_MANY_REQUESTS
             }
@@ -82,6 +85,7 @@ impl ErrorKind {
             | Self::PermissionDenied
             | Self::NotFound
             | Self::PayloadTooLarge
+            | Self::Conflict
             | Self::QuotaExceeded => false,
         }
     }
@@ -94,6 +98,7 @@ impl ErrorKind {
             Self::PermissionDenied => "permission_denied",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::Conflict => "conflict",
             Self::RateLimited => "rate_limited",
             Self::QuotaExceeded => "quota_exceeded",
             Self::UpstreamRateLimited => "upstream_rate_limited",
@@ -113,6 +118,7 @@ impl ErrorKind {
             | Self::PermissionDenied
             | Self::NotFound
             | Self::PayloadTooLarge
+            | Self::Conflict
             | Self::RateLimited
             | Self::QuotaExceeded => Fault::Client,
             Self::UpstreamRateLimited

@@ -54,12 +54,15 @@ pub struct ChatCall {
     pub error_frame: ErrorFrame,
     /// The concurrency slot admission granted; a stream takes it so it is held to the last
     /// byte, otherwise it is released when the call ends.
-    pub hold: std::sync::Mutex<Option<crate::policy::limits::Permit>>,
+    pub hold: std::sync::Mutex<Vec<crate::policy::limits::Permit>>,
 }
 
 impl ChatCall {
-    fn take_hold(&self) -> Option<crate::policy::limits::Permit> {
-        self.hold.lock().ok().and_then(|mut h| h.take())
+    fn take_hold(&self) -> Vec<crate::policy::limits::Permit> {
+        self.hold
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default()
     }
 }
 
@@ -155,29 +158,26 @@ pub async fn chat(
         }
     };
     log.model = Some(inbound.model.clone());
-    let model = match crate::policy::entitlement::resolve(
-        &state.config,
-        &call.key,
-        &inbound.model,
-        call.family,
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            record_failure(state, &call, &inbound.model, inbound.stream, None, &e);
-            return (Err(e), log);
-        }
-    };
+    let model =
+        match crate::policy::entitlement::resolve(state, &call.key, &inbound.model, call.family) {
+            Ok(m) => m,
+            Err(e) => {
+                record_failure(state, &call, &inbound.model, inbound.stream, None, &e);
+                return (Err(e), log);
+            }
+        };
+    let scopes = state.directory.get().scopes(&call.key);
     match crate::policy::admit(
         state.limiter.as_ref(),
         state.config.limits.fail_open,
-        &call.key,
+        &scopes,
     )
     .await
     {
         Ok(admission) => {
             log.rate = admission.rate;
             if let Ok(mut hold) = call.hold.lock() {
-                *hold = admission.permit;
+                *hold = admission.permits;
             }
         }
         Err(refusal) => {
@@ -264,7 +264,7 @@ fn model_chain<'a>(
     let mut chain = vec![model];
     for f in &model.fallbacks {
         if let Some(m) = state.config.model(f)
-            && crate::policy::entitlement::allows(key, &m.id)
+            && crate::policy::entitlement::allows(state, key, &m.id)
             && !chain.iter().any(|c| c.id == m.id)
         {
             chain.push(m);

@@ -3,19 +3,19 @@
 //! function the gateway calls in a visible order.
 
 pub mod access;
+pub mod directory;
 pub mod entitlement;
 pub mod limits;
 
 use crate::error::{Error, ErrorKind};
-use crate::store::ApiKey;
 use limits::{Limiter, Permit, RateDecision};
 
 /// What admission granted: a concurrency slot to hold until the response ends, and the rate
 /// state for the `x-ratelimit-*` headers.
 #[derive(Debug, Default)]
 pub struct Admission {
-    /// Held until the last byte of the response.
-    pub permit: Option<Permit>,
+    /// Held until the last byte of the response (one per level with a concurrency limit).
+    pub permits: Vec<Permit>,
     /// The per-minute decision, when the key has a limit.
     pub rate: Option<RateDecision>,
 }
@@ -29,46 +29,53 @@ pub struct Refusal {
     pub rate: Option<RateDecision>,
 }
 
-/// Applies the key's concurrency and per-minute limits. Concurrency is checked first, so a
-/// request refused for concurrency does not use up a per-minute slot. A refusal names the rule
-/// and carries `Retry-After`.
+/// Applies the concurrency and per-minute limits of every scope (key, team, account).
+/// Concurrency is checked first, so a request refused for concurrency does not use up a
+/// per-minute slot. A refusal names the level and the rule, and carries `Retry-After`.
 pub async fn admit(
     limiter: &dyn Limiter,
     fail_open: bool,
-    key: &ApiKey,
+    scopes: &[directory::Scope],
 ) -> Result<Admission, Box<Refusal>> {
-    let scope = format!("key:{}", key.id);
-    let mut permit = None;
-    if let Some(n) = key.limits.concurrency {
-        let acquired = match limiter.acquire(&scope, n).await {
-            Ok(p) => p,
-            Err(e) => return unavailable(&e, fail_open).map(|()| Admission::default()),
-        };
-        let Some(p) = acquired else {
-            let error = Error::new(
-                ErrorKind::RateLimited,
-                format!("concurrency limit reached for key {}: {n} requests in flight; retry when one finishes", key.prefix),
-            )
-            .with_code("rate_limit_exceeded")
-            .with_retry_after(Some(std::time::Duration::from_secs(1)));
-            return Err(Box::new(Refusal { error, rate: None }));
-        };
-        permit = Some(p);
+    let mut admission = Admission::default();
+    for scope in scopes {
+        if let Some(n) = scope.concurrency {
+            let acquired = match limiter.acquire(&scope.id, n).await {
+                Ok(p) => p,
+                Err(e) => {
+                    unavailable(&e, fail_open)?;
+                    continue;
+                }
+            };
+            let Some(p) = acquired else {
+                let error = Error::new(
+                    ErrorKind::RateLimited,
+                    format!("concurrency limit reached for {}: {n} requests in flight; retry when one finishes", scope.label),
+                )
+                .with_code("rate_limit_exceeded")
+                .with_retry_after(Some(std::time::Duration::from_secs(1)));
+                return Err(Box::new(Refusal { error, rate: None }));
+            };
+            admission.permits.push(p);
+        }
     }
-    let rate = match key.limits.rpm {
-        Some(n) => {
-            let d = match limiter.rate(&scope, n).await {
+    for scope in scopes {
+        if let Some(n) = scope.rpm {
+            let d = match limiter.rate(&scope.id, n).await {
                 Ok(d) => d,
                 Err(e) => {
                     unavailable(&e, fail_open)?;
-                    return Ok(Admission { permit, rate: None });
+                    continue;
                 }
             };
             if !d.allowed {
                 let secs = d.retry_after.as_secs_f64().ceil();
                 let error = Error::new(
                     ErrorKind::RateLimited,
-                    format!("rate limit reached for key {}: {n} requests per minute; retry after {secs} s", key.prefix),
+                    format!(
+                        "rate limit reached for {}: {n} requests per minute; retry after {secs} s",
+                        scope.label
+                    ),
                 )
                 .with_code("rate_limit_exceeded")
                 .with_retry_after(Some(d.retry_after));
@@ -77,11 +84,13 @@ pub async fn admit(
                     rate: Some(d),
                 }));
             }
-            Some(d)
+            // The headers report the tightest level.
+            if admission.rate.is_none_or(|r| d.remaining < r.remaining) {
+                admission.rate = Some(d);
+            }
         }
-        None => None,
-    };
-    Ok(Admission { permit, rate })
+    }
+    Ok(admission)
 }
 
 /// The limiter could not decide: with `fail_open` the request proceeds (logged and counted);

@@ -44,6 +44,8 @@ pub struct AppState {
     pub router: crate::router::Router,
     /// Rate and concurrency limits.
     pub limiter: Arc<dyn crate::policy::limits::Limiter>,
+    /// Plans, accounts and teams (cached).
+    pub directory: Arc<crate::policy::directory::DirectoryCache>,
 }
 
 /// The state as handlers receive it.
@@ -157,6 +159,8 @@ pub async fn start_with_store(
     let config = Arc::new(config);
     let keys = Arc::new(KeyCache::new(store.clone()));
     keys.reload().await?;
+    let directory = Arc::new(crate::policy::directory::DirectoryCache::new(store.clone()));
+    directory.reload().await?;
     let providers = config
         .providers
         .iter()
@@ -197,6 +201,7 @@ pub async fn start_with_store(
         metrics: metrics.clone(),
         router: routes,
         limiter,
+        directory: directory.clone(),
     });
 
     let refresh = config.server.key_cache_refresh;
@@ -207,6 +212,9 @@ pub async fn start_with_store(
             tick.tick().await;
             if let Err(e) = keys.reload().await {
                 tracing::warn!(error = %e, "key cache refresh failed; serving the cached keys");
+            }
+            if let Err(e) = directory.reload().await {
+                tracing::warn!(error = %e, "policy refresh failed; serving the cached plans, accounts and teams");
             }
         }
     });

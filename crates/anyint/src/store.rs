@@ -48,6 +48,41 @@ pub struct ApiKey {
     /// Per-key restrictions.
     #[serde(flatten)]
     pub limits: KeyLimits,
+    /// The team the key belongs to, if any.
+    pub team: Option<String>,
+}
+
+/// The kinds of policy entity kept as (id, JSON spec) rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityKind {
+    /// Subscriptions: model entitlement and default limits for accounts.
+    Plan,
+    /// Customers.
+    Account,
+    /// Groups of keys within an account.
+    Team,
+}
+
+impl EntityKind {
+    /// The name stored in the `kind` column and used in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Account => "account",
+            Self::Team => "team",
+        }
+    }
+}
+
+/// A stored policy entity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entity {
+    /// Operator-chosen ID.
+    pub id: String,
+    /// The validated spec, as JSON.
+    pub spec: serde_json::Value,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// Restrictions on one key, each off when `None`.
@@ -175,6 +210,17 @@ pub trait Store: Send + Sync {
     async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, Error>;
     /// Revokes a key; `None` when no such key exists.
     async fn revoke_key(&self, id: &str, now: i64) -> Result<Option<ApiKey>, Error>;
+    /// Inserts a policy entity; `Ok(false)` when one with this ID already exists.
+    async fn insert_entity(&self, kind: EntityKind, entity: &Entity) -> Result<bool, Error>;
+    /// Replaces an entity's spec; `Ok(false)` when it does not exist.
+    async fn update_entity(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        spec: &serde_json::Value,
+    ) -> Result<bool, Error>;
+    /// All entities of a kind, by ID.
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<Entity>, Error>;
     /// Writes usage rows atomically; rows whose request ID is already stored are skipped.
     async fn insert_usage(&self, rows: &[UsageRecord]) -> Result<(), Error>;
     /// Reads usage rows, newest first.

@@ -40,7 +40,7 @@ pub type AnthropicError = FamilyError<Anthropic>;
 /// Anthropic's `error.type` for a kind.
 fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest => "invalid_request_error",
+        ErrorKind::InvalidRequest | ErrorKind::Conflict => "invalid_request_error",
         ErrorKind::Unauthenticated => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::NotFound => "not_found_error",
@@ -116,7 +116,8 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, AnthropicError> {
     let key = authenticate(&state, &headers).await?;
-    let data: Vec<_> = crate::policy::entitlement::visible_models(&state.config, &key)
+    let data: Vec<_> = crate::policy::entitlement::visible_models(&state, &key)
+        .into_iter()
         .map(model_json)
         .collect();
     let first = data.first().and_then(|m| m.get("id")).cloned();
@@ -135,7 +136,7 @@ async fn get_model(
     headers: HeaderMap,
 ) -> Result<Response, AnthropicError> {
     let key = authenticate(&state, &headers).await?;
-    let model = crate::policy::entitlement::resolve(&state.config, &key, &id, FAMILY)?;
+    let model = crate::policy::entitlement::resolve(&state, &key, &id, FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
         &key.id,
@@ -242,7 +243,7 @@ async fn count_tokens(
         .get("model")
         .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         .ok_or_else(|| Error::invalid(Some("model"), "model: Field required"))?;
-    let model = crate::policy::entitlement::resolve(&state.config, &key, &model_id, FAMILY)?;
+    let model = crate::policy::entitlement::resolve(&state, &key, &model_id, FAMILY)?;
     let route = model
         .routes
         .first()

@@ -93,7 +93,8 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, GeminiError> {
     let key = authenticate(&state, &headers, query.as_deref()).await?;
-    let models: Vec<_> = crate::policy::entitlement::visible_models(&state.config, &key)
+    let models: Vec<_> = crate::policy::entitlement::visible_models(&state, &key)
+        .into_iter()
         .map(model_json)
         .collect();
     Ok(with_log(
@@ -115,8 +116,7 @@ async fn get_model(
     headers: HeaderMap,
 ) -> Result<Response, GeminiError> {
     let key = authenticate(&state, &headers, query.as_deref()).await?;
-    let model =
-        crate::policy::entitlement::resolve(&state.config, &key, model_name(&rest), FAMILY)?;
+    let model = crate::policy::entitlement::resolve(&state, &key, model_name(&rest), FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
         &key.id,
@@ -208,7 +208,7 @@ async fn count_tokens(
     model_id: &str,
     body: &Bytes,
 ) -> Result<Response, Error> {
-    let model = crate::policy::entitlement::resolve(&state.config, key, model_id, FAMILY)?;
+    let model = crate::policy::entitlement::resolve(state, key, model_id, FAMILY)?;
     let route = model
         .routes
         .first()

@@ -35,9 +35,10 @@ pub type OpenAiError = FamilyError<OpenAi>;
 /// The envelope `type` for a kind.
 fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::PayloadTooLarge => {
-            "invalid_request_error"
-        }
+        ErrorKind::InvalidRequest
+        | ErrorKind::NotFound
+        | ErrorKind::PayloadTooLarge
+        | ErrorKind::Conflict => "invalid_request_error",
         ErrorKind::Unauthenticated => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_error",
@@ -86,7 +87,8 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
     let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
-    let data: Vec<_> = crate::policy::entitlement::visible_models(&state.config, &key)
+    let data: Vec<_> = crate::policy::entitlement::visible_models(&state, &key)
+        .into_iter()
         .map(model_json)
         .collect();
     Ok(with_log(
@@ -102,7 +104,7 @@ async fn get_model(
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
     let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
-    let model = crate::policy::entitlement::resolve(&state.config, &key, &id, FAMILY)?;
+    let model = crate::policy::entitlement::resolve(&state, &key, &id, FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
         &key.id,

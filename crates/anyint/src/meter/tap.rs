@@ -86,7 +86,7 @@ pub struct UsageTap {
     error_frame: ErrorFrame,
     finished: bool,
     /// A concurrency slot held until the stream ends or the client leaves.
-    hold: Option<crate::policy::limits::Permit>,
+    hold: Vec<crate::policy::limits::Permit>,
 }
 
 impl UsageTap {
@@ -111,14 +111,14 @@ impl UsageTap {
             pending: Some((meter, row, started)),
             error_frame,
             finished: false,
-            hold: None,
+            hold: Vec::new(),
         }
     }
 
-    /// Holds `permit` for the life of the stream.
+    /// Holds `permits` for the life of the stream.
     #[must_use]
-    pub fn holding(mut self, permit: Option<crate::policy::limits::Permit>) -> Self {
-        self.hold = permit;
+    pub fn holding(mut self, permits: Vec<crate::policy::limits::Permit>) -> Self {
+        self.hold = permits;
         self
     }
 

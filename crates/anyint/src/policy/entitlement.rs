@@ -1,24 +1,27 @@
-//! Model entitlement: which configured models a key may use. A key with no allowlist may use
-//! every configured model.
+//! Model entitlement: which configured models a key may use — the intersection of its plan's,
+//! its team's and its own model lists (see `policy::directory`).
 
-use crate::config::{Config, ModelConfig};
+use crate::config::ModelConfig;
 use crate::error::{Error, ErrorKind};
 use crate::families::Family;
+use crate::policy::directory::Denial;
+use crate::server::AppState;
 use crate::store::ApiKey;
 
 /// Whether `key` may use model `id`.
-pub fn allows(key: &ApiKey, id: &str) -> bool {
-    key.models
-        .as_ref()
-        .is_none_or(|m| m.iter().any(|x| x == id))
+pub fn allows(state: &AppState, key: &ApiKey, id: &str) -> bool {
+    state.directory.get().check_model(key, id).is_ok()
 }
 
 /// The models `key` may use, in config order.
-pub fn visible_models<'a>(
-    config: &'a Config,
-    key: &'a ApiKey,
-) -> impl Iterator<Item = &'a ModelConfig> + 'a {
-    config.models.iter().filter(|m| allows(key, &m.id))
+pub fn visible_models<'a>(state: &'a AppState, key: &ApiKey) -> Vec<&'a ModelConfig> {
+    let dir = state.directory.get();
+    state
+        .config
+        .models
+        .iter()
+        .filter(|m| dir.check_model(key, &m.id).is_ok())
+        .collect()
 }
 
 /// Where each family lists models, for error messages.
@@ -31,14 +34,14 @@ fn models_path(family: Family) -> &'static str {
 }
 
 /// Resolves a requested model: 404 `model_not_found` when it is not configured, 403
-/// `model_not_allowed` when this key may not use it.
+/// `model_not_allowed` naming the level (key, team or plan) that does not include it.
 pub fn resolve<'a>(
-    config: &'a Config,
+    state: &'a AppState,
     key: &ApiKey,
     id: &str,
     family: Family,
 ) -> Result<&'a ModelConfig, Error> {
-    let Some(model) = config.model(id) else {
+    let Some(model) = state.config.model(id) else {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!(
@@ -49,11 +52,16 @@ pub fn resolve<'a>(
         .with_code("model_not_found")
         .with_param("model"));
     };
-    if !allows(key, id) {
+    if let Err(denial) = state.directory.get().check_model(key, id) {
+        let who = match denial {
+            Denial::Key => "Your key is".to_owned(),
+            Denial::Team(t) => format!("Your team `{t}` is"),
+            Denial::Plan(p) => format!("Your plan `{p}` is"),
+        };
         return Err(Error::new(
             ErrorKind::PermissionDenied,
             format!(
-                "Your key is not allowed to use the model `{id}`. Call {} to list the models your key can use, or ask your administrator to enable this model.",
+                "{who} not allowed to use the model `{id}`. Call {} to list the models your key can use, or ask your administrator to enable this model.",
                 models_path(family)
             ),
         )

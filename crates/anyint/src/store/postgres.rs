@@ -3,7 +3,7 @@
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1, V2, V3};
+use super::sql::{Migration, SqlStore, V1, V2, V3, V4};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -17,6 +17,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         statements: V3,
+    },
+    Migration {
+        version: 4,
+        statements: V4,
     },
 ];
 

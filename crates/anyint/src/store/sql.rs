@@ -8,7 +8,10 @@ use std::fmt::Write as _;
 
 use sqlx::Row;
 
-use super::{ApiKey, Error, GroupBy, KeyLimits, Store, UsageGroup, UsageQuery, UsageRecord};
+use super::{
+    ApiKey, Entity, EntityKind, Error, GroupBy, KeyLimits, Store, UsageGroup, UsageQuery,
+    UsageRecord,
+};
 
 /// One migration step: a version and its statements, applied in one transaction.
 pub(super) struct Migration {
@@ -29,7 +32,7 @@ pub(super) struct SqlStore {
 }
 
 const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at, \
-    expires_at, ip_allowlist, rpm, concurrency";
+    expires_at, ip_allowlist, rpm, concurrency, team_id";
 const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, upstream_model, family, \
     stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, \
     outcome, latency_ms, created_at_ms, cost_micros";
@@ -57,6 +60,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
                 .try_get::<Option<i64>, _>("concurrency")?
                 .and_then(|v| u32::try_from(v).ok()),
         },
+        team: row.try_get("team_id")?,
     })
 }
 
@@ -133,7 +137,7 @@ impl Store for SqlStore {
             .as_ref()
             .map(|m| serde_json::to_string(m).unwrap_or_default());
         sqlx::query(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&key.id)
         .bind(&key.name)
@@ -147,6 +151,7 @@ impl Store for SqlStore {
         .bind(key.limits.ip_allowlist.as_ref().map(|l| serde_json::to_string(l).unwrap_or_default()))
         .bind(key.limits.rpm.map(i64::from))
         .bind(key.limits.concurrency.map(i64::from))
+        .bind(key.team.clone())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -191,6 +196,54 @@ impl Store for SqlStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(key_from_row).transpose()?)
+    }
+
+    async fn insert_entity(&self, kind: EntityKind, entity: &Entity) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "INSERT INTO policy_entities (kind, id, spec, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, id) DO NOTHING",
+        )
+        .bind(kind.as_str())
+        .bind(&entity.id)
+        .bind(entity.spec.to_string())
+        .bind(entity.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn update_entity(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        spec: &serde_json::Value,
+    ) -> Result<bool, Error> {
+        let done = sqlx::query("UPDATE policy_entities SET spec = $1 WHERE kind = $2 AND id = $3")
+            .bind(spec.to_string())
+            .bind(kind.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn entities(&self, kind: EntityKind) -> Result<Vec<Entity>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, spec, created_at FROM policy_entities WHERE kind = $1 ORDER BY id",
+        )
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let spec: String = r.try_get("spec")?;
+                Ok(Entity {
+                    id: r.try_get("id")?,
+                    spec: serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Error::from)
     }
 
     async fn insert_usage(&self, rows: &[UsageRecord]) -> Result<(), Error> {
@@ -356,6 +409,18 @@ fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
     sql
 }
+
+/// Schema version 4: plans, accounts and teams (as JSON specs), and keys' teams.
+pub(super) const V4: &[&str] = &[
+    "CREATE TABLE policy_entities (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (kind, id)
+    )",
+    "ALTER TABLE api_keys ADD COLUMN team_id TEXT NULL",
+];
 
 /// Schema version 3: the cost of each ledger row.
 pub(super) const V3: &[&str] =

@@ -13,6 +13,7 @@
     reason = "a test binary has no public API; pub marks harness items shared across modules"
 )]
 
+mod accounts;
 mod admin;
 mod binary;
 mod harness;
