@@ -178,6 +178,13 @@ impl KeyCache {
         if let Some(key) = self.keys.read().ok().and_then(|k| k.get(&hash).cloned()) {
             return Ok(key);
         }
+        // Not shaped like an issued key: refuse without asking the store, so a flood of
+        // garbage credentials never reaches the database.
+        if !presented.starts_with(KEY_PREFIX) || presented.len() != KEY_PREFIX.len() + 40 {
+            return Err(unauthenticated(format!(
+                "invalid API key: the key in `{header}` is not an anyint key (they start with {KEY_PREFIX}); check it, or ask your administrator for a new key"
+            )));
+        }
         let recently_missed = self
             .misses
             .read()

@@ -584,6 +584,12 @@ fn validate_routing(r: &RoutingFile, err: ErrFn<'_>) -> Result<RoutingConfig, Er
             "must be in (0, 1]".into(),
         ));
     }
+    if r.backoff_base_ms.unwrap_or(100) > r.backoff_max_ms.unwrap_or(2_000) {
+        return Err(err(
+            "routing.backoff_base_ms".into(),
+            "must not exceed routing.backoff_max_ms".into(),
+        ));
+    }
     let max_attempts = r.max_attempts.unwrap_or(3);
     if max_attempts == 0 {
         return Err(err(
@@ -668,8 +674,26 @@ fn validate_providers(
                 total: Duration::from_secs(p.timeout_secs.unwrap_or(600)),
             },
         });
-        if providers.last().is_some_and(|p| p.api_keys.is_empty()) {
-            return Err(err(at("api_key"), "needs at least one key".into()));
+        if providers.last().is_some_and(|p| {
+            p.api_keys.is_empty() || p.api_keys.iter().any(|k| k.expose().trim().is_empty())
+        }) {
+            return Err(err(
+                at("api_key"),
+                "needs at least one key, and no key may be empty".into(),
+            ));
+        }
+        if [
+            p.ttfb_timeout_ms,
+            p.idle_timeout_ms,
+            p.connect_timeout_ms,
+            p.timeout_secs,
+        ]
+        .contains(&Some(0))
+        {
+            return Err(err(
+                at("timeouts"),
+                "timeouts must be greater than zero".into(),
+            ));
         }
     }
 
@@ -690,6 +714,12 @@ fn validate_models(
         }
         if model_index.insert(m.id.clone(), i).is_some() {
             return Err(err(at("id"), format!("model `{}` is defined twice", m.id)));
+        }
+        if [m.ttfb_timeout_ms, m.idle_timeout_ms, m.total_timeout_ms].contains(&Some(0)) {
+            return Err(err(
+                at("timeouts"),
+                "timeouts must be greater than zero".into(),
+            ));
         }
         if m.routes.is_empty() {
             return Err(err(at("routes"), "a model needs at least one route".into()));

@@ -215,18 +215,28 @@ pub fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Opti
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
+            .filter(|v| !v.is_empty())
     };
-    if let Some(auth) = get("authorization") {
-        let token = auth
-            .strip_prefix("Bearer ")
+    let bearer = get("authorization").map(|auth| {
+        auth.strip_prefix("Bearer ")
             .or_else(|| auth.strip_prefix("bearer "))
             .unwrap_or(auth)
-            .trim();
-        return Some(token);
-    }
-    get("x-api-key")
-        .or_else(|| get("x-goog-api-key"))
-        .or_else(|| query.and_then(key_from_query))
+            .trim()
+    });
+    // An anyint key wherever it is wins over another header's unrelated credential (an SDK may
+    // send both `Authorization` and `x-api-key`); otherwise the first one present.
+    let candidates = [
+        bearer,
+        get("x-api-key"),
+        get("x-goog-api-key"),
+        query.and_then(key_from_query),
+    ];
+    candidates
+        .iter()
+        .flatten()
+        .find(|k| k.starts_with(crate::auth::KEY_PREFIX))
+        .or_else(|| candidates.iter().flatten().next())
+        .copied()
 }
 
 /// The `key=` parameter of a query string (Gemini's `?key=`).

@@ -157,7 +157,6 @@ pub async fn chat(
             return (Err(e), log);
         }
     };
-    log.model = Some(inbound.model.clone());
     let model =
         match crate::policy::entitlement::resolve(state, &call.key, &inbound.model, call.family) {
             Ok(m) => m,
@@ -166,6 +165,8 @@ pub async fn chat(
                 return (Err(e), log);
             }
         };
+    // Only configured IDs reach metric labels: a client cannot mint new series.
+    log.model = Some(model.id.clone());
     let scopes = state.directory.get().scopes(&call.key);
     match crate::policy::admit(
         state.limiter.as_ref(),
@@ -209,6 +210,8 @@ struct Attempt<'a> {
 impl Attempt<'_> {
     /// The error for a call that got no response headers in time.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+        // Non-streamed completions send their first byte only when generation is done, so for
+        // them this limit bounds the whole generation (documented with `ttfb_timeout_ms`).
         match tokio::time::timeout(self.deadlines.ttfb, send(self.provider, req)).await {
             Ok(r) => r,
             Err(_) => Err(crate::providers::http::ttfb_timeout(
@@ -292,8 +295,11 @@ impl Search {
 
     /// A key slot for route `idx` that this request has not found spent.
     fn key_slot(&self, states: &crate::router::RouteState, idx: usize, keys: usize) -> usize {
+        // Rotate from a shared cursor, then scan every key in order, so a spent key is never
+        // picked while an unspent one remains.
+        let start = states.next_key_slot();
         (0..keys)
-            .map(|_| states.next_key_slot() % keys)
+            .map(|i| start.wrapping_add(i) % keys.max(1))
             .find(|s| !self.spent_keys.contains(&(idx, *s)))
             .unwrap_or(0)
     }
@@ -342,7 +348,10 @@ impl Search {
         let wait = after.unwrap_or_else(|| {
             retry::backoff(self.waits, cfg.backoff_base, cfg.backoff_max, budget.rng)
         });
-        if Instant::now() + wait < budget.end {
+        if Instant::now()
+            .checked_add(wait)
+            .is_some_and(|t| t < budget.end)
+        {
             tokio::time::sleep(wait).await;
             self.tried.retain(|&i| i != idx);
             self.waits += 1;
@@ -434,14 +443,14 @@ fn prepare<'a>(
 }
 
 /// Records a failed attempt in the router and metrics; returns its class.
-fn note_failure(state: &AppState, at: &Attempt<'_>, idx: usize, e: &Error) -> Class {
+fn note_failure(guard: crate::router::AttemptGuard<'_>, at: &Attempt<'_>, e: &Error) -> Class {
     let class = retry::classify(e);
     let outcome = if class.counts_against_route() {
         Outcome::Failure
     } else {
         Outcome::Neutral
     };
-    state.router.end(&at.model.id, idx, outcome);
+    guard.end(outcome);
     if e.kind.fault() == crate::error::Fault::Upstream {
         metrics::counter!(METRIC_UPSTREAM_ERRORS, "provider" => at.provider.config.name.clone(), "kind" => e.kind.as_str()).increment(1);
     }
@@ -466,7 +475,8 @@ async fn route(
     let chain = model_chain(state, &call.key, model);
     'models: for (position, m) in chain.iter().copied().enumerate() {
         let mut search = Search::default();
-        while attempts < cfg.max_attempts {
+        // Retries stop at the attempt limit or when the time budget is spent.
+        while attempts < cfg.max_attempts && (attempts == 0 || Instant::now() < budget_end) {
             let Some(idx) = search.next(&state.router, m, &mut rng) else {
                 continue 'models;
             };
@@ -477,10 +487,10 @@ async fn route(
             if attempts > 1 {
                 metrics::counter!(METRIC_RETRIES, "model" => model.id.clone()).increment(1);
             }
-            state.router.begin(&m.id, idx);
+            let guard = state.router.begin(&m.id, idx);
             let e = match execute(state, call, inbound, &at, &mut canonical).await {
                 Ok((resp, ttfb)) => {
-                    state.router.end(&m.id, idx, Outcome::Success(ttfb));
+                    guard.end(Outcome::Success(ttfb));
                     if m.id != model.id {
                         metrics::counter!(METRIC_FALLBACKS, "model" => model.id.clone(), "served" => m.id.clone()).increment(1);
                     }
@@ -488,7 +498,7 @@ async fn route(
                 }
                 Err(e) => e,
             };
-            let class = note_failure(state, &at, idx, &e);
+            let class = note_failure(guard, &at, &e);
             last_via = Some((at.provider, at.route, m));
             if class == Class::Client {
                 record_failure(
@@ -579,6 +589,16 @@ fn set_usage(row: &mut UsageRecord, u: &Usage) {
 
 /// Records the ledger row of a request that failed before streaming: one row, for the final
 /// answer, never one per attempt (the request ID is the row's key).
+/// A client-supplied model name made safe for the ledger: no control characters (Postgres
+/// rejects NUL in text) and at most 128 characters.
+fn ledger_model(requested: &str) -> String {
+    requested
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect()
+}
+
 fn record_failure(
     state: &AppState,
     call: &ChatCall,
@@ -587,7 +607,7 @@ fn record_failure(
     via: Option<(&Provider, &RouteConfig)>,
     e: &Error,
 ) {
-    let mut row = ledger_row(call, model, stream, via);
+    let mut row = ledger_row(call, &ledger_model(model), stream, via);
     row.status = i64::from(e.status().as_u16());
     e.kind.as_str().clone_into(&mut row.outcome);
     row.latency_ms = elapsed_ms(call.started);

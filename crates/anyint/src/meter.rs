@@ -69,10 +69,14 @@ impl Meter {
             };
             row.cost_micros = i64::try_from(price.cost(&usage)).unwrap_or(i64::MAX);
         }
-        metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "input", "model" => row.model.clone())
-            .increment(u64::try_from(row.prompt_tokens).unwrap_or(0));
-        metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "output", "model" => row.model.clone())
-            .increment(u64::try_from(row.completion_tokens).unwrap_or(0));
+        // Only rows that produced tokens (always a configured model) touch the counters, so
+        // refused requests with made-up model names cannot create metric series.
+        if row.prompt_tokens > 0 || row.completion_tokens > 0 {
+            metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "input", "model" => row.model.clone())
+                .increment(u64::try_from(row.prompt_tokens).unwrap_or(0));
+            metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "output", "model" => row.model.clone())
+                .increment(u64::try_from(row.completion_tokens).unwrap_or(0));
+        }
         if self.tx.send(Msg::Row(Box::new(row))).is_err() {
             tracing::error!("usage row recorded after the meter stopped; it was not stored");
         }
@@ -142,21 +146,50 @@ async fn writer(store: Arc<dyn Store>, cfg: MeterConfig, mut rx: mpsc::Unbounded
 }
 
 /// Writes `batch` in chunks, retrying failures with capped exponential backoff until it lands.
+/// A chunk that keeps failing while the store answers pings holds a row the store refuses; it
+/// is written row by row and a refused row goes to the error log (IDs and counts only), so one
+/// bad row cannot block every later one.
 async fn write_with_retry(store: &dyn Store, batch: &mut Vec<UsageRecord>, chunk: usize) {
     let mut backoff = Duration::from_millis(50);
+    let mut failures = 0u32;
     while !batch.is_empty() {
         let n = batch.len().min(chunk.max(1));
         match store.insert_usage(batch.get(..n).unwrap_or_default()).await {
             Ok(()) => {
                 batch.drain(..n);
                 backoff = Duration::from_millis(50);
+                failures = 0;
             }
             Err(e) => {
                 metrics::counter!(crate::telemetry::METRIC_METER_WRITE_ERRORS).increment(1);
+                failures += 1;
+                if failures >= 3 && store.ping().await.is_ok() {
+                    isolate(store, batch, n).await;
+                    failures = 0;
+                    continue;
+                }
                 tracing::warn!(error = %e, pending = batch.len(), "usage write failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+/// Writes the first `n` rows one at a time; rows the store refuses are logged and dropped.
+async fn isolate(store: &dyn Store, batch: &mut Vec<UsageRecord>, n: usize) {
+    for row in batch.drain(..n).collect::<Vec<_>>() {
+        if let Err(e) = store.insert_usage(std::slice::from_ref(&row)).await {
+            metrics::counter!(crate::telemetry::METRIC_METER_DEAD_ROWS).increment(1);
+            tracing::error!(
+                error = %e,
+                request_id = %row.request_id,
+                key_id = %row.key_id,
+                prompt_tokens = row.prompt_tokens,
+                completion_tokens = row.completion_tokens,
+                cost_micros = row.cost_micros,
+                "usage row refused by the store; recorded here instead"
+            );
         }
     }
 }

@@ -72,6 +72,30 @@ pub enum Outcome {
     Neutral,
 }
 
+/// An attempt in progress on one route; see [`Router::begin`].
+pub struct AttemptGuard<'a> {
+    router: &'a Router,
+    model: &'a str,
+    idx: usize,
+    ended: bool,
+}
+
+impl AttemptGuard<'_> {
+    /// Records how the attempt ended.
+    pub fn end(mut self, outcome: Outcome) {
+        self.ended = true;
+        self.router.end(self.model, self.idx, outcome);
+    }
+}
+
+impl Drop for AttemptGuard<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.router.end(self.model, self.idx, Outcome::Neutral);
+        }
+    }
+}
+
 /// The route table's live state, shared by all requests.
 pub struct Router {
     routes: HashMap<String, Vec<RouteState>>,
@@ -205,16 +229,24 @@ impl Router {
         })
     }
 
-    /// Marks an attempt as started.
-    pub fn begin(&self, model: &str, idx: usize) {
+    /// Marks an attempt as started. The guard records its end; if the attempt is abandoned
+    /// (the client left, the handler was cancelled) its drop records a neutral end, so a
+    /// half-open probe slot or an in-flight count can never leak.
+    pub fn begin<'a>(&'a self, model: &'a str, idx: usize) -> AttemptGuard<'a> {
         if let Some(s) = self.state(model, idx) {
             s.inflight.fetch_add(1, Ordering::Relaxed);
             s.attempts.fetch_add(1, Ordering::Relaxed);
         }
+        AttemptGuard {
+            router: self,
+            model,
+            idx,
+            ended: false,
+        }
     }
 
     /// Records how an attempt ended.
-    pub fn end(&self, model: &str, idx: usize, outcome: Outcome) {
+    fn end(&self, model: &str, idx: usize, outcome: Outcome) {
         let Some(s) = self.state(model, idx) else {
             return;
         };

@@ -124,8 +124,25 @@ impl UsageTap {
 
     /// Handles the frames of one upstream chunk; returns the bytes for the client, or an error
     /// when the upstream reported one inside the stream.
-    fn process(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, String> {
+    fn process(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, (Bytes, String)> {
+        let pending_before = self.splitter.pending().len();
         let frames = self.splitter.push(chunk);
+        // Passthrough forwards whole events only, so a cut mid-event never leaves half an
+        // event before the error event. When the chunk is exactly whole events (the common
+        // case) it is forwarded as is, without copying.
+        let aligned = pending_before == 0 && self.splitter.pending().is_empty();
+        let whole = |frames: &[Frame]| -> Bytes {
+            if aligned {
+                chunk.clone()
+            } else {
+                Bytes::from(
+                    frames
+                        .iter()
+                        .flat_map(|f| f.raw.iter().copied())
+                        .collect::<Vec<u8>>(),
+                )
+            }
+        };
         if !matches!(self.mode, Mode::Translate(_))
             && frames.iter().any(|f| {
                 f.event.as_deref() == Some("error") || f.data.trim_start().starts_with("{\"error\"")
@@ -146,7 +163,7 @@ impl UsageTap {
                 Ok(Some(if strip {
                     Bytes::from(out)
                 } else {
-                    chunk.clone()
+                    whole(&frames)
                 }))
             }
             Mode::Anthropic => {
@@ -161,7 +178,7 @@ impl UsageTap {
                         _ => {}
                     }
                 }
-                Ok(Some(chunk.clone()))
+                Ok(Some(whole(&frames)))
             }
             Mode::Gemini { array } => {
                 let array = *array;
@@ -185,7 +202,7 @@ impl UsageTap {
                 Ok(Some(if array {
                     Bytes::from(out)
                 } else {
-                    chunk.clone()
+                    whole(&frames)
                 }))
             }
             Mode::Translate(t) => {
@@ -193,7 +210,8 @@ impl UsageTap {
                 for f in &frames {
                     for ev in t.decoder.feed(f) {
                         if let Some(msg) = observe(&ev, &mut self.usage, &mut self.complete) {
-                            return Err(msg);
+                            // What was already encoded from this chunk still goes out first.
+                            return Err((Bytes::from(out), msg));
                         }
                         out.extend(t.encoder.encode(&ev));
                     }
@@ -206,30 +224,36 @@ impl UsageTap {
     /// The upstream reached EOF: final bytes, if any.
     fn close(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
-        match &mut self.mode {
-            Mode::Translate(t) => {
-                let events = t.decoder.finish();
-                for ev in &events {
-                    if observe(ev, &mut self.usage, &mut self.complete).is_some() {
-                        break;
-                    }
-                    out.extend(t.encoder.encode(ev));
+        if let Mode::Translate(t) = &mut self.mode {
+            let events = t.decoder.finish();
+            for ev in &events {
+                if observe(ev, &mut self.usage, &mut self.complete).is_some() {
+                    break;
                 }
-                if self.complete {
-                    out.extend(t.encoder.finish());
-                }
+                out.extend(t.encoder.encode(ev));
             }
-            // Complete, or ended by the upstream's own error element: close the array either way.
-            Mode::Gemini { array: true } if self.complete || self.upstream_errored => {
-                out.extend_from_slice(if self.written { b"]" } else { b"[]" });
+            if self.complete {
+                out.extend(t.encoder.finish());
             }
-            Mode::OpenAi { strip_usage: true } => {
-                // An unterminated trailing event was held back in strip mode.
-                if let Some(f) = self.splitter.finish() {
-                    out.extend_from_slice(&f.raw);
-                }
+            return out;
+        }
+        // A last event without its blank line was held back: it still counts and is sent.
+        if let Some(tail) = self.splitter.finish() {
+            let mut tail_chunk = tail.raw.clone();
+            tail_chunk.extend_from_slice(b"\n\n");
+            if let Ok(Some(bytes)) = self.process(&Bytes::from(tail_chunk)) {
+                out.extend_from_slice(&bytes);
             }
-            _ => {}
+        }
+        // Complete, or ended by the upstream's own error element: close the array either way.
+        if matches!(self.mode, Mode::Gemini { array: true })
+            && (self.complete || self.upstream_errored)
+        {
+            out.extend_from_slice(if self.written || !out.is_empty() {
+                b"]"
+            } else {
+                b"[]"
+            });
         }
         out
     }
@@ -240,6 +264,18 @@ impl UsageTap {
             Error::new(ErrorKind::UpstreamUnavailable, message).with_code("upstream_unavailable");
         let element = (self.error_frame)(&err);
         if !self.array {
+            // Raw passthrough may have forwarded half an event: end it before ours.
+            let forwards_raw = matches!(
+                self.mode,
+                Mode::OpenAi { strip_usage: false }
+                    | Mode::Anthropic
+                    | Mode::Gemini { array: false }
+            );
+            if forwards_raw && !self.splitter.pending().is_empty() {
+                let mut out = b"\n\n".to_vec();
+                out.extend_from_slice(&element);
+                return Bytes::from(out);
+            }
             return element;
         }
         let mut out = Vec::with_capacity(element.len() + 4);
@@ -312,23 +348,28 @@ impl Stream for UsageTap {
                 Poll::Ready(Some(Ok(bytes))) => match this.process(&bytes) {
                     Ok(Some(out)) if !out.is_empty() => return this.emit(out),
                     Ok(_) => {}
-                    Err(upstream_message) => {
+                    Err((before, upstream_message)) => {
                         this.finished = true;
                         this.finish(End::UpstreamCut);
                         tracing::warn!(
                             upstream_error_len = upstream_message.len(),
                             "upstream reported an error inside the stream"
                         );
-                        let bytes = this.error_bytes(
+                        let mut bytes = before.to_vec();
+                        bytes.extend_from_slice(&this.error_bytes(
                             "the upstream provider failed mid-stream; retry the request",
-                        );
-                        return this.emit(bytes);
+                        ));
+                        return this.emit(Bytes::from(bytes));
                     }
                 },
                 Poll::Ready(Some(Err(e))) => {
                     this.finished = true;
                     this.finish(End::UpstreamCut);
                     tracing::warn!(error = %e, "upstream stream failed after the first byte");
+                    if this.upstream_errored {
+                        // The client already has the upstream's own error event.
+                        return Poll::Ready(None);
+                    }
                     let bytes =
                         this.error_bytes("the upstream stream was interrupted; retry the request");
                     return this.emit(bytes);

@@ -115,16 +115,18 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
+    // Clamped to a day: an absurd upstream value must not overflow time arithmetic.
+    let secs = |v: f64| Duration::try_from_secs_f64(v.clamp(0.0, 86_400.0)).ok();
+    if let Some(ms) = get("retry-after-ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return secs(ms / 1000.0);
     }
     get("retry-after")
         .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .filter(|v| v.is_finite())
+        .and_then(secs)
 }
 
 /// What an upstream error reply means for the client, family-independent: the status class
@@ -167,9 +169,22 @@ pub fn classify(
             "the upstream provider does not serve this model's route; the operator must fix the model configuration",
         )
         .with_code(CODE_ROUTE_BROKEN),
+        402 => Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "the upstream provider's billing for this route is exhausted; the operator must add credit",
+        )
+        .with_code(CODE_QUOTA),
         408 => Error::new(ErrorKind::UpstreamTimeout, "the upstream provider timed out; retry the request")
             .with_code("upstream_timeout")
             .with_retry_after(retry_after),
+        // Any other 4xx is the upstream refusing this request: not an outage, not retried.
+        code @ 405..=499 => Error::invalid(
+            None,
+            format!(
+                "the upstream provider rejected the request (HTTP {code}): {}",
+                upstream_message.unwrap_or("no reason given")
+            ),
+        ),
         _ => Error::new(ErrorKind::UpstreamUnavailable, "the upstream provider is unavailable; retry the request")
             .with_code("upstream_unavailable")
             .with_retry_after(retry_after),

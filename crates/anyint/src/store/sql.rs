@@ -257,20 +257,20 @@ impl Store for SqlStore {
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
-                    .bind(r.request_id.clone())
-                    .bind(r.key_id.clone())
-                    .bind(r.account.clone())
-                    .bind(r.model.clone())
-                    .bind(r.provider.clone())
-                    .bind(r.upstream_model.clone())
-                    .bind(r.family.clone())
+                    .bind(text(&r.request_id))
+                    .bind(text(&r.key_id))
+                    .bind(text(&r.account))
+                    .bind(text(&r.model))
+                    .bind(text(&r.provider))
+                    .bind(text(&r.upstream_model))
+                    .bind(text(&r.family))
                     .bind(i64::from(r.stream))
                     .bind(r.prompt_tokens)
                     .bind(r.completion_tokens)
                     .bind(r.cache_read_tokens)
                     .bind(r.cache_write_tokens)
                     .bind(r.status)
-                    .bind(r.outcome.clone())
+                    .bind(text(&r.outcome))
                     .bind(r.latency_ms)
                     .bind(r.created_at_ms)
                     .bind(r.cost_micros);
@@ -341,6 +341,15 @@ impl Store for SqlStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Error::from)
+    }
+}
+
+/// Text for a bind: without NUL characters, which Postgres refuses in text columns.
+fn text(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s.to_owned()
     }
 }
 

@@ -681,3 +681,44 @@ async fn ledger_rows_carry_the_cost_at_the_models_price() {
         .await;
     assert_eq!(t.usage(&request_id(&resp)).await[0].cost_micros, 0);
 }
+
+#[tokio::test]
+async fn pg_a_model_name_with_nul_does_not_stall_metering() {
+    let t = TestGateway::builder().postgres().start().await;
+    let resp = t
+        .chat(json!({"model": "x\u{0}y", "messages": user("hi")}))
+        .await;
+    assert_eq!(resp.status(), 404);
+    let bad = request_id(&resp);
+    let resp = t
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .await;
+    let good = request_id(&resp);
+    // Both rows are written: the refused request's model is stored without the NUL.
+    assert_eq!(t.usage(&bad).await[0].model, "xy");
+    assert_eq!(t.usage(&good).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_absurd_upstream_retry_after_is_clamped_not_a_panic() {
+    let t = TestGateway::start().await;
+    let resp = t.chat(json!({"model": "gpt-4o-mini", "messages": user("hi [emulate: status=429 retry_after=1e20]")})).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "86400");
+}
+
+#[tokio::test]
+async fn a_foreign_authorization_header_does_not_hide_a_valid_key() {
+    let t = TestGateway::start().await;
+    let resp = t
+        .http
+        .post(t.url("/anthropic/v1/messages"))
+        .header("authorization", "Bearer some-other-token")
+        .header("x-api-key", &t.key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "claude", "max_tokens": 8, "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
