@@ -103,6 +103,7 @@ struct CreateKey {
     rpm: Option<u32>,
     concurrency: Option<u32>,
     team: Option<String>,
+    budget_micros: Option<i64>,
 }
 
 fn key_json(k: &ApiKey) -> serde_json::Value {
@@ -110,7 +111,7 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
         "id": k.id, "name": k.name, "account": k.account, "models": k.models,
         "prefix": k.prefix, "created_at": k.created_at, "revoked_at": k.revoked_at,
         "expires_at": k.limits.expires_at, "ip_allowlist": k.limits.ip_allowlist,
-        "rpm": k.limits.rpm, "concurrency": k.limits.concurrency, "team": k.team,
+        "rpm": k.limits.rpm, "concurrency": k.limits.concurrency, "team": k.team, "budget_micros": k.limits.budget_micros,
     })
 }
 
@@ -171,6 +172,7 @@ async fn create_key(
         ip_allowlist: req.ip_allowlist,
         rpm: req.rpm,
         concurrency: req.concurrency,
+        budget_micros: req.budget_micros,
     };
     validate_new_key(
         Some(&state.config),
@@ -216,7 +218,7 @@ async fn create_key(
             "id": record.id, "key": key, "name": record.name, "account": record.account,
             "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
             "expires_at": record.limits.expires_at, "ip_allowlist": record.limits.ip_allowlist,
-            "rpm": record.limits.rpm, "concurrency": record.limits.concurrency, "team": record.team,
+            "rpm": record.limits.rpm, "concurrency": record.limits.concurrency, "team": record.team, "budget_micros": record.limits.budget_micros,
         }),
     ))
 }
@@ -254,6 +256,7 @@ async fn revoke_key(
 /// The usage API's query parameters.
 const USAGE_PARAMS: &[&str] = &[
     "account",
+    "team",
     "key",
     "model",
     "request_id",
@@ -301,15 +304,18 @@ pub fn usage_query<S: std::hash::BuildHasher>(
         Some("day") => Some(GroupBy::Day),
         Some("model") => Some(GroupBy::Model),
         Some("key") => Some(GroupBy::Key),
+        Some("team") => Some(GroupBy::Team),
+        Some("account") => Some(GroupBy::Account),
         Some(other) => {
             return Err(Error::invalid(
                 Some("group_by"),
-                format!("`group_by` must be day, model or key, not `{other}`"),
+                format!("`group_by` must be day, model, key, team or account, not `{other}`"),
             ));
         }
     };
     let query = UsageQuery {
         account: q.get("account").cloned(),
+        team: q.get("team").cloned(),
         key_id: q.get("key").cloned(),
         model: q.get("model").cloned(),
         request_id: q.get("request_id").cloned(),

@@ -66,6 +66,21 @@ pub fn parse_instant(s: &str) -> Option<i64> {
     Some((era * 146_097 + doe - 719_468) * 86_400)
 }
 
+/// The start of the UTC calendar month containing `secs`, and the start of the next one.
+pub fn month_bounds(secs: i64) -> (i64, i64) {
+    let date = rfc3339(secs);
+    let year: i64 = date.get(..4).and_then(|y| y.parse().ok()).unwrap_or(1970);
+    let month: i64 = date.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+    let start = parse_instant(&format!("{year:04}-{month:02}-01")).unwrap_or(0);
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let next = parse_instant(&format!("{ny:04}-{nm:02}-01")).unwrap_or(start);
+    (start, next)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -73,6 +88,26 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(1_735_689_600), "2025-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(951_827_696), "2000-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn month_bounds_cover_the_calendar_month() {
+        let (start, next) = super::month_bounds(1_735_689_600 + 86_400 * 40);
+        assert_eq!(
+            (
+                super::rfc3339(start).as_str(),
+                super::rfc3339(next).as_str()
+            ),
+            ("2025-02-01T00:00:00Z", "2025-03-01T00:00:00Z")
+        );
+        let (start, next) = super::month_bounds(1_733_011_200); // 2024-12-01
+        assert_eq!(
+            (
+                super::rfc3339(start).as_str(),
+                super::rfc3339(next).as_str()
+            ),
+            ("2024-12-01T00:00:00Z", "2025-01-01T00:00:00Z")
+        );
     }
 
     #[test]

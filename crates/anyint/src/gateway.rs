@@ -167,7 +167,12 @@ pub async fn chat(
         };
     // Only configured IDs reach metric labels: a client cannot mint new series.
     log.model = Some(model.id.clone());
-    let scopes = state.directory.get().scopes(&call.key);
+    let dir = state.directory.get();
+    if let Err(e) = state.spend.check(&dir, &call.key) {
+        record_failure(state, &call, &model.id, inbound.stream, None, &e);
+        return (Err(e), log);
+    }
+    let scopes = dir.scopes(&call.key);
     match crate::policy::admit(
         state.limiter.as_ref(),
         state.config.limits.fail_open,
@@ -573,6 +578,7 @@ fn ledger_row(
         latency_ms: 0,
         created_at_ms: crate::clock::unix_millis(),
         cost_micros: 0,
+        team: call.key.team.clone(),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Meter {
     tx: mpsc::UnboundedSender<Msg>,
     /// Model ID → price, for each row's cost.
     prices: Arc<HashMap<String, Price>>,
+    /// This month's spend, updated as rows are priced.
+    spend: Arc<crate::policy::quota::SpendTracker>,
 }
 
 /// The writer task; await [`MeterTask::shutdown`] after the server has drained.
@@ -43,6 +45,7 @@ impl Meter {
         store: Arc<dyn Store>,
         cfg: MeterConfig,
         prices: HashMap<String, Price>,
+        spend: Arc<crate::policy::quota::SpendTracker>,
     ) -> (Self, MeterTask) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = tokio::spawn(writer(store, cfg, rx));
@@ -50,6 +53,7 @@ impl Meter {
             Self {
                 tx: tx.clone(),
                 prices: Arc::new(prices),
+                spend,
             },
             MeterTask { handle, tx },
         )
@@ -68,6 +72,7 @@ impl Meter {
                 reasoning_tokens: 0,
             };
             row.cost_micros = i64::try_from(price.cost(&usage)).unwrap_or(i64::MAX);
+            self.spend.add(&row);
         }
         // Only rows that produced tokens (always a configured model) touch the counters, so
         // refused requests with made-up model names cannot create metric series.

@@ -6,6 +6,7 @@ pub mod access;
 pub mod directory;
 pub mod entitlement;
 pub mod limits;
+pub mod quota;
 
 use crate::error::{Error, ErrorKind};
 use limits::{Limiter, Permit, RateDecision};

@@ -46,6 +46,8 @@ pub struct AppState {
     pub limiter: Arc<dyn crate::policy::limits::Limiter>,
     /// Plans, accounts and teams (cached).
     pub directory: Arc<crate::policy::directory::DirectoryCache>,
+    /// This month's spend per key, team and account.
+    pub spend: Arc<crate::policy::quota::SpendTracker>,
 }
 
 /// The state as handlers receive it.
@@ -139,6 +141,27 @@ pub struct Running {
     grace: Duration,
 }
 
+/// The in-process limiter, or the Redis one when `[limits] redis_url` is set.
+async fn build_limiter(config: &Config) -> Result<Arc<dyn crate::policy::limits::Limiter>, Error> {
+    Ok(match &config.limits.redis_url {
+        Some(url) => Arc::new(
+            crate::policy::limits::redis::RedisLimiter::connect(
+                url,
+                &config.limits.key_prefix,
+                config.limits.redis_timeout,
+            )
+            .await
+            .map_err(|e| {
+                Error::internal(format!(
+                    "limits.redis_url {}: {e}; start Redis or remove [limits] redis_url",
+                    crate::store::redact_url(url)
+                ))
+            })?,
+        ),
+        None => Arc::new(crate::policy::limits::LocalLimiter::new()),
+    })
+}
+
 /// Opens the store, warms the key cache, and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Error> {
     let store = crate::store::open(&config.store_url).await.map_err(|e| {
@@ -172,26 +195,12 @@ pub async fn start_with_store(
         .iter()
         .map(|m| (m.id.clone(), m.price))
         .collect();
-    let (meter, meter_task) = Meter::start(store.clone(), config.meter, prices);
+    let spend = Arc::new(crate::policy::quota::SpendTracker::new());
+    spend.reload(store.as_ref()).await?;
+    let (meter, meter_task) = Meter::start(store.clone(), config.meter, prices, spend.clone());
     let metrics = crate::telemetry::metrics_handle();
     let routes = crate::router::Router::new(&config);
-    let limiter: Arc<dyn crate::policy::limits::Limiter> = match &config.limits.redis_url {
-        Some(url) => Arc::new(
-            crate::policy::limits::redis::RedisLimiter::connect(
-                url,
-                &config.limits.key_prefix,
-                config.limits.redis_timeout,
-            )
-            .await
-            .map_err(|e| {
-                Error::internal(format!(
-                    "limits.redis_url {}: {e}; start Redis or remove [limits] redis_url",
-                    crate::store::redact_url(url)
-                ))
-            })?,
-        ),
-        None => Arc::new(crate::policy::limits::LocalLimiter::new()),
-    };
+    let limiter = build_limiter(&config).await?;
     let state = Arc::new(AppState {
         config: config.clone(),
         store,
@@ -202,9 +211,11 @@ pub async fn start_with_store(
         router: routes,
         limiter,
         directory: directory.clone(),
+        spend: spend.clone(),
     });
 
     let refresh = config.server.key_cache_refresh;
+    let (refresh_spend, refresh_store) = (spend.clone(), state.store.clone());
     let key_refresher = tokio::spawn(async move {
         let mut tick = tokio::time::interval(refresh);
         tick.tick().await;
@@ -212,6 +223,9 @@ pub async fn start_with_store(
             tick.tick().await;
             if let Err(e) = keys.reload().await {
                 tracing::warn!(error = %e, "key cache refresh failed; serving the cached keys");
+            }
+            if let Err(e) = refresh_spend.reload(refresh_store.as_ref()).await {
+                tracing::warn!(error = %e, "spend refresh failed; serving the cached spend");
             }
             if let Err(e) = directory.reload().await {
                 tracing::warn!(error = %e, "policy refresh failed; serving the cached plans, accounts and teams");

@@ -101,6 +101,9 @@ pub struct KeyLimits {
     /// Requests in flight at once, streams included.
     #[serde(default)]
     pub concurrency: Option<u32>,
+    /// Credit budget per UTC calendar month, in micro-units.
+    #[serde(default)]
+    pub budget_micros: Option<i64>,
 }
 
 /// One metered request. No prompt or completion text, by construction.
@@ -140,6 +143,8 @@ pub struct UsageRecord {
     pub created_at_ms: i64,
     /// Cost in integer micro-units, from the served model's price.
     pub cost_micros: i64,
+    /// The key's team, when it has one.
+    pub team: Option<String>,
 }
 
 /// Filters for reading the ledger.
@@ -147,6 +152,8 @@ pub struct UsageRecord {
 pub struct UsageQuery {
     /// Only this account.
     pub account: Option<String>,
+    /// Only this team.
+    pub team: Option<String>,
     /// Only this key.
     pub key_id: Option<String>,
     /// Only this model.
@@ -170,6 +177,10 @@ pub enum GroupBy {
     Model,
     /// By key.
     Key,
+    /// By team (keys without a team are left out).
+    Team,
+    /// By account.
+    Account,
 }
 
 /// One group of summed usage. Tokens and cost are exact integers.

@@ -78,6 +78,7 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
                 ip_allowlist,
                 rpm,
                 concurrency,
+                budget_micros: None,
             };
             let models = models.map(|m| {
                 m.into_iter()

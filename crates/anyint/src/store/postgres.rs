@@ -3,7 +3,7 @@
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1, V2, V3, V4};
+use super::sql::{Migration, SqlStore, V1, V2, V3, V4, V5};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -21,6 +21,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         statements: V4,
+    },
+    Migration {
+        version: 5,
+        statements: V5,
     },
 ];
 

@@ -32,10 +32,10 @@ pub(super) struct SqlStore {
 }
 
 const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at, \
-    expires_at, ip_allowlist, rpm, concurrency, team_id";
+    expires_at, ip_allowlist, rpm, concurrency, team_id, budget_micros";
 const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, upstream_model, family, \
     stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, \
-    outcome, latency_ms, created_at_ms, cost_micros";
+    outcome, latency_ms, created_at_ms, cost_micros, team_id";
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
     let models: Option<String> = row.try_get("models")?;
@@ -59,6 +59,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
             concurrency: row
                 .try_get::<Option<i64>, _>("concurrency")?
                 .and_then(|v| u32::try_from(v).ok()),
+            budget_micros: row.try_get("budget_micros")?,
         },
         team: row.try_get("team_id")?,
     })
@@ -82,6 +83,7 @@ fn usage_from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
         outcome: row.try_get("outcome")?,
         latency_ms: row.try_get("latency_ms")?,
         cost_micros: row.try_get("cost_micros")?,
+        team: row.try_get("team_id")?,
         created_at_ms: row.try_get("created_at_ms")?,
     })
 }
@@ -137,7 +139,7 @@ impl Store for SqlStore {
             .as_ref()
             .map(|m| serde_json::to_string(m).unwrap_or_default());
         sqlx::query(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(&key.id)
         .bind(&key.name)
@@ -152,6 +154,7 @@ impl Store for SqlStore {
         .bind(key.limits.rpm.map(i64::from))
         .bind(key.limits.concurrency.map(i64::from))
         .bind(key.team.clone())
+        .bind(key.limits.budget_micros)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -251,7 +254,7 @@ impl Store for SqlStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        // 17 binds a row; 100 rows a statement stays far under both backends' bind limits.
+        // 18 binds a row; 100 rows a statement stays far under both backends' bind limits.
         for chunk in rows.chunks(100) {
             let sql = insert_usage_sql(chunk.len(), self.anonymous_placeholders);
             let mut q = sqlx::query(&sql);
@@ -273,7 +276,8 @@ impl Store for SqlStore {
                     .bind(text(&r.outcome))
                     .bind(r.latency_ms)
                     .bind(r.created_at_ms)
-                    .bind(r.cost_micros);
+                    .bind(r.cost_micros)
+                    .bind(r.team.as_deref().map(text));
             }
             q.execute(&mut *tx).await?;
         }
@@ -306,6 +310,8 @@ impl Store for SqlStore {
             GroupBy::Day => "CAST(created_at_ms / 86400000 AS BIGINT)",
             GroupBy::Model => "model",
             GroupBy::Key => "key_id",
+            GroupBy::Team => "team_id",
+            GroupBy::Account => "account",
         };
         // SUM over BIGINT is NUMERIC on Postgres, which the Any driver cannot decode: cast back.
         let sql = format!(
@@ -326,7 +332,10 @@ impl Store for SqlStore {
                             .take(10)
                             .collect()
                     }
-                    GroupBy::Model | GroupBy::Key => r.try_get::<String, _>("g")?,
+                    GroupBy::Model | GroupBy::Key | GroupBy::Account => {
+                        r.try_get::<String, _>("g")?
+                    }
+                    GroupBy::Team => r.try_get::<Option<String>, _>("g")?.unwrap_or_default(),
                 };
                 let sum = |name: &str| r.try_get::<i64, _>(name);
                 Ok(UsageGroup {
@@ -360,6 +369,7 @@ fn usage_filter(q: &UsageQuery) -> (String, Vec<FilterValue>) {
     let mut binds: Vec<FilterValue> = Vec::new();
     for (column, value) in [
         ("account", &q.account),
+        ("team_id", &q.team),
         ("key_id", &q.key_id),
         ("model", &q.model),
         ("request_id", &q.request_id),
@@ -401,7 +411,7 @@ fn bind_all<'q>(
 /// `INSERT … VALUES ($1, …, $16), ($17, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows
 /// (or with `?` placeholders).
 fn insert_usage_sql(n: usize, anonymous: bool) -> String {
-    const COLS: usize = 17;
+    const COLS: usize = 18;
     let mut sql = format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES ");
     for row in 0..n {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -418,6 +428,12 @@ fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
     sql
 }
+
+/// Schema version 5: the team of each ledger row.
+pub(super) const V5: &[&str] = &[
+    "ALTER TABLE usage_ledger ADD COLUMN team_id TEXT NULL",
+    "ALTER TABLE api_keys ADD COLUMN budget_micros BIGINT NULL",
+];
 
 /// Schema version 4: plans, accounts and teams (as JSON specs), and keys' teams.
 pub(super) const V4: &[&str] = &[

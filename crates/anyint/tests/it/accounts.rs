@@ -235,3 +235,99 @@ async fn admin_validation_for_plans_accounts_and_teams() {
     let (_, list) = admin(&t, Method::GET, "/admin/v1/plans", json!(null)).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn credit_caps_refuse_with_insufficient_quota_after_settling_real_usage() {
+    let t = TestGateway::start().await;
+    // gpt-4o is priced in the harness (2.5 / 10 units per million tokens): a small request
+    // costs a few hundred micro-units.
+    let budget_key = key(&t, json!({"name": "b", "budget_micros": 1})).await;
+    let (status, _) = chat(&t, &budget_key, "gpt-4o").await;
+    assert_eq!(status, 200, "admission sees an unspent budget");
+    let resp = t
+        .http
+        .post(t.url("/openai/v1/chat/completions"))
+        .bearer_auth(&budget_key)
+        .json(&json!({"model": "gpt-4o", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(
+        resp.headers()["x-should-retry"],
+        "false",
+        "no tight retry loop"
+    );
+    assert!(!resp.headers().contains_key("retry-after"));
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (v["error"]["type"].as_str(), v["error"]["code"].as_str()),
+        (Some("insufficient_quota"), Some("insufficient_quota"))
+    );
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("resets at") && message.contains("key sk-anyint-"),
+        "{message}"
+    );
+    // Unpriced models cost nothing, but the cap is per key: still refused.
+    assert_eq!(chat(&t, &budget_key, "gpt-4o-mini").await.0, 429);
+
+    // A plan's cap is shared by every key of the account; a stream that runs past it is
+    // charged in full and the next request is refused.
+    admin(
+        &t,
+        Method::POST,
+        "/admin/v1/plans",
+        json!({"id": "capped", "credit_cap_micros": 1}),
+    )
+    .await;
+    admin(
+        &t,
+        Method::POST,
+        "/admin/v1/accounts",
+        json!({"id": "thrifty", "plan": "capped"}),
+    )
+    .await;
+    let a = key(&t, json!({"name": "a", "account": "thrifty"})).await;
+    let b = key(&t, json!({"name": "b", "account": "thrifty"})).await;
+    let resp = t
+        .http
+        .post(t.url("/openai/v1/chat/completions"))
+        .bearer_auth(&a)
+        .json(&json!({"model": "gpt-4o", "stream": true, "messages": user("Reply with exactly: a b c d e f")}))
+        .send()
+        .await
+        .unwrap();
+    let rid = crate::harness::request_id(&resp);
+    assert!(resp.text().await.unwrap().contains("[DONE]"));
+    assert!(
+        t.usage(&rid).await[0].cost_micros > 1,
+        "billed for what was generated"
+    );
+    let (status, v) = chat(&t, &b, "gpt-4o").await;
+    assert_eq!(status, 429);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("account thrifty (plan capped)"),
+        "{v}"
+    );
+
+    // Spend survives a reload from the ledger (another instance, or a restart).
+    let state = &t.gw.as_ref().unwrap().state;
+    state.spend.reload(state.store.as_ref()).await.unwrap();
+    assert_eq!(chat(&t, &b, "gpt-4o").await.0, 429);
+    let v: Value = t
+        .admin(
+            Method::GET,
+            "/admin/v1/usage?group_by=account&account=thrifty",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["data"][0]["cost_micros"].as_i64().unwrap() > 1);
+}

@@ -206,7 +206,7 @@ async fn usage_api_groups_by_model_and_key_with_exact_cost() {
         .await
         .unwrap();
     assert_eq!(v["data"], json!([]));
-    for bad in ["group_by=week", "from=yesterday", "team=t1"] {
+    for bad in ["group_by=week", "from=yesterday", "teamz=t1"] {
         let r = t
             .admin(Method::GET, &format!("/admin/v1/usage?{bad}"))
             .send()

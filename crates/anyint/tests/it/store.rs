@@ -23,6 +23,7 @@ fn row(id: &str, tokens: i64) -> UsageRecord {
         latency_ms: 5,
         created_at_ms: 1_700_000_000_000 + tokens,
         cost_micros: tokens * 7,
+        team: None,
     }
 }
 
