@@ -212,6 +212,7 @@ async fn create_key(
     .await
     .map_err(Error::from)?;
     state.keys.insert(record.clone());
+    state.changed().await;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({
@@ -250,6 +251,7 @@ async fn revoke_key(
         .into());
     };
     state.keys.remove(&record.key_hash);
+    state.changed().await;
     Ok(json_response(StatusCode::OK, &key_json(&record)))
 }
 

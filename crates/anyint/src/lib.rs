@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod families;
 pub mod gateway;
+pub mod invalidation;
 pub mod meter;
 pub mod policy;
 pub mod providers;

@@ -48,6 +48,23 @@ pub struct AppState {
     pub directory: Arc<crate::policy::directory::DirectoryCache>,
     /// This month's spend per key, team and account.
     pub spend: Arc<crate::policy::quota::SpendTracker>,
+    /// Cross-instance invalidation, when Redis is configured.
+    pub invalidator: Option<Arc<crate::invalidation::Invalidator>>,
+}
+
+impl AppState {
+    /// Applies an admin change everywhere: this instance's caches now, others via Redis.
+    pub async fn changed(&self) {
+        if let Err(e) = self.keys.reload().await {
+            tracing::warn!(error = %e, "key cache reload after an admin change failed");
+        }
+        if let Err(e) = self.directory.reload().await {
+            tracing::warn!(error = %e, "policy reload after an admin change failed");
+        }
+        if let Some(inv) = &self.invalidator {
+            inv.publish().await;
+        }
+    }
 }
 
 /// The state as handlers receive it.
@@ -162,6 +179,24 @@ async fn build_limiter(config: &Config) -> Result<Arc<dyn crate::policy::limits:
     })
 }
 
+/// The cross-instance invalidator, when Redis is configured.
+async fn build_invalidator(
+    config: &Config,
+) -> Result<Option<Arc<crate::invalidation::Invalidator>>, Error> {
+    let Some(url) = &config.limits.redis_url else {
+        return Ok(None);
+    };
+    let inv = crate::invalidation::Invalidator::connect(url, &config.limits.key_prefix)
+        .await
+        .map_err(|e| {
+            Error::internal(format!(
+                "limits.redis_url {}: {e}",
+                crate::store::redact_url(url)
+            ))
+        })?;
+    Ok(Some(Arc::new(inv)))
+}
+
 /// Opens the store, warms the key cache, and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Error> {
     let store = crate::store::open(&config.store_url).await.map_err(|e| {
@@ -201,6 +236,7 @@ pub async fn start_with_store(
     let metrics = crate::telemetry::metrics_handle();
     let routes = crate::router::Router::new(&config);
     let limiter = build_limiter(&config).await?;
+    let invalidator = build_invalidator(&config).await?;
     let state = Arc::new(AppState {
         config: config.clone(),
         store,
@@ -212,6 +248,7 @@ pub async fn start_with_store(
         limiter,
         directory: directory.clone(),
         spend: spend.clone(),
+        invalidator: invalidator.clone(),
     });
 
     let refresh = config.server.key_cache_refresh;
@@ -232,6 +269,10 @@ pub async fn start_with_store(
             }
         }
     });
+    let listener_task = state
+        .invalidator
+        .clone()
+        .map(|inv| tokio::spawn(inv.listen(state.keys.clone(), state.directory.clone())));
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -264,7 +305,10 @@ pub async fn start_with_store(
         state,
         stop: Some(stop),
         server,
-        background: vec![key_refresher, upkeep],
+        background: [key_refresher, upkeep]
+            .into_iter()
+            .chain(listener_task)
+            .collect(),
         meter_task,
         grace: config.server.shutdown_grace,
     })

@@ -143,7 +143,7 @@ pub(super) async fn create(
         .with_code("already_exists")
         .into());
     }
-    state.directory.reload().await.map_err(Error::from)?;
+    state.changed().await;
     Ok(json_response(StatusCode::CREATED, &entity_json(&entity)))
 }
 
@@ -204,7 +204,7 @@ pub(super) async fn update(
         .update_entity(kind, id, &spec)
         .await
         .map_err(Error::from)?;
-    state.directory.reload().await.map_err(Error::from)?;
+    state.changed().await;
     Ok(json_response(
         StatusCode::OK,
         &entity_json(&Entity {

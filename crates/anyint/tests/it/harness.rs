@@ -33,11 +33,19 @@ pub struct Builder {
     backend: Backend,
     admin: bool,
     max_body: Option<usize>,
+    store_url: Option<String>,
     extra: String,
     server_extra: String,
 }
 
 impl Builder {
+    /// Postgres at `url`, shared with another gateway.
+    pub fn shared_postgres(mut self, url: &str) -> Self {
+        self.backend = Backend::Postgres;
+        self.store_url = Some(url.to_owned());
+        self
+    }
+
     pub fn postgres(mut self) -> Self {
         self.backend = Backend::Postgres;
         self
@@ -81,7 +89,10 @@ impl Builder {
         let emulator = format!("http://{emulator_addr}");
         let store_url = match self.backend {
             Backend::Sqlite => format!("sqlite://{}/anyint.db", dir.path().display()),
-            Backend::Postgres => fresh_pg_schema().await,
+            Backend::Postgres => match self.store_url.clone() {
+                Some(url) => url,
+                None => fresh_pg_schema().await,
+            },
         };
         let text = config_text(&emulator, &store_url, self.max_body).replacen(
             "[server]\n",
@@ -202,7 +213,7 @@ routes = [{{ provider = "dead", upstream_model = "gpt-4o" }}, {{ provider = "emu
 }
 
 /// A new schema in the `test` database, returned as a store URL that uses it.
-async fn fresh_pg_schema() -> String {
+pub async fn fresh_pg_schema() -> String {
     use sqlx::Connection;
     let base = std::env::var("ANYINT_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -223,6 +234,7 @@ impl TestGateway {
             backend: Backend::Sqlite,
             admin: true,
             max_body: None,
+            store_url: None,
             extra: String::new(),
             server_extra: String::new(),
         }

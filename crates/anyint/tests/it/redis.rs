@@ -191,3 +191,58 @@ async fn redis_outage_follows_the_configured_mode_and_a_restart_recovers() {
         "the limiter did not recover after Redis came back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_admin_changes_reach_other_instances_through_redis() {
+    let redis = PrivateRedis::start().await;
+    let prefix = format!("t{}", hex::encode(anyint::auth::random_bytes::<4>()));
+    let store = crate::harness::fresh_pg_schema().await;
+    // A refresh interval of an hour: only the pub/sub message can update the other instance.
+    let gateway = || {
+        TestGateway::builder()
+            .shared_postgres(&store)
+            .server("key_cache_refresh_secs = 3600")
+            .toml(&limits_toml(&redis.url(), &prefix, "open"))
+            .start()
+    };
+    let a = gateway().await;
+    let b = gateway().await;
+    let created: Value = a
+        .admin(reqwest::Method::POST, "/admin/v1/keys")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap();
+    let on_b = || {
+        b.http
+            .post(b.url("/openai/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&chat())
+            .send()
+    };
+    assert_eq!(on_b().await.unwrap().status(), 200);
+
+    // Revoked on A: B refuses it without waiting for its hourly refresh.
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        a.admin(reqwest::Method::DELETE, &format!("/admin/v1/keys/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let mut refused = false;
+    for _ in 0..500 {
+        if on_b().await.unwrap().status() == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the revocation never reached the other instance");
+}
