@@ -4,7 +4,7 @@
 //! API answers 404 with how to enable it. Client keys never open it: the check compares only
 //! against the admin token. Errors use the OpenAI envelope.
 
-mod entities;
+pub mod entities;
 
 use std::collections::HashMap;
 

@@ -1,5 +1,6 @@
 //! The `anyint` command line: `serve`, `keys`, `usage` and `emulate`.
 
+mod entities;
 mod keys;
 mod serve;
 
@@ -35,6 +36,21 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: keys::KeysCommand,
+    },
+    /// Manage plans (model entitlement, default limits, credit caps).
+    Plans {
+        #[command(subcommand)]
+        action: entities::EntityCommand,
+    },
+    /// Manage accounts (customers and their plans).
+    Accounts {
+        #[command(subcommand)]
+        action: entities::EntityCommand,
+    },
+    /// Manage teams (groups of keys with shared limits and budgets).
+    Teams {
+        #[command(subcommand)]
+        action: entities::EntityCommand,
     },
     /// Show recent usage ledger rows.
     Usage {
@@ -100,6 +116,15 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { listen, demo } => serve::run(cli.config, listen, demo).await,
         Command::Keys { action } => keys::run(cli.config, action).await,
+        Command::Plans { action } => {
+            entities::run(cli.config, crate::store::EntityKind::Plan, action).await
+        }
+        Command::Accounts { action } => {
+            entities::run(cli.config, crate::store::EntityKind::Account, action).await
+        }
+        Command::Teams { action } => {
+            entities::run(cli.config, crate::store::EntityKind::Team, action).await
+        }
         Command::Usage {
             account,
             key,

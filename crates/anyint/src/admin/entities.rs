@@ -43,12 +43,22 @@ fn parse_spec<T: DeserializeOwned>(kind: EntityKind, v: Value) -> Result<T, Erro
 
 /// Checks references and model names against the config and the directory.
 fn validate(state: &SharedState, kind: EntityKind, spec: &Value) -> Result<(), Error> {
-    let dir = state.directory.get();
+    validate_against(&state.directory.get(), Some(&state.config), kind, spec)
+}
+
+/// Checks references (plan, account) against `dir` and model names against `config` when
+/// one is loaded.
+fn validate_against(
+    dir: &crate::policy::directory::Directory,
+    config: Option<&crate::config::Config>,
+    kind: EntityKind,
+    spec: &Value,
+) -> Result<(), Error> {
     if let Some(models) = spec.get("models").and_then(Value::as_array)
         && let Some(unknown) = models
             .iter()
             .filter_map(Value::as_str)
-            .find(|m| state.config.model(m).is_none())
+            .find(|m| config.is_some_and(|c| c.model(m).is_none()))
     {
         return Err(Error::invalid(
             Some("models"),
@@ -108,6 +118,46 @@ fn entity_json(e: &Entity) -> Value {
         obj.extend(spec.clone());
     }
     v
+}
+
+/// Creates an entity directly in the store (the CLI's path): the same normalization and
+/// checks as the admin API, against the store's current directory.
+pub async fn create_in_store(
+    store: std::sync::Arc<dyn crate::store::Store>,
+    config: Option<&crate::config::Config>,
+    kind: EntityKind,
+    body: &[u8],
+) -> Result<Value, Error> {
+    let (id, spec) = split_id(body)?;
+    let spec = normalize(kind, spec)?;
+    let directory = crate::policy::directory::DirectoryCache::new(store.clone());
+    directory.reload().await?;
+    validate_against(&directory.get(), config, kind, &spec)?;
+    let entity = Entity {
+        id,
+        spec,
+        created_at: crate::clock::unix_secs(),
+    };
+    if !store.insert_entity(kind, &entity).await? {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("a {} with id `{}` already exists", kind.as_str(), entity.id),
+        ));
+    }
+    Ok(entity_json(&entity))
+}
+
+/// Lists entities as the admin API shows them.
+pub async fn list_in_store(
+    store: &dyn crate::store::Store,
+    kind: EntityKind,
+) -> Result<Vec<Value>, Error> {
+    Ok(store
+        .entities(kind)
+        .await?
+        .iter()
+        .map(entity_json)
+        .collect())
 }
 
 /// `POST /admin/v1/{plans,accounts,teams}`.

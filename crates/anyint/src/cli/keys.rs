@@ -35,6 +35,12 @@ pub(super) enum KeysCommand {
         /// Requests in flight at once, streams included.
         #[arg(long)]
         concurrency: Option<u32>,
+        /// Monthly credit budget, in micro-units.
+        #[arg(long)]
+        budget_micros: Option<i64>,
+        /// The team the key belongs to (its account is the team's).
+        #[arg(long)]
+        team: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -52,11 +58,36 @@ pub(super) enum KeysCommand {
     },
 }
 
-async fn open(config: Option<&Config>) -> Result<Arc<dyn Store>, String> {
+pub(super) async fn open(config: Option<&Config>) -> Result<Arc<dyn Store>, String> {
     let url = config.map_or(DEFAULT_STORE_URL, |c| c.store_url.as_str());
     crate::store::open(url)
         .await
         .map_err(|e| format!("opening store {}: {e}", crate::store::redact_url(url)))
+}
+
+/// The account a new key belongs to: the team's when a team is given (and the `--account`
+/// flag, if set, must agree).
+async fn team_account(
+    store: &Arc<dyn Store>,
+    team: Option<&str>,
+    account: String,
+) -> Result<String, String> {
+    let Some(team_id) = team else {
+        return Ok(account);
+    };
+    let directory = crate::policy::directory::DirectoryCache::new(store.clone());
+    directory.reload().await.map_err(|e| e.to_string())?;
+    let dir = directory.get();
+    let Some(t) = dir.teams.get(team_id) else {
+        return Err(format!("no team {team_id}; see `anyint teams list`"));
+    };
+    if account != "default" && account != t.account {
+        return Err(format!(
+            "team {team_id} belongs to account {}, not {account}",
+            t.account
+        ));
+    }
+    Ok(t.account.clone())
 }
 
 pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Result<(), String> {
@@ -71,6 +102,8 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
             ip_allowlist,
             rpm,
             concurrency,
+            budget_micros,
+            team,
             json,
         } => {
             let limits = crate::store::KeyLimits {
@@ -78,7 +111,7 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
                 ip_allowlist,
                 rpm,
                 concurrency,
-                budget_micros: None,
+                budget_micros,
             };
             let models = models.map(|m| {
                 m.into_iter()
@@ -88,16 +121,24 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
             });
             crate::admin::validate_new_key(config.as_ref(), &name, models.as_deref(), &limits)
                 .map_err(|e| e.message)?;
-            let (record, key) =
-                crate::auth::issue_key(store.as_ref(), name.trim(), &account, models, limits)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let account = team_account(&store, team.as_deref(), account).await?;
+            let (record, key) = crate::auth::issue_team_key(
+                store.as_ref(),
+                name.trim(),
+                &account,
+                models,
+                limits,
+                team,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             if json {
                 let v = serde_json::json!({
                     "id": record.id, "key": key, "name": record.name, "account": record.account,
                     "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
                     "expires_at": record.limits.expires_at, "ip_allowlist": record.limits.ip_allowlist,
                     "rpm": record.limits.rpm, "concurrency": record.limits.concurrency,
+                    "team": record.team, "budget_micros": record.limits.budget_micros,
                 });
                 println!("{v}");
             } else {

@@ -368,3 +368,86 @@ async fn sigterm_drains_in_flight_streams_before_exiting() {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn cli_manages_plans_accounts_teams_and_team_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "c.toml",
+        &config(dir.path(), "http://127.0.0.1:1", ""),
+    );
+    let run = |args: &[&str]| {
+        let out = anyint()
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .env("UPSTREAM_SECRET", "x")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&[
+        "plans",
+        "create",
+        "--id",
+        "pro",
+        "--models",
+        "gpt-4o-mini",
+        "--rpm",
+        "100",
+        "--credit-cap-micros",
+        "5000000",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["credit_cap_micros"],
+        5_000_000
+    );
+    assert!(run(&["accounts", "create", "--id", "acme", "--plan", "pro"]).0);
+    assert!(
+        !run(&["accounts", "create", "--id", "x", "--plan", "missing"]).0,
+        "unknown plan refused"
+    );
+    assert!(
+        run(&[
+            "teams",
+            "create",
+            "--id",
+            "ops",
+            "--account",
+            "acme",
+            "--concurrency",
+            "4"
+        ])
+        .0
+    );
+    let (ok, out, err) = run(&[
+        "keys",
+        "create",
+        "--name",
+        "k",
+        "--team",
+        "ops",
+        "--budget-micros",
+        "100",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let key: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            key["account"].as_str(),
+            key["team"].as_str(),
+            key["budget_micros"].as_i64()
+        ),
+        (Some("acme"), Some("ops"), Some(100))
+    );
+    let (ok, out, _) = run(&["teams", "list", "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()[0]["id"], "ops");
+}
