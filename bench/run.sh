@@ -4,20 +4,24 @@
 # concurrencies; plus, through the gateway only, Anthropic-family streaming translated to the
 # OpenAI-kind emulator ("translated", compared with the passthrough stream) and non-streaming
 # requests to a route that fails every 10th upstream call with a 503 ("retry", compared with the
-# healthy model). Prints markdown tables and writes them to bench/results/latest.md.
+# healthy model) and non-streaming requests with a key whose rate and concurrency limits every
+# request is checked against but never reaches ("policy", compared with the plain key; with the
+# in-process limiter and, when Redis is reachable, with the Redis one). Prints markdown tables
+# and writes them to bench/results/latest.md.
 #
 # Usage: bench/run.sh            (see bench/README.md for the knobs)
 #   BENCH_SECONDS=10             measured seconds per run
 #   BENCH_WARMUP=2               warm-up seconds before each measured run (0 = none)
 #   BENCH_CONCURRENCY="1 32"     oha -c values
-#   BENCH_MODES="nonstream stream translated retry"
-#                                (translated needs stream's runs and retry needs nonstream's; they
-#                                are added when missing)
+#   BENCH_MODES="nonstream stream translated retry policy"
+#                                (translated needs stream's runs, retry and policy need
+#                                nonstream's; they are added when missing)
 #   BENCH_LOG_LEVELS="warn info" gateway [server] log_level variants; the first is the headline
 #   BENCH_OHA_VERSION=1.16.0     oha version installed into bench/.tools
 #   OHA=/path/to/oha             use this oha instead of installing one
 #   ANYINT_BIN=/path/to/anyint   use this binary and skip `cargo build --release`
 #   BENCH_KEEP_TMP=1             keep the temp dir (configs, logs, raw oha JSON) on exit
+#   BENCH_POLICY_REDIS=1         policy mode: also measure the Redis limiter (0 = in-process only)
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +30,7 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 32}"
-MODES="${BENCH_MODES:-nonstream stream translated retry}"
+MODES="${BENCH_MODES:-nonstream stream translated retry policy}"
 LOG_LEVELS="${BENCH_LOG_LEVELS:-warn info}"
 OHA_VERSION="${BENCH_OHA_VERSION:-1.16.0}"
 MODEL="gpt-4o-mini"
@@ -38,22 +42,34 @@ FLAKY_MODEL="flaky"
 FLAKY_TAG="benchflaky"
 FLAKY_EVERY=10
 FLAKY_UPSTREAM="$MODEL+status=503,every=$FLAKY_EVERY,tag=$FLAKY_TAG"
+# The policy mode's key: limits so high that no request is ever refused, so every request pays
+# for both checks (concurrency slot, then GCRA rate) and nothing else changes.
+POLICY_RPM=100000000
+POLICY_CONCURRENCY=100000
+# The policy mode's Redis variant: the same Redis `scripts/test` uses, keys under a prefix of
+# this run's own (deleted at exit).
+POLICY_REDIS="${BENCH_POLICY_REDIS:-1}"
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+REDIS_URL="redis://$REDIS_HOST:$REDIS_PORT"
+REDIS_PREFIX=""
 
 for v in "$SECONDS_PER_RUN" "$WARMUP"; do
     [[ "$v" =~ ^[0-9]+$ ]] || { echo "bench: BENCH_SECONDS/BENCH_WARMUP must be whole seconds, got '$v'" >&2; exit 2; }
 done
 [[ "$SECONDS_PER_RUN" -ge 1 ]] || { echo "bench: BENCH_SECONDS must be >= 1" >&2; exit 2; }
 for m in $MODES; do
-    [[ "$m" =~ ^(nonstream|stream|translated|retry)$ ]] || { echo "bench: unknown mode '$m' in BENCH_MODES" >&2; exit 2; }
+    [[ "$m" =~ ^(nonstream|stream|translated|retry|policy)$ ]] || { echo "bench: unknown mode '$m' in BENCH_MODES" >&2; exit 2; }
 done
 [[ -n "${MODES// /}" ]] || { echo "bench: BENCH_MODES is empty" >&2; exit 2; }
-# translated is compared with the stream runs and retry with the nonstream runs: add them first
-# when they were not asked for.
+[[ "$POLICY_REDIS" =~ ^[01]$ ]] || { echo "bench: BENCH_POLICY_REDIS must be 0 or 1, got '$POLICY_REDIS'" >&2; exit 2; }
+# translated is compared with the stream runs, retry and policy with the nonstream runs: add them
+# first when they were not asked for.
 RUN_MODES=""
 for m in $MODES; do
     ref=""
     [[ "$m" == translated ]] && ref=stream
-    [[ "$m" == retry ]] && ref=nonstream
+    [[ "$m" == retry || "$m" == policy ]] && ref=nonstream
     if [[ -n "$ref" && " $RUN_MODES " != *" $ref "* && " $MODES " != *" $ref "* ]]; then
         RUN_MODES="$RUN_MODES $ref"
     fi
@@ -64,7 +80,7 @@ command -v python3 >/dev/null || { echo "bench: python3 is required (stdlib only
 command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 2; }
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-[[ "$RUN_MODES" == "$(echo $MODES)" ]] || log "modes: $RUN_MODES (reference runs added for translated/retry)"
+[[ "$RUN_MODES" == "$(echo $MODES)" ]] || log "modes: $RUN_MODES (reference runs added for translated/retry/policy)"
 
 # --- cleanup -------------------------------------------------------------------------------------
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/anyint-bench.XXXXXX")"
@@ -89,6 +105,11 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    # The Redis variant's limiter keys (in-flight counters live for 15 minutes otherwise).
+    if [[ -n "$REDIS_PREFIX" ]]; then
+        redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "$REDIS_PREFIX:*" 2>/dev/null \
+            | xargs -r redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1 || true
+    fi
     if [[ -n "${BENCH_KEEP_TMP:-}" ]]; then
         log "kept $TMP"
     else
@@ -158,9 +179,54 @@ PIDS+=("$EMU_PID"); NAMES+=("the emulator"); LOGS+=("$TMP/emulator.log")
 EMU="$(wait_for_addr "$TMP/emulator.log" 'anyint emulator on http://[0-9.:]+' "$EMU_PID")"
 log "emulator on $EMU"
 
-declare -A GW_URL GW_KEY
-for level in $LOG_LEVELS; do
-    dir="$TMP/gw-$level"
+has_mode() { [[ " $RUN_MODES " == *" $1 "* ]]; }
+HEADLINE="${LOG_LEVELS%% *}"
+
+# --- Redis, for the policy mode's shared-limiter variant ------------------------------------------
+redis_up() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1; }
+# Starts Redis when it is down, the way scripts/test does (it keeps running afterwards, as there).
+# Returns 1 with REDIS_NOTE set when Redis can be neither reached nor started.
+ensure_redis() {
+    if ! command -v redis-cli >/dev/null; then
+        REDIS_NOTE="redis-cli not found"; return 1
+    fi
+    redis_up && return 0
+    if ! command -v redis-server >/dev/null; then
+        REDIS_NOTE="nothing answers on $REDIS_HOST:$REDIS_PORT and redis-server is not installed"; return 1
+    fi
+    log "starting Redis on $REDIS_HOST:$REDIS_PORT (as scripts/test does; it stays up afterwards)"
+    if ! { mkdir -p /var/lib/redis /var/log/redis \
+        && redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
+            --dir /var/lib/redis --logfile /var/log/redis/ci.log >&2; }; then
+        REDIS_NOTE="redis-server could not be started"; return 1
+    fi
+    for _ in $(seq 1 30); do redis_up && return 0; sleep 1; done
+    REDIS_NOTE="redis-server was started but $REDIS_HOST:$REDIS_PORT did not answer within 30 s"
+    return 1
+}
+REDIS_NOTE=""
+if has_mode policy; then
+    if [[ "$POLICY_REDIS" != 1 ]]; then
+        REDIS_NOTE="skipped (BENCH_POLICY_REDIS=0)"
+    elif ensure_redis; then
+        REDIS_PREFIX="anyint-bench-${TMP##*.}-$$"
+        REDIS_NOTE="$REDIS_URL, key_prefix $REDIS_PREFIX"
+        # policy-redis runs right after policy.
+        m2=""
+        for m in $RUN_MODES; do
+            m2="$m2 $m"
+            [[ "$m" == policy ]] && m2="$m2 policy-redis"
+        done
+        RUN_MODES="${m2# }"
+    else
+        log "warning: skipping the policy mode's Redis variant: $REDIS_NOTE"
+        REDIS_NOTE="skipped: $REDIS_NOTE"
+    fi
+fi
+
+# Writes a gateway config to $1/anyint.toml for log level $2, with $3 appended (extra sections).
+write_config() {
+    local dir="$1" level="$2" extra="${3:-}"
     mkdir -p "$dir"
     cat >"$dir/anyint.toml" <<EOF
 [server]
@@ -194,21 +260,51 @@ routes = [{ provider = "emu", upstream_model = "$MODEL" }]
 [[models]]
 id = "$FLAKY_MODEL"
 routes = [{ provider = "emu", upstream_model = "$FLAKY_UPSTREAM" }]
+$extra
 EOF
-    key_json="$("$ANYINT_BIN" keys create --name "bench-$level" --json --config "$dir/anyint.toml")"
-    GW_KEY[$level]="$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["key"])' <<<"$key_json")"
-    log "starting the gateway (log_level=$level)"
+}
+
+key_of() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["key"])'; }
+
+# Starts gateway $1 (an index into GW_URL/GW_KEY/GW_POLICY_KEY) from the config in $2 with the
+# description $3; creates its plain key and, for the policy mode, its policy key.
+start_gateway() {
+    local id="$1" dir="$2" what="$3" pid
+    GW_KEY[$id]="$("$ANYINT_BIN" keys create --name "bench-$id" --json --config "$dir/anyint.toml" | key_of)"
+    if has_mode policy; then
+        GW_POLICY_KEY[$id]="$("$ANYINT_BIN" keys create --name "bench-policy-$id" \
+            --rpm "$POLICY_RPM" --concurrency "$POLICY_CONCURRENCY" --json --config "$dir/anyint.toml" | key_of)"
+    fi
+    log "starting $what"
     "$ANYINT_BIN" serve --config "$dir/anyint.toml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
     pid=$!
-    PIDS+=("$pid"); NAMES+=("the gateway (log_level=$level)"); LOGS+=("$dir/stderr.log")
-    GW_URL[$level]="$(wait_for_addr "$dir/stdout.log" 'anyint listening on http://[0-9.:]+' "$pid")"
-    log "gateway (log_level=$level) on ${GW_URL[$level]}"
+    PIDS+=("$pid"); NAMES+=("$what"); LOGS+=("$dir/stderr.log")
+    GW_URL[$id]="$(wait_for_addr "$dir/stdout.log" 'anyint listening on http://[0-9.:]+' "$pid")"
+    log "$what on ${GW_URL[$id]}"
+}
+
+declare -A GW_URL GW_KEY GW_POLICY_KEY
+for level in $LOG_LEVELS; do
+    write_config "$TMP/gw-$level" "$level"
+    start_gateway "$level" "$TMP/gw-$level" "the gateway (log_level=$level)"
 done
+# The Redis variant: the headline gateway's config plus a [limits] section. on_redis_error is
+# "closed" so that a Redis failure shows up as 503s (an invalid run), never as a fast fail-open
+# path that skipped the limiter.
+if has_mode policy-redis; then
+    write_config "$TMP/gw-redis" "$HEADLINE" "
+[limits]
+redis_url = \"$REDIS_URL\"
+key_prefix = \"$REDIS_PREFIX\"
+on_redis_error = \"closed\""
+    start_gateway redis "$TMP/gw-redis" "the gateway with the Redis limiter (log_level=$HEADLINE)"
+fi
 
 # Per mode: the request body, the gateway path, the auth headers, and whether a direct run exists.
+# policy and policy-redis send the nonstream request with the policy key.
 body_for() {
     case "$1" in
-        nonstream) printf '{"model":"%s","messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
+        nonstream | policy | policy-redis) printf '{"model":"%s","messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
         stream) printf '{"model":"%s","stream":true,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
         translated) printf '{"model":"%s","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
         retry) printf '{"model":"%s","messages":[{"role":"user","content":"%s"}]}' "$FLAKY_MODEL" "$PROMPT" ;;
@@ -225,6 +321,33 @@ auth_args() { # mode key; sets AUTH_ARGS (curl and oha take the same -H form)
     fi
 }
 has_direct() { [[ "$1" == nonstream || "$1" == stream ]]; }
+# Every target of a mode, as "name|url|key|gateway base url" (empty base for the direct run) in
+# TARGETS. The policy modes measure each gateway twice in a row, first with the plain key
+# ("gateway-LEVEL-off", policy off) and then with the policy key ("gateway-LEVEL", policy on), so
+# that the pair compared is measured back to back on the same process. policy-redis runs on the
+# Redis gateway only, under the headline log level's name.
+targets_for() { # mode
+    local mode="$1" level url
+    TARGETS=()
+    if has_direct "$mode"; then
+        TARGETS+=("direct|$EMU/v1/chat/completions|bench-upstream|")
+    fi
+    if [[ "$mode" == policy-redis ]]; then
+        url="${GW_URL[redis]}"
+        TARGETS+=("gateway-$HEADLINE-off|$url$(gw_path "$mode")|${GW_KEY[redis]}|$url")
+        TARGETS+=("gateway-$HEADLINE|$url$(gw_path "$mode")|${GW_POLICY_KEY[redis]}|$url")
+        return
+    fi
+    for level in $LOG_LEVELS; do
+        url="${GW_URL[$level]}"
+        if [[ "$mode" == policy ]]; then
+            TARGETS+=("gateway-$level-off|$url$(gw_path "$mode")|${GW_KEY[$level]}|$url")
+            TARGETS+=("gateway-$level|$url$(gw_path "$mode")|${GW_POLICY_KEY[$level]}|$url")
+        else
+            TARGETS+=("gateway-$level|$url$(gw_path "$mode")|${GW_KEY[$level]}|$url")
+        fi
+    done
+}
 
 # The emulator's request counter for the flaky tag (every upstream attempt of the flaky model).
 emu_count() {
@@ -240,7 +363,7 @@ gw_retries() { # gateway base url
 preflight() { # name url key mode
     local name="$1" url="$2" key="$3" mode="$4" out="$TMP/preflight-$1-$4.txt" code
     auth_args "$mode" "$key"
-    code="$(curl -sS -o "$out" -w '%{http_code}' -X POST "$url" \
+    code="$(curl -sS -o "$out" -D "$out.headers" -w '%{http_code}' -X POST "$url" \
         "${AUTH_ARGS[@]}" -H 'Content-Type: application/json' -d "$(body_for "$mode")")" || code="curl-failed"
     if [[ "$code" != 200 ]] || ! grep -q 'hello' "$out" \
         || { [[ "$mode" == stream ]] && ! grep -q '^data: \[DONE\]' "$out"; } \
@@ -248,6 +371,23 @@ preflight() { # name url key mode
         echo "bench: preflight $name/$mode failed (HTTP $code); response:" >&2
         head -c 2000 "$out" >&2 || true
         echo >&2
+        return 1
+    fi
+    # policy: the policy key's limit was applied (the rate headers say so), the plain key's not.
+    if [[ "$mode" == policy* && "$name" != *-off ]] \
+        && ! grep -qi "^x-ratelimit-limit-requests: $POLICY_RPM"$'\r'"\?$" "$out.headers"; then
+        echo "bench: preflight $name/$mode: no 'x-ratelimit-limit-requests: $POLICY_RPM' header, so the key's limits were not applied; headers:" >&2
+        cat "$out.headers" >&2 || true
+        return 1
+    fi
+    if [[ "$mode" == policy* && "$name" == *-off ]] && grep -qi '^x-ratelimit-' "$out.headers"; then
+        echo "bench: preflight $name/$mode: the plain key got x-ratelimit-* headers; it is not policy-free" >&2
+        return 1
+    fi
+    # policy-redis: the limiter state is in Redis under this run's prefix.
+    if [[ "$mode" == policy-redis && "$name" != *-off ]] \
+        && [[ -z "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "$REDIS_PREFIX:gcra:*" 2>/dev/null)" ]]; then
+        echo "bench: preflight $name/$mode: no $REDIS_PREFIX:gcra:* key in Redis after a request; the Redis limiter was not used" >&2
         return 1
     fi
 }
@@ -266,14 +406,13 @@ preflight_retry() { # name url key
     fi
 }
 for mode in $RUN_MODES; do
-    if has_direct "$mode"; then
-        preflight direct "$EMU/v1/chat/completions" bench-upstream "$mode"
-    fi
-    for level in $LOG_LEVELS; do
-        if [[ "$mode" == retry ]]; then
-            preflight_retry "gateway-$level" "${GW_URL[$level]}$(gw_path "$mode")" "${GW_KEY[$level]}"
+    targets_for "$mode"
+    for t in "${TARGETS[@]}"; do
+        IFS='|' read -r name url key base <<<"$t"
+        if [[ "$mode" == retry && "$name" != direct ]]; then
+            preflight_retry "$name" "$url" "$key"
         else
-            preflight "gateway-$level" "${GW_URL[$level]}$(gw_path "$mode")" "${GW_KEY[$level]}" "$mode"
+            preflight "$name" "$url" "$key" "$mode"
         fi
     done
 done
@@ -319,14 +458,8 @@ MANIFEST="$TMP/manifest.tsv"
 : >"$MANIFEST"
 for mode in $RUN_MODES; do
     for c in $CONCURRENCY; do
-        targets=()
-        if has_direct "$mode"; then
-            targets+=("direct|$EMU/v1/chat/completions|bench-upstream|")
-        fi
-        for level in $LOG_LEVELS; do
-            targets+=("gateway-$level|${GW_URL[$level]}$(gw_path "$mode")|${GW_KEY[$level]}|${GW_URL[$level]}")
-        done
-        for t in "${targets[@]}"; do
+        targets_for "$mode"
+        for t in "${TARGETS[@]}"; do
             IFS='|' read -r name url key base <<<"$t"
             if [[ "$WARMUP" -gt 0 ]]; then
                 log "warm-up  $mode c=$c $name (${WARMUP}s)"
@@ -361,7 +494,10 @@ loadavg=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 host=$(uname -srm)
 levels=$LOG_LEVELS
 flakyevery=$FLAKY_EVERY
-flakytag=$FLAKY_TAG"
+flakytag=$FLAKY_TAG
+policyrpm=$POLICY_RPM
+policyconcurrency=$POLICY_CONCURRENCY
+redis=$REDIS_NOTE"
 set +e
 python3 - "$MANIFEST" "$BENCH_DIR/results/latest.md" "$META" <<'PY'
 import json, sys
@@ -372,7 +508,7 @@ levels = meta["levels"].split()
 every = int(meta["flakyevery"])
 DEADLINE = "aborted due to deadline"
 # The direct run each gateway-only mode is compared with (the emulator has no equivalent).
-REF = {"translated": "stream", "retry": "nonstream"}
+REF = {"translated": "stream", "retry": "nonstream", "policy": "nonstream", "policy-redis": "nonstream"}
 
 runs = {}
 order = []
@@ -422,7 +558,9 @@ def bad(run):
     return sum(run["non2xx"].values()) + sum(run["errors"].values())
 
 mode_name = {"nonstream": "non-streaming", "stream": "streaming",
-             "translated": "translated streaming", "retry": "retry non-streaming"}
+             "translated": "translated streaming", "retry": "retry non-streaming",
+             "policy": "policy non-streaming (in-process limiter)",
+             "policy-redis": "policy non-streaming (Redis limiter)"}
 lines = []
 lines.append("# anyint gateway overhead benchmark")
 lines.append("")
@@ -443,6 +581,11 @@ if any(m in REF for m, _ in order):
                  f"retry: model `flaky`, whose only route fails every {every}th upstream request "
                  "with a 503 that the gateway retries (backoff 1–5 ms); its direct columns are the "
                  "direct *non-streaming* run")
+if any(m.startswith("policy") for m, _ in order):
+    lines.append(f"- policy: the non-streaming request with a key limited to {int(meta['policyrpm']):,} "
+                 f"requests per minute and {int(meta['policyconcurrency']):,} in flight (every request "
+                 "takes a concurrency slot and a GCRA rate check, none is refused); its direct "
+                 "columns are the direct *non-streaming* run. Redis limiter: " + meta["redis"])
 lines.append("")
 lines.append("| mode | c | gateway log | direct req/s | gateway req/s | gw/direct | "
              "direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 | "
@@ -542,6 +685,36 @@ if "retry" in modes_run:
         lines.append("")
         lines.extend(f"- {m}" for m in mismatches)
 
+# Policy cost: the limited key against the plain key, both non-streaming at the same c, measured
+# back to back on the same gateway process (the "-off" run right before the policy run).
+if "policy" in modes_run or "policy-redis" in modes_run:
+    lines.append("")
+    lines.append("## Policy cost (key with rpm and concurrency limits vs a plain key)")
+    lines.append("")
+    lines.append("added = policy on − policy off: the same non-streaming request through the same "
+                 "gateway process at the same c, with the plain key (off) and then right after with "
+                 "the limited key (on). The Redis rows use the gateway configured with "
+                 "`[limits] redis_url` for both.")
+    lines.append("")
+    lines.append("| limiter | c | gateway log | off req/s | on req/s | on/off | off p50 | on p50 | "
+                 "added p50 | off p99 | on p99 | added p99 | errors (off/on) |")
+    lines.append("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for mode, limiter in (("policy", "in-process"), ("policy-redis", "Redis")):
+        for c in cs:
+            for level in levels:
+                h = runs.get((mode, c, f"gateway-{level}-off"))
+                p = runs.get((mode, c, f"gateway-{level}"))
+                if h is None or p is None:
+                    continue
+                ratio = f"{p['rps'] / h['rps']:.0%}" if h["rps"] else "n/a"
+                lines.append(f"| {limiter} | {c} | {level} | {f_rps(h)} | {f_rps(p)} | {ratio} | "
+                             f"{f_us(h['p50'])} | {f_us(p['p50'])} | {f_add(h['p50'], p['p50'])} | "
+                             f"{f_us(h['p99'])} | {f_us(p['p99'])} | {f_add(h['p99'], p['p99'])} | "
+                             f"{bad(h)}/{bad(p)} |")
+    if "policy" in modes_run and "policy-redis" not in modes_run:
+        lines.append("")
+        lines.append(f"Redis limiter: {meta['redis']}.")
+
 lines.append("")
 lines.append("Targets from the issue (reported, not asserted):")
 lines.append("")
@@ -580,6 +753,21 @@ for level in levels:
             lines.append(f"- retry at c={c}, log {level}: {f['responses']:,} client requests, "
                          f"{n} non-2xx or errors (target 0: {'met' if n == 0 else 'NOT met'}), "
                          f"{f['503s']:,} upstream 503s absorbed")
+    for mode, limiter in (("policy", "in-process"), ("policy-redis", "Redis")):
+        if mode not in modes_run:
+            continue
+        for c in cs:
+            h = runs.get((mode, c, f"gateway-{level}-off"))
+            p = runs.get((mode, c, f"gateway-{level}"))
+            a = None if h is None or p is None else added(h["p50"], p["p50"])
+            if a is None:
+                continue
+            if mode == "policy":
+                verdict = f"target ≤ 50 µs: {'met' if a <= 50 else 'NOT met'}"
+            else:
+                verdict = "no target; the 50 µs target is for the in-process limiter"
+            lines.append(f"- policy added p50 at c={c}, {limiter} limiter, log {level}: "
+                         f"{a:+,.0f} µs ({verdict})")
 if failures:
     lines.append("")
     lines.append("**Runs with errors — these figures are not valid:**")
@@ -597,13 +785,14 @@ set -e
 mkdir -p "$BENCH_DIR/results/raw"
 rm -f "$BENCH_DIR/results/raw/"*.json
 cp "$RAW"/*.json "$BENCH_DIR/results/raw/" 2>/dev/null || true
-for level in $LOG_LEVELS; do
+rm -f "$BENCH_DIR/results/raw/"*.warnings.log
+for gw in $LOG_LEVELS $(has_mode policy-redis && echo redis); do
     # The info-level log has one line per request; keep only the warnings and errors.
-    grep -E ' (WARN|ERROR) ' "$TMP/gw-$level/stderr.log" 2>/dev/null | head -n 500 \
-        >"$BENCH_DIR/results/raw/gateway-$level.warnings.log" || true
-    n="$(grep -cE ' (WARN|ERROR) ' "$TMP/gw-$level/stderr.log" 2>/dev/null || true)"
+    grep -E ' (WARN|ERROR) ' "$TMP/gw-$gw/stderr.log" 2>/dev/null | head -n 500 \
+        >"$BENCH_DIR/results/raw/gateway-$gw.warnings.log" || true
+    n="$(grep -cE ' (WARN|ERROR) ' "$TMP/gw-$gw/stderr.log" 2>/dev/null || true)"
     if [[ "${n:-0}" -gt 0 ]]; then
-        log "gateway (log_level=$level) logged $n WARN/ERROR lines; see bench/results/raw/gateway-$level.warnings.log"
+        log "gateway ($gw) logged $n WARN/ERROR lines; see bench/results/raw/gateway-$gw.warnings.log"
     fi
 done
 log "wrote bench/results/latest.md (raw oha JSON in bench/results/raw/)"

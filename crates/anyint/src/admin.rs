@@ -104,6 +104,7 @@ struct CreateKey {
     concurrency: Option<u32>,
     team: Option<String>,
     budget_micros: Option<i64>,
+    tpm: Option<u32>,
 }
 
 fn key_json(k: &ApiKey) -> serde_json::Value {
@@ -111,7 +112,7 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
         "id": k.id, "name": k.name, "account": k.account, "models": k.models,
         "prefix": k.prefix, "created_at": k.created_at, "revoked_at": k.revoked_at,
         "expires_at": k.limits.expires_at, "ip_allowlist": k.limits.ip_allowlist,
-        "rpm": k.limits.rpm, "concurrency": k.limits.concurrency, "team": k.team, "budget_micros": k.limits.budget_micros,
+        "rpm": k.limits.rpm, "concurrency": k.limits.concurrency, "team": k.team, "budget_micros": k.limits.budget_micros, "tpm": k.limits.tpm,
     })
 }
 
@@ -173,6 +174,7 @@ async fn create_key(
         rpm: req.rpm,
         concurrency: req.concurrency,
         budget_micros: req.budget_micros,
+        tpm: req.tpm,
     };
     validate_new_key(
         Some(&state.config),
@@ -219,7 +221,7 @@ async fn create_key(
             "id": record.id, "key": key, "name": record.name, "account": record.account,
             "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
             "expires_at": record.limits.expires_at, "ip_allowlist": record.limits.ip_allowlist,
-            "rpm": record.limits.rpm, "concurrency": record.limits.concurrency, "team": record.team, "budget_micros": record.limits.budget_micros,
+            "rpm": record.limits.rpm, "concurrency": record.limits.concurrency, "team": record.team, "budget_micros": record.limits.budget_micros, "tpm": record.limits.tpm,
         }),
     ))
 }

@@ -136,6 +136,7 @@ pub fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Respon
         model: model.map(str::to_owned),
         key_id: Some(key_id.to_owned()),
         rate: None,
+        tokens: None,
     });
     resp
 }
@@ -144,7 +145,10 @@ pub fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Respon
 /// the access-log fields.
 pub fn finish(mut resp: Response, log: RequestLog, family: Family) -> Response {
     if let Some(rate) = log.rate {
-        rate_headers(resp.headers_mut(), family, &rate);
+        rate_headers(resp.headers_mut(), family, &rate, "requests");
+    }
+    if let Some(tokens) = log.tokens {
+        rate_headers(resp.headers_mut(), family, &tokens, "tokens");
     }
     resp.extensions_mut().insert(log);
     resp
@@ -156,28 +160,38 @@ fn rate_headers(
     headers: &mut http::HeaderMap,
     family: Family,
     rate: &crate::policy::limits::RateDecision,
+    unit: &str,
 ) {
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
+    let mut put = |name: String, value: String| {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(n, v);
         }
     };
     match family {
         Family::OpenAi => {
-            put("x-ratelimit-limit-requests", rate.limit.to_string());
-            put("x-ratelimit-remaining-requests", rate.remaining.to_string());
-            put("x-ratelimit-reset-requests", go_duration(rate.reset));
+            put(format!("x-ratelimit-limit-{unit}"), rate.limit.to_string());
+            put(
+                format!("x-ratelimit-remaining-{unit}"),
+                rate.remaining.to_string(),
+            );
+            put(format!("x-ratelimit-reset-{unit}"), go_duration(rate.reset));
         }
         Family::Anthropic => {
             let reset = crate::clock::unix_secs()
                 .saturating_add(i64::try_from(rate.reset.as_secs()).unwrap_or(0) + 1);
-            put("anthropic-ratelimit-requests-limit", rate.limit.to_string());
             put(
-                "anthropic-ratelimit-requests-remaining",
+                format!("anthropic-ratelimit-{unit}-limit"),
+                rate.limit.to_string(),
+            );
+            put(
+                format!("anthropic-ratelimit-{unit}-remaining"),
                 rate.remaining.to_string(),
             );
             put(
-                "anthropic-ratelimit-requests-reset",
+                format!("anthropic-ratelimit-{unit}-reset"),
                 crate::clock::rfc3339(reset),
             );
         }
@@ -252,7 +266,9 @@ pub fn retry_headers(headers: &mut http::HeaderMap, e: &Error) {
         if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
             headers.insert(http::header::RETRY_AFTER, v);
         }
-        if let Ok(v) = http::HeaderValue::from_str(&after.as_millis().to_string()) {
+        // Rounded up like `Retry-After`: a client must not come back a moment too early.
+        let millis = after.as_millis() + u128::from(after.subsec_nanos() % 1_000_000 > 0);
+        if let Ok(v) = http::HeaderValue::from_str(&millis.max(1).to_string()) {
             headers.insert("retry-after-ms", v);
         }
     }

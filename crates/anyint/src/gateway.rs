@@ -149,6 +149,7 @@ pub async fn chat(
         model: None,
         key_id: Some(call.key.id.clone()),
         rate: None,
+        tokens: None,
     };
     let inbound = match inbound {
         Ok(i) => i,
@@ -173,15 +174,27 @@ pub async fn chat(
         return (Err(e), log);
     }
     let scopes = dir.scopes(&call.key);
+    // Admitted on an estimate of the input (about four bytes a token); settled on the real
+    // usage when the ledger row is written.
+    let estimate = u32::try_from(inbound.body.len() / 4)
+        .unwrap_or(u32::MAX)
+        .max(1);
     match crate::policy::admit(
         state.limiter.as_ref(),
         state.config.limits.fail_open,
         &scopes,
+        estimate,
     )
     .await
     {
         Ok(admission) => {
             log.rate = admission.rate;
+            log.tokens = admission.tokens;
+            if !admission.settle.is_empty() {
+                state
+                    .meter
+                    .expect_usage(&call.request_id, estimate, admission.settle);
+            }
             if let Ok(mut hold) = call.hold.lock() {
                 *hold = admission.permits;
             }

@@ -9,7 +9,7 @@
 pub mod tap;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +23,9 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// A request admitted on an estimate: (estimated tokens, [(token scope, its limit)]).
+type Settlement = (u32, Vec<(String, u32)>);
+
 /// The cheap, cloneable handle handlers record usage with.
 #[derive(Clone)]
 pub struct Meter {
@@ -31,6 +34,9 @@ pub struct Meter {
     prices: Arc<HashMap<String, Price>>,
     /// This month's spend, updated as rows are priced.
     spend: Arc<crate::policy::quota::SpendTracker>,
+    /// Token limits to settle when a request's row arrives: request ID → (estimate, scopes).
+    settlements: Arc<Mutex<HashMap<String, Settlement>>>,
+    limiter: Arc<dyn crate::policy::limits::Limiter>,
 }
 
 /// The writer task; await [`MeterTask::shutdown`] after the server has drained.
@@ -46,22 +52,58 @@ impl Meter {
         cfg: MeterConfig,
         prices: HashMap<String, Price>,
         spend: Arc<crate::policy::quota::SpendTracker>,
+        limiter: Arc<dyn crate::policy::limits::Limiter>,
     ) -> (Self, MeterTask) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = tokio::spawn(writer(store, cfg, rx));
-        (
-            Self {
-                tx: tx.clone(),
-                prices: Arc::new(prices),
-                spend,
-            },
-            MeterTask { handle, tx },
-        )
+        let meter = Self {
+            tx: tx.clone(),
+            prices: Arc::new(prices),
+            spend,
+            settlements: Arc::default(),
+            limiter,
+        };
+        (meter, MeterTask { handle, tx })
+    }
+
+    /// Remembers that `request_id` was admitted on `estimate` tokens against `scopes`, to be
+    /// settled when its row is recorded.
+    pub fn expect_usage(&self, request_id: &str, estimate: u32, scopes: Vec<(String, u32)>) {
+        if let Ok(mut s) = self.settlements.lock() {
+            s.insert(request_id.to_owned(), (estimate, scopes));
+        }
+    }
+
+    /// Corrects the token limits of the row's request by (actual − estimate).
+    fn settle(&self, row: &UsageRecord) {
+        let Some((estimate, scopes)) = self
+            .settlements
+            .lock()
+            .ok()
+            .and_then(|mut s| s.remove(&row.request_id))
+        else {
+            return;
+        };
+        let actual = row.prompt_tokens.saturating_add(row.completion_tokens);
+        let delta = actual - i64::from(estimate);
+        if delta == 0 {
+            return;
+        }
+        let limiter = self.limiter.clone();
+        drop(tokio::spawn(async move {
+            for (scope, limit) in scopes {
+                if let Err(e) = limiter.settle(&scope, limit, delta).await {
+                    tracing::warn!(error = %e, "settling a token limit failed");
+                }
+            }
+        }));
     }
 
     /// Queues a row, pricing it by its model. Never blocks; rows queued before shutdown are
     /// always written.
     pub fn record(&self, mut row: UsageRecord) {
+        self.settle(&row);
+        self.settle(&row);
         if let Some(price) = self.prices.get(&row.model) {
             let tokens = |t: i64| u64::try_from(t).unwrap_or(0);
             let usage = anyint_wire::Usage {

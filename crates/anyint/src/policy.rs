@@ -19,6 +19,10 @@ pub struct Admission {
     pub permits: Vec<Permit>,
     /// The per-minute decision, when the key has a limit.
     pub rate: Option<RateDecision>,
+    /// The tightest tokens-per-minute decision.
+    pub tokens: Option<RateDecision>,
+    /// Token scopes to settle once the real usage is known: (scope, limit).
+    pub settle: Vec<(String, u32)>,
 }
 
 /// A refused admission: the error (429, naming the rule) and the rate state for headers.
@@ -37,6 +41,7 @@ pub async fn admit(
     limiter: &dyn Limiter,
     fail_open: bool,
     scopes: &[directory::Scope],
+    estimate: u32,
 ) -> Result<Admission, Box<Refusal>> {
     let mut admission = Admission::default();
     for scope in scopes {
@@ -88,6 +93,35 @@ pub async fn admit(
             // The headers report the tightest level.
             if admission.rate.is_none_or(|r| d.remaining < r.remaining) {
                 admission.rate = Some(d);
+            }
+        }
+    }
+    // Tokens last: they are admitted on an estimate and settled on the real usage.
+    for scope in scopes {
+        if let Some(n) = scope.tpm {
+            let d = match limiter.tokens(&scope.id, n, estimate).await {
+                Ok(d) => d,
+                Err(e) => {
+                    unavailable(&e, fail_open)?;
+                    continue;
+                }
+            };
+            if !d.allowed {
+                let secs = d.retry_after.as_secs_f64().ceil();
+                let error = Error::new(
+                    ErrorKind::RateLimited,
+                    format!("token rate limit reached for {}: {n} tokens per minute; retry after {secs} s", scope.label),
+                )
+                .with_code("rate_limit_exceeded")
+                .with_retry_after(Some(d.retry_after));
+                return Err(Box::new(Refusal {
+                    error,
+                    rate: admission.rate,
+                }));
+            }
+            admission.settle.push((scope.id.clone(), n));
+            if admission.tokens.is_none_or(|t| d.remaining < t.remaining) {
+                admission.tokens = Some(d);
             }
         }
     }

@@ -197,6 +197,27 @@ async fn build_invalidator(
     Ok(Some(Arc::new(inv)))
 }
 
+/// Reloads keys, spend and the policy directory every `key_cache_refresh`, so changes made by
+/// other processes (the CLI, other instances without Redis) are picked up.
+fn spawn_refresher(state: SharedState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.server.key_cache_refresh);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.keys.reload().await {
+                tracing::warn!(error = %e, "key cache refresh failed; serving the cached keys");
+            }
+            if let Err(e) = state.spend.reload(state.store.as_ref()).await {
+                tracing::warn!(error = %e, "spend refresh failed; serving the cached spend");
+            }
+            if let Err(e) = state.directory.reload().await {
+                tracing::warn!(error = %e, "policy refresh failed; serving the cached plans, accounts and teams");
+            }
+        }
+    })
+}
+
 /// Opens the store, warms the key cache, and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Error> {
     let store = crate::store::open(&config.store_url).await.map_err(|e| {
@@ -225,17 +246,23 @@ pub async fn start_with_store(
         .cloned()
         .map(Provider::new)
         .collect::<Result<Vec<_>, _>>()?;
+    let spend = Arc::new(crate::policy::quota::SpendTracker::new());
+    spend.reload(store.as_ref()).await?;
+    let limiter = build_limiter(&config).await?;
     let prices = config
         .models
         .iter()
         .map(|m| (m.id.clone(), m.price))
         .collect();
-    let spend = Arc::new(crate::policy::quota::SpendTracker::new());
-    spend.reload(store.as_ref()).await?;
-    let (meter, meter_task) = Meter::start(store.clone(), config.meter, prices, spend.clone());
+    let (meter, meter_task) = Meter::start(
+        store.clone(),
+        config.meter,
+        prices,
+        spend.clone(),
+        limiter.clone(),
+    );
     let metrics = crate::telemetry::metrics_handle();
     let routes = crate::router::Router::new(&config);
-    let limiter = build_limiter(&config).await?;
     let invalidator = build_invalidator(&config).await?;
     let state = Arc::new(AppState {
         config: config.clone(),
@@ -251,24 +278,7 @@ pub async fn start_with_store(
         invalidator: invalidator.clone(),
     });
 
-    let refresh = config.server.key_cache_refresh;
-    let (refresh_spend, refresh_store) = (spend.clone(), state.store.clone());
-    let key_refresher = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(refresh);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = keys.reload().await {
-                tracing::warn!(error = %e, "key cache refresh failed; serving the cached keys");
-            }
-            if let Err(e) = refresh_spend.reload(refresh_store.as_ref()).await {
-                tracing::warn!(error = %e, "spend refresh failed; serving the cached spend");
-            }
-            if let Err(e) = directory.reload().await {
-                tracing::warn!(error = %e, "policy refresh failed; serving the cached plans, accounts and teams");
-            }
-        }
-    });
+    let key_refresher = spawn_refresher(state.clone());
     let listener_task = state
         .invalidator
         .clone()

@@ -104,6 +104,9 @@ pub struct KeyLimits {
     /// Credit budget per UTC calendar month, in micro-units.
     #[serde(default)]
     pub budget_micros: Option<i64>,
+    /// Tokens per minute (input and output).
+    #[serde(default)]
+    pub tpm: Option<u32>,
 }
 
 /// One metered request. No prompt or completion text, by construction.

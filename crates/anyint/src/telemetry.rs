@@ -68,6 +68,8 @@ pub struct RequestLog {
     pub key_id: Option<String>,
     /// The per-minute limit state, for the rate-limit headers.
     pub rate: Option<crate::policy::limits::RateDecision>,
+    /// The tokens-per-minute state, for the token rate-limit headers.
+    pub tokens: Option<crate::policy::limits::RateDecision>,
 }
 
 /// Installs the log subscriber. `RUST_LOG` overrides `level`.

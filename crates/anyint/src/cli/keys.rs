@@ -38,6 +38,9 @@ pub(super) enum KeysCommand {
         /// Monthly credit budget, in micro-units.
         #[arg(long)]
         budget_micros: Option<i64>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u32>,
         /// The team the key belongs to (its account is the team's).
         #[arg(long)]
         team: Option<String>,
@@ -103,6 +106,7 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
             rpm,
             concurrency,
             budget_micros,
+            tpm,
             team,
             json,
         } => {
@@ -112,6 +116,7 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
                 rpm,
                 concurrency,
                 budget_micros,
+                tpm,
             };
             let models = models.map(|m| {
                 m.into_iter()

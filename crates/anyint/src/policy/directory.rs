@@ -30,6 +30,9 @@ pub struct PlanSpec {
     /// Requests in flight for each account on the plan.
     #[serde(default)]
     pub concurrency: Option<u32>,
+    /// Tokens per minute for each account on the plan.
+    #[serde(default)]
+    pub tpm: Option<u32>,
     /// Credit cap per period, in micro-units (enforcement arrives with quotas).
     #[serde(default)]
     pub credit_cap_micros: Option<i64>,
@@ -65,6 +68,9 @@ pub struct TeamSpec {
     /// Requests in flight shared by the team's keys.
     #[serde(default)]
     pub concurrency: Option<u32>,
+    /// Tokens per minute shared by the team's keys.
+    #[serde(default)]
+    pub tpm: Option<u32>,
     /// Credit budget per period, in micro-units (enforcement arrives with quotas).
     #[serde(default)]
     pub budget_micros: Option<i64>,
@@ -81,6 +87,8 @@ pub struct Scope {
     pub rpm: Option<u32>,
     /// Requests in flight.
     pub concurrency: Option<u32>,
+    /// Tokens per minute.
+    pub tpm: Option<u32>,
 }
 
 /// A snapshot of plans, accounts and teams.
@@ -140,6 +148,7 @@ impl Directory {
             label: format!("key {}", key.prefix),
             rpm: key.limits.rpm,
             concurrency: key.limits.concurrency,
+            tpm: key.limits.tpm,
         }];
         if let Some(team_id) = &key.team
             && let Some(team) = self.teams.get(team_id)
@@ -149,6 +158,7 @@ impl Directory {
                 label: format!("team {team_id}"),
                 rpm: team.rpm,
                 concurrency: team.concurrency,
+                tpm: team.tpm,
             });
         }
         if let Some((plan_id, plan)) = self.plan_of(&key.account) {
@@ -157,9 +167,10 @@ impl Directory {
                 label: format!("account {} (plan {plan_id})", key.account),
                 rpm: plan.rpm,
                 concurrency: plan.concurrency,
+                tpm: plan.tpm,
             });
         }
-        scopes.retain(|s| s.rpm.is_some() || s.concurrency.is_some());
+        scopes.retain(|s| s.rpm.is_some() || s.concurrency.is_some() || s.tpm.is_some());
         scopes
     }
 }

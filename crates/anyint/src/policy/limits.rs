@@ -78,6 +78,24 @@ pub trait Limiter: Send + Sync {
     async fn rate(&self, scope: &str, limit: u32) -> Result<RateDecision, Unavailable>;
     /// Takes one of `scope`'s `limit` in-flight slots, or `None` when all are taken.
     async fn acquire(&self, scope: &str, limit: u32) -> Result<Option<Permit>, Unavailable>;
+    /// Counts `cost` tokens (an estimate) against `scope`'s per-minute token `limit`.
+    async fn tokens(&self, scope: &str, limit: u32, cost: u32)
+    -> Result<RateDecision, Unavailable>;
+    /// Corrects `scope`'s token count by `delta` once the real usage is known.
+    async fn settle(&self, scope: &str, limit: u32, delta: i64) -> Result<(), Unavailable>;
+}
+
+/// The token-weighted GCRA step shared by both backends: `cost` units of a `limit` per
+/// minute (capped at `limit`, so one large request is admitted when the bucket is full).
+/// Returns whether it fits and, if so, how far the arrival time advances.
+pub fn gcra_weighted(limit: u32, cost: u32, ahead: Duration) -> (bool, Duration) {
+    let interval = WINDOW / limit.max(1);
+    let step = interval * cost.clamp(1, limit.max(1));
+    if ahead + step > WINDOW {
+        (false, (ahead + step).saturating_sub(WINDOW))
+    } else {
+        (true, step)
+    }
 }
 
 /// The GCRA arithmetic shared by both backends: given how far the scope's theoretical
@@ -150,6 +168,55 @@ impl Limiter for LocalLimiter {
         }
     }
 
+    async fn tokens(
+        &self,
+        scope: &str,
+        limit: u32,
+        cost: u32,
+    ) -> Result<RateDecision, Unavailable> {
+        let limit = limit.max(1);
+        let now = Instant::now();
+        let key = format!("tokens:{scope}");
+        let mut tats = self
+            .tat
+            .lock()
+            .map_err(|_| Unavailable("lock poisoned".into()))?;
+        let tat = tats.get(&key).copied().unwrap_or(now).max(now);
+        let ahead = tat.duration_since(now);
+        match gcra_weighted(limit, cost, ahead) {
+            (false, retry_after) => Ok(RateDecision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                reset: ahead,
+                retry_after,
+            }),
+            (true, step) => {
+                let new_tat = tat + step;
+                tats.insert(key, new_tat);
+                Ok(admitted(limit, new_tat.duration_since(now)))
+            }
+        }
+    }
+
+    async fn settle(&self, scope: &str, limit: u32, delta: i64) -> Result<(), Unavailable> {
+        let now = Instant::now();
+        let interval = WINDOW / limit.max(1);
+        let shift = interval * u32::try_from(delta.unsigned_abs()).unwrap_or(u32::MAX);
+        let mut tats = self
+            .tat
+            .lock()
+            .map_err(|_| Unavailable("lock poisoned".into()))?;
+        if let Some(tat) = tats.get_mut(&format!("tokens:{scope}")) {
+            *tat = if delta >= 0 {
+                *tat + shift
+            } else {
+                tat.checked_sub(shift).unwrap_or(now).max(now)
+            };
+        }
+        Ok(())
+    }
+
     async fn acquire(&self, scope: &str, limit: u32) -> Result<Option<Permit>, Unavailable> {
         let counter = {
             let mut map = self
@@ -214,6 +281,27 @@ mod tests {
         assert_eq!(rate(&l, "a", 3).await.remaining, 0);
         assert!(!rate(&l, "a", 3).await.allowed);
         assert!(rate(&l, "b", 3).await.allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokens_are_admitted_on_estimate_and_settled_on_actual_usage() {
+        let l = LocalLimiter::new();
+        // 1000 tokens per minute: a 600-token estimate fits once, not twice.
+        assert!(l.tokens("k", 1000, 600).await.unwrap().allowed);
+        let refused = l.tokens("k", 1000, 600).await.unwrap();
+        assert!(!refused.allowed);
+        assert!(refused.retry_after > Duration::ZERO);
+        // The request really used 100 tokens: settling gives 500 back, and 600 now fits.
+        l.settle("k", 1000, 100 - 600).await.unwrap();
+        let d = l.tokens("k", 1000, 600).await.unwrap();
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 300);
+        // Usage above the estimate is charged too.
+        l.settle("k", 1000, 300).await.unwrap();
+        assert!(!l.tokens("k", 1000, 1).await.unwrap().allowed);
+        // A request larger than the whole limit still passes when the bucket is full.
+        tokio::time::advance(WINDOW).await;
+        assert!(l.tokens("k", 1000, 5000).await.unwrap().allowed);
     }
 
     #[tokio::test]

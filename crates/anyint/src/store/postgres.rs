@@ -3,7 +3,7 @@
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1, V2, V3, V4, V5};
+use super::sql::{Migration, SqlStore, V1, V2, V3, V4, V5, V6};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -25,6 +25,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 5,
         statements: V5,
+    },
+    Migration {
+        version: 6,
+        statements: V6,
     },
 ];
 

@@ -32,7 +32,7 @@ pub(super) struct SqlStore {
 }
 
 const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at, \
-    expires_at, ip_allowlist, rpm, concurrency, team_id, budget_micros";
+    expires_at, ip_allowlist, rpm, concurrency, team_id, budget_micros, tpm";
 const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, upstream_model, family, \
     stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, \
     outcome, latency_ms, created_at_ms, cost_micros, team_id";
@@ -60,6 +60,9 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
                 .try_get::<Option<i64>, _>("concurrency")?
                 .and_then(|v| u32::try_from(v).ok()),
             budget_micros: row.try_get("budget_micros")?,
+            tpm: row
+                .try_get::<Option<i64>, _>("tpm")?
+                .and_then(|v| u32::try_from(v).ok()),
         },
         team: row.try_get("team_id")?,
     })
@@ -139,7 +142,7 @@ impl Store for SqlStore {
             .as_ref()
             .map(|m| serde_json::to_string(m).unwrap_or_default());
         sqlx::query(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&key.id)
         .bind(&key.name)
@@ -155,6 +158,7 @@ impl Store for SqlStore {
         .bind(key.limits.concurrency.map(i64::from))
         .bind(key.team.clone())
         .bind(key.limits.budget_micros)
+        .bind(key.limits.tpm.map(i64::from))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -428,6 +432,9 @@ fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
     sql
 }
+
+/// Schema version 6: per-key tokens per minute.
+pub(super) const V6: &[&str] = &["ALTER TABLE api_keys ADD COLUMN tpm BIGINT NULL"];
 
 /// Schema version 5: the team of each ledger row.
 pub(super) const V5: &[&str] = &[

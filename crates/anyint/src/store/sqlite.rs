@@ -4,7 +4,7 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1, V2, V3, V4, V5};
+use super::sql::{Migration, SqlStore, V1, V2, V3, V4, V5, V6};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -26,6 +26,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 5,
         statements: V5,
+    },
+    Migration {
+        version: 6,
+        statements: V6,
     },
 ];
 

@@ -334,3 +334,49 @@ async fn admin_api_creates_keys_with_limits_and_rejects_bad_ones() {
         assert_eq!(r.status(), 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn tokens_per_minute_admit_on_an_estimate_with_token_headers() {
+    let t = TestGateway::start().await;
+    let key = key_with(
+        &t,
+        KeyLimits {
+            tpm: Some(50),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let url = t.url("/openai/v1/chat/completions");
+    // A prompt of ~400 bytes is estimated above the whole limit: admitted on a full bucket,
+    // which it then empties.
+    let big = json!({"model": "gpt-4o-mini", "messages": user(&"word ".repeat(80))});
+    let first = t
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit-tokens"], "50");
+    assert_eq!(first.headers()["x-ratelimit-remaining-tokens"], "0");
+    let second = t
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 429);
+    assert!(second.headers().contains_key("retry-after"));
+    let v: Value = second.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("50 tokens per minute"),
+        "{v}"
+    );
+}

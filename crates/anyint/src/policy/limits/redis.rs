@@ -32,6 +32,36 @@ redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
 return {1, 0, new - now}
 ";
 
+/// Token-weighted GCRA. ARGV: interval_us, step_us (cost × interval), window_us.
+/// Returns `{allowed, retry_after_us, ahead_or_used_us}`.
+const TOKENS_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local step = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local ahead = tat - now
+if ahead + step > window then
+  return {0, ahead + step - window, ahead}
+end
+local new = tat + step
+redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
+return {1, 0, new - now}
+";
+
+/// Shifts a token arrival time by ARGV[1] microseconds (negative gives tokens back), never
+/// below now.
+const SETTLE_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local new = tat + tonumber(ARGV[1])
+if new < now then new = now end
+redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
+return 0
+";
+
 /// Takes an in-flight slot if fewer than ARGV[1] are taken. ARGV[2] (ms) bounds how long a
 /// slot of a crashed instance can linger.
 const ACQUIRE_SCRIPT: &str = r"
@@ -57,6 +87,8 @@ pub struct RedisLimiter {
     conn: ConnectionManager,
     prefix: String,
     rate: Script,
+    tokens: Script,
+    settle: Script,
     acquire: Script,
     release: Script,
     timeout: Duration,
@@ -79,6 +111,8 @@ impl RedisLimiter {
             conn,
             prefix: prefix.to_owned(),
             rate: Script::new(RATE_SCRIPT),
+            tokens: Script::new(TOKENS_SCRIPT),
+            settle: Script::new(SETTLE_SCRIPT),
             acquire: Script::new(ACQUIRE_SCRIPT),
             release: Script::new(RELEASE_SCRIPT),
             timeout,
@@ -123,6 +157,50 @@ impl Limiter for RedisLimiter {
                 retry_after,
             })
         }
+    }
+
+    async fn tokens(
+        &self,
+        scope: &str,
+        limit: u32,
+        cost: u32,
+    ) -> Result<RateDecision, Unavailable> {
+        let limit = limit.max(1);
+        let step = (WINDOW / limit) * cost.clamp(1, limit);
+        let mut conn = self.conn.clone();
+        let mut invocation = self.tokens.key(self.key("tpm", scope));
+        invocation.arg(micros(step)).arg(micros(WINDOW));
+        let (ok, retry_us, ahead_us) = tokio::time::timeout(
+            self.timeout,
+            invocation.invoke_async::<(i64, i64, i64)>(&mut conn),
+        )
+        .await
+        .map_err(|_| Unavailable("redis did not answer in time".into()))?
+        .map_err(|e| Unavailable(e.to_string()))?;
+        let to_duration = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
+        if ok == 1 {
+            Ok(admitted(limit, to_duration(ahead_us)))
+        } else {
+            Ok(RateDecision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                reset: to_duration(ahead_us),
+                retry_after: to_duration(retry_us),
+            })
+        }
+    }
+
+    async fn settle(&self, scope: &str, limit: u32, delta: i64) -> Result<(), Unavailable> {
+        let interval_us = i64::try_from(micros(WINDOW / limit.max(1))).unwrap_or(i64::MAX);
+        let mut conn = self.conn.clone();
+        let mut invocation = self.settle.key(self.key("tpm", scope));
+        invocation.arg(delta.saturating_mul(interval_us));
+        tokio::time::timeout(self.timeout, invocation.invoke_async::<i64>(&mut conn))
+            .await
+            .map_err(|_| Unavailable("redis did not answer in time".into()))?
+            .map_err(|e| Unavailable(e.to_string()))?;
+        Ok(())
     }
 
     async fn acquire(&self, scope: &str, limit: u32) -> Result<Option<Permit>, Unavailable> {
