@@ -123,6 +123,7 @@ routes = [{{ provider = "emulator", upstream_model = "gpt-4o-mini" }}]
 
 [[models]]
 id = "gpt-4o"
+price = {{ input = 2500000, output = 10000000 }}
 routes = [{{ provider = "emulator", upstream_model = "gpt-4o" }}]
 
 [[models]]

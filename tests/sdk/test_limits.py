@@ -211,3 +211,20 @@ def test_anthropic_rpm_headers_and_rate_limit_error(gateway):
     assert headers["anthropic-ratelimit-requests-limit"] == "1"
     assert headers["anthropic-ratelimit-requests-remaining"] == "0"
     assert gateway.emulator_count(t) == 0
+
+
+def test_exhausted_credit_is_insufficient_quota_and_not_retried(gateway):
+    """The two 429s are told apart: a used-up budget says insufficient_quota and tells the SDK
+    not to retry, unlike a rate limit."""
+    key = gateway.admin("POST", "/admin/v1/keys", {"name": "budget", "budget_micros": 1})["key"]
+    client = openai.OpenAI(base_url=gateway.base + "/openai/v1", api_key=key, max_retries=2)
+    first = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert first.choices[0].message.content
+    t = tag()
+    with pytest.raises(openai.RateLimitError) as e:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"hi [emulate: tag={t}]"}])
+    assert e.value.code == "insufficient_quota"
+    assert e.value.type == "insufficient_quota"
+    assert "resets at" in e.value.message
+    assert e.value.response.headers["x-should-retry"] == "false"
+    assert gateway.emulator_count(t) == 0

@@ -714,6 +714,8 @@ async fn passthrough(
         .send(provider.chat_request(&at.call, upstream_model, body, inbound.stream, forward))
         .await?;
     let mut row = ledger_row(call, &at.model.id, inbound.stream, Some((provider, route)));
+    // Until the upstream reports usage, the input is billed on the same estimate admission used.
+    row.prompt_tokens = i64::try_from(inbound.body.len() / 4).unwrap_or(i64::MAX);
     if inbound.stream {
         let (upstream, ttfb) = at.open_stream(resp).await?;
         let mode = match &inbound.head {
@@ -773,6 +775,7 @@ async fn translated(
         ))
         .await?;
     let mut row = ledger_row(call, &model.id, inbound.stream, Some((provider, route)));
+    row.prompt_tokens = i64::try_from(inbound.body.len() / 4).unwrap_or(i64::MAX);
     if inbound.stream {
         let (upstream, ttfb) = at.open_stream(resp).await?;
         let opts = EncodeOptions {

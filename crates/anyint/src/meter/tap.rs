@@ -81,6 +81,8 @@ pub struct UsageTap {
     complete: bool,
     /// The upstream already wrote its own in-stream error (passthrough): add no second one.
     upstream_errored: bool,
+    /// Events received that carry data, for billing a stream cut before its usage report.
+    events: u64,
     written: bool,
     pending: Option<(Meter, UsageRecord, Instant)>,
     error_frame: ErrorFrame,
@@ -107,6 +109,7 @@ impl UsageTap {
             usage: Usage::default(),
             complete: false,
             upstream_errored: false,
+            events: 0,
             written: false,
             pending: Some((meter, row, started)),
             error_frame,
@@ -127,6 +130,7 @@ impl UsageTap {
     fn process(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, (Bytes, String)> {
         let pending_before = self.splitter.pending().len();
         let frames = self.splitter.push(chunk);
+        self.events += frames.iter().filter(|f| !f.data.is_empty()).count() as u64;
         // Passthrough forwards whole events only, so a cut mid-event never leaves half an
         // event before the error event. When the chunk is exactly whole events (the common
         // case) it is forwarded as is, without copying.
@@ -287,14 +291,21 @@ impl UsageTap {
 
     fn finish(&mut self, end: End) {
         if let Some((meter, mut row, started)) = self.pending.take() {
+            if self.usage == Usage::default() {
+                // The stream ended before the upstream reported usage (it comes last). Bill
+                // what was generated: the input estimate already in the row, and one token per
+                // content event, which is how the providers stream.
+                row.completion_tokens =
+                    i64::try_from(self.events.saturating_sub(1)).unwrap_or(i64::MAX);
+                meter.record(with_outcome(row, end, started));
+                return;
+            }
             row.prompt_tokens = i64::try_from(self.usage.input_tokens).unwrap_or(i64::MAX);
             row.completion_tokens = i64::try_from(self.usage.output_tokens).unwrap_or(i64::MAX);
             row.cache_read_tokens = i64::try_from(self.usage.cache_read_tokens).unwrap_or(i64::MAX);
             row.cache_write_tokens =
                 i64::try_from(self.usage.cache_write_tokens).unwrap_or(i64::MAX);
-            end.as_str().clone_into(&mut row.outcome);
-            row.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            meter.record(row);
+            meter.record(with_outcome(row, end, started));
         }
     }
 
@@ -302,6 +313,12 @@ impl UsageTap {
         self.written = true;
         Poll::Ready(Some(Ok(bytes)))
     }
+}
+
+fn with_outcome(mut row: UsageRecord, end: End, started: Instant) -> UsageRecord {
+    end.as_str().clone_into(&mut row.outcome);
+    row.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    row
 }
 
 /// Tracks usage and completion from a canonical event; returns an upstream error message.

@@ -545,6 +545,12 @@ async fn stream_cut_mid_way_ends_with_an_error_event_and_no_done() {
     assert_eq!(last["error"]["code"], "upstream_unavailable");
     let rows = t.usage(&rid).await;
     assert_eq!(rows[0].outcome, "upstream_cut");
+    // Cut before the usage report: billed for what was generated, not nothing.
+    assert!(
+        rows[0].completion_tokens >= 1 && rows[0].prompt_tokens > 0,
+        "{:?}",
+        rows[0]
+    );
 }
 
 #[tokio::test]
