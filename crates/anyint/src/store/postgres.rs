@@ -3,34 +3,7 @@
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1, V2, V3, V4, V5, V6};
-
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        statements: V1,
-    },
-    Migration {
-        version: 2,
-        statements: V2,
-    },
-    Migration {
-        version: 3,
-        statements: V3,
-    },
-    Migration {
-        version: 4,
-        statements: V4,
-    },
-    Migration {
-        version: 5,
-        statements: V5,
-    },
-    Migration {
-        version: 6,
-        statements: V6,
-    },
-];
+use super::sql::{MIGRATIONS, SqlStore};
 
 /// Serializes instances that start at the same time and would both migrate.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7271736901)";

@@ -433,6 +433,34 @@ fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     sql
 }
 
+/// Every schema version in order; both backends share one schema.
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: V1,
+    },
+    Migration {
+        version: 2,
+        statements: V2,
+    },
+    Migration {
+        version: 3,
+        statements: V3,
+    },
+    Migration {
+        version: 4,
+        statements: V4,
+    },
+    Migration {
+        version: 5,
+        statements: V5,
+    },
+    Migration {
+        version: 6,
+        statements: V6,
+    },
+];
+
 /// Schema version 6: per-key tokens per minute.
 pub(super) const V6: &[&str] = &["ALTER TABLE api_keys ADD COLUMN tpm BIGINT NULL"];
 

@@ -4,34 +4,7 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{Migration, SqlStore, V1, V2, V3, V4, V5, V6};
-
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        statements: V1,
-    },
-    Migration {
-        version: 2,
-        statements: V2,
-    },
-    Migration {
-        version: 3,
-        statements: V3,
-    },
-    Migration {
-        version: 4,
-        statements: V4,
-    },
-    Migration {
-        version: 5,
-        statements: V5,
-    },
-    Migration {
-        version: 6,
-        statements: V6,
-    },
-];
+use super::sql::{MIGRATIONS, SqlStore};
 
 /// Opens (creating if needed) the SQLite file named by `url`.
 pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
