@@ -85,28 +85,18 @@ pub trait Limiter: Send + Sync {
     async fn settle(&self, scope: &str, limit: u32, delta: i64) -> Result<(), Unavailable>;
 }
 
-/// The token-weighted GCRA step shared by both backends: `cost` units of a `limit` per
-/// minute (capped at `limit`, so one large request is admitted when the bucket is full).
-/// Returns whether it fits and, if so, how far the arrival time advances.
-pub fn gcra_weighted(limit: u32, cost: u32, ahead: Duration) -> (bool, Duration) {
+/// The GCRA step shared by both backends and both kinds of limit: `cost` units of a `limit`
+/// per minute (capped at `limit`, so one large request is admitted when the bucket is full; a
+/// request-rate check costs 1). Given how far the scope's theoretical arrival time is ahead of
+/// now, returns whether it fits and either how far the arrival time advances or, when it does
+/// not fit, how long until it would.
+pub fn gcra(limit: u32, cost: u32, ahead: Duration) -> (bool, Duration) {
     let interval = WINDOW / limit.max(1);
     let step = interval * cost.clamp(1, limit.max(1));
     if ahead + step > WINDOW {
         (false, (ahead + step).saturating_sub(WINDOW))
     } else {
         (true, step)
-    }
-}
-
-/// The GCRA arithmetic shared by both backends: given how far the scope's theoretical
-/// arrival time is ahead of now, admit or refuse, and what the headers say.
-pub fn gcra(limit: u32, ahead: Duration) -> (bool, Duration) {
-    let interval = WINDOW / limit.max(1);
-    let tolerance = WINDOW.saturating_sub(interval);
-    if ahead > tolerance {
-        (false, ahead.saturating_sub(tolerance))
-    } else {
-        (true, interval)
     }
 }
 
@@ -139,51 +129,18 @@ impl LocalLimiter {
     pub fn new() -> Self {
         Self::default()
     }
-}
 
-#[async_trait]
-impl Limiter for LocalLimiter {
-    async fn rate(&self, scope: &str, limit: u32) -> Result<RateDecision, Unavailable> {
+    /// One GCRA step of `cost` against the arrival time stored under `key`.
+    fn take(&self, key: String, limit: u32, cost: u32) -> Result<RateDecision, Unavailable> {
         let limit = limit.max(1);
         let now = Instant::now();
-        let mut tats = self
-            .tat
-            .lock()
-            .map_err(|_| Unavailable("lock poisoned".into()))?;
-        let tat = tats.get(scope).copied().unwrap_or(now).max(now);
-        let ahead = tat.duration_since(now);
-        match gcra(limit, ahead) {
-            (false, retry_after) => Ok(RateDecision {
-                allowed: false,
-                limit,
-                remaining: 0,
-                reset: ahead,
-                retry_after,
-            }),
-            (true, interval) => {
-                let new_tat = tat + interval;
-                tats.insert(scope.to_owned(), new_tat);
-                Ok(admitted(limit, new_tat.duration_since(now)))
-            }
-        }
-    }
-
-    async fn tokens(
-        &self,
-        scope: &str,
-        limit: u32,
-        cost: u32,
-    ) -> Result<RateDecision, Unavailable> {
-        let limit = limit.max(1);
-        let now = Instant::now();
-        let key = format!("tokens:{scope}");
         let mut tats = self
             .tat
             .lock()
             .map_err(|_| Unavailable("lock poisoned".into()))?;
         let tat = tats.get(&key).copied().unwrap_or(now).max(now);
         let ahead = tat.duration_since(now);
-        match gcra_weighted(limit, cost, ahead) {
+        match gcra(limit, cost, ahead) {
             (false, retry_after) => Ok(RateDecision {
                 allowed: false,
                 limit,
@@ -197,6 +154,22 @@ impl Limiter for LocalLimiter {
                 Ok(admitted(limit, new_tat.duration_since(now)))
             }
         }
+    }
+}
+
+#[async_trait]
+impl Limiter for LocalLimiter {
+    async fn rate(&self, scope: &str, limit: u32) -> Result<RateDecision, Unavailable> {
+        self.take(scope.to_owned(), limit, 1)
+    }
+
+    async fn tokens(
+        &self,
+        scope: &str,
+        limit: u32,
+        cost: u32,
+    ) -> Result<RateDecision, Unavailable> {
+        self.take(format!("tokens:{scope}"), limit, cost)
     }
 
     async fn settle(&self, scope: &str, limit: u32, delta: i64) -> Result<(), Unavailable> {

@@ -15,26 +15,10 @@ use redis::aio::ConnectionManager;
 
 use super::{Limiter, Permit, RateDecision, Unavailable, WINDOW, admitted, gcra};
 
-/// GCRA step. Returns `{allowed, retry_after_us, ahead_or_used_us}`.
-const RATE_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local ahead = tat - now
-if ahead > tolerance then
-  return {0, ahead - tolerance, ahead}
-end
-local new = tat + interval
-redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
-return {1, 0, new - now}
-";
-
-/// Token-weighted GCRA. ARGV: interval_us, step_us (cost × interval), window_us.
-/// Returns `{allowed, retry_after_us, ahead_or_used_us}`.
-const TOKENS_SCRIPT: &str = r"
+/// The GCRA step of [`gcra`], for requests (step = one interval) and tokens (step = cost ×
+/// interval) alike. ARGV: step_us, window_us. Returns `{allowed, retry_after_us,
+/// ahead_or_used_us}`.
+const GCRA_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local step = tonumber(ARGV[1])
@@ -86,8 +70,7 @@ const SLOT_TTL: Duration = Duration::from_secs(15 * 60);
 pub struct RedisLimiter {
     conn: ConnectionManager,
     prefix: String,
-    rate: Script,
-    tokens: Script,
+    gcra: Script,
     settle: Script,
     acquire: Script,
     release: Script,
@@ -110,8 +93,7 @@ impl RedisLimiter {
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
-            rate: Script::new(RATE_SCRIPT),
-            tokens: Script::new(TOKENS_SCRIPT),
+            gcra: Script::new(GCRA_SCRIPT),
             settle: Script::new(SETTLE_SCRIPT),
             acquire: Script::new(ACQUIRE_SCRIPT),
             release: Script::new(RELEASE_SCRIPT),
@@ -122,6 +104,34 @@ impl RedisLimiter {
     fn key(&self, kind: &str, scope: &str) -> String {
         format!("{}:{kind}:{scope}", self.prefix)
     }
+
+    /// One GCRA step of `cost` against the arrival time stored under `key`.
+    async fn take(&self, key: String, limit: u32, cost: u32) -> Result<RateDecision, Unavailable> {
+        let limit = limit.max(1);
+        let step = (WINDOW / limit) * cost.clamp(1, limit);
+        let mut conn = self.conn.clone();
+        let mut invocation = self.gcra.key(key);
+        invocation.arg(micros(step)).arg(micros(WINDOW));
+        let call = invocation.invoke_async::<(i64, i64, i64)>(&mut conn);
+        let (ok, retry_us, ahead_us) = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| Unavailable("redis did not answer in time".into()))?
+            .map_err(|e| Unavailable(e.to_string()))?;
+        let to_duration = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
+        if ok == 1 {
+            return Ok(admitted(limit, to_duration(ahead_us)));
+        }
+        // Same arithmetic as the in-process limiter, so both report alike; the script's
+        // microsecond figure can only round the wait down.
+        let (_, retry_after) = gcra(limit, cost, to_duration(ahead_us));
+        Ok(RateDecision {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset: to_duration(ahead_us),
+            retry_after: retry_after.max(to_duration(retry_us)),
+        })
+    }
 }
 
 fn micros(d: Duration) -> u64 {
@@ -131,32 +141,7 @@ fn micros(d: Duration) -> u64 {
 #[async_trait]
 impl Limiter for RedisLimiter {
     async fn rate(&self, scope: &str, limit: u32) -> Result<RateDecision, Unavailable> {
-        let limit = limit.max(1);
-        let interval = WINDOW / limit;
-        let tolerance = WINDOW.saturating_sub(interval);
-        let mut conn = self.conn.clone();
-        let mut invocation = self.rate.key(self.key("gcra", scope));
-        invocation.arg(micros(interval)).arg(micros(tolerance));
-        let call = invocation.invoke_async::<(i64, i64, i64)>(&mut conn);
-        let (ok, retry_us, ahead_us) = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| Unavailable("redis did not answer in time".into()))?
-            .map_err(|e| Unavailable(e.to_string()))?;
-        let to_duration = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
-        if ok == 1 {
-            Ok(admitted(limit, to_duration(ahead_us)))
-        } else {
-            // Same arithmetic as the in-process limiter, so both report alike.
-            let (_, retry_after) = gcra(limit, to_duration(ahead_us));
-            let retry_after = retry_after.max(to_duration(retry_us));
-            Ok(RateDecision {
-                allowed: false,
-                limit,
-                remaining: 0,
-                reset: to_duration(ahead_us),
-                retry_after,
-            })
-        }
+        self.take(self.key("gcra", scope), limit, 1).await
     }
 
     async fn tokens(
@@ -165,30 +150,7 @@ impl Limiter for RedisLimiter {
         limit: u32,
         cost: u32,
     ) -> Result<RateDecision, Unavailable> {
-        let limit = limit.max(1);
-        let step = (WINDOW / limit) * cost.clamp(1, limit);
-        let mut conn = self.conn.clone();
-        let mut invocation = self.tokens.key(self.key("tpm", scope));
-        invocation.arg(micros(step)).arg(micros(WINDOW));
-        let (ok, retry_us, ahead_us) = tokio::time::timeout(
-            self.timeout,
-            invocation.invoke_async::<(i64, i64, i64)>(&mut conn),
-        )
-        .await
-        .map_err(|_| Unavailable("redis did not answer in time".into()))?
-        .map_err(|e| Unavailable(e.to_string()))?;
-        let to_duration = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
-        if ok == 1 {
-            Ok(admitted(limit, to_duration(ahead_us)))
-        } else {
-            Ok(RateDecision {
-                allowed: false,
-                limit,
-                remaining: 0,
-                reset: to_duration(ahead_us),
-                retry_after: to_duration(retry_us),
-            })
-        }
+        self.take(self.key("tpm", scope), limit, cost).await
     }
 
     async fn settle(&self, scope: &str, limit: u32, delta: i64) -> Result<(), Unavailable> {
