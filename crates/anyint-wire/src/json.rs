@@ -96,8 +96,15 @@ impl<'a> RawObject<'a> {
     }
 }
 
+/// `s` as a JSON string literal, e.g. for a field override in [`RawObject::encode_with`].
+pub fn json_string(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    write_json_string(&mut out, s);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Appends `s` as a JSON string literal.
-pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+fn write_json_string(out: &mut Vec<u8>, s: &str) {
     // serde_json escapes exactly as JSON requires; writing into a Vec cannot fail.
     if serde_json::to_writer(&mut *out, s).is_err() {
         out.extend_from_slice(b"\"\"");

@@ -703,9 +703,7 @@ async fn passthrough(
     let (body, forward) = match &inbound.head {
         Head::OpenAi(h) => (h.encode_upstream(upstream_model), &none),
         Head::Anthropic { body, forward } => {
-            let mut model_json = Vec::new();
-            anyint_wire::json::write_json_string(&mut model_json, upstream_model);
-            let model_json = String::from_utf8_lossy(&model_json).into_owned();
+            let model_json = anyint_wire::json::json_string(upstream_model);
             (body.encode_with(&[("model", &model_json)]), forward)
         }
         Head::Gemini { .. } => (inbound.body.to_vec(), &none),

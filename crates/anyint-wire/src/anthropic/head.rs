@@ -69,9 +69,7 @@ impl<'a> RequestHead<'a> {
         if upstream_model == self.model {
             return self.body.encode_with(&[]);
         }
-        let mut model_json = Vec::with_capacity(upstream_model.len() + 2);
-        crate::json::write_json_string(&mut model_json, upstream_model);
-        let model_json = String::from_utf8_lossy(&model_json);
+        let model_json = crate::json::json_string(upstream_model);
         self.body.encode_with(&[("model", &model_json)])
     }
 

@@ -93,9 +93,7 @@ impl<'a> ChatRequestHead<'a> {
     /// The body to send upstream: `model` replaced by `upstream_model` when it differs, and for
     /// streams `stream_options.include_usage` forced on so the gateway can always meter.
     pub fn encode_upstream(&self, upstream_model: &str) -> Vec<u8> {
-        let mut model_json = Vec::with_capacity(upstream_model.len() + 2);
-        crate::json::write_json_string(&mut model_json, upstream_model);
-        let model_json = String::from_utf8_lossy(&model_json).into_owned();
+        let model_json = crate::json::json_string(upstream_model);
         let mut overrides: Vec<(&str, &str)> = Vec::with_capacity(2);
         if upstream_model != self.model {
             overrides.push(("model", &model_json));

@@ -253,9 +253,8 @@ async fn count_tokens(
         .get(route.provider)
         .ok_or_else(|| Error::internal("route to a missing provider"))?;
     if provider.adapter == ProviderAdapter::Anthropic {
-        let mut model_json = Vec::new();
-        anyint_wire::json::write_json_string(&mut model_json, &route.upstream_model);
-        let upstream_body = obj.encode_with(&[("model", &String::from_utf8_lossy(&model_json))]);
+        let model_json = anyint_wire::json::json_string(&route.upstream_model);
+        let upstream_body = obj.encode_with(&[("model", &model_json)]);
         let forward = ForwardHeaders {
             anthropic_version: Some(version),
             anthropic_beta: None,
