@@ -735,10 +735,7 @@ async fn passthrough(
         return Ok((stream_response(tap, array), ttfb));
     }
     let ttfb = at.started.elapsed();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| crate::providers::http::transport_error(&provider.config.name, &e))?;
+    let bytes = crate::providers::http::read_body(&provider.config.name, resp).await?;
     let usage = match provider.adapter {
         ProviderAdapter::OpenAi => anyint_wire::openai::usage_from_response(&bytes),
         ProviderAdapter::Anthropic => anyint_wire::anthropic::usage_from_response(&bytes),
@@ -798,10 +795,7 @@ async fn translated(
         return Ok((stream_response(tap, array), ttfb));
     }
     let ttfb = at.started.elapsed();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| crate::providers::http::transport_error(&provider.config.name, &e))?;
+    let bytes = crate::providers::http::read_body(&provider.config.name, resp).await?;
     let mut canonical = translate::decode_response(provider.adapter, &bytes).map_err(|e| {
         Error::new(
             ErrorKind::UpstreamProtocol,

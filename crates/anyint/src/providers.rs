@@ -113,6 +113,22 @@ impl Provider {
         }
     }
 
+    /// Sends a request whose whole JSON answer is relayed as it is (`count_tokens` on a
+    /// same-family upstream); an error reply becomes the gateway error.
+    pub async fn fetch(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<bytes::Bytes, crate::error::Error> {
+        let resp = http::send(&self.config.name, req).await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = http::read_body(&self.config.name, resp).await?;
+        if !status.is_success() {
+            return Err(self.decode_error(status, &headers, &body));
+        }
+        Ok(body)
+    }
+
     /// Maps an upstream error reply to the gateway error.
     pub fn decode_error(
         &self,

@@ -265,16 +265,7 @@ async fn count_tokens(
             upstream_body,
             &forward,
         );
-        let resp = crate::providers::http::send(&provider.config.name, req).await?;
-        let status = resp.status();
-        let resp_headers = resp.headers().clone();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| crate::providers::http::transport_error(&provider.config.name, &e))?;
-        if !status.is_success() {
-            return Err(provider.decode_error(status, &resp_headers, &bytes).into());
-        }
+        let bytes = provider.fetch(req).await?;
         return Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)));
     }
     // Other upstreams: estimate from the canonical request (count_tokens has no max_tokens).

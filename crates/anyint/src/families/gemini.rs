@@ -224,16 +224,7 @@ async fn count_tokens(
             &route.upstream_model,
             body.to_vec(),
         );
-        let resp = crate::providers::http::send(&provider.config.name, req).await?;
-        let status = resp.status();
-        let resp_headers = resp.headers().clone();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| crate::providers::http::transport_error(&provider.config.name, &e))?;
-        if !status.is_success() {
-            return Err(provider.decode_error(status, &resp_headers, &bytes));
-        }
+        let bytes = provider.fetch(req).await?;
         return Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)));
     }
     // Other upstreams: estimate from the canonical request. The REST API also accepts the

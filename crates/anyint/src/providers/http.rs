@@ -70,6 +70,13 @@ pub async fn send(
     req.send().await.map_err(|e| transport_error(provider, &e))
 }
 
+/// Reads a whole response body; a transport failure mid-body maps like one before it.
+pub async fn read_body(provider: &str, resp: reqwest::Response) -> Result<Bytes, Error> {
+    resp.bytes()
+        .await
+        .map_err(|e| transport_error(provider, &e))
+}
+
 /// A gateway error for a transport failure talking to `provider`.
 pub fn transport_error(provider: &str, e: &reqwest::Error) -> Error {
     let kind = if e.is_timeout() {
