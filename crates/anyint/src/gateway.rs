@@ -118,6 +118,12 @@ impl Inbound<'_> {
     fn json_array_stream(&self) -> bool {
         self.stream && matches!(self.head, Head::Gemini { sse: false })
     }
+
+    /// The input estimate admission uses and a ledger row bills until the upstream reports
+    /// usage: about four bytes a token.
+    fn input_estimate(&self) -> usize {
+        self.body.len() / 4
+    }
 }
 
 /// How a request reaches its upstream.
@@ -176,7 +182,7 @@ pub async fn chat(
     let scopes = dir.scopes(&call.key);
     // Admitted on an estimate of the input (about four bytes a token); settled on the real
     // usage when the ledger row is written.
-    let estimate = u32::try_from(inbound.body.len() / 4)
+    let estimate = u32::try_from(inbound.input_estimate())
         .unwrap_or(u32::MAX)
         .max(1);
     match crate::policy::admit(
@@ -667,7 +673,38 @@ fn not_a_stream(provider: &Provider) -> Error {
     ))
 }
 
-fn stream_response(tap: UsageTap, json_array: bool) -> Response {
+/// The ledger row of an attempt, its input billed on the admission estimate until the
+/// upstream reports usage.
+fn attempt_row(call: &ChatCall, inbound: &Inbound<'_>, at: &Attempt<'_>) -> UsageRecord {
+    let mut row = ledger_row(
+        call,
+        &at.model.id,
+        inbound.stream,
+        Some((at.provider, at.route)),
+    );
+    row.prompt_tokens = i64::try_from(inbound.input_estimate()).unwrap_or(i64::MAX);
+    row
+}
+
+/// Streams an upstream answer to the client through the metering tap, which writes `row`
+/// when the stream ends and holds the admission's permits until its last byte.
+fn tapped_stream(
+    state: &AppState,
+    call: &ChatCall,
+    inbound: &Inbound<'_>,
+    upstream: crate::providers::http::UpstreamStream,
+    mode: Mode,
+    row: UsageRecord,
+) -> Response {
+    let json_array = inbound.json_array_stream();
+    let tap = UsageTap::new(
+        upstream,
+        mode,
+        json_array,
+        (state.meter.clone(), row, call.started),
+        call.error_frame,
+    )
+    .holding(call.take_hold());
     let mut out = Response::new(Body::from_stream(tap));
     let h = out.headers_mut();
     let ct = if json_array {
@@ -711,9 +748,7 @@ async fn passthrough(
     let resp = at
         .send(provider.chat_request(&at.call, upstream_model, body, inbound.stream, forward))
         .await?;
-    let mut row = ledger_row(call, &at.model.id, inbound.stream, Some((provider, route)));
-    // Until the upstream reports usage, the input is billed on the same estimate admission used.
-    row.prompt_tokens = i64::try_from(inbound.body.len() / 4).unwrap_or(i64::MAX);
+    let mut row = attempt_row(call, inbound, at);
     if inbound.stream {
         let (upstream, ttfb) = at.open_stream(resp).await?;
         let mode = match &inbound.head {
@@ -723,16 +758,10 @@ async fn passthrough(
             Head::Anthropic { .. } => Mode::Anthropic,
             Head::Gemini { sse } => Mode::Gemini { array: !sse },
         };
-        let array = inbound.json_array_stream();
-        let tap = UsageTap::new(
-            upstream,
-            mode,
-            array,
-            (state.meter.clone(), row, call.started),
-            call.error_frame,
-        )
-        .holding(call.take_hold());
-        return Ok((stream_response(tap, array), ttfb));
+        return Ok((
+            tapped_stream(state, call, inbound, upstream, mode, row),
+            ttfb,
+        ));
     }
     let ttfb = at.started.elapsed();
     let bytes = crate::providers::http::read_body(&provider.config.name, resp).await?;
@@ -769,8 +798,7 @@ async fn translated(
             &forward,
         ))
         .await?;
-    let mut row = ledger_row(call, &model.id, inbound.stream, Some((provider, route)));
-    row.prompt_tokens = i64::try_from(inbound.body.len() / 4).unwrap_or(i64::MAX);
+    let mut row = attempt_row(call, inbound, at);
     if inbound.stream {
         let (upstream, ttfb) = at.open_stream(resp).await?;
         let opts = EncodeOptions {
@@ -783,16 +811,11 @@ async fn translated(
             decoder: UpstreamDecoder::new(provider.adapter),
             encoder: ClientEncoder::new(inbound.shape(), opts),
         };
-        let array = inbound.json_array_stream();
-        let tap = UsageTap::new(
-            upstream,
-            Mode::Translate(Box::new(translator)),
-            array,
-            (state.meter.clone(), row, call.started),
-            call.error_frame,
-        )
-        .holding(call.take_hold());
-        return Ok((stream_response(tap, array), ttfb));
+        let mode = Mode::Translate(Box::new(translator));
+        return Ok((
+            tapped_stream(state, call, inbound, upstream, mode, row),
+            ttfb,
+        ));
     }
     let ttfb = at.started.elapsed();
     let bytes = crate::providers::http::read_body(&provider.config.name, resp).await?;
