@@ -75,16 +75,7 @@ pub async fn admit(
                 }
             };
             if !d.allowed {
-                let secs = d.retry_after.as_secs_f64().ceil();
-                let error = Error::new(
-                    ErrorKind::RateLimited,
-                    format!(
-                        "rate limit reached for {}: {n} requests per minute; retry after {secs} s",
-                        scope.label
-                    ),
-                )
-                .with_code("rate_limit_exceeded")
-                .with_retry_after(Some(d.retry_after));
+                let error = per_minute_refusal("rate limit", &scope.label, n, "requests", &d);
                 return Err(Box::new(Refusal {
                     error,
                     rate: Some(d),
@@ -107,13 +98,7 @@ pub async fn admit(
                 }
             };
             if !d.allowed {
-                let secs = d.retry_after.as_secs_f64().ceil();
-                let error = Error::new(
-                    ErrorKind::RateLimited,
-                    format!("token rate limit reached for {}: {n} tokens per minute; retry after {secs} s", scope.label),
-                )
-                .with_code("rate_limit_exceeded")
-                .with_retry_after(Some(d.retry_after));
+                let error = per_minute_refusal("token rate limit", &scope.label, n, "tokens", &d);
                 return Err(Box::new(Refusal {
                     error,
                     rate: admission.rate,
@@ -126,6 +111,17 @@ pub async fn admit(
         }
     }
     Ok(admission)
+}
+
+/// A 429 for a per-minute limit, naming the level and the rule and saying when to retry.
+fn per_minute_refusal(rule: &str, level: &str, n: u32, unit: &str, d: &RateDecision) -> Error {
+    let secs = d.retry_after.as_secs_f64().ceil();
+    Error::new(
+        ErrorKind::RateLimited,
+        format!("{rule} reached for {level}: {n} {unit} per minute; retry after {secs} s"),
+    )
+    .with_code("rate_limit_exceeded")
+    .with_retry_after(Some(d.retry_after))
 }
 
 /// The limiter could not decide: with `fail_open` the request proceeds (logged and counted);
