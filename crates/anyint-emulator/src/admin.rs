@@ -1,5 +1,7 @@
 //! `/_emulator/*`: test-only introspection of per-tag counters, per-tag
-//! stream outcomes and the last request seen per tag. No API key needed; never reachable under `/v1`.
+//! stream outcomes, the last request seen per tag and the async tasks'
+//! fetch and callback accounting. No API key needed; never reachable under
+//! `/v1`.
 
 use std::sync::Arc;
 
@@ -46,8 +48,27 @@ pub(crate) async fn last(AxState(state): AxState<Arc<State>>, Path(tag): Path<St
     }
 }
 
-/// `POST /_emulator/reset` clears counters, stream outcomes and
-/// last-request records.
+/// `GET /_emulator/tasks` → `{"tasks", "fetches", "max_concurrent_fetches",
+/// "overlapping_tasks"}` over every task.
+pub(crate) async fn tasks(AxState(state): AxState<Arc<State>>) -> Response {
+    json_response(StatusCode::OK, &state.tasks.summary())
+}
+
+/// `GET /_emulator/tasks/{task_id}` → `{"task_id", "family", "status",
+/// "fetches", "max_concurrent_fetches", "callbacks_sent",
+/// "callbacks_failed"}` or 404.
+pub(crate) async fn task(AxState(state): AxState<Arc<State>>, Path(id): Path<String>) -> Response {
+    if let Some(info) = state.tasks.info(&id) {
+        json_response(StatusCode::OK, &info)
+    } else {
+        let mut err = ApiError::invalid_request(format!("no task `{id}`"));
+        err.status = StatusCode::NOT_FOUND;
+        err.into_response()
+    }
+}
+
+/// `POST /_emulator/reset` clears counters, stream outcomes,
+/// last-request records and tasks.
 pub(crate) async fn reset(AxState(state): AxState<Arc<State>>) -> Response {
     state.reset();
     json_response(StatusCode::OK, &json!({"reset": true}))

@@ -1,6 +1,8 @@
 //! Fault specs: the `name=value` grammar, where a request's spec comes from,
 //! and the headers a fault adds to a response. Pure: counting lives in
-//! `state`, sleeping and short-circuiting in `gate`.
+//! `state`, sleeping and short-circuiting in `gate`. The task keys
+//! ([`TaskScript`]) are parsed here too but only read by the async task
+//! families (`dashscope`, `music`) when they create a task.
 
 use std::str::FromStr;
 
@@ -12,7 +14,8 @@ pub(crate) const HEADER: &str = "x-emulator-fault";
 /// Opening of an in-message directive: `[emulate: status=429]`.
 const DIRECTIVE_OPEN: &str = "[emulate:";
 const KNOWN_KEYS: &str = "status, quota, retry_after, retry_after_ms, should_retry, latency_ms, \
-                          chunk_delay_ms, cut_after, error_after, times, every, tag";
+                          chunk_delay_ms, cut_after, error_after, times, every, tag, polls, fail, \
+                          never, stage_ms, dup_callbacks, no_callbacks, fetch_delay_ms";
 
 /// What one request asked the emulator to do wrong.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,6 +32,72 @@ pub(crate) struct Fault {
     pub(crate) times: Option<u64>,
     pub(crate) every: Option<u64>,
     pub(crate) tag: Option<String>,
+    /// How a task created by this request behaves (task families only).
+    pub(crate) task: TaskScript,
+}
+
+/// The task keys of a spec: how an async task (DashScope, music) moves
+/// through its states. Other families ignore them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TaskScript {
+    /// `polls=N` (N ≥ 1): the task is final on the N-th status GET (or
+    /// after N stages of `stage_ms`). Default [`TaskScript::DEFAULT_POLLS`].
+    pub(crate) polls: Option<u32>,
+    /// `fail=CODE`: the final state is a failure carrying CODE.
+    pub(crate) fail: Option<String>,
+    /// `never=1` (or bare `never`): stays in the first working state.
+    pub(crate) never: bool,
+    /// `stage_ms=M` (M ≥ 1): a timer advances the task every M ms; status
+    /// GETs no longer advance it.
+    pub(crate) stage_ms: Option<u64>,
+    /// `dup_callbacks=1`: every callback is POSTed twice.
+    pub(crate) dup_callbacks: bool,
+    /// `no_callbacks=1`: no callbacks even with a callback URL.
+    pub(crate) no_callbacks: bool,
+    /// `fetch_delay_ms=M`: each status GET waits M ms before answering.
+    pub(crate) fetch_delay_ms: Option<u64>,
+}
+
+impl TaskScript {
+    /// Status GETs (or stages) to the final state when `polls` is unset.
+    pub(crate) const DEFAULT_POLLS: u32 = 2;
+
+    /// Steps from creation to the final state.
+    pub(crate) fn polls(&self) -> u32 {
+        self.polls.unwrap_or(Self::DEFAULT_POLLS)
+    }
+
+    /// Applies one task key; `Ok(false)` when `key` is not a task key.
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        match key {
+            "polls" => {
+                let n: u32 = number(key, value)?;
+                if n == 0 {
+                    return Err("emulator fault `polls` must be at least 1".to_owned());
+                }
+                self.polls = Some(n);
+            }
+            "fail" => {
+                if value.is_empty() {
+                    return Err("emulator fault `fail` needs an error code".to_owned());
+                }
+                self.fail = Some(value.to_owned());
+            }
+            "never" => self.never = flag(key, value)?,
+            "stage_ms" => {
+                let ms: u64 = number(key, value)?;
+                if ms == 0 {
+                    return Err("emulator fault `stage_ms` must be at least 1".to_owned());
+                }
+                self.stage_ms = Some(ms);
+            }
+            "dup_callbacks" => self.dup_callbacks = flag(key, value)?,
+            "no_callbacks" => self.no_callbacks = flag(key, value)?,
+            "fetch_delay_ms" => self.fetch_delay_ms = Some(number(key, value)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 impl Fault {
@@ -47,10 +116,12 @@ impl Fault {
     }
 
     /// What is left of the fault when [`Fault::skips`] lets the request
-    /// through: only the tag, so stream accounting still sees it.
+    /// through: only the tag, so stream accounting still sees it, and the
+    /// task keys, which describe the task rather than a failure.
     pub(crate) fn skipped(self) -> Self {
         Self {
             tag: self.tag,
+            task: self.task,
             ..Self::default()
         }
     }
@@ -83,6 +154,8 @@ pub(crate) fn parse(spec: &str) -> Result<Fault, String> {
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|p| !p.is_empty());
     for pair in pairs {
+        // The one key that may stand alone.
+        let pair = if pair == "never" { "never=1" } else { pair };
         let Some((key, value)) = pair.split_once('=') else {
             return Err(format!(
                 "emulator fault spec: expected name=value, got `{pair}`"
@@ -129,9 +202,11 @@ pub(crate) fn parse(spec: &str) -> Result<Fault, String> {
                 f.tag = Some(value.to_owned());
             }
             other => {
-                return Err(format!(
-                    "unknown emulator fault key `{other}` (known keys: {KNOWN_KEYS})"
-                ));
+                if !f.task.set(other, value)? {
+                    return Err(format!(
+                        "unknown emulator fault key `{other}` (known keys: {KNOWN_KEYS})"
+                    ));
+                }
             }
         }
     }
@@ -230,6 +305,33 @@ mod tests {
         assert!(parse("latency_ms=-1").is_err());
         assert!(parse("times=2").is_err());
         assert!(parse("quota=maybe").is_err());
+    }
+
+    #[test]
+    fn parses_task_keys() {
+        let f = parse(
+            "polls=3 fail=DataInspectionFailed never stage_ms=20 dup_callbacks=1 \
+             no_callbacks=true fetch_delay_ms=50",
+        )
+        .unwrap();
+        let t = &f.task;
+        assert_eq!(t.polls(), 3);
+        assert_eq!(t.fail.as_deref(), Some("DataInspectionFailed"));
+        assert!(t.never && t.dup_callbacks && t.no_callbacks);
+        assert_eq!((t.stage_ms, t.fetch_delay_ms), (Some(20), Some(50)));
+        assert!(!parse("never=0").unwrap().task.never);
+        assert_eq!(parse("").unwrap().task.polls(), TaskScript::DEFAULT_POLLS);
+        assert!(parse("polls=0").unwrap_err().contains("polls"));
+        assert!(parse("stage_ms=0").unwrap_err().contains("stage_ms"));
+        assert!(parse("fail=").unwrap_err().contains("fail"));
+        assert!(parse("forever").is_err());
+    }
+
+    #[test]
+    fn skipping_keeps_task_keys() {
+        let f = parse("status=503 times=1 tag=a polls=4").unwrap();
+        let kept = f.skipped();
+        assert_eq!((kept.status, kept.task.polls), (None, Some(4)));
     }
 
     #[test]

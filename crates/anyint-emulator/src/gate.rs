@@ -34,6 +34,13 @@ pub(crate) enum Family<'a> {
         request_id: &'a str,
     },
     Gemini(GeminiCall<'a>),
+    /// DashScope errors carry a request id in the body.
+    DashScope {
+        request_id: &'a str,
+    },
+    /// Music (reseller) errors are business codes in a `{code,msg,data}`
+    /// body; auth failures answer HTTP 200.
+    Music,
 }
 
 /// What the gate needs to know about a Gemini call.
@@ -55,7 +62,7 @@ impl Family<'_> {
     /// Counter bumped, besides `_chat_total`, by generation requests.
     fn total_key(&self) -> Option<&'static str> {
         match self {
-            Self::OpenAi => None,
+            Self::OpenAi | Self::DashScope { .. } | Self::Music => None,
             Self::Anthropic { .. } => Some(crate::state::ANTHROPIC_TOTAL),
             Self::Gemini(_) => Some(crate::state::GEMINI_TOTAL),
         }
@@ -97,6 +104,12 @@ impl Family<'_> {
                     _ => None,
                 }
             }
+            Self::DashScope { request_id } => check_auth(opts, headers)
+                .err()
+                .map(|_| crate::dashscope::bad_key(request_id)),
+            Self::Music => check_auth(opts, headers)
+                .err()
+                .map(|_| crate::music::unauthorized()),
         }
     }
 
@@ -109,6 +122,8 @@ impl Family<'_> {
                 AnthropicError::invalid(msg).into_response(request_id)
             }
             Self::Gemini(call) => GoogleError::invalid(msg).into_response(call.array),
+            Self::DashScope { request_id } => crate::dashscope::invalid(&msg, request_id),
+            Self::Music => crate::music::invalid(&msg),
         }
     }
 
@@ -126,6 +141,8 @@ impl Family<'_> {
                 fault.retry_after.as_deref(),
             )
             .into_response(call.array),
+            Self::DashScope { request_id } => crate::dashscope::for_status(status, request_id),
+            Self::Music => crate::music::for_status(status),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Deterministic upstream emulator (OpenAI, Anthropic and Gemini wire
-//! formats) with per-request fault injection.
+//! formats, plus the DashScope and "Suno-style" music async task APIs) with
+//! per-request fault injection.
 //!
 //! This crate owns a small HTTP server that speaks the real wire formats of
-//! three provider families: error envelopes, SSE framing and all. The
+//! three chat provider families (error envelopes, SSE framing and all) and
+//! of two async task families (create, poll, cancel, callbacks). The
 //! gateway uses it in demo mode, in tests and in benchmarks. It must never
 //! share types with the gateway: every body is built by hand with
 //! `serde_json`, so a bug in the gateway's codecs cannot hide in here.
@@ -14,6 +16,8 @@
 //! | OpenAI | `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`, `POST /v1/embeddings` |
 //! | Anthropic | `POST /v1/messages`, `POST /v1/messages/count_tokens`; `GET /v1/models[/{id}]` when the request carries `anthropic-version` |
 //! | Gemini | `POST /{v1beta,v1}/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` → `data: {json}\r\n\r\n` events; without it one JSON array streamed gradually), `:countTokens`; `GET /v1beta/models[/{model}]`, and `GET /v1/models[/{model}]` when the request carries `x-goog-api-key` or `?key=` |
+//! | DashScope | `POST /api/v1/services/aigc/video-generation/video-synthesis`, `POST /api/v1/services/aigc/image2video/video-synthesis`, `POST /api/v1/services/aigc/text2image/image-synthesis`, `GET /api/v1/tasks/{task_id}`, `POST /api/v1/tasks/{task_id}/cancel` (see [Async tasks](#async-tasks)) |
+//! | Music | `POST /api/v1/generate`, `GET /api/v1/generate/record-info?taskId=…` (see [Async tasks](#async-tasks)) |
 //!
 //! Auth, checked against [`Options::api_key`] (any non-empty key when unset):
 //!
@@ -30,6 +34,12 @@
 //!   `API_KEY_INVALID`; wrong bearer token: 401 `UNAUTHENTICATED`. Errors are
 //!   `{"error":{"code","message","status","details"?}}`, wrapped in a
 //!   one-element array on the JSON-array stream.
+//! - DashScope: `Authorization: Bearer`; missing or wrong: 401
+//!   `{"code":"InvalidApiKey","message":"Invalid API-key provided.",
+//!   "request_id"}`. Errors are `{"code","message","request_id"}`.
+//! - Music: `Authorization: Bearer`; missing or wrong: **HTTP 200**
+//!   `{"code":401,"msg":"unauthorized","data":null}`. Every answer is a
+//!   `{"code","msg","data"}` envelope with a business `code`.
 //!
 //! Requests are validated like the real APIs (Anthropic: unknown top-level
 //! fields, required `model`/`max_tokens`/`messages`, roles, block shapes,
@@ -135,8 +145,11 @@
 //! taken from the first of: the `x-emulator-fault` request header; the model
 //! name after a `+` (`gpt-4o-mini+status=503`, or in a Gemini URL
 //! `models/gemini-2.5-flash+status=503:generateContent`; always stripped from
-//! the echoed model); an `[emulate: ...]` directive in the last user text.
-//! The same keys work for every family; errors use the family's envelope.
+//! the echoed model); an `[emulate: ...]` directive in the last user text
+//! (DashScope: `input.prompt`; music: the first of `prompt`, `style`,
+//! `title` holding one). The same keys work for every family; errors use
+//! the family's envelope. Status GETs and cancels of tasks read the header
+//! only.
 //!
 //! | key | effect |
 //! |---|---|
@@ -152,14 +165,16 @@
 //! | `tag=X` | count this request under X (see `/_emulator/counts`) |
 //! | `times=K` | with `tag`: the fault applies only to the first K tagged requests |
 //! | `every=N` (N ≥ 1) | with `tag`: the fault applies only to every N-th tagged request (the N-th, 2N-th, …); the others succeed normally |
+//! | `polls=N` (N ≥ 1), `fail=CODE`, `never`, `stage_ms=M`, `dup_callbacks=1`, `no_callbacks=1`, `fetch_delay_ms=M` | task script of a DashScope / music create request, see [Async tasks](#async-tasks); ignored elsewhere |
 //!
 //! `times` and `every` both count against the tag's request counter (the
 //! one `/_emulator/counts/{tag}` shows, bumped by every request whose spec
 //! names the tag, whatever else the spec says), so `POST /_emulator/reset`
 //! restarts them. They cannot be combined (400 naming both). A request that
-//! `times` / `every` lets through keeps only its `tag`: every other key,
-//! headers and stream faults included, is ignored for it. Example: a route
-//! failing 10% of requests is `status=503,every=10,tag=bench`.
+//! `times` / `every` lets through keeps only its `tag` and its task keys:
+//! every other key, headers and stream faults included, is ignored for it.
+//! Example: a route failing 10% of requests is
+//! `status=503,every=10,tag=bench`.
 //!
 //! Status bodies: Anthropic 400 `invalid_request_error`, 401
 //! `authentication_error`, 402 `billing_error`, 403 `permission_error`, 404
@@ -170,19 +185,116 @@
 //! (429 with `QuotaFailure` and `Help` details), 403 `PERMISSION_DENIED`, 404
 //! `NOT_FOUND`, 409 `ABORTED`, 499 `CANCELLED`, 500 `INTERNAL`, 501
 //! `UNIMPLEMENTED`, 503 `UNAVAILABLE`, 504 `DEADLINE_EXCEEDED` (other 5xx
-//! `INTERNAL`, other 4xx `FAILED_PRECONDITION`).
+//! `INTERNAL`, other 4xx `FAILED_PRECONDITION`). DashScope 400
+//! `InvalidParameter`, 401 `InvalidApiKey`, 403 `AccessDenied`, 404
+//! `ModelNotFound`, 429 `Throttling.RateQuota`, 503 `ServiceUnavailable`,
+//! 504 `RequestTimeOut` (other 5xx `InternalError`, other 4xx
+//! `InvalidParameter`). Music: HTTP N with `{"code":N,"msg","data":null}`.
 //!
-//! Unknown keys or bad values are answered with a 400 naming the problem.
+//! Unknown keys or bad values are answered with a 400 naming the problem
+//! (DashScope `InvalidParameter`; music HTTP 200 with business code 422).
 //!
 //! # Test endpoints
 //!
 //! `GET /_emulator/counts`, `GET /_emulator/counts/{tag}`,
 //! `GET /_emulator/streams/{tag}` (see below), `GET /_emulator/last/{tag}`
 //! (headers and body of the last tagged request, plus `path` with the query
-//! for Gemini calls) and `POST /_emulator/reset`.
-//! Generation requests of every family are also counted under
-//! `_chat_total`, Anthropic ones under `_anthropic_total` and Gemini ones
-//! under `_gemini_total`. These endpoints need no API key.
+//! for Gemini calls), `GET /_emulator/tasks`, `GET /_emulator/tasks/{task_id}`
+//! (see [Async tasks](#async-tasks)) and `POST /_emulator/reset` (which
+//! also forgets every task). Generation requests of the three chat
+//! families are also counted under `_chat_total`, Anthropic ones under
+//! `_anthropic_total` and Gemini ones under `_gemini_total`. These
+//! endpoints need no API key.
+//!
+//! # Async tasks
+//!
+//! DashScope (as the `dashscope` SDK calls it, base `…/api/v1`):
+//!
+//! - Create (the three `services/aigc/…` endpoints) needs
+//!   `X-DashScope-Async: enable` (any case; else 403 `AccessDenied`,
+//!   `current user api does not support synchronous calls`) and a JSON body
+//!   with `model` and `input.prompt` (video endpoints: `input.prompt`,
+//!   `input.img_url` or `input.first_frame_url`); `parameters.duration`
+//!   must be a positive integer and image `parameters.n` 1–4. Otherwise 400
+//!   `InvalidParameter`. Unknown fields are ignored. Answer: 200
+//!   `{"request_id","output":{"task_id","task_status":"PENDING"}}`.
+//! - `GET /api/v1/tasks/{task_id}` answers 200 `{"request_id","output":
+//!   {"task_id","task_status","submit_time","scheduled_time"?,
+//!   "end_time"?,…},"usage"?}`; times are UTC `YYYY-MM-DD HH:MM:SS.mmm`,
+//!   `scheduled_time` from the first advance, `end_time` once final.
+//!   Statuses: `PENDING` → `RUNNING` → `SUCCEEDED` / `FAILED` (or
+//!   `CANCELED`); an id never issued is `UNKNOWN` (still 200). Video
+//!   success: `output.video_url` =
+//!   `https://dashscope-emulator.invalid/videos/{task_id}.mp4`,
+//!   `orig_prompt` (as sent), `actual_prompt` (directives removed) and
+//!   `usage: {"duration": parameters.duration (default 5), "video_count":
+//!   1, "SR": …}` (`SR` from `parameters.resolution` `"1080P"`, else the
+//!   short side of `parameters.size` `"1280*720"`, else 720). Image
+//!   success: `output.results: [{"url": "https://dashscope-emulator.invalid/images/{task_id}-{i}.png"}]`
+//!   for i < `parameters.n` (default 1) and `usage: {"image_count": n}`.
+//!   Failure: `output.code` = the `fail` code and `output.message`.
+//! - `POST /api/v1/tasks/{task_id}/cancel`: a `PENDING` task becomes
+//!   `CANCELED`, answer 200 `{"request_id"}`; anything else (started,
+//!   final, unknown) 400 `UnsupportedOperation`.
+//!
+//! Music (sunoapi.org / kie.ai shape, at the host root):
+//!
+//! - `POST /api/v1/generate` needs booleans `customMode` and
+//!   `instrumental`, `model` in `V4`, `V4_5`, `V4_5PLUS`, `V4_5ALL`, `V5`,
+//!   `V5_5`; custom mode needs `style` and `title` (and `prompt` unless
+//!   instrumental), simple mode `prompt`; lengths (directives not counted):
+//!   simple prompt 500, custom prompt 3000 (V4) / 5000, style 200 (V4) /
+//!   1000, title 80 (V4, V4_5ALL) / 100. `callBackUrl` is optional and must
+//!   be http(s). Failures: HTTP 200 `{"code":422,"msg":<problem>,
+//!   "data":null}`. Success: `{"code":200,"msg":"success","data":
+//!   {"taskId"}}`.
+//! - `GET /api/v1/generate/record-info?taskId=…` answers
+//!   `{"code":200,"msg":"success","data":{"taskId","parentMusicId":"",
+//!   "param":<the request as a JSON string>,"response":{"taskId",
+//!   "sunoData":[…]},"status","type":"GENERATE","errorCode",
+//!   "errorMessage"}}`; unknown id: `{"code":404,"msg":"task not found",
+//!   "data":null}`; no `taskId`: code 422. Statuses: `PENDING` →
+//!   `TEXT_SUCCESS` (no clips) → `FIRST_SUCCESS` (1 clip) → `SUCCESS` (2
+//!   clips). `sunoData` items: `id`, `audioUrl`, `streamAudioUrl`,
+//!   `imageUrl` (under `https://music-emulator.invalid/`), `prompt`
+//!   (directives removed; empty when instrumental), `modelName`
+//!   (`chirp-v4-5` for `V4_5`), `title`, `tags` (the style), `createTime`
+//!   (`YYYY-MM-DD HH:MM:SS`), `duration` (180.0, 192.5). A failed task has
+//!   status `GENERATE_AUDIO_FAILED` (`SENSITIVE_WORD_ERROR` or
+//!   `CREATE_TASK_FAILED` when that is the `fail` code), `errorCode` 501,
+//!   an `errorMessage` and no clips.
+//! - Callbacks: each stage reached POSTs to `callBackUrl` `{"code":200,
+//!   "msg","data":{"callbackType","task_id","data":[…]}}` with
+//!   `callbackType` `text` (no clips), `first` (1), `complete` (2); items
+//!   are snake_case (`id`, `audio_url`, `stream_audio_url`, `image_url`,
+//!   `prompt`, `model_name`, `title`, `tags`, `createTime`, `duration`). A
+//!   failure sends `{"code":501,"msg","data":{"callbackType":"error",
+//!   "task_id","data":null}}`. Callbacks of one task go out in order from a
+//!   background worker (the poll answer never waits for them), time out
+//!   after 5 s and are never retried.
+//!
+//! Task script keys (in the create request's spec):
+//!
+//! | key | effect |
+//! |---|---|
+//! | `polls=N` (N ≥ 1, default 2) | the N-th status GET makes the task final; GETs before it: DashScope `RUNNING`; music `TEXT_SUCCESS` on the 1st, `FIRST_SUCCESS` on the 2nd to (N−1)-th (so N=1 goes straight to the end, N=2 skips `FIRST_SUCCESS`) |
+//! | `fail=CODE` | the final state is a failure (DashScope `FAILED` with `output.code` CODE; music as above) |
+//! | `never` / `never=1` | the task stops at `RUNNING` / `TEXT_SUCCESS` forever |
+//! | `stage_ms=M` (M ≥ 1) | time-driven: the task advances one step every M ms after creation (sending callbacks as it goes) and status GETs do not advance it |
+//! | `dup_callbacks=1` | every music callback is POSTed twice |
+//! | `no_callbacks=1` | no callbacks even with a `callBackUrl` |
+//! | `fetch_delay_ms=M` | each status GET of this task waits M ms before answering |
+//!
+//! Otherwise each status GET advances the task by one step. Introspection:
+//! `GET /_emulator/tasks/{task_id}` → `{"task_id","family"
+//! ("dashscope"/"music"),"status" (the family's status name),"fetches"
+//! (status GETs),"max_concurrent_fetches" (most GETs of this task in flight
+//! at once),"callbacks_sent" (callback POSTs finished, delivered or not),
+//! "callbacks_failed" (those without a 2xx answer)}` or 404;
+//! `GET /_emulator/tasks` → `{"tasks","fetches","max_concurrent_fetches",
+//! "overlapping_tasks" (tasks that ever had 2+ GETs in flight)}`. A GET is
+//! in flight from before its `fetch_delay_ms` wait until its answer is
+//! built.
 //!
 //! # Stream accounting
 //!
@@ -212,14 +324,17 @@ mod admin;
 mod anthropic;
 mod chat;
 mod content;
+mod dashscope;
 mod embeddings;
 mod error;
 mod fault;
 mod gate;
 mod gemini;
 mod models;
+mod music;
 mod state;
 mod stream;
+mod task;
 mod util;
 
 use std::future::Future;
@@ -262,10 +377,28 @@ pub fn router(opts: Options) -> Router {
             "/v1beta/models/{target}",
             get(gemini::get_v1beta).post(gemini::action_v1beta),
         )
+        .route(
+            "/api/v1/services/aigc/video-generation/video-synthesis",
+            post(dashscope::video_synthesis),
+        )
+        .route(
+            "/api/v1/services/aigc/image2video/video-synthesis",
+            post(dashscope::image2video),
+        )
+        .route(
+            "/api/v1/services/aigc/text2image/image-synthesis",
+            post(dashscope::image_synthesis),
+        )
+        .route("/api/v1/tasks/{task_id}", get(dashscope::fetch))
+        .route("/api/v1/tasks/{task_id}/cancel", post(dashscope::cancel))
+        .route("/api/v1/generate", post(music::generate))
+        .route("/api/v1/generate/record-info", get(music::record_info))
         .route("/_emulator/counts", get(admin::counts))
         .route("/_emulator/counts/{tag}", get(admin::count))
         .route("/_emulator/streams/{tag}", get(admin::streams))
         .route("/_emulator/last/{tag}", get(admin::last))
+        .route("/_emulator/tasks", get(admin::tasks))
+        .route("/_emulator/tasks/{task_id}", get(admin::task))
         .route("/_emulator/reset", post(admin::reset))
         .fallback(error::not_found)
         .layer(axum::middleware::map_response_with_state(

@@ -1,6 +1,7 @@
 //! Per-instance state: options, per-tag request counters, per-tag stream
-//! outcomes, the last request seen per tag and the prompt-cache prefixes
-//! seen so far. In memory only; never does IO.
+//! outcomes, the last request seen per tag, the prompt-cache prefixes
+//! seen so far and the async tasks ([`crate::task::Tasks`]). In memory
+//! only; never does IO itself (task callbacks are sent by `task`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde_json::{Value, json};
 
 use crate::Options;
+use crate::task::Tasks;
 
 /// Counter key that every generation request (any family) increments.
 pub(crate) const CHAT_TOTAL: &str = "_chat_total";
@@ -27,6 +29,8 @@ pub(crate) struct State {
     streams: Mutex<HashMap<String, Arc<StreamCounts>>>,
     cache_prefixes: Mutex<HashSet<u64>>,
     requests: AtomicU64,
+    /// DashScope and music tasks.
+    pub(crate) tasks: Tasks,
 }
 
 /// Locks ignoring poison: counters stay usable after a panicking handler.
@@ -43,6 +47,7 @@ impl State {
             streams: Mutex::default(),
             cache_prefixes: Mutex::default(),
             requests: AtomicU64::new(0),
+            tasks: Tasks::new(),
         }
     }
 
@@ -78,6 +83,7 @@ impl State {
         lock(&self.last).clear();
         lock(&self.streams).clear();
         lock(&self.cache_prefixes).clear();
+        self.tasks.clear();
     }
 
     /// Counts a streaming response started under `tag` and returns the

@@ -43,6 +43,57 @@ pub(crate) fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Current unix time in milliseconds (0 if the clock is before 1970).
+pub(crate) fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC for unix milliseconds, with `.mmm`
+/// appended when `millis` is set (DashScope task times).
+pub(crate) fn datetime(unix_ms: u64, millis: bool) -> String {
+    let secs = unix_ms / 1000;
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let mut out = format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}");
+    if millis {
+        // Writing to a String cannot fail.
+        let _ = write!(out, ".{:03}", unix_ms % 1000);
+    }
+    out
+}
+
+/// Gregorian (year, month, day) of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for non-negative days only).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A UUID-shaped id (`8-4-4-4-12` lowercase hex) derived from `seed`.
+pub(crate) fn uuid_like(seed: &[u8]) -> String {
+    let hex = hex_id(seed, 32);
+    let part = |from: usize, to: usize| hex.get(from..to).unwrap_or("0");
+    format!(
+        "{}-{}-{}-{}-{}",
+        part(0, 8),
+        part(8, 12),
+        part(12, 16),
+        part(16, 20),
+        part(20, 32)
+    )
+}
+
 /// ⌈chars/4⌉, the emulator's token estimate for a piece of text.
 pub(crate) fn quarter_tokens(text: &str) -> usize {
     text.chars().count().div_ceil(4)
@@ -163,6 +214,24 @@ mod tests {
                 ("bad".to_owned(), "%zz".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn datetimes_are_utc_civil_times() {
+        assert_eq!(datetime(0, true), "1970-01-01 00:00:00.000");
+        // 2025-10-11 18:55:56.952 UTC.
+        assert_eq!(datetime(1_760_208_956_952, true), "2025-10-11 18:55:56.952");
+        assert_eq!(datetime(1_760_208_956_952, false), "2025-10-11 18:55:56");
+        // Leap day.
+        assert_eq!(datetime(1_709_164_800_000, false), "2024-02-29 00:00:00");
+    }
+
+    #[test]
+    fn uuid_like_is_shaped() {
+        let id = uuid_like(b"x");
+        let lens: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(lens, [8, 4, 4, 4, 12]);
+        assert_ne!(id, uuid_like(b"y"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! against the admin token. Errors use the OpenAI envelope.
 
 pub mod entities;
+pub mod tasks;
 
 use std::collections::HashMap;
 
@@ -55,6 +56,17 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route(
             "/admin/v1/teams/{id}",
             axum::routing::patch(entities::update_team),
+        )
+        .route("/admin/v1/tasks", get(tasks::list))
+        .route("/admin/v1/tasks/{id}", get(tasks::get))
+        .route("/admin/v1/tasks/{id}/deliveries", get(tasks::deliveries))
+        .route(
+            "/admin/v1/tasks/{id}/deliveries/{event_id}/replay",
+            axum::routing::post(tasks::replay),
+        )
+        .route(
+            "/admin/v1/accounts/{id}/signing-secret",
+            get(tasks::get_secret).post(tasks::rotate_secret),
         )
         .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
 }

@@ -74,6 +74,28 @@ struct FileConfig {
     providers: Vec<ProviderFile>,
     #[serde(default)]
     models: Vec<ModelFile>,
+    #[serde(default)]
+    tasks: TasksFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksFile {
+    public_url: Option<String>,
+    poll_interval_ms: Option<u64>,
+    poll_max_interval_ms: Option<u64>,
+    refresh_after_ms: Option<u64>,
+    deadline_secs: Option<u64>,
+    lease_ms: Option<u64>,
+    poller_batch: Option<usize>,
+    idempotency_hours: Option<u64>,
+    #[serde(default)]
+    callback_allow_networks: Vec<String>,
+    callback_allow_http: Option<bool>,
+    callback_timeout_ms: Option<u64>,
+    callback_backoff_ms: Option<u64>,
+    callback_backoff_max_ms: Option<u64>,
+    callback_horizon_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +253,11 @@ pub enum ProviderKind {
     Anthropic,
     /// The Gemini API; `base_url` ends in the API version (`…googleapis.com/v1beta`).
     Gemini,
+    /// DashScope async video and image synthesis; `base_url` ends in `/api/v1`.
+    #[serde(rename = "dashscope")]
+    DashScope,
+    /// A Suno-style music reseller API; `base_url` is the host root (`https://api.sunoapi.org`).
+    Music,
 }
 
 impl ProviderKind {
@@ -240,6 +267,52 @@ impl ProviderKind {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
+            Self::DashScope => "dashscope",
+            Self::Music => "music",
+        }
+    }
+
+    /// The API a model routed to this kind serves.
+    pub fn api(self) -> ModelApi {
+        match self {
+            Self::OpenAi | Self::Anthropic | Self::Gemini => ModelApi::Chat,
+            Self::DashScope => ModelApi::DashScope,
+            Self::Music => ModelApi::Music,
+        }
+    }
+}
+
+/// What a model does, decided by the kind of its routes' providers (they must agree).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelApi {
+    /// Chat: served by every chat family, translated when needed.
+    Chat,
+    /// DashScope async video and image tasks, at `/dashscope/v1/…`.
+    DashScope,
+    /// Music generation tasks, at `/music/v1/…`.
+    Music,
+}
+
+impl ModelApi {
+    /// Where a client uses a model of this API, for error messages.
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Self::Chat => "a chat route such as POST /openai/v1/chat/completions",
+            Self::DashScope => {
+                "POST /dashscope/v1/services/aigc/video-generation/video-synthesis (then poll GET /dashscope/v1/tasks/{task_id})"
+            }
+            Self::Music => {
+                "POST /music/v1/generate (then poll GET /music/v1/generate/record-info?taskId=…)"
+            }
+        }
+    }
+
+    /// The noun for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::DashScope => "DashScope video/image",
+            Self::Music => "music",
         }
     }
 }
@@ -377,6 +450,8 @@ pub struct ModelConfig {
     pub total_timeout: Option<Duration>,
     /// Prices for metering; free when unset.
     pub price: Price,
+    /// What the model does (chat or which task family).
+    pub api: ModelApi,
 }
 
 /// A model's prices, in integer micro-units of the operator's currency per one million tokens
@@ -396,6 +471,15 @@ pub struct Price {
     /// Input tokens written to the provider's cache.
     #[serde(default)]
     pub cache_write: u64,
+    /// Task models: per second of generated video (not per million).
+    #[serde(default)]
+    pub per_video_second: u64,
+    /// Task models: per generated image.
+    #[serde(default)]
+    pub per_image: u64,
+    /// Task models: per song task (each task yields two tracks).
+    #[serde(default)]
+    pub per_song: u64,
 }
 
 impl Price {
@@ -434,6 +518,43 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     /// Model ID → index into `models`.
     pub model_index: HashMap<String, usize>,
+    /// Async tasks: polling, deadlines and client callbacks.
+    pub tasks: TasksConfig,
+}
+
+/// Async task settings (`[tasks]`).
+#[derive(Clone, Debug)]
+pub struct TasksConfig {
+    /// The gateway's base URL as upstream providers reach it, for their callbacks to it
+    /// (`http://<bound address>` when unset).
+    pub public_url: Option<String>,
+    /// First background poll after creation; the interval then grows per task.
+    pub poll_interval: Duration,
+    /// Longest interval between background polls of one task.
+    pub poll_max_interval: Duration,
+    /// A client poll refreshes from upstream when the stored status is older than this.
+    pub refresh_after: Duration,
+    /// A task unfinished this long after creation fails with a timeout and is refunded.
+    pub deadline: Duration,
+    /// How long one instance owns a task (or a delivery) it is working on.
+    pub lease: Duration,
+    /// Tasks one background pass claims at most.
+    pub poller_batch: usize,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_window: Duration,
+    /// Networks client callbacks may target even though they are private, loopback or
+    /// link-local; plain http is also allowed to these.
+    pub callback_allow_networks: Vec<crate::policy::access::Cidr>,
+    /// Allow plain-http callback URLs to public addresses (https only when false).
+    pub callback_allow_http: bool,
+    /// Time limit for one callback delivery.
+    pub callback_timeout: Duration,
+    /// First retry delay of a failed delivery; it doubles per attempt.
+    pub callback_backoff: Duration,
+    /// Longest delay between delivery attempts.
+    pub callback_backoff_max: Duration,
+    /// How long a delivery is retried before it is marked dead.
+    pub callback_horizon: Duration,
 }
 
 /// Reads the environment; injected so tests need not mutate the process environment.
@@ -561,7 +682,9 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
     };
     let providers = validate_providers(raw.providers, &err, env)?;
     let (models, model_index) = validate_models(raw.models, &providers, &err)?;
+    let tasks = validate_tasks(raw.tasks, &err)?;
     Ok(Config {
+        tasks,
         source: file.to_owned(),
         routing,
         limits,
@@ -575,6 +698,63 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
 }
 
 type ErrFn<'a> = &'a dyn Fn(String, String) -> Error;
+
+fn validate_tasks(t: TasksFile, err: ErrFn<'_>) -> Result<TasksConfig, Error> {
+    let public_url = match t.public_url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            Some(u.trim_end_matches('/').to_owned())
+        }
+        Some(_) => {
+            return Err(err(
+                "tasks.public_url".into(),
+                "must be an http:// or https:// URL".into(),
+            ));
+        }
+        None => None,
+    };
+    let mut callback_allow_networks = Vec::with_capacity(t.callback_allow_networks.len());
+    for (i, c) in t.callback_allow_networks.iter().enumerate() {
+        callback_allow_networks.push(crate::policy::access::Cidr::parse(c).ok_or_else(|| {
+            err(
+                format!("tasks.callback_allow_networks[{i}]"),
+                format!("`{c}` is not a CIDR like 127.0.0.0/8"),
+            )
+        })?);
+    }
+    let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default).max(1));
+    let poll_interval = ms(t.poll_interval_ms, 5_000);
+    let poll_max_interval = ms(t.poll_max_interval_ms, 60_000);
+    if poll_interval > poll_max_interval {
+        return Err(err(
+            "tasks.poll_interval_ms".into(),
+            "must not exceed tasks.poll_max_interval_ms".into(),
+        ));
+    }
+    let callback_backoff = ms(t.callback_backoff_ms, 1_000);
+    let callback_backoff_max = ms(t.callback_backoff_max_ms, 3_600_000);
+    if callback_backoff > callback_backoff_max {
+        return Err(err(
+            "tasks.callback_backoff_ms".into(),
+            "must not exceed tasks.callback_backoff_max_ms".into(),
+        ));
+    }
+    Ok(TasksConfig {
+        public_url,
+        poll_interval,
+        poll_max_interval,
+        refresh_after: Duration::from_millis(t.refresh_after_ms.unwrap_or(1_000)),
+        deadline: Duration::from_secs(t.deadline_secs.unwrap_or(3_600).max(1)),
+        lease: ms(t.lease_ms, 30_000),
+        poller_batch: t.poller_batch.unwrap_or(100).clamp(1, 1_000),
+        idempotency_window: Duration::from_secs(t.idempotency_hours.unwrap_or(24).max(1) * 3_600),
+        callback_allow_networks,
+        callback_allow_http: t.callback_allow_http.unwrap_or(false),
+        callback_timeout: ms(t.callback_timeout_ms, 10_000),
+        callback_backoff,
+        callback_backoff_max,
+        callback_horizon: Duration::from_secs(t.callback_horizon_secs.unwrap_or(86_400).max(1)),
+    })
+}
 
 fn validate_routing(r: &RoutingFile, err: ErrFn<'_>) -> Result<RoutingConfig, Error> {
     let rate = r.breaker_failure_rate.unwrap_or(0.5);
@@ -700,6 +880,25 @@ fn validate_providers(
     Ok(providers)
 }
 
+/// The API a model's routes serve, or the first route that disagrees with the first one.
+fn model_api(
+    routes: &[RouteConfig],
+    providers: &[ProviderConfig],
+) -> Result<ModelApi, (usize, ModelApi)> {
+    let api = routes
+        .first()
+        .and_then(|r| providers.get(r.provider))
+        .map_or(ModelApi::Chat, |p| p.kind.api());
+    match routes.iter().position(|r| {
+        providers
+            .get(r.provider)
+            .is_some_and(|p| p.kind.api() != api)
+    }) {
+        Some(j) => Err((j, api)),
+        None => Ok(api),
+    }
+}
+
 fn validate_models(
     raw: Vec<ModelFile>,
     providers: &[ProviderConfig],
@@ -752,6 +951,15 @@ fn validate_models(
                 priority: r.priority.unwrap_or(0),
             });
         }
+        let api = model_api(&routes, providers).map_err(|(j, api)| {
+            err(
+                format!("models[{i}].routes[{j}].provider"),
+                format!(
+                    "all routes of a model must serve the same API; routes[0] is a {} provider",
+                    api.noun()
+                ),
+            )
+        })?;
         let owned_by = m.owned_by.unwrap_or_else(|| {
             routes
                 .first()
@@ -770,14 +978,21 @@ fn validate_models(
             idle_timeout: m.idle_timeout_ms.map(Duration::from_millis),
             total_timeout: m.total_timeout_ms.map(Duration::from_millis),
             price: m.price.unwrap_or_default(),
+            api,
         });
     }
     for (i, m) in models.iter().enumerate() {
         for (j, f) in m.fallbacks.iter().enumerate() {
-            if f == &m.id || !model_index.contains_key(f) {
+            let same_api = model_index
+                .get(f)
+                .and_then(|&k| models.get(k))
+                .is_some_and(|other: &ModelConfig| other.api == m.api);
+            if f == &m.id || !same_api {
                 return Err(err(
                     format!("models[{i}].fallbacks[{j}]"),
-                    format!("`{f}` must be another model defined in [[models]]"),
+                    format!(
+                        "`{f}` must be another model defined in [[models]], serving the same API"
+                    ),
                 ));
             }
         }
@@ -833,6 +1048,7 @@ routes = [{ provider = "up", upstream_model = "u1" }]
             output: 15_000_000,
             cache_read: 300_000,
             cache_write: 3_750_000,
+            ..Price::default()
         };
         let u = anyint_wire::Usage {
             input_tokens: 1_000,

@@ -145,6 +145,9 @@ pub struct Error {
     pub retry_after: Option<Duration>,
     /// Internal detail for the logs (redacted by construction: no keys, no content).
     pub cause: Option<String>,
+    /// An upstream's own numeric business code (music resellers wrap `{code,msg,data}`), kept
+    /// for families that show one.
+    pub business_code: Option<i64>,
 }
 
 /// Shorthand for results in the gateway.
@@ -160,6 +163,7 @@ impl Error {
             code: None,
             retry_after: None,
             cause: None,
+            business_code: None,
         }
     }
 

@@ -13,7 +13,9 @@
 //! 4. add SDK tests under `tests/sdk/`.
 
 pub mod anthropic;
+pub mod dashscope;
 pub mod gemini;
+pub mod music;
 pub mod openai;
 
 use std::marker::PhantomData;
@@ -284,10 +286,16 @@ pub async fn authorize(
     presented: Option<&str>,
     family: Family,
 ) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {
-    let key = state
-        .keys
-        .authenticate(presented, family.auth_header())
-        .await?;
+    authorize_with(state, presented, family.auth_header()).await
+}
+
+/// [`authorize`] for routes outside the chat families; `auth_header` is named in a 401.
+pub async fn authorize_with(
+    state: &crate::server::AppState,
+    presented: Option<&str>,
+    auth_header: &str,
+) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {
+    let key = state.keys.authenticate(presented, auth_header).await?;
     crate::policy::access::check(
         &key,
         crate::telemetry::client_ip(),

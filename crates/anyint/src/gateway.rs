@@ -766,7 +766,9 @@ async fn passthrough(
     let ttfb = at.started.elapsed();
     let bytes = crate::providers::http::read_body(&provider.config.name, resp).await?;
     let usage = match provider.adapter {
-        ProviderAdapter::OpenAi => anyint_wire::openai::usage_from_response(&bytes),
+        ProviderAdapter::OpenAi | ProviderAdapter::DashScope | ProviderAdapter::Music => {
+            anyint_wire::openai::usage_from_response(&bytes)
+        }
         ProviderAdapter::Anthropic => anyint_wire::anthropic::usage_from_response(&bytes),
         ProviderAdapter::Gemini => anyint_wire::gemini::usage_from_response(&bytes),
     };

@@ -2,7 +2,8 @@
 //!
 //! Clients speak one of several API families (`families`); each request is authenticated
 //! (`auth`), checked against policy (`policy`), routed (`gateway`) to an upstream adapter
-//! (`providers`), and metered (`meter`) into the store (`store`). See ARCHITECTURE.md for the
+//! (`providers`), and metered (`meter`) into the store (`store`). Async media tasks (DashScope
+//! video and image, music) live in `tasks`: store, poller, charging and signed callbacks. See ARCHITECTURE.md for the
 //! codemap and the life of a request.
 
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod providers;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 
 pub use error::{Error, ErrorKind};

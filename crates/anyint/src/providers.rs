@@ -12,8 +12,10 @@
 //! 4. teach the emulator the provider's wire format and add conformance tests.
 
 pub mod anthropic;
+pub mod dashscope;
 pub mod gemini;
 pub mod http;
+pub mod music;
 pub mod openai;
 
 use crate::config::{ProviderConfig, ProviderKind};
@@ -39,6 +41,17 @@ pub enum ProviderAdapter {
     Anthropic,
     /// Gemini upstream.
     Gemini,
+    /// DashScope async synthesis upstream (tasks only).
+    DashScope,
+    /// Suno-style music upstream (tasks only).
+    Music,
+}
+
+impl ProviderAdapter {
+    /// Whether this adapter serves chat (the task adapters are driven by `tasks`).
+    pub fn is_chat(self) -> bool {
+        matches!(self, Self::OpenAi | Self::Anthropic | Self::Gemini)
+    }
 }
 
 impl Provider {
@@ -48,12 +61,14 @@ impl Provider {
             ProviderKind::OpenAi => ProviderAdapter::OpenAi,
             ProviderKind::Anthropic => ProviderAdapter::Anthropic,
             ProviderKind::Gemini => ProviderAdapter::Gemini,
+            ProviderKind::DashScope => ProviderAdapter::DashScope,
+            ProviderKind::Music => ProviderAdapter::Music,
         };
         let client = http::client(&config)?;
         let chat_path = match adapter {
             ProviderAdapter::OpenAi => Some("/chat/completions"),
             ProviderAdapter::Anthropic => Some("/v1/messages"),
-            ProviderAdapter::Gemini => None,
+            ProviderAdapter::Gemini | ProviderAdapter::DashScope | ProviderAdapter::Music => None,
         };
         let chat_url = chat_path
             .map(|p| reqwest::Url::parse(&format!("{}{p}", config.base_url)))
@@ -107,7 +122,10 @@ impl Provider {
         forward: &ForwardHeaders,
     ) -> reqwest::RequestBuilder {
         match self.adapter {
-            ProviderAdapter::OpenAi => openai::chat_request(self, call, body),
+            // Task models never reach the chat path (`entitlement::resolve` refuses them).
+            ProviderAdapter::OpenAi | ProviderAdapter::DashScope | ProviderAdapter::Music => {
+                openai::chat_request(self, call, body)
+            }
             ProviderAdapter::Anthropic => anthropic::chat_request(self, call, body, forward),
             ProviderAdapter::Gemini => gemini::chat_request(self, call, model, body, stream),
         }
@@ -140,6 +158,8 @@ impl Provider {
             ProviderAdapter::OpenAi => openai::decode_error(self, status, headers, body),
             ProviderAdapter::Anthropic => anthropic::decode_error(self, status, headers, body),
             ProviderAdapter::Gemini => gemini::decode_error(self, status, headers, body),
+            ProviderAdapter::DashScope => dashscope::decode_error(self, status, headers, body),
+            ProviderAdapter::Music => music::decode_error(self, status, headers, body),
         }
     }
 }

@@ -50,6 +50,12 @@ pub struct AppState {
     pub spend: Arc<crate::policy::quota::SpendTracker>,
     /// Cross-instance invalidation, when Redis is configured.
     pub invalidator: Option<Arc<crate::invalidation::Invalidator>>,
+    /// This process's ID, the owner name of the task and delivery leases it takes.
+    pub instance_id: String,
+    /// The client-callback delivery client.
+    pub outbox: crate::tasks::outbox::Outbox,
+    /// The base URL upstreams call back (`[tasks] public_url`, else the bound address).
+    pub public_url: String,
 }
 
 impl AppState {
@@ -76,6 +82,8 @@ pub fn router(state: SharedState) -> Router {
         .merge(families::openai::routes())
         .merge(families::anthropic::routes())
         .merge(families::gemini::routes())
+        .merge(families::dashscope::routes())
+        .merge(families::music::routes())
         .merge(crate::admin::routes(state.clone()))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -130,7 +138,7 @@ async fn not_found() -> Response {
     families::openai::render_error(
         Error::new(
             ErrorKind::NotFound,
-            "no such route: the gateway serves /openai/v1/…, /anthropic/v1/… and /gemini/v1beta/… (see the README)",
+            "no such route: the gateway serves /openai/v1/…, /anthropic/v1/…, /gemini/v1beta/…, /dashscope/v1/… and /music/v1/… (see the README)",
         )
         .with_code("unknown_route"),
     )
@@ -264,7 +272,17 @@ pub async fn start_with_store(
     let metrics = crate::telemetry::metrics_handle();
     let routes = crate::router::Router::new(&config);
     let invalidator = build_invalidator(&config).await?;
+    let addr = listener.local_addr().map_err(Error::internal)?;
+    let public_url = config.tasks.public_url.clone().unwrap_or_else(|| {
+        let ip = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
+        format!("http://{}", SocketAddr::new(ip, addr.port()))
+    });
     let state = Arc::new(AppState {
+        public_url,
         config: config.clone(),
         store,
         keys: keys.clone(),
@@ -276,9 +294,13 @@ pub async fn start_with_store(
         directory: directory.clone(),
         spend: spend.clone(),
         invalidator: invalidator.clone(),
+        instance_id: crate::auth::new_id("inst_"),
+        outbox: crate::tasks::outbox::Outbox::new(&config.tasks)?,
     });
 
     let key_refresher = spawn_refresher(state.clone());
+    let poller = tokio::spawn(crate::tasks::poller::run(state.clone()));
+    let outbox = tokio::spawn(crate::tasks::outbox::run(state.clone()));
     let listener_task = state
         .invalidator
         .clone()
@@ -291,7 +313,6 @@ pub async fn start_with_store(
         }
     });
 
-    let addr = listener.local_addr().map_err(Error::internal)?;
     let app = router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let listener = listener.tap_io(|tcp| {
@@ -315,7 +336,7 @@ pub async fn start_with_store(
         state,
         stop: Some(stop),
         server,
-        background: [key_refresher, upkeep]
+        background: [key_refresher, upkeep, poller, outbox]
             .into_iter()
             .chain(listener_task)
             .collect(),

@@ -1,4 +1,5 @@
-//! Persistent state behind one [`Store`] trait: API keys (hashed) and the usage ledger.
+//! Persistent state behind one [`Store`] trait: API keys (hashed), policy entities, the usage
+//! ledger, and (through its [`TaskStore`] part) async tasks and their callback outbox.
 //!
 //! Two backends share one SQL implementation ([`sql::SqlStore`] on sqlx's `Any` driver):
 //! SQLite, the embedded default, and Postgres for several gateway instances. Each backend owns
@@ -8,6 +9,12 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod tasks;
+
+pub use tasks::{
+    Delivery, DeliveryAttempt, DeliveryNext, NewDelivery, Reservation, Task, TaskStatus, TaskStore,
+    TaskUpdate,
+};
 
 use std::sync::Arc;
 
@@ -207,7 +214,7 @@ pub struct UsageGroup {
 
 /// The persistence boundary. Object-safe so backends are chosen at runtime.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: TaskStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

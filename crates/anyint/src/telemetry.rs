@@ -20,6 +20,10 @@ use crate::error::{Error, Fault};
 
 /// Requests handled, by route, model and status.
 pub const METRIC_REQUESTS: &str = "anyint_requests_total";
+/// Async task lifecycle events by family (`created`, `succeeded`, `failed`, `canceled`).
+pub const METRIC_TASKS: &str = "anyint_tasks_total";
+/// Client callback delivery attempts by outcome (`delivered`, `retry`, `dead`).
+pub const METRIC_CALLBACKS: &str = "anyint_callback_deliveries_total";
 /// Time to response headers, by route.
 pub const METRIC_LATENCY: &str = "anyint_request_duration_seconds";
 /// Upstream failures, by provider and kind.
@@ -50,6 +54,16 @@ tokio::task_local! {
     /// The client's address for the request being handled on this task (socket peer, or
     /// `X-Forwarded-For` behind a trusted proxy). Set by [`observe`] around the handler.
     static CLIENT_IP: std::net::IpAddr;
+    /// The gateway request ID of the request being handled on this task, for error envelopes
+    /// that carry it in the body (DashScope).
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The current request's gateway ID (empty outside a request).
+pub fn request_id() -> String {
+    CURRENT_REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_default()
 }
 
 /// The current request's client address (loopback outside a request).
@@ -144,7 +158,9 @@ pub async fn observe(
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = CLIENT_IP.scope(client, next.run(req)).await;
+    let mut resp = CLIENT_IP
+        .scope(client, CURRENT_REQUEST_ID.scope(id.clone(), next.run(req)))
+        .await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         // `request-id` is the name the Anthropic SDK reads.
         resp.headers_mut().insert("request-id", v.clone());

@@ -77,5 +77,72 @@ pub fn demo_config(
              routes = [{{ provider = \"{provider}\", upstream_model = \"{id}\" }}]\n"
         );
     }
+    text.push_str(&demo_tasks(emulator_base));
     Config::parse(&text, "<demo>", env)
+}
+
+/// The demo's task providers and models (the same emulator, speaking DashScope and the music
+/// reseller API), and callbacks to loopback allowed so a local receiver can be tried out.
+fn demo_tasks(emulator_base: &str) -> String {
+    let mut text = String::new();
+    for (name, kind, base) in [
+        (
+            "emulator-dashscope",
+            "dashscope",
+            format!("{emulator_base}/api/v1"),
+        ),
+        ("emulator-music", "music", emulator_base.to_owned()),
+    ] {
+        let _ = write!(
+            text,
+            "\n[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\napi_key = \"{DEMO_UPSTREAM_KEY}\"\n"
+        );
+    }
+    for (id, name, owner, provider, price) in [
+        (
+            "wan2.2-t2v-plus",
+            "Wan 2.2 text-to-video (emulated)",
+            "alibaba",
+            "emulator-dashscope",
+            "per_video_second = 100000",
+        ),
+        (
+            "wan2.5-i2v-preview",
+            "Wan 2.5 image-to-video (emulated)",
+            "alibaba",
+            "emulator-dashscope",
+            "per_video_second = 100000",
+        ),
+        (
+            "wan2.2-t2i-flash",
+            "Wan 2.2 text-to-image (emulated)",
+            "alibaba",
+            "emulator-dashscope",
+            "per_image = 20000",
+        ),
+        (
+            "V4_5",
+            "Suno V4.5 (emulated)",
+            "suno",
+            "emulator-music",
+            "per_song = 50000",
+        ),
+        (
+            "V5",
+            "Suno V5 (emulated)",
+            "suno",
+            "emulator-music",
+            "per_song = 80000",
+        ),
+    ] {
+        let _ = write!(
+            text,
+            "\n[[models]]\nid = \"{id}\"\ndisplay_name = \"{name}\"\nowned_by = \"{owner}\"\n\
+             routes = [{{ provider = \"{provider}\", upstream_model = \"{id}\" }}]\nprice = {{ {price} }}\n"
+        );
+    }
+    text.push_str(
+        "\n[tasks]\npoll_interval_ms = 1000\ncallback_allow_networks = [\"127.0.0.0/8\", \"::1/128\"]\n",
+    );
+    text
 }

@@ -41,7 +41,9 @@ pub fn decode_request(shape: ClientShape<'_>, body: &[u8]) -> Result<ChatRequest
 /// Encodes a canonical request for an upstream of `kind`.
 pub fn encode_request(kind: ProviderAdapter, req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     match kind {
-        ProviderAdapter::OpenAi => openai::encode_request(req),
+        ProviderAdapter::OpenAi | ProviderAdapter::DashScope | ProviderAdapter::Music => {
+            openai::encode_request(req)
+        }
         ProviderAdapter::Anthropic => anthropic::encode_request(req),
         ProviderAdapter::Gemini => gemini::encode_request(req),
     }
@@ -50,7 +52,9 @@ pub fn encode_request(kind: ProviderAdapter, req: &ChatRequest) -> Result<Vec<u8
 /// Decodes an upstream's non-streamed response.
 pub fn decode_response(kind: ProviderAdapter, body: &[u8]) -> Result<ChatResponse, DecodeError> {
     match kind {
-        ProviderAdapter::OpenAi => openai::decode_response(body),
+        ProviderAdapter::OpenAi | ProviderAdapter::DashScope | ProviderAdapter::Music => {
+            openai::decode_response(body)
+        }
         ProviderAdapter::Anthropic => anthropic::decode_response(body),
         ProviderAdapter::Gemini => gemini::decode_response(body),
     }
@@ -79,7 +83,10 @@ impl UpstreamDecoder {
     /// A decoder for `kind`.
     pub fn new(kind: ProviderAdapter) -> Self {
         match kind {
-            ProviderAdapter::OpenAi => Self::OpenAi(openai::StreamDecoder::new()),
+            // Task adapters never reach here (the chat path refuses task models).
+            ProviderAdapter::OpenAi | ProviderAdapter::DashScope | ProviderAdapter::Music => {
+                Self::OpenAi(openai::StreamDecoder::new())
+            }
             ProviderAdapter::Anthropic => Self::Anthropic(anthropic::StreamDecoder::new()),
             ProviderAdapter::Gemini => Self::Gemini(gemini::StreamDecoder::new()),
         }

@@ -1,7 +1,7 @@
 //! Model entitlement: which configured models a key may use — the intersection of its plan's,
 //! its team's and its own model lists (see `policy::directory`).
 
-use crate::config::ModelConfig;
+use crate::config::{ModelApi, ModelConfig};
 use crate::error::{Error, ErrorKind};
 use crate::families::Family;
 use crate::policy::directory::Denial;
@@ -41,12 +41,23 @@ pub fn resolve<'a>(
     id: &str,
     family: Family,
 ) -> Result<&'a ModelConfig, Error> {
+    resolve_for(state, key, id, ModelApi::Chat, models_path(family))
+}
+
+/// Resolves a model for an API (chat or a task family): as [`resolve`], plus a 400 naming the
+/// right entry point when the model serves another API. `models_path` is named in messages.
+pub fn resolve_for<'a>(
+    state: &'a AppState,
+    key: &ApiKey,
+    id: &str,
+    api: ModelApi,
+    models_path: &str,
+) -> Result<&'a ModelConfig, Error> {
     let Some(model) = state.config.model(id) else {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!(
-                "The model `{id}` does not exist on this gateway. Call {} to list the models your key can use.",
-                models_path(family)
+                "The model `{id}` does not exist on this gateway. Call {models_path} to list the models your key can use."
             ),
         )
         .with_code("model_not_found")
@@ -61,12 +72,22 @@ pub fn resolve<'a>(
         return Err(Error::new(
             ErrorKind::PermissionDenied,
             format!(
-                "{who} not allowed to use the model `{id}`. Call {} to list the models your key can use, or ask your administrator to enable this model.",
-                models_path(family)
+                "{who} not allowed to use the model `{id}`. Call {models_path} to list the models your key can use, or ask your administrator to enable this model."
             ),
         )
         .with_code("model_not_allowed")
         .with_param("model"));
+    }
+    if model.api != api {
+        return Err(Error::invalid(
+            Some("model"),
+            format!(
+                "The model `{id}` is a {} model and is not served here; use it with {}.",
+                model.api.noun(),
+                model.api.entry_point()
+            ),
+        )
+        .with_code("model_not_supported"));
     }
     Ok(model)
 }

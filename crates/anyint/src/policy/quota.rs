@@ -54,6 +54,27 @@ impl SpendTracker {
         *m.by_account.entry(row.account.clone()).or_default() += row.cost_micros;
     }
 
+    /// Adds `delta` micro-units (negative to release) to a key's, team's and account's spend:
+    /// task reservations and their settlement.
+    pub fn adjust(&self, key_id: &str, team: Option<&str>, account: &str, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        let (start, _) = crate::clock::month_bounds(crate::clock::unix_secs());
+        let Ok(mut m) = self.month.lock() else { return };
+        if m.start != start {
+            *m = Month {
+                start,
+                ..Month::default()
+            };
+        }
+        *m.by_key.entry(key_id.to_owned()).or_default() += delta;
+        if let Some(team) = team {
+            *m.by_team.entry(team.to_owned()).or_default() += delta;
+        }
+        *m.by_account.entry(account.to_owned()).or_default() += delta;
+    }
+
     /// Replaces the counts with this month's sums from the ledger.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), crate::store::Error> {
         let (start, _) = crate::clock::month_bounds(crate::clock::unix_secs());
@@ -68,12 +89,20 @@ impl SpendTracker {
                 .map(|g| (g.group, g.cost_micros))
                 .collect()
         };
-        let month = Month {
+        let mut month = Month {
             start,
             by_key: sums(store.usage_summary(&q, GroupBy::Key).await?),
             by_team: sums(store.usage_summary(&q, GroupBy::Team).await?),
             by_account: sums(store.usage_summary(&q, GroupBy::Account).await?),
         };
+        // Credit held by unfinished tasks counts as spent until they settle.
+        for r in store.task_reservations().await? {
+            *month.by_key.entry(r.key_id).or_default() += r.micros;
+            if let Some(team) = r.team {
+                *month.by_team.entry(team).or_default() += r.micros;
+            }
+            *month.by_account.entry(r.account).or_default() += r.micros;
+        }
         if let Ok(mut m) = self.month.lock() {
             *m = month;
         }

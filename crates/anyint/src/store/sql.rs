@@ -258,33 +258,7 @@ impl Store for SqlStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        // 18 binds a row; 100 rows a statement stays far under both backends' bind limits.
-        for chunk in rows.chunks(100) {
-            let sql = insert_usage_sql(chunk.len(), self.anonymous_placeholders);
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(text(&r.request_id))
-                    .bind(text(&r.key_id))
-                    .bind(text(&r.account))
-                    .bind(text(&r.model))
-                    .bind(text(&r.provider))
-                    .bind(text(&r.upstream_model))
-                    .bind(text(&r.family))
-                    .bind(i64::from(r.stream))
-                    .bind(r.prompt_tokens)
-                    .bind(r.completion_tokens)
-                    .bind(r.cache_read_tokens)
-                    .bind(r.cache_write_tokens)
-                    .bind(r.status)
-                    .bind(text(&r.outcome))
-                    .bind(r.latency_ms)
-                    .bind(r.created_at_ms)
-                    .bind(r.cost_micros)
-                    .bind(r.team.as_deref().map(text));
-            }
-            q.execute(&mut *tx).await?;
-        }
+        insert_usage_rows(&mut tx, rows, self.anonymous_placeholders).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -414,6 +388,42 @@ fn bind_all<'q>(
 
 /// `INSERT … VALUES ($1, …, $16), ($17, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows
 /// (or with `?` placeholders).
+/// Inserts ledger rows inside `tx`; rows whose request ID is stored already are skipped.
+pub(super) async fn insert_usage_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[UsageRecord],
+    anonymous: bool,
+) -> Result<(), sqlx::Error> {
+    // 18 binds a row; 100 rows a statement stays far under both backends' bind limits.
+    for chunk in rows.chunks(100) {
+        let sql = insert_usage_sql(chunk.len(), anonymous);
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(text(&r.request_id))
+                .bind(text(&r.key_id))
+                .bind(text(&r.account))
+                .bind(text(&r.model))
+                .bind(text(&r.provider))
+                .bind(text(&r.upstream_model))
+                .bind(text(&r.family))
+                .bind(i64::from(r.stream))
+                .bind(r.prompt_tokens)
+                .bind(r.completion_tokens)
+                .bind(r.cache_read_tokens)
+                .bind(r.cache_write_tokens)
+                .bind(r.status)
+                .bind(text(&r.outcome))
+                .bind(r.latency_ms)
+                .bind(r.created_at_ms)
+                .bind(r.cost_micros)
+                .bind(r.team.as_deref().map(text));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     const COLS: usize = 18;
     let mut sql = format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES ");
@@ -458,6 +468,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 6,
         statements: V6,
+    },
+    Migration {
+        version: 7,
+        statements: super::tasks::MIGRATION_V7,
     },
 ];
 

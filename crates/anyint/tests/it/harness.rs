@@ -36,12 +36,19 @@ pub struct Builder {
     store_url: Option<String>,
     extra: String,
     server_extra: String,
+    upstream: Option<String>,
 }
 
 impl Builder {
     /// Postgres at `url`, shared with another gateway.
     pub fn shared_postgres(mut self, url: &str) -> Self {
         self.backend = Backend::Postgres;
+        self.store_url = Some(url.to_owned());
+        self
+    }
+
+    /// SQLite at `url` (kept across gateways, for restart tests).
+    pub fn store_url(mut self, url: &str) -> Self {
         self.store_url = Some(url.to_owned());
         self
     }
@@ -67,6 +74,12 @@ impl Builder {
         self
     }
 
+    /// Uses an emulator already running at `url` (another gateway's) instead of a new one.
+    pub fn upstream(mut self, url: &str) -> Self {
+        self.upstream = Some(url.to_owned());
+        self
+    }
+
     pub fn max_body(mut self, n: usize) -> Self {
         self.max_body = Some(n);
         self
@@ -74,21 +87,28 @@ impl Builder {
 
     pub async fn start(self) -> TestGateway {
         let dir = tempfile::tempdir().unwrap();
-        let emulator_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let emulator_addr = emulator_listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(anyint_emulator::serve(
-            emulator_listener,
-            anyint_emulator::Options {
-                api_key: Some(UPSTREAM_KEY.into()),
-            },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let emulator = format!("http://{emulator_addr}");
+        let emulator = if let Some(url) = self.upstream.clone() {
+            url
+        } else {
+            let emulator_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let emulator_addr = emulator_listener.local_addr().unwrap();
+            tokio::spawn(anyint_emulator::serve(
+                emulator_listener,
+                anyint_emulator::Options {
+                    api_key: Some(UPSTREAM_KEY.into()),
+                },
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            format!("http://{emulator_addr}")
+        };
         let store_url = match self.backend {
-            Backend::Sqlite => format!("sqlite://{}/anyint.db", dir.path().display()),
+            Backend::Sqlite => self
+                .store_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}/anyint.db", dir.path().display())),
             Backend::Postgres => match self.store_url.clone() {
                 Some(url) => url,
                 None => fresh_pg_schema().await,
@@ -237,6 +257,7 @@ impl TestGateway {
             store_url: None,
             extra: String::new(),
             server_extra: String::new(),
+            upstream: None,
         }
     }
 

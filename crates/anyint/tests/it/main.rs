@@ -22,4 +22,5 @@ mod openai;
 mod redis;
 mod routing;
 mod store;
+mod tasks;
 mod translate;

@@ -1,0 +1,367 @@
+//! The DashScope-compatible family at `/dashscope/v1/…`, mirroring DashScope's `/api/v1/…` so
+//! the official `dashscope` SDK works with `base_http_api_url = "<gateway>/dashscope/v1"`:
+//!
+//! - `POST /services/aigc/video-generation/video-synthesis` (text/image to video),
+//!   `POST /services/aigc/image2video/video-synthesis` (first+last frame),
+//!   `POST /services/aigc/text2image/image-synthesis` (text to image): always asynchronous;
+//!   `X-DashScope-Async: enable` is accepted and implied. The answer is HTTP 200 (the SDK
+//!   drops the body of a 201) with `{request_id, output:{task_id, task_status:"PENDING"}}`.
+//!   Optional headers: `X-AnyInt-Callback-Url` (signed state-change callbacks) and
+//!   `Idempotency-Key`.
+//! - `GET /tasks/{task_id}`: the DashScope task shape with usage. An ID that does not exist or
+//!   belongs to another account gets DashScope's answer for an unknown ID: HTTP 200 with
+//!   `task_status: "UNKNOWN"`.
+//! - `POST /tasks/{task_id}/cancel`: cancels a PENDING task (no charge).
+//!
+//! Errors are DashScope's `{code, message, request_id}` with the gateway's status.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Envelope, FamilyError, json_response, with_log};
+use crate::error::{Error, ErrorKind};
+use crate::server::SharedState;
+use crate::store::Task;
+use crate::tasks::{NewTask, TaskFamily};
+
+/// The header a client names its callback URL in.
+pub const CALLBACK_HEADER: &str = "x-anyint-callback-url";
+const AUTH_HEADER: &str = "Authorization: Bearer <key>";
+
+/// The family's routes.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route(
+            "/dashscope/v1/services/aigc/video-generation/video-synthesis",
+            post(video_synthesis),
+        )
+        .route(
+            "/dashscope/v1/services/aigc/image2video/video-synthesis",
+            post(keyframe_video_synthesis),
+        )
+        .route(
+            "/dashscope/v1/services/aigc/text2image/image-synthesis",
+            post(image_synthesis),
+        )
+        .route("/dashscope/v1/tasks/{task_id}", get(get_task))
+        .route("/dashscope/v1/tasks/{task_id}/cancel", post(cancel_task))
+}
+
+/// Marker for the DashScope envelope.
+pub struct DashScope;
+
+/// An error rendered in the DashScope envelope.
+pub type DashScopeError = FamilyError<DashScope>;
+
+/// DashScope's code for a gateway error.
+fn code(e: &Error) -> &'static str {
+    match e.kind {
+        ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge => {
+            if e.code == Some("UnsupportedOperation") {
+                "UnsupportedOperation"
+            } else {
+                "InvalidParameter"
+            }
+        }
+        ErrorKind::Unauthenticated => "InvalidApiKey",
+        ErrorKind::PermissionDenied => "AccessDenied",
+        ErrorKind::NotFound => {
+            if e.code == Some("model_not_found") {
+                "ModelNotFound"
+            } else {
+                "NotFound"
+            }
+        }
+        ErrorKind::Conflict => "Conflict",
+        ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "Throttling.RateQuota",
+        ErrorKind::QuotaExceeded => "Throttling.AllocationQuota",
+        ErrorKind::UpstreamUnavailable | ErrorKind::Overloaded | ErrorKind::UpstreamProtocol => {
+            "ServiceUnavailable"
+        }
+        ErrorKind::UpstreamTimeout => "RequestTimeOut",
+        ErrorKind::Internal => "InternalError",
+    }
+}
+
+impl Envelope for DashScope {
+    fn envelope(e: &Error) -> Value {
+        json!({
+            "code": code(e),
+            "message": e.message,
+            "request_id": crate::telemetry::request_id(),
+        })
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC), DashScope's time format.
+fn ds_time(ms: i64) -> String {
+    let iso = crate::clock::rfc3339(ms.div_euclid(1000));
+    format!(
+        "{}.{:03}",
+        iso.trim_end_matches('Z').replacen('T', " ", 1),
+        ms.rem_euclid(1000)
+    )
+}
+
+/// The task in DashScope's shape (the poll answer, and the body of its callbacks): the
+/// upstream's output with the gateway's task ID, the gateway's status, and the usage.
+pub fn task_body(task: &Task, request_id: &str) -> Value {
+    let stored = task.result.as_ref();
+    let mut output = stored
+        .and_then(|r| r.get("output"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    output.insert("task_id".into(), Value::String(task.id.clone()));
+    output.insert(
+        "task_status".into(),
+        Value::String(task.native_status.clone()),
+    );
+    output
+        .entry("submit_time")
+        .or_insert_with(|| Value::String(ds_time(task.created_at_ms)));
+    if let Some(end) = task.finished_at_ms {
+        output
+            .entry("end_time")
+            .or_insert_with(|| Value::String(ds_time(end)));
+    }
+    if let (Some(code), Some(message)) = (&task.error_code, &task.error_message) {
+        output.insert("code".into(), Value::String(code.clone()));
+        output.insert("message".into(), Value::String(message.clone()));
+    }
+    let mut body = json!({"request_id": request_id, "output": output});
+    if let Some(usage) = stored
+        .and_then(|r| r.get("usage"))
+        .filter(|u| u.is_object())
+    {
+        body["usage"] = usage.clone();
+    }
+    body
+}
+
+async fn video_synthesis(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, DashScopeError> {
+    create(
+        &state,
+        &headers,
+        body,
+        "video",
+        "aigc/video-generation/video-synthesis",
+    )
+    .await
+}
+
+async fn keyframe_video_synthesis(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, DashScopeError> {
+    create(
+        &state,
+        &headers,
+        body,
+        "video",
+        "aigc/image2video/video-synthesis",
+    )
+    .await
+}
+
+async fn image_synthesis(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, DashScopeError> {
+    create(
+        &state,
+        &headers,
+        body,
+        "image",
+        "aigc/text2image/image-synthesis",
+    )
+    .await
+}
+
+/// A header's value as text, or a 400 naming it.
+pub fn header_text<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a str>, Error> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map(str::trim)
+                .map_err(|_| Error::invalid(None, format!("the {name} header must be plain text")))
+        })
+        .transpose()
+}
+
+/// The `Idempotency-Key` header, checked.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    let Some(k) = header_text(headers, "idempotency-key")? else {
+        return Ok(None);
+    };
+    if k.is_empty() || k.len() > 255 {
+        return Err(Error::invalid(
+            None,
+            "the Idempotency-Key header must be 1 to 255 characters",
+        ));
+    }
+    Ok(Some(k.to_owned()))
+}
+
+/// A positive integer parameter, or its default; a 400 naming it otherwise.
+fn positive(
+    params: Option<&Value>,
+    name: &'static str,
+    default: u64,
+    max: u64,
+) -> Result<u64, Error> {
+    match params.and_then(|p| p.get(name)) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v.as_u64().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+            Error::invalid(
+                Some("parameters"),
+                format!("parameters.{name} must be an integer from 1 to {max}"),
+            )
+        }),
+    }
+}
+
+async fn create(
+    state: &SharedState,
+    headers: &HeaderMap,
+    body: Body,
+    kind: &'static str,
+    service: &'static str,
+) -> Result<Response, DashScopeError> {
+    let key =
+        super::authorize_with(state, super::presented_key(headers, None), AUTH_HEADER).await?;
+    let log = |resp: Response, model: Option<&str>| with_log(resp, &key.id, model);
+    if let Some(v) = header_text(headers, "x-dashscope-async")?
+        && !v.eq_ignore_ascii_case("enable")
+    {
+        return Err(Error::invalid(
+            None,
+            "X-DashScope-Async must be `enable`: synthesis is asynchronous only (or omit the header)",
+        )
+        .into());
+    }
+    let bytes = super::read_body(headers, body, state.config.server.max_body_bytes).await?;
+    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&bytes) else {
+        return Err(Error::invalid(None, "the request body must be a JSON object").into());
+    };
+    let model = match obj.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => return Err(Error::invalid(Some("model"), "`model` is required (a string)").into()),
+    };
+    if !obj.get("input").is_some_and(Value::is_object) {
+        return Err(Error::invalid(
+            Some("input"),
+            "`input` is required: an object with `prompt` (and `img_url` for image-to-video)",
+        )
+        .into());
+    }
+    let params = obj.get("parameters");
+    if params.is_some_and(|p| !p.is_object() && !p.is_null()) {
+        return Err(Error::invalid(Some("parameters"), "`parameters` must be an object").into());
+    }
+    let units = if kind == "video" {
+        positive(params, "duration", 5, 600)?
+    } else {
+        positive(params, "n", 1, 16)?
+    };
+    let callback_url = header_text(headers, CALLBACK_HEADER)?
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    let new = NewTask {
+        family: TaskFamily::DashScope,
+        kind,
+        service,
+        model: model.clone(),
+        body: obj,
+        callback_url,
+        idempotency_key: idempotency_key(headers)?,
+        units,
+    };
+    let created = crate::tasks::create(state, &key, new).await?;
+    let request_id = crate::telemetry::request_id();
+    let body = json!({
+        "request_id": request_id,
+        "output": {"task_id": created.task.id, "task_status": created.task.native_status},
+    });
+    let mut resp = json_response(StatusCode::OK, &body);
+    if created.replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(log(resp, Some(&model)))
+}
+
+async fn get_task(
+    State(state): State<SharedState>,
+    Path(task_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, DashScopeError> {
+    let key =
+        super::authorize_with(&state, super::presented_key(&headers, None), AUTH_HEADER).await?;
+    let request_id = crate::telemetry::request_id();
+    let body = match crate::tasks::lookup(&state, &key, &task_id, TaskFamily::DashScope).await? {
+        Some(task) => task_body(&task, &request_id),
+        None => unknown(&task_id, &request_id),
+    };
+    Ok(with_log(
+        json_response(StatusCode::OK, &body),
+        &key.id,
+        None,
+    ))
+}
+
+/// DashScope's answer for an ID it does not know.
+fn unknown(task_id: &str, request_id: &str) -> Value {
+    json!({"request_id": request_id, "output": {"task_id": task_id, "task_status": "UNKNOWN"}})
+}
+
+async fn cancel_task(
+    State(state): State<SharedState>,
+    Path(task_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, DashScopeError> {
+    let key =
+        super::authorize_with(&state, super::presented_key(&headers, None), AUTH_HEADER).await?;
+    match crate::tasks::cancel(&state, &key, &task_id).await? {
+        Some(_) => Ok(with_log(
+            json_response(
+                StatusCode::OK,
+                &json!({"request_id": crate::telemetry::request_id()}),
+            ),
+            &key.id,
+            None,
+        )),
+        None => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no task `{task_id}` exists for this account"),
+        )
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_use_dashscope_format() {
+        assert_eq!(ds_time(1_760_208_956_952), "2025-10-11 18:55:56.952");
+    }
+}

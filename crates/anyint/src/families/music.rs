@@ -1,0 +1,248 @@
+//! The music family at `/music/v1/…`, mirroring the Suno-style reseller API's `/api/v1/…` the
+//! way `/dashscope/v1/…` mirrors DashScope:
+//!
+//! - `POST /music/v1/generate` (`prompt`, `style`, `title`, `customMode`, `instrumental`,
+//!   `model`, `callBackUrl`, tuning fields) → `{"code":200,"msg":"success","data":{"taskId"}}`
+//!   with the gateway's own task ID. `callBackUrl` is the client's: the gateway delivers the
+//!   stages there itself, signed; upstream it registers its own per-task URL.
+//! - `GET /music/v1/generate/record-info?taskId=…` → the record-info shape, statuses passed
+//!   through (`PENDING`, `TEXT_SUCCESS`, `FIRST_SUCCESS`, `SUCCESS`, failure words).
+//! - `POST /music/v1/callbacks/{token}`: where the upstream calls back; the unguessable token
+//!   names the task.
+//!
+//! Answers keep the reseller's wrapping `{"code","msg","data"}`. For errors the gateway makes,
+//! `code` equals the HTTP status (401, 403, 404 not found, 409, 429 with `Retry-After`, 5xx);
+//! an upstream validation code (400, 413, 422) is passed on as the upstream gave it.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Envelope, FamilyError, json_response, with_log};
+use crate::error::{Error, ErrorKind};
+use crate::server::SharedState;
+use crate::store::{Task, TaskStatus};
+use crate::tasks::{NewTask, TaskFamily};
+
+const AUTH_HEADER: &str = "Authorization: Bearer <key>";
+
+/// The family's routes.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/music/v1/generate", post(generate))
+        .route("/music/v1/generate/record-info", get(record_info))
+        .route("/music/v1/callbacks/{token}", post(upstream_callback))
+}
+
+/// Marker for the music envelope.
+pub struct Music;
+
+/// An error rendered in the music envelope.
+pub type MusicError = FamilyError<Music>;
+
+impl Envelope for Music {
+    fn envelope(e: &Error) -> Value {
+        let code = e
+            .business_code
+            .unwrap_or_else(|| i64::from(e.status().as_u16()));
+        json!({"code": code, "msg": e.message, "data": null})
+    }
+}
+
+fn ok(data: &Value) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"code": 200, "msg": "success", "data": data}),
+    )
+}
+
+async fn generate(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, MusicError> {
+    let key =
+        super::authorize_with(&state, super::presented_key(&headers, None), AUTH_HEADER).await?;
+    let bytes = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(&bytes) else {
+        return Err(Error::invalid(None, "the request body must be a JSON object").into());
+    };
+    let model = match obj.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => {
+            return Err(Error::invalid(
+                Some("model"),
+                "`model` is required (for example V4_5); GET /openai/v1/models lists the models your key can use",
+            )
+            .into());
+        }
+    };
+    for field in ["customMode", "instrumental"] {
+        if !obj.get(field).is_some_and(Value::is_boolean) {
+            return Err(
+                Error::invalid(None, format!("`{field}` is required (true or false)")).into(),
+            );
+        }
+    }
+    let callback_url = match obj.remove("callBackUrl") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) if u.is_empty() => None,
+        Some(Value::String(u)) => Some(u),
+        Some(_) => {
+            return Err(
+                Error::invalid(Some("callBackUrl"), "`callBackUrl` must be a URL string").into(),
+            );
+        }
+    };
+    let new = NewTask {
+        family: TaskFamily::Music,
+        kind: "song",
+        service: "",
+        model: model.clone(),
+        body: obj,
+        callback_url,
+        idempotency_key: super::dashscope::idempotency_key(&headers)?,
+        units: 1,
+    };
+    let created = crate::tasks::create(&state, &key, new).await?;
+    let mut resp = ok(&json!({"taskId": created.task.id}));
+    if created.replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(with_log(resp, &key.id, Some(&model)))
+}
+
+/// The record-info query.
+#[derive(serde::Deserialize)]
+struct RecordQuery {
+    #[serde(rename = "taskId")]
+    task_id: Option<String>,
+}
+
+async fn record_info(
+    State(state): State<SharedState>,
+    query: Result<Query<RecordQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, MusicError> {
+    let key =
+        super::authorize_with(&state, super::presented_key(&headers, None), AUTH_HEADER).await?;
+    let Some(task_id) = query
+        .ok()
+        .and_then(|q| q.0.task_id)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(
+            Error::invalid(Some("taskId"), "the taskId query parameter is required").into(),
+        );
+    };
+    let Some(task) = crate::tasks::lookup(&state, &key, &task_id, TaskFamily::Music).await? else {
+        // The same answer whether the task is missing or another account's.
+        return Err(Error::new(ErrorKind::NotFound, "task not found")
+            .with_code("task_not_found")
+            .into());
+    };
+    Ok(with_log(ok(&record(&task)), &key.id, Some(&task.model)))
+}
+
+/// The error code as the reseller writes it: a number when it is one.
+fn error_code(task: &Task) -> Value {
+    task.error_code.as_deref().map_or(Value::Null, |c| {
+        c.parse::<i64>()
+            .map_or_else(|_| Value::String(c.to_owned()), Value::from)
+    })
+}
+
+fn tracks(task: &Task) -> Vec<Value> {
+    task.result
+        .as_ref()
+        .and_then(|r| r.get("sunoData"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The record-info `data` for a task, with the gateway's task ID.
+pub fn record(task: &Task) -> Value {
+    let mut param = task.request.clone();
+    if let (Some(obj), Some(url)) = (param.as_object_mut(), &task.callback_url) {
+        obj.insert("callBackUrl".into(), Value::String(url.clone()));
+    }
+    json!({
+        "taskId": task.id,
+        "parentMusicId": "",
+        "param": param.to_string(),
+        "response": {"taskId": task.id, "sunoData": tracks(task)},
+        "status": task.native_status,
+        "type": "GENERATE",
+        "operationType": "generate",
+        "errorCode": error_code(task),
+        "errorMessage": task.error_message,
+        "createTime": task.created_at_ms,
+    })
+}
+
+/// The client callback for a task's current stage, in the reseller's callback shape (tracks
+/// in snake_case), or `None` for a stage without a callback (`PENDING`).
+pub fn callback_body(task: &Task) -> Option<Value> {
+    let (kind, code, msg) = match (task.status, task.native_status.as_str()) {
+        (TaskStatus::Failed | TaskStatus::Canceled, _) => (
+            "error",
+            error_code(task).as_i64().unwrap_or(500),
+            task.error_message
+                .clone()
+                .unwrap_or_else(|| "music generation failed".into()),
+        ),
+        (_, "TEXT_SUCCESS") => ("text", 200, "Text generation completed.".to_owned()),
+        (_, "FIRST_SUCCESS") => ("first", 200, "First track generation completed.".to_owned()),
+        (TaskStatus::Succeeded, _) => ("complete", 200, "All generated successfully.".to_owned()),
+        _ => return None,
+    };
+    let items: Vec<Value> = tracks(task)
+        .iter()
+        .map(|t| crate::providers::music::convert_track(t, false))
+        .collect();
+    let data = if kind == "error" {
+        Value::Null
+    } else {
+        Value::Array(items)
+    };
+    Some(json!({
+        "code": code,
+        "msg": msg,
+        "data": {"callbackType": kind, "task_id": task.id, "data": data},
+    }))
+}
+
+async fn upstream_callback(
+    State(state): State<SharedState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, MusicError> {
+    let bytes = super::read_body(&headers, body, 1024 * 1024).await?;
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(unknown_callback().into());
+    }
+    if crate::tasks::upstream_callback(&state, &token, &bytes).await? {
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"code": 200, "msg": "received"}),
+        ))
+    } else {
+        Err(unknown_callback().into())
+    }
+}
+
+fn unknown_callback() -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "no task is waiting for a callback at this URL",
+    )
+}

@@ -1,0 +1,822 @@
+//! Async media tasks (DashScope video and image, music): creation, status refresh, charging
+//! and the events that feed client callbacks. Families parse and render; this module owns the
+//! life of a task:
+//!
+//! 1. `create`: entitlement, limits and quota; a `submitting` row with the reservation and the
+//!    `Idempotency-Key` is stored *before* the upstream call, so two replays cannot create two
+//!    upstream tasks; the upstream's refusal deletes the row (nothing is left behind).
+//! 2. `refresh` (on a client poll of a stale task, and by [`poller`]): one instance at a time,
+//!    under a lease; the observation is applied by [`apply`].
+//! 3. [`apply`]: a state change, its outbox events and, on a terminal state, its one ledger row
+//!    commit together (`store::TaskStore::apply_task`), so the charge settles exactly once.
+//! 4. [`outbox`] delivers the events, signed; [`callback`] guards callback URLs and takes the
+//!    upstream's own callbacks.
+
+pub mod callback;
+pub mod outbox;
+pub mod poller;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::{ModelApi, ModelConfig};
+use crate::error::{Error, ErrorKind};
+use crate::providers::{Call, Provider, ProviderAdapter};
+use crate::server::AppState;
+use crate::store::{ApiKey, NewDelivery, Task, TaskStatus, TaskUpdate, UsageRecord};
+
+/// A task family: which client shape created the task and renders it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskFamily {
+    /// `/dashscope/v1/…`.
+    DashScope,
+    /// `/music/v1/…`.
+    Music,
+}
+
+impl TaskFamily {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DashScope => "dashscope",
+            Self::Music => "music",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        if s == "music" {
+            Self::Music
+        } else {
+            Self::DashScope
+        }
+    }
+
+    fn api(self) -> ModelApi {
+        match self {
+            Self::DashScope => ModelApi::DashScope,
+            Self::Music => ModelApi::Music,
+        }
+    }
+}
+
+/// What the upstream said about a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// Gateway status.
+    pub status: TaskStatus,
+    /// Native status word; empty means "nothing new".
+    pub native: String,
+    /// Progress rank.
+    pub stage: i64,
+    /// The result view to keep.
+    pub result: Value,
+    /// Failure code and message.
+    pub error: Option<(String, String)>,
+    /// Units to bill (seconds, images, songs) when the upstream reports them.
+    pub units: Option<u64>,
+}
+
+impl Observation {
+    /// An answer that changes nothing (an unknown or transient upstream status).
+    pub fn unchanged() -> Self {
+        Self {
+            status: TaskStatus::Pending,
+            native: String::new(),
+            stage: -1,
+            result: Value::Null,
+            error: None,
+            units: None,
+        }
+    }
+
+    fn failed(native: &str, code: &str, message: String) -> Self {
+        Self {
+            status: TaskStatus::Failed,
+            native: native.to_owned(),
+            stage: 3,
+            result: Value::Null,
+            error: Some((code.to_owned(), message)),
+            units: None,
+        }
+    }
+}
+
+/// A parsed create request, in the family's own shape.
+pub struct NewTask {
+    /// The family.
+    pub family: TaskFamily,
+    /// `video`, `image` or `song`.
+    pub kind: &'static str,
+    /// DashScope service path (`aigc/video-generation/video-synthesis`); empty for music.
+    pub service: &'static str,
+    /// Public model ID.
+    pub model: String,
+    /// The client's body, forwarded with `model` (and music's `callBackUrl`) replaced.
+    pub body: serde_json::Map<String, Value>,
+    /// The client's callback URL.
+    pub callback_url: Option<String>,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// Units reserved: seconds of video, images, or one song.
+    pub units: u64,
+}
+
+/// A created (or replayed) task.
+pub struct Created {
+    /// The task.
+    pub task: Task,
+    /// Whether an `Idempotency-Key` replay returned an existing task.
+    pub replayed: bool,
+}
+
+/// The price of `units` of `kind` on `model`, in micro-units.
+fn unit_price(model: &ModelConfig, kind: &str) -> u64 {
+    match kind {
+        "video" => model.price.per_video_second,
+        "image" => model.price.per_image,
+        _ => model.price.per_song,
+    }
+}
+
+fn cost(model: Option<&ModelConfig>, kind: &str, units: u64) -> i64 {
+    model.map_or(0, |m| {
+        i64::try_from(unit_price(m, kind).saturating_mul(units)).unwrap_or(i64::MAX)
+    })
+}
+
+/// Hex SHA-256.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Creates a task (or replays one for its `Idempotency-Key`).
+pub async fn create(state: &AppState, key: &ApiKey, new: NewTask) -> Result<Created, Error> {
+    let model = crate::policy::entitlement::resolve_for(
+        state,
+        key,
+        &new.model,
+        new.family.api(),
+        "GET /openai/v1/models",
+    )?;
+    if let Some(url) = &new.callback_url {
+        callback::check_url(&state.config.tasks, url).await?;
+    }
+    let request = Value::Object(new.body.clone());
+    // serde_json's map is ordered by key, so the hash ignores formatting and key order.
+    let request_hash = sha256_hex(request.to_string().as_bytes());
+    if let Some(k) = &new.idempotency_key
+        && let Some(existing) = replay(state, key, k, &request_hash).await?
+    {
+        return Ok(Created {
+            task: existing,
+            replayed: true,
+        });
+    }
+    let dir = state.directory.get();
+    state.spend.check(&dir, key)?;
+    let scopes = dir.scopes(key);
+    // Requests per minute and concurrency apply to creation; the permits end with it.
+    let _admission = crate::policy::admit(
+        state.limiter.as_ref(),
+        state.config.limits.fail_open,
+        &scopes,
+        1,
+    )
+    .await
+    .map_err(|r| r.error)?;
+
+    let token =
+        (new.family == TaskFamily::Music).then(|| hex::encode(crate::auth::random_bytes::<32>()));
+    let task = submitting_row(
+        state,
+        key,
+        model,
+        &new,
+        request,
+        request_hash.clone(),
+        token.as_deref(),
+    );
+    let (id, reserved) = (task.id.clone(), task.reserved_micros);
+    if !store_err(state.store.insert_task(&task).await)? {
+        // Another request with this key won the race.
+        let k = new.idempotency_key.as_deref().unwrap_or_default();
+        return match replay(state, key, k, &request_hash).await? {
+            Some(t) => Ok(Created {
+                task: t,
+                replayed: true,
+            }),
+            None => Err(in_progress()),
+        };
+    }
+    state
+        .spend
+        .adjust(&key.id, key.team.as_deref(), &key.account, reserved);
+    match submit(state, model, &task, &new, token.as_deref()).await {
+        Ok((provider, upstream_model, upstream_id)) => {
+            let now = crate::clock::unix_millis();
+            let next = now.saturating_add(millis(state.config.tasks.poll_interval));
+            store_err(
+                state
+                    .store
+                    .task_submitted(&id, &provider, &upstream_model, &upstream_id, now, next)
+                    .await,
+            )?;
+            metrics::counter!(crate::telemetry::METRIC_TASKS, "family" => new.family.as_str(), "event" => "created").increment(1);
+            Ok(Created {
+                task: Task {
+                    provider,
+                    upstream_model,
+                    upstream_id: Some(upstream_id),
+                    status: TaskStatus::Pending,
+                    next_poll_ms: next,
+                    ..task
+                },
+                replayed: false,
+            })
+        }
+        Err(e) => {
+            // Nothing was created upstream: leave nothing behind, hold no credit.
+            if let Err(d) = state.store.delete_task(&id).await {
+                tracing::warn!(error = %d, task = %id, "could not delete a task the upstream refused; the poller will fail it");
+            } else {
+                state
+                    .spend
+                    .adjust(&key.id, key.team.as_deref(), &key.account, -reserved);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The row stored before the upstream call: `submitting`, holding the reservation.
+fn submitting_row(
+    state: &AppState,
+    key: &ApiKey,
+    model: &ModelConfig,
+    new: &NewTask,
+    request: Value,
+    request_hash: String,
+    token: Option<&str>,
+) -> Task {
+    let now = crate::clock::unix_millis();
+    let cfg = &state.config.tasks;
+    let id = format!("task_{}", hex::encode(crate::auth::random_bytes::<16>()));
+    let reserved = cost(Some(model), new.kind, new.units);
+    Task {
+        id,
+        family: new.family.as_str().to_owned(),
+        kind: new.kind.to_owned(),
+        account: key.account.clone(),
+        key_id: key.id.clone(),
+        team: key.team.clone(),
+        model: model.id.clone(),
+        provider: String::new(),
+        upstream_model: String::new(),
+        upstream_id: None,
+        status: TaskStatus::Submitting,
+        native_status: "PENDING".to_owned(),
+        stage: 0,
+        request,
+        result: None,
+        error_code: None,
+        error_message: None,
+        callback_url: new.callback_url.clone(),
+        callback_token_hash: token.map(|t| sha256_hex(t.as_bytes())),
+        idempotency_key: new.idempotency_key.clone(),
+        request_hash,
+        created_at_ms: now,
+        updated_at_ms: now,
+        refreshed_at_ms: now,
+        finished_at_ms: None,
+        deadline_ms: now.saturating_add(millis(cfg.deadline)),
+        // Checked by the poller only if creation never completes (a crash mid-create).
+        next_poll_ms: now.saturating_add(millis(cfg.lease).saturating_mul(2)),
+        polls: 0,
+        reserved_micros: reserved,
+        charged_micros: None,
+        settled: false,
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn store_err<T>(r: Result<T, crate::store::Error>) -> Result<T, Error> {
+    r.map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            "the gateway could not reach its task store; retry the request",
+        )
+        .with_code("store_unavailable")
+        .with_cause(e.to_string())
+    })
+}
+
+fn in_progress() -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        "a request with this Idempotency-Key is still being processed; retry in a moment",
+    )
+    .with_code("idempotency_key_in_use")
+    .with_retry_after(Some(Duration::from_secs(1)))
+}
+
+/// The task an `Idempotency-Key` already names, if it may be replayed; 409 if the key was
+/// used with another body.
+async fn replay(
+    state: &AppState,
+    key: &ApiKey,
+    idem: &str,
+    request_hash: &str,
+) -> Result<Option<Task>, Error> {
+    let Some(t) = store_err(state.store.task_by_idempotency(&key.account, idem).await)? else {
+        return Ok(None);
+    };
+    let window = millis(state.config.tasks.idempotency_window);
+    if t.created_at_ms.saturating_add(window) < crate::clock::unix_millis() {
+        store_err(state.store.clear_idempotency(&t.id).await)?;
+        return Ok(None);
+    }
+    if t.request_hash != request_hash {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "this Idempotency-Key was already used with a different request body; use a new key for a new task",
+        )
+        .with_code("idempotency_key_reused"));
+    }
+    if t.status == TaskStatus::Submitting {
+        return Err(in_progress());
+    }
+    Ok(Some(t))
+}
+
+/// Creates the task upstream on the model's routes, moving to the next route on failures that
+/// prove nothing was created (connection refused, throttled, unavailable).
+async fn submit(
+    state: &AppState,
+    model: &ModelConfig,
+    task: &Task,
+    new: &NewTask,
+    token: Option<&str>,
+) -> Result<(String, String, String), Error> {
+    let mut rng = state.router.rng();
+    let mut tried = Vec::new();
+    let mut last = None;
+    for _ in 0..state.config.routing.max_attempts {
+        let Some(idx) = state.router.pick(model, &tried, &mut rng) else {
+            break;
+        };
+        tried.push(idx);
+        let Some(route) = model.routes.get(idx) else {
+            break;
+        };
+        let Some(provider) = state.providers.get(route.provider) else {
+            break;
+        };
+        let mut body = new.body.clone();
+        body.insert("model".into(), Value::String(route.upstream_model.clone()));
+        if let Some(t) = token {
+            body.insert(
+                "callBackUrl".into(),
+                Value::String(format!("{}/music/v1/callbacks/{t}", state.public_url)),
+            );
+        }
+        let body = Value::Object(body).to_string().into_bytes();
+        let slot = state
+            .router
+            .state(&model.id, idx)
+            .map_or(0, crate::router::RouteState::next_key_slot);
+        let call = Call {
+            key: provider.key(slot),
+            total: provider.config.deadlines.ttfb,
+        };
+        let guard = state.router.begin(&model.id, idx);
+        let started = std::time::Instant::now();
+        let req = match provider.adapter {
+            ProviderAdapter::Music => {
+                crate::providers::music::create_request(provider, &call, body)
+            }
+            _ => crate::providers::dashscope::create_request(provider, &call, new.service, body),
+        };
+        let answer = provider
+            .fetch(req)
+            .await
+            .and_then(|b| match provider.adapter {
+                ProviderAdapter::Music => crate::providers::music::decode_created(provider, &b),
+                _ => crate::providers::dashscope::decode_created(provider, &b),
+            });
+        match answer {
+            Ok(upstream_id) => {
+                guard.end(crate::router::Outcome::Success(started.elapsed()));
+                return Ok((
+                    provider.config.name.clone(),
+                    route.upstream_model.clone(),
+                    upstream_id,
+                ));
+            }
+            Err(e) => {
+                let retry = e.kind.is_retryable() && e.kind != ErrorKind::UpstreamTimeout;
+                guard.end(if e.kind.fault() == crate::error::Fault::Upstream {
+                    crate::router::Outcome::Failure
+                } else {
+                    crate::router::Outcome::Neutral
+                });
+                tracing::warn!(task = %task.id, provider = %provider.config.name, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task create failed upstream");
+                last = Some(e);
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::new(
+            ErrorKind::UpstreamUnavailable,
+            "no upstream route can serve this model right now; retry later",
+        )
+        .with_code("upstream_unavailable")
+    }))
+}
+
+/// The caller's task: `None` when it does not exist *or* belongs to another account (the
+/// answers must not differ). A stale unfinished task is refreshed from upstream first.
+pub async fn lookup(
+    state: &AppState,
+    key: &ApiKey,
+    id: &str,
+    family: TaskFamily,
+) -> Result<Option<Task>, Error> {
+    let Some(task) = store_err(state.store.task(id).await)? else {
+        return Ok(None);
+    };
+    if task.account != key.account || task.family != family.as_str() {
+        return Ok(None);
+    }
+    let now = crate::clock::unix_millis();
+    let fresh = task
+        .refreshed_at_ms
+        .saturating_add(millis(state.config.tasks.refresh_after))
+        > now;
+    if task.settled || task.upstream_id.is_none() || fresh {
+        return Ok(Some(task));
+    }
+    let owner = &state.instance_id;
+    let lease = millis(state.config.tasks.lease);
+    if !store_err(state.store.claim_task(&task.id, owner, now, lease).await)? {
+        // Another poller is on it; its answer lands soon.
+        return Ok(Some(task));
+    }
+    Ok(Some(refresh(state, task, owner).await))
+}
+
+/// Fetches a leased task's status from upstream and applies it; the lease is released either
+/// way. Returns the task as it now stands.
+pub async fn refresh(state: &AppState, task: Task, owner: &str) -> Task {
+    let now = crate::clock::unix_millis();
+    let obs = if now >= task.deadline_ms || task.upstream_id.is_none() {
+        Ok(expired(state, &task))
+    } else {
+        fetch(state, &task).await
+    };
+    let obs = obs.unwrap_or_else(|e| {
+        tracing::warn!(task = %task.id, provider = %task.provider, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task status refresh failed; will retry");
+        Observation::unchanged()
+    });
+    match apply(state, &task, obs, Some(owner)).await {
+        Ok(Some(t)) => t,
+        Ok(None) => task,
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task update failed; will retry");
+            task
+        }
+    }
+}
+
+/// The observation for a task past its deadline, or one whose creation never completed.
+fn expired(state: &AppState, task: &Task) -> Observation {
+    if task.upstream_id.is_none() {
+        let native = if task.family == "music" {
+            "CREATE_TASK_FAILED"
+        } else {
+            "FAILED"
+        };
+        return Observation::failed(
+            native,
+            "SubmitInterrupted",
+            "the gateway was interrupted while creating this task upstream; it was not charged; create it again".into(),
+        );
+    }
+    let secs = state.config.tasks.deadline.as_secs();
+    if task.family == "music" {
+        Observation::failed(
+            "GENERATE_AUDIO_FAILED",
+            "408",
+            format!("the task did not finish within {secs} s; it was not charged"),
+        )
+    } else {
+        Observation::failed(
+            "FAILED",
+            "TaskTimeout",
+            format!("the task did not finish within {secs} s; it was not charged"),
+        )
+    }
+}
+
+async fn fetch(state: &AppState, task: &Task) -> Result<Observation, Error> {
+    let provider = state
+        .providers
+        .iter()
+        .find(|p| p.config.name == task.provider)
+        .ok_or_else(|| {
+            Error::internal(format!(
+                "task {} names provider {} which is no longer configured",
+                task.id, task.provider
+            ))
+        })?;
+    let upstream_id = task.upstream_id.as_deref().unwrap_or_default();
+    // Bounded well inside the lease, so a slow upstream cannot outlive our ownership.
+    let total = (state.config.tasks.lease / 2).min(provider.config.deadlines.ttfb);
+    let call = Call {
+        key: provider.key(0),
+        total,
+    };
+    let body = match provider.adapter {
+        ProviderAdapter::Music => {
+            provider
+                .fetch(crate::providers::music::status_request(
+                    provider,
+                    &call,
+                    upstream_id,
+                ))
+                .await?
+        }
+        _ => {
+            provider
+                .fetch(crate::providers::dashscope::status_request(
+                    provider,
+                    &call,
+                    upstream_id,
+                ))
+                .await?
+        }
+    };
+    match provider.adapter {
+        ProviderAdapter::Music => crate::providers::music::decode_status(provider, &body),
+        _ => crate::providers::dashscope::decode_status(provider, &body),
+    }
+}
+
+/// Provider by name.
+fn provider<'a>(state: &'a AppState, name: &str) -> Option<&'a Provider> {
+    state.providers.iter().find(|p| p.config.name == name)
+}
+
+/// The next background poll: soon after a change, then less often the longer a task sits
+/// unchanged (a quarter of its quiet time, within the configured bounds).
+fn next_poll(state: &AppState, task: &Task, changed: bool, now: i64) -> i64 {
+    let cfg = &state.config.tasks;
+    let quiet = if changed {
+        0
+    } else {
+        now.saturating_sub(task.updated_at_ms)
+    };
+    let wait = (quiet / 4).clamp(millis(cfg.poll_interval), millis(cfg.poll_max_interval));
+    now.saturating_add(wait)
+}
+
+/// Applies an observation: writes the change with its events (and, when terminal, its one
+/// ledger row) atomically. `lease_owner` is `None` for an upstream callback. Returns the task
+/// as updated, or `None` when the store refused (lease lost, already settled, or stale).
+pub async fn apply(
+    state: &AppState,
+    task: &Task,
+    obs: Observation,
+    lease_owner: Option<&str>,
+) -> Result<Option<Task>, Error> {
+    let now = crate::clock::unix_millis();
+    let changed = !obs.native.is_empty()
+        && obs.stage >= task.stage
+        && (obs.native != task.native_status || obs.status != task.status);
+    if !changed && lease_owner.is_none() {
+        // A repeated or stale callback: nothing to do.
+        return Ok(None);
+    }
+    let mut next = task.clone();
+    next.polls = task.polls + i64::from(lease_owner.is_some());
+    next.refreshed_at_ms = now;
+    next.next_poll_ms = next_poll(state, task, changed, now);
+    let mut events = Vec::new();
+    let mut settlement = None;
+    if changed {
+        next.status = obs.status;
+        next.native_status = obs.native.clone();
+        next.stage = obs.stage;
+        next.updated_at_ms = now;
+        if !obs.result.is_null() {
+            next.result = Some(obs.result.clone());
+        }
+        if let Some((code, msg)) = &obs.error {
+            next.error_code = Some(code.clone());
+            next.error_message = Some(msg.clone());
+        }
+        if next.status.is_terminal() {
+            let model = state.config.model(&task.model);
+            let charge = if next.status == TaskStatus::Succeeded {
+                obs.units
+                    .map_or(task.reserved_micros, |u| cost(model, &task.kind, u))
+            } else {
+                0
+            };
+            next.settled = true;
+            next.charged_micros = Some(charge);
+            next.finished_at_ms = Some(now);
+            settlement = Some(ledger_row(&next, charge, now));
+        }
+        if let Some(url) = &task.callback_url
+            && let Some(body) = event_body(&next)
+        {
+            events.push(NewDelivery {
+                event_id: format!(
+                    "evt_{}_{}",
+                    task.id,
+                    next.native_status.to_ascii_lowercase()
+                ),
+                task_id: task.id.clone(),
+                account: task.account.clone(),
+                url: url.clone(),
+                body,
+                expires_at_ms: now.saturating_add(millis(state.config.tasks.callback_horizon)),
+            });
+        }
+    }
+    let update = TaskUpdate {
+        id: task.id.clone(),
+        lease_owner: lease_owner.map(str::to_owned),
+        status: next.status,
+        native_status: next.native_status.clone(),
+        stage: next.stage,
+        result: next.result.clone(),
+        error_code: next.error_code.clone(),
+        error_message: next.error_message.clone(),
+        now_ms: now,
+        next_poll_ms: next.next_poll_ms,
+        polls: next.polls,
+        changed,
+        events,
+        settlement: settlement.clone(),
+    };
+    let has_events = !update.events.is_empty();
+    if !store_err(state.store.apply_task(&update).await)? {
+        return Ok(None);
+    }
+    if let Some(row) = settlement {
+        // The reservation becomes the charge.
+        state.spend.adjust(
+            &task.key_id,
+            task.team.as_deref(),
+            &task.account,
+            row.cost_micros - task.reserved_micros,
+        );
+        metrics::counter!(crate::telemetry::METRIC_TASKS, "family" => TaskFamily::parse(&task.family).as_str(), "event" => next.status.as_str()).increment(1);
+    }
+    if has_events {
+        state.outbox.wake();
+    }
+    Ok(Some(next))
+}
+
+/// The one ledger row of a finished task; its request ID is the task ID, so it can only ever
+/// be written once.
+fn ledger_row(task: &Task, charged: i64, now: i64) -> UsageRecord {
+    UsageRecord {
+        request_id: task.id.clone(),
+        key_id: task.key_id.clone(),
+        account: task.account.clone(),
+        model: task.model.clone(),
+        provider: task.provider.clone(),
+        upstream_model: task.upstream_model.clone(),
+        family: task.family.clone(),
+        stream: false,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        status: 200,
+        outcome: format!("task_{}", task.status.as_str()),
+        latency_ms: now.saturating_sub(task.created_at_ms),
+        created_at_ms: now,
+        cost_micros: charged,
+        team: task.team.clone(),
+    }
+}
+
+/// The client-callback body for a task's new state, in its family's shape (`None` for states
+/// the family has no event for).
+fn event_body(task: &Task) -> Option<String> {
+    match TaskFamily::parse(&task.family) {
+        TaskFamily::DashScope => Some(
+            crate::families::dashscope::task_body(
+                task,
+                &format!(
+                    "evt_{}_{}",
+                    task.id,
+                    task.native_status.to_ascii_lowercase()
+                ),
+            )
+            .to_string(),
+        ),
+        TaskFamily::Music => crate::families::music::callback_body(task).map(|v| v.to_string()),
+    }
+}
+
+/// Cancels a pending DashScope task upstream and settles it with no charge.
+pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<Task>, Error> {
+    let Some(task) = store_err(state.store.task(id).await)? else {
+        return Ok(None);
+    };
+    if task.account != key.account || task.family != TaskFamily::DashScope.as_str() {
+        return Ok(None);
+    }
+    if task.status != TaskStatus::Pending {
+        return Err(Error::invalid(
+            None,
+            format!(
+                "only PENDING tasks can be canceled; this task is {}",
+                task.native_status
+            ),
+        )
+        .with_code("UnsupportedOperation"));
+    }
+    let owner = &state.instance_id;
+    let now = crate::clock::unix_millis();
+    if !store_err(
+        state
+            .store
+            .claim_task(&task.id, owner, now, millis(state.config.tasks.lease))
+            .await,
+    )? {
+        return Err(in_progress());
+    }
+    let result = async {
+        let p = provider(state, &task.provider)
+            .ok_or_else(|| Error::internal("the task's provider is no longer configured"))?;
+        let call = Call {
+            key: p.key(0),
+            total: p.config.deadlines.ttfb,
+        };
+        let upstream_id = task.upstream_id.as_deref().unwrap_or_default();
+        p.fetch(crate::providers::dashscope::cancel_request(
+            p,
+            &call,
+            upstream_id,
+        ))
+        .await
+    }
+    .await;
+    let obs = match result {
+        Ok(_) => Observation {
+            status: TaskStatus::Canceled,
+            native: "CANCELED".into(),
+            stage: 3,
+            result: Value::Null,
+            error: None,
+            units: None,
+        },
+        Err(e) => {
+            let _ = apply(state, &task, Observation::unchanged(), Some(owner)).await;
+            return Err(e);
+        }
+    };
+    apply(state, &task, obs, Some(owner))
+        .await
+        .map(|t| t.or(Some(task)))
+}
+
+/// Takes an upstream's callback for the task holding `token`: `Ok(false)` when no task holds
+/// it. A repeated or out-of-order callback changes nothing; a new stage is applied like a
+/// poll result.
+pub async fn upstream_callback(state: &AppState, token: &str, body: &[u8]) -> Result<bool, Error> {
+    let hash = sha256_hex(token.as_bytes());
+    let Some(task) = store_err(state.store.task_by_callback_token(&hash).await)? else {
+        return Ok(false);
+    };
+    let (upstream_id, obs) = crate::providers::music::decode_callback(body)?;
+    if task.upstream_id.is_none() {
+        // It called back before creation was recorded; polling picks the state up.
+        return Ok(true);
+    }
+    if upstream_id.is_some() && upstream_id != task.upstream_id {
+        return Err(Error::invalid(
+            None,
+            "the callback names another task than the one this URL belongs to",
+        ));
+    }
+    if task.settled {
+        return Ok(true);
+    }
+    apply(state, &task, obs, None).await?;
+    Ok(true)
+}

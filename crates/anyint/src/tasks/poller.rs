@@ -1,0 +1,50 @@
+//! The background poller: every instance claims due unfinished tasks under a lease (no leader;
+//! `FOR UPDATE SKIP LOCKED` on Postgres), refreshes them from upstream, and fails those past
+//! their deadline. The next poll of each task backs off the longer it sits unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::server::AppState;
+
+/// Upstream status fetches in flight at once per instance.
+const CONCURRENCY: usize = 16;
+
+/// Runs the poll loop until the task is aborted.
+pub async fn run(state: Arc<AppState>) {
+    let cfg = &state.config.tasks;
+    let owner = state.instance_id.clone();
+    let lease_ms = i64::try_from(cfg.lease.as_millis()).unwrap_or(i64::MAX);
+    let batch = i64::try_from(cfg.poller_batch).unwrap_or(100);
+    // Wake often enough for the shortest poll interval without spinning on an idle store.
+    let tick = (cfg.poll_interval / 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    loop {
+        let now = crate::clock::unix_millis();
+        let due = match state
+            .store
+            .claim_due_tasks(&owner, now, lease_ms, batch)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming due tasks failed; retrying");
+                Vec::new()
+            }
+        };
+        let full = i64::try_from(due.len()).unwrap_or(0) >= batch;
+        futures_util::stream::iter(due)
+            .for_each_concurrent(CONCURRENCY, |task| {
+                let state = state.clone();
+                let owner = owner.clone();
+                async move {
+                    super::refresh(&state, task, &owner).await;
+                }
+            })
+            .await;
+        if !full {
+            tokio::time::sleep(tick).await;
+        }
+    }
+}
