@@ -137,6 +137,40 @@ id = "gemini-2.5-flash"
 display_name = "Gemini 2.5 Flash"
 owned_by = "google"
 routes = [{{ provider = "emulator-gemini", upstream_model = "gemini-2.5-flash" }}]
+
+[[providers]]
+name = "emulator-dashscope"
+kind = "dashscope"
+base_url = "{emulator}/api/v1"
+api_key_env = "UPSTREAM_KEY"
+
+[[providers]]
+name = "emulator-music"
+kind = "music"
+base_url = "{emulator}"
+api_key_env = "UPSTREAM_KEY"
+
+[[models]]
+id = "wan2.2-t2v-plus"
+routes = [{{ provider = "emulator-dashscope", upstream_model = "wan2.2-t2v-plus" }}]
+price = {{ per_video_second = 1000 }}
+
+[[models]]
+id = "wan2.2-t2i-flash"
+routes = [{{ provider = "emulator-dashscope", upstream_model = "wan2.2-t2i-flash" }}]
+price = {{ per_image = 300 }}
+
+[[models]]
+id = "V4_5"
+routes = [{{ provider = "emulator-music", upstream_model = "V4_5" }}]
+price = {{ per_song = 5000 }}
+
+[tasks]
+poll_interval_ms = 200
+refresh_after_ms = 0
+callback_backoff_ms = 100
+callback_backoff_max_ms = 200
+callback_allow_networks = ["127.0.0.0/8"]
 """
     )
     gw_env = dict(env, ANYINT_ADMIN_TOKEN=ADMIN_TOKEN, UPSTREAM_KEY=UPSTREAM_KEY)
@@ -148,6 +182,7 @@ routes = [{{ provider = "emulator-gemini", upstream_model = "gemini-2.5-flash" }
         g.revoked_key = g.admin("POST", "/admin/v1/keys", {"name": "sdk-revoked"})
         g.admin("DELETE", f"/admin/v1/keys/{g.revoked_key['id']}")
         g.revoked_key = g.revoked_key["key"]
+        g.other_account_key = g.admin("POST", "/admin/v1/keys", {"name": "sdk-other", "account": "other-account"})["key"]
         yield g
     finally:
         _stop(gw)
