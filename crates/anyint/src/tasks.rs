@@ -250,6 +250,9 @@ pub async fn create(state: &AppState, key: &ApiKey, new: NewTask) -> Result<Crea
     }
 }
 
+/// How long a task may sit in `submitting` before the poller decides its creator died.
+const SUBMIT_GRACE_MS: i64 = 15 * 60 * 1000;
+
 /// The row stored before the upstream call: `submitting`, holding the reservation.
 fn submitting_row(
     state: &AppState,
@@ -291,8 +294,11 @@ fn submitting_row(
         refreshed_at_ms: now,
         finished_at_ms: None,
         deadline_ms: now.saturating_add(millis(cfg.deadline)),
-        // Checked by the poller only if creation never completes (a crash mid-create).
-        next_poll_ms: now.saturating_add(millis(cfg.lease).saturating_mul(2)),
+        // Checked by the poller only if creation never completes (a crash mid-create); far
+        // enough out that a slow but live upstream create is never failed under it.
+        next_poll_ms: now
+            .saturating_add(millis(cfg.lease))
+            .saturating_add(SUBMIT_GRACE_MS),
         polls: 0,
         reserved_micros: reserved,
         charged_micros: None,
