@@ -116,7 +116,7 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, AnthropicError> {
     let key = authenticate(&state, &headers).await?;
-    let data: Vec<_> = crate::policy::entitlement::visible_models(&state, &key)
+    let data: Vec<_> = crate::policy::entitlement::visible_chat_models(&state, &key)
         .into_iter()
         .map(model_json)
         .collect();

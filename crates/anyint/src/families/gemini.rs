@@ -93,7 +93,7 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, GeminiError> {
     let key = authenticate(&state, &headers, query.as_deref()).await?;
-    let models: Vec<_> = crate::policy::entitlement::visible_models(&state, &key)
+    let models: Vec<_> = crate::policy::entitlement::visible_chat_models(&state, &key)
         .into_iter()
         .map(model_json)
         .collect();

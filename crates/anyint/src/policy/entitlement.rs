@@ -24,6 +24,14 @@ pub fn visible_models<'a>(state: &'a AppState, key: &ApiKey) -> Vec<&'a ModelCon
         .collect()
 }
 
+/// The chat models `key` may use: what the Anthropic and Gemini model lists show (their SDKs
+/// can only call chat models; `/openai/v1/models` is the full discovery list, tasks included).
+pub fn visible_chat_models<'a>(state: &'a AppState, key: &ApiKey) -> Vec<&'a ModelConfig> {
+    let mut models = visible_models(state, key);
+    models.retain(|m| m.api == ModelApi::Chat);
+    models
+}
+
 /// Where each family lists models, for error messages.
 fn models_path(family: Family) -> &'static str {
     match family {
