@@ -1,8 +1,10 @@
-//! The `anyint` command line: `serve`, `keys`, `usage` and `emulate`.
+//! The `anyint` command line: `serve`, `keys`, `plans`, `accounts`, `teams`, `usage`,
+//! `emulate` and `verify`.
 
 mod entities;
 mod keys;
 mod serve;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +81,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a deployment end to end: the customer integration checklist (key from
+    /// ANYINT_API_KEY).
+    Verify(verify::VerifyArgs),
     /// Run the provider emulator alone.
     Emulate {
         /// Listen address.
@@ -115,6 +120,7 @@ pub fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { listen, demo } => serve::run(cli.config, listen, demo).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::Keys { action } => keys::run(cli.config, action).await,
         Command::Plans { action } => {
             entities::run(cli.config, crate::store::EntityKind::Plan, action).await

@@ -294,6 +294,15 @@ pub enum ModelApi {
 }
 
 impl ModelApi {
+    /// The spelling in model lists.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::DashScope => "dashscope",
+            Self::Music => "music",
+        }
+    }
+
     /// Where a client uses a model of this API, for error messages.
     pub fn entry_point(self) -> &'static str {
         match self {

@@ -676,6 +676,11 @@ pub async fn apply(
     };
     let has_events = !update.events.is_empty();
     if !store_err(state.store.apply_task(&update).await)? {
+        // A callback moved the task past this observation (or it settled): the lease is not
+        // needed any more, and holding it would delay the next poll.
+        if let Some(owner) = lease_owner {
+            store_err(state.store.release_task(&task.id, owner).await)?;
+        }
         return Ok(None);
     }
     if let Some(row) = settlement {

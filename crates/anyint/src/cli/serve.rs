@@ -102,7 +102,10 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
            -H 'Content-Type: application/json' \\\n  \
            -d '{{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Reply with exactly: AnyInt OK\"}}]}}'\n\
          curl -sN \"http://{addr}/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse\" -H \"x-goog-api-key: $ANYINT_API_KEY\" \\\n  \
-           -H 'Content-Type: application/json' -d '{{\"contents\":[{{\"role\":\"user\",\"parts\":[{{\"text\":\"Say hello\"}}]}}]}}'\n\n\
+           -H 'Content-Type: application/json' -d '{{\"contents\":[{{\"role\":\"user\",\"parts\":[{{\"text\":\"Say hello\"}}]}}]}}'\n\
+         curl -s http://{addr}/dashscope/v1/services/aigc/video-generation/video-synthesis -H \"Authorization: Bearer $ANYINT_API_KEY\" \\\n  \
+           -H 'Content-Type: application/json' -d '{{\"model\":\"wan2.2-t2v-plus\",\"input\":{{\"prompt\":\"a cat runs on grass\"}}}}'\n\n\
+         The whole integration checklist: anyint verify --base-url http://{addr}\n\n\
          Admin API: {}\nPress ctrl-c to stop.",
         if admin {
             "on (token from ANYINT_ADMIN_TOKEN)"

@@ -78,8 +78,10 @@ pub fn error_frame(e: &Error) -> Bytes {
     Bytes::from(format!("data: {}\n\n", OpenAi::envelope(e)))
 }
 
+/// A model object. `api` (an anyint extension the SDK keeps as an extra field) says where the
+/// model is used: `chat`, `dashscope` (video/image tasks) or `music`.
 fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
-    json!({"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by, "display_name": m.display_name})
+    json!({"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by, "display_name": m.display_name, "api": m.api.as_str()})
 }
 
 async fn list_models(

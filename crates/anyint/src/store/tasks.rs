@@ -305,6 +305,8 @@ pub trait TaskStore: Send + Sync {
     /// Applies an update atomically with its events and settlement; `Ok(false)` when the lease
     /// was lost, the task is already settled, or the update would move it back.
     async fn apply_task(&self, update: &TaskUpdate) -> Result<bool, Error>;
+    /// Gives up `owner`'s lease on a task (after an update the store refused).
+    async fn release_task(&self, id: &str, owner: &str) -> Result<(), Error>;
     /// Credit held by unsettled tasks.
     async fn task_reservations(&self) -> Result<Vec<Reservation>, Error>;
     /// Leases up to `limit` due deliveries to `owner`.
@@ -701,6 +703,17 @@ impl TaskStore for SqlStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn release_task(&self, id: &str, owner: &str) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE tasks SET lease_owner = NULL, lease_until_ms = 0 WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn task_reservations(&self) -> Result<Vec<Reservation>, Error> {

@@ -24,3 +24,4 @@ mod routing;
 mod store;
 mod tasks;
 mod translate;
+mod verify;
