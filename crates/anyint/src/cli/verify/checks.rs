@@ -40,6 +40,12 @@ pub(super) async fn key(ctx: &mut Ctx) -> Found {
         Ok(a) => a,
         Err(f) => return f,
     };
+    if a.status == 404 {
+        return Found::fail(
+            format!("GET {}/openai/v1/models answered 404", ctx.base),
+            "--base-url must be the gateway root (http://host:port), not a family path such as …/openai/v1",
+        );
+    }
     if a.status != 200 {
         return failure("GET /openai/v1/models", &a, None);
     }
