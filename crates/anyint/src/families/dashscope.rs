@@ -38,15 +38,15 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route(
             "/dashscope/v1/services/aigc/video-generation/video-synthesis",
-            post(video_synthesis),
+            create_route("video", "aigc/video-generation/video-synthesis"),
         )
         .route(
             "/dashscope/v1/services/aigc/image2video/video-synthesis",
-            post(keyframe_video_synthesis),
+            create_route("video", "aigc/image2video/video-synthesis"),
         )
         .route(
             "/dashscope/v1/services/aigc/text2image/image-synthesis",
-            post(image_synthesis),
+            create_route("image", "aigc/text2image/image-synthesis"),
         )
         .route("/dashscope/v1/tasks/{task_id}", get(get_task))
         .route("/dashscope/v1/tasks/{task_id}/cancel", post(cancel_task))
@@ -144,49 +144,16 @@ pub fn task_body(task: &Task, request_id: &str) -> Value {
     body
 }
 
-async fn video_synthesis(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, DashScopeError> {
-    create(
-        &state,
-        &headers,
-        body,
-        "video",
-        "aigc/video-generation/video-synthesis",
+/// A create route for one synthesis service: the kind it bills and its DashScope path.
+fn create_route(
+    kind: &'static str,
+    service: &'static str,
+) -> axum::routing::MethodRouter<SharedState> {
+    post(
+        move |State(state): State<SharedState>, headers: HeaderMap, body: Body| async move {
+            create(&state, &headers, body, kind, service).await
+        },
     )
-    .await
-}
-
-async fn keyframe_video_synthesis(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, DashScopeError> {
-    create(
-        &state,
-        &headers,
-        body,
-        "video",
-        "aigc/image2video/video-synthesis",
-    )
-    .await
-}
-
-async fn image_synthesis(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, DashScopeError> {
-    create(
-        &state,
-        &headers,
-        body,
-        "image",
-        "aigc/text2image/image-synthesis",
-    )
-    .await
 }
 
 /// A header's value as text, or a 400 naming it.

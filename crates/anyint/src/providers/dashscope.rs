@@ -7,7 +7,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 
 use super::{Call, Provider};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::store::TaskStatus;
 use crate::tasks::Observation;
 
@@ -59,12 +59,7 @@ fn path_segment(id: &str) -> String {
 }
 
 fn protocol_error(p: &Provider, what: &str) -> Error {
-    Error::new(
-        ErrorKind::UpstreamProtocol,
-        "the upstream provider answered in an unexpected shape; retry the request",
-    )
-    .with_code("upstream_protocol_error")
-    .with_cause(format!("provider {}: {what}", p.config.name))
+    super::http::protocol_error(&p.config.name, what)
 }
 
 /// The upstream task ID from a create answer.

@@ -77,6 +77,17 @@ pub async fn read_body(provider: &str, resp: reqwest::Response) -> Result<Bytes,
         .map_err(|e| transport_error(provider, &e))
 }
 
+/// A gateway error for an upstream answer that is not in its API's shape (`what` is for the
+/// logs only).
+pub fn protocol_error(provider: &str, what: &str) -> Error {
+    Error::new(
+        ErrorKind::UpstreamProtocol,
+        "the upstream provider answered in an unexpected shape; retry the request",
+    )
+    .with_code("upstream_protocol_error")
+    .with_cause(format!("provider {provider}: {what}"))
+}
+
 /// A gateway error for a transport failure talking to `provider`.
 pub fn transport_error(provider: &str, e: &reqwest::Error) -> Error {
     let kind = if e.is_timeout() {

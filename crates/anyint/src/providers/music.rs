@@ -9,7 +9,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
 use super::{Call, Provider};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::store::TaskStatus;
 use crate::tasks::Observation;
 
@@ -33,12 +33,7 @@ pub fn status_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwe
 }
 
 fn protocol_error(p: &Provider, what: &str) -> Error {
-    Error::new(
-        ErrorKind::UpstreamProtocol,
-        "the upstream provider answered in an unexpected shape; retry the request",
-    )
-    .with_code("upstream_protocol_error")
-    .with_cause(format!("provider {}: {what}", p.config.name))
+    super::http::protocol_error(&p.config.name, what)
 }
 
 /// Unwraps `{"code":200,"data":…}`; any other business code becomes the gateway error, with
