@@ -664,3 +664,115 @@ async fn pg_two_instances_poll_a_thousand_tasks_once_each() {
 fn admin_token_is_the_harness_one() {
     assert!(!ADMIN_TOKEN.is_empty());
 }
+
+/// Starts the `anyint` binary on `config`; returns the child and its base URL.
+async fn spawn_gateway(config: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anyint"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("ANYINT_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let base = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("anyint listening on ")
+                    .map(str::to_owned)
+            })
+            .expect("the gateway exited before listening");
+        std::thread::spawn(move || lines.for_each(drop));
+        base
+    })
+    .await
+    .unwrap();
+    (child, base)
+}
+
+#[tokio::test]
+async fn sigkilled_gateway_delivers_pending_callbacks_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emulator = format!("http://{}", emulator_listener.local_addr().unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(anyint_emulator::serve(
+        emulator_listener,
+        anyint_emulator::Options {
+            api_key: Some(UPSTREAM_KEY.into()),
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let config = dir.path().join("anyint.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{}/gw.db\"\n{}",
+            dir.path().display(),
+            tasks_toml("callback_allow_networks = [\"127.0.0.0/8\"]\ncallback_backoff_ms = 100\n")
+                .replace("{emulator}", &emulator)
+        ),
+    )
+    .unwrap();
+    let (rx, url) = start_receiver(usize::MAX).await;
+    let (mut first, base) = spawn_gateway(&config).await;
+    let http = reqwest::Client::new();
+    let key: Value = http
+        .post(format!("{base}/admin/v1/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "k"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    let created: Value = http
+        .post(format!("{base}{VIDEO}"))
+        .bearer_auth(&key)
+        .header("X-AnyInt-Callback-Url", &url)
+        .json(&video_body("x [emulate: polls=1]"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["output"]["task_id"].as_str().unwrap().to_owned();
+    eventually("a failed delivery attempt", || async {
+        (!rx.seen.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    // SIGKILL: no drain, no flush, whatever was in flight is cut.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let before = rx.seen.lock().unwrap().len();
+    *rx.fail.lock().unwrap() = 0;
+    let (mut second, _) = spawn_gateway(&config).await;
+    let delivered = eventually("the delivery after the restart", || async {
+        let seen = rx.seen.lock().unwrap().clone();
+        (seen.len() > before).then_some(seen)
+    })
+    .await;
+    let event = |h: &HeaderMap| h["x-anyint-event-id"].to_str().unwrap().to_owned();
+    assert_eq!(event(&delivered[0].0), event(&delivered.last().unwrap().0));
+    assert!(delivered.last().unwrap().1.contains(&id));
+    eventually("the store to record it delivered", || async {
+        (first_store_deliveries(&format!("sqlite://{}/gw.db", dir.path().display()), &id).await
+            == "delivered")
+            .then_some(())
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
