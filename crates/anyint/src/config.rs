@@ -547,7 +547,7 @@ pub struct TasksConfig {
     pub deadline: Duration,
     /// How long one instance owns a task (or a delivery) it is working on.
     pub lease: Duration,
-    /// Tasks one background pass claims at most.
+    /// Tasks one background pass claims and fetches at once, per instance.
     pub poller_batch: usize,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,
@@ -754,7 +754,7 @@ fn validate_tasks(t: TasksFile, err: ErrFn<'_>) -> Result<TasksConfig, Error> {
         refresh_after: Duration::from_millis(t.refresh_after_ms.unwrap_or(1_000)),
         deadline: Duration::from_secs(t.deadline_secs.unwrap_or(3_600).max(1)),
         lease: ms(t.lease_ms, 30_000),
-        poller_batch: t.poller_batch.unwrap_or(100).clamp(1, 1_000),
+        poller_batch: t.poller_batch.unwrap_or(32).clamp(1, 256),
         idempotency_window: Duration::from_secs(t.idempotency_hours.unwrap_or(24).max(1) * 3_600),
         callback_allow_networks,
         callback_allow_http: t.callback_allow_http.unwrap_or(false),

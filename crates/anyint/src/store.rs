@@ -12,8 +12,8 @@ mod sqlite;
 mod tasks;
 
 pub use tasks::{
-    Delivery, DeliveryAttempt, DeliveryNext, NewDelivery, Reservation, Task, TaskStatus, TaskStore,
-    TaskUpdate,
+    Delivery, DeliveryAttempt, DeliveryNext, NewDelivery, Reservation, Submitted, Task, TaskStatus,
+    TaskStore, TaskUpdate,
 };
 
 use std::sync::Arc;

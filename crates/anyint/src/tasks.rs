@@ -152,7 +152,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Creates a task (or replays one for its `Idempotency-Key`).
-pub async fn create(state: &AppState, key: &ApiKey, new: NewTask) -> Result<Created, Error> {
+pub async fn create(
+    state: &crate::server::SharedState,
+    key: &ApiKey,
+    new: NewTask,
+) -> Result<Created, Error> {
     let model = crate::policy::entitlement::resolve_for(
         state,
         key,
@@ -164,8 +168,10 @@ pub async fn create(state: &AppState, key: &ApiKey, new: NewTask) -> Result<Crea
         callback::check_url(&state.config.tasks, url).await?;
     }
     let request = Value::Object(new.body.clone());
-    // serde_json's map is ordered by key, so the hash ignores formatting and key order.
-    let request_hash = sha256_hex(request.to_string().as_bytes());
+    // serde_json's map is ordered by key, so the hash ignores formatting and key order; the
+    // callback URL is part of the request too.
+    let hashed = serde_json::json!({"body": &request, "callback_url": &new.callback_url});
+    let request_hash = sha256_hex(hashed.to_string().as_bytes());
     if let Some(k) = &new.idempotency_key
         && let Some(existing) = replay(state, key, k, &request_hash).await?
     {
@@ -198,7 +204,7 @@ pub async fn create(state: &AppState, key: &ApiKey, new: NewTask) -> Result<Crea
         request_hash.clone(),
         token.as_deref(),
     );
-    let (id, reserved) = (task.id.clone(), task.reserved_micros);
+    let reserved = task.reserved_micros;
     if !store_err(state.store.insert_task(&task).await)? {
         // Another request with this key won the race.
         let k = new.idempotency_key.as_deref().unwrap_or_default();
@@ -213,22 +219,42 @@ pub async fn create(state: &AppState, key: &ApiKey, new: NewTask) -> Result<Crea
     state
         .spend
         .adjust(&key.id, key.team.as_deref(), &key.account, reserved);
-    match submit(state, model, &task, &new, token.as_deref()).await {
-        Ok((provider, upstream_model, upstream_id)) => {
+    // The upstream call and its bookkeeping run to the end even if the client goes away, so a
+    // created upstream task is always recorded (or a refused one always cleaned up).
+    let owned = (state.clone(), key.clone(), model.id.clone());
+    tokio::spawn(async move {
+        let (state, key, model_id) = owned;
+        finish_create(&state, &key, &model_id, task, &new, token.as_deref()).await
+    })
+    .await
+    .map_err(|e| Error::internal(format!("task creation was interrupted: {e}")))?
+}
+
+/// Creates the stored `submitting` task upstream and records the outcome.
+async fn finish_create(
+    state: &AppState,
+    key: &ApiKey,
+    model_id: &str,
+    task: Task,
+    new: &NewTask,
+    token: Option<&str>,
+) -> Result<Created, Error> {
+    let (id, reserved) = (task.id.clone(), task.reserved_micros);
+    let Some(model) = state.config.model(model_id) else {
+        return Err(Error::internal("the model left the config during creation"));
+    };
+    match submit(state, model, &task, new, token).await {
+        Ok(submitted) => {
             let now = crate::clock::unix_millis();
             let next = now.saturating_add(millis(state.config.tasks.poll_interval));
-            store_err(
-                state
-                    .store
-                    .task_submitted(&id, &provider, &upstream_model, &upstream_id, now, next)
-                    .await,
-            )?;
+            store_err(state.store.task_submitted(&id, &submitted, now, next).await)?;
             metrics::counter!(crate::telemetry::METRIC_TASKS, "family" => new.family.as_str(), "event" => "created").increment(1);
             Ok(Created {
                 task: Task {
-                    provider,
-                    upstream_model,
-                    upstream_id: Some(upstream_id),
+                    provider: submitted.provider,
+                    upstream_model: submitted.upstream_model,
+                    upstream_id: Some(submitted.upstream_id),
+                    key_slot: submitted.key_slot,
                     status: TaskStatus::Pending,
                     next_poll_ms: next,
                     ..task
@@ -303,6 +329,7 @@ fn submitting_row(
         reserved_micros: reserved,
         charged_micros: None,
         settled: false,
+        key_slot: 0,
     }
 }
 
@@ -367,7 +394,7 @@ async fn submit(
     task: &Task,
     new: &NewTask,
     token: Option<&str>,
-) -> Result<(String, String, String), Error> {
+) -> Result<crate::store::Submitted, Error> {
     let mut rng = state.router.rng();
     let mut tried = Vec::new();
     let mut last = None;
@@ -417,14 +444,24 @@ async fn submit(
         match answer {
             Ok(upstream_id) => {
                 guard.end(crate::router::Outcome::Success(started.elapsed()));
-                return Ok((
-                    provider.config.name.clone(),
-                    route.upstream_model.clone(),
+                let slot = slot % provider.config.api_keys.len().max(1);
+                return Ok(crate::store::Submitted {
+                    provider: provider.config.name.clone(),
+                    upstream_model: route.upstream_model.clone(),
                     upstream_id,
-                ));
+                    key_slot: i64::try_from(slot).unwrap_or(0),
+                });
             }
             Err(e) => {
-                let retry = e.kind.is_retryable() && e.kind != ErrorKind::UpstreamTimeout;
+                // Retried only when the upstream cannot have created the task: not after a
+                // timeout, and not after a 2xx whose body was unreadable.
+                let retry = e.kind.is_retryable()
+                    && !matches!(
+                        e.kind,
+                        ErrorKind::UpstreamTimeout
+                            | ErrorKind::UpstreamProtocol
+                            | ErrorKind::Internal
+                    );
                 guard.end(if e.kind.fault() == crate::error::Fault::Upstream {
                     crate::router::Outcome::Failure
                 } else {
@@ -481,16 +518,21 @@ pub async fn lookup(
 /// Fetches a leased task's status from upstream and applies it; the lease is released either
 /// way. Returns the task as it now stands.
 pub async fn refresh(state: &AppState, task: Task, owner: &str) -> Task {
-    let now = crate::clock::unix_millis();
-    let obs = if now >= task.deadline_ms || task.upstream_id.is_none() {
-        Ok(expired(state, &task))
+    let obs = if task.upstream_id.is_none() {
+        expired(state, &task)
     } else {
-        fetch(state, &task).await
+        fetch(state, &task).await.unwrap_or_else(|e| {
+            tracing::warn!(task = %task.id, provider = %task.provider, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task status refresh failed; will retry");
+            Observation::unchanged()
+        })
     };
-    let obs = obs.unwrap_or_else(|e| {
-        tracing::warn!(task = %task.id, provider = %task.provider, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task status refresh failed; will retry");
-        Observation::unchanged()
-    });
+    // The deadline is judged after a last look upstream, so a task that finished just in time
+    // is not failed for when it was polled.
+    let obs = if !obs.status.is_terminal() && crate::clock::unix_millis() >= task.deadline_ms {
+        expired(state, &task)
+    } else {
+        obs
+    };
     match apply(state, &task, obs, Some(owner)).await {
         Ok(Some(t)) => t,
         Ok(None) => task,
@@ -546,7 +588,7 @@ async fn fetch(state: &AppState, task: &Task) -> Result<Observation, Error> {
     // Bounded well inside the lease, so a slow upstream cannot outlive our ownership.
     let total = (state.config.tasks.lease / 2).min(provider.config.deadlines.ttfb);
     let call = Call {
-        key: provider.key(0),
+        key: provider.key(usize::try_from(task.key_slot).unwrap_or(0)),
         total,
     };
     let body = match provider.adapter {
@@ -752,12 +794,14 @@ pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<T
         return Ok(None);
     }
     if task.status != TaskStatus::Pending {
+        let now = if task.status == TaskStatus::Submitting {
+            "still being created"
+        } else {
+            task.native_status.as_str()
+        };
         return Err(Error::invalid(
             None,
-            format!(
-                "only PENDING tasks can be canceled; this task is {}",
-                task.native_status
-            ),
+            format!("only PENDING tasks can be canceled; this task is {now}"),
         )
         .with_code("UnsupportedOperation"));
     }
@@ -769,13 +813,18 @@ pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<T
             .claim_task(&task.id, owner, now, millis(state.config.tasks.lease))
             .await,
     )? {
-        return Err(in_progress());
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "the task's status is being refreshed right now; retry the cancel in a moment",
+        )
+        .with_code("task_busy")
+        .with_retry_after(Some(Duration::from_secs(1))));
     }
     let result = async {
         let p = provider(state, &task.provider)
             .ok_or_else(|| Error::internal("the task's provider is no longer configured"))?;
         let call = Call {
-            key: p.key(0),
+            key: p.key(usize::try_from(task.key_slot).unwrap_or(0)),
             total: p.config.deadlines.ttfb,
         };
         let upstream_id = task.upstream_id.as_deref().unwrap_or_default();
@@ -826,6 +875,21 @@ pub async fn upstream_callback(state: &AppState, token: &str, body: &[u8]) -> Re
         ));
     }
     if task.settled {
+        return Ok(true);
+    }
+    if obs.status.is_terminal() {
+        // A callback alone never settles a charge: the final state is confirmed with the
+        // upstream, under the lease (if a poller holds it, its answer is moments away).
+        let now = crate::clock::unix_millis();
+        let owner = &state.instance_id;
+        if store_err(
+            state
+                .store
+                .claim_task(&task.id, owner, now, millis(state.config.tasks.lease))
+                .await,
+        )? {
+            refresh(state, task, owner).await;
+        }
         return Ok(true);
     }
     apply(state, &task, obs, None).await?;

@@ -67,6 +67,10 @@ pub struct VerifyArgs {
     /// Where the callback receiver listens; the deployment must be able to reach it.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub callback_listen: SocketAddr,
+    /// The URL the deployment should call to reach the receiver (e.g. an https tunnel to
+    /// --callback-listen); default: http://<listen address>.
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<String>,
     /// Run only these checks (comma-separated names; `key` always runs).
     #[arg(long, value_name = "CHECKS", value_delimiter = ',')]
     pub only: Vec<String>,
@@ -361,6 +365,16 @@ pub fn failure(what: &str, a: &Answer, model: Option<&str>) -> Found {
     )
 }
 
+/// The key as it may be printed: an anyint key's visible prefix, or only the first four
+/// characters of anything else (another vendor's key could be short).
+pub fn redacted(key: &str) -> String {
+    if key.starts_with(crate::auth::KEY_PREFIX) {
+        crate::auth::visible_prefix(key)
+    } else {
+        key.chars().take(4).collect()
+    }
+}
+
 /// Edit distance, for "did you mean".
 fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -411,11 +425,7 @@ pub async fn run(args: VerifyArgs) -> Result<(), String> {
     };
     let colour = !json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     if !json {
-        println!(
-            "anyint verify → {} (key {}…)",
-            ctx.base,
-            crate::auth::visible_prefix(&ctx.key)
-        );
+        println!("anyint verify → {} (key {}…)", ctx.base, redacted(&ctx.key));
     }
     for &name in CHECKS {
         if name != "key" && !ctx.args.only.is_empty() && !ctx.args.only.iter().any(|c| c == name) {
@@ -508,7 +518,7 @@ fn report_json(ctx: &Ctx, passed: usize, failed: usize, skipped: usize) -> Value
         .collect();
     json!({
         "base_url": ctx.base,
-        "key_prefix": crate::auth::visible_prefix(&ctx.key),
+        "key_prefix": redacted(&ctx.key),
         "ok": failed == 0,
         "passed": passed,
         "failed": failed,

@@ -3,7 +3,8 @@
 //!
 //! - `POST /services/aigc/video-generation/video-synthesis` (text/image to video),
 //!   `POST /services/aigc/image2video/video-synthesis` (first+last frame),
-//!   `POST /services/aigc/text2image/image-synthesis` (text to image): always asynchronous;
+//!   `POST /services/aigc/text2image/image-synthesis` (text to image),
+//!   `POST /services/aigc/image2image/image-synthesis` (image edit): always asynchronous;
 //!   `X-DashScope-Async: enable` is accepted and implied. The answer is HTTP 200 (the SDK
 //!   drops the body of a 201) with `{request_id, output:{task_id, task_status:"PENDING"}}`.
 //!   Optional headers: `X-AnyInt-Callback-Url` (signed state-change callbacks) and
@@ -33,23 +34,35 @@ use crate::tasks::{NewTask, TaskFamily};
 pub const CALLBACK_HEADER: &str = "x-anyint-callback-url";
 const AUTH_HEADER: &str = "Authorization: Bearer <key>";
 
-/// The family's routes.
+/// The family's routes, under `/dashscope/v1` and, as aliases, `/dashscope/api/v1` and
+/// `/dashscope` (whichever of these a client sets as the SDK's base URL works).
 pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route(
-            "/dashscope/v1/services/aigc/video-generation/video-synthesis",
-            create_route("video", "aigc/video-generation/video-synthesis"),
-        )
-        .route(
-            "/dashscope/v1/services/aigc/image2video/video-synthesis",
-            create_route("video", "aigc/image2video/video-synthesis"),
-        )
-        .route(
-            "/dashscope/v1/services/aigc/text2image/image-synthesis",
-            create_route("image", "aigc/text2image/image-synthesis"),
-        )
-        .route("/dashscope/v1/tasks/{task_id}", get(get_task))
-        .route("/dashscope/v1/tasks/{task_id}/cancel", post(cancel_task))
+    let mut router = Router::new();
+    for base in ["/dashscope/v1", "/dashscope/api/v1", "/dashscope"] {
+        router = router
+            .route(
+                &format!("{base}/services/aigc/video-generation/video-synthesis"),
+                create_route("video", "aigc/video-generation/video-synthesis"),
+            )
+            .route(
+                &format!("{base}/services/aigc/image2video/video-synthesis"),
+                create_route("video", "aigc/image2video/video-synthesis"),
+            )
+            .route(
+                &format!("{base}/services/aigc/text2image/image-synthesis"),
+                create_route("image", "aigc/text2image/image-synthesis"),
+            )
+            .route(
+                &format!("{base}/services/aigc/image2image/image-synthesis"),
+                create_route("image", "aigc/image2image/image-synthesis"),
+            )
+            .route(&format!("{base}/tasks/{{task_id}}"), get(get_task))
+            .route(
+                &format!("{base}/tasks/{{task_id}}/cancel"),
+                post(cancel_task),
+            );
+    }
+    router
 }
 
 /// Marker for the DashScope envelope.
@@ -216,9 +229,10 @@ async fn create(
     if let Some(v) = header_text(headers, "x-dashscope-async")?
         && !v.eq_ignore_ascii_case("enable")
     {
-        return Err(Error::invalid(
-            None,
-            "X-DashScope-Async must be `enable`: synthesis is asynchronous only (or omit the header)",
+        // DashScope's own answer to a synchronous call of an async-only service.
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "this service is asynchronous only: send X-DashScope-Async: enable (or omit the header)",
         )
         .into());
     }

@@ -81,11 +81,20 @@ async fn generate(
             .into());
         }
     };
-    for field in ["customMode", "instrumental"] {
-        if !obj.get(field).is_some_and(Value::is_boolean) {
-            return Err(
-                Error::invalid(None, format!("`{field}` is required (true or false)")).into(),
-            );
+    // The reseller requires both flags; defaults follow what the request implies: custom mode
+    // when a style or title is given, vocals unless asked otherwise.
+    let implied_custom = obj.contains_key("style") || obj.contains_key("title");
+    for (field, default) in [("customMode", implied_custom), ("instrumental", false)] {
+        match obj.get(field) {
+            None | Some(Value::Null) => {
+                obj.insert(field.into(), Value::Bool(default));
+            }
+            Some(Value::Bool(_)) => {}
+            Some(_) => {
+                return Err(
+                    Error::invalid(None, format!("`{field}` must be true or false")).into(),
+                );
+            }
         }
     }
     let callback_url = match obj.remove("callBackUrl") {

@@ -180,11 +180,12 @@ pub fn decode_callback(body: &[u8]) -> Result<(Option<String>, Observation), Err
         .get("callbackType")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("no data.callbackType"))?;
+    let ok = v.get("code").and_then(Value::as_i64).unwrap_or(200) == 200;
     let native = match kind {
-        "text" => "TEXT_SUCCESS",
-        "first" => "FIRST_SUCCESS",
-        "complete" => "SUCCESS",
-        "error" => "GENERATE_AUDIO_FAILED",
+        "text" if ok => "TEXT_SUCCESS",
+        "first" if ok => "FIRST_SUCCESS",
+        "complete" if ok => "SUCCESS",
+        "text" | "first" | "complete" | "error" => "GENERATE_AUDIO_FAILED",
         _ => return Err(bad("unknown callbackType")),
     };
     let Some((status, stage)) = status_of(native) else {

@@ -91,6 +91,10 @@ pub struct Task {
     /// The upstream's task ID (never shown to clients).
     #[serde(skip)]
     pub upstream_id: Option<String>,
+    /// Which of the provider's keys created it: polls and cancels use the same key, since a
+    /// task exists only in the upstream account that created it.
+    #[serde(skip)]
+    pub key_slot: i64,
     /// Gateway status.
     pub status: TaskStatus,
     /// The family's own status word (`RUNNING`, `TEXT_SUCCESS`…).
@@ -135,6 +139,19 @@ pub struct Task {
     pub charged_micros: Option<i64>,
     /// Whether the charge is settled (exactly once).
     pub settled: bool,
+}
+
+/// Where the upstream accepted a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    /// Provider name.
+    pub provider: String,
+    /// Model ID sent upstream.
+    pub upstream_model: String,
+    /// The upstream's task ID.
+    pub upstream_id: String,
+    /// Which of the provider's keys created it.
+    pub key_slot: i64,
 }
 
 /// A state change to apply to a task, with what must commit alongside it.
@@ -268,9 +285,7 @@ pub trait TaskStore: Send + Sync {
     async fn task_submitted(
         &self,
         id: &str,
-        provider: &str,
-        upstream_model: &str,
-        upstream_id: &str,
+        s: &Submitted,
         now_ms: i64,
         next_poll_ms: i64,
     ) -> Result<(), Error>;
@@ -355,7 +370,7 @@ const TASK_COLUMNS: &str = "id, family, kind, account, key_id, team_id, model, p
     upstream_model, upstream_id, status, native_status, stage, request, result, error_code, \
     error_message, callback_url, callback_token_hash, idempotency_key, request_hash, \
     created_at_ms, updated_at_ms, refreshed_at_ms, finished_at_ms, deadline_ms, next_poll_ms, \
-    polls, reserved_micros, charged_micros, settled";
+    polls, reserved_micros, charged_micros, settled, key_slot";
 
 const DELIVERY_COLUMNS: &str = "event_id, task_id, account, url, body, state, attempts, \
     created_at_ms, next_attempt_ms, expires_at_ms, delivered_at_ms, last_status, last_error";
@@ -371,7 +386,7 @@ pub(super) const MIGRATION_V7: &[&str] = &[
      updated_at_ms BIGINT NOT NULL, refreshed_at_ms BIGINT NOT NULL, finished_at_ms BIGINT, \
      deadline_ms BIGINT NOT NULL, next_poll_ms BIGINT NOT NULL, polls BIGINT NOT NULL, \
      lease_owner TEXT, lease_until_ms BIGINT NOT NULL, reserved_micros BIGINT NOT NULL, \
-     charged_micros BIGINT, settled BIGINT NOT NULL)",
+     charged_micros BIGINT, settled BIGINT NOT NULL, key_slot BIGINT NOT NULL)",
     "CREATE INDEX tasks_due ON tasks (settled, next_poll_ms)",
     "CREATE UNIQUE INDEX tasks_idempotency ON tasks (account, idempotency_key)",
     "CREATE UNIQUE INDEX tasks_callback_token ON tasks (callback_token_hash)",
@@ -430,6 +445,7 @@ fn task_from_row(row: &AnyRow) -> Result<Task, sqlx::Error> {
         reserved_micros: row.try_get("reserved_micros")?,
         charged_micros: row.try_get("charged_micros")?,
         settled: row.try_get::<i64, _>("settled")? != 0,
+        key_slot: row.try_get("key_slot")?,
     })
 }
 
@@ -449,6 +465,11 @@ fn delivery_from_row(row: &AnyRow) -> Result<Delivery, sqlx::Error> {
         last_status: row.try_get("last_status")?,
         last_error: row.try_get("last_error")?,
     })
+}
+
+/// Postgres refuses NUL in text; upstream-supplied words lose them (JSON escapes its own).
+fn no_nul(s: &str) -> String {
+    s.replace('\0', "")
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -473,7 +494,7 @@ impl TaskStore for SqlStore {
         let done = sqlx::query(&format!(
             "INSERT INTO tasks ({TASK_COLUMNS}, lease_owner, lease_until_ms) VALUES ($1, $2, $3, \
              $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-             $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, NULL, 0)"
+             $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, NULL, 0)"
         ))
         .bind(&t.id)
         .bind(&t.family)
@@ -506,6 +527,7 @@ impl TaskStore for SqlStore {
         .bind(t.reserved_micros)
         .bind(t.charged_micros)
         .bind(i64::from(t.settled))
+        .bind(t.key_slot)
         .execute(&self.pool)
         .await;
         match done {
@@ -518,23 +540,22 @@ impl TaskStore for SqlStore {
     async fn task_submitted(
         &self,
         id: &str,
-        provider: &str,
-        upstream_model: &str,
-        upstream_id: &str,
+        s: &Submitted,
         now_ms: i64,
         next_poll_ms: i64,
     ) -> Result<(), Error> {
         sqlx::query(
             "UPDATE tasks SET provider = $1, upstream_model = $2, upstream_id = $3, \
-             status = 'pending', updated_at_ms = $4, refreshed_at_ms = $4, next_poll_ms = $5 \
-             WHERE id = $6 AND status = 'submitting'",
+             status = 'pending', updated_at_ms = $4, refreshed_at_ms = $4, next_poll_ms = $5, \
+             key_slot = $7 WHERE id = $6 AND status = 'submitting'",
         )
-        .bind(provider)
-        .bind(upstream_model)
-        .bind(upstream_id)
+        .bind(&s.provider)
+        .bind(&s.upstream_model)
+        .bind(&s.upstream_id)
         .bind(now_ms)
         .bind(next_poll_ms)
         .bind(id)
+        .bind(s.key_slot)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -663,11 +684,11 @@ impl TaskStore for SqlStore {
         let charged = u.settlement.as_ref().map(|r| r.cost_micros);
         let done = sqlx::query(&sql)
             .bind(u.status.as_str())
-            .bind(&u.native_status)
+            .bind(no_nul(&u.native_status))
             .bind(u.stage)
             .bind(u.result.as_ref().map(ToString::to_string))
-            .bind(u.error_code.clone())
-            .bind(u.error_message.clone())
+            .bind(u.error_code.as_deref().map(no_nul))
+            .bind(u.error_message.as_deref().map(no_nul))
             .bind(u.now_ms)
             .bind(settled.then_some(u.now_ms))
             .bind(u.next_poll_ms)
@@ -718,7 +739,7 @@ impl TaskStore for SqlStore {
 
     async fn task_reservations(&self) -> Result<Vec<Reservation>, Error> {
         let rows = sqlx::query(
-            "SELECT key_id, team_id, account, SUM(reserved_micros) AS micros FROM tasks \
+            "SELECT key_id, team_id, account, CAST(SUM(reserved_micros) AS BIGINT) AS micros FROM tasks \
              WHERE settled = 0 GROUP BY key_id, team_id, account",
         )
         .fetch_all(&self.pool)

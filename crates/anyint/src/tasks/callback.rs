@@ -31,6 +31,8 @@ pub fn is_restricted(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
                 || (first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 (reaches v4 space)
+                || first == 0x2002 // 6to4 (embeds a v4 address)
+                || v6.segments()[..6].iter().all(|s| *s == 0) // IPv4-compatible ::a.b.c.d
         }
     }
 }
@@ -92,11 +94,19 @@ pub async fn check_url(cfg: &TasksConfig, url: &str) -> Result<reqwest::Url, Err
         .ok();
     let addrs: Vec<IpAddr> = match literal {
         Some(ip) => vec![ip],
-        None => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|_| refused(format!("the callback host `{host}` does not resolve")))?
-            .map(|a| a.ip())
-            .collect(),
+        None => tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::net::lookup_host((host, port)),
+        )
+        .await
+        .map_err(|_| {
+            refused(format!(
+                "the callback host `{host}` did not resolve in time"
+            ))
+        })?
+        .map_err(|_| refused(format!("the callback host `{host}` does not resolve")))?
+        .map(|a| a.ip())
+        .collect(),
     };
     if addrs.is_empty() {
         return Err(refused(format!(

@@ -22,10 +22,8 @@ use crate::config::TasksConfig;
 use crate::server::AppState;
 use crate::store::{Delivery, DeliveryAttempt, DeliveryNext};
 
-/// Deliveries one pass claims at most.
-const BATCH: i64 = 64;
-/// Deliveries in flight at once per instance.
-const CONCURRENCY: usize = 16;
+/// Deliveries one pass claims, all sent at once: nothing claimed waits out its lease.
+const BATCH: usize = 16;
 
 /// The delivery client and the wake-up signal for new events.
 pub struct Outbox {
@@ -38,6 +36,8 @@ impl Outbox {
     pub fn new(cfg: &TasksConfig) -> Result<Self, crate::error::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the host itself, around the guarded resolver.
+            .no_proxy()
             .timeout(cfg.callback_timeout)
             .connect_timeout(cfg.callback_timeout)
             .dns_resolver(Arc::new(super::callback::GuardedResolver::new(
@@ -108,7 +108,7 @@ pub async fn run(state: Arc<AppState>) {
         let now = crate::clock::unix_millis();
         let due = match state
             .store
-            .claim_deliveries(&owner, now, lease_ms, BATCH)
+            .claim_deliveries(&owner, now, lease_ms, i64::try_from(BATCH).unwrap_or(16))
             .await
         {
             Ok(d) => d,
@@ -117,9 +117,9 @@ pub async fn run(state: Arc<AppState>) {
                 Vec::new()
             }
         };
-        let full = i64::try_from(due.len()).unwrap_or(0) >= BATCH;
+        let full = due.len() >= BATCH;
         futures_util::stream::iter(due)
-            .for_each_concurrent(CONCURRENCY, |d| {
+            .for_each_concurrent(BATCH, |d| {
                 let state = state.clone();
                 let owner = owner.clone();
                 async move { deliver(&state, &owner, d).await }

@@ -9,15 +9,14 @@ use futures_util::StreamExt;
 
 use crate::server::AppState;
 
-/// Upstream status fetches in flight at once per instance.
-const CONCURRENCY: usize = 16;
-
 /// Runs the poll loop until the task is aborted.
 pub async fn run(state: Arc<AppState>) {
     let cfg = &state.config.tasks;
     let owner = state.instance_id.clone();
     let lease_ms = i64::try_from(cfg.lease.as_millis()).unwrap_or(i64::MAX);
-    let batch = i64::try_from(cfg.poller_batch).unwrap_or(100);
+    // A pass claims only what it fetches at once, so no claimed task waits out its lease
+    // behind others (another instance could then take it while this one is still busy).
+    let batch = i64::try_from(cfg.poller_batch).unwrap_or(32);
     // Wake often enough for the shortest poll interval without spinning on an idle store.
     let tick = (cfg.poll_interval / 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
     loop {
@@ -35,7 +34,7 @@ pub async fn run(state: Arc<AppState>) {
         };
         let full = i64::try_from(due.len()).unwrap_or(0) >= batch;
         futures_util::stream::iter(due)
-            .for_each_concurrent(CONCURRENCY, |task| {
+            .for_each_concurrent(cfg.poller_batch, |task| {
                 let state = state.clone();
                 let owner = owner.clone();
                 async move {

@@ -287,6 +287,16 @@ async fn idempotency_key_replays_the_same_task_and_refuses_another_body() {
     assert_eq!(first["output"]["task_id"], again["output"]["task_id"]);
     let conflict = send(video_body("different")).await.unwrap();
     assert_eq!(conflict.status(), 409);
+    // A different callback URL is a different request too.
+    let other_callback = gw
+        .post(VIDEO)
+        .header("Idempotency-Key", "order-42")
+        .header("X-AnyInt-Callback-Url", "http://127.0.0.1:9/elsewhere")
+        .json(&video_body("same"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_callback.status(), 409);
     assert_eq!(gw.store.tasks(None, 10).await.unwrap().len(), 1);
     gw.shutdown().await;
 }
@@ -775,4 +785,71 @@ async fn sigkilled_gateway_delivers_pending_callbacks_after_restart() {
     .await;
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+#[tokio::test]
+async fn dashscope_aliases_async_header_and_music_defaults() {
+    let gw = gateway("").await;
+    // Whichever base the SDK is given: /dashscope/v1, /dashscope/api/v1 or /dashscope.
+    for base in ["/dashscope/api/v1", "/dashscope"] {
+        let r = gw
+            .post(&format!(
+                "{base}/services/aigc/video-generation/video-synthesis"
+            ))
+            .json(&video_body("alias"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{base}");
+        let id = r.json::<Value>().await.unwrap()["output"]["task_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let polled: Value = gw
+            .get(&format!("{base}/tasks/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(polled["output"]["task_id"], id.as_str());
+    }
+    let sync = gw
+        .post(VIDEO)
+        .header("X-DashScope-Async", "disable")
+        .json(&video_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sync.status(), 403);
+    assert_eq!(sync.json::<Value>().await.unwrap()["code"], "AccessDenied");
+    // The field list has no customMode: it is implied (custom when style/title are set).
+    let r = gw
+        .post("/music/v1/generate")
+        .json(&json!({"model": "V4_5", "prompt": "[Verse] la la", "style": "pop", "title": "Song"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], 200, "{v}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn pg_spend_reload_counts_unsettled_reservations() {
+    let gw = TestGateway::builder()
+        .postgres()
+        .toml(&tasks_toml("callback_allow_networks = [\"127.0.0.0/8\"]\n"))
+        .start()
+        .await;
+    create_video(&gw, "x [emulate: never=1]").await;
+    // SUM over BIGINT is NUMERIC on Postgres; the reload (run at every start) must read it.
+    let tracker = anyint::policy::quota::SpendTracker::new();
+    tracker.reload(gw.store.as_ref()).await.unwrap();
+    let reserved = gw.store.task_reservations().await.unwrap();
+    assert_eq!(reserved.len(), 1);
+    assert_eq!(reserved[0].micros, 5 * 1000);
+    gw.shutdown().await;
 }

@@ -73,7 +73,7 @@ pub(super) async fn key(ctx: &mut Ctx) -> Found {
             })
         })
         .collect();
-    let prefix = crate::auth::visible_prefix(&ctx.key);
+    let prefix = super::redacted(&ctx.key);
     let note = if ctx.key.starts_with(crate::auth::KEY_PREFIX) {
         String::new()
     } else {

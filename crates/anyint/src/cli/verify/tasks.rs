@@ -76,10 +76,15 @@ pub(super) async fn task(ctx: &Ctx) -> Found {
             );
         }
         tokio::time::sleep(wait.min(deadline.saturating_sub(started.elapsed()))).await;
+        // Each poll is bounded by what is left of --timeout.
+        let left = deadline
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
         let req = bearer(
             ctx,
             ctx.http.get(ctx.url(&format!("/dashscope/v1/tasks/{id}"))),
-        );
+        )
+        .timeout(left);
         polls += 1;
         // A transient network failure: keep the ID and poll again.
         let Ok(a) = send(req).await else {
@@ -236,6 +241,9 @@ pub(super) async fn callback(ctx: &Ctx) -> Found {
             "no music or video model is available to this key (pass --music-model or --video-model)",
         );
     };
+    if !music && ctx.status("task") == Some(super::Status::Fail) {
+        return Found::skip("skipped: the task check failed on the same video model");
+    }
     if let Some(skip) = ctx.unavailable(Some(&model), "--music-model") {
         return skip;
     }
@@ -254,13 +262,19 @@ pub(super) async fn callback(ctx: &Ctx) -> Found {
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
     }
-    let url = format!(
-        "http://{addr}/anyint-verify/{}",
+    let path = format!(
+        "/anyint-verify/{}",
         hex::encode(crate::auth::random_bytes::<8>())
     );
+    let url = match &ctx.args.callback_url {
+        Some(public) => format!("{}{path}", public.trim_end_matches('/')),
+        None => format!("http://{addr}{path}"),
+    };
     let seen: Seen = Arc::default();
     let app = axum::Router::new()
         .route("/anyint-verify/{token}", axum::routing::post(receive))
+        // Behind a tunnel or proxy the path may arrive rewritten.
+        .fallback(axum::routing::post(receive))
         .with_state(seen.clone());
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
