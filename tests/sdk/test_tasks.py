@@ -216,3 +216,20 @@ def test_music_idempotency_key(gateway):
     assert a[1]["data"]["taskId"] == b[1]["data"]["taskId"]
     conflict = create(dict(body, prompt="another"))
     assert conflict[0] == 409 and conflict[1]["code"] == 409
+
+
+@pytest.mark.parametrize("suffix", ["/dashscope", "/dashscope/api/v1"])
+def test_sdk_base_url_variants(gateway, suffix):
+    dashscope.base_http_api_url = gateway.base + suffix
+    rsp = VideoSynthesis.async_call(model="wan2.2-t2v-plus", prompt="base url variant", api_key=gateway.key)
+    assert rsp.status_code == 200
+    done = VideoSynthesis.wait(rsp, api_key=gateway.key)
+    assert done.output.task_status == "SUCCEEDED"
+    assert done.output.task_id == rsp.output.task_id
+
+
+def test_music_without_custom_mode(gateway):
+    status, created = _music(
+        gateway, "POST", "/music/v1/generate", {"model": "V4_5", "prompt": "[Verse] la", "style": "pop", "title": "T"}
+    )
+    assert status == 200 and created["code"] == 200
