@@ -309,7 +309,7 @@ async fn deliveries(ctx: &Ctx, model: &str, music: bool, url: &str, seen: &Seen)
             .iter()
             .find(|(e, ..)| snapshot.iter().filter(|(other, ..)| other == e).count() >= 2);
         if let Some((event, ..)) = twice {
-            break Some((event.clone(), snapshot));
+            break Some(event.clone());
         }
         if started.elapsed() >= deadline {
             break None;
@@ -318,7 +318,7 @@ async fn deliveries(ctx: &Ctx, model: &str, music: bool, url: &str, seen: &Seen)
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     clear_progress(ctx);
-    let Some((event, snapshot)) = redelivered else {
+    let Some(event) = redelivered else {
         let got = seen.lock().map_or(0, |s| s.len());
         if got == 0 {
             return Found::skip(format!(
@@ -334,6 +334,20 @@ async fn deliveries(ctx: &Ctx, model: &str, music: bool, url: &str, seen: &Seen)
             "the deployment must retry non-2xx callback deliveries with the same event ID",
         );
     };
+    // Stay for the task's final event, so no delivery is left retrying against a receiver that
+    // has gone (the deployment would keep it until its horizon).
+    let snapshot = loop {
+        let now = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        if now.iter().any(|(_, _, body, _)| is_final_event(body)) || started.elapsed() >= deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let final_seen = if snapshot.iter().any(|(_, _, b, _)| is_final_event(b)) {
+        "final event received"
+    } else {
+        "the task had not finished when --timeout ended"
+    };
     if !snapshot.iter().all(|(_, _, body, _)| body.contains(&id)) {
         return Found::fail(
             "a callback body does not name the task",
@@ -344,10 +358,22 @@ async fn deliveries(ctx: &Ctx, model: &str, music: bool, url: &str, seen: &Seen)
     match signed {
         Err(f) => f,
         Ok(note) => Found::pass(format!(
-            "{} deliveries to {url}; event {event} redelivered after a 500 (deduplicate on X-AnyInt-Event-Id); {note}",
+            "{} deliveries to {url}; event {event} redelivered after a 500 (deduplicate on X-AnyInt-Event-Id); {note}; {final_seen}",
             snapshot.len()
         )),
     }
+}
+
+/// Whether a callback body reports a final state (music `complete`/`error`, DashScope
+/// SUCCEEDED, FAILED or CANCELED).
+fn is_final_event(body: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return false;
+    };
+    let music = v.pointer("/data/callbackType").and_then(Value::as_str);
+    let dashscope = v.pointer("/output/task_status").and_then(Value::as_str);
+    matches!(music, Some("complete" | "error"))
+        || matches!(dashscope, Some("SUCCEEDED" | "FAILED" | "CANCELED"))
 }
 
 /// Checks every delivery's `X-AnyInt-Signature`: verified with `ANYINT_CALLBACK_SECRET` when
