@@ -194,7 +194,15 @@ pub(super) async fn create(
         .into());
     }
     state.changed().await;
-    Ok(json_response(StatusCode::CREATED, &entity_json(&entity)))
+    let mut body = entity_json(&entity);
+    if kind == EntityKind::Account {
+        // The account's callback signing secret, shown with the account that owns it.
+        let secret = crate::tasks::outbox::secret_for(&state, &entity.id)
+            .await
+            .map_err(Error::from)?;
+        body["signing_secret"] = Value::String(secret);
+    }
+    Ok(json_response(StatusCode::CREATED, &body))
 }
 
 /// `GET /admin/v1/{plans,accounts,teams}`.

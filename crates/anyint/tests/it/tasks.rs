@@ -853,3 +853,44 @@ async fn pg_spend_reload_counts_unsettled_reservations() {
     assert_eq!(reserved[0].micros, 5 * 1000);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn account_creation_returns_its_signing_secret_and_rotation_replaces_it() {
+    let gw = gateway("").await;
+    let created: Value = gw
+        .admin(reqwest::Method::POST, "/admin/v1/accounts")
+        .json(&json!({"id": "acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first = created["signing_secret"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("whsec_"), "{created}");
+    assert_eq!(secret(&gw, "acme").await, first);
+    let rotated: Value = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/accounts/acme/signing-secret",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(rotated["secret"], first.as_str());
+    assert_eq!(
+        secret(&gw, "acme").await,
+        rotated["secret"].as_str().unwrap()
+    );
+    // Client keys never reach it.
+    let r = gw
+        .get("/admin/v1/accounts/acme/signing-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    gw.shutdown().await;
+}
