@@ -541,7 +541,24 @@ async fn first_store_deliveries(store_url: &str, id: &str) -> String {
 
 #[tokio::test]
 async fn music_stages_flow_from_upstream_callbacks_to_the_client() {
-    let gw = gateway("poll_interval_ms = 60000\npoll_max_interval_ms = 60000").await;
+    music_stages(gateway(QUIET_POLLER).await).await;
+}
+
+#[tokio::test]
+async fn pg_music_stages_flow_from_upstream_callbacks_to_the_client() {
+    let extra = format!("callback_allow_networks = [\"127.0.0.0/8\"]\n{QUIET_POLLER}");
+    let gw = TestGateway::builder()
+        .postgres()
+        .toml(&tasks_toml(&extra))
+        .start()
+        .await;
+    music_stages(gw).await;
+}
+
+/// The background poller an hour away: only the upstream's callbacks move a task.
+const QUIET_POLLER: &str = "poll_interval_ms = 60000\npoll_max_interval_ms = 60000";
+
+async fn music_stages(gw: TestGateway) {
     let (rx, url) = start_receiver(0).await;
     let r = gw
         .post("/music/v1/generate")
