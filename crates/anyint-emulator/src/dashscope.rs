@@ -28,31 +28,15 @@ const ASYNC_HEADER: &str = "x-dashscope-async";
 /// Largest `parameters.n` of an image task.
 const MAX_IMAGES: u64 = 4;
 
-/// `POST /api/v1/services/aigc/video-generation/video-synthesis`.
-pub(crate) async fn video_synthesis(
-    AxState(state): AxState<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    create(&state, &headers, &body, Kind::Video).await
-}
-
-/// `POST /api/v1/services/aigc/image2video/video-synthesis` (kf2v models).
-pub(crate) async fn image2video(
-    AxState(state): AxState<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    create(&state, &headers, &body, Kind::Video).await
-}
-
-/// `POST /api/v1/services/aigc/text2image/image-synthesis`.
-pub(crate) async fn image_synthesis(
-    AxState(state): AxState<Arc<State>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    create(&state, &headers, &body, Kind::Image).await
+/// The create route for tasks of `kind`: `POST /api/v1/services/aigc/video-generation/
+/// video-synthesis` and `…/image2video/video-synthesis` (video), `…/text2image/
+/// image-synthesis` (image).
+pub(crate) fn create_route(kind: Kind) -> axum::routing::MethodRouter<Arc<State>> {
+    axum::routing::post(
+        move |AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes| async move {
+            create(&state, &headers, &body, kind).await
+        },
+    )
 }
 
 /// `GET /api/v1/tasks/{task_id}`: advances the task one step (unless it is

@@ -379,15 +379,15 @@ pub fn router(opts: Options) -> Router {
         )
         .route(
             "/api/v1/services/aigc/video-generation/video-synthesis",
-            post(dashscope::video_synthesis),
+            dashscope::create_route(task::Kind::Video),
         )
         .route(
             "/api/v1/services/aigc/image2video/video-synthesis",
-            post(dashscope::image2video),
+            dashscope::create_route(task::Kind::Video),
         )
         .route(
             "/api/v1/services/aigc/text2image/image-synthesis",
-            post(dashscope::image_synthesis),
+            dashscope::create_route(task::Kind::Image),
         )
         .route("/api/v1/tasks/{task_id}", get(dashscope::fetch))
         .route("/api/v1/tasks/{task_id}/cancel", post(dashscope::cancel))

@@ -336,3 +336,42 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         }
     })
 }
+
+/// A header's value as text, or a 400 naming it.
+pub fn header_text<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a str>, Error> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map(str::trim)
+                .map_err(|_| Error::invalid(None, format!("the {name} header must be plain text")))
+        })
+        .transpose()
+}
+
+/// The `Idempotency-Key` header of a task creation (any family), checked.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    let Some(k) = header_text(headers, "idempotency-key")? else {
+        return Ok(None);
+    };
+    if k.is_empty() || k.len() > 255 {
+        return Err(Error::invalid(
+            None,
+            "the Idempotency-Key header must be 1 to 255 characters",
+        ));
+    }
+    Ok(Some(k.to_owned()))
+}
+
+/// Marks a task-creation answer that replayed an earlier task for its `Idempotency-Key`
+/// (`idempotent-replayed: true`).
+pub fn replayed(mut resp: Response, replayed: bool) -> Response {
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}

@@ -205,7 +205,7 @@ pub async fn create(
         token.as_deref(),
     );
     let reserved = task.reserved_micros;
-    if !store_err(state.store.insert_task(&task).await)? {
+    if !state.store.insert_task(&task).await? {
         // Another request with this key won the race.
         let k = new.idempotency_key.as_deref().unwrap_or_default();
         return match replay(state, key, k, &request_hash).await? {
@@ -247,7 +247,10 @@ async fn finish_create(
         Ok(submitted) => {
             let now = crate::clock::unix_millis();
             let next = now.saturating_add(millis(state.config.tasks.poll_interval));
-            store_err(state.store.task_submitted(&id, &submitted, now, next).await)?;
+            state
+                .store
+                .task_submitted(&id, &submitted, now, next)
+                .await?;
             metrics::counter!(crate::telemetry::METRIC_TASKS, "family" => new.family.as_str(), "event" => "created").increment(1);
             Ok(Created {
                 task: Task {
@@ -337,17 +340,6 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn store_err<T>(r: Result<T, crate::store::Error>) -> Result<T, Error> {
-    r.map_err(|e| {
-        Error::new(
-            ErrorKind::Internal,
-            "the gateway could not reach its task store; retry the request",
-        )
-        .with_code("store_unavailable")
-        .with_cause(e.to_string())
-    })
-}
-
 fn in_progress() -> Error {
     Error::new(
         ErrorKind::Conflict,
@@ -365,12 +357,12 @@ async fn replay(
     idem: &str,
     request_hash: &str,
 ) -> Result<Option<Task>, Error> {
-    let Some(t) = store_err(state.store.task_by_idempotency(&key.account, idem).await)? else {
+    let Some(t) = state.store.task_by_idempotency(&key.account, idem).await? else {
         return Ok(None);
     };
     let window = millis(state.config.tasks.idempotency_window);
     if t.created_at_ms.saturating_add(window) < crate::clock::unix_millis() {
-        store_err(state.store.clear_idempotency(&t.id).await)?;
+        state.store.clear_idempotency(&t.id).await?;
         return Ok(None);
     }
     if t.request_hash != request_hash {
@@ -492,12 +484,9 @@ pub async fn lookup(
     id: &str,
     family: TaskFamily,
 ) -> Result<Option<Task>, Error> {
-    let Some(task) = store_err(state.store.task(id).await)? else {
+    let Some(task) = owned(state, key, id, family).await? else {
         return Ok(None);
     };
-    if task.account != key.account || task.family != family.as_str() {
-        return Ok(None);
-    }
     let now = crate::clock::unix_millis();
     let fresh = task
         .refreshed_at_ms
@@ -506,13 +495,36 @@ pub async fn lookup(
     if task.settled || task.upstream_id.is_none() || fresh {
         return Ok(Some(task));
     }
-    let owner = &state.instance_id;
-    let lease = millis(state.config.tasks.lease);
-    if !store_err(state.store.claim_task(&task.id, owner, now, lease).await)? {
+    if !claim(state, &task).await? {
         // Another poller is on it; its answer lands soon.
         return Ok(Some(task));
     }
-    Ok(Some(refresh(state, task, owner).await))
+    Ok(Some(refresh(state, task, &state.instance_id).await))
+}
+
+/// The task if it exists and belongs to `key`'s account and `family`; `None` otherwise, the
+/// same for both cases so existence never leaks.
+async fn owned(
+    state: &AppState,
+    key: &ApiKey,
+    id: &str,
+    family: TaskFamily,
+) -> Result<Option<Task>, Error> {
+    Ok(state
+        .store
+        .task(id)
+        .await?
+        .filter(|t| t.account == key.account && t.family == family.as_str()))
+}
+
+/// Takes this instance's lease on an unfinished task; `false` when another holder has it.
+async fn claim(state: &AppState, task: &Task) -> Result<bool, Error> {
+    let now = crate::clock::unix_millis();
+    let lease = millis(state.config.tasks.lease);
+    Ok(state
+        .store
+        .claim_task(&task.id, &state.instance_id, now, lease)
+        .await?)
 }
 
 /// Fetches a leased task's status from upstream and applies it; the lease is released either
@@ -573,7 +585,14 @@ fn expired(state: &AppState, task: &Task) -> Observation {
     }
 }
 
-async fn fetch(state: &AppState, task: &Task) -> Result<Observation, Error> {
+/// The task's provider and a call with the provider key that created the task (a task exists
+/// only in the upstream account that made it), limited to `total` and to the provider's time
+/// to first byte.
+fn task_call<'a>(
+    state: &'a AppState,
+    task: &Task,
+    total: Duration,
+) -> Result<(&'a Provider, Call<'a>), Error> {
     let provider = state
         .providers
         .iter()
@@ -584,13 +603,17 @@ async fn fetch(state: &AppState, task: &Task) -> Result<Observation, Error> {
                 task.id, task.provider
             ))
         })?;
-    let upstream_id = task.upstream_id.as_deref().unwrap_or_default();
-    // Bounded well inside the lease, so a slow upstream cannot outlive our ownership.
-    let total = (state.config.tasks.lease / 2).min(provider.config.deadlines.ttfb);
     let call = Call {
         key: provider.key(usize::try_from(task.key_slot).unwrap_or(0)),
-        total,
+        total: total.min(provider.config.deadlines.ttfb),
     };
+    Ok((provider, call))
+}
+
+async fn fetch(state: &AppState, task: &Task) -> Result<Observation, Error> {
+    // Bounded well inside the lease, so a slow upstream cannot outlive our ownership.
+    let (provider, call) = task_call(state, task, state.config.tasks.lease / 2)?;
+    let upstream_id = task.upstream_id.as_deref().unwrap_or_default();
     let body = match provider.adapter {
         ProviderAdapter::Music => {
             provider
@@ -615,11 +638,6 @@ async fn fetch(state: &AppState, task: &Task) -> Result<Observation, Error> {
         ProviderAdapter::Music => crate::providers::music::decode_status(provider, &body),
         _ => crate::providers::dashscope::decode_status(provider, &body),
     }
-}
-
-/// Provider by name.
-fn provider<'a>(state: &'a AppState, name: &str) -> Option<&'a Provider> {
-    state.providers.iter().find(|p| p.config.name == name)
 }
 
 /// The next background poll: soon after a change, then less often the longer a task sits
@@ -683,15 +701,16 @@ pub async fn apply(
             next.finished_at_ms = Some(now);
             settlement = Some(ledger_row(&next, charge, now));
         }
+        let event_id = format!(
+            "evt_{}_{}",
+            task.id,
+            next.native_status.to_ascii_lowercase()
+        );
         if let Some(url) = &task.callback_url
-            && let Some(body) = event_body(&next)
+            && let Some(body) = event_body(&next, &event_id)
         {
             events.push(NewDelivery {
-                event_id: format!(
-                    "evt_{}_{}",
-                    task.id,
-                    next.native_status.to_ascii_lowercase()
-                ),
+                event_id,
                 task_id: task.id.clone(),
                 account: task.account.clone(),
                 url: url.clone(),
@@ -717,11 +736,11 @@ pub async fn apply(
         settlement: settlement.clone(),
     };
     let has_events = !update.events.is_empty();
-    if !store_err(state.store.apply_task(&update).await)? {
+    if !state.store.apply_task(&update).await? {
         // A callback moved the task past this observation (or it settled): the lease is not
         // needed any more, and holding it would delay the next poll.
         if let Some(owner) = lease_owner {
-            store_err(state.store.release_task(&task.id, owner).await)?;
+            state.store.release_task(&task.id, owner).await?;
         }
         return Ok(None);
     }
@@ -768,31 +787,20 @@ fn ledger_row(task: &Task, charged: i64, now: i64) -> UsageRecord {
 
 /// The client-callback body for a task's new state, in its family's shape (`None` for states
 /// the family has no event for).
-fn event_body(task: &Task) -> Option<String> {
+fn event_body(task: &Task, event_id: &str) -> Option<String> {
     match TaskFamily::parse(&task.family) {
-        TaskFamily::DashScope => Some(
-            crate::families::dashscope::task_body(
-                task,
-                &format!(
-                    "evt_{}_{}",
-                    task.id,
-                    task.native_status.to_ascii_lowercase()
-                ),
-            )
-            .to_string(),
-        ),
+        TaskFamily::DashScope => {
+            Some(crate::families::dashscope::task_body(task, event_id).to_string())
+        }
         TaskFamily::Music => crate::families::music::callback_body(task).map(|v| v.to_string()),
     }
 }
 
 /// Cancels a pending DashScope task upstream and settles it with no charge.
 pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<Task>, Error> {
-    let Some(task) = store_err(state.store.task(id).await)? else {
+    let Some(task) = owned(state, key, id, TaskFamily::DashScope).await? else {
         return Ok(None);
     };
-    if task.account != key.account || task.family != TaskFamily::DashScope.as_str() {
-        return Ok(None);
-    }
     if task.status != TaskStatus::Pending {
         let now = if task.status == TaskStatus::Submitting {
             "still being created"
@@ -806,13 +814,7 @@ pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<T
         .with_code("UnsupportedOperation"));
     }
     let owner = &state.instance_id;
-    let now = crate::clock::unix_millis();
-    if !store_err(
-        state
-            .store
-            .claim_task(&task.id, owner, now, millis(state.config.tasks.lease))
-            .await,
-    )? {
+    if !claim(state, &task).await? {
         return Err(Error::new(
             ErrorKind::Conflict,
             "the task's status is being refreshed right now; retry the cancel in a moment",
@@ -821,12 +823,7 @@ pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<T
         .with_retry_after(Some(Duration::from_secs(1))));
     }
     let result = async {
-        let p = provider(state, &task.provider)
-            .ok_or_else(|| Error::internal("the task's provider is no longer configured"))?;
-        let call = Call {
-            key: p.key(usize::try_from(task.key_slot).unwrap_or(0)),
-            total: p.config.deadlines.ttfb,
-        };
+        let (p, call) = task_call(state, &task, Duration::MAX)?;
         let upstream_id = task.upstream_id.as_deref().unwrap_or_default();
         p.fetch(crate::providers::dashscope::cancel_request(
             p,
@@ -860,7 +857,7 @@ pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<T
 /// poll result.
 pub async fn upstream_callback(state: &AppState, token: &str, body: &[u8]) -> Result<bool, Error> {
     let hash = sha256_hex(token.as_bytes());
-    let Some(task) = store_err(state.store.task_by_callback_token(&hash).await)? else {
+    let Some(task) = state.store.task_by_callback_token(&hash).await? else {
         return Ok(false);
     };
     let (upstream_id, obs) = crate::providers::music::decode_callback(body)?;
@@ -880,15 +877,8 @@ pub async fn upstream_callback(state: &AppState, token: &str, body: &[u8]) -> Re
     if obs.status.is_terminal() {
         // A callback alone never settles a charge: the final state is confirmed with the
         // upstream, under the lease (if a poller holds it, its answer is moments away).
-        let now = crate::clock::unix_millis();
-        let owner = &state.instance_id;
-        if store_err(
-            state
-                .store
-                .claim_task(&task.id, owner, now, millis(state.config.tasks.lease))
-                .await,
-        )? {
-            refresh(state, task, owner).await;
+        if claim(state, &task).await? {
+            refresh(state, task, &state.instance_id).await;
         }
         return Ok(true);
     }

@@ -20,10 +20,6 @@ use crate::families::json_response;
 use crate::families::openai::OpenAiError;
 use crate::server::SharedState;
 
-fn store_error(e: &crate::store::Error) -> Error {
-    Error::internal(format!("task store: {e}"))
-}
-
 fn no_task(id: &str) -> Error {
     Error::new(ErrorKind::NotFound, format!("no task `{id}`")).with_code("task_not_found")
 }
@@ -42,7 +38,7 @@ pub async fn list(
         .store
         .tasks(q.get("account").map(String::as_str), limit)
         .await
-        .map_err(|e| store_error(&e))?;
+        .map_err(Error::from)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"object": "list", "data": tasks}),
@@ -58,7 +54,7 @@ pub async fn get(
         .store
         .task(&id)
         .await
-        .map_err(|e| store_error(&e))?
+        .map_err(Error::from)?
         .ok_or_else(|| no_task(&id))?;
     Ok(json_response(StatusCode::OK, &json!(task)))
 }
@@ -68,20 +64,10 @@ pub async fn deliveries(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<Response, OpenAiError> {
-    if state
-        .store
-        .task(&id)
-        .await
-        .map_err(|e| store_error(&e))?
-        .is_none()
-    {
+    if state.store.task(&id).await.map_err(Error::from)?.is_none() {
         return Err(no_task(&id).into());
     }
-    let rows = state
-        .store
-        .deliveries(&id)
-        .await
-        .map_err(|e| store_error(&e))?;
+    let rows = state.store.deliveries(&id).await.map_err(Error::from)?;
     let data: Vec<_> = rows
         .into_iter()
         .map(|(d, attempts)| {
@@ -108,7 +94,7 @@ pub async fn replay(
         .store
         .replay_delivery(&id, &event_id, now, now.saturating_add(horizon))
         .await
-        .map_err(|e| store_error(&e))?;
+        .map_err(Error::from)?;
     if !done {
         return Err(Error::new(
             ErrorKind::NotFound,
@@ -140,7 +126,7 @@ pub async fn get_secret(
 ) -> Result<Response, OpenAiError> {
     let secret = crate::tasks::outbox::secret_for(&state, &account)
         .await
-        .map_err(|e| store_error(&e))?;
+        .map_err(Error::from)?;
     Ok(json_response(
         StatusCode::OK,
         &secret_json(&account, &secret),
@@ -161,7 +147,7 @@ pub async fn rotate_secret(
             true,
         )
         .await
-        .map_err(|e| store_error(&e))?;
+        .map_err(Error::from)?;
     Ok(json_response(
         StatusCode::CREATED,
         &secret_json(&account, &secret),

@@ -198,6 +198,27 @@ impl Ctx {
         format!("{}{path}", self.base)
     }
 
+    /// `req` with the key as `Authorization: Bearer`.
+    pub fn bearer(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        req.header(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.key),
+        )
+    }
+
+    /// An authenticated GET of `path`.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.bearer(self.http.get(self.url(path)))
+    }
+
+    /// A POST of `body` as JSON to `path`, without credentials (each family adds its own).
+    pub fn post_json(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+    }
+
     /// The status of an earlier check.
     pub fn status(&self, name: &str) -> Option<Status> {
         self.results

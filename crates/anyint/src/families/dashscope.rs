@@ -169,35 +169,6 @@ fn create_route(
     )
 }
 
-/// A header's value as text, or a 400 naming it.
-pub fn header_text<'a>(
-    headers: &'a HeaderMap,
-    name: &'static str,
-) -> Result<Option<&'a str>, Error> {
-    headers
-        .get(name)
-        .map(|v| {
-            v.to_str()
-                .map(str::trim)
-                .map_err(|_| Error::invalid(None, format!("the {name} header must be plain text")))
-        })
-        .transpose()
-}
-
-/// The `Idempotency-Key` header, checked.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Error> {
-    let Some(k) = header_text(headers, "idempotency-key")? else {
-        return Ok(None);
-    };
-    if k.is_empty() || k.len() > 255 {
-        return Err(Error::invalid(
-            None,
-            "the Idempotency-Key header must be 1 to 255 characters",
-        ));
-    }
-    Ok(Some(k.to_owned()))
-}
-
 /// A positive integer parameter, or its default; a 400 naming it otherwise.
 fn positive(
     params: Option<&Value>,
@@ -226,7 +197,7 @@ async fn create(
     let key =
         super::authorize_with(state, super::presented_key(headers, None), AUTH_HEADER).await?;
     let log = |resp: Response, model: Option<&str>| with_log(resp, &key.id, model);
-    if let Some(v) = header_text(headers, "x-dashscope-async")?
+    if let Some(v) = super::header_text(headers, "x-dashscope-async")?
         && !v.eq_ignore_ascii_case("enable")
     {
         // DashScope's own answer to a synchronous call of an async-only service.
@@ -260,7 +231,7 @@ async fn create(
     } else {
         positive(params, "n", 1, 16)?
     };
-    let callback_url = header_text(headers, CALLBACK_HEADER)?
+    let callback_url = super::header_text(headers, CALLBACK_HEADER)?
         .filter(|u| !u.is_empty())
         .map(str::to_owned);
     let new = NewTask {
@@ -270,7 +241,7 @@ async fn create(
         model: model.clone(),
         body: obj,
         callback_url,
-        idempotency_key: idempotency_key(headers)?,
+        idempotency_key: super::idempotency_key(headers)?,
         units,
     };
     let created = crate::tasks::create(state, &key, new).await?;
@@ -279,13 +250,7 @@ async fn create(
         "request_id": request_id,
         "output": {"task_id": created.task.id, "task_status": created.task.native_status},
     });
-    let mut resp = json_response(StatusCode::OK, &body);
-    if created.replayed {
-        resp.headers_mut().insert(
-            "idempotent-replayed",
-            http::HeaderValue::from_static("true"),
-        );
-    }
+    let resp = super::replayed(json_response(StatusCode::OK, &body), created.replayed);
     Ok(log(resp, Some(&model)))
 }
 

@@ -114,17 +114,11 @@ async fn generate(
         model: model.clone(),
         body: obj,
         callback_url,
-        idempotency_key: super::dashscope::idempotency_key(&headers)?,
+        idempotency_key: super::idempotency_key(&headers)?,
         units: 1,
     };
     let created = crate::tasks::create(&state, &key, new).await?;
-    let mut resp = ok(&json!({"taskId": created.task.id}));
-    if created.replayed {
-        resp.headers_mut().insert(
-            "idempotent-replayed",
-            http::HeaderValue::from_static("true"),
-        );
-    }
+    let resp = super::replayed(ok(&json!({"taskId": created.task.id})), created.replayed);
     Ok(with_log(resp, &key.id, Some(&model)))
 }
 

@@ -34,33 +34,30 @@ impl SpendTracker {
         Self::default()
     }
 
-    /// Adds a metered row's cost.
+    /// Adds a metered row's cost to the month the row belongs to.
     pub fn add(&self, row: &UsageRecord) {
-        if row.cost_micros == 0 {
-            return;
-        }
-        let (start, _) = crate::clock::month_bounds(row.created_at_ms / 1000);
-        let Ok(mut m) = self.month.lock() else { return };
-        if m.start != start {
-            *m = Month {
-                start,
-                ..Month::default()
-            };
-        }
-        *m.by_key.entry(row.key_id.clone()).or_default() += row.cost_micros;
-        if let Some(team) = &row.team {
-            *m.by_team.entry(team.clone()).or_default() += row.cost_micros;
-        }
-        *m.by_account.entry(row.account.clone()).or_default() += row.cost_micros;
+        self.bump(
+            row.created_at_ms / 1000,
+            &row.key_id,
+            row.team.as_deref(),
+            &row.account,
+            row.cost_micros,
+        );
     }
 
-    /// Adds `delta` micro-units (negative to release) to a key's, team's and account's spend:
-    /// task reservations and their settlement.
+    /// Adds `delta` micro-units (negative to release) to a key's, team's and account's spend
+    /// this month: task reservations and their settlement.
     pub fn adjust(&self, key_id: &str, team: Option<&str>, account: &str, delta: i64) {
+        self.bump(crate::clock::unix_secs(), key_id, team, account, delta);
+    }
+
+    /// Adds `delta` to the month holding `at_secs`, starting that month afresh if it is not
+    /// the one tracked.
+    fn bump(&self, at_secs: i64, key_id: &str, team: Option<&str>, account: &str, delta: i64) {
         if delta == 0 {
             return;
         }
-        let (start, _) = crate::clock::month_bounds(crate::clock::unix_secs());
+        let (start, _) = crate::clock::month_bounds(at_secs);
         let Ok(mut m) = self.month.lock() else { return };
         if m.start != start {
             *m = Month {

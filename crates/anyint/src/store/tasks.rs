@@ -477,6 +477,17 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl SqlStore {
+    /// The one task matching `filter` (text parameters `$1…` bound from `binds`).
+    async fn one_task(&self, filter: &str, binds: &[&str]) -> Result<Option<Task>, Error> {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {filter}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(task_from_row).transpose()?)
+    }
+
     /// `FOR UPDATE SKIP LOCKED` where the backend has row locks (Postgres); SQLite serializes
     /// writers, so its claim `UPDATE` is atomic on its own.
     fn skip_locked(&self) -> &'static str {
@@ -570,22 +581,12 @@ impl TaskStore for SqlStore {
     }
 
     async fn task(&self, id: &str) -> Result<Option<Task>, Error> {
-        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(task_from_row).transpose()?)
+        self.one_task("id = $1", &[id]).await
     }
 
     async fn task_by_idempotency(&self, account: &str, key: &str) -> Result<Option<Task>, Error> {
-        let row = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE account = $1 AND idempotency_key = $2"
-        ))
-        .bind(account)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(task_from_row).transpose()?)
+        self.one_task("account = $1 AND idempotency_key = $2", &[account, key])
+            .await
     }
 
     async fn clear_idempotency(&self, id: &str) -> Result<(), Error> {
@@ -597,13 +598,7 @@ impl TaskStore for SqlStore {
     }
 
     async fn task_by_callback_token(&self, hash: &str) -> Result<Option<Task>, Error> {
-        let row = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE callback_token_hash = $1"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(task_from_row).transpose()?)
+        self.one_task("callback_token_hash = $1", &[hash]).await
     }
 
     async fn tasks(&self, account: Option<&str>, limit: i64) -> Result<Vec<Task>, Error> {

@@ -8,20 +8,6 @@ use super::{Answer, Ctx, Found, Listed, Status, closest, failure, send};
 const PROMPT: &str = "Reply with exactly: AnyInt OK";
 const EXPECTED: &str = "AnyInt OK";
 
-fn bearer(ctx: &Ctx, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    req.header(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", ctx.key),
-    )
-}
-
-fn post_json(ctx: &Ctx, path: &str, body: &Value) -> reqwest::RequestBuilder {
-    ctx.http
-        .post(ctx.url(path))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-}
-
 /// 1. The key is set, well-formed, and accepted by `GET /openai/v1/models`.
 pub(super) async fn key(ctx: &mut Ctx) -> Found {
     if ctx.key.is_empty() {
@@ -36,7 +22,7 @@ pub(super) async fn key(ctx: &mut Ctx) -> Found {
             "copy the key again without surrounding spaces or newlines",
         );
     }
-    let a = match send(bearer(ctx, ctx.http.get(ctx.url("/openai/v1/models")))).await {
+    let a = match send(ctx.get("/openai/v1/models")).await {
         Ok(a) => a,
         Err(f) => return f,
     };
@@ -120,25 +106,15 @@ pub(super) fn models(ctx: &Ctx) -> Found {
     Found::pass(format!("listed: {}", present.join(", ")))
 }
 
-/// Skips when discovery already showed `model` is missing.
-fn needs(ctx: &Ctx, model: Option<&str>, flag: &str) -> Option<Found> {
-    ctx.unavailable(model, flag)
-}
-
 /// 3. A minimal chat request: shape, content and usage.
 pub(super) async fn chat(ctx: &Ctx) -> Found {
     let model = ctx.model();
-    if let Some(skip) = needs(ctx, model.as_deref(), "--model") {
+    if let Some(skip) = ctx.unavailable(model.as_deref(), "--model") {
         return skip;
     }
     let model = model.unwrap_or_default();
     let body = json!({"model": model, "messages": [{"role": "user", "content": PROMPT}]});
-    let a = match send(bearer(
-        ctx,
-        post_json(ctx, "/openai/v1/chat/completions", &body),
-    ))
-    .await
-    {
+    let a = match send(ctx.bearer(ctx.post_json("/openai/v1/chat/completions", &body))).await {
         Ok(a) => a,
         Err(f) => return f,
     };
@@ -236,7 +212,7 @@ async fn open_stream(req: reqwest::RequestBuilder) -> Result<reqwest::Response, 
 /// 4. Streaming: incremental chunks before the final one, the terminator, and the content.
 pub(super) async fn stream(ctx: &Ctx) -> Found {
     let model = ctx.model();
-    if let Some(skip) = needs(ctx, model.as_deref(), "--model") {
+    if let Some(skip) = ctx.unavailable(model.as_deref(), "--model") {
         return skip;
     }
     if ctx.status("chat") == Some(Status::Fail) {
@@ -245,15 +221,11 @@ pub(super) async fn stream(ctx: &Ctx) -> Found {
     let model = model.unwrap_or_default();
     let body = json!({"model": model, "stream": true, "stream_options": {"include_usage": true},
                       "messages": [{"role": "user", "content": PROMPT}]});
-    let resp = match open_stream(bearer(
-        ctx,
-        post_json(ctx, "/openai/v1/chat/completions", &body),
-    ))
-    .await
-    {
-        Ok(r) => r,
-        Err(f) => return f,
-    };
+    let resp =
+        match open_stream(ctx.bearer(ctx.post_json("/openai/v1/chat/completions", &body))).await {
+            Ok(r) => r,
+            Err(f) => return f,
+        };
     let (mut deltas, mut before_final, mut finished, mut done, mut usage) =
         (0, 0, false, false, false);
     let mut text = String::new();
@@ -326,13 +298,15 @@ pub(super) async fn stream(ctx: &Ctx) -> Found {
 /// when the version is missing.
 pub(super) async fn anthropic(ctx: &Ctx) -> Found {
     let model = ctx.anthropic_model().or_else(|| ctx.model());
-    if let Some(skip) = needs(ctx, model.as_deref(), "--anthropic-model") {
+    if let Some(skip) = ctx.unavailable(model.as_deref(), "--anthropic-model") {
         return skip;
     }
     let model = model.unwrap_or_default();
     let body = json!({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]});
     let req = |version: bool| {
-        let r = post_json(ctx, "/anthropic/v1/messages", &body).header("x-api-key", &ctx.key);
+        let r = ctx
+            .post_json("/anthropic/v1/messages", &body)
+            .header("x-api-key", &ctx.key);
         if version {
             r.header("anthropic-version", "2023-06-01")
         } else {
@@ -388,13 +362,15 @@ pub(super) async fn anthropic(ctx: &Ctx) -> Found {
 /// 6. Gemini-native streaming (`alt=sse`) with `x-goog-api-key`.
 pub(super) async fn gemini(ctx: &Ctx) -> Found {
     let model = ctx.gemini_model().or_else(|| ctx.model());
-    if let Some(skip) = needs(ctx, model.as_deref(), "--gemini-model") {
+    if let Some(skip) = ctx.unavailable(model.as_deref(), "--gemini-model") {
         return skip;
     }
     let model = model.unwrap_or_default();
     let body = json!({"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]});
     let path = format!("/gemini/v1beta/models/{model}:streamGenerateContent?alt=sse");
-    let req = post_json(ctx, &path, &body).header("x-goog-api-key", &ctx.key);
+    let req = ctx
+        .post_json(&path, &body)
+        .header("x-goog-api-key", &ctx.key);
     let resp = match open_stream(req).await {
         Ok(r) => r,
         Err(f) => return f,
@@ -463,14 +439,10 @@ pub(super) async fn errors(ctx: &Ctx) -> Found {
     }
     let mut seen = vec!["bad key → 401 authentication_error".to_owned()];
     let chat = |model: &str| {
-        bearer(
-            ctx,
-            post_json(
-                ctx,
-                "/openai/v1/chat/completions",
-                &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-            ),
-        )
+        ctx.bearer(ctx.post_json(
+            "/openai/v1/chat/completions",
+            &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        ))
     };
     let unknown = "anyint-verify-no-such-model";
     let a = match send(chat(unknown)).await {
@@ -516,12 +488,8 @@ pub(super) async fn limits(ctx: &Ctx) -> Found {
     let body =
         json!({"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]});
     for _ in 0..20 {
-        let batch = (0..10).map(|_| {
-            send(bearer(
-                ctx,
-                post_json(ctx, "/openai/v1/chat/completions", &body),
-            ))
-        });
+        let batch =
+            (0..10).map(|_| send(ctx.bearer(ctx.post_json("/openai/v1/chat/completions", &body))));
         for a in futures_util::future::join_all(batch)
             .await
             .into_iter()

@@ -12,21 +12,13 @@ use super::{Ctx, Found, failure, send};
 const VIDEO: &str = "/dashscope/v1/services/aigc/video-generation/video-synthesis";
 const FINAL: &[&str] = &["SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"];
 
-fn bearer(ctx: &Ctx, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    req.header(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", ctx.key),
-    )
-    .header(reqwest::header::CONTENT_TYPE, "application/json")
-}
-
 /// Creates a video task; its ID, or the failure.
 async fn create_video(ctx: &Ctx, model: &str, callback: Option<&str>) -> Result<String, Found> {
     let body = json!({"model": model, "input": {"prompt": "anyint verify: a short test clip"},
                       "parameters": {"duration": 5}});
-    let mut req = bearer(ctx, ctx.http.post(ctx.url(VIDEO)))
-        .header("X-DashScope-Async", "enable")
-        .body(body.to_string());
+    let mut req = ctx
+        .bearer(ctx.post_json(VIDEO, &body))
+        .header("X-DashScope-Async", "enable");
     if let Some(url) = callback {
         req = req.header("X-AnyInt-Callback-Url", url);
     }
@@ -80,11 +72,7 @@ pub(super) async fn task(ctx: &Ctx) -> Found {
         let left = deadline
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(1));
-        let req = bearer(
-            ctx,
-            ctx.http.get(ctx.url(&format!("/dashscope/v1/tasks/{id}"))),
-        )
-        .timeout(left);
+        let req = ctx.get(&format!("/dashscope/v1/tasks/{id}")).timeout(left);
         polls += 1;
         // A transient network failure: keep the ID and poll again.
         let Ok(a) = send(req).await else {
@@ -216,8 +204,7 @@ async fn receive(
 async fn create_music(ctx: &Ctx, model: &str, callback: &str) -> Result<String, Found> {
     let body = json!({"customMode": false, "instrumental": true, "model": model,
                       "prompt": "anyint verify: a short calm piano piece", "callBackUrl": callback});
-    let a = send(bearer(ctx, ctx.http.post(ctx.url("/music/v1/generate"))).body(body.to_string()))
-        .await?;
+    let a = send(ctx.bearer(ctx.post_json("/music/v1/generate", &body))).await?;
     if a.status != 200 || a.json.get("code").and_then(Value::as_i64) != Some(200) {
         return Err(failure("POST /music/v1/generate", &a, Some(model)));
     }
