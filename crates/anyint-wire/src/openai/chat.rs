@@ -230,18 +230,7 @@ fn decode_message(req: &mut ChatRequest, i: usize, m: &Value) -> Result<(), Deco
             parts: decode_content(content, i, true)?,
         }),
         "assistant" => {
-            let mut parts = Vec::new();
-            if let Some(r) = m
-                .get("reasoning_content")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-            {
-                parts.push(Part::Reasoning {
-                    text: r.to_owned(),
-                    signature: None,
-                    redacted: None,
-                });
-            }
+            let mut parts: Vec<Part> = reasoning_part(m).into_iter().collect();
             parts.extend(decode_content(content, i, false)?);
             parts.extend(tool_calls(m));
             req.messages.push(Message {
@@ -599,18 +588,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
         .and_then(|c| c.first())
         .ok_or_else(|| DecodeError::body("upstream response has no choices"))?;
     let msg = choice.get("message").unwrap_or(&Value::Null);
-    let mut parts = Vec::new();
-    if let Some(r) = msg
-        .get("reasoning_content")
-        .and_then(Value::as_str)
-        .filter(|r| !r.is_empty())
-    {
-        parts.push(Part::Reasoning {
-            text: r.to_owned(),
-            signature: None,
-            redacted: None,
-        });
-    }
+    let mut parts: Vec<Part> = reasoning_part(msg).into_iter().collect();
     if let Some(t) = msg
         .get("content")
         .and_then(Value::as_str)
@@ -713,6 +691,20 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
         "usage": encode_usage(&resp.usage),
     });
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The `reasoning_content` of an assistant message (request history or response), as a
+/// reasoning part; OpenAI-compatible reasoning carries no signature.
+fn reasoning_part(message: &Value) -> Option<Part> {
+    message
+        .get("reasoning_content")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .map(|r| Part::Reasoning {
+            text: r.to_owned(),
+            signature: None,
+            redacted: None,
+        })
 }
 
 #[cfg(test)]
