@@ -14,6 +14,7 @@ pub mod gemini;
 pub mod json;
 pub mod openai;
 pub mod sse;
+pub mod translate;
 
 pub use canonical::Usage;
 pub use error::DecodeError;

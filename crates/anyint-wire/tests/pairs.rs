@@ -1,5 +1,5 @@
-//! Golden tests for every (client family, upstream kind) pair, with the codecs chained the way
-//! the gateway's translated path chains them (`anyint::gateway::translated`):
+//! Golden tests for every (client family, upstream kind) pair, through the chain the gateway's
+//! translated path runs (`anyint_wire::translate`: its dispatch and its `Translator` stage):
 //! - client request → client `decode_request` → `model` set to the upstream model, `stream` set
 //!   → upstream `encode_request`;
 //! - upstream response → upstream `decode_response` → `model` set to the public id → client
@@ -46,6 +46,7 @@ use anyint_wire::canonical::{
 };
 use anyint_wire::gemini::StreamFormat;
 use anyint_wire::sse::{Frame, SseSplitter};
+use anyint_wire::translate::{self, ClientShape, Kind, Translator, UpstreamDecoder};
 use anyint_wire::{DecodeError, Usage, anthropic, gemini, openai};
 use serde_json::Value;
 
@@ -82,6 +83,30 @@ impl Family {
         }
     }
 
+    /// The wire kind of this family in `anyint_wire::translate`.
+    fn kind(self) -> Kind {
+        match self {
+            Self::OpenAi => Kind::OpenAi,
+            Self::Anthropic => Kind::Anthropic,
+            Self::Gemini => Kind::Gemini,
+        }
+    }
+
+    /// A client of this family streaming in `format` (Gemini clients only choose it).
+    fn shape(self, format: StreamFormat) -> ClientShape<'static> {
+        match self {
+            Self::OpenAi => ClientShape::OpenAi,
+            Self::Anthropic => ClientShape::Anthropic {
+                version: ANTHROPIC_VERSION,
+            },
+            Self::Gemini => ClientShape::Gemini {
+                model: PUBLIC_MODEL,
+                stream: true,
+                sse: format == StreamFormat::Sse,
+            },
+        }
+    }
+
     /// `decode_request` of this family; `model` and `stream` are the URL's (Gemini only).
     fn decode_request(
         self,
@@ -89,35 +114,30 @@ impl Family {
         model: &str,
         stream: bool,
     ) -> Result<ChatRequest, DecodeError> {
-        match self {
-            Self::OpenAi => openai::decode_request(body),
-            Self::Anthropic => anthropic::decode_request(body, ANTHROPIC_VERSION),
-            Self::Gemini => gemini::decode_request(body, model, stream),
-        }
+        let shape = match self {
+            Self::OpenAi => ClientShape::OpenAi,
+            Self::Anthropic => ClientShape::Anthropic {
+                version: ANTHROPIC_VERSION,
+            },
+            Self::Gemini => ClientShape::Gemini {
+                model,
+                stream,
+                sse: true,
+            },
+        };
+        translate::decode_request(shape, body)
     }
 
     fn encode_request(self, req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
-        match self {
-            Self::OpenAi => openai::encode_request(req),
-            Self::Anthropic => anthropic::encode_request(req),
-            Self::Gemini => gemini::encode_request(req),
-        }
+        translate::encode_request(self.kind(), req)
     }
 
     fn decode_response(self, body: &[u8]) -> Result<ChatResponse, DecodeError> {
-        match self {
-            Self::OpenAi => openai::decode_response(body),
-            Self::Anthropic => anthropic::decode_response(body),
-            Self::Gemini => gemini::decode_response(body),
-        }
+        translate::decode_response(self.kind(), body)
     }
 
     fn encode_response(self, resp: &ChatResponse) -> Vec<u8> {
-        match self {
-            Self::OpenAi => openai::encode_response(resp),
-            Self::Anthropic => anthropic::encode_response(resp),
-            Self::Gemini => gemini::encode_response(resp),
-        }
+        translate::encode_response(self.kind(), resp)
     }
 
     /// What this family's `decode_error` reads from an error body, one field a line.
@@ -142,72 +162,6 @@ impl Family {
                 format!("message: {}\nstatus: {}\n", e.message, opt(e.status))
             }
         })
-    }
-}
-
-/// An upstream stream decoder of any kind.
-enum Decoder {
-    OpenAi(openai::StreamDecoder),
-    Anthropic(anthropic::StreamDecoder),
-    Gemini(gemini::StreamDecoder),
-}
-
-impl Decoder {
-    fn new(family: Family) -> Self {
-        match family {
-            Family::OpenAi => Self::OpenAi(openai::StreamDecoder::new()),
-            Family::Anthropic => Self::Anthropic(anthropic::StreamDecoder::new()),
-            Family::Gemini => Self::Gemini(gemini::StreamDecoder::new()),
-        }
-    }
-
-    fn feed(&mut self, frame: &Frame) -> Vec<StreamEvent> {
-        match self {
-            Self::OpenAi(d) => d.feed(frame),
-            Self::Anthropic(d) => d.feed(frame),
-            Self::Gemini(d) => d.feed(frame),
-        }
-    }
-
-    fn finish(&mut self) -> Vec<StreamEvent> {
-        match self {
-            Self::OpenAi(d) => d.finish(),
-            Self::Anthropic(d) => d.finish(),
-            Self::Gemini(d) => d.finish(),
-        }
-    }
-}
-
-/// A client stream encoder of any family.
-enum Encoder {
-    OpenAi(openai::StreamEncoder),
-    Anthropic(anthropic::StreamEncoder),
-    Gemini(gemini::StreamEncoder),
-}
-
-impl Encoder {
-    fn new(family: Family, opts: EncodeOptions, format: StreamFormat) -> Self {
-        match family {
-            Family::OpenAi => Self::OpenAi(openai::StreamEncoder::new(opts)),
-            Family::Anthropic => Self::Anthropic(anthropic::StreamEncoder::new(opts)),
-            Family::Gemini => Self::Gemini(gemini::StreamEncoder::new(opts, format)),
-        }
-    }
-
-    fn encode(&mut self, ev: &StreamEvent) -> Vec<u8> {
-        match self {
-            Self::OpenAi(e) => e.encode(ev),
-            Self::Anthropic(e) => e.encode(ev),
-            Self::Gemini(e) => e.encode(ev),
-        }
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        match self {
-            Self::OpenAi(e) => e.finish(),
-            Self::Anthropic(e) => e.finish(),
-            Self::Gemini(e) => e.finish(),
-        }
     }
 }
 
@@ -525,7 +479,7 @@ fn frames(bytes: &[u8], chunk: usize) -> Vec<Frame> {
 
 /// A whole stream decoded by `family`'s own decoder.
 fn decode_stream(family: Family, bytes: &[u8]) -> Vec<StreamEvent> {
-    let mut dec = Decoder::new(family);
+    let mut dec = UpstreamDecoder::new(family.kind());
     let mut events: Vec<StreamEvent> = frames(bytes, bytes.len())
         .iter()
         .flat_map(|f| dec.feed(f))
@@ -551,8 +505,9 @@ fn decode_client_stream(family: Family, format: StreamFormat, bytes: &[u8]) -> V
     events
 }
 
-/// The gateway's translating tap: upstream bytes in `chunk`-sized pieces → client bytes, and
-/// the canonical events in between.
+/// The gateway's translating stage (`anyint_wire::translate::Translator`, the one the gateway
+/// runs): upstream bytes in `chunk`-sized pieces → client bytes, and the canonical events in
+/// between.
 fn translate(
     pair: Pair,
     upstream: &[u8],
@@ -561,16 +516,13 @@ fn translate(
     format: StreamFormat,
 ) -> (Vec<u8>, Vec<StreamEvent>) {
     let mut split = SseSplitter::new();
-    let mut dec = Decoder::new(pair.upstream);
-    let mut enc = Encoder::new(pair.client, opts, format);
+    let mut stage = Translator::new(pair.upstream.kind(), pair.client.shape(format), opts);
     let mut out = Vec::new();
     let mut events = Vec::new();
     for piece in upstream.chunks(chunk.max(1)) {
         for frame in split.push(piece) {
-            for ev in dec.feed(&frame) {
-                out.extend(enc.encode(&ev));
-                events.push(ev);
-            }
+            let fed = stage.feed_inspect(&frame, &mut out, |ev| events.push(ev.clone()));
+            assert!(fed.is_ok(), "{pair}: the upstream capture reports an error");
         }
     }
     // The captures end with a blank line, so nothing is left in the splitter (the gateway
@@ -579,13 +531,7 @@ fn translate(
         split.finish().is_none(),
         "{pair}: the upstream capture ends mid-event"
     );
-    for ev in dec.finish() {
-        out.extend(enc.encode(&ev));
-        events.push(ev);
-    }
-    if events.contains(&StreamEvent::End) {
-        out.extend(enc.finish());
-    }
+    stage.finish_inspect(&mut out, |ev| events.push(ev.clone()));
     (out, events)
 }
 

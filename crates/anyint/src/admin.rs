@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, ErrorKind};
 use crate::families::json_response;
 use crate::families::openai::{OpenAiError, render_error};
-use crate::server::SharedState;
+use crate::state::SharedState;
 use crate::store::{ApiKey, GroupBy, UsageQuery};
 
 /// The admin routes, with the token check applied to each.

@@ -25,38 +25,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::error::{Error, ErrorKind};
-use crate::telemetry::RequestLog;
-
-/// The API shape a client speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    /// OpenAI Chat Completions and Models.
-    OpenAi,
-    /// Anthropic Messages.
-    Anthropic,
-    /// Gemini generateContent.
-    Gemini,
-}
-
-impl Family {
-    /// Label for logs, metrics and the ledger.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-            Self::Anthropic => "anthropic",
-            Self::Gemini => "gemini",
-        }
-    }
-
-    /// The header this family's clients put their key in, for 401 messages.
-    pub fn auth_header(self) -> &'static str {
-        match self {
-            Self::OpenAi => "Authorization: Bearer <key>",
-            Self::Anthropic => "x-api-key: <key>",
-            Self::Gemini => "x-goog-api-key: <key>",
-        }
-    }
-}
+pub use crate::family::Family;
+use crate::gateway::RequestLog;
 
 /// A family's error envelope. Implemented by each family's zero-sized marker type, which
 /// supplies the JSON body; status and headers are the same for every family.
@@ -282,7 +252,7 @@ pub fn retry_headers(headers: &mut http::HeaderMap, e: &Error) {
 /// Authenticates the presented key and applies its access rules (expiry, address
 /// allowlist): the one way every family route admits a caller.
 pub async fn authorize(
-    state: &crate::server::AppState,
+    state: &crate::state::AppState,
     presented: Option<&str>,
     family: Family,
 ) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {
@@ -291,7 +261,7 @@ pub async fn authorize(
 
 /// [`authorize`] for routes outside the chat families; `auth_header` is named in a 401.
 pub async fn authorize_with(
-    state: &crate::server::AppState,
+    state: &crate::state::AppState,
     presented: Option<&str>,
     auth_header: &str,
 ) -> Result<std::sync::Arc<crate::store::ApiKey>, Error> {

@@ -52,6 +52,16 @@ impl ProviderAdapter {
     pub fn is_chat(self) -> bool {
         matches!(self, Self::OpenAi | Self::Anthropic | Self::Gemini)
     }
+
+    /// The chat wire format this upstream speaks (task adapters never reach the chat path;
+    /// `entitlement::resolve` refuses their models there).
+    pub fn wire_kind(self) -> anyint_wire::translate::Kind {
+        match self {
+            Self::OpenAi | Self::DashScope | Self::Music => anyint_wire::translate::Kind::OpenAi,
+            Self::Anthropic => anyint_wire::translate::Kind::Anthropic,
+            Self::Gemini => anyint_wire::translate::Kind::Gemini,
+        }
+    }
 }
 
 impl Provider {
@@ -82,6 +92,49 @@ impl Provider {
             client,
             chat_url,
         })
+    }
+}
+
+/// What the upstream said about a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// Gateway status.
+    pub status: crate::store::TaskStatus,
+    /// Native status word; empty means "nothing new".
+    pub native: String,
+    /// Progress rank.
+    pub stage: i64,
+    /// The result view to keep.
+    pub result: serde_json::Value,
+    /// Failure code and message.
+    pub error: Option<(String, String)>,
+    /// Units to bill (seconds, images, songs) when the upstream reports them.
+    pub units: Option<u64>,
+}
+
+impl Observation {
+    /// An answer that changes nothing (an unknown or transient upstream status).
+    pub fn unchanged() -> Self {
+        Self {
+            status: crate::store::TaskStatus::Pending,
+            native: String::new(),
+            stage: -1,
+            result: serde_json::Value::Null,
+            error: None,
+            units: None,
+        }
+    }
+
+    /// A failed task: its native status word, error code and message.
+    pub fn failed(native: &str, code: &str, message: String) -> Self {
+        Self {
+            status: crate::store::TaskStatus::Failed,
+            native: native.to_owned(),
+            stage: 3,
+            result: serde_json::Value::Null,
+            error: Some((code.to_owned(), message)),
+            units: None,
+        }
     }
 }
 
@@ -129,6 +182,50 @@ impl Provider {
             ProviderAdapter::Anthropic => anthropic::chat_request(self, call, body, forward),
             ProviderAdapter::Gemini => gemini::chat_request(self, call, model, body, stream),
         }
+    }
+
+    /// Sends `req` and waits at most `limits.ttfb` (counted from `started`) for the answer to
+    /// start: a whole body, or a stream whose first bytes arrived. An error reply becomes the
+    /// gateway error. Also returns the time to the answer's first byte.
+    pub async fn exchange(
+        &self,
+        req: reqwest::RequestBuilder,
+        stream: bool,
+        limits: crate::config::Deadlines,
+        started: tokio::time::Instant,
+    ) -> Result<(http::Reply, std::time::Duration), crate::error::Error> {
+        let name = &self.config.name;
+        // Non-streamed completions send their first byte only when generation is done, so for
+        // them this limit bounds the whole generation (documented with `ttfb_timeout_ms`).
+        let resp = match tokio::time::timeout(limits.ttfb, self.send(req)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(http::ttfb_timeout(name)),
+        };
+        if !stream {
+            let ttfb = started.elapsed();
+            return Ok((http::Reply::Body(http::read_body(name, resp).await?), ttfb));
+        }
+        if !http::is_sse(&resp) {
+            return Err(http::not_a_stream(name));
+        }
+        let left = limits.ttfb.saturating_sub(started.elapsed());
+        let upstream = http::open_stream(name, resp, left, limits.idle).await?;
+        Ok((http::Reply::Stream(upstream), started.elapsed()))
+    }
+
+    /// Sends the upstream request and turns an error reply into the gateway error.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, crate::error::Error> {
+        let resp = http::send(&self.config.name, req).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let headers = resp.headers().clone();
+        let body = http::read_error_body(resp).await;
+        Err(self.decode_error(status, &headers, &body))
     }
 
     /// Sends a request whose whole JSON answer is relayed as it is (`count_tokens` on a

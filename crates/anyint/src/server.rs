@@ -3,6 +3,8 @@
 //! Shutdown order matters for "lose nothing": stop accepting, let in-flight requests and
 //! streams finish (up to `shutdown_grace`), then flush the usage meter, then exit.
 
+mod observe;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,57 +26,8 @@ use crate::error::{Error, ErrorKind};
 use crate::families;
 use crate::meter::{Meter, MeterTask};
 use crate::providers::Provider;
+use crate::state::{AppState, SharedState};
 use crate::store::Store;
-
-/// Everything a handler needs. Immutable after start except the caches it points to.
-pub struct AppState {
-    /// The validated config.
-    pub config: Arc<Config>,
-    /// The store (never used on the hot path).
-    pub store: Arc<dyn Store>,
-    /// The key cache (the hot path's view of keys).
-    pub keys: Arc<KeyCache>,
-    /// The usage meter.
-    pub meter: Meter,
-    /// Providers, indexed like `config.providers`.
-    pub providers: Vec<Provider>,
-    /// The Prometheus registry.
-    pub metrics: PrometheusHandle,
-    /// Live route state: breakers, latency, key rotation.
-    pub router: crate::router::Router,
-    /// Rate and concurrency limits.
-    pub limiter: Arc<dyn crate::policy::limits::Limiter>,
-    /// Plans, accounts and teams (cached).
-    pub directory: Arc<crate::policy::directory::DirectoryCache>,
-    /// This month's spend per key, team and account.
-    pub spend: Arc<crate::policy::quota::SpendTracker>,
-    /// Cross-instance invalidation, when Redis is configured.
-    pub invalidator: Option<Arc<crate::invalidation::Invalidator>>,
-    /// This process's ID, the owner name of the task and delivery leases it takes.
-    pub instance_id: String,
-    /// The client-callback delivery client.
-    pub outbox: crate::tasks::outbox::Outbox,
-    /// The base URL upstreams call back (`[tasks] public_url`, else the bound address).
-    pub public_url: String,
-}
-
-impl AppState {
-    /// Applies an admin change everywhere: this instance's caches now, others via Redis.
-    pub async fn changed(&self) {
-        if let Err(e) = self.keys.reload().await {
-            tracing::warn!(error = %e, "key cache reload after an admin change failed");
-        }
-        if let Err(e) = self.directory.reload().await {
-            tracing::warn!(error = %e, "policy reload after an admin change failed");
-        }
-        if let Some(inv) = &self.invalidator {
-            inv.publish().await;
-        }
-    }
-}
-
-/// The state as handlers receive it.
-pub type SharedState = Arc<AppState>;
 
 /// The full route table.
 pub fn router(state: SharedState) -> Router {
@@ -92,7 +45,7 @@ pub fn router(state: SharedState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::telemetry::observe,
+            observe::observe,
         ))
         .with_state(state)
 }
@@ -226,6 +179,17 @@ fn spawn_refresher(state: SharedState) -> JoinHandle<()> {
     })
 }
 
+/// Keeps the Prometheus recorder's histograms trimmed.
+fn spawn_upkeep(metrics: PrometheusHandle) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    })
+}
+
 /// Opens the store, warms the key cache, and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Error> {
     let store = crate::store::open(&config.store_url).await.map_err(|e| {
@@ -295,23 +259,20 @@ pub async fn start_with_store(
         spend: spend.clone(),
         invalidator: invalidator.clone(),
         instance_id: crate::auth::new_id("inst_"),
-        outbox: crate::tasks::outbox::Outbox::new(&config.tasks)?,
+        outbox_wake: tokio::sync::Notify::new(),
     });
 
     let key_refresher = spawn_refresher(state.clone());
     let poller = tokio::spawn(crate::tasks::poller::run(state.clone()));
-    let outbox = tokio::spawn(crate::tasks::outbox::run(state.clone()));
+    let outbox = tokio::spawn(crate::tasks::outbox::run(
+        state.clone(),
+        crate::tasks::outbox::Outbox::new(&config.tasks)?,
+    ));
     let listener_task = state
         .invalidator
         .clone()
         .map(|inv| tokio::spawn(inv.listen(state.keys.clone(), state.directory.clone())));
-    let upkeep = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            metrics.run_upkeep();
-        }
-    });
+    let upkeep = spawn_upkeep(metrics);
 
     let app = router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();

@@ -15,6 +15,7 @@
 pub mod callback;
 pub mod outbox;
 pub mod poller;
+pub mod render;
 
 use std::time::Duration;
 
@@ -22,8 +23,8 @@ use serde_json::Value;
 
 use crate::config::{ModelApi, ModelConfig};
 use crate::error::{Error, ErrorKind};
-use crate::providers::{Call, Provider, ProviderAdapter};
-use crate::server::AppState;
+use crate::providers::{Call, Observation, Provider, ProviderAdapter};
+use crate::state::AppState;
 use crate::store::{ApiKey, NewDelivery, Task, TaskStatus, TaskUpdate, UsageRecord};
 
 /// A task family: which client shape created the task and renders it.
@@ -56,48 +57,6 @@ impl TaskFamily {
         match self {
             Self::DashScope => ModelApi::DashScope,
             Self::Music => ModelApi::Music,
-        }
-    }
-}
-
-/// What the upstream said about a task.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Observation {
-    /// Gateway status.
-    pub status: TaskStatus,
-    /// Native status word; empty means "nothing new".
-    pub native: String,
-    /// Progress rank.
-    pub stage: i64,
-    /// The result view to keep.
-    pub result: Value,
-    /// Failure code and message.
-    pub error: Option<(String, String)>,
-    /// Units to bill (seconds, images, songs) when the upstream reports them.
-    pub units: Option<u64>,
-}
-
-impl Observation {
-    /// An answer that changes nothing (an unknown or transient upstream status).
-    pub fn unchanged() -> Self {
-        Self {
-            status: TaskStatus::Pending,
-            native: String::new(),
-            stage: -1,
-            result: Value::Null,
-            error: None,
-            units: None,
-        }
-    }
-
-    fn failed(native: &str, code: &str, message: String) -> Self {
-        Self {
-            status: TaskStatus::Failed,
-            native: native.to_owned(),
-            stage: 3,
-            result: Value::Null,
-            error: Some((code.to_owned(), message)),
-            units: None,
         }
     }
 }
@@ -153,12 +112,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Creates a task (or replays one for its `Idempotency-Key`).
 pub async fn create(
-    state: &crate::server::SharedState,
+    state: &crate::state::SharedState,
     key: &ApiKey,
     new: NewTask,
 ) -> Result<Created, Error> {
     let model = crate::policy::entitlement::resolve_for(
-        state,
+        state.catalog(),
         key,
         &new.model,
         new.family.api(),
@@ -180,18 +139,10 @@ pub async fn create(
             replayed: true,
         });
     }
-    let dir = state.directory.get();
-    state.spend.check(&dir, key)?;
-    let scopes = dir.scopes(key);
     // Requests per minute and concurrency apply to creation; the permits end with it.
-    let _admission = crate::policy::admit(
-        state.limiter.as_ref(),
-        state.config.limits.fail_open,
-        &scopes,
-        1,
-    )
-    .await
-    .map_err(|r| r.error)?;
+    let _admission = crate::gateway::admission::admit(state, key, 1)
+        .await
+        .map_err(|r| r.error)?;
 
     let token =
         (new.family == TaskFamily::Music).then(|| hex::encode(crate::auth::random_bytes::<32>()));
@@ -243,7 +194,7 @@ async fn finish_create(
     let Some(model) = state.config.model(model_id) else {
         return Err(Error::internal("the model left the config during creation"));
     };
-    match submit(state, model, &task, new, token).await {
+    match submit(state, key, model, &task, new, token).await {
         Ok(submitted) => {
             let now = crate::clock::unix_millis();
             let next = now.saturating_add(millis(state.config.tasks.poll_interval));
@@ -378,53 +329,47 @@ async fn replay(
     Ok(Some(t))
 }
 
-/// Creates the task upstream on the model's routes, moving to the next route on failures that
-/// prove nothing was created (connection refused, throttled, unavailable).
-async fn submit(
-    state: &AppState,
-    model: &ModelConfig,
-    task: &Task,
-    new: &NewTask,
-    token: Option<&str>,
-) -> Result<crate::store::Submitted, Error> {
-    let mut rng = state.router.rng();
-    let mut tried = Vec::new();
-    let mut last = None;
-    for _ in 0..state.config.routing.max_attempts {
-        let Some(idx) = state.router.pick(model, &tried, &mut rng) else {
-            break;
-        };
-        tried.push(idx);
-        let Some(route) = model.routes.get(idx) else {
-            break;
-        };
-        let Some(provider) = state.providers.get(route.provider) else {
-            break;
-        };
-        let mut body = new.body.clone();
-        body.insert("model".into(), Value::String(route.upstream_model.clone()));
-        if let Some(t) = token {
+/// One creation attempt on the route the attempt loop chose.
+struct Submit<'a> {
+    state: &'a AppState,
+    task: &'a Task,
+    new: &'a NewTask,
+    token: Option<&'a str>,
+}
+
+impl crate::gateway::attempt::Work for Submit<'_> {
+    /// The upstream task ID, and the slot of the key that created it.
+    type Output = (String, usize);
+
+    async fn run(
+        &mut self,
+        at: &crate::gateway::attempt::Attempt<'_>,
+    ) -> Result<((String, usize), Option<Duration>), Error> {
+        let provider = at.provider;
+        let mut body = self.new.body.clone();
+        body.insert(
+            "model".into(),
+            Value::String(at.route.upstream_model.clone()),
+        );
+        if let Some(t) = self.token {
             body.insert(
                 "callBackUrl".into(),
-                Value::String(format!("{}/music/v1/callbacks/{t}", state.public_url)),
+                Value::String(format!("{}/music/v1/callbacks/{t}", self.state.public_url)),
             );
         }
         let body = Value::Object(body).to_string().into_bytes();
-        let slot = state
-            .router
-            .state(&model.id, idx)
-            .map_or(0, crate::router::RouteState::next_key_slot);
+        // A create answers at once: it is bounded by the provider's time to first byte.
         let call = Call {
-            key: provider.key(slot),
+            key: at.call.key,
             total: provider.config.deadlines.ttfb,
         };
-        let guard = state.router.begin(&model.id, idx);
-        let started = std::time::Instant::now();
         let req = match provider.adapter {
             ProviderAdapter::Music => {
                 crate::providers::music::create_request(provider, &call, body)
             }
-            _ => crate::providers::dashscope::create_request(provider, &call, new.service, body),
+            _ => {
+                crate::providers::dashscope::create_request(provider, &call, self.new.service, body)
+            }
         };
         let answer = provider
             .fetch(req)
@@ -434,46 +379,56 @@ async fn submit(
                 _ => crate::providers::dashscope::decode_created(provider, &b),
             });
         match answer {
-            Ok(upstream_id) => {
-                guard.end(crate::router::Outcome::Success(started.elapsed()));
-                let slot = slot % provider.config.api_keys.len().max(1);
-                return Ok(crate::store::Submitted {
-                    provider: provider.config.name.clone(),
-                    upstream_model: route.upstream_model.clone(),
-                    upstream_id,
-                    key_slot: i64::try_from(slot).unwrap_or(0),
-                });
-            }
+            Ok(upstream_id) => Ok(((upstream_id, at.slot), Some(at.started.elapsed()))),
             Err(e) => {
-                // Retried only when the upstream cannot have created the task: not after a
-                // timeout, and not after a 2xx whose body was unreadable.
-                let retry = e.kind.is_retryable()
-                    && !matches!(
-                        e.kind,
-                        ErrorKind::UpstreamTimeout
-                            | ErrorKind::UpstreamProtocol
-                            | ErrorKind::Internal
-                    );
-                guard.end(if e.kind.fault() == crate::error::Fault::Upstream {
-                    crate::router::Outcome::Failure
-                } else {
-                    crate::router::Outcome::Neutral
-                });
-                tracing::warn!(task = %task.id, provider = %provider.config.name, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task create failed upstream");
-                last = Some(e);
-                if !retry {
-                    break;
-                }
+                tracing::warn!(task = %self.task.id, provider = %provider.config.name, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task create failed upstream");
+                Err(e)
             }
         }
     }
-    Err(last.unwrap_or_else(|| {
-        Error::new(
-            ErrorKind::UpstreamUnavailable,
-            "no upstream route can serve this model right now; retry later",
-        )
-        .with_code("upstream_unavailable")
-    }))
+}
+
+/// Whether a failed create may be tried on another route: only when the upstream cannot have
+/// created the task (not after a timeout, and not after a 2xx whose body was unreadable).
+fn nothing_created(e: &Error) -> bool {
+    !matches!(
+        e.kind,
+        ErrorKind::UpstreamTimeout | ErrorKind::UpstreamProtocol | ErrorKind::Internal
+    )
+}
+
+/// Creates the task upstream through the attempt loop on the model's routes (no fallback
+/// models, no waits: a client is waiting for its task ID).
+async fn submit(
+    state: &AppState,
+    key: &ApiKey,
+    model: &ModelConfig,
+    task: &Task,
+    new: &NewTask,
+    token: Option<&str>,
+) -> Result<crate::store::Submitted, Error> {
+    let mut work = Submit {
+        state,
+        task,
+        new,
+        token,
+    };
+    let retries = crate::gateway::attempt::Retries {
+        fallbacks: false,
+        waits: false,
+        may_retry: nothing_created,
+    };
+    let started = tokio::time::Instant::now();
+    let ((upstream_id, slot), via) =
+        crate::gateway::attempt::run(state, (key, started), model, retries, &mut work)
+            .await
+            .map_err(|f| f.error)?;
+    Ok(crate::store::Submitted {
+        provider: via.provider.config.name.clone(),
+        upstream_model: via.route.upstream_model.clone(),
+        upstream_id,
+        key_slot: i64::try_from(slot).unwrap_or(0),
+    })
 }
 
 /// The caller's task: `None` when it does not exist *or* belongs to another account (the
@@ -755,7 +710,7 @@ pub async fn apply(
         metrics::counter!(crate::telemetry::METRIC_TASKS, "family" => TaskFamily::parse(&task.family).as_str(), "event" => next.status.as_str()).increment(1);
     }
     if has_events {
-        state.outbox.wake();
+        state.outbox_wake.notify_one();
     }
     Ok(Some(next))
 }
@@ -789,10 +744,8 @@ fn ledger_row(task: &Task, charged: i64, now: i64) -> UsageRecord {
 /// the family has no event for).
 fn event_body(task: &Task, event_id: &str) -> Option<String> {
     match TaskFamily::parse(&task.family) {
-        TaskFamily::DashScope => {
-            Some(crate::families::dashscope::task_body(task, event_id).to_string())
-        }
-        TaskFamily::Music => crate::families::music::callback_body(task).map(|v| v.to_string()),
+        TaskFamily::DashScope => Some(render::dashscope_task(task, event_id).to_string()),
+        TaskFamily::Music => render::music_callback(task).map(|v| v.to_string()),
     }
 }
 

@@ -1,22 +1,16 @@
-//! Logs, metrics and request IDs.
+//! Logs and metrics, as leaves every layer may use: metric names, the log subscriber, the
+//! Prometheus recorder, and the request's ID and client address as task-locals.
 //!
-//! One middleware ([`observe`]) gives every request an ID, echoes it as `x-request-id`, and
-//! logs and counts the outcome. It reads what it logs from response extensions set by the
-//! handlers ([`RequestLog`], the gateway [`Error`]); it never reads headers or bodies, which is
-//! what keeps keys and prompts out of the logs. Paths are logged without their query string.
+//! The access-log middleware that sets those task-locals and logs each request is
+//! `server::observe`; what it logs comes from response extensions, never from headers or
+//! bodies, which is what keeps keys and prompts out of the logs.
 
 use std::sync::OnceLock;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-use http::HeaderValue;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::time::Instant;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
-use crate::error::{Error, Fault};
 
 /// Requests handled, by route, model and status.
 pub const METRIC_REQUESTS: &str = "anyint_requests_total";
@@ -52,11 +46,23 @@ pub struct RequestId(pub String);
 
 tokio::task_local! {
     /// The client's address for the request being handled on this task (socket peer, or
-    /// `X-Forwarded-For` behind a trusted proxy). Set by [`observe`] around the handler.
+    /// `X-Forwarded-For` behind a trusted proxy). Set by `server::observe` around the handler.
     static CLIENT_IP: std::net::IpAddr;
     /// The gateway request ID of the request being handled on this task, for error envelopes
     /// that carry it in the body (DashScope).
     static CURRENT_REQUEST_ID: String;
+}
+
+/// Runs `fut` as the handling of one request from `client` with gateway ID `id`, so
+/// [`client_ip`] and [`request_id`] answer inside it.
+pub async fn scope<F: std::future::Future>(
+    client: std::net::IpAddr,
+    id: String,
+    fut: F,
+) -> F::Output {
+    CLIENT_IP
+        .scope(client, CURRENT_REQUEST_ID.scope(id, fut))
+        .await
 }
 
 /// The current request's gateway ID (empty outside a request).
@@ -71,19 +77,6 @@ pub fn client_ip() -> std::net::IpAddr {
     CLIENT_IP
         .try_with(|ip| *ip)
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
-}
-
-/// What a handler tells the access log about the request (no secrets, no content).
-#[derive(Clone, Debug, Default)]
-pub struct RequestLog {
-    /// Public model ID.
-    pub model: Option<String>,
-    /// Key ID (not the key).
-    pub key_id: Option<String>,
-    /// The per-minute limit state, for the rate-limit headers.
-    pub rate: Option<crate::policy::limits::RateDecision>,
-    /// The tokens-per-minute state, for the token rate-limit headers.
-    pub tokens: Option<crate::policy::limits::RateDecision>,
 }
 
 /// Installs the log subscriber. `RUST_LOG` overrides `level`.
@@ -123,77 +116,4 @@ pub fn metrics_handle() -> PrometheusHandle {
             }
         })
         .clone()
-}
-
-/// A new request ID: `req_`, 12 hex digits of Unix milliseconds, then 16 random hex digits.
-/// Time-ordered IDs sort by arrival in logs, and append to the ledger's primary-key index
-/// instead of scattering inserts across it (measured: random keys made SQLite page traffic
-/// the largest cost of metering under load).
-pub fn new_request_id() -> String {
-    let millis = u64::try_from(crate::clock::unix_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
-    format!(
-        "req_{millis:012x}{}",
-        hex::encode(crate::auth::random_bytes::<8>())
-    )
-}
-
-/// The observe middleware: request ID, access log, metrics.
-pub async fn observe(
-    State(state): State<crate::server::SharedState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let id = new_request_id();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
-    let client =
-        crate::policy::access::client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
-
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().clone();
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = CLIENT_IP
-        .scope(client, CURRENT_REQUEST_ID.scope(id.clone(), next.run(req)))
-        .await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        // `request-id` is the name the Anthropic SDK reads.
-        resp.headers_mut().insert("request-id", v.clone());
-        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
-    let elapsed = started.elapsed();
-    let status = resp.status().as_u16();
-    let log = resp
-        .extensions()
-        .get::<RequestLog>()
-        .cloned()
-        .unwrap_or_default();
-    let model = log.model.as_deref().unwrap_or("");
-    metrics::counter!(METRIC_REQUESTS, "route" => route.clone(), "model" => model.to_owned(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!(METRIC_LATENCY, "route" => route.clone()).record(elapsed.as_secs_f64());
-    let key_id = log.key_id.as_deref().unwrap_or("");
-    let ms = elapsed.as_secs_f64() * 1000.0;
-    if let Some(e) = resp.extensions().get::<Error>() {
-        let cause = e.cause.as_deref().unwrap_or("");
-        match e.kind.fault() {
-            Fault::Client => {
-                tracing::info!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), "request refused");
-            }
-            Fault::Upstream => {
-                tracing::warn!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), cause, "upstream failure");
-            }
-            Fault::Gateway => {
-                tracing::error!(request_id = %id, %method, route, status, ms, model, key_id, error = e.kind.as_str(), cause, "gateway failure");
-            }
-        }
-    } else {
-        tracing::info!(request_id = %id, %method, route, status, ms, model, key_id, "request");
-    }
-    resp
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind};
 use crate::families::json_response;
 use crate::families::openai::OpenAiError;
 use crate::policy::directory::{AccountSpec, PlanSpec, TeamSpec};
-use crate::server::SharedState;
+use crate::state::SharedState;
 use crate::store::{Entity, EntityKind};
 
 /// The parts of a create body: `id` plus the spec's fields.

@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::error::{Error, ErrorKind};
 use crate::families::json_response;
 use crate::families::openai::OpenAiError;
-use crate::server::SharedState;
+use crate::state::SharedState;
 
 fn no_task(id: &str) -> Error {
     Error::new(ErrorKind::NotFound, format!("no task `{id}`")).with_code("task_not_found")
@@ -103,7 +103,7 @@ pub async fn replay(
         .with_code("delivery_not_found")
         .into());
     }
-    state.outbox.wake();
+    state.outbox_wake.notify_one();
     Ok(json_response(
         StatusCode::ACCEPTED,
         &json!({"task_id": id, "event_id": event_id, "state": "pending"}),

@@ -18,8 +18,8 @@ use serde_json::json;
 use super::{Envelope, Family, FamilyError, json_bytes, json_response, with_log};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::{self, Head, Inbound};
-use crate::providers::{ForwardHeaders, ProviderAdapter};
-use crate::server::SharedState;
+use crate::providers::ForwardHeaders;
+use crate::state::SharedState;
 use crate::telemetry::RequestId;
 
 const FAMILY: Family = Family::Anthropic;
@@ -116,7 +116,7 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, AnthropicError> {
     let key = authenticate(&state, &headers).await?;
-    let data: Vec<_> = crate::policy::entitlement::visible_chat_models(&state, &key)
+    let data: Vec<_> = crate::policy::entitlement::visible_chat_models(state.catalog(), &key)
         .into_iter()
         .map(model_json)
         .collect();
@@ -136,7 +136,7 @@ async fn get_model(
     headers: HeaderMap,
 ) -> Result<Response, AnthropicError> {
     let key = authenticate(&state, &headers).await?;
-    let model = crate::policy::entitlement::resolve(&state, &key, &id, FAMILY)?;
+    let model = crate::policy::entitlement::resolve(state.catalog(), &key, &id, FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
         &key.id,
@@ -243,42 +243,11 @@ async fn count_tokens(
         .get("model")
         .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         .ok_or_else(|| Error::invalid(Some("model"), "model: Field required"))?;
-    let model = crate::policy::entitlement::resolve(&state, &key, &model_id, FAMILY)?;
-    let route = model
-        .routes
-        .first()
-        .ok_or_else(|| Error::internal("model without routes"))?;
-    let provider = state
-        .providers
-        .get(route.provider)
-        .ok_or_else(|| Error::internal("route to a missing provider"))?;
-    if provider.adapter == ProviderAdapter::Anthropic {
-        let model_json = anyint_wire::json::json_string(&route.upstream_model);
-        let upstream_body = obj.encode_with(&[("model", &model_json)]);
-        let forward = ForwardHeaders {
-            anthropic_version: Some(version),
-            anthropic_beta: None,
-        };
-        let req = crate::providers::anthropic::count_tokens_request(
-            provider,
-            &provider.default_call(),
-            upstream_body,
-            &forward,
-        );
-        let bytes = provider.fetch(req).await?;
-        return Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)));
-    }
-    // Other upstreams: estimate from the canonical request (count_tokens has no max_tokens).
-    let with_max = if obj.has("max_tokens") {
-        body.to_vec()
-    } else {
-        obj.encode_with(&[("max_tokens", "1")])
+    let request = gateway::count::CountRequest::Anthropic {
+        raw: &body,
+        body: obj,
+        version,
     };
-    let req = anyint_wire::anthropic::decode_request(&with_max, &version)?;
-    let body = json!({"input_tokens": req.estimate_input_tokens()});
-    Ok(with_log(
-        json_response(StatusCode::OK, &body),
-        &key.id,
-        Some(&model.id),
-    ))
+    let (bytes, model) = gateway::count::count_tokens(&state, &key, &model_id, &request).await?;
+    Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)))
 }

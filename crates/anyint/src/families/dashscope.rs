@@ -26,8 +26,7 @@ use serde_json::{Value, json};
 
 use super::{Envelope, FamilyError, json_response, with_log};
 use crate::error::{Error, ErrorKind};
-use crate::server::SharedState;
-use crate::store::Task;
+use crate::state::SharedState;
 use crate::tasks::{NewTask, TaskFamily};
 
 /// The header a client names its callback URL in.
@@ -109,52 +108,6 @@ impl Envelope for DashScope {
             "request_id": crate::telemetry::request_id(),
         })
     }
-}
-
-/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC), DashScope's time format.
-fn ds_time(ms: i64) -> String {
-    let iso = crate::clock::rfc3339(ms.div_euclid(1000));
-    format!(
-        "{}.{:03}",
-        iso.trim_end_matches('Z').replacen('T', " ", 1),
-        ms.rem_euclid(1000)
-    )
-}
-
-/// The task in DashScope's shape (the poll answer, and the body of its callbacks): the
-/// upstream's output with the gateway's task ID, the gateway's status, and the usage.
-pub fn task_body(task: &Task, request_id: &str) -> Value {
-    let stored = task.result.as_ref();
-    let mut output = stored
-        .and_then(|r| r.get("output"))
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    output.insert("task_id".into(), Value::String(task.id.clone()));
-    output.insert(
-        "task_status".into(),
-        Value::String(task.native_status.clone()),
-    );
-    output
-        .entry("submit_time")
-        .or_insert_with(|| Value::String(ds_time(task.created_at_ms)));
-    if let Some(end) = task.finished_at_ms {
-        output
-            .entry("end_time")
-            .or_insert_with(|| Value::String(ds_time(end)));
-    }
-    if let (Some(code), Some(message)) = (&task.error_code, &task.error_message) {
-        output.insert("code".into(), Value::String(code.clone()));
-        output.insert("message".into(), Value::String(message.clone()));
-    }
-    let mut body = json!({"request_id": request_id, "output": output});
-    if let Some(usage) = stored
-        .and_then(|r| r.get("usage"))
-        .filter(|u| u.is_object())
-    {
-        body["usage"] = usage.clone();
-    }
-    body
 }
 
 /// A create route for one synthesis service: the kind it bills and its DashScope path.
@@ -263,7 +216,7 @@ async fn get_task(
         super::authorize_with(&state, super::presented_key(&headers, None), AUTH_HEADER).await?;
     let request_id = crate::telemetry::request_id();
     let body = match crate::tasks::lookup(&state, &key, &task_id, TaskFamily::DashScope).await? {
-        Some(task) => task_body(&task, &request_id),
+        Some(task) => crate::tasks::render::dashscope_task(&task, &request_id),
         None => unknown(&task_id, &request_id),
     };
     Ok(with_log(
@@ -299,15 +252,5 @@ async fn cancel_task(
             format!("no task `{task_id}` exists for this account"),
         )
         .into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_use_dashscope_format() {
-        assert_eq!(ds_time(1_760_208_956_952), "2025-10-11 18:55:56.952");
     }
 }

@@ -19,8 +19,7 @@ use serde_json::json;
 use super::{Envelope, Family, FamilyError, json_bytes, json_response, with_log};
 use crate::error::{Error, ErrorKind};
 use crate::gateway::{self, Head, Inbound};
-use crate::providers::ProviderAdapter;
-use crate::server::SharedState;
+use crate::state::SharedState;
 use crate::telemetry::RequestId;
 
 const FAMILY: Family = Family::Gemini;
@@ -93,7 +92,7 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, GeminiError> {
     let key = authenticate(&state, &headers, query.as_deref()).await?;
-    let models: Vec<_> = crate::policy::entitlement::visible_chat_models(&state, &key)
+    let models: Vec<_> = crate::policy::entitlement::visible_chat_models(state.catalog(), &key)
         .into_iter()
         .map(model_json)
         .collect();
@@ -116,7 +115,8 @@ async fn get_model(
     headers: HeaderMap,
 ) -> Result<Response, GeminiError> {
     let key = authenticate(&state, &headers, query.as_deref()).await?;
-    let model = crate::policy::entitlement::resolve(&state, &key, model_name(&rest), FAMILY)?;
+    let model =
+        crate::policy::entitlement::resolve(state.catalog(), &key, model_name(&rest), FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
         &key.id,
@@ -208,37 +208,7 @@ async fn count_tokens(
     model_id: &str,
     body: &Bytes,
 ) -> Result<Response, Error> {
-    let model = crate::policy::entitlement::resolve(state, key, model_id, FAMILY)?;
-    let route = model
-        .routes
-        .first()
-        .ok_or_else(|| Error::internal("model without routes"))?;
-    let provider = state
-        .providers
-        .get(route.provider)
-        .ok_or_else(|| Error::internal("route to a missing provider"))?;
-    if provider.adapter == ProviderAdapter::Gemini {
-        let req = crate::providers::gemini::count_tokens_request(
-            provider,
-            &provider.default_call(),
-            &route.upstream_model,
-            body.to_vec(),
-        );
-        let bytes = provider.fetch(req).await?;
-        return Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)));
-    }
-    // Other upstreams: estimate from the canonical request. The REST API also accepts the
-    // request wrapped as {"generateContentRequest": {...}}.
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Error::invalid(None, format!("invalid JSON: {e}")))?;
-    let inner = value
-        .get("generateContentRequest")
-        .map_or_else(|| body.to_vec(), |v| v.to_string().into_bytes());
-    let req = anyint_wire::gemini::decode_request(&inner, model_id, false).map_err(Error::from)?;
-    let out = json!({"totalTokens": req.estimate_input_tokens()});
-    Ok(with_log(
-        json_response(StatusCode::OK, &out),
-        &key.id,
-        Some(&model.id),
-    ))
+    let request = gateway::count::CountRequest::Gemini { raw: body };
+    let (bytes, model) = gateway::count::count_tokens(state, key, model_id, &request).await?;
+    Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)))
 }

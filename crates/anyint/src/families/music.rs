@@ -24,8 +24,7 @@ use serde_json::{Value, json};
 
 use super::{Envelope, FamilyError, json_response, with_log};
 use crate::error::{Error, ErrorKind};
-use crate::server::SharedState;
-use crate::store::{Task, TaskStatus};
+use crate::state::SharedState;
 use crate::tasks::{NewTask, TaskFamily};
 
 const AUTH_HEADER: &str = "Authorization: Bearer <key>";
@@ -151,76 +150,11 @@ async fn record_info(
             .with_code("task_not_found")
             .into());
     };
-    Ok(with_log(ok(&record(&task)), &key.id, Some(&task.model)))
-}
-
-/// The error code as the reseller writes it: a number when it is one.
-fn error_code(task: &Task) -> Value {
-    task.error_code.as_deref().map_or(Value::Null, |c| {
-        c.parse::<i64>()
-            .map_or_else(|_| Value::String(c.to_owned()), Value::from)
-    })
-}
-
-fn tracks(task: &Task) -> Vec<Value> {
-    task.result
-        .as_ref()
-        .and_then(|r| r.get("sunoData"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// The record-info `data` for a task, with the gateway's task ID.
-pub fn record(task: &Task) -> Value {
-    let mut param = task.request.clone();
-    if let (Some(obj), Some(url)) = (param.as_object_mut(), &task.callback_url) {
-        obj.insert("callBackUrl".into(), Value::String(url.clone()));
-    }
-    json!({
-        "taskId": task.id,
-        "parentMusicId": "",
-        "param": param.to_string(),
-        "response": {"taskId": task.id, "sunoData": tracks(task)},
-        "status": task.native_status,
-        "type": "GENERATE",
-        "operationType": "generate",
-        "errorCode": error_code(task),
-        "errorMessage": task.error_message,
-        "createTime": task.created_at_ms,
-    })
-}
-
-/// The client callback for a task's current stage, in the reseller's callback shape (tracks
-/// in snake_case), or `None` for a stage without a callback (`PENDING`).
-pub fn callback_body(task: &Task) -> Option<Value> {
-    let (kind, code, msg) = match (task.status, task.native_status.as_str()) {
-        (TaskStatus::Failed | TaskStatus::Canceled, _) => (
-            "error",
-            error_code(task).as_i64().unwrap_or(500),
-            task.error_message
-                .clone()
-                .unwrap_or_else(|| "music generation failed".into()),
-        ),
-        (_, "TEXT_SUCCESS") => ("text", 200, "Text generation completed.".to_owned()),
-        (_, "FIRST_SUCCESS") => ("first", 200, "First track generation completed.".to_owned()),
-        (TaskStatus::Succeeded, _) => ("complete", 200, "All generated successfully.".to_owned()),
-        _ => return None,
-    };
-    let items: Vec<Value> = tracks(task)
-        .iter()
-        .map(|t| crate::providers::music::convert_track(t, false))
-        .collect();
-    let data = if kind == "error" {
-        Value::Null
-    } else {
-        Value::Array(items)
-    };
-    Some(json!({
-        "code": code,
-        "msg": msg,
-        "data": {"callbackType": kind, "task_id": task.id, "data": data},
-    }))
+    Ok(with_log(
+        ok(&crate::tasks::render::music_record(&task)),
+        &key.id,
+        Some(&task.model),
+    ))
 }
 
 async fn upstream_callback(

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::{Envelope, Family, FamilyError, json_response, with_log};
 use crate::error::{Error, ErrorKind};
 use crate::gateway;
-use crate::server::SharedState;
+use crate::state::SharedState;
 use crate::telemetry::RequestId;
 
 const FAMILY: Family = Family::OpenAi;
@@ -89,7 +89,7 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
     let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
-    let data: Vec<_> = crate::policy::entitlement::visible_models(&state, &key)
+    let data: Vec<_> = crate::policy::entitlement::visible_models(state.catalog(), &key)
         .into_iter()
         .map(model_json)
         .collect();
@@ -106,7 +106,7 @@ async fn get_model(
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
     let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
-    let model = crate::policy::entitlement::resolve(&state, &key, &id, FAMILY)?;
+    let model = crate::policy::entitlement::resolve(state.catalog(), &key, &id, FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
         &key.id,

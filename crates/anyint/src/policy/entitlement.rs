@@ -1,20 +1,28 @@
 //! Model entitlement: which configured models a key may use — the intersection of its plan's,
 //! its team's and its own model lists (see `policy::directory`).
 
-use crate::config::{ModelApi, ModelConfig};
+use crate::config::{Config, ModelApi, ModelConfig};
 use crate::error::{Error, ErrorKind};
-use crate::families::Family;
-use crate::policy::directory::Denial;
-use crate::server::AppState;
+use crate::family::Family;
+use crate::policy::directory::{Denial, DirectoryCache};
 use crate::store::ApiKey;
 
+/// What entitlement reads: the configured models and the cached plans, accounts and teams.
+#[derive(Clone, Copy)]
+pub struct Catalog<'a> {
+    /// The validated config (its models).
+    pub config: &'a Config,
+    /// Plans, accounts and teams.
+    pub directory: &'a DirectoryCache,
+}
+
 /// Whether `key` may use model `id`.
-pub fn allows(state: &AppState, key: &ApiKey, id: &str) -> bool {
+pub fn allows(state: Catalog<'_>, key: &ApiKey, id: &str) -> bool {
     state.directory.get().check_model(key, id).is_ok()
 }
 
 /// The models `key` may use, in config order.
-pub fn visible_models<'a>(state: &'a AppState, key: &ApiKey) -> Vec<&'a ModelConfig> {
+pub fn visible_models<'a>(state: Catalog<'a>, key: &ApiKey) -> Vec<&'a ModelConfig> {
     let dir = state.directory.get();
     state
         .config
@@ -26,7 +34,7 @@ pub fn visible_models<'a>(state: &'a AppState, key: &ApiKey) -> Vec<&'a ModelCon
 
 /// The chat models `key` may use: what the Anthropic and Gemini model lists show (their SDKs
 /// can only call chat models; `/openai/v1/models` is the full discovery list, tasks included).
-pub fn visible_chat_models<'a>(state: &'a AppState, key: &ApiKey) -> Vec<&'a ModelConfig> {
+pub fn visible_chat_models<'a>(state: Catalog<'a>, key: &ApiKey) -> Vec<&'a ModelConfig> {
     let mut models = visible_models(state, key);
     models.retain(|m| m.api == ModelApi::Chat);
     models
@@ -44,7 +52,7 @@ fn models_path(family: Family) -> &'static str {
 /// Resolves a requested model: 404 `model_not_found` when it is not configured, 403
 /// `model_not_allowed` naming the level (key, team or plan) that does not include it.
 pub fn resolve<'a>(
-    state: &'a AppState,
+    state: Catalog<'a>,
     key: &ApiKey,
     id: &str,
     family: Family,
@@ -55,7 +63,7 @@ pub fn resolve<'a>(
 /// Resolves a model for an API (chat or a task family): as [`resolve`], plus a 400 naming the
 /// right entry point when the model serves another API. `models_path` is named in messages.
 pub fn resolve_for<'a>(
-    state: &'a AppState,
+    state: Catalog<'a>,
     key: &ApiKey,
     id: &str,
     api: ModelApi,

@@ -6,10 +6,9 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 
-use super::{Call, Provider};
+use super::{Call, Observation, Provider};
 use crate::error::Error;
 use crate::store::TaskStatus;
-use crate::tasks::Observation;
 
 /// The create request for service path `service` (e.g. `aigc/video-generation/video-synthesis`).
 pub fn create_request(

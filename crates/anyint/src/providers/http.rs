@@ -210,6 +210,34 @@ pub fn classify(
     e.with_cause(cause)
 }
 
+/// An upstream's answer to a call: a whole body, or a stream whose first bytes arrived.
+pub enum Reply {
+    /// The whole body of a non-streamed answer.
+    Body(Bytes),
+    /// A stream answer.
+    Stream(UpstreamStream),
+}
+
+/// Whether an answer is an SSE stream.
+pub fn is_sse(resp: &reqwest::Response) -> bool {
+    resp.headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// The error for a stream request answered without a stream.
+pub fn not_a_stream(provider: &str) -> Error {
+    Error::new(
+        ErrorKind::UpstreamProtocol,
+        "the upstream provider answered a stream request without a stream; retry the request",
+    )
+    .with_code("upstream_unavailable")
+    .with_cause(format!(
+        "provider {provider} sent a non-SSE body to a stream request"
+    ))
+}
+
 /// Why an upstream stream ended before its natural end.
 #[derive(Debug)]
 pub enum StreamFailure {

@@ -8,10 +8,9 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-use super::{Call, Provider};
+use super::{Call, Observation, Provider};
 use crate::error::Error;
 use crate::store::TaskStatus;
-use crate::tasks::Observation;
 
 /// The create request.
 pub fn create_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {

@@ -16,19 +16,17 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
-use tokio::sync::Notify;
 
 use crate::config::TasksConfig;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{Delivery, DeliveryAttempt, DeliveryNext};
 
 /// Deliveries one pass claims, all sent at once: nothing claimed waits out its lease.
 const BATCH: usize = 16;
 
-/// The delivery client and the wake-up signal for new events.
+/// The delivery client, owned by the delivery loop ([`run`]).
 pub struct Outbox {
     client: reqwest::Client,
-    wake: Notify,
 }
 
 impl Outbox {
@@ -48,15 +46,7 @@ impl Outbox {
             .map_err(|e| {
                 crate::error::Error::internal(format!("building the callback client: {e}"))
             })?;
-        Ok(Self {
-            client,
-            wake: Notify::new(),
-        })
-    }
-
-    /// Signals that new events were written, so delivery starts now rather than next tick.
-    pub fn wake(&self) {
-        self.wake.notify_one();
+        Ok(Self { client })
     }
 }
 
@@ -100,7 +90,8 @@ fn backoff(cfg: &TasksConfig, failures: i64, rng: &mut crate::router::balance::R
 }
 
 /// Runs the delivery loop until the task is aborted.
-pub async fn run(state: Arc<AppState>) {
+pub async fn run(state: Arc<AppState>, outbox: Outbox) {
+    let outbox = Arc::new(outbox);
     let owner = state.instance_id.clone();
     let lease = state.config.tasks.callback_timeout + Duration::from_secs(5);
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
@@ -120,14 +111,14 @@ pub async fn run(state: Arc<AppState>) {
         let full = due.len() >= BATCH;
         futures_util::stream::iter(due)
             .for_each_concurrent(BATCH, |d| {
-                let state = state.clone();
+                let (state, outbox) = (state.clone(), outbox.clone());
                 let owner = owner.clone();
-                async move { deliver(&state, &owner, d).await }
+                async move { deliver(&state, &outbox, &owner, d).await }
             })
             .await;
         if !full {
             tokio::select! {
-                () = state.outbox.wake.notified() => {}
+                () = state.outbox_wake.notified() => {}
                 () = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
         }
@@ -135,12 +126,12 @@ pub async fn run(state: Arc<AppState>) {
 }
 
 /// One attempt at one delivery, logged with its outcome.
-async fn deliver(state: &AppState, owner: &str, d: Delivery) {
+async fn deliver(state: &AppState, outbox: &Outbox, owner: &str, d: Delivery) {
     let cfg = &state.config.tasks;
     let started = Instant::now();
     let at_ms = crate::clock::unix_millis();
     let attempt = d.attempts + 1;
-    let sent = send(state, &d).await;
+    let sent = send(state, outbox, &d).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (status, error) = match &sent {
         Ok(s) if (200..300).contains(s) => (Some(i64::from(*s)), None),
@@ -189,7 +180,7 @@ async fn deliver(state: &AppState, owner: &str, d: Delivery) {
 
 /// Sends one signed delivery; the receiver's status, or why there was none (no URL or body
 /// detail: both may be sensitive).
-async fn send(state: &AppState, d: &Delivery) -> Result<u16, String> {
+async fn send(state: &AppState, outbox: &Outbox, d: &Delivery) -> Result<u16, String> {
     let url = super::callback::check_url(&state.config.tasks, &d.url)
         .await
         .map_err(|e| e.message)?;
@@ -197,8 +188,7 @@ async fn send(state: &AppState, d: &Delivery) -> Result<u16, String> {
         .await
         .map_err(|_| "the signing secret could not be read".to_owned())?;
     let t = crate::clock::unix_secs();
-    let resp = state
-        .outbox
+    let resp = outbox
         .client
         .post(url)
         .header(http::header::CONTENT_TYPE, "application/json")

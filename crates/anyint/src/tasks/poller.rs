@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Runs the poll loop until the task is aborted.
 pub async fn run(state: Arc<AppState>) {

@@ -47,6 +47,7 @@ async fn single_route_waits_a_jittered_backoff_then_retries_it() {
             end,
             attempts: n + 1,
             fallbacks_left: false,
+            waits: true,
             rng: &mut rng,
         };
         search
@@ -84,6 +85,7 @@ async fn retry_after_within_the_budget_is_waited_exactly_and_beyond_it_is_not() 
         end,
         attempts: 1,
         fallbacks_left: false,
+        waits: true,
         rng: &mut rng,
     };
     search
@@ -107,6 +109,7 @@ async fn retry_after_within_the_budget_is_waited_exactly_and_beyond_it_is_not() 
         end,
         attempts: 2,
         fallbacks_left: false,
+        waits: true,
         rng: &mut rng,
     };
     search
@@ -139,6 +142,7 @@ async fn another_route_or_a_fallback_comes_before_any_wait() {
         end,
         attempts: 1,
         fallbacks_left: false,
+        waits: true,
         rng: &mut rng,
     };
     search
@@ -161,6 +165,7 @@ async fn another_route_or_a_fallback_comes_before_any_wait() {
         end,
         attempts: 2,
         fallbacks_left: true,
+        waits: true,
         rng: &mut rng,
     };
     search
@@ -187,6 +192,7 @@ async fn a_rejected_key_is_replaced_by_the_next_key_then_the_route_is_given_up()
         end,
         attempts: 1,
         fallbacks_left: false,
+        waits: true,
         rng: &mut rng,
     };
     search
@@ -213,6 +219,7 @@ async fn a_rejected_key_is_replaced_by_the_next_key_then_the_route_is_given_up()
         end,
         attempts: 2,
         fallbacks_left: false,
+        waits: true,
         rng: &mut rng,
     };
     search
@@ -247,6 +254,7 @@ async fn attempts_cap_stops_same_route_waits() {
         end,
         attempts: cfg.routing.max_attempts,
         fallbacks_left: false,
+        waits: true,
         rng: &mut rng,
     };
     search

@@ -1,0 +1,314 @@
+//! The translated path's codec chain: dispatch from a chat wire [`Kind`] (the client's family,
+//! or the upstream's kind) to its codecs, and the [`Translator`], the stream stage that turns
+//! upstream frames into client bytes through the canonical events.
+//!
+//! Every conversion goes through the canonical model: a client request is decoded once and
+//! encoded for the upstream kind; an upstream answer is decoded and encoded for the client.
+//! The gateway and the pair tests (`tests/pairs.rs`) run this same chain.
+
+use crate::canonical::{ChatRequest, ChatResponse, EncodeOptions, StreamEvent};
+use crate::sse::Frame;
+use crate::{DecodeError, Usage, anthropic, gemini, openai};
+
+/// A chat wire format: the shape a client family speaks, or an upstream kind serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// OpenAI Chat Completions (and every OpenAI-compatible upstream).
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini generateContent.
+    Gemini,
+}
+
+/// What one upstream frame says to a meter: usage, the stream's proper end, an error.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FrameReport {
+    /// Usage the frame carries (to merge into what the stream reported before).
+    pub usage: Option<Usage>,
+    /// The frame carries only usage (OpenAI's final usage chunk).
+    pub usage_only: bool,
+    /// The frame ends the stream properly (`[DONE]`, `message_stop`, a `finishReason`).
+    pub ends: bool,
+    /// The frame is an error the upstream wrote into the stream.
+    pub error: bool,
+}
+
+impl Kind {
+    /// Reads one frame of a stream in this kind's format, for metering. Cheap: only usage
+    /// chunks are parsed.
+    pub fn report(self, frame: &Frame) -> FrameReport {
+        // Any kind's upstream may write an error either way (OpenAI-compatible servers too).
+        let error = frame.event.as_deref() == Some("error")
+            || frame.data.trim_start().starts_with("{\"error\"");
+        let mut report = FrameReport {
+            error,
+            ..FrameReport::default()
+        };
+        match self {
+            Self::OpenAi => {
+                if frame.data == "[DONE]" {
+                    report.ends = true;
+                    return report;
+                }
+                match openai::usage_from_chunk(&frame.data) {
+                    openai::StreamUsage::None => {}
+                    openai::StreamUsage::Inline(u) => report.usage = Some(u),
+                    openai::StreamUsage::UsageOnly(u) => {
+                        report.usage = Some(u);
+                        report.usage_only = true;
+                    }
+                }
+            }
+            Self::Anthropic => match frame.event.as_deref() {
+                Some("message_start" | "message_delta") => {
+                    report.usage = anthropic::usage_from_frame(frame);
+                }
+                Some("message_stop") => report.ends = true,
+                _ => {}
+            },
+            Self::Gemini => {
+                report.usage = gemini::usage_from_frame(frame);
+                report.ends = frame.data.contains("\"finishReason\"");
+            }
+        }
+        report
+    }
+
+    /// The usage a whole (non-streamed) response reports.
+    pub fn usage_from_response(self, body: &[u8]) -> Option<Usage> {
+        match self {
+            Self::OpenAi => openai::usage_from_response(body),
+            Self::Anthropic => anthropic::usage_from_response(body),
+            Self::Gemini => gemini::usage_from_response(body),
+        }
+    }
+}
+
+/// What the client sent, for full decoding when a route needs translation.
+#[derive(Clone, Copy, Debug)]
+pub enum ClientShape<'a> {
+    /// OpenAI Chat Completions.
+    OpenAi,
+    /// Anthropic Messages with the client's `anthropic-version`.
+    Anthropic {
+        /// The version header value.
+        version: &'a str,
+    },
+    /// Gemini generateContent; the model and stream flag come from the URL.
+    Gemini {
+        /// The model in the URL.
+        model: &'a str,
+        /// Whether the client called `:streamGenerateContent`.
+        stream: bool,
+        /// Whether the client asked for SSE (`alt=sse`) rather than a JSON array stream.
+        sse: bool,
+    },
+}
+
+impl ClientShape<'_> {
+    /// The wire kind this shape belongs to.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::OpenAi => Kind::OpenAi,
+            Self::Anthropic { .. } => Kind::Anthropic,
+            Self::Gemini { .. } => Kind::Gemini,
+        }
+    }
+}
+
+/// Decodes the client's request into canonical form.
+pub fn decode_request(shape: ClientShape<'_>, body: &[u8]) -> Result<ChatRequest, DecodeError> {
+    match shape {
+        ClientShape::OpenAi => openai::decode_request(body),
+        ClientShape::Anthropic { version } => anthropic::decode_request(body, version),
+        ClientShape::Gemini { model, stream, .. } => gemini::decode_request(body, model, stream),
+    }
+}
+
+/// Encodes a canonical request for an upstream of `kind`.
+pub fn encode_request(kind: Kind, req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
+    match kind {
+        Kind::OpenAi => openai::encode_request(req),
+        Kind::Anthropic => anthropic::encode_request(req),
+        Kind::Gemini => gemini::encode_request(req),
+    }
+}
+
+/// Decodes an upstream's non-streamed response.
+pub fn decode_response(kind: Kind, body: &[u8]) -> Result<ChatResponse, DecodeError> {
+    match kind {
+        Kind::OpenAi => openai::decode_response(body),
+        Kind::Anthropic => anthropic::decode_response(body),
+        Kind::Gemini => gemini::decode_response(body),
+    }
+}
+
+/// Encodes a canonical response for a client of `kind`.
+pub fn encode_response(kind: Kind, resp: &ChatResponse) -> Vec<u8> {
+    match kind {
+        Kind::OpenAi => openai::encode_response(resp),
+        Kind::Anthropic => anthropic::encode_response(resp),
+        Kind::Gemini => gemini::encode_response(resp),
+    }
+}
+
+/// A stream decoder for an upstream kind.
+pub enum UpstreamDecoder {
+    /// OpenAI-compatible chunks.
+    OpenAi(openai::StreamDecoder),
+    /// Anthropic named events.
+    Anthropic(anthropic::StreamDecoder),
+    /// Gemini response chunks.
+    Gemini(gemini::StreamDecoder),
+}
+
+impl UpstreamDecoder {
+    /// A decoder for `kind`.
+    pub fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::OpenAi => Self::OpenAi(openai::StreamDecoder::new()),
+            Kind::Anthropic => Self::Anthropic(anthropic::StreamDecoder::new()),
+            Kind::Gemini => Self::Gemini(gemini::StreamDecoder::new()),
+        }
+    }
+
+    /// Decodes one upstream frame.
+    pub fn feed(&mut self, frame: &Frame) -> Vec<StreamEvent> {
+        match self {
+            Self::OpenAi(d) => d.feed(frame),
+            Self::Anthropic(d) => d.feed(frame),
+            Self::Gemini(d) => d.feed(frame),
+        }
+    }
+
+    /// The upstream reached EOF.
+    pub fn finish(&mut self) -> Vec<StreamEvent> {
+        match self {
+            Self::OpenAi(d) => d.finish(),
+            Self::Anthropic(d) => d.finish(),
+            Self::Gemini(d) => d.finish(),
+        }
+    }
+}
+
+/// A stream encoder for the client's family.
+pub enum ClientEncoder {
+    /// OpenAI chunks ending in `[DONE]`.
+    OpenAi(openai::StreamEncoder),
+    /// Anthropic named events.
+    Anthropic(anthropic::StreamEncoder),
+    /// Gemini chunks (SSE or JSON array).
+    Gemini(gemini::StreamEncoder),
+}
+
+impl ClientEncoder {
+    /// An encoder for the client's shape.
+    pub fn new(shape: ClientShape<'_>, opts: EncodeOptions) -> Self {
+        match shape {
+            ClientShape::OpenAi => Self::OpenAi(openai::StreamEncoder::new(opts)),
+            ClientShape::Anthropic { .. } => Self::Anthropic(anthropic::StreamEncoder::new(opts)),
+            ClientShape::Gemini { sse, .. } => {
+                let format = if sse {
+                    gemini::StreamFormat::Sse
+                } else {
+                    gemini::StreamFormat::JsonArray
+                };
+                Self::Gemini(gemini::StreamEncoder::new(opts, format))
+            }
+        }
+    }
+
+    /// Encodes one event.
+    pub fn encode(&mut self, ev: &StreamEvent) -> Vec<u8> {
+        match self {
+            Self::OpenAi(e) => e.encode(ev),
+            Self::Anthropic(e) => e.encode(ev),
+            Self::Gemini(e) => e.encode(ev),
+        }
+    }
+
+    /// Final bytes after the upstream ended.
+    pub fn finish(&mut self) -> Vec<u8> {
+        match self {
+            Self::OpenAi(e) => e.finish(),
+            Self::Anthropic(e) => e.finish(),
+            Self::Gemini(e) => e.finish(),
+        }
+    }
+}
+
+/// A translating stream stage: upstream frames in, client bytes out. It stops at the first
+/// error the upstream reports inside the stream, and closes the client's stream only when the
+/// upstream's ended properly (so a cut stream never looks complete).
+pub struct Translator {
+    decoder: UpstreamDecoder,
+    encoder: ClientEncoder,
+    complete: bool,
+}
+
+impl Translator {
+    /// A stage from an upstream of kind `upstream` to a client of shape `client`.
+    pub fn new(upstream: Kind, client: ClientShape<'_>, opts: EncodeOptions) -> Self {
+        Self {
+            decoder: UpstreamDecoder::new(upstream),
+            encoder: ClientEncoder::new(client, opts),
+            complete: false,
+        }
+    }
+
+    /// Translates one upstream frame, appending the client's bytes to `out`. An error the
+    /// upstream reported in the stream comes back as its message; what this frame had encoded
+    /// before it is already in `out`.
+    pub fn feed(&mut self, frame: &Frame, out: &mut Vec<u8>) -> Result<(), String> {
+        self.feed_inspect(frame, out, |_| {})
+    }
+
+    /// [`feed`](Self::feed), showing each canonical event to `seen` first.
+    pub fn feed_inspect(
+        &mut self,
+        frame: &Frame,
+        out: &mut Vec<u8>,
+        mut seen: impl FnMut(&StreamEvent),
+    ) -> Result<(), String> {
+        for ev in self.decoder.feed(frame) {
+            seen(&ev);
+            self.step(&ev, out)?;
+        }
+        Ok(())
+    }
+
+    /// The upstream reached EOF: the decoder's last events, then the client's closing bytes
+    /// when the upstream's stream was complete.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.finish_inspect(out, |_| {});
+    }
+
+    /// [`finish`](Self::finish), showing each canonical event to `seen` first.
+    pub fn finish_inspect(&mut self, out: &mut Vec<u8>, mut seen: impl FnMut(&StreamEvent)) {
+        for ev in self.decoder.finish() {
+            seen(&ev);
+            if self.step(&ev, out).is_err() {
+                break;
+            }
+        }
+        if self.complete {
+            out.extend(self.encoder.finish());
+        }
+    }
+
+    /// Whether the upstream's stream ended properly.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    fn step(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) -> Result<(), String> {
+        match ev {
+            StreamEvent::End => self.complete = true,
+            StreamEvent::Error { message } => return Err(message.clone()),
+            _ => {}
+        }
+        out.extend(self.encoder.encode(ev));
+        Ok(())
+    }
+}

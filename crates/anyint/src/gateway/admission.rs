@@ -1,0 +1,25 @@
+//! The one policy step after a call's model is resolved (entitlement is
+//! `policy::entitlement`): the key's, team's and plan's monthly caps, then the concurrency,
+//! request and token limits of every scope. Chat and task creation take it alike;
+//! count_tokens is free and takes only entitlement.
+
+use crate::policy::{Admission, Refusal};
+use crate::state::AppState;
+use crate::store::ApiKey;
+
+/// Admits one call by `key` estimated at `tokens` input tokens (1 for a task). A refusal is
+/// the 429 naming the rule, with the rate state for the family's headers.
+pub async fn admit(state: &AppState, key: &ApiKey, tokens: u32) -> Result<Admission, Box<Refusal>> {
+    let dir = state.directory.get();
+    if let Err(error) = state.spend.check(&dir, key) {
+        return Err(Box::new(Refusal { error, rate: None }));
+    }
+    let scopes = dir.scopes(key);
+    crate::policy::admit(
+        state.limiter.as_ref(),
+        state.config.limits.fail_open,
+        &scopes,
+        tokens,
+    )
+    .await
+}

@@ -1,0 +1,265 @@
+//! The one stream path, from the upstream's bytes to the client's:
+//!
+//! ```text
+//! upstream chunks ─▶ SSE frames ─▶ usage tap (observes) ─▶ stage (client bytes) ─▶ client
+//! ```
+//!
+//! The [`UsageTap`] reads every upstream frame and writes the ledger row; the [`Stage`] decides
+//! what the client receives. Passthrough stages forward whole events, untouched: when a chunk
+//! is exactly whole events (the common case) it goes out as it came, without a copy. Two
+//! passthrough stages drop or re-frame whole events and never re-encode one: an OpenAI client
+//! that did not ask for the usage chunk does not get it (the gateway asked the upstream for it
+//! so it can meter), and a Gemini client that asked for the JSON-array stream gets the
+//! upstream's SSE events as array elements. The translating stage is `anyint-wire`'s
+//! [`Translator`]. A failure after the first byte ends the client's stream with the family's
+//! error event, never silently.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use anyint_wire::sse::{Frame, SseSplitter};
+use anyint_wire::translate::Translator;
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::error::{Error, ErrorKind};
+use crate::meter::tap::{End, UsageTap};
+use crate::providers::http::UpstreamStream;
+
+/// Renders the client family's in-stream error (for JSON-array streams: the bare element).
+pub type ErrorFrame = fn(&Error) -> Bytes;
+
+/// What the client receives for the upstream's events.
+pub enum Stage {
+    /// Same family: the upstream's events as they are.
+    Forward,
+    /// OpenAI passthrough for a client that did not ask for the usage chunk: all events but
+    /// that one.
+    StripUsage,
+    /// Gemini passthrough for a JSON-array client: each SSE event's data as an array element.
+    JsonArray,
+    /// Another family: decode, translate, encode.
+    Translate(Box<Translator>),
+}
+
+/// A client stream relayed from an upstream stream.
+pub struct Relay {
+    inner: UpstreamStream,
+    splitter: SseSplitter,
+    stage: Stage,
+    tap: UsageTap,
+    /// Whether the client reads a JSON array (Gemini without `alt=sse`), however produced.
+    array: bool,
+    error_frame: ErrorFrame,
+    written: bool,
+    finished: bool,
+}
+
+impl Relay {
+    /// Relays `inner` through `stage`, metered by `tap`. `array` says the client reads a JSON
+    /// array stream; `error_frame` renders its family's in-stream error.
+    pub fn new(
+        inner: UpstreamStream,
+        stage: Stage,
+        tap: UsageTap,
+        array: bool,
+        error_frame: ErrorFrame,
+    ) -> Self {
+        Self {
+            inner,
+            splitter: SseSplitter::new(),
+            stage,
+            tap,
+            array,
+            error_frame,
+            written: false,
+            finished: false,
+        }
+    }
+
+    /// Whether an error event is already on its way to the client from the upstream itself
+    /// (passthrough), so the relay must not add a second one.
+    fn upstream_wrote_error(&self) -> bool {
+        !matches!(self.stage, Stage::Translate(_)) && self.tap.upstream_errored()
+    }
+
+    /// Handles the frames of one upstream chunk; returns the bytes for the client, or an error
+    /// when the upstream reported one inside a translated stream.
+    fn process(&mut self, chunk: &Bytes) -> Result<Bytes, (Bytes, String)> {
+        let pending_before = self.splitter.pending().len();
+        let frames = self.splitter.push(chunk);
+        let reports: Vec<_> = frames.iter().map(|f| self.tap.observe(f)).collect();
+        // Passthrough forwards whole events only, so a cut mid-event never leaves half an
+        // event before the error event.
+        let aligned = pending_before == 0 && self.splitter.pending().is_empty();
+        let whole = |frames: &[Frame]| -> Bytes {
+            if aligned {
+                chunk.clone()
+            } else {
+                Bytes::from(
+                    frames
+                        .iter()
+                        .flat_map(|f| f.raw.iter().copied())
+                        .collect::<Vec<u8>>(),
+                )
+            }
+        };
+        match &mut self.stage {
+            Stage::Forward => Ok(whole(&frames)),
+            Stage::StripUsage => {
+                let mut out = Vec::new();
+                for (f, r) in frames.iter().zip(&reports) {
+                    if !r.usage_only {
+                        out.extend_from_slice(&f.raw);
+                    }
+                }
+                Ok(Bytes::from(out))
+            }
+            Stage::JsonArray => {
+                let mut out = Vec::new();
+                for f in &frames {
+                    if !f.data.trim().is_empty() {
+                        out.extend_from_slice(if self.written || !out.is_empty() {
+                            b",\r\n"
+                        } else {
+                            b"["
+                        });
+                        out.extend_from_slice(f.data.as_bytes());
+                    }
+                }
+                Ok(Bytes::from(out))
+            }
+            Stage::Translate(t) => {
+                let mut out = Vec::new();
+                for f in &frames {
+                    if let Err(msg) = t.feed(f, &mut out) {
+                        // What was already encoded from this chunk still goes out first.
+                        return Err((Bytes::from(out), msg));
+                    }
+                }
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+
+    /// The upstream reached EOF: final bytes, if any.
+    fn close(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Stage::Translate(t) = &mut self.stage {
+            t.finish(&mut out);
+            return out;
+        }
+        // A last event without its blank line was held back: it still counts and is sent.
+        if let Some(tail) = self.splitter.finish() {
+            let mut tail_chunk = tail.raw.clone();
+            tail_chunk.extend_from_slice(b"\n\n");
+            if let Ok(bytes) = self.process(&Bytes::from(tail_chunk)) {
+                out.extend_from_slice(&bytes);
+            }
+        }
+        // Complete, or ended by the upstream's own error element: close the array either way.
+        if matches!(self.stage, Stage::JsonArray)
+            && (self.tap.is_complete() || self.tap.upstream_errored())
+        {
+            out.extend_from_slice(if self.written || !out.is_empty() {
+                b"]"
+            } else {
+                b"[]"
+            });
+        }
+        out
+    }
+
+    /// The client-facing bytes for a failure after the first byte.
+    fn error_bytes(&self, message: &str) -> Bytes {
+        let err =
+            Error::new(ErrorKind::UpstreamUnavailable, message).with_code("upstream_unavailable");
+        let element = (self.error_frame)(&err);
+        if !self.array {
+            // Raw passthrough may have forwarded half an event: end it before ours.
+            if matches!(self.stage, Stage::Forward) && !self.splitter.pending().is_empty() {
+                let mut out = b"\n\n".to_vec();
+                out.extend_from_slice(&element);
+                return Bytes::from(out);
+            }
+            return element;
+        }
+        let mut out = Vec::with_capacity(element.len() + 4);
+        out.extend_from_slice(if self.written { b",\r\n" } else { b"[" });
+        out.extend_from_slice(&element);
+        out.push(b']');
+        Bytes::from(out)
+    }
+
+    fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        self.written = true;
+        Poll::Ready(Some(Ok(bytes)))
+    }
+}
+
+impl Stream for Relay {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(bytes))) => match this.process(&bytes) {
+                    Ok(out) if !out.is_empty() => return this.emit(out),
+                    Ok(_) => {}
+                    Err((before, upstream_message)) => {
+                        this.finished = true;
+                        this.tap.finish(End::UpstreamCut);
+                        tracing::warn!(
+                            upstream_error_len = upstream_message.len(),
+                            "upstream reported an error inside the stream"
+                        );
+                        let mut bytes = before.to_vec();
+                        bytes.extend_from_slice(&this.error_bytes(
+                            "the upstream provider failed mid-stream; retry the request",
+                        ));
+                        return this.emit(Bytes::from(bytes));
+                    }
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    this.finished = true;
+                    this.tap.finish(End::UpstreamCut);
+                    tracing::warn!(error = %e, "upstream stream failed after the first byte");
+                    if this.upstream_wrote_error() {
+                        // The client already has the upstream's own error event.
+                        return Poll::Ready(None);
+                    }
+                    let bytes =
+                        this.error_bytes("the upstream stream was interrupted; retry the request");
+                    return this.emit(bytes);
+                }
+                Poll::Ready(None) => {
+                    this.finished = true;
+                    let mut tail = this.close();
+                    let complete = match &this.stage {
+                        Stage::Translate(t) => t.is_complete(),
+                        _ => this.tap.is_complete(),
+                    };
+                    if complete {
+                        this.tap.finish(End::Complete);
+                    } else {
+                        this.tap.finish(End::UpstreamCut);
+                        if !this.upstream_wrote_error() {
+                            tail.extend_from_slice(&this.error_bytes(
+                                "the upstream ended the stream early; retry the request",
+                            ));
+                        }
+                    }
+                    if tail.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return this.emit(Bytes::from(tail));
+                }
+            }
+        }
+    }
+}
