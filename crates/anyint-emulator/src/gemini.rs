@@ -32,20 +32,6 @@ const KEY_HEADER: &str = "x-goog-api-key";
 /// Separator between stream chunks in the JSON-array framing.
 const ARRAY_SEPARATOR: &str = "\n,\r\n";
 
-/// `pageSize` → `page_size`, for query parameters given either way.
-pub(crate) fn snake_param(camel: &str) -> String {
-    let mut out = String::new();
-    for c in camel.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// True when a `/v1/models` request is a Gemini one: it carries
 /// `x-goog-api-key` or a `key` query parameter.
 pub(crate) fn wants(headers: &HeaderMap, query: Option<&str>) -> bool {

@@ -69,12 +69,26 @@ fn model_json(&(id, name, description, input, output, thinking): &Model) -> Valu
     m
 }
 
+/// `pageSize` → `page_size`, for query parameters given either way.
+fn snake_param(camel: &str) -> String {
+    let mut out = String::new();
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// One page of the list. Page tokens are the offset of the next page.
 pub(crate) fn list(query: &[(String, String)], array: bool) -> Response {
     let param = |name: &str| {
         query
             .iter()
-            .find(|(k, _)| k == name || *k == crate::gemini::snake_param(name))
+            .find(|(k, _)| k == name || *k == snake_param(name))
             .map(|(_, v)| v.as_str())
     };
     let size = match param("pageSize").map(str::parse::<usize>) {
