@@ -6,6 +6,7 @@
 //! needs and leaves the task's life to [`crate::task`]. Unknown `input` and
 //! `parameters` fields are ignored, as the SDK sends deprecated ones.
 
+pub(crate) mod error;
 mod render;
 
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-pub(crate) use self::render::{bad_key, for_status, invalid, status};
+use self::error::invalid;
+pub(crate) use self::render::status;
 use crate::fault::{self, Fault};
 use crate::gate::{self, Family, Incoming};
 use crate::state::State;
@@ -75,11 +77,11 @@ pub(crate) async fn cancel(
         .flatten();
     let resp = match canceled {
         Some(true) => json_response(StatusCode::OK, &json!({"request_id": rid})),
-        Some(false) => render::cannot_cancel(
+        Some(false) => error::cannot_cancel(
             "Failed to cancel the task, please confirm that the task is in PENDING status.",
             &rid,
         ),
-        None => render::cannot_cancel(
+        None => error::cannot_cancel(
             "Failed to cancel the task, the task does not exist or has expired.",
             &rid,
         ),
@@ -126,7 +128,7 @@ async fn create(state: &Arc<State>, headers: &HeaderMap, body: &Bytes, kind: Kin
             }
         }
     } else {
-        render::error(
+        error::error(
             StatusCode::FORBIDDEN,
             "AccessDenied",
             "current user api does not support synchronous calls",

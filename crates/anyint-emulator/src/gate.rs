@@ -2,6 +2,8 @@
 //! API key check, injected latency and injected error statuses, each in the
 //! wire family's own dialect ([`Family`]). Handlers call [`admit`] or
 //! [`admit_as`] first and only build a real answer when it lets them through.
+//! The families' error bodies come from their leaf `error` modules, never
+//! from the handlers, so no handler is imported here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,10 +108,10 @@ impl Family<'_> {
             }
             Self::DashScope { request_id } => check_auth(opts, headers)
                 .err()
-                .map(|_| crate::dashscope::bad_key(request_id)),
+                .map(|_| crate::dashscope::error::bad_key(request_id)),
             Self::Music => check_auth(opts, headers)
                 .err()
-                .map(|_| crate::music::unauthorized()),
+                .map(|_| crate::music::error::unauthorized()),
         }
     }
 
@@ -122,8 +124,8 @@ impl Family<'_> {
                 AnthropicError::invalid(msg).into_response(request_id)
             }
             Self::Gemini(call) => GoogleError::invalid(msg).into_response(call.array),
-            Self::DashScope { request_id } => crate::dashscope::invalid(&msg, request_id),
-            Self::Music => crate::music::invalid(&msg),
+            Self::DashScope { request_id } => crate::dashscope::error::invalid(&msg, request_id),
+            Self::Music => crate::music::error::invalid(&msg),
         }
     }
 
@@ -141,8 +143,10 @@ impl Family<'_> {
                 fault.retry_after.as_deref(),
             )
             .into_response(call.array),
-            Self::DashScope { request_id } => crate::dashscope::for_status(status, request_id),
-            Self::Music => crate::music::for_status(status),
+            Self::DashScope { request_id } => {
+                crate::dashscope::error::for_status(status, request_id)
+            }
+            Self::Music => crate::music::error::for_status(status),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! validates the generate body like the resellers do and leaves the task's
 //! life to [`crate::task`]; stage callbacks go to `callBackUrl`.
 
+pub(crate) mod error;
 mod render;
 
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-pub(crate) use self::render::{callback_body, for_status, invalid, status, unauthorized};
+use self::error::invalid;
+pub(crate) use self::render::{callback_body, status};
 use crate::fault::{self, strip_directives};
 use crate::gate::{self, Family, Incoming};
 use crate::state::State;
@@ -97,7 +99,7 @@ pub(crate) async fn record_info(
         None => invalid("taskId is required"),
         Some(id) => match task::poll(&state, &id, is_music, render::record).await {
             Some(data) => render::ok(&data),
-            None => render::envelope(StatusCode::OK, 404, "task not found"),
+            None => error::envelope(StatusCode::OK, 404, "task not found"),
         },
     };
     fault.decorate(resp)

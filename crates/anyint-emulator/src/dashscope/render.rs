@@ -1,13 +1,12 @@
-//! DashScope bodies: the `{request_id, output:{task_id, task_status, …},
-//! usage?}` task answers and the `{code, message, request_id}` error
-//! envelope (also for injected status faults). Builds bodies only.
+//! DashScope task bodies: the `{request_id, output:{task_id, task_status,
+//! …}, usage?}` answers of create and status calls, and the family's
+//! `task_status` names. Builds bodies only; errors live in
+//! [`super::error`].
 
-use axum::http::StatusCode;
-use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::task::{Kind, Phase, Task};
-use crate::util::{datetime, json_response};
+use crate::util::datetime;
 
 /// Host of the result URLs (never resolvable).
 const RESULT_BASE: &str = "https://dashscope-emulator.invalid";
@@ -119,71 +118,6 @@ fn failure_message(code: &str) -> String {
         "DataInspectionFailed" => "Output data may contain inappropriate content.".to_owned(),
         other => format!("Emulated task failure ({other})."),
     }
-}
-
-/// An error answer in DashScope's envelope.
-pub(super) fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
-    json_response(
-        status,
-        &json!({"code": code, "message": message, "request_id": request_id}),
-    )
-}
-
-/// 401 for a missing or wrong key.
-pub(crate) fn bad_key(request_id: &str) -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        "InvalidApiKey",
-        "Invalid API-key provided.",
-        request_id,
-    )
-}
-
-/// 400 `InvalidParameter`.
-pub(crate) fn invalid(message: &str, request_id: &str) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        "InvalidParameter",
-        message,
-        request_id,
-    )
-}
-
-/// 400 `UnsupportedOperation` for a cancel that cannot happen.
-pub(super) fn cannot_cancel(message: &str, request_id: &str) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        "UnsupportedOperation",
-        message,
-        request_id,
-    )
-}
-
-/// The body DashScope sends for `status` (used by `status=N` faults).
-pub(crate) fn for_status(status: StatusCode, request_id: &str) -> Response {
-    let (code, message) = match status.as_u16() {
-        401 => return bad_key(request_id),
-        403 => ("AccessDenied", "Access denied."),
-        404 => ("ModelNotFound", "Model not exist."),
-        429 => (
-            "Throttling.RateQuota",
-            "Requests rate limit exceeded, please try again later.",
-        ),
-        503 => (
-            "ServiceUnavailable",
-            "The service is temporarily unavailable, please try again later.",
-        ),
-        504 => (
-            "RequestTimeOut",
-            "Request timed out, please try again later.",
-        ),
-        n if n >= 500 => (
-            "InternalError",
-            "An internal error has occured, please try again later or contact service support.",
-        ),
-        _ => ("InvalidParameter", "Emulated bad request."),
-    };
-    error(status, code, message, request_id)
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! Music bodies: the `{code,msg,data}` envelope, the record-info `data`
-//! (camelCase `sunoData` items) and the stage callbacks (snake_case items,
-//! `task_id`). Tracks are derived from the task alone, so a record and a
-//! callback describe the same clip with the same ids and URLs. Builds
-//! bodies only.
+//! Music task bodies: the success envelope, the record-info `data`
+//! (camelCase `sunoData` items), the stage callbacks (snake_case items,
+//! `task_id`) and the family's status names. Tracks are derived from the
+//! task alone, so a record and a callback describe the same clip with the
+//! same ids and URLs. Builds bodies only; errors live in
+//! [`super::error`].
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -19,43 +20,12 @@ const TRACKS: usize = 2;
 /// `errorCode` of a failed task and `code` of its `error` callback.
 const FAILURE_CODE: u16 = 501;
 
-/// `{"code","msg","data":null}` with an HTTP status.
-pub(super) fn envelope(http: StatusCode, code: u16, msg: &str) -> Response {
-    json_response(http, &json!({"code": code, "msg": msg, "data": null}))
-}
-
 /// `{"code":200,"msg":"success","data":data}`.
 pub(super) fn ok(data: &Value) -> Response {
     json_response(
         StatusCode::OK,
         &json!({"code": 200, "msg": "success", "data": data}),
     )
-}
-
-/// Business 401 (HTTP 200) for a missing or wrong key.
-pub(crate) fn unauthorized() -> Response {
-    envelope(StatusCode::OK, 401, "unauthorized")
-}
-
-/// Business 422 (HTTP 200) for a request that fails validation.
-pub(crate) fn invalid(msg: &str) -> Response {
-    envelope(StatusCode::OK, 422, msg)
-}
-
-/// The envelope for an injected `status=N` fault: HTTP N and code N.
-pub(crate) fn for_status(status: StatusCode) -> Response {
-    let msg = match status.as_u16() {
-        400 => "invalid parameters",
-        401 => "unauthorized",
-        402 => "insufficient credits",
-        404 => "not found",
-        429 => "rate limited",
-        455 => "system maintenance",
-        503 => "service unavailable",
-        n if n >= 500 => "server error",
-        _ => "emulated error",
-    };
-    envelope(status, status.as_u16(), msg)
 }
 
 /// The record-info `status` of a task.
