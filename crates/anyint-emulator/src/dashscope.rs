@@ -18,7 +18,6 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use self::error::invalid;
-pub(crate) use self::render::status;
 use crate::fault::{self, Fault};
 use crate::gate::{self, Family, Incoming};
 use crate::state::State;
@@ -54,7 +53,7 @@ pub(crate) async fn fetch(
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    let body = task::poll(&state, &id, is_dashscope, |t| render::task(t, &rid))
+    let body = task::poll(&state.tasks, &id, is_dashscope, |t| render::task(t, &rid))
         .await
         .unwrap_or_else(|| render::unknown(&id, &rid));
     fault.decorate(json_response(StatusCode::OK, &body))
@@ -122,8 +121,14 @@ async fn create(state: &Arc<State>, headers: &HeaderMap, body: &Bytes, kind: Kin
             Ok(mut request) => {
                 request["model"] = Value::String(model.to_owned());
                 let id = uuid_like(&state.tasks.fresh_seed());
-                let task = Task::new(id.clone(), kind, fault.task.clone(), request);
-                task::create(state, task, None);
+                let task = Task::new(
+                    id.clone(),
+                    kind,
+                    render::DIALECT,
+                    fault.task.clone(),
+                    request,
+                );
+                task::create(&state.tasks, task, None);
                 json_response(StatusCode::OK, &render::created(&id, &rid))
             }
         }

@@ -18,7 +18,6 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use self::error::invalid;
-pub(crate) use self::render::{callback_body, status};
 use crate::fault::{self, strip_directives};
 use crate::gate::{self, Family, Incoming};
 use crate::state::State;
@@ -62,8 +61,14 @@ pub(crate) async fn generate(
             let mut request = json.clone().unwrap_or(Value::Null);
             request["model"] = Value::String(model.to_owned());
             let id = hex_id(&state.tasks.fresh_seed(), 32);
-            let task = Task::new(id.clone(), Kind::Music, fault.task.clone(), request);
-            task::create(&state, task, callback);
+            let task = Task::new(
+                id.clone(),
+                Kind::Music,
+                render::DIALECT,
+                fault.task.clone(),
+                request,
+            );
+            task::create(&state.tasks, task, callback);
             render::ok(&json!({"taskId": id}))
         }
     };
@@ -97,7 +102,7 @@ pub(crate) async fn record_info(
         .filter(|v| !v.is_empty());
     let resp = match id {
         None => invalid("taskId is required"),
-        Some(id) => match task::poll(&state, &id, is_music, render::record).await {
+        Some(id) => match task::poll(&state.tasks, &id, is_music, render::record).await {
             Some(data) => render::ok(&data),
             None => error::envelope(StatusCode::OK, 404, "task not found"),
         },

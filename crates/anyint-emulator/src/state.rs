@@ -29,8 +29,9 @@ pub(crate) struct State {
     streams: Mutex<HashMap<String, Arc<StreamCounts>>>,
     cache_prefixes: Mutex<HashSet<u64>>,
     requests: AtomicU64,
-    /// DashScope and music tasks.
-    pub(crate) tasks: Tasks,
+    /// DashScope and music tasks (shared with their stage timers and
+    /// callback workers).
+    pub(crate) tasks: Arc<Tasks>,
 }
 
 /// Locks ignoring poison: counters stay usable after a panicking handler.
@@ -47,7 +48,7 @@ impl State {
             streams: Mutex::default(),
             cache_prefixes: Mutex::default(),
             requests: AtomicU64::new(0),
-            tasks: Tasks::new(),
+            tasks: Arc::new(Tasks::new()),
         }
     }
 

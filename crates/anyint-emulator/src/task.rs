@@ -2,22 +2,24 @@
 //! registry, the family-neutral state machine a [`TaskScript`] drives, the
 //! status-GET accounting (`fetches`, concurrent fetches, with a drop guard)
 //! and the stage timer of `stage_ms` tasks. Wire shapes (status names,
-//! bodies, callback payloads) belong to the families; callback delivery to
-//! [`callback`]. State changes only when a status GET or the stage timer
-//! advances a task, so a test controls exactly when a task finishes.
+//! bodies, callback payloads) belong to the families, which hand theirs in
+//! as a [`Dialect`] when they create a task, so this module imports no
+//! family (nor `state`, which holds the [`Tasks`]); callback delivery
+//! belongs to [`callback`]. State changes only when a status GET or the
+//! stage timer advances a task, so a test controls exactly when a task
+//! finishes.
 
 mod callback;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::fault::TaskScript;
-use crate::state::State;
 use crate::util::{fnv64, now_millis};
 
 /// Distinguishes emulator instances in one process, so task ids never
@@ -45,6 +47,16 @@ impl Kind {
     }
 }
 
+/// How a family words its tasks; handed over with every task it creates.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dialect {
+    /// The family's name for a task's current state.
+    pub(crate) status: fn(&Task) -> &'static str,
+    /// The callback body for a task entering a phase, if that stage sends
+    /// one.
+    pub(crate) callback: fn(&Task, Phase) -> Option<Value>,
+}
+
 /// Where a task stands, in no family's vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -68,6 +80,7 @@ impl Phase {
 pub(crate) struct Task {
     pub(crate) id: String,
     pub(crate) kind: Kind,
+    dialect: Dialect,
     pub(crate) script: TaskScript,
     /// The create request body, as received.
     pub(crate) request: Value,
@@ -88,10 +101,17 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    pub(crate) fn new(id: String, kind: Kind, script: TaskScript, request: Value) -> Self {
+    pub(crate) fn new(
+        id: String,
+        kind: Kind,
+        dialect: Dialect,
+        script: TaskScript,
+        request: Value,
+    ) -> Self {
         Self {
             id,
             kind,
+            dialect,
             script,
             request,
             submitted_ms: now_millis(),
@@ -158,19 +178,12 @@ impl Task {
 
     /// The family's name for the current state.
     pub(crate) fn status(&self) -> &'static str {
-        match self.kind {
-            Kind::Video | Kind::Image => crate::dashscope::status(self.phase()),
-            Kind::Music => crate::music::status(self),
-        }
+        (self.dialect.status)(self)
     }
 
     fn notify(&mut self, phase: Phase) {
         if let Some(tx) = &self.callbacks {
-            let body = match self.kind {
-                Kind::Video | Kind::Image => None,
-                Kind::Music => crate::music::callback_body(self, phase),
-            };
-            if let Some(body) = body {
+            if let Some(body) = (self.dialect.callback)(self, phase) {
                 let copies = if self.script.dup_callbacks { 2 } else { 1 };
                 for _ in 0..copies {
                     // A closed queue means the worker is gone; nothing to do.
@@ -202,8 +215,8 @@ pub(crate) struct Tasks {
     map: Mutex<HashMap<String, Task>>,
     ids: AtomicU64,
     seed: u64,
-    /// Client for callbacks, built on first use (`None` if that failed).
-    client: OnceLock<Option<reqwest::Client>>,
+    /// Client for callbacks, shared by this instance's delivery workers.
+    client: Arc<callback::Client>,
 }
 
 /// Locks ignoring poison: tasks stay usable after a panicking handler.
@@ -221,7 +234,7 @@ impl Tasks {
             map: Mutex::default(),
             ids: AtomicU64::new(0),
             seed: fnv64(&[&instance.to_le_bytes(), &clock.to_le_bytes()]),
-            client: OnceLock::new(),
+            client: Arc::default(),
         }
     }
 
@@ -291,17 +304,6 @@ impl Tasks {
             (guard, delay)
         })
     }
-
-    fn client(&self) -> Option<reqwest::Client> {
-        self.client
-            .get_or_init(|| {
-                reqwest::Client::builder()
-                    .timeout(callback::TIMEOUT)
-                    .build()
-                    .ok()
-            })
-            .clone()
-    }
 }
 
 /// Ends one counted status GET when dropped, however the handler exits.
@@ -320,15 +322,24 @@ impl Drop for FetchGuard<'_> {
 
 /// Registers a new task. With a callback URL (and no `no_callbacks`) a
 /// delivery worker starts; with `stage_ms` the stage timer starts.
-pub(crate) fn create(state: &Arc<State>, mut task: Task, callback_url: Option<String>) {
+pub(crate) fn create(tasks: &Arc<Tasks>, mut task: Task, callback_url: Option<String>) {
     if let Some(url) = callback_url.filter(|_| !task.script.no_callbacks) {
-        task.callbacks = Some(callback::spawn(Arc::clone(state), task.id.clone(), url));
+        let (ledger, id) = (Arc::clone(tasks), task.id.clone());
+        let record = move |delivered: bool| {
+            ledger.with(&id, |t| {
+                t.callbacks_sent += 1;
+                if !delivered {
+                    t.callbacks_failed += 1;
+                }
+            });
+        };
+        task.callbacks = Some(callback::spawn(Arc::clone(&tasks.client), url, record));
     }
     let timer = task.script.stage_ms;
     let id = task.id.clone();
-    lock(&state.tasks.map).insert(id.clone(), task);
+    lock(&tasks.map).insert(id.clone(), task);
     if let Some(ms) = timer {
-        tokio::spawn(run_stages(Arc::clone(state), id, Duration::from_millis(ms)));
+        tokio::spawn(run_stages(Arc::clone(tasks), id, Duration::from_millis(ms)));
     }
 }
 
@@ -336,16 +347,16 @@ pub(crate) fn create(state: &Arc<State>, mut task: Task, callback_url: Option<St
 /// unless it is time-driven, and renders it. `None` for an unknown id or a
 /// kind the caller's family does not `accept`.
 pub(crate) async fn poll<R>(
-    state: &State,
+    tasks: &Tasks,
     id: &str,
     accept: fn(Kind) -> bool,
     render: impl FnOnce(&Task) -> R,
 ) -> Option<R> {
-    let (guard, delay) = state.tasks.begin_fetch(id, accept)?;
+    let (guard, delay) = tasks.begin_fetch(id, accept)?;
     if let Some(ms) = delay.filter(|&ms| ms > 0) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let out = state.tasks.with(id, |t| {
+    let out = tasks.with(id, |t| {
         if t.script.stage_ms.is_none() {
             t.step(now_millis());
         }
@@ -357,13 +368,13 @@ pub(crate) async fn poll<R>(
 
 /// The stage timer: advances `id` every `every` after creation until it
 /// settles or is forgotten.
-async fn run_stages(state: Arc<State>, id: String, every: Duration) {
+async fn run_stages(tasks: Arc<Tasks>, id: String, every: Duration) {
     let start = tokio::time::Instant::now();
     let mut n: u32 = 0;
     loop {
         n = n.saturating_add(1);
         tokio::time::sleep_until(start + every.saturating_mul(n)).await;
-        let settled = state.tasks.with(&id, |t| {
+        let settled = tasks.with(&id, |t| {
             t.step(now_millis());
             t.settled()
         });
@@ -378,9 +389,15 @@ mod tests {
     use super::*;
     use crate::fault;
 
+    /// A dialect for tasks no family renders.
+    const PLAIN: Dialect = Dialect {
+        status: |_| "STATUS",
+        callback: |_, _| None,
+    };
+
     fn task(spec: &str) -> Task {
         let script = fault::parse(spec).unwrap().task;
-        Task::new("t".to_owned(), Kind::Video, script, Value::Null)
+        Task::new("t".to_owned(), Kind::Video, PLAIN, script, Value::Null)
     }
 
     fn walk(spec: &str, steps: usize) -> Vec<Phase> {

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::task::{Kind, Phase, Task};
+use crate::task::{Dialect, Kind, Phase, Task};
 use crate::util::datetime;
 
 /// Host of the result URLs (never resolvable).
@@ -15,8 +15,14 @@ const DEFAULT_DURATION: u64 = 5;
 /// `usage.SR` when the request names no resolution or size.
 const DEFAULT_SR: u64 = 720;
 
+/// How DashScope words its tasks: `task_status` names, no callbacks.
+pub(super) const DIALECT: Dialect = Dialect {
+    status: |t| status(t.phase()),
+    callback: |_, _| None,
+};
+
 /// DashScope's `task_status` for a phase.
-pub(crate) fn status(phase: Phase) -> &'static str {
+fn status(phase: Phase) -> &'static str {
     match phase {
         Phase::Pending => "PENDING",
         Phase::Working(_) => "RUNNING",

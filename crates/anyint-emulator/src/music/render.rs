@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::fault::strip_directives;
-use crate::task::{Phase, Task};
+use crate::task::{Dialect, Phase, Task};
 use crate::util::{datetime, json_response, uuid_like};
 
 /// Host of the clip URLs (never resolvable).
@@ -28,8 +28,14 @@ pub(super) fn ok(data: &Value) -> Response {
     )
 }
 
+/// How music words its tasks: record-info statuses and stage callbacks.
+pub(super) const DIALECT: Dialect = Dialect {
+    status,
+    callback: callback_body,
+};
+
 /// The record-info `status` of a task.
-pub(crate) fn status(t: &Task) -> &'static str {
+fn status(t: &Task) -> &'static str {
     match t.phase() {
         Phase::Pending => "PENDING",
         Phase::Working(1) => "TEXT_SUCCESS",
@@ -89,7 +95,7 @@ pub(super) fn record(t: &Task) -> Value {
 /// The callback for entering `phase`, if that stage sends one: `text`
 /// (first working state), `first` (second working state), `complete` or
 /// `error`.
-pub(crate) fn callback_body(t: &Task, phase: Phase) -> Option<Value> {
+fn callback_body(t: &Task, phase: Phase) -> Option<Value> {
     let (kind, msg) = match phase {
         Phase::Working(1) => ("text", "Text generation completed successfully."),
         Phase::Working(2) => ("first", "First audio generated successfully."),
