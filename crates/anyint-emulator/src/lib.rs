@@ -319,6 +319,36 @@
 //! `started` = `completed` + `cut` + `aborted` + streams still running.
 //! `POST /_emulator/reset` clears these counters too; streams still running
 //! at a reset are not counted afterwards.
+//!
+//! # Module layering
+//!
+//! Modules import only downward, and a child module never imports its
+//! parent, so the file-level import graph has no cycle. Bottom up:
+//!
+//! 1. Leaves, importing nothing of this crate but other leaves: `util`,
+//!    `fault`, `content` (the family-neutral content rules), `error`
+//!    (OpenAI's envelope), the families' error envelopes
+//!    `anthropic::error`, `gemini::error`, `dashscope::error` and
+//!    `music::error`, and `task::callback` (callback delivery).
+//! 2. `task`: the async task store and state machine. Knows no family (a
+//!    family hands its wording in as a `task::Dialect`) and not `state`.
+//! 3. `state`: per-instance counters, records and the task store.
+//! 4. Plumbing over `state`: `gate` (admission; renders its rejections
+//!    with the families' leaf error modules, never a handler) and `stream`
+//!    (stream pacing and accounting).
+//! 5. Family internals, the children of the handlers:
+//!    `chat::{request,plan,render}`, `anthropic::{request,plan,render,
+//!    models}`, `gemini::{request,plan,render,models}`,
+//!    `dashscope::render`, `music::render`. They import leaves, `task`
+//!    (the task bodies) and their siblings (`request` → `plan` →
+//!    `render`), never `gate`, `state` or their parent.
+//! 6. Handlers, one per family plus the shared ones: `chat`, `embeddings`,
+//!    `anthropic`, `gemini`, `dashscope`, `music`, `admin` and `models`
+//!    (which hands `/v1/models` to `anthropic` or `gemini` when the request
+//!    speaks their dialect; the only handler importing handlers). They may
+//!    import every layer below and their own children.
+//! 7. This root: the router, importing handlers, `gate` (its middleware),
+//!    `state` and `task::Kind`.
 
 mod admin;
 mod anthropic;
