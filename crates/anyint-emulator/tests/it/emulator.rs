@@ -1,48 +1,16 @@
 //! End-to-end checks of the emulator over real loopback HTTP with reqwest:
 //! wire shapes, streaming order, auth, validation and fault injection.
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers outside #[test] fns; a panic is the failure report"
-)]
 
-use anyint_emulator::{Options, serve};
+use anyint_emulator::Options;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-struct Emu {
-    base: String,
-    client: reqwest::Client,
-}
-
-const KEY: &str = "sk-test-key-123456";
-
-async fn start(opts: Options) -> Emu {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, opts, std::future::pending()));
-    Emu {
-        base: format!("http://{addr}"),
-        client: reqwest::Client::builder().build().unwrap(),
-    }
-}
+use crate::harness::{Emu, KEY, start};
 
 impl Emu {
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(KEY)
-    }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(KEY)
-    }
-
     async fn chat(&self, body: &Value) -> reqwest::Response {
-        self.post("/v1/chat/completions")
+        self.bearer_post("/v1/chat/completions")
             .json(body)
             .send()
             .await
@@ -79,7 +47,7 @@ fn assert_envelope(body: &Value) {
 #[tokio::test]
 async fn models_list_and_retrieve() {
     let emu = start(Options::default()).await;
-    let resp = emu.get("/v1/models").send().await.unwrap();
+    let resp = emu.bearer_get("/v1/models").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["object"], "list");
@@ -92,7 +60,7 @@ async fn models_list_and_retrieve() {
     }
 
     let one: Value = emu
-        .get("/v1/models/gpt-4o")
+        .bearer_get("/v1/models/gpt-4o")
         .send()
         .await
         .unwrap()
@@ -101,7 +69,7 @@ async fn models_list_and_retrieve() {
         .unwrap();
     assert_eq!(one["id"], "gpt-4o");
 
-    let missing = emu.get("/v1/models/nope").send().await.unwrap();
+    let missing = emu.bearer_get("/v1/models/nope").send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let body: Value = missing.json().await.unwrap();
     assert_envelope(&body);
@@ -298,7 +266,7 @@ async fn validation_errors_name_the_param() {
         assert_eq!(err["error"]["param"], param);
     }
     let resp = emu
-        .post("/v1/chat/completions")
+        .bearer_post("/v1/chat/completions")
         .body("not json")
         .send()
         .await
@@ -311,7 +279,7 @@ async fn validation_errors_name_the_param() {
 async fn fault_status_429_with_retry_after() {
     let emu = start(Options::default()).await;
     let resp = emu
-        .post("/v1/chat/completions")
+        .bearer_post("/v1/chat/completions")
         .header("x-emulator-fault", "status=429,retry_after=2")
         .json(&user("hi"))
         .send()
@@ -346,7 +314,7 @@ async fn fault_status_429_with_retry_after() {
 
     // Typos fail loudly.
     let resp = emu
-        .post("/v1/chat/completions")
+        .bearer_post("/v1/chat/completions")
         .header("x-emulator-fault", "stauts=500")
         .json(&user("hi"))
         .send()
@@ -363,7 +331,7 @@ async fn fault_cut_after_aborts_stream() {
     let mut body = user("Reply with exactly: one two three four five");
     body["stream"] = json!(true);
     let resp = emu
-        .post("/v1/chat/completions")
+        .bearer_post("/v1/chat/completions")
         .header("x-emulator-fault", "cut_after=2")
         .json(&body)
         .send()
@@ -393,7 +361,7 @@ async fn fault_cut_after_aborts_stream() {
 async fn fault_times_then_success_and_counts() {
     let emu = start(Options::default()).await;
     let send = || {
-        emu.post("/v1/chat/completions")
+        emu.bearer_post("/v1/chat/completions")
             .header("x-emulator-fault", "status=503 times=2 tag=x")
             .json(&user("Reply with exactly: ok"))
             .send()
@@ -412,7 +380,7 @@ async fn fault_times_then_success_and_counts() {
     assert_eq!(body["choices"][0]["message"]["content"], "ok");
 
     let count: Value = emu
-        .get("/_emulator/counts/x")
+        .bearer_get("/_emulator/counts/x")
         .send()
         .await
         .unwrap()
@@ -421,7 +389,7 @@ async fn fault_times_then_success_and_counts() {
         .unwrap();
     assert_eq!(count, json!({"tag": "x", "count": 3}));
     let all: Value = emu
-        .get("/_emulator/counts")
+        .bearer_get("/_emulator/counts")
         .send()
         .await
         .unwrap()
@@ -432,7 +400,7 @@ async fn fault_times_then_success_and_counts() {
     assert_eq!(all["_chat_total"], 3);
 
     let last: Value = emu
-        .get("/_emulator/last/x")
+        .bearer_get("/_emulator/last/x")
         .send()
         .await
         .unwrap()
@@ -445,10 +413,10 @@ async fn fault_times_then_success_and_counts() {
     );
     assert_eq!(last["body"]["model"], "gpt-4o-mini");
 
-    let reset = emu.post("/_emulator/reset").send().await.unwrap();
+    let reset = emu.bearer_post("/_emulator/reset").send().await.unwrap();
     assert_eq!(reset.status(), StatusCode::OK);
     let count: Value = emu
-        .get("/_emulator/counts/x")
+        .bearer_get("/_emulator/counts/x")
         .send()
         .await
         .unwrap()
@@ -462,7 +430,7 @@ async fn fault_times_then_success_and_counts() {
 async fn embeddings_floats_and_base64() {
     let emu = start(Options::default()).await;
     let resp = emu
-        .post("/v1/embeddings")
+        .bearer_post("/v1/embeddings")
         .json(&json!({"model": "text-embedding-3-small", "input": ["a", "b"]}))
         .send()
         .await
@@ -476,7 +444,7 @@ async fn embeddings_floats_and_base64() {
     assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() >= 2);
 
     let b64: Value = emu
-        .post("/v1/embeddings")
+        .bearer_post("/v1/embeddings")
         .json(&json!({"model": "text-embedding-3-small", "input": "a", "encoding_format": "base64", "dimensions": 3}))
         .send()
         .await
@@ -487,7 +455,7 @@ async fn embeddings_floats_and_base64() {
     assert_eq!(b64["data"][0]["embedding"].as_str().unwrap().len(), 16);
 
     let empty = emu
-        .post("/v1/embeddings")
+        .bearer_post("/v1/embeddings")
         .json(&json!({"model": "text-embedding-3-small", "input": ""}))
         .send()
         .await
@@ -502,7 +470,7 @@ async fn fault_error_after_sends_an_error_chunk() {
     let mut body = user("Reply with exactly: one two three");
     body["stream"] = json!(true);
     let resp = emu
-        .post("/v1/chat/completions")
+        .bearer_post("/v1/chat/completions")
         .header("x-emulator-fault", "error_after=2")
         .json(&body)
         .send()

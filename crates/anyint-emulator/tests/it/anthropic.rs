@@ -1,40 +1,22 @@
 //! End-to-end checks of the Anthropic Messages emulation over loopback HTTP:
 //! wire shapes, strict stream event order, validation, auth, prompt-cache
 //! accounting and fault injection.
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers outside #[test] fns; a panic is the failure report"
-)]
 
-use anyint_emulator::{Options, serve};
+use anyint_emulator::Options;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::harness::{Emu, start};
+
 const KEY: &str = "sk-ant-test-123456";
 const VERSION: &str = "2023-06-01";
 
-struct Emu {
-    base: String,
-    client: reqwest::Client,
-}
-
-async fn start(opts: Options) -> Emu {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, opts, std::future::pending()));
-    Emu {
-        base: format!("http://{addr}"),
-        client: reqwest::Client::builder().build().unwrap(),
-    }
-}
-
 impl Emu {
-    /// A request with `x-api-key` and `anthropic-version` set.
+    /// A POST with `x-api-key` and `anthropic-version` set.
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client
-            .post(format!("{}{path}", self.base))
+            .post(self.url(path))
             .header("x-api-key", KEY)
             .header("anthropic-version", VERSION)
     }

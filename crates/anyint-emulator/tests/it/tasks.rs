@@ -3,15 +3,9 @@
 //! scripts (`polls`, `fail`, `never`, `stage_ms`, `dup_callbacks`,
 //! `fetch_delay_ms`), callbacks to a small axum receiver and the
 //! `/_emulator/tasks` accounting.
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers outside #[test] fns; a panic is the failure report"
-)]
 
 use std::time::Duration;
 
-use anyint_emulator::{Options, serve};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
@@ -20,46 +14,18 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-const KEY: &str = "sk-test-key-123456";
+use crate::harness::{Emu, KEY, json_of, start_locked};
+
 const VIDEO: &str = "/api/v1/services/aigc/video-generation/video-synthesis";
 const I2V: &str = "/api/v1/services/aigc/image2video/video-synthesis";
 const IMAGE: &str = "/api/v1/services/aigc/text2image/image-synthesis";
 /// Upper bound on waiting for something asynchronous (callbacks, counters).
 const PATIENCE: Duration = Duration::from_secs(10);
 
-struct Emu {
-    base: String,
-    client: reqwest::Client,
-}
-
-async fn start() -> Emu {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let opts = Options {
-        api_key: Some(KEY.to_owned()),
-    };
-    tokio::spawn(serve(listener, opts, std::future::pending()));
-    Emu {
-        base: format!("http://{addr}"),
-        client: reqwest::Client::builder().build().unwrap(),
-    }
-}
-
-async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
-    let status = resp.status();
-    (status, resp.json().await.unwrap())
-}
-
 impl Emu {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
     /// A DashScope create call with the async header.
     fn ds_post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(KEY)
+        self.bearer_post(path)
             .header("X-DashScope-Async", "enable")
             .json(body)
     }
@@ -75,9 +41,7 @@ impl Emu {
 
     async fn ds_get(&self, id: &str) -> Value {
         let resp = self
-            .client
-            .get(self.url(&format!("/api/v1/tasks/{id}")))
-            .bearer_auth(KEY)
+            .bearer_get(&format!("/api/v1/tasks/{id}"))
             .send()
             .await
             .unwrap();
@@ -88,9 +52,7 @@ impl Emu {
 
     async fn ds_cancel(&self, id: &str) -> (StatusCode, Value) {
         let resp = self
-            .client
-            .post(self.url(&format!("/api/v1/tasks/{id}/cancel")))
-            .bearer_auth(KEY)
+            .bearer_post(&format!("/api/v1/tasks/{id}/cancel"))
             .send()
             .await
             .unwrap();
@@ -98,10 +60,7 @@ impl Emu {
     }
 
     fn music_post(&self, body: &Value) -> reqwest::RequestBuilder {
-        self.client
-            .post(self.url("/api/v1/generate"))
-            .bearer_auth(KEY)
-            .json(body)
+        self.bearer_post("/api/v1/generate").json(body)
     }
 
     /// Creates a music task and returns its id.
@@ -115,10 +74,8 @@ impl Emu {
 
     async fn record(&self, id: &str) -> Value {
         let resp = self
-            .client
-            .get(self.url("/api/v1/generate/record-info"))
+            .bearer_get("/api/v1/generate/record-info")
             .query(&[("taskId", id)])
-            .bearer_auth(KEY)
             .send()
             .await
             .unwrap();
@@ -127,14 +84,8 @@ impl Emu {
         body
     }
 
-    async fn admin(&self, path: &str) -> (StatusCode, Value) {
-        json_of(self.client.get(self.url(path)).send().await.unwrap()).await
-    }
-
     async fn task_info(&self, id: &str) -> Value {
-        let (status, body) = self.admin(&format!("/_emulator/tasks/{id}")).await;
-        assert_eq!(status, StatusCode::OK);
-        body
+        self.get_json(&format!("/_emulator/tasks/{id}")).await
     }
 
     /// Polls the task's introspection until `done` holds (or gives up).
@@ -233,7 +184,7 @@ impl Receiver {
 
 #[tokio::test]
 async fn dashscope_video_polls_to_succeeded_with_usage() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let id = emu.ds_create(VIDEO, &video("a cat running")).await;
 
     let first = emu.ds_get(&id).await;
@@ -268,7 +219,7 @@ async fn dashscope_video_polls_to_succeeded_with_usage() {
 
 #[tokio::test]
 async fn dashscope_default_duration_and_image_to_video() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let body = json!({"model": "wan2.2-kf2v-flash",
                       "input": {"first_frame_url": "https://x/a.png"},
                       "parameters": {"resolution": "1080P"}});
@@ -292,7 +243,7 @@ async fn dashscope_default_duration_and_image_to_video() {
 
 #[tokio::test]
 async fn dashscope_without_async_header_is_403() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let resp = emu
         .client
         .post(emu.url(VIDEO))
@@ -321,7 +272,7 @@ async fn dashscope_without_async_header_is_403() {
 
 #[tokio::test]
 async fn dashscope_bad_key_is_401() {
-    let emu = start().await;
+    let emu = start_locked().await;
     for auth in [Some("Bearer sk-wrong"), None] {
         let mut req = emu
             .client
@@ -349,7 +300,7 @@ async fn dashscope_bad_key_is_401() {
 
 #[tokio::test]
 async fn dashscope_unknown_task_is_unknown() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let body = emu.ds_get("no-such-task").await;
     assert_eq!(
         body["output"],
@@ -362,7 +313,7 @@ async fn dashscope_unknown_task_is_unknown() {
 
 #[tokio::test]
 async fn dashscope_validation_errors_are_400() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let cases = [
         json!({"input": {"prompt": "a"}}),
         json!({"model": "m", "input": {"prompt": ""}}),
@@ -389,7 +340,7 @@ async fn dashscope_validation_errors_are_400() {
 
 #[tokio::test]
 async fn dashscope_create_faults_use_dashscope_errors() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let (status, body) = json_of(
         emu.ds_post(VIDEO, &video("hi [emulate: status=503]"))
             .send()
@@ -417,7 +368,7 @@ async fn dashscope_create_faults_use_dashscope_errors() {
 
 #[tokio::test]
 async fn dashscope_fail_directive_fails_the_task() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let id = emu
         .ds_create(
             VIDEO,
@@ -435,7 +386,7 @@ async fn dashscope_fail_directive_fails_the_task() {
 
 #[tokio::test]
 async fn dashscope_never_stays_running() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let id = emu.ds_create(VIDEO, &video("x [emulate: never]")).await;
     for _ in 0..4 {
         let out = emu.ds_get(&id).await["output"].clone();
@@ -446,7 +397,7 @@ async fn dashscope_never_stays_running() {
 
 #[tokio::test]
 async fn dashscope_image_task_has_results() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let body = json!({"model": "wan2.2-t2i-flash", "input": {"prompt": "a fox"},
                       "parameters": {"size": "1024*1024", "n": 2}});
     let id = emu.ds_create(IMAGE, &body).await;
@@ -463,7 +414,7 @@ async fn dashscope_image_task_has_results() {
 
 #[tokio::test]
 async fn dashscope_cancel_only_while_pending() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let id = emu.ds_create(VIDEO, &video("x")).await;
     let (status, body) = emu.ds_cancel(&id).await;
     assert_eq!(status, StatusCode::OK);
@@ -486,7 +437,7 @@ async fn dashscope_cancel_only_while_pending() {
 
 #[tokio::test]
 async fn dashscope_time_driven_task_ignores_polls() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let slow = emu
         .ds_create(VIDEO, &video("x [emulate: stage_ms=600000]"))
         .await;
@@ -503,7 +454,7 @@ async fn dashscope_time_driven_task_ignores_polls() {
 
 #[tokio::test]
 async fn overlapping_fetches_are_counted() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let id = emu
         .ds_create(VIDEO, &video("x [emulate: fetch_delay_ms=500 polls=5]"))
         .await;
@@ -540,7 +491,7 @@ async fn overlapping_fetches_are_counted() {
 
 #[tokio::test]
 async fn music_record_info_walks_the_stages() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let request = song("[Verse] neon rain [emulate: polls=3]", None);
     let id = emu.music_create(&request).await;
 
@@ -606,7 +557,7 @@ async fn music_record_info_walks_the_stages() {
 
 #[tokio::test]
 async fn music_simple_instrumental_and_header_script() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let id = emu
         .music_create(
             &json!({"customMode": false, "instrumental": true, "model": "V5",
@@ -631,7 +582,7 @@ async fn music_simple_instrumental_and_header_script() {
 
 #[tokio::test]
 async fn music_errors_are_business_codes() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let bad_key = emu
         .client
         .post(emu.url("/api/v1/generate"))
@@ -682,7 +633,7 @@ async fn music_errors_are_business_codes() {
 
 #[tokio::test]
 async fn music_callbacks_follow_the_stages() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let mut rx = receiver().await;
     let id = emu
         .music_create(&song("la [emulate: polls=3]", Some(&rx.url)))
@@ -729,7 +680,7 @@ async fn music_callbacks_follow_the_stages() {
 
 #[tokio::test]
 async fn music_dup_callbacks_doubles_each_stage() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let mut rx = receiver().await;
     let id = emu
         .music_create(&song("la [emulate: dup_callbacks=1]", Some(&rx.url)))
@@ -743,7 +694,7 @@ async fn music_dup_callbacks_doubles_each_stage() {
 
 #[tokio::test]
 async fn music_failure_sends_an_error_callback() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let mut rx = receiver().await;
     let id = emu
         .music_create(&song("la [emulate: fail=boom]", Some(&rx.url)))
@@ -774,7 +725,7 @@ async fn music_failure_sends_an_error_callback() {
 
 #[tokio::test]
 async fn music_time_driven_task_calls_back_on_its_own() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let mut rx = receiver().await;
     let id = emu
         .music_create(&song("la [emulate: stage_ms=20 polls=3]", Some(&rx.url)))
@@ -803,7 +754,7 @@ async fn music_time_driven_task_calls_back_on_its_own() {
 
 #[tokio::test]
 async fn failed_callbacks_are_counted_not_retried() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/cb", closed.local_addr().unwrap());
     drop(closed);
@@ -823,7 +774,7 @@ async fn failed_callbacks_are_counted_not_retried() {
 
 #[tokio::test]
 async fn families_do_not_see_each_others_tasks() {
-    let emu = start().await;
+    let emu = start_locked().await;
     let music = emu.music_create(&song("la", None)).await;
     assert_eq!(emu.ds_get(&music).await["output"]["task_status"], "UNKNOWN");
     let (status, _) = emu.ds_cancel(&music).await;

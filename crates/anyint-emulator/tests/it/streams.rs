@@ -1,40 +1,21 @@
 //! `every=N` faults and per-tag stream accounting
 //! (`/_emulator/streams/{tag}`) across the three wire families, over real
 //! loopback HTTP with reqwest.
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers outside #[test] fns; a panic is the failure report"
-)]
 
 use std::time::Duration;
 
-use anyint_emulator::{Options, serve};
+use anyint_emulator::Options;
 use futures_util::StreamExt;
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
-const KEY: &str = "sk-test-key-123456";
+use crate::harness::{Emu, KEY, start};
+
 const FAULT: &str = "x-emulator-fault";
 /// Upper bound on `/_emulator/streams/{tag}` polls while waiting for the
 /// emulator to notice how a stream ended (each poll is a loopback request
 /// plus a short pause). Only bounds a failing test; nothing asserts timing.
 const MAX_POLLS: usize = 1000;
-
-struct Emu {
-    base: String,
-    client: reqwest::Client,
-}
-
-async fn start() -> Emu {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, Options::default(), std::future::pending()));
-    Emu {
-        base: format!("http://{addr}"),
-        client: reqwest::Client::builder().build().unwrap(),
-    }
-}
 
 /// `Reply with exactly: w1 w2 … wN`: a reply of N word pieces.
 fn words(n: usize) -> String {
@@ -44,16 +25,14 @@ fn words(n: usize) -> String {
 
 impl Emu {
     fn openai(&self, text: &str, stream: bool) -> RequestBuilder {
-        self.client
-            .post(format!("{}/v1/chat/completions", self.base))
-            .bearer_auth(KEY)
+        self.bearer_post("/v1/chat/completions")
             .json(&json!({"model": "gpt-4o-mini", "stream": stream,
                           "messages": [{"role": "user", "content": text}]}))
     }
 
     fn anthropic(&self, text: &str, stream: bool) -> RequestBuilder {
         self.client
-            .post(format!("{}/v1/messages", self.base))
+            .post(self.url("/v1/messages"))
             .header("x-api-key", KEY)
             .header("anthropic-version", "2023-06-01")
             .json(
@@ -69,23 +48,9 @@ impl Emu {
             "generateContent"
         };
         self.client
-            .post(format!(
-                "{}/v1beta/models/gemini-2.5-flash:{method}",
-                self.base
-            ))
+            .post(self.url(&format!("/v1beta/models/gemini-2.5-flash:{method}")))
             .header("x-goog-api-key", KEY)
             .json(&json!({"contents": [{"role": "user", "parts": [{"text": text}]}]}))
-    }
-
-    async fn get_json(&self, path: &str) -> Value {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.json().await.unwrap()
     }
 
     async fn streams(&self, tag: &str) -> Value {
@@ -142,7 +107,7 @@ async fn failing_positions(
 
 #[tokio::test]
 async fn every_third_request_fails() {
-    let emu = start().await;
+    let emu = start(Options::default()).await;
     let failed = failing_positions(9, StatusCode::SERVICE_UNAVAILABLE, |_| {
         emu.openai("Reply with exactly: ok", false)
             .header(FAULT, "status=503,every=3,tag=bench")
@@ -168,7 +133,7 @@ async fn every_third_request_fails() {
 
 #[tokio::test]
 async fn every_works_for_all_families_streaming_or_not() {
-    let emu = start().await;
+    let emu = start(Options::default()).await;
     let spec = |tag: &str| format!("status=503 every=2 tag={tag}");
     let text = "Reply with exactly: fine";
     for stream in [false, true] {
@@ -194,7 +159,7 @@ async fn every_works_for_all_families_streaming_or_not() {
 
 #[tokio::test]
 async fn every_with_times_or_without_tag_is_rejected() {
-    let emu = start().await;
+    let emu = start(Options::default()).await;
     let resp = emu
         .openai("hi", false)
         .header(FAULT, "status=503,every=10,times=2,tag=x")
@@ -241,7 +206,7 @@ async fn assert_drop_is_aborted(emu: &Emu, tag: &str, req: RequestBuilder) {
 
 #[tokio::test]
 async fn dropped_streams_count_as_aborted() {
-    let emu = start().await;
+    let emu = start(Options::default()).await;
     let text = words(200);
     assert_drop_is_aborted(&emu, "ab-openai", emu.openai(&text, true)).await;
     assert_drop_is_aborted(&emu, "ab-anthropic", emu.anthropic(&text, true)).await;
@@ -260,7 +225,7 @@ async fn dropped_streams_count_as_aborted() {
 
 #[tokio::test]
 async fn fully_read_streams_count_as_completed() {
-    let emu = start().await;
+    let emu = start(Options::default()).await;
     let text = words(5);
     for (tag, req) in [
         ("done-openai", emu.openai(&text, true)),
@@ -292,7 +257,7 @@ async fn fully_read_streams_count_as_completed() {
 
 #[tokio::test]
 async fn deliberate_cuts_count_as_cut_and_reset_clears() {
-    let emu = start().await;
+    let emu = start(Options::default()).await;
     let text = words(5);
     for spec in ["cut_after=2", "error_after=1"] {
         for req in [

@@ -1,40 +1,22 @@
 //! End-to-end checks of the Gemini emulation over loopback HTTP: both API
 //! versions, `?key=` auth, SSE and JSON-array streams, countTokens,
 //! function calling, validation and fault injection.
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers outside #[test] fns; a panic is the failure report"
-)]
 
-use anyint_emulator::{Options, serve};
+use anyint_emulator::Options;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::harness::{Emu, start};
+
 const KEY: &str = "AIza-test-key-123456";
 const MODEL: &str = "gemini-2.5-flash";
-
-struct Emu {
-    base: String,
-    client: reqwest::Client,
-}
-
-async fn start(opts: Options) -> Emu {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, opts, std::future::pending()));
-    Emu {
-        base: format!("http://{addr}"),
-        client: reqwest::Client::builder().build().unwrap(),
-    }
-}
 
 impl Emu {
     /// `POST /v1beta/models/{MODEL}:{method}` with `x-goog-api-key`.
     fn call(&self, method: &str) -> reqwest::RequestBuilder {
         self.client
-            .post(format!("{}/v1beta/models/{MODEL}:{method}", self.base))
+            .post(self.url(&format!("/v1beta/models/{MODEL}:{method}")))
             .header("x-goog-api-key", KEY)
     }
 
