@@ -197,7 +197,7 @@ async fn create(
         idempotency_key: super::idempotency_key(headers)?,
         units,
     };
-    let created = crate::tasks::create(state, &key, new).await?;
+    let created = crate::tasks::create::create(state, &key, new).await?;
     let request_id = crate::telemetry::request_id();
     let body = json!({
         "request_id": request_id,
@@ -215,10 +215,11 @@ async fn get_task(
     let key =
         super::authorize_with(&state, super::presented_key(&headers, None), AUTH_HEADER).await?;
     let request_id = crate::telemetry::request_id();
-    let body = match crate::tasks::lookup(&state, &key, &task_id, TaskFamily::DashScope).await? {
-        Some(task) => crate::tasks::render::dashscope_task(&task, &request_id),
-        None => unknown(&task_id, &request_id),
-    };
+    let body =
+        match crate::tasks::status::lookup(&state, &key, &task_id, TaskFamily::DashScope).await? {
+            Some(task) => crate::tasks::render::dashscope_task(&task, &request_id),
+            None => unknown(&task_id, &request_id),
+        };
     Ok(with_log(
         json_response(StatusCode::OK, &body),
         &key.id,
@@ -238,7 +239,7 @@ async fn cancel_task(
 ) -> Result<Response, DashScopeError> {
     let key =
         super::authorize_with(&state, super::presented_key(&headers, None), AUTH_HEADER).await?;
-    match crate::tasks::cancel(&state, &key, &task_id).await? {
+    match crate::tasks::status::cancel(&state, &key, &task_id).await? {
         Some(_) => Ok(with_log(
             json_response(
                 StatusCode::OK,

@@ -116,7 +116,7 @@ async fn generate(
         idempotency_key: super::idempotency_key(&headers)?,
         units: 1,
     };
-    let created = crate::tasks::create(&state, &key, new).await?;
+    let created = crate::tasks::create::create(&state, &key, new).await?;
     let resp = super::replayed(ok(&json!({"taskId": created.task.id})), created.replayed);
     Ok(with_log(resp, &key.id, Some(&model)))
 }
@@ -144,7 +144,9 @@ async fn record_info(
             Error::invalid(Some("taskId"), "the taskId query parameter is required").into(),
         );
     };
-    let Some(task) = crate::tasks::lookup(&state, &key, &task_id, TaskFamily::Music).await? else {
+    let Some(task) =
+        crate::tasks::status::lookup(&state, &key, &task_id, TaskFamily::Music).await?
+    else {
         // The same answer whether the task is missing or another account's.
         return Err(Error::new(ErrorKind::NotFound, "task not found")
             .with_code("task_not_found")
@@ -167,7 +169,7 @@ async fn upstream_callback(
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(unknown_callback().into());
     }
-    if crate::tasks::upstream_callback(&state, &token, &bytes).await? {
+    if crate::tasks::status::upstream_callback(&state, &token, &bytes).await? {
         Ok(json_response(
             StatusCode::OK,
             &json!({"code": 200, "msg": "received"}),

@@ -38,7 +38,7 @@ pub async fn run(state: Arc<AppState>) {
                 let state = state.clone();
                 let owner = owner.clone();
                 async move {
-                    super::refresh(&state, task, &owner).await;
+                    super::status::refresh(&state, task, &owner).await;
                 }
             })
             .await;
