@@ -3,8 +3,12 @@
 //! Clients speak one of several API families (`families`); each request is authenticated
 //! (`auth`), checked against policy (`policy`), routed (`gateway`) to an upstream adapter
 //! (`providers`), and metered (`meter`) into the store (`store`). Async media tasks (DashScope
-//! video and image, music) live in `tasks`: store, poller, charging and signed callbacks. See ARCHITECTURE.md for the
-//! codemap and the life of a request.
+//! video and image, music) live in `tasks`: store, poller, charging and signed callbacks.
+//!
+//! Modules import only downward: leaves (`error`, `clock`, `config`, `family`, `telemetry`),
+//! then `store`/`auth`, `policy`, `providers`, `router`/`meter`, `state`, `gateway`/`tasks`,
+//! `families`/`admin`, `server`, `cli`. `scripts/check-layers` enforces it; ARCHITECTURE.md
+//! has the table, the codemap and the life of a request.
 
 pub mod admin;
 pub mod auth;

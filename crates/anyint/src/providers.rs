@@ -7,7 +7,8 @@
 //! Adding a provider kind:
 //! 1. add the variant to `config::ProviderKind` and to [`ProviderAdapter`];
 //! 2. write `providers/<kind>.rs` with `chat_request` and `decode_error`, and teach
-//!    `gateway::plan` and `gateway::translate` about its wire codec;
+//!    `gateway::plan` and [`ProviderAdapter::wire_kind`] about its wire format (a new format
+//!    is a new `anyint_wire::translate::Kind` with its codecs);
 //! 3. let the compiler show every `match` that must now handle it;
 //! 4. teach the emulator the provider's wire format and add conformance tests.
 
