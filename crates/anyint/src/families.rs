@@ -274,7 +274,9 @@ pub async fn authorize_with(
     Ok(key)
 }
 
-/// Reads a request body up to `limit` bytes; larger bodies get 413.
+/// Reads a request body up to `limit` bytes; larger bodies get 413. A body sent with
+/// `Content-Encoding: gzip` or `zstd` (Codex compresses its requests) is decompressed, and the
+/// limit applies to what it decompresses to, so a small bomb cannot grow past it.
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Error> {
     let too_large = || {
         Error::new(
@@ -284,6 +286,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             ),
         )
     };
+    let encoding = content_encoding(headers)?;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -291,7 +294,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let limited = std::error::Error::source(&e)
             .is_some_and(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>)
             || e.to_string().contains("length limit");
@@ -304,7 +307,75 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             )
             .with_cause(e)
         }
-    })
+    })?;
+    match encoding {
+        Encoding::Identity => Ok(raw),
+        Encoding::Gzip | Encoding::Zstd => decompress(encoding, &raw, limit, too_large),
+    }
+}
+
+/// A request body's `Content-Encoding`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+/// The body's encoding; a 400 naming the header for one the gateway cannot read.
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, Error> {
+    let Some(value) = header_text(headers, "content-encoding")? else {
+        return Ok(Encoding::Identity);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        "zstd" => Ok(Encoding::Zstd),
+        other => Err(Error::invalid(
+            None,
+            format!(
+                "Content-Encoding `{other}` is not supported; send the body uncompressed, or as gzip or zstd"
+            ),
+        )
+        .with_code("unsupported_content_encoding")),
+    }
+}
+
+/// Decompresses `raw`, refusing more than `limit` bytes of output.
+fn decompress(
+    encoding: Encoding,
+    raw: &[u8],
+    limit: usize,
+    too_large: impl Fn() -> Error,
+) -> Result<Bytes, Error> {
+    use std::io::Read;
+    let corrupt = |name: &str| {
+        Error::invalid(
+            None,
+            format!("the request body is not valid {name} data; check the Content-Encoding header"),
+        )
+    };
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let mut out = Vec::new();
+    let read = match encoding {
+        Encoding::Gzip => flate2::read::GzDecoder::new(raw)
+            .take(cap)
+            .read_to_end(&mut out)
+            .map_err(|_| corrupt("gzip")),
+        Encoding::Zstd => ruzstd::decoding::StreamingDecoder::new(raw)
+            .map_err(|_| corrupt("zstd"))
+            .and_then(|d| {
+                d.take(cap)
+                    .read_to_end(&mut out)
+                    .map_err(|_| corrupt("zstd"))
+            }),
+        Encoding::Identity => Ok(raw.len()),
+    };
+    read?;
+    if out.len() > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(out))
 }
 
 /// A header's value as text, or a 400 naming it.

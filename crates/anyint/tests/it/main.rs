@@ -16,6 +16,7 @@
 mod accounts;
 mod admin;
 mod binary;
+mod encoding;
 mod harness;
 mod limits;
 mod openai;
