@@ -3,9 +3,11 @@
 //!
 //! Two backends share one SQL implementation ([`sql::SqlStore`] on sqlx's `Any` driver):
 //! SQLite, the embedded default, and Postgres for several gateway instances. Each backend owns
-//! its connection setup and migrations (`sqlite.rs`, `postgres.rs`). The hot path never calls
-//! the store directly: keys come from `auth::KeyCache` and usage goes through `meter`.
+//! its connection setup (`sqlite.rs`, `postgres.rs`); the schema migrations they share are in
+//! `migrations.rs`. The hot path never calls the store directly: keys come from
+//! `auth::KeyCache` and usage goes through `meter`.
 
+mod migrations;
 mod postgres;
 mod sql;
 mod sqlite;

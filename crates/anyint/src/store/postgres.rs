@@ -3,7 +3,8 @@
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{MIGRATIONS, SqlStore};
+use super::migrations::MIGRATIONS;
+use super::sql::SqlStore;
 
 /// Serializes instances that start at the same time and would both migrate.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7271736901)";

@@ -8,16 +8,11 @@ use std::fmt::Write as _;
 
 use sqlx::Row;
 
+use super::migrations::Migration;
 use super::{
     ApiKey, Entity, EntityKind, Error, GroupBy, KeyLimits, Store, UsageGroup, UsageQuery,
     UsageRecord,
 };
-
-/// One migration step: a version and its statements, applied in one transaction.
-pub(super) struct Migration {
-    pub(super) version: i64,
-    pub(super) statements: &'static [&'static str],
-}
 
 /// A store over an `Any` pool; `backend` picks the migrations and the lock strategy.
 pub(super) struct SqlStore {
@@ -442,102 +437,3 @@ fn insert_usage_sql(n: usize, anonymous: bool) -> String {
     sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
     sql
 }
-
-/// Every schema version in order; both backends share one schema.
-pub(super) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        statements: V1,
-    },
-    Migration {
-        version: 2,
-        statements: V2,
-    },
-    Migration {
-        version: 3,
-        statements: V3,
-    },
-    Migration {
-        version: 4,
-        statements: V4,
-    },
-    Migration {
-        version: 5,
-        statements: V5,
-    },
-    Migration {
-        version: 6,
-        statements: V6,
-    },
-    Migration {
-        version: 7,
-        statements: super::tasks::MIGRATION_V7,
-    },
-];
-
-/// Schema version 6: per-key tokens per minute.
-pub(super) const V6: &[&str] = &["ALTER TABLE api_keys ADD COLUMN tpm BIGINT NULL"];
-
-/// Schema version 5: the team of each ledger row.
-pub(super) const V5: &[&str] = &[
-    "ALTER TABLE usage_ledger ADD COLUMN team_id TEXT NULL",
-    "ALTER TABLE api_keys ADD COLUMN budget_micros BIGINT NULL",
-];
-
-/// Schema version 4: plans, accounts and teams (as JSON specs), and keys' teams.
-pub(super) const V4: &[&str] = &[
-    "CREATE TABLE policy_entities (
-        kind TEXT NOT NULL,
-        id TEXT NOT NULL,
-        spec TEXT NOT NULL,
-        created_at BIGINT NOT NULL,
-        PRIMARY KEY (kind, id)
-    )",
-    "ALTER TABLE api_keys ADD COLUMN team_id TEXT NULL",
-];
-
-/// Schema version 3: the cost of each ledger row.
-pub(super) const V3: &[&str] =
-    &["ALTER TABLE usage_ledger ADD COLUMN cost_micros BIGINT NOT NULL DEFAULT 0"];
-
-/// Schema version 2: per-key restrictions.
-pub(super) const V2: &[&str] = &[
-    "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT NULL",
-    "ALTER TABLE api_keys ADD COLUMN ip_allowlist TEXT NULL",
-    "ALTER TABLE api_keys ADD COLUMN rpm BIGINT NULL",
-    "ALTER TABLE api_keys ADD COLUMN concurrency BIGINT NULL",
-];
-
-/// Schema version 1, identical on both backends.
-pub(super) const V1: &[&str] = &[
-    "CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        account TEXT NOT NULL,
-        models TEXT NULL,
-        prefix TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,
-        created_at BIGINT NOT NULL,
-        revoked_at BIGINT NULL
-    )",
-    "CREATE TABLE usage_ledger (
-        request_id TEXT PRIMARY KEY,
-        key_id TEXT NOT NULL,
-        account TEXT NOT NULL,
-        model TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        upstream_model TEXT NOT NULL,
-        family TEXT NOT NULL,
-        stream BIGINT NOT NULL,
-        prompt_tokens BIGINT NOT NULL,
-        completion_tokens BIGINT NOT NULL,
-        cache_read_tokens BIGINT NOT NULL,
-        cache_write_tokens BIGINT NOT NULL,
-        status BIGINT NOT NULL,
-        outcome TEXT NOT NULL,
-        latency_ms BIGINT NOT NULL,
-        created_at_ms BIGINT NOT NULL
-    )",
-    "CREATE INDEX usage_ledger_key_time ON usage_ledger (key_id, created_at_ms)",
-    "CREATE INDEX usage_ledger_time ON usage_ledger (created_at_ms)",
-];

@@ -4,7 +4,8 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
 use super::Error;
-use super::sql::{MIGRATIONS, SqlStore};
+use super::migrations::MIGRATIONS;
+use super::sql::SqlStore;
 
 /// Opens (creating if needed) the SQLite file named by `url`.
 pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {

@@ -375,36 +375,6 @@ const TASK_COLUMNS: &str = "id, family, kind, account, key_id, team_id, model, p
 const DELIVERY_COLUMNS: &str = "event_id, task_id, account, url, body, state, attempts, \
     created_at_ms, next_attempt_ms, expires_at_ms, delivered_at_ms, last_status, last_error";
 
-/// The V7 schema: tasks, deliveries, their attempt log, signing secrets.
-pub(super) const MIGRATION_V7: &[&str] = &[
-    "CREATE TABLE tasks (id TEXT PRIMARY KEY, family TEXT NOT NULL, kind TEXT NOT NULL, \
-     account TEXT NOT NULL, key_id TEXT NOT NULL, team_id TEXT, model TEXT NOT NULL, \
-     provider TEXT NOT NULL, upstream_model TEXT NOT NULL, upstream_id TEXT, status TEXT NOT NULL, \
-     native_status TEXT NOT NULL, stage BIGINT NOT NULL, request TEXT NOT NULL, result TEXT, \
-     error_code TEXT, error_message TEXT, callback_url TEXT, callback_token_hash TEXT, \
-     idempotency_key TEXT, request_hash TEXT NOT NULL, created_at_ms BIGINT NOT NULL, \
-     updated_at_ms BIGINT NOT NULL, refreshed_at_ms BIGINT NOT NULL, finished_at_ms BIGINT, \
-     deadline_ms BIGINT NOT NULL, next_poll_ms BIGINT NOT NULL, polls BIGINT NOT NULL, \
-     lease_owner TEXT, lease_until_ms BIGINT NOT NULL, reserved_micros BIGINT NOT NULL, \
-     charged_micros BIGINT, settled BIGINT NOT NULL, key_slot BIGINT NOT NULL)",
-    "CREATE INDEX tasks_due ON tasks (settled, next_poll_ms)",
-    "CREATE UNIQUE INDEX tasks_idempotency ON tasks (account, idempotency_key)",
-    "CREATE UNIQUE INDEX tasks_callback_token ON tasks (callback_token_hash)",
-    "CREATE INDEX tasks_account ON tasks (account, created_at_ms)",
-    "CREATE TABLE task_deliveries (event_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, \
-     account TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, \
-     attempts BIGINT NOT NULL, created_at_ms BIGINT NOT NULL, next_attempt_ms BIGINT NOT NULL, \
-     expires_at_ms BIGINT NOT NULL, lease_owner TEXT, lease_until_ms BIGINT NOT NULL, \
-     delivered_at_ms BIGINT, last_status BIGINT, last_error TEXT)",
-    "CREATE INDEX task_deliveries_due ON task_deliveries (state, next_attempt_ms)",
-    "CREATE INDEX task_deliveries_task ON task_deliveries (task_id)",
-    "CREATE TABLE task_delivery_attempts (event_id TEXT NOT NULL, attempt BIGINT NOT NULL, \
-     at_ms BIGINT NOT NULL, status BIGINT, error TEXT, duration_ms BIGINT NOT NULL, \
-     PRIMARY KEY (event_id, attempt))",
-    "CREATE TABLE signing_secrets (account TEXT PRIMARY KEY, secret TEXT NOT NULL, \
-     created_at BIGINT NOT NULL)",
-];
-
 fn json_column(row: &AnyRow, name: &str) -> Result<Option<serde_json::Value>, sqlx::Error> {
     Ok(row
         .try_get::<Option<String>, _>(name)?

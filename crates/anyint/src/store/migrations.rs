@@ -1,0 +1,138 @@
+//! Every schema migration, in order, in one place. SQLite and Postgres share one schema, so one
+//! list serves both backends; the task tables (V7) sit here too rather than beside the task SQL,
+//! so that the generic SQL code never has to reach into the task code for its schema.
+
+/// One migration step: a version and its statements, applied in one transaction.
+pub(super) struct Migration {
+    pub(super) version: i64,
+    pub(super) statements: &'static [&'static str],
+}
+
+/// Every schema version in order; both backends share one schema.
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: V1,
+    },
+    Migration {
+        version: 2,
+        statements: V2,
+    },
+    Migration {
+        version: 3,
+        statements: V3,
+    },
+    Migration {
+        version: 4,
+        statements: V4,
+    },
+    Migration {
+        version: 5,
+        statements: V5,
+    },
+    Migration {
+        version: 6,
+        statements: V6,
+    },
+    Migration {
+        version: 7,
+        statements: V7,
+    },
+];
+
+/// Schema version 1, identical on both backends.
+const V1: &[&str] = &[
+    "CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        account TEXT NOT NULL,
+        models TEXT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT NULL
+    )",
+    "CREATE TABLE usage_ledger (
+        request_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        upstream_model TEXT NOT NULL,
+        family TEXT NOT NULL,
+        stream BIGINT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cache_read_tokens BIGINT NOT NULL,
+        cache_write_tokens BIGINT NOT NULL,
+        status BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        latency_ms BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL
+    )",
+    "CREATE INDEX usage_ledger_key_time ON usage_ledger (key_id, created_at_ms)",
+    "CREATE INDEX usage_ledger_time ON usage_ledger (created_at_ms)",
+];
+
+/// Schema version 2: per-key restrictions.
+const V2: &[&str] = &[
+    "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT NULL",
+    "ALTER TABLE api_keys ADD COLUMN ip_allowlist TEXT NULL",
+    "ALTER TABLE api_keys ADD COLUMN rpm BIGINT NULL",
+    "ALTER TABLE api_keys ADD COLUMN concurrency BIGINT NULL",
+];
+
+/// Schema version 3: the cost of each ledger row.
+const V3: &[&str] = &["ALTER TABLE usage_ledger ADD COLUMN cost_micros BIGINT NOT NULL DEFAULT 0"];
+
+/// Schema version 4: plans, accounts and teams (as JSON specs), and keys' teams.
+const V4: &[&str] = &[
+    "CREATE TABLE policy_entities (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (kind, id)
+    )",
+    "ALTER TABLE api_keys ADD COLUMN team_id TEXT NULL",
+];
+
+/// Schema version 5: the team of each ledger row.
+const V5: &[&str] = &[
+    "ALTER TABLE usage_ledger ADD COLUMN team_id TEXT NULL",
+    "ALTER TABLE api_keys ADD COLUMN budget_micros BIGINT NULL",
+];
+
+/// Schema version 6: per-key tokens per minute.
+const V6: &[&str] = &["ALTER TABLE api_keys ADD COLUMN tpm BIGINT NULL"];
+
+/// Schema version 7: async tasks, their callback deliveries and attempt log, and the
+/// per-account signing secrets.
+const V7: &[&str] = &[
+    "CREATE TABLE tasks (id TEXT PRIMARY KEY, family TEXT NOT NULL, kind TEXT NOT NULL, \
+     account TEXT NOT NULL, key_id TEXT NOT NULL, team_id TEXT, model TEXT NOT NULL, \
+     provider TEXT NOT NULL, upstream_model TEXT NOT NULL, upstream_id TEXT, status TEXT NOT NULL, \
+     native_status TEXT NOT NULL, stage BIGINT NOT NULL, request TEXT NOT NULL, result TEXT, \
+     error_code TEXT, error_message TEXT, callback_url TEXT, callback_token_hash TEXT, \
+     idempotency_key TEXT, request_hash TEXT NOT NULL, created_at_ms BIGINT NOT NULL, \
+     updated_at_ms BIGINT NOT NULL, refreshed_at_ms BIGINT NOT NULL, finished_at_ms BIGINT, \
+     deadline_ms BIGINT NOT NULL, next_poll_ms BIGINT NOT NULL, polls BIGINT NOT NULL, \
+     lease_owner TEXT, lease_until_ms BIGINT NOT NULL, reserved_micros BIGINT NOT NULL, \
+     charged_micros BIGINT, settled BIGINT NOT NULL, key_slot BIGINT NOT NULL)",
+    "CREATE INDEX tasks_due ON tasks (settled, next_poll_ms)",
+    "CREATE UNIQUE INDEX tasks_idempotency ON tasks (account, idempotency_key)",
+    "CREATE UNIQUE INDEX tasks_callback_token ON tasks (callback_token_hash)",
+    "CREATE INDEX tasks_account ON tasks (account, created_at_ms)",
+    "CREATE TABLE task_deliveries (event_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, \
+     account TEXT NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, \
+     attempts BIGINT NOT NULL, created_at_ms BIGINT NOT NULL, next_attempt_ms BIGINT NOT NULL, \
+     expires_at_ms BIGINT NOT NULL, lease_owner TEXT, lease_until_ms BIGINT NOT NULL, \
+     delivered_at_ms BIGINT, last_status BIGINT, last_error TEXT)",
+    "CREATE INDEX task_deliveries_due ON task_deliveries (state, next_attempt_ms)",
+    "CREATE INDEX task_deliveries_task ON task_deliveries (task_id)",
+    "CREATE TABLE task_delivery_attempts (event_id TEXT NOT NULL, attempt BIGINT NOT NULL, \
+     at_ms BIGINT NOT NULL, status BIGINT, error TEXT, duration_ms BIGINT NOT NULL, \
+     PRIMARY KEY (event_id, attempt))",
+    "CREATE TABLE signing_secrets (account TEXT PRIMARY KEY, secret TEXT NOT NULL, \
+     created_at BIGINT NOT NULL)",
+];
