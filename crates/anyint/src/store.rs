@@ -12,6 +12,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 mod tasks;
+mod tasks_sql;
 
 pub use tasks::{
     Delivery, DeliveryAttempt, DeliveryNext, NewDelivery, Reservation, Submitted, Task, TaskStatus,
