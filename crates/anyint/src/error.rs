@@ -231,13 +231,3 @@ impl From<anyint_wire::DecodeError> for Error {
         Self::invalid(e.param, e.message)
     }
 }
-
-impl From<crate::store::Error> for Error {
-    fn from(e: crate::store::Error) -> Self {
-        Self::new(
-            ErrorKind::Internal,
-            "the gateway's store is unavailable; retry shortly",
-        )
-        .with_cause(e)
-    }
-}

@@ -35,6 +35,19 @@ pub enum Error {
     Config(String),
 }
 
+/// A store failure reaches a client as a retryable internal error; the cause is only logged.
+/// The conversion lives here, not in `error`, so that the leaf error type knows nothing of the
+/// store.
+impl From<Error> for crate::error::Error {
+    fn from(e: Error) -> Self {
+        Self::new(
+            crate::error::ErrorKind::Internal,
+            "the gateway's store is unavailable; retry shortly",
+        )
+        .with_cause(e)
+    }
+}
+
 /// An API key as stored: the hash, never the key.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ApiKey {
