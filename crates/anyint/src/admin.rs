@@ -144,7 +144,7 @@ pub fn validate_new_key(
     if let Some(list) = &limits.ip_allowlist
         && let Some(bad) = list
             .iter()
-            .find(|c| crate::policy::access::Cidr::parse(c).is_none())
+            .find(|c| crate::config::Cidr::parse(c).is_none())
     {
         return Err(Error::invalid(
             Some("ip_allowlist"),

@@ -4,6 +4,7 @@
 //! Secrets are referenced by environment variable name and resolved here; a missing variable is
 //! named in the error but its value (or any secret) never is.
 
+mod cidr;
 pub mod demo;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use cidr::Cidr;
 pub use demo::demo_config;
 
 /// The default admin token variable.
@@ -346,7 +348,7 @@ pub struct ServerConfig {
     /// How often the key cache reloads from the store (other processes' changes).
     pub key_cache_refresh: Duration,
     /// Proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<crate::policy::access::Cidr>,
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// Usage meter settings.
@@ -553,7 +555,7 @@ pub struct TasksConfig {
     pub idempotency_window: Duration,
     /// Networks client callbacks may target even though they are private, loopback or
     /// link-local; plain http is also allowed to these.
-    pub callback_allow_networks: Vec<crate::policy::access::Cidr>,
+    pub callback_allow_networks: Vec<Cidr>,
     /// Allow plain-http callback URLs to public addresses (https only when false).
     pub callback_allow_http: bool,
     /// Time limit for one callback delivery.
@@ -635,7 +637,7 @@ fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, E
     let log_level = raw.server.log_level.unwrap_or_else(|| "info".into());
     let mut trusted_proxies = Vec::with_capacity(raw.server.trusted_proxies.len());
     for (i, c) in raw.server.trusted_proxies.iter().enumerate() {
-        let cidr = crate::policy::access::Cidr::parse(c).ok_or_else(|| {
+        let cidr = Cidr::parse(c).ok_or_else(|| {
             err(
                 format!("server.trusted_proxies[{i}]"),
                 format!("`{c}` is not a CIDR like 10.0.0.0/8"),
@@ -723,7 +725,7 @@ fn validate_tasks(t: TasksFile, err: ErrFn<'_>) -> Result<TasksConfig, Error> {
     };
     let mut callback_allow_networks = Vec::with_capacity(t.callback_allow_networks.len());
     for (i, c) in t.callback_allow_networks.iter().enumerate() {
-        callback_allow_networks.push(crate::policy::access::Cidr::parse(c).ok_or_else(|| {
+        callback_allow_networks.push(Cidr::parse(c).ok_or_else(|| {
             err(
                 format!("tasks.callback_allow_networks[{i}]"),
                 format!("`{c}` is not a CIDR like 127.0.0.0/8"),

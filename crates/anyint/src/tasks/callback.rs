@@ -11,9 +11,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use crate::config::TasksConfig;
+use crate::config::{Cidr, TasksConfig};
 use crate::error::Error;
-use crate::policy::access::Cidr;
 
 /// Whether `ip` is loopback, private, link-local or otherwise not a public unicast address.
 pub fn is_restricted(ip: IpAddr) -> bool {
