@@ -9,11 +9,14 @@
 
 mod migrations;
 mod postgres;
+mod responses;
+mod responses_sql;
 mod sql;
 mod sqlite;
 mod tasks;
 mod tasks_sql;
 
+pub use responses::{ResponseStore, StoredResponse};
 pub use tasks::{
     Delivery, DeliveryAttempt, DeliveryNext, NewDelivery, Reservation, Submitted, Task, TaskStatus,
     TaskStore, TaskUpdate,
@@ -230,7 +233,7 @@ pub struct UsageGroup {
 
 /// The persistence boundary. Object-safe so backends are chosen at runtime.
 #[async_trait]
-pub trait Store: TaskStore + Send + Sync {
+pub trait Store: TaskStore + ResponseStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

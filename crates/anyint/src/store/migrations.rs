@@ -38,6 +38,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         version: 7,
         statements: V7,
     },
+    Migration {
+        version: 8,
+        statements: V8,
+    },
 ];
 
 /// Schema version 1, identical on both backends.
@@ -135,4 +139,12 @@ const V7: &[&str] = &[
      PRIMARY KEY (event_id, attempt))",
     "CREATE TABLE signing_secrets (account TEXT PRIMARY KEY, secret TEXT NOT NULL, \
      created_at BIGINT NOT NULL)",
+];
+
+/// Schema version 8: stored Responses API conversations.
+const V8: &[&str] = &[
+    "CREATE TABLE responses (id TEXT PRIMARY KEY, account TEXT NOT NULL, key_id TEXT NOT NULL, \
+     model TEXT NOT NULL, created_at_ms BIGINT NOT NULL, expires_at_ms BIGINT NOT NULL, \
+     input TEXT NOT NULL, response TEXT NOT NULL)",
+    "CREATE INDEX responses_expiry ON responses (expires_at_ms)",
 ];

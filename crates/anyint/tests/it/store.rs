@@ -1,6 +1,7 @@
 //! The store contract, run against both backends.
 
-use anyint::store::{GroupBy, Store, UsageQuery, UsageRecord};
+use anyint::store::{GroupBy, Store, StoredResponse, UsageQuery, UsageRecord};
+use serde_json::json;
 
 use crate::harness::TestGateway;
 
@@ -124,9 +125,56 @@ async fn contract(store: &dyn Store) {
             .collect::<Vec<_>>(),
         [("key_1", 100)]
     );
+    responses_contract(store).await;
     store.ping().await.unwrap();
     // Migrating twice is a no-op.
     store.migrate().await.unwrap();
+}
+
+/// Stored responses: owned by one account, readable until they expire, deleted once.
+async fn responses_contract(store: &dyn Store) {
+    let stored = |id: &str, expires_at_ms: i64| StoredResponse {
+        id: id.to_owned(),
+        account: "acct".to_owned(),
+        key_id: "key_1".to_owned(),
+        model: "gpt-4o-mini".to_owned(),
+        created_at_ms: 1_000,
+        expires_at_ms,
+        input: json!([{"id": "msg_1", "type": "message", "role": "user", "content": "hi"}]),
+        response: json!({"id": id, "object": "response", "output": []}),
+    };
+    store.put_response(&stored("resp_a", 10_000)).await.unwrap();
+    store
+        .put_response(&stored("resp_old", 2_000))
+        .await
+        .unwrap();
+    let got = store.response("resp_a", "acct", 5_000).await.unwrap();
+    assert_eq!(got, Some(stored("resp_a", 10_000)));
+    assert_eq!(
+        store.response("resp_a", "other", 5_000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.response("resp_old", "acct", 5_000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.response("resp_\0x", "acct", 5_000).await.unwrap(),
+        None
+    );
+    // A rewrite replaces.
+    let mut again = stored("resp_a", 20_000);
+    again.model = "gpt-4o".to_owned();
+    store.put_response(&again).await.unwrap();
+    assert_eq!(
+        store.response("resp_a", "acct", 15_000).await.unwrap(),
+        Some(again)
+    );
+    assert_eq!(store.purge_responses(5_000, 100).await.unwrap(), 1);
+    assert!(!store.delete_response("resp_a", "other").await.unwrap());
+    assert!(store.delete_response("resp_a", "acct").await.unwrap());
+    assert!(!store.delete_response("resp_a", "acct").await.unwrap());
+    assert_eq!(store.response("resp_a", "acct", 5_000).await.unwrap(), None);
 }
 
 #[tokio::test]
