@@ -164,7 +164,7 @@ async fn responses_contract(store: &dyn Store) {
     );
     // A rewrite replaces.
     let mut again = stored("resp_a", 20_000);
-    again.model = "gpt-4o".to_owned();
+    "gpt-4o".clone_into(&mut again.model);
     store.put_response(&again).await.unwrap();
     assert_eq!(
         store.response("resp_a", "acct", 15_000).await.unwrap(),
