@@ -276,10 +276,31 @@ pub struct ProviderConfig {
     pub api_keys: Vec<Secret>,
     /// `anthropic-version` sent to Anthropic upstreams on translated requests.
     pub anthropic_version: String,
+    /// Which OpenAI API an `openai`-kind upstream serves (`api = "chat"` or `"responses"`).
+    pub api: UpstreamApi,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
     /// Default time limits for calls to this provider.
     pub deadlines: Deadlines,
+}
+
+/// The API an `openai`-kind upstream speaks. Most OpenAI-compatible servers have only Chat
+/// Completions, so that is the default; `api = "responses"` marks a native Responses upstream,
+/// to which Responses clients pass through untouched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpstreamApi {
+    /// `POST /chat/completions`.
+    #[default]
+    Chat,
+    /// `POST /responses`.
+    Responses,
+}
+
+/// Responses API state (`[responses]`).
+#[derive(Clone, Copy, Debug)]
+pub struct ResponsesConfig {
+    /// How long a stored response stays readable (`retention_days`, default 30).
+    pub retention: Duration,
 }
 
 /// One way to serve a model.
@@ -390,6 +411,8 @@ pub struct Config {
     pub model_index: HashMap<String, usize>,
     /// Async tasks: polling, deadlines and client callbacks.
     pub tasks: TasksConfig,
+    /// Stored Responses API conversations.
+    pub responses: ResponsesConfig,
 }
 
 /// Async task settings (`[tasks]`).

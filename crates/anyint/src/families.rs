@@ -230,6 +230,98 @@ fn key_from_query(query: &str) -> Option<&str> {
     query.split('&').find_map(|pair| pair.strip_prefix("key="))
 }
 
+/// Where a request's path puts it: the family whose prefix it is under, for answering
+/// unknown routes and wrong methods in that family's envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prefix {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    DashScope,
+    Music,
+    Other,
+}
+
+impl Prefix {
+    fn of(path: &str) -> Self {
+        let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+        if under("/openai") {
+            Self::OpenAi
+        } else if under("/anthropic") {
+            Self::Anthropic
+        } else if under("/gemini") {
+            Self::Gemini
+        } else if under("/dashscope") {
+            Self::DashScope
+        } else if under("/music") {
+            Self::Music
+        } else {
+            Self::Other
+        }
+    }
+
+    /// The routes the family serves, for the message that says what it does support.
+    fn routes(self) -> &'static str {
+        match self {
+            Self::OpenAi => {
+                "GET /openai/v1/models, GET /openai/v1/models/{id}, POST /openai/v1/chat/completions"
+            }
+            Self::Anthropic => {
+                "POST /anthropic/v1/messages, POST /anthropic/v1/messages/count_tokens, GET /anthropic/v1/models"
+            }
+            Self::Gemini => {
+                "GET /gemini/v1beta/models, POST /gemini/v1beta/models/{model}:generateContent, :streamGenerateContent and :countTokens (also under /gemini/v1)"
+            }
+            Self::DashScope => {
+                "POST /dashscope/v1/services/aigc/{video-generation,image2video}/video-synthesis, POST /dashscope/v1/services/aigc/{text2image,image2image}/image-synthesis, GET /dashscope/v1/tasks/{task_id}, POST /dashscope/v1/tasks/{task_id}/cancel"
+            }
+            Self::Music => "POST /music/v1/generate, GET /music/v1/generate/record-info?taskId=…",
+            Self::Other => {
+                "/openai/v1/…, /anthropic/v1/…, /gemini/v1beta/…, /dashscope/v1/… and /music/v1/… (see the README)"
+            }
+        }
+    }
+
+    fn render(self, e: Error) -> Response {
+        match self {
+            Self::OpenAi | Self::Other => openai::OpenAi::render(e),
+            Self::Anthropic => anthropic::Anthropic::render(e),
+            Self::Gemini => gemini::Gemini::render(e),
+            Self::DashScope => dashscope::DashScope::render(e),
+            Self::Music => music::Music::render(e),
+        }
+    }
+}
+
+/// The answer for a path no route serves, in the envelope of the family whose prefix it is
+/// under, naming the routes that family has.
+pub fn unknown_route(path: &str) -> Response {
+    let prefix = Prefix::of(path);
+    let message = if prefix == Prefix::Other {
+        format!("no such route: the gateway serves {}", prefix.routes())
+    } else {
+        format!(
+            "this route is not supported by the gateway; this family serves {}",
+            prefix.routes()
+        )
+    };
+    prefix.render(Error::new(ErrorKind::NotFound, message).with_code("unknown_route"))
+}
+
+/// The answer for a route called with a method it does not accept, in its family's envelope.
+pub fn wrong_method(path: &str, method: &http::Method) -> Response {
+    let prefix = Prefix::of(path);
+    let mut resp = prefix.render(
+        Error::invalid(
+            None,
+            format!("this route does not accept the HTTP method {method}"),
+        )
+        .with_code("method_not_allowed"),
+    );
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
+}
+
 /// Sets `Retry-After` (and `retry-after-ms`) when the error carries a delay, and
 /// `x-should-retry: false` on errors retrying cannot fix, for every family's SDK.
 pub fn retry_headers(headers: &mut http::HeaderMap, e: &Error) {

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::KeyCache;
 use crate::config::Config;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::families;
 use crate::meter::{Meter, MeterTask};
 use crate::providers::Provider;
@@ -87,23 +87,12 @@ async fn metrics(State(state): State<SharedState>) -> Response {
         .into_response()
 }
 
-async fn not_found() -> Response {
-    families::openai::render_error(
-        Error::new(
-            ErrorKind::NotFound,
-            "no such route: the gateway serves /openai/v1/…, /anthropic/v1/…, /gemini/v1beta/…, /dashscope/v1/… and /music/v1/… (see the README)",
-        )
-        .with_code("unknown_route"),
-    )
+async fn not_found(uri: http::Uri) -> Response {
+    families::unknown_route(uri.path())
 }
 
-async fn method_not_allowed() -> Response {
-    let mut resp = families::openai::render_error(Error::invalid(
-        None,
-        "this route does not accept that HTTP method",
-    ));
-    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    resp
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
+    families::wrong_method(uri.path(), &method)
 }
 
 /// A running gateway.

@@ -26,6 +26,14 @@ pub(super) struct FileConfig {
     pub(super) models: Vec<ModelFile>,
     #[serde(default)]
     pub(super) tasks: TasksFile,
+    #[serde(default)]
+    pub(super) responses: ResponsesFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResponsesFile {
+    pub(super) retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +131,7 @@ pub(super) struct ProviderFile {
     pub(super) api_key_env: Option<OneOrMany>,
     pub(super) api_key: Option<OneOrMany>,
     pub(super) anthropic_version: Option<String>,
+    pub(super) api: Option<String>,
     pub(super) connect_timeout_ms: Option<u64>,
     pub(super) ttfb_timeout_ms: Option<u64>,
     pub(super) idle_timeout_ms: Option<u64>,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::file::{FileConfig, ModelFile, ProviderFile, RoutingFile, TasksFile};
 use super::{
     Cidr, Config, DEFAULT_ADMIN_TOKEN_ENV, DEFAULT_STORE_URL, Deadlines, EnvLookup, Error,
-    LimitsConfig, MeterConfig, ModelApi, ModelConfig, OnRedisError, ProviderConfig, RouteConfig,
-    RoutingConfig, Secret, ServerConfig, TasksConfig,
+    LimitsConfig, MeterConfig, ModelApi, ModelConfig, OnRedisError, ProviderConfig, ProviderKind,
+    ResponsesConfig, RouteConfig, RoutingConfig, Secret, ServerConfig, TasksConfig, UpstreamApi,
 };
 
 pub(super) fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, Error> {
@@ -90,8 +90,18 @@ pub(super) fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Resul
     let providers = validate_providers(raw.providers, &err, env)?;
     let (models, model_index) = validate_models(raw.models, &providers, &err)?;
     let tasks = validate_tasks(raw.tasks, &err)?;
+    let retention_days = raw.responses.retention_days.unwrap_or(30);
+    if retention_days == 0 {
+        return Err(err(
+            "responses.retention_days".into(),
+            "must be at least 1 (send `store: false` to keep nothing)".into(),
+        ));
+    }
     Ok(Config {
         tasks,
+        responses: ResponsesConfig {
+            retention: Duration::from_secs(retention_days.saturating_mul(86_400)),
+        },
         source: file.to_owned(),
         routing,
         limits,
@@ -246,7 +256,24 @@ fn validate_providers(
                 ));
             }
         };
+        let api = match (p.api.as_deref(), p.kind) {
+            (None | Some("chat"), _) => UpstreamApi::Chat,
+            (Some("responses"), ProviderKind::OpenAi) => UpstreamApi::Responses,
+            (Some("responses"), _) => {
+                return Err(err(
+                    at("api"),
+                    "`responses` is only for kind = \"openai\" providers".into(),
+                ));
+            }
+            (Some(other), _) => {
+                return Err(err(
+                    at("api"),
+                    format!("unknown API `{other}`; use \"chat\" (the default) or \"responses\""),
+                ));
+            }
+        };
         providers.push(ProviderConfig {
+            api,
             name: p.name,
             kind: p.kind,
             base_url: p.base_url.trim_end_matches('/').to_owned(),

@@ -728,3 +728,73 @@ async fn a_foreign_authorization_header_does_not_hide_a_valid_key() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_in_their_familys_envelope() {
+    let t = TestGateway::start().await;
+    let get = |path: &str| t.http.get(t.url(path)).bearer_auth(&t.key).send();
+    // OpenAI: names the family's routes and says "not supported".
+    let resp = get("/openai/v1/nope").await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let v = error_body(resp).await;
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("not supported") && msg.contains("POST /openai/v1/chat/completions"),
+        "{msg}"
+    );
+    // Anthropic: {"type":"error","error":{"type":"not_found_error",…}}.
+    let resp = get("/anthropic/v1/nope").await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["error"]["type"].as_str()),
+        (Some("error"), Some("not_found_error"))
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/anthropic/v1/messages")
+    );
+    // Gemini: the Google RPC envelope.
+    let v: Value = get("/gemini/v1beta/nope")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["error"]["code"].as_i64(), v["error"]["status"].as_str()),
+        (Some(404), Some("NOT_FOUND"))
+    );
+    // DashScope: {code, message, request_id}.
+    let v: Value = get("/dashscope/v1/nope")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["code"].is_string() && v["request_id"].is_string(), "{v}");
+    // Music: the reseller's {code, msg, data} with a business code.
+    let v: Value = get("/music/v1/nope").await.unwrap().json().await.unwrap();
+    assert_eq!(v["code"], 404, "{v}");
+    // A wrong method keeps the family's envelope and says 405.
+    let resp = t
+        .http
+        .get(t.url("/anthropic/v1/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    let resp = t
+        .http
+        .get(t.url("/openai/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let v = error_body(resp).await;
+    assert_eq!(v["error"]["code"], "method_not_allowed");
+}
