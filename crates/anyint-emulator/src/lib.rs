@@ -341,7 +341,11 @@
 //!    models}`, `gemini::{request,plan,render,models}`,
 //!    `dashscope::render`, `music::render`. They import leaves, `task`
 //!    (the task bodies) and their siblings (`request` → `plan` →
-//!    `render`), never `gate`, `state` or their parent.
+//!    `render`), never `gate`, `state` or their parent. The Anthropic and
+//!    Gemini `request` modules are split by concern into children
+//!    (`parse`, `messages`/`contents`, `blocks`, `tools`, `thinking`/`config`,
+//!    `text`, `fields`, …) that import one another and leaves, never
+//!    `request` itself, which only re-exports them.
 //! 6. Handlers, one per family plus the shared ones: `chat`, `embeddings`,
 //!    `anthropic`, `gemini`, `dashscope`, `music`, `admin` and `models`
 //!    (which hands `/v1/models` to `anthropic` or `gemini` when the request
