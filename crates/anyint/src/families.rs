@@ -17,6 +17,7 @@ pub mod dashscope;
 pub mod gemini;
 pub mod music;
 pub mod openai;
+pub mod responses;
 
 use std::marker::PhantomData;
 

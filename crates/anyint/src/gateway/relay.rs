@@ -20,7 +20,8 @@ use std::task::{Context, Poll};
 use anyint_wire::sse::{Frame, SseSplitter};
 use anyint_wire::translate::Translator;
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::future::BoxFuture;
+use futures_util::{Stream, StreamExt};
 
 use crate::error::{Error, ErrorKind};
 use crate::meter::tap::{End, UsageTap};
@@ -28,6 +29,11 @@ use crate::providers::http::UpstreamStream;
 
 /// Renders the client family's in-stream error (for JSON-array streams: the bare element).
 pub type ErrorFrame = fn(&Error) -> Bytes;
+
+/// Keeps a Responses API response (`store: true`): given the final Response object, it
+/// writes it to the store. The relay holds the stream's last events until the write is done,
+/// so a follow-up with `previous_response_id` finds it, on any instance.
+pub type Keeper = Box<dyn FnOnce(serde_json::Value) -> BoxFuture<'static, ()> + Send>;
 
 /// What the client receives for the upstream's events.
 pub enum Stage {
@@ -53,6 +59,12 @@ pub struct Relay {
     error_frame: ErrorFrame,
     written: bool,
     finished: bool,
+    /// Stores the final response before the client sees the stream end.
+    keeper: Option<Keeper>,
+    /// The final response, once the stage has produced it and before the keeper has it.
+    final_response: Option<serde_json::Value>,
+    /// The keeper's write in progress, and the bytes held back until it is done.
+    saving: Option<(BoxFuture<'static, ()>, Bytes)>,
 }
 
 impl Relay {
@@ -74,7 +86,51 @@ impl Relay {
             error_frame,
             written: false,
             finished: false,
+            keeper: None,
+            final_response: None,
+            saving: None,
         }
+    }
+
+    /// Stores the final response with `keeper` before the stream's last events go out.
+    #[must_use]
+    pub fn keeping(mut self, keeper: Keeper) -> Self {
+        self.keeper = Some(keeper);
+        self
+    }
+
+    /// Notes the final Responses API object a passthrough stream carries in its terminal event.
+    fn note_final(&mut self, frames: &[Frame]) {
+        if self.keeper.is_none() || self.final_response.is_some() {
+            return;
+        }
+        let terminal = frames.iter().find(|f| {
+            matches!(
+                f.event.as_deref(),
+                Some("response.completed" | "response.incomplete")
+            )
+        });
+        if let Some(f) = terminal
+            && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&f.data)
+            && let Some(resp) = v.get_mut("response")
+        {
+            self.final_response = Some(resp.take());
+        }
+    }
+
+    /// Emits `bytes`, or holds them while the keeper stores a final response found with them.
+    fn emit_or_hold(
+        &mut self,
+        bytes: Bytes,
+    ) -> Option<Poll<Option<Result<Bytes, std::io::Error>>>> {
+        if let (Some(resp), Some(keeper)) = (self.final_response.take(), self.keeper.take()) {
+            self.saving = Some((keeper(resp), bytes));
+            return None;
+        }
+        if bytes.is_empty() {
+            return None;
+        }
+        Some(self.emit(bytes))
     }
 
     /// Whether an error event is already on its way to the client from the upstream itself
@@ -104,6 +160,9 @@ impl Relay {
                 )
             }
         };
+        if matches!(self.stage, Stage::Forward) {
+            self.note_final(&frames);
+        }
         match &mut self.stage {
             Stage::Forward => Ok(whole(&frames)),
             Stage::StripUsage => {
@@ -202,6 +261,16 @@ impl Stream for Relay {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some((saving, _)) = this.saving.as_mut() {
+            if saving.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Some((_, held)) = this.saving.take()
+                && !held.is_empty()
+            {
+                return this.emit(held);
+            }
+        }
         if this.finished {
             return Poll::Ready(None);
         }
@@ -209,8 +278,14 @@ impl Stream for Relay {
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(bytes))) => match this.process(&bytes) {
-                    Ok(out) if !out.is_empty() => return this.emit(out),
-                    Ok(_) => {}
+                    Ok(out) => {
+                        if let Some(ready) = this.emit_or_hold(out) {
+                            return ready;
+                        }
+                        if this.saving.is_some() {
+                            return this.poll_next_unpin(cx);
+                        }
+                    }
                     Err((before, upstream_message)) => {
                         this.finished = true;
                         this.tap.finish(End::UpstreamCut);
@@ -254,10 +329,13 @@ impl Stream for Relay {
                             ));
                         }
                     }
-                    if tail.is_empty() {
-                        return Poll::Ready(None);
+                    if let Some(ready) = this.emit_or_hold(Bytes::from(tail)) {
+                        return ready;
                     }
-                    return this.emit(Bytes::from(tail));
+                    if this.saving.is_some() {
+                        return this.poll_next_unpin(cx);
+                    }
+                    return Poll::Ready(None);
                 }
             }
         }

@@ -1,0 +1,255 @@
+//! The OpenAI Responses API at `/openai/v1/responses…`, part of the OpenAI family (same key
+//! header, same error envelope) with its own wire format:
+//!
+//! - `POST /openai/v1/responses`, streaming or not, for any configured chat model: passed
+//!   through to a native Responses upstream (`api = "responses"`), translated otherwise;
+//! - `GET` / `DELETE /openai/v1/responses/{id}` and `GET …/{id}/input_items`: stored
+//!   responses (`store: true`, the default), readable by any key of the owning account, for
+//!   `[responses] retention_days`; another account's ID answers exactly like a missing one;
+//! - `POST /openai/v1/responses/input_tokens`: counted through the gateway like count_tokens;
+//! - `POST /openai/v1/responses/compact`: refused with a 400 that says what to do (see the
+//!   README);
+//! - a WebSocket upgrade on `/openai/v1/responses` (Codex tries one first) is answered at once
+//!   with 426, so the client falls back to HTTP streaming.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::openai::OpenAiError;
+use super::{Family, json_response, with_log};
+use crate::error::{Error, ErrorKind};
+use crate::state::{AppState, SharedState};
+use crate::store::ApiKey;
+
+const FAMILY: Family = Family::OpenAi;
+
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<std::sync::Arc<ApiKey>, Error> {
+    super::authorize(state, super::presented_key(headers, None), FAMILY).await
+}
+
+/// The 404 for a response ID that does not exist, expired, or belongs to another account.
+fn not_found(id: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("Response with id '{id}' not found."),
+    )
+    .with_param("response_id")
+}
+
+/// A plausible response ID: refused before the store sees it, with the same 404 as a missing
+/// one.
+fn checked_id(id: &str) -> Result<&str, Error> {
+    let ok = id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(id)
+    } else {
+        Err(not_found(id.get(..64).unwrap_or("…")))
+    }
+}
+
+/// `GET /openai/v1/responses` without an upgrade is not a route; with `Upgrade: websocket`
+/// (Codex's first try) it is answered at once with 426, so the client uses HTTP streaming.
+pub(super) async fn websocket(headers: HeaderMap) -> Response {
+    let upgrade = headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return super::wrong_method("/openai/v1/responses", &http::Method::GET);
+    }
+    let mut resp = super::openai::render_error(
+        Error::invalid(
+            None,
+            "the gateway serves the Responses API over HTTP only; send POST /openai/v1/responses (with stream: true for events)",
+        )
+        .with_code("websocket_not_supported"),
+    );
+    *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
+    resp
+}
+
+/// `GET /openai/v1/responses/{id}`: the stored response as the client first received it.
+pub(super) async fn retrieve(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Query(query): Query<RetrieveQuery>,
+    headers: HeaderMap,
+) -> Result<Response, OpenAiError> {
+    let key = authenticate(&state, &headers).await?;
+    if query.stream.as_deref() == Some("true") {
+        return Err(Error::invalid(
+            Some("stream"),
+            "replaying a stored response as a stream is not supported; retrieve it without stream=true",
+        )
+        .into());
+    }
+    let stored = state
+        .store
+        .response(checked_id(&id)?, &key.account, crate::clock::unix_millis())
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(with_log(
+        json_response(StatusCode::OK, &stored.response),
+        &key.id,
+        Some(&stored.model),
+    ))
+}
+
+/// The query of a retrieve: `stream=true` (replay) is refused; `include` is accepted.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RetrieveQuery {
+    stream: Option<String>,
+}
+
+/// `DELETE /openai/v1/responses/{id}`.
+pub(super) async fn delete(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, OpenAiError> {
+    let key = authenticate(&state, &headers).await?;
+    if !state
+        .store
+        .delete_response(checked_id(&id)?, &key.account)
+        .await
+        .map_err(Error::from)?
+    {
+        return Err(not_found(&id).into());
+    }
+    Ok(with_log(
+        json_response(
+            StatusCode::OK,
+            &json!({"id": id, "object": "response", "deleted": true}),
+        ),
+        &key.id,
+        None,
+    ))
+}
+
+/// The paging query of `input_items`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ItemsQuery {
+    after: Option<String>,
+    limit: Option<String>,
+    order: Option<String>,
+}
+
+/// `GET /openai/v1/responses/{id}/input_items`: the items the response answered (history
+/// included), newest first unless `order=asc`, `limit` 1–100 (default 20), after `after`.
+pub(super) async fn input_items(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    query: Result<Query<ItemsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, OpenAiError> {
+    let key = authenticate(&state, &headers).await?;
+    let Query(q) = query.map_err(|_| Error::invalid(None, "the query string could not be read"))?;
+    let limit = match q.limit.as_deref() {
+        None => 20,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                Error::invalid(Some("limit"), "limit must be an integer from 1 to 100")
+            })?,
+    };
+    let ascending = match q.order.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => {
+            return Err(Error::invalid(Some("order"), "order must be `asc` or `desc`").into());
+        }
+    };
+    let stored = state
+        .store
+        .response(checked_id(&id)?, &key.account, crate::clock::unix_millis())
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(|| not_found(&id))?;
+    let mut items: Vec<Value> = stored.input.as_array().cloned().unwrap_or_default();
+    if !ascending {
+        items.reverse();
+    }
+    if let Some(after) = &q.after {
+        let at = items
+            .iter()
+            .position(|i| i.get("id").and_then(Value::as_str) == Some(after))
+            .ok_or_else(|| {
+                Error::invalid(
+                    Some("after"),
+                    format!("no input item with id '{after}' in this response"),
+                )
+            })?;
+        items.drain(..=at);
+    }
+    let has_more = items.len() > limit;
+    items.truncate(limit);
+    let id_of = |i: Option<&Value>| i.and_then(|v| v.get("id")).cloned().unwrap_or(Value::Null);
+    let body = json!({
+        "object": "list",
+        "first_id": id_of(items.first()),
+        "last_id": id_of(items.last()),
+        "has_more": has_more,
+        "data": items,
+    });
+    Ok(with_log(
+        json_response(StatusCode::OK, &body),
+        &key.id,
+        Some(&stored.model),
+    ))
+}
+
+/// `POST /openai/v1/responses/compact`: the gateway does not compact conversations. Codex
+/// calls it only for a provider named `openai`; under any other provider name it compacts
+/// through an ordinary turn, which the gateway serves for every model.
+pub(super) async fn compact(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    authenticate(&state, &headers).await?;
+    // Read (and bound) the body like any route, so a client sees the same 413 and 400s.
+    super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    Err(Error::invalid(
+        None,
+        "this gateway does not serve /responses/compact; let the client compact the conversation itself (in Codex, name the model provider anything but `openai`, e.g. [model_providers.anyint], and it compacts with an ordinary request)",
+    )
+    .with_code("unsupported_endpoint")
+    .into())
+}
+
+/// Gives each stored input item an `id` (`msg_…`, `fc_…`, …) where the client sent none, so
+/// `input_items` can page through them.
+pub fn with_item_ids(items: Vec<Value>) -> Vec<Value> {
+    items
+        .into_iter()
+        .map(|mut item| {
+            if item.get("id").and_then(Value::as_str).is_none()
+                && let Some(obj) = item.as_object_mut()
+            {
+                let prefix = match obj.get("type").and_then(Value::as_str) {
+                    Some("function_call") => "fc_",
+                    Some("function_call_output") => "fco_",
+                    Some("reasoning") => "rs_",
+                    Some("custom_tool_call") => "ctc_",
+                    Some("custom_tool_call_output") => "ctco_",
+                    _ => "msg_",
+                };
+                obj.insert("id".into(), Value::String(crate::auth::new_id(prefix)));
+            }
+            item
+        })
+        .collect()
+}
