@@ -109,7 +109,7 @@ pub(crate) fn answer(c: &Conversation<'_>) -> Answer {
 }
 
 /// Rule 1: the text after the marker up to end of line, minus directives.
-fn reply_exactly(t: &str) -> Option<String> {
+pub(crate) fn reply_exactly(t: &str) -> Option<String> {
     let start = t.find(REPLY_MARKER)? + REPLY_MARKER.len();
     let line = t.get(start..)?.lines().next().unwrap_or("");
     Some(fault::strip_directives(line).trim().to_owned())
@@ -220,7 +220,7 @@ pub(crate) fn sample_object(schema: Option<&Value>, depth: usize) -> Map<String,
 
 /// A deterministic value of the schema's type. Type names are matched
 /// case-insensitively, so Gemini's `STRING`/`OBJECT` work too.
-fn sample(schema: Option<&Value>, depth: usize) -> Value {
+pub(crate) fn sample(schema: Option<&Value>, depth: usize) -> Value {
     let Some(schema) = schema else {
         return json!("test");
     };
