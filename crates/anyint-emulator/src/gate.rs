@@ -31,6 +31,8 @@ const X_GOOG_API_KEY: &str = "x-goog-api-key";
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Family<'a> {
     OpenAi,
+    /// The OpenAI Responses API: OpenAI auth and errors, its own total.
+    Responses,
     /// Anthropic errors carry the response's request id in the body.
     Anthropic {
         request_id: &'a str,
@@ -65,6 +67,7 @@ impl Family<'_> {
     fn total_key(&self) -> Option<&'static str> {
         match self {
             Self::OpenAi | Self::DashScope { .. } | Self::Music => None,
+            Self::Responses => Some(crate::state::RESPONSES_TOTAL),
             Self::Anthropic { .. } => Some(crate::state::ANTHROPIC_TOTAL),
             Self::Gemini(_) => Some(crate::state::GEMINI_TOTAL),
         }
@@ -73,7 +76,7 @@ impl Family<'_> {
     /// The rejection of a request whose key is missing or wrong, if any.
     fn auth_error(&self, opts: &Options, headers: &HeaderMap) -> Option<Response> {
         match self {
-            Self::OpenAi => check_auth(opts, headers)
+            Self::OpenAi | Self::Responses => check_auth(opts, headers)
                 .err()
                 .map(IntoResponse::into_response),
             Self::Anthropic { request_id } => {
@@ -117,7 +120,7 @@ impl Family<'_> {
 
     fn bad_fault(&self, msg: String) -> Response {
         match self {
-            Self::OpenAi => ApiError::invalid_request(msg)
+            Self::OpenAi | Self::Responses => ApiError::invalid_request(msg)
                 .with_code("invalid_emulator_fault")
                 .into_response(),
             Self::Anthropic { request_id } => {
@@ -131,7 +134,9 @@ impl Family<'_> {
 
     fn status_error(&self, status: StatusCode, fault: &Fault, model: &str) -> Response {
         match self {
-            Self::OpenAi => ApiError::for_status(status, fault.quota, model).into_response(),
+            Self::OpenAi | Self::Responses => {
+                ApiError::for_status(status, fault.quota, model).into_response()
+            }
             Self::Anthropic { request_id } => {
                 AnthropicError::for_status(status, model).into_response(request_id)
             }
@@ -219,7 +224,7 @@ pub(crate) async fn admit_as(
 }
 
 /// The non-empty key of an `Authorization: Bearer <key>` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -366,6 +366,7 @@ mod gate;
 mod gemini;
 mod models;
 mod music;
+mod responses;
 mod state;
 mod stream;
 mod task;
@@ -404,6 +405,22 @@ pub fn router(opts: Options) -> Router {
         )
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/embeddings", post(embeddings::handle))
+        .route(
+            "/v1/responses",
+            post(responses::create).get(responses::socket),
+        )
+        .route(
+            "/v1/responses/input_tokens",
+            post(responses::input_tokens).fallback(error::not_found),
+        )
+        .route(
+            "/v1/responses/{id}",
+            get(responses::stored)
+                .delete(responses::stored)
+                .fallback(error::not_found),
+        )
+        .route("/v1/responses/{id}/cancel", post(responses::stored))
+        .route("/v1/responses/{id}/input_items", get(responses::stored))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models", get(gemini::list_v1beta))

@@ -16,6 +16,8 @@ use crate::task::Tasks;
 pub(crate) const CHAT_TOTAL: &str = "_chat_total";
 /// Counter key that every Anthropic `/v1/messages` request increments.
 pub(crate) const ANTHROPIC_TOTAL: &str = "_anthropic_total";
+/// Counter key that every OpenAI Responses create request increments.
+pub(crate) const RESPONSES_TOTAL: &str = "_responses_total";
 /// Counter key that every Gemini generate request increments.
 pub(crate) const GEMINI_TOTAL: &str = "_gemini_total";
 /// Prompt-cache prefixes remembered before the set starts over.
