@@ -1,7 +1,7 @@
 //! End-to-end tests of the emulator: every test starts its own emulator on
 //! 127.0.0.1:0 through the one shared [`harness`] and talks real HTTP to it
 //! with reqwest. One module per area: the OpenAI endpoints (`emulator`),
-//! `anthropic`, `gemini`, `streams` (`every=N` faults and stream
+//! the OpenAI Responses API (`responses`), `anthropic`, `gemini`, `streams` (`every=N` faults and stream
 //! accounting across the families) and `tasks` (DashScope and music).
 #![expect(
     clippy::unwrap_used,
@@ -13,5 +13,6 @@ mod anthropic;
 mod emulator;
 mod gemini;
 mod harness;
+mod responses;
 mod streams;
 mod tasks;
