@@ -1,6 +1,6 @@
-//! Deterministic upstream emulator (OpenAI, Anthropic and Gemini wire
-//! formats, plus the DashScope and "Suno-style" music async task APIs) with
-//! per-request fault injection.
+//! Deterministic upstream emulator (OpenAI Chat Completions and Responses,
+//! Anthropic and Gemini wire formats, plus the DashScope and "Suno-style"
+//! music async task APIs) with per-request fault injection.
 //!
 //! This crate owns a small HTTP server that speaks the real wire formats of
 //! three chat provider families (error envelopes, SSE framing and all) and
@@ -14,6 +14,7 @@
 //! | family | endpoints |
 //! |---|---|
 //! | OpenAI | `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`, `POST /v1/embeddings` |
+//! | OpenAI Responses | `POST /v1/responses` (JSON or SSE), `POST /v1/responses/input_tokens`; `GET /v1/responses` with `Upgrade: websocket` → 426; `GET`/`DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`, `GET /v1/responses/{id}/input_items` → 404 (nothing is stored; see [Responses API](#responses-api)) |
 //! | Anthropic | `POST /v1/messages`, `POST /v1/messages/count_tokens`; `GET /v1/models[/{id}]` when the request carries `anthropic-version` |
 //! | Gemini | `POST /{v1beta,v1}/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` → `data: {json}\r\n\r\n` events; without it one JSON array streamed gradually), `:countTokens`; `GET /v1beta/models[/{model}]`, and `GET /v1/models[/{model}]` when the request carries `x-goog-api-key` or `?key=` |
 //! | DashScope | `POST /api/v1/services/aigc/video-generation/video-synthesis`, `POST /api/v1/services/aigc/image2video/video-synthesis`, `POST /api/v1/services/aigc/text2image/image-synthesis`, `GET /api/v1/tasks/{task_id}`, `POST /api/v1/tasks/{task_id}/cancel` (see [Async tasks](#async-tasks)) |
@@ -41,7 +42,8 @@
 //!   `{"code":401,"msg":"unauthorized","data":null}`. Every answer is a
 //!   `{"code","msg","data"}` envelope with a business `code`.
 //!
-//! Requests are validated like the real APIs (Anthropic: unknown top-level
+//! Requests are validated like the real APIs (Responses: see
+//! [Responses API](#responses-api); Anthropic: unknown top-level
 //! fields, required `model`/`max_tokens`/`messages`, roles, block shapes,
 //! `cache_control`, `tool_use`→`tool_result` pairing, thinking budget;
 //! Gemini: unknown field names in camelCase or snake_case, non-empty
@@ -52,43 +54,51 @@
 //! # Content rules
 //!
 //! All families share one set of rules. Let `T` be the text of the last user
-//! turn (OpenAI: the last `user` message; Anthropic and Gemini: the last user
-//! turn that has text, so a turn holding only tool results is skipped). The
-//! output is chosen by the first rule that matches:
+//! turn (OpenAI: the last `user` message; Responses: the last `user` message
+//! of `input`, a string `input` being one; Anthropic and Gemini: the last
+//! user turn that has text, so a turn holding only tool results is
+//! skipped). The output is chosen by the first rule that matches:
 //!
 //! 1. `T` contains `Reply with exactly: ` → everything after the marker up to
 //!    the end of that line, with any `[emulate: ...]` directive removed, trimmed.
 //! 2. The request has tools, the tool choice is not "none", and either the
-//!    choice forces a call (OpenAI `"required"` / a named function; Anthropic
-//!    `any` / `tool`; Gemini mode `ANY`) or `T` mentions a tool's name → tool
-//!    calls. A named choice (Gemini: `ANY` with exactly one
+//!    choice forces a call (OpenAI `"required"` / a named function; Responses
+//!    also a named custom tool and `allowed_tools` with mode `required`;
+//!    Anthropic `any` / `tool`; Gemini mode `ANY`) or `T` mentions a tool's
+//!    name → tool calls. A named choice (Gemini: `ANY` with exactly one
 //!    `allowedFunctionNames` entry) calls that tool; otherwise the mentioned
 //!    tools are called in order of first mention (all of them unless parallel
 //!    calls are disabled: OpenAI `parallel_tool_calls: false`, Anthropic
-//!    `disable_parallel_tool_use`), and a forced choice with nothing mentioned
-//!    calls the first tool. Arguments fill every `required` property of the
-//!    tool's schema by type, case-insensitively (`string` → `"test"`,
-//!    `number`/`integer` → `1`, `boolean` → `true`, `array` → `[]`, `object` →
-//!    its own required properties; an `enum` uses its first value). OpenAI
-//!    call ids are `call_…`, Anthropic ids `toolu_01…`, both derived from the
-//!    request body; Gemini calls carry no id. *Exception:* with an automatic
-//!    choice a mention does not trigger a call when the last turn is already a
-//!    tool result, so agent loops terminate.
-//! 3. The last turn is a tool result (OpenAI role `tool`; Anthropic a user
-//!    turn with `tool_result` blocks; Gemini a turn with `functionResponse`
-//!    parts) → `Tool result received: ` + the result text (Anthropic: the
-//!    text of each `tool_result`; Gemini: a response object's lone string
-//!    field, else its compact JSON; several results joined by newlines).
+//!    `disable_parallel_tool_use`), and a forced choice with nothing
+//!    mentioned calls the first tool. Arguments fill every `required`
+//!    property of the tool's schema by type, case-insensitively (`string` →
+//!    `"test"`, `number`/`integer` → `1`, `boolean` → `true`, `array` → `[]`,
+//!    `object` → its own required properties; an `enum` uses its first
+//!    value); a Responses custom tool is called with the plain-string `input`
+//!    `test`. OpenAI call ids are `call_…`, Anthropic ids `toolu_01…`, both
+//!    derived from the request body; Gemini calls carry no id. *Exception:*
+//!    with an automatic choice a mention does not trigger a call when the
+//!    last turn is already a tool result, so agent loops terminate.
+//! 3. The last turn is a tool result (OpenAI role `tool`; Responses a
+//!    `function_call_output` / `custom_tool_call_output` item; Anthropic a
+//!    user turn with `tool_result` blocks; Gemini a turn with
+//!    `functionResponse` parts) → `Tool result received: ` + the result text
+//!    (Responses: the output string or its text parts, every output of the
+//!    trailing run of outputs; Anthropic: the text of each `tool_result`;
+//!    Gemini: a response object's lone string field, else its compact JSON;
+//!    several results joined by newlines).
 //! 4. Otherwise `Echo: ` + `T`, or `Hello from the anyint emulator.` when `T`
 //!    is empty.
 //!
 //! Text output is then cut before the earliest stop string (OpenAI `stop`,
 //! Anthropic `stop_sequences`, Gemini `stopSequences`), then truncated to the
 //! output limit in words (`max_completion_tokens`/`max_tokens`,
-//! `max_tokens`, `maxOutputTokens`). Finish reasons: OpenAI `stop`/`length`/
-//! `tool_calls`; Anthropic `end_turn`, `stop_sequence` (with `stop_sequence`
-//! set), `max_tokens`, `tool_use`; Gemini `STOP` (also for function calls)
-//! and `MAX_TOKENS`.
+//! Responses `max_output_tokens` minus the reasoning tokens, `max_tokens`,
+//! `maxOutputTokens`). Finish reasons: OpenAI `stop`/`length`/
+//! `tool_calls`; Responses status `completed` / `incomplete`
+//! (`incomplete_details.reason: "max_output_tokens"`); Anthropic
+//! `end_turn`, `stop_sequence` (with `stop_sequence` set), `max_tokens`,
+//! `tool_use`; Gemini `STOP` (also for function calls) and `MAX_TOKENS`.
 //!
 //! Thinking: Anthropic `thinking` `enabled`/`adaptive` puts a `thinking`
 //! block (fixed text, signature derived from the body; empty text with
@@ -97,12 +107,15 @@
 //! with `includeThoughts`, and gives the first `functionCall` part a
 //! `thoughtSignature`.
 //!
-//! Tokens: input = Σ ⌈chars/4⌉ over message text (Anthropic: also
+//! Tokens: input = Σ ⌈chars/4⌉ over message text (Responses: also
+//! replayed call names and arguments / inputs, tool outputs and reasoning
+//! summaries, plus `instructions`; Anthropic: also
 //! `tool_use` name and input JSON, `tool_result` text, thinking text; Gemini:
 //! also `functionCall`/`functionResponse` JSON) plus the system prompt and
 //! ⌈chars(tools JSON)/4⌉, at least 1; images and files count 0. Output =
 //! whitespace-separated words (tool calls: ⌈len(arguments JSON)/4⌉ + 1
-//! each; plus thinking words on Anthropic), at least 1 (Anthropic
+//! each; plus thinking words on Anthropic and reasoning-summary words on
+//! Responses, reported as `reasoning_tokens`), at least 1 (Anthropic
 //! `max_tokens: 0` gives 0), times the choice / candidate count.
 //!
 //! Prompt cache (Anthropic): the prefix up to the last block with
@@ -115,6 +128,85 @@
 //! Gemini: a `cachedContent` reference adds 1024 tokens reported as
 //! `cachedContentTokenCount` (and included in `promptTokenCount`).
 //!
+//! # Responses API
+//!
+//! `POST /v1/responses` takes Bearer auth like chat and is counted under
+//! `_responses_total` (and `_chat_total`); `input_tokens` under neither.
+//! Validation:
+//!
+//! - Only the documented create params are accepted, plus `client_metadata`
+//!   (Codex); anything else is 400 `Unknown parameter: '<name>'.` (code
+//!   `unknown_parameter`). `input_tokens` accepts `model`, `input`,
+//!   `instructions`, `tools`, `tool_choice`, `parallel_tool_calls`,
+//!   `previous_response_id`, `conversation`, `reasoning`, `text`,
+//!   `truncation` and needs no `model`. `model` is required on create;
+//!   `input` may be left out (then `T` is empty).
+//! - Nothing is stored: `previous_response_id` → 400
+//!   `previous_response_not_found`; `conversation`, `prompt` and
+//!   `background: true` → 400 `unsupported_parameter`; `item_reference` →
+//!   400 `item_not_found`; a `reasoning` item with an `id` but no
+//!   `encrypted_content` under `store: false` → 404 "Item with id … not
+//!   found"; the stored-response routes → 404.
+//! - `input` items: messages in easy (`{role, content}`) and typed form,
+//!   roles `user`/`assistant`/`system`/`developer` (`phase` checked), user
+//!   parts `input_text`/`input_image`/`input_file`/`input_audio`, assistant
+//!   parts `output_text`/`refusal`; `function_call` (`call_id`, `name`,
+//!   string `arguments`), `custom_tool_call` (string `input`); an output
+//!   must follow its call (else 400 `No tool call found for function call
+//!   output with call_id X.`, param `input`) and every call needs its output
+//!   (else 400 `No tool output found for function call X.`); `reasoning`
+//!   (`summary` required); hosted-tool and `compaction` items → 400
+//!   `unsupported_value`.
+//! - `tools`: flat `function` (`name` matching `^[a-zA-Z0-9_-]{1,64}$`; a
+//!   chat-style nested `function` object → 400 `Missing required parameter:
+//!   'tools[0].name'.`), `custom` (`format` text or lark/regex grammar),
+//!   `namespace` (function/custom tools inside; their calls carry
+//!   `namespace`). Hosted tools (`web_search`, `file_search`, …) → 400
+//!   `unsupported_value`. `tool_choice`: `none`/`auto`/`required`,
+//!   `{type:"function"|"custom",name}` (flat; the tool must exist),
+//!   `allowed_tools` (restricts the callable tools).
+//! - Strict schemas (`text.format` json_schema with `strict: true`, a
+//!   function with `strict: true`) must follow OpenAI's rules (object root,
+//!   `additionalProperties: false` and every property `required` in every
+//!   object): else 400 `invalid_json_schema` (param `text.format.schema`) /
+//!   `invalid_function_parameters` (param `tools[i].parameters`).
+//!   `json_object` needs "json" in an input message (400, param
+//!   `text.format`). `max_output_tokens` ≥ 16 (`integer_below_min_value`);
+//!   `temperature` 0–2, `top_p` 0–1, `top_logprobs` 0–20, `include` values,
+//!   `reasoning.effort`/`summary`, `service_tier`, `truncation`,
+//!   `metadata` (16 string pairs) are range-checked.
+//!
+//! Answers follow the content rules, then:
+//!
+//! - Output items: with `reasoning.effort` set and not `none`, first a
+//!   `rs_…` reasoning item with one `summary_text` (`**Planning the
+//!   reply**\n\nThinking at <effort> effort.`), carrying
+//!   `encrypted_content` only when `include` has
+//!   `reasoning.encrypted_content`. Then a `msg_…` message with one
+//!   `output_text` part (`annotations: []`, `logprobs: []`), or one item per
+//!   call: `fc_…` `function_call` / `ctc_…` `custom_tool_call`, `call_id`
+//!   `call_…`. A message cut to nothing by a budget the reasoning used up
+//!   is left out. Ids are `prefix_` + 48 hex characters derived from the
+//!   body (the response id `resp_…` too), so equal bodies get equal ids.
+//! - `encrypted_content` blobs look like Fernet tokens (`gAAAAAB…`) and are
+//!   bound to the bearer key that minted them: replayed under another key,
+//!   altered, or not minted here → 400 `invalid_encrypted_content`.
+//! - `text.format` `json_schema`: unless rule 1 applies, the text is the
+//!   compact JSON object filling the schema's required properties like tool
+//!   arguments; `json_object`: `{}`.
+//! - The response object carries every key real ones do (`null` where
+//!   unset), echoing `instructions`, `tools` (functions get `description`
+//!   and `strict`, default true), `tool_choice` (default `auto`), `text`
+//!   (default `{"format":{"type":"text"},"verbosity":"medium"}`),
+//!   `reasoning`, `metadata`, `store` (default true), `service_tier`
+//!   (`auto` → `default`), `temperature`/`top_p` (default 1), etc.
+//!   `usage`: `input_tokens`, `input_tokens_details.{cached_tokens,
+//!   cache_write_tokens}` (0), `output_tokens` (with reasoning),
+//!   `output_tokens_details.reasoning_tokens`, `total_tokens`.
+//!   `completed_at` is set only on `completed`.
+//! - `input_tokens` answers `{"object":"response.input_tokens",
+//!   "input_tokens":N}` with the same N as the create's `usage`.
+//!
 //! # Streams
 //!
 //! OpenAI streams send a role chunk (`{"role":"assistant","content":""}`),
@@ -123,6 +215,21 @@
 //! pieces), then an empty-delta chunk with the finish reason, then (only
 //! with `stream_options.include_usage`) a `choices: []` usage chunk, then
 //! `data: [DONE]`.
+//!
+//! Responses streams are named events (`event: <type>` then `data: <json>`
+//! whose `type` is the same; no `[DONE]`), `sequence_number` counting from 0:
+//! `response.created`, `response.in_progress` (output `[]`, usage null), then
+//! per item in order (`output_index` 0, 1, …) `response.output_item.added`
+//! (status `in_progress`, empty content) → reasoning:
+//! `reasoning_summary_part.added`, `reasoning_summary_text.delta` per word,
+//! `.done`, `reasoning_summary_part.done`; message: `content_part.added`,
+//! `output_text.delta` per word, `output_text.done`, `content_part.done`;
+//! function call: `function_call_arguments.delta` (2+ pieces), `.done` (with
+//! `name`); custom call: `custom_tool_call_input.delta`, `.done` →
+//! `response.output_item.done` (the final item), then one
+//! `response.completed` or `response.incomplete` with the whole response.
+//! Deltas carry `obfuscation` padding unless
+//! `stream_options.include_obfuscation` is false.
 //!
 //! Anthropic streams are named events (an `event:` line on every one):
 //! `message_start` (usage with the input tokens), one `ping` right after the
@@ -161,7 +268,7 @@
 //! | `latency_ms=M` | wait M ms before answering |
 //! | `chunk_delay_ms=M` | wait M ms between stream chunks / events |
 //! | `cut_after=N` | stream N chunks / events (the first role chunk, `message_start` or Gemini chunk counts), then abort the connection |
-//! | `error_after=N` | stream N chunks / events, then a mid-stream error and a clean end: OpenAI `data: {"error":…}` (no `[DONE]`), Anthropic `event: error` (`overloaded_error`), Gemini a `{"error":…}` chunk (503 `UNAVAILABLE`) |
+//! | `error_after=N` | stream N chunks / events, then a mid-stream error and a clean end: OpenAI `data: {"error":…}` (no `[DONE]`), Responses an `error` event (`{"error":{"type","code":"server_error","message","param"}}`) then `response.failed` (status `failed`, `error.code` `server_error`, the items done so far; an N at or past the terminal event replaces it), Anthropic `event: error` (`overloaded_error`), Gemini a `{"error":…}` chunk (503 `UNAVAILABLE`) |
 //! | `tag=X` | count this request under X (see `/_emulator/counts`) |
 //! | `times=K` | with `tag`: the fault applies only to the first K tagged requests |
 //! | `every=N` (N ≥ 1) | with `tag`: the fault applies only to every N-th tagged request (the N-th, 2N-th, …); the others succeed normally |
@@ -200,11 +307,11 @@
 //! `GET /_emulator/streams/{tag}` (see below), `GET /_emulator/last/{tag}`
 //! (headers and body of the last tagged request, plus `path` with the query
 //! for Gemini calls), `GET /_emulator/tasks`, `GET /_emulator/tasks/{task_id}`
-//! (see [Async tasks](#async-tasks)) and `POST /_emulator/reset` (which
-//! also forgets every task). Generation requests of the three chat
-//! families are also counted under `_chat_total`, Anthropic ones under
-//! `_anthropic_total` and Gemini ones under `_gemini_total`. These
-//! endpoints need no API key.
+//! (see [Async tasks](#async-tasks)) and `POST /_emulator/reset` (which also
+//! forgets every task). Generation requests of the three chat families are
+//! also counted under `_chat_total`, Responses creates under
+//! `_responses_total`, Anthropic ones under `_anthropic_total` and Gemini
+//! ones under `_gemini_total`. These endpoints need no API key.
 //!
 //! # Async tasks
 //!
@@ -298,9 +405,9 @@
 //!
 //! # Stream accounting
 //!
-//! Every streaming response (all three families) of a request whose spec
-//! names a `tag` is accounted under that tag, readable at
-//! `GET /_emulator/streams/{tag}` →
+//! Every streaming response (all three families, Responses included) of a
+//! request whose spec names a `tag` is accounted under that tag, readable
+//! at `GET /_emulator/streams/{tag}` →
 //! `{"tag", "started", "completed", "aborted", "cut"}` (zeros when unseen):
 //!
 //! - `started`: streaming responses begun (the request passed auth, faults
@@ -337,20 +444,22 @@
 //!    with the families' leaf error modules, never a handler) and `stream`
 //!    (stream pacing and accounting).
 //! 5. Family internals, the children of the handlers:
-//!    `chat::{request,plan,render}`, `anthropic::{request,plan,render,
+//!    `chat::{request,plan,render}`, `responses::{blob,schema,input,tools,
+//!    request,plan,render,events}`, `anthropic::{request,plan,render,
 //!    models}`, `gemini::{request,plan,render,models}`,
 //!    `dashscope::render`, `music::render`. They import leaves, `task`
 //!    (the task bodies) and their siblings (`request` → `plan` →
-//!    `render`), never `gate`, `state` or their parent. The Anthropic and
-//!    Gemini `request` modules are split by concern into children
-//!    (`parse`, `messages`/`contents`, `blocks`, `tools`, `thinking`/`config`,
-//!    `text`, `fields`, …) that import one another and leaves, never
-//!    `request` itself, which only re-exports them.
-//! 6. Handlers, one per family plus the shared ones: `chat`, `embeddings`,
-//!    `anthropic`, `gemini`, `dashscope`, `music`, `admin` and `models`
-//!    (which hands `/v1/models` to `anthropic` or `gemini` when the request
-//!    speaks their dialect; the only handler importing handlers). They may
-//!    import every layer below and their own children.
+//!    `render`; `responses`: `blob`/`schema` → `input`/`tools` → `request`
+//!    → `plan` → `render` → `events`), never `gate`, `state` or their
+//!    parent. The Anthropic and Gemini `request` modules are split by
+//!    concern into children (`parse`, `messages`/`contents`, `blocks`,
+//!    `tools`, `thinking`/`config`, `text`, `fields`, …) that import one
+//!    another and leaves, never `request` itself, which only re-exports them.
+//! 6. Handlers, one per family plus the shared ones: `chat`, `responses`,
+//!    `embeddings`, `anthropic`, `gemini`, `dashscope`, `music`, `admin` and
+//!    `models` (which hands `/v1/models` to `anthropic` or `gemini` when the
+//!    request speaks their dialect; the only handler importing handlers).
+//!    They may import every layer below and their own children.
 //! 7. This root: the router, importing handlers, `gate` (its middleware),
 //!    `state` and `task::Kind`.
 
