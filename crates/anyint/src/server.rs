@@ -33,6 +33,7 @@ use crate::store::Store;
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .merge(families::openai::routes())
+        .merge(families::responses::routes())
         .merge(families::anthropic::routes())
         .merge(families::gemini::routes())
         .merge(families::dashscope::routes())

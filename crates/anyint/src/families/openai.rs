@@ -27,19 +27,6 @@ pub fn routes() -> Router<SharedState> {
         .route("/openai/v1/models", get(list_models))
         .route("/openai/v1/models/{*id}", get(get_model))
         .route("/openai/v1/chat/completions", post(chat_completions))
-        .route("/openai/v1/responses", get(super::responses::websocket))
-        .route(
-            "/openai/v1/responses/compact",
-            post(super::responses::compact),
-        )
-        .route(
-            "/openai/v1/responses/{id}",
-            get(super::responses::retrieve).delete(super::responses::delete),
-        )
-        .route(
-            "/openai/v1/responses/{id}/input_items",
-            get(super::responses::input_items),
-        )
 }
 
 /// An error rendered in the OpenAI envelope.

@@ -12,9 +12,11 @@
 //! - a WebSocket upgrade on `/openai/v1/responses` (Codex tries one first) is answered at once
 //!   with 426, so the client falls back to HTTP streaming.
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,6 +28,15 @@ use crate::state::{AppState, SharedState};
 use crate::store::ApiKey;
 
 const FAMILY: Family = Family::OpenAi;
+
+/// The Responses API routes (merged beside the rest of the OpenAI family).
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/openai/v1/responses", get(websocket))
+        .route("/openai/v1/responses/compact", post(compact))
+        .route("/openai/v1/responses/{id}", get(retrieve).delete(delete))
+        .route("/openai/v1/responses/{id}/input_items", get(input_items))
+}
 
 async fn authenticate(
     state: &AppState,
@@ -59,7 +70,7 @@ fn checked_id(id: &str) -> Result<&str, Error> {
 
 /// `GET /openai/v1/responses` without an upgrade is not a route; with `Upgrade: websocket`
 /// (Codex's first try) it is answered at once with 426, so the client uses HTTP streaming.
-pub(super) async fn websocket(headers: HeaderMap) -> Response {
+async fn websocket(headers: HeaderMap) -> Response {
     let upgrade = headers
         .get(http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -79,7 +90,7 @@ pub(super) async fn websocket(headers: HeaderMap) -> Response {
 }
 
 /// `GET /openai/v1/responses/{id}`: the stored response as the client first received it.
-pub(super) async fn retrieve(
+async fn retrieve(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     Query(query): Query<RetrieveQuery>,
@@ -108,12 +119,12 @@ pub(super) async fn retrieve(
 
 /// The query of a retrieve: `stream=true` (replay) is refused; `include` is accepted.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct RetrieveQuery {
+struct RetrieveQuery {
     stream: Option<String>,
 }
 
 /// `DELETE /openai/v1/responses/{id}`.
-pub(super) async fn delete(
+async fn delete(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -139,7 +150,7 @@ pub(super) async fn delete(
 
 /// The paging query of `input_items`.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct ItemsQuery {
+struct ItemsQuery {
     after: Option<String>,
     limit: Option<String>,
     order: Option<String>,
@@ -147,7 +158,7 @@ pub(super) struct ItemsQuery {
 
 /// `GET /openai/v1/responses/{id}/input_items`: the items the response answered (history
 /// included), newest first unless `order=asc`, `limit` 1–100 (default 20), after `after`.
-pub(super) async fn input_items(
+async fn input_items(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     query: Result<Query<ItemsQuery>, axum::extract::rejection::QueryRejection>,
@@ -214,7 +225,7 @@ pub(super) async fn input_items(
 /// `POST /openai/v1/responses/compact`: the gateway does not compact conversations. Codex
 /// calls it only for a provider named `openai`; under any other provider name it compacts
 /// through an ordinary turn, which the gateway serves for every model.
-pub(super) async fn compact(
+async fn compact(
     State(state): State<SharedState>,
     headers: HeaderMap,
     body: Body,
