@@ -44,7 +44,9 @@
 //!   (a Gemini `thoughtSignature`) is dropped whole, since Anthropic cannot verify it and
 //!   refuses thinking blocks without a valid signature. Image `detail` has no equivalent and
 //!   is dropped; `data:` URLs become base64 sources.
-//! - `n > 1` and any `extra` field are refused with a 400 naming the field.
+//! - `n > 1` and any `extra` field are refused with a 400 naming the field, and so is a
+//!   non-text structured-output `format` (naming `response_format`; the mapping to
+//!   `output_config.format` is not written yet).
 //!
 //! # Responses and streams
 //! Ids pass through: a response id gets a `msg_` prefix when it lacks one, tool call ids are

@@ -13,8 +13,8 @@ mod stream;
 mod usage;
 
 pub use chat::{
-    CacheControl, ChatRequest, ChatResponse, FinishReason, ImageSource, Message, Part, Reasoning,
-    Role, Tool, ToolChoice,
+    CacheControl, ChatRequest, ChatResponse, FinishReason, ImageSource, Message, OutputFormat,
+    Part, Reasoning, Role, Tool, ToolChoice,
 };
 pub use stream::{EncodeOptions, StreamEvent};
 pub use usage::Usage;

@@ -67,6 +67,8 @@
 //!
 //! # Canonical → Gemini upstream ([`encode_request`])
 //!
+//! - A non-text structured-output `format` is refused with a 400 naming `response_format`
+//!   (the mapping to `responseMimeType` + `responseJsonSchema` is not written yet).
 //! - A non-empty `extra` is refused with a 400 naming its first field, and so is `n > 1`
 //!   (a Gemini upstream could return several candidates, but every decoder here reads only the
 //!   first, so `n > 1` is rejected in both stream and non-stream mode).

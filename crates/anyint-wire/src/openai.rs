@@ -6,6 +6,7 @@
 
 mod chat;
 mod error;
+mod format;
 mod request;
 mod stream;
 mod usage;

@@ -143,6 +143,34 @@ pub struct Reasoning {
     pub effort: Option<String>,
 }
 
+/// Structured output: the shape the answer's text must take (OpenAI Chat `response_format`,
+/// Responses `text.format`; see `shared/protocols/structured-output.md`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutputFormat {
+    /// Free text, the default.
+    Text,
+    /// Any valid JSON object ("JSON mode").
+    JsonObject,
+    /// JSON matching a JSON Schema.
+    JsonSchema {
+        /// The format's name (`[a-zA-Z0-9_-]`, at most 64 characters for OpenAI).
+        name: String,
+        /// The JSON Schema. Chat Completions makes it optional, Responses requires it.
+        schema: Option<Value>,
+        /// What the output is for.
+        description: Option<String>,
+        /// Constrained decoding (`strict: true`); without it the schema is a hint.
+        strict: Option<bool>,
+    },
+}
+
+impl OutputFormat {
+    /// Whether this asks for nothing beyond free text.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text)
+    }
+}
+
 /// A chat request in canonical form.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChatRequest {
@@ -174,6 +202,8 @@ pub struct ChatRequest {
     pub reasoning: Option<Reasoning>,
     /// Number of choices requested (only 1 can be translated).
     pub n: Option<u64>,
+    /// Structured output. `None` and `Some(Text)` both mean free text.
+    pub format: Option<OutputFormat>,
     /// Source-family fields with no canonical home, by name. Encoders of another family refuse
     /// them with a 400.
     pub extra: Map<String, Value>,

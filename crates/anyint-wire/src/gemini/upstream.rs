@@ -36,8 +36,9 @@ const KNOWN_PARAMS: &[&str] = &[
 ];
 
 /// Encodes a canonical request for a Gemini upstream. Refuses what Gemini cannot carry: any
-/// `extra` field (naming the first), `n > 1`, `parallel_tool_calls: false` with tools, and
-/// tool results whose function name is unknown.
+/// `extra` field (naming the first), structured output (a non-text `format`, refused naming
+/// `response_format` until it is mapped), `n > 1`, `parallel_tool_calls: false` with tools,
+/// and tool results whose function name is unknown.
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     if let Some(key) = req.extra.keys().next() {
         let message = format!("`{key}` is not supported by this model's upstream (gemini)");
@@ -46,6 +47,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
             Some(param) => DecodeError::field(param, message),
             None => DecodeError::body(message),
         });
+    }
+    if req.format.as_ref().is_some_and(|f| !f.is_text()) {
+        // Not mapped yet (`responseMimeType` + `responseJsonSchema`, structured-output.md §4).
+        return Err(DecodeError::unsupported("response_format", "gemini"));
     }
     if req.n.is_some_and(|n| n > 1) {
         return Err(DecodeError::field(

@@ -100,6 +100,8 @@ pub fn decode_request(body: &[u8], version: &str) -> Result<ChatRequest, DecodeE
         stream,
         reasoning,
         n: None,
+        // `output_config.format` stays in `extra` until it is mapped.
+        format: None,
         extra: obj,
     })
 }

@@ -100,6 +100,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     if let Some(k) = req.extra.keys().next() {
         return Err(DecodeError::unsupported(k, "anthropic"));
     }
+    if req.format.as_ref().is_some_and(|f| !f.is_text()) {
+        // Not mapped yet (`output_config.format` or a forced tool, structured-output.md §5).
+        return Err(DecodeError::unsupported("response_format", "anthropic"));
+    }
     if req.n.is_some_and(|n| n > 1) {
         return Err(DecodeError::field(
             "n",

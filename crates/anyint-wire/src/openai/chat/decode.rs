@@ -123,8 +123,14 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
             effort: Some(e.to_owned()),
         });
     }
+    if let Some(v) = obj.get("response_format") {
+        req.format = crate::openai::format::decode(v)?;
+    }
     for (k, v) in &obj {
-        if KNOWN.contains(&k.as_str()) || ignorable(k, v) {
+        if KNOWN.contains(&k.as_str())
+            || ignorable(k, v)
+            || (k == "response_format" && req.format.is_some())
+        {
             continue;
         }
         req.extra.insert(k.clone(), v.clone());

@@ -10,7 +10,8 @@ use crate::canonical::{ChatRequest, ImageSource, Message, Part, Role, ToolChoice
 /// Encodes a canonical request as an OpenAI-compatible upstream body. Streams always ask for
 /// the usage chunk so the gateway can meter.
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
-    if let Some(k) = req.extra.keys().next() {
+    // `top_logprobs` (from a Responses client) is the one `extra` field Chat Completions takes.
+    if let Some(k) = req.extra.keys().find(|k| *k != "top_logprobs") {
         return Err(DecodeError::unsupported(k, "openai"));
     }
     if req.top_k.is_some() {
@@ -97,6 +98,13 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         if let Some(e) = effort {
             body.insert("reasoning_effort".into(), json!(e));
         }
+    }
+    if let Some(f) = &req.format {
+        body.insert("response_format".into(), crate::openai::format::encode(f));
+    }
+    if let Some(n) = req.extra.get("top_logprobs") {
+        body.insert("logprobs".into(), json!(true));
+        body.insert("top_logprobs".into(), n.clone());
     }
     if req.stream {
         body.insert("stream".into(), json!(true));
