@@ -1,11 +1,13 @@
 //! Where a reasoning signature comes from, so it only ever goes back to the provider that
 //! issued it.
 //!
-//! Reasoning signatures (Anthropic `thinking.signature`, Gemini `thoughtSignature`) are opaque
-//! strings that only their issuer can verify: Anthropic answers 400 "Invalid `signature` in
-//! `thinking` block" to a Gemini signature, Gemini 400 "Thought signature is not valid" to an
-//! Anthropic one. Canonical signatures stay plain strings, but carry their origin as a prefix:
-//! `anyint:anthropic:<sig>` or `anyint:gemini:<sig>` ([`tag`]). Real signatures are base64 and
+//! Reasoning signatures (Anthropic `thinking.signature`, Gemini `thoughtSignature`, OpenAI
+//! Responses `reasoning.encrypted_content`) are opaque strings that only their issuer can
+//! verify: Anthropic answers 400 "Invalid `signature` in `thinking` block" to a Gemini
+//! signature, Gemini 400 "Thought signature is not valid" to an Anthropic one, OpenAI 400
+//! `invalid_encrypted_content` to anything it did not mint. Canonical signatures stay plain
+//! strings, but carry their origin as a prefix: `anyint:anthropic:<sig>`, `anyint:gemini:<sig>`
+//! or `anyint:openai:<sig>` ([`tag`]). Real signatures are base64 (OpenAI's base64url) and
 //! never contain `:`, so the prefix cannot clash with one.
 //!
 //! The codecs apply four rules:
@@ -31,6 +33,8 @@ pub enum Origin {
     Anthropic,
     /// Gemini generateContent (`thoughtSignature`).
     Gemini,
+    /// OpenAI Responses (`reasoning.encrypted_content`). Chat Completions has no signatures.
+    OpenAi,
 }
 
 impl Origin {
@@ -39,6 +43,7 @@ impl Origin {
         match self {
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
+            Self::OpenAi => "openai",
         }
     }
 
@@ -46,6 +51,7 @@ impl Origin {
         match name {
             "anthropic" => Some(Self::Anthropic),
             "gemini" => Some(Self::Gemini),
+            "openai" => Some(Self::OpenAi),
             _ => None,
         }
     }
@@ -112,7 +118,9 @@ mod tests {
             (Some(Origin::Anthropic), "EqQB")
         );
         assert_eq!(parse("EqQB"), (None, "EqQB"));
-        assert_eq!(parse("anyint:openai:x"), (None, "anyint:openai:x"));
+        assert_eq!(parse("anyint:openai:gAAA"), (Some(Origin::OpenAi), "gAAA"));
+        assert_eq!(tag(Origin::OpenAi, "gAAA"), "anyint:openai:gAAA");
+        assert_eq!(parse("anyint:mistral:x"), (None, "anyint:mistral:x"));
         assert_eq!(parse("anyint:gemini"), (None, "anyint:gemini"));
         assert_eq!(parse(""), (None, ""));
     }
@@ -129,5 +137,12 @@ mod tests {
         assert_eq!(for_upstream(Origin::Gemini, &g), Some("S"));
         assert_eq!(for_upstream(Origin::Anthropic, &g), None);
         assert_eq!(for_upstream(Origin::Anthropic, "plain"), Some("plain"));
+        // OpenAI's encrypted reasoning goes back to OpenAI only.
+        let o = from_wire(Origin::OpenAi, "gAAAAB");
+        assert_eq!(for_upstream(Origin::OpenAi, &o), Some("gAAAAB"));
+        assert_eq!(for_upstream(Origin::Anthropic, &o), None);
+        assert_eq!(for_upstream(Origin::Gemini, &o), None);
+        assert_eq!(for_client(Origin::OpenAi, &o), "gAAAAB");
+        assert_eq!(for_client(Origin::OpenAi, &g), g);
     }
 }
