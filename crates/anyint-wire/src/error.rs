@@ -9,6 +9,9 @@ pub struct DecodeError {
     pub message: String,
     /// The request field at fault, e.g. `model`.
     pub param: Option<&'static str>,
+    /// The exact parameter path when it is finer than `param`, as the OpenAI API names it:
+    /// `tools[2].type`, `input[5]`, `tool_choice.name`. `param` then holds its top-level field.
+    pub path: Option<String>,
 }
 
 impl DecodeError {
@@ -17,7 +20,23 @@ impl DecodeError {
         Self {
             message: message.into(),
             param: Some(param),
+            path: None,
         }
+    }
+
+    /// An error about one element of a top-level field: `param` is the field (`tools`), `path`
+    /// the element (`tools[2].type`).
+    pub fn at(param: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            param: Some(param),
+            path: Some(path.into()),
+        }
+    }
+
+    /// The most precise name of the parameter at fault: `path`, else `param`.
+    pub fn param_path(&self) -> Option<&str> {
+        self.path.as_deref().or(self.param)
     }
 
     /// A field the source family carried that the target upstream cannot honour. `param` is
@@ -56,6 +75,7 @@ impl DecodeError {
                 "`{field}` is not supported by this model's upstream ({target}); remove it or choose a model served by a compatible upstream"
             ),
             param: KNOWN.iter().find(|k| **k == root).copied(),
+            path: None,
         }
     }
 
@@ -64,6 +84,7 @@ impl DecodeError {
         Self {
             message: message.into(),
             param: None,
+            path: None,
         }
     }
 }

@@ -53,6 +53,11 @@ impl<'a> RawObject<'a> {
     /// Re-encodes the object, replacing (or appending) the given fields with new raw JSON.
     /// Untouched values are copied byte for byte.
     pub fn encode_with(&self, overrides: &[(&str, &str)]) -> Vec<u8> {
+        self.encode_edited(overrides, &[])
+    }
+
+    /// [`encode_with`](Self::encode_with), also leaving out the fields named in `remove`.
+    pub fn encode_edited(&self, overrides: &[(&str, &str)], remove: &[&str]) -> Vec<u8> {
         let size = self
             .fields
             .iter()
@@ -77,7 +82,9 @@ impl<'a> RawObject<'a> {
         };
         for (i, (key, value)) in self.fields.iter().enumerate() {
             // Skip earlier duplicates so the output has each key once.
-            if self.fields.iter().skip(i + 1).any(|(k, _)| k == key) {
+            if self.fields.iter().skip(i + 1).any(|(k, _)| k == key)
+                || remove.iter().any(|r| r == key)
+            {
                 continue;
             }
             let value = overrides
@@ -149,6 +156,15 @@ mod tests {
     fn appends_missing_override() {
         let obj = RawObject::decode(br#"{"a":1}"#).unwrap();
         assert_eq!(obj.encode_with(&[("b", "true")]), br#"{"a":1,"b":true}"#);
+    }
+
+    #[test]
+    fn removes_fields_and_overrides_others() {
+        let obj = RawObject::decode(br#"{"a":1,"b":2,"c":3}"#).unwrap();
+        assert_eq!(
+            obj.encode_edited(&[("c", "false")], &["b"]),
+            br#"{"a":1,"c":false}"#
+        );
     }
 
     #[test]
