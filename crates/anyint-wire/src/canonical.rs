@@ -1,8 +1,8 @@
 //! Canonical, family-independent types. Every family converts its wire format to and from
 //! these, so translating between N families takes 2N converters, not N².
 //!
-//! The model covers what all three chat families can express (text, images, tools, reasoning,
-//! cache markers, sampling, stop sequences, usage). A request field a family cannot map here is
+//! The model covers what the chat families can express (text, images, tools, reasoning,
+//! cache markers, sampling, stop sequences, structured output, usage). A request field a family cannot map here is
 //! either listed as safely ignorable in that family's module docs, or kept in
 //! [`ChatRequest::extra`]; an encoder for a *different* family refuses a non-empty `extra`
 //! with a 400 naming the field, so nothing is dropped silently.

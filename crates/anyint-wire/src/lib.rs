@@ -13,6 +13,7 @@ pub mod error;
 pub mod gemini;
 pub mod json;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 pub mod translate;
 

@@ -1,0 +1,142 @@
+//! Errors: the HTTP error envelope (the Chat Completions one, `{"error":{"message","type",
+//! "param","code"}}`) and the in-stream failure (`error` then `response.failed`, §4 and §7).
+
+use serde_json::{Map, Value, json};
+
+pub use crate::openai::ErrorBody;
+
+/// Decodes an upstream error body; `None` when it is not the OpenAI envelope.
+pub fn decode_error(body: &[u8]) -> Option<ErrorBody> {
+    crate::openai::decode_error(body)
+}
+
+/// Appends one event: `event: <type>` and `data: {"type","sequence_number",<fields>…}`, the
+/// fields in the given order (the order real streams use).
+pub(super) fn write_event(out: &mut Vec<u8>, kind: &str, seq: u64, fields: &[(&str, Value)]) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: {\"type\":");
+    push_json(out, &Value::from(kind));
+    out.extend_from_slice(b",\"sequence_number\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    for (key, value) in fields {
+        out.push(b',');
+        push_json(out, &Value::from(*key));
+        out.push(b':');
+        push_json(out, value);
+    }
+    out.extend_from_slice(b"}\n\n");
+}
+
+fn push_json(out: &mut Vec<u8>, v: &Value) {
+    // Writing a `Value` into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, v).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// The error `type` that goes with a `code` in the nested `error` event.
+fn error_type(code: &str) -> &'static str {
+    match code {
+        "rate_limit_exceeded" => "rate_limit_error",
+        "insufficient_quota" => "insufficient_quota",
+        "context_length_exceeded" | "invalid_prompt" => "invalid_request_error",
+        _ => "server_error",
+    }
+}
+
+/// The nested `error` object of an `error` event.
+pub(super) fn error_payload(code: &str, message: &str) -> Value {
+    json!({"type": error_type(code), "code": code, "message": message, "param": null})
+}
+
+/// The failure a Responses client gets after the stream began: the nested `error` event
+/// (`{"type":"error","error":{"type","code","message","param":null}}`, which the SDKs raise)
+/// numbered `sequence_number`, then `response.failed` numbered one more, carrying `response`
+/// (the object the stream announced; a bare one when `None`) with `status: "failed"` and
+/// `error: {code, message}`. Codex reads `code`: `context_length_exceeded`,
+/// `insufficient_quota`, `rate_limit_exceeded` (it parses "try again in 1.5s" from the message)
+/// and `usage_not_included` are final, anything else (e.g. `server_error`) is retried.
+///
+/// For a native passthrough stream the gateway passes the upstream's last `sequence_number`
+/// plus one and the response from its `response.created`; [`super::StreamEncoder::fail`] does
+/// this itself for translated streams.
+pub fn failure_events(
+    sequence_number: u64,
+    response: Option<&Value>,
+    code: &str,
+    message: &str,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512 + 2 * message.len());
+    write_event(
+        &mut out,
+        "error",
+        sequence_number,
+        &[("error", error_payload(code, message))],
+    );
+    let mut failed = if let Some(Value::Object(o)) = response {
+        o.clone()
+    } else {
+        let mut o = Map::new();
+        o.insert("object".into(), json!("response"));
+        o.insert("output".into(), json!([]));
+        o.insert("usage".into(), Value::Null);
+        o
+    };
+    failed.insert("status".into(), json!("failed"));
+    failed.insert("error".into(), json!({"code": code, "message": message}));
+    failed.insert("incomplete_details".into(), Value::Null);
+    write_event(
+        &mut out,
+        "response.failed",
+        sequence_number.saturating_add(1),
+        &[("response", Value::Object(failed))],
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::SseSplitter;
+
+    #[test]
+    fn failure_is_a_nested_error_then_response_failed() {
+        let resp = json!({"id": "resp_1", "object": "response", "status": "in_progress"});
+        let bytes = failure_events(7, Some(&resp), "server_error", "upstream went away");
+        let frames = SseSplitter::new().push(&bytes);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].event.as_deref(), Some("error"));
+        let e: Value = serde_json::from_str(&frames[0].data).unwrap();
+        assert_eq!(
+            e,
+            json!({"type": "error", "sequence_number": 7, "error": {
+                "type": "server_error", "code": "server_error",
+                "message": "upstream went away", "param": null}})
+        );
+        assert!(
+            frames[0]
+                .data
+                .starts_with(r#"{"type":"error","sequence_number":7,"#)
+        );
+        let f: Value = serde_json::from_str(&frames[1].data).unwrap();
+        assert_eq!(f["type"], "response.failed");
+        assert_eq!(f["sequence_number"], 8);
+        assert_eq!(f["response"]["id"], "resp_1");
+        assert_eq!(f["response"]["status"], "failed");
+        assert_eq!(f["response"]["error"]["code"], "server_error");
+        let bare = failure_events(0, None, "rate_limit_exceeded", "slow down");
+        assert!(
+            String::from_utf8(bare)
+                .unwrap()
+                .contains("\"rate_limit_error\"")
+        );
+    }
+
+    #[test]
+    fn decodes_the_openai_envelope() {
+        let e = decode_error(br#"{"error":{"message":"m","type":"invalid_request_error","param":"input","code":"invalid_value"}}"#).unwrap();
+        assert_eq!(e.code.as_deref(), Some("invalid_value"));
+        assert!(decode_error(b"{}").is_none());
+    }
+}
