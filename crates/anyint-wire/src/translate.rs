@@ -5,10 +5,19 @@
 //! Every conversion goes through the canonical model: a client request is decoded once and
 //! encoded for the upstream kind; an upstream answer is decoded and encoded for the client.
 //! The gateway and the pair tests (`tests/pairs.rs`) run this same chain.
+//!
+//! Responses clients differ in two ways: their encoders need the [`responses::Echo`] of the
+//! request (so [`encode_response`] and [`ClientEncoder::new`] take the [`ClientShape`]), and
+//! their in-stream failure depends on the stream so far (`error` + `response.failed`, numbered
+//! after the last event), so the gateway asks the stage for it with [`Translator::fail`]
+//! instead of rendering it alone. [`Translator::response`] hands back the final Response
+//! object for the gateway's store.
+
+use serde_json::Value;
 
 use crate::canonical::{ChatRequest, ChatResponse, EncodeOptions, StreamEvent};
 use crate::sse::Frame;
-use crate::{DecodeError, Usage, anthropic, gemini, openai};
+use crate::{DecodeError, Usage, anthropic, gemini, openai, responses};
 
 /// A chat wire format: the shape a client family speaks, or an upstream kind serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +28,8 @@ pub enum Kind {
     Anthropic,
     /// Gemini generateContent.
     Gemini,
+    /// OpenAI Responses (`/v1/responses`).
+    Responses,
 }
 
 /// What one upstream frame says to a meter: usage, the stream's proper end, an error.
@@ -28,7 +39,8 @@ pub struct FrameReport {
     pub usage: Option<Usage>,
     /// The frame carries only usage (OpenAI's final usage chunk).
     pub usage_only: bool,
-    /// The frame ends the stream properly (`[DONE]`, `message_stop`, a `finishReason`).
+    /// The frame ends the stream properly (`[DONE]`, `message_stop`, a `finishReason`,
+    /// `response.completed` / `response.incomplete`).
     pub ends: bool,
     /// The frame is an error the upstream wrote into the stream.
     pub error: bool,
@@ -71,6 +83,18 @@ impl Kind {
                 report.usage = gemini::usage_from_frame(frame);
                 report.ends = frame.data.contains("\"finishReason\"");
             }
+            Self::Responses => match responses::event_type(frame).as_deref() {
+                Some("response.completed" | "response.incomplete") => {
+                    report.usage = responses::usage_from_frame(frame);
+                    report.ends = true;
+                }
+                Some("response.failed") => {
+                    report.usage = responses::usage_from_frame(frame);
+                    report.error = true;
+                }
+                Some("error") => report.error = true,
+                _ => {}
+            },
         }
         report
     }
@@ -81,6 +105,7 @@ impl Kind {
             Self::OpenAi => openai::usage_from_response(body),
             Self::Anthropic => anthropic::usage_from_response(body),
             Self::Gemini => gemini::usage_from_response(body),
+            Self::Responses => responses::usage_from_response(body),
         }
     }
 }
@@ -104,6 +129,11 @@ pub enum ClientShape<'a> {
         /// Whether the client asked for SSE (`alt=sse`) rather than a JSON array stream.
         sse: bool,
     },
+    /// OpenAI Responses; its encoders need what the Response object echoes.
+    Responses {
+        /// The client's request as the answer echoes it, with the minted response id.
+        echo: &'a responses::Echo,
+    },
 }
 
 impl ClientShape<'_> {
@@ -113,6 +143,7 @@ impl ClientShape<'_> {
             Self::OpenAi => Kind::OpenAi,
             Self::Anthropic { .. } => Kind::Anthropic,
             Self::Gemini { .. } => Kind::Gemini,
+            Self::Responses { .. } => Kind::Responses,
         }
     }
 }
@@ -123,6 +154,7 @@ pub fn decode_request(shape: ClientShape<'_>, body: &[u8]) -> Result<ChatRequest
         ClientShape::OpenAi => openai::decode_request(body),
         ClientShape::Anthropic { version } => anthropic::decode_request(body, version),
         ClientShape::Gemini { model, stream, .. } => gemini::decode_request(body, model, stream),
+        ClientShape::Responses { .. } => responses::decode_request(body),
     }
 }
 
@@ -132,6 +164,7 @@ pub fn encode_request(kind: Kind, req: &ChatRequest) -> Result<Vec<u8>, DecodeEr
         Kind::OpenAi => openai::encode_request(req),
         Kind::Anthropic => anthropic::encode_request(req),
         Kind::Gemini => gemini::encode_request(req),
+        Kind::Responses => responses::encode_request(req),
     }
 }
 
@@ -141,15 +174,19 @@ pub fn decode_response(kind: Kind, body: &[u8]) -> Result<ChatResponse, DecodeEr
         Kind::OpenAi => openai::decode_response(body),
         Kind::Anthropic => anthropic::decode_response(body),
         Kind::Gemini => gemini::decode_response(body),
+        Kind::Responses => responses::decode_response(body),
     }
 }
 
-/// Encodes a canonical response for a client of `kind`.
-pub fn encode_response(kind: Kind, resp: &ChatResponse) -> Vec<u8> {
-    match kind {
-        Kind::OpenAi => openai::encode_response(resp),
-        Kind::Anthropic => anthropic::encode_response(resp),
-        Kind::Gemini => gemini::encode_response(resp),
+/// Encodes a canonical response for a client of `shape`.
+pub fn encode_response(shape: ClientShape<'_>, resp: &ChatResponse) -> Vec<u8> {
+    match shape {
+        ClientShape::OpenAi => openai::encode_response(resp),
+        ClientShape::Anthropic { .. } => anthropic::encode_response(resp),
+        ClientShape::Gemini { .. } => gemini::encode_response(resp),
+        ClientShape::Responses { echo } => {
+            serde_json::to_vec(&responses::encode_response(resp, echo)).unwrap_or_default()
+        }
     }
 }
 
@@ -161,6 +198,8 @@ pub enum UpstreamDecoder {
     Anthropic(anthropic::StreamDecoder),
     /// Gemini response chunks.
     Gemini(gemini::StreamDecoder),
+    /// Responses named events.
+    Responses(responses::StreamDecoder),
 }
 
 impl UpstreamDecoder {
@@ -170,6 +209,7 @@ impl UpstreamDecoder {
             Kind::OpenAi => Self::OpenAi(openai::StreamDecoder::new()),
             Kind::Anthropic => Self::Anthropic(anthropic::StreamDecoder::new()),
             Kind::Gemini => Self::Gemini(gemini::StreamDecoder::new()),
+            Kind::Responses => Self::Responses(responses::StreamDecoder::new()),
         }
     }
 
@@ -179,6 +219,7 @@ impl UpstreamDecoder {
             Self::OpenAi(d) => d.feed(frame),
             Self::Anthropic(d) => d.feed(frame),
             Self::Gemini(d) => d.feed(frame),
+            Self::Responses(d) => d.feed(frame),
         }
     }
 
@@ -188,6 +229,7 @@ impl UpstreamDecoder {
             Self::OpenAi(d) => d.finish(),
             Self::Anthropic(d) => d.finish(),
             Self::Gemini(d) => d.finish(),
+            Self::Responses(d) => d.finish(),
         }
     }
 }
@@ -200,6 +242,8 @@ pub enum ClientEncoder {
     Anthropic(anthropic::StreamEncoder),
     /// Gemini chunks (SSE or JSON array).
     Gemini(gemini::StreamEncoder),
+    /// Responses named events.
+    Responses(Box<responses::StreamEncoder>),
 }
 
 impl ClientEncoder {
@@ -216,6 +260,9 @@ impl ClientEncoder {
                 };
                 Self::Gemini(gemini::StreamEncoder::new(opts, format))
             }
+            ClientShape::Responses { echo } => {
+                Self::Responses(Box::new(responses::StreamEncoder::new(opts, echo.clone())))
+            }
         }
     }
 
@@ -225,6 +272,7 @@ impl ClientEncoder {
             Self::OpenAi(e) => e.encode(ev),
             Self::Anthropic(e) => e.encode(ev),
             Self::Gemini(e) => e.encode(ev),
+            Self::Responses(e) => e.encode(ev),
         }
     }
 
@@ -234,6 +282,27 @@ impl ClientEncoder {
             Self::OpenAi(e) => e.finish(),
             Self::Anthropic(e) => e.finish(),
             Self::Gemini(e) => e.finish(),
+            Self::Responses(e) => e.finish(),
+        }
+    }
+
+    /// The client's in-stream failure, for a family whose error event depends on the stream
+    /// so far (Responses: `error` + `response.failed`, numbered after the last event; see
+    /// [`responses::StreamEncoder::fail`]). `None` for the others: their error event is
+    /// stateless and the gateway renders it itself.
+    pub fn fail(&mut self, code: &str, message: &str) -> Option<Vec<u8>> {
+        match self {
+            Self::Responses(e) => Some(e.fail(code, message)),
+            Self::OpenAi(_) | Self::Anthropic(_) | Self::Gemini(_) => None,
+        }
+    }
+
+    /// Responses only: the final Response object, once the stream's terminal event is
+    /// written.
+    pub fn response(&self) -> Option<&Value> {
+        match self {
+            Self::Responses(e) => e.response(),
+            Self::OpenAi(_) | Self::Anthropic(_) | Self::Gemini(_) => None,
         }
     }
 }
@@ -300,6 +369,20 @@ impl Translator {
     /// Whether the upstream's stream ended properly.
     pub fn is_complete(&self) -> bool {
         self.complete
+    }
+
+    /// Ends the client's stream with a failure the gateway detected (an upstream error in the
+    /// stream, which [`feed`](Self::feed) returned, or a cut): the bytes to send when the
+    /// client's family needs the stream's state for them (Responses), `None` when the gateway
+    /// renders its family's stateless error event itself. See [`ClientEncoder::fail`].
+    pub fn fail(&mut self, code: &str, message: &str) -> Option<Vec<u8>> {
+        self.encoder.fail(code, message)
+    }
+
+    /// Responses clients: the final Response object once the stream completed or failed
+    /// (for the gateway's store). `None` for other families.
+    pub fn response(&self) -> Option<&Value> {
+        self.encoder.response()
     }
 
     fn step(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) -> Result<(), String> {

@@ -11,14 +11,26 @@
 //! inputs: `client_request.json`, `upstream_response.json`, `upstream_stream.sse` and
 //! `upstream_error.json` (a 429 in the upstream kind's envelope; copies of one file per family).
 //! Goldens: `upstream_request.json` (non-streamed), `upstream_request_stream.json`,
-//! `client_response.json`, `client_stream.sse` (OpenAI clients also
+//! `client_response.json`, `client_stream.sse` (Responses client streams are also checked
+//! against the §4 grammar by `anyint_wire::responses::check_stream`; OpenAI clients also
 //! `client_stream_no_usage.sse`, without `include_usage`; Gemini clients also
 //! `client_stream.json`, the JSON-array stream) and `decoded_error.txt`. JSON goldens are
 //! compared as JSON values, the others byte for byte.
 //!
-//! Every pair sends its family's shared `client_request.json` but one: `openai_to_gemini`
-//! sends no `parallel_tool_calls: false`, which the Gemini encoder refuses with a 400 (Gemini
-//! has no switch for it; [`gemini_refuses_the_shared_openai_request`] checks the refusal).
+//! Every pair sends its family's shared `client_request.json` but these:
+//! - `openai_to_gemini` and `responses_to_gemini` send no `parallel_tool_calls: false`, which
+//!   the Gemini encoder refuses with a 400 (Gemini has no switch for it;
+//!   [`gemini_refuses_the_shared_openai_request`] checks the refusal).
+//! - `openai_to_responses`, `anthropic_to_responses` and `gemini_to_responses` send no stop
+//!   sequences, which the Responses API does not have (the encoder refuses them with a 400;
+//!   [`responses_refuses_stop_sequences`] checks it).
+//!
+//! The Responses client's request is Codex-shaped: stateless (`store: false`, the whole
+//! history in `input`), a custom tool and a namespace next to functions, a developer message
+//! after the conversation began, and reasoning items from two providers: a Claude thinking
+//! signature in the gateway's own `encrypted_content` blob, and an OpenAI blob. Each must reach
+//! only its issuer. The Responses upstream capture follows the §4 grammar of
+//! `shared/protocols/openai-responses.md`.
 //! `openai_to_anthropic` and `gemini_to_anthropic` send both `temperature` and `top_p`, which
 //! the Anthropic encoder must not pass on together (the goldens show `top_p` left out), and
 //! `gemini_to_anthropic` carries a Gemini `thoughtSignature`, which must not reach Anthropic.
@@ -41,13 +53,15 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use anyint_wire::canonical::signature::{self, Origin};
 use anyint_wire::canonical::{
     ChatRequest, ChatResponse, EncodeOptions, FinishReason, Part, Role, StreamEvent, ToolChoice,
 };
 use anyint_wire::gemini::StreamFormat;
+use anyint_wire::responses::{BLOB_PREFIX, Echo};
 use anyint_wire::sse::{Frame, SseSplitter};
 use anyint_wire::translate::{self, ClientShape, Kind, Translator, UpstreamDecoder};
-use anyint_wire::{DecodeError, Usage, anthropic, gemini, openai};
+use anyint_wire::{DecodeError, Usage, anthropic, gemini, openai, responses};
 use serde_json::Value;
 
 /// The model id clients ask for and must see in every answer.
@@ -56,12 +70,15 @@ const PUBLIC_MODEL: &str = "acme-chat";
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// The clock reading stamped on chunks and responses without their own.
 const CREATED: i64 = 1_735_689_600;
+/// The response id the gateway mints for Responses clients.
+const RESPONSE_ID: &str = "resp_0123456789abcdef";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Family {
     OpenAi,
     Anthropic,
     Gemini,
+    Responses,
 }
 
 impl Family {
@@ -70,6 +87,7 @@ impl Family {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
+            Self::Responses => "responses",
         }
     }
 
@@ -80,6 +98,7 @@ impl Family {
             Self::Anthropic => "claude-sonnet-4-5",
             // Gemini 3: exercises the placeholder signature on unsigned calls in history.
             Self::Gemini => "gemini-3-flash-preview",
+            Self::Responses => "gpt-5.1",
         }
     }
 
@@ -89,11 +108,23 @@ impl Family {
             Self::OpenAi => Kind::OpenAi,
             Self::Anthropic => Kind::Anthropic,
             Self::Gemini => Kind::Gemini,
+            Self::Responses => Kind::Responses,
         }
     }
 
-    /// A client of this family streaming in `format` (Gemini clients only choose it).
-    fn shape(self, format: StreamFormat) -> ClientShape<'static> {
+    /// The provider whose reasoning signatures an upstream of this kind verifies.
+    fn origin(self) -> Option<Origin> {
+        match self {
+            Self::OpenAi => None,
+            Self::Anthropic => Some(Origin::Anthropic),
+            Self::Gemini => Some(Origin::Gemini),
+            Self::Responses => Some(Origin::OpenAi),
+        }
+    }
+
+    /// A client of this family streaming in `format` (Gemini clients only choose it);
+    /// Responses clients carry the echo of their request.
+    fn shape(self, format: StreamFormat, echo: &Echo) -> ClientShape<'_> {
         match self {
             Self::OpenAi => ClientShape::OpenAi,
             Self::Anthropic => ClientShape::Anthropic {
@@ -104,6 +135,7 @@ impl Family {
                 stream: true,
                 sse: format == StreamFormat::Sse,
             },
+            Self::Responses => ClientShape::Responses { echo },
         }
     }
 
@@ -114,6 +146,7 @@ impl Family {
         model: &str,
         stream: bool,
     ) -> Result<ChatRequest, DecodeError> {
+        let echo = echo_of(body);
         let shape = match self {
             Self::OpenAi => ClientShape::OpenAi,
             Self::Anthropic => ClientShape::Anthropic {
@@ -124,6 +157,7 @@ impl Family {
                 stream,
                 sse: true,
             },
+            Self::Responses => ClientShape::Responses { echo: &echo },
         };
         translate::decode_request(shape, body)
     }
@@ -136,8 +170,8 @@ impl Family {
         translate::decode_response(self.kind(), body)
     }
 
-    fn encode_response(self, resp: &ChatResponse) -> Vec<u8> {
-        translate::encode_response(self.kind(), resp)
+    fn encode_response(self, resp: &ChatResponse, echo: &Echo) -> Vec<u8> {
+        translate::encode_response(self.shape(StreamFormat::Sse, echo), resp)
     }
 
     /// What this family's `decode_error` reads from an error body, one field a line.
@@ -161,8 +195,25 @@ impl Family {
                 let e = gemini::decode_error(body)?;
                 format!("message: {}\nstatus: {}\n", e.message, opt(e.status))
             }
+            Self::Responses => {
+                let e = responses::decode_error(body)?;
+                format!(
+                    "message: {}\ntype: {}\ncode: {}\n",
+                    e.message,
+                    opt(e.kind),
+                    opt(e.code)
+                )
+            }
         })
     }
+}
+
+/// What a Responses client's answer echoes of its request `body`, with the gateway's id (for
+/// other families' bodies, an echo nothing reads).
+fn echo_of(body: &[u8]) -> Echo {
+    Echo::new(body, RESPONSE_ID, CREATED).unwrap_or_else(|_| {
+        Echo::new(br#"{"model":"m"}"#, RESPONSE_ID, CREATED).unwrap_or_else(|e| panic!("{e}"))
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -206,6 +257,11 @@ impl Pair {
         self.upstream.upstream_model().clone_into(&mut req.model);
         req.stream = stream;
         self.upstream.encode_request(&req)
+    }
+
+    /// The echo of the client's request (read by Responses clients' encoders only).
+    fn echo(self) -> Echo {
+        echo_of(&self.read("client_request.json"))
     }
 
     fn options(self, include_usage: bool) -> EncodeOptions {
@@ -516,7 +572,8 @@ fn translate(
     format: StreamFormat,
 ) -> (Vec<u8>, Vec<StreamEvent>) {
     let mut split = SseSplitter::new();
-    let mut stage = Translator::new(pair.upstream.kind(), pair.client.shape(format), opts);
+    let echo = pair.echo();
+    let mut stage = Translator::new(pair.upstream.kind(), pair.client.shape(format, &echo), opts);
     let mut out = Vec::new();
     let mut events = Vec::new();
     for piece in upstream.chunks(chunk.max(1)) {
@@ -754,12 +811,17 @@ fn check_upstream_request_valid(pair: Pair) {
                     failures.push(format!("stream={stream}: {e}"));
                 }
                 let mut want = request_view(&client);
+                let mut got = request_view(&back);
                 if pair.upstream == Family::Anthropic && want.temperature.is_some() {
                     // Deliberate: Claude 4.5+ refuse `top_p` with `temperature`; the encoder
                     // keeps `temperature`.
                     want.top_p = None;
                 }
-                let got = request_view(&back);
+                if pair.upstream == Family::Anthropic && client.reasoning.is_some() {
+                    // Deliberate: Anthropic counts thinking inside `max_tokens`, so the encoder
+                    // adds the thinking budget to the client's cap.
+                    got.max_tokens = want.max_tokens;
+                }
                 if want != got {
                     failures.push(format!(
                         "stream={stream}: the upstream request asks something else\n--- client\n{want:#?}\n--- upstream\n{got:#?}"
@@ -780,10 +842,12 @@ fn check_upstream_request_valid(pair: Pair) {
 /// - Claude 4.5 and later answer 400 when `temperature` and `top_p` are both set.
 /// - Reasoning signatures are verified by the provider that issued them: Anthropic refuses a
 ///   `thinking` block it did not sign ("Invalid `signature` in `thinking` block"), Gemini a
-///   foreign `thoughtSignature` ("Thought signature is not valid"). Only signatures the client
-///   got from the same upstream family may be sent (Google's documented placeholder aside),
-///   and those exactly as issued: the gateway's origin tags (`anyint:…`) never reach an
-///   upstream. Signatures of the upstream's own family in the client's request do reach it.
+///   foreign `thoughtSignature` ("Thought signature is not valid"), OpenAI an
+///   `encrypted_content` it did not mint (`invalid_encrypted_content`). Exactly the signatures
+///   the client carries from the upstream's provider are sent (Google's documented placeholder
+///   aside): its own family's, and those the gateway handed it tagged (`anyint:<origin>:…`) or,
+///   for Responses clients, inside its `encrypted_content` blob. They go as issued: the
+///   gateway's tags and blobs never reach an upstream.
 fn check_upstream_hazards(pair: Pair, body: &[u8]) -> Result<(), String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if pair.upstream == Family::Anthropic
@@ -792,35 +856,64 @@ fn check_upstream_hazards(pair: Pair, body: &[u8]) -> Result<(), String> {
     {
         return Err("`temperature` and `top_p` both sent to Anthropic".to_owned());
     }
-    let sent = wire_signatures(pair.upstream, &v);
-    if let Some(tagged) = sent.iter().find(|s| s.starts_with("anyint:")) {
+    let mut sent = wire_signatures(pair.upstream, &v);
+    if let Some(tagged) = sent
+        .iter()
+        .find(|s| s.starts_with("anyint:") || s.starts_with(BLOB_PREFIX))
+    {
         return Err(format!(
-            "an origin-tagged signature reaches the upstream: {tagged}"
+            "an origin-tagged signature or a gateway blob reaches the upstream: {tagged}"
         ));
     }
-    if pair.client == pair.upstream {
-        let client: Value =
-            serde_json::from_slice(&pair.read("client_request.json")).map_err(|e| e.to_string())?;
-        for own in wire_signatures(pair.client, &client) {
-            if !sent.contains(&own) {
-                return Err(format!("the client's own signature {own} is not passed on"));
-            }
-        }
-        return Ok(());
-    }
-    if !sent.is_empty() {
+    let mut carried = carried_signatures(pair);
+    sent.sort();
+    carried.sort();
+    if sent != carried {
         return Err(format!(
-            "a {} client's reasoning signature is sent to a {} upstream, which cannot verify it: {sent:?}",
-            pair.client.name(),
-            pair.upstream.name()
+            "the {} upstream is sent the reasoning signatures {sent:?}, but the {} client carries {carried:?} from its provider",
+            pair.upstream.name(),
+            pair.client.name()
         ));
     }
     Ok(())
 }
 
+/// The reasoning state in the client's request that the upstream's provider issued, as it
+/// issued it: signatures of its origin, and (Anthropic) redacted thinking.
+fn carried_signatures(pair: Pair) -> Vec<String> {
+    let Some(origin) = pair.upstream.origin() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in pair
+        .client_request()
+        .messages
+        .iter()
+        .flat_map(|m| m.parts.iter())
+    {
+        if let Part::Reasoning {
+            signature,
+            redacted,
+            ..
+        } = p
+        {
+            out.extend(
+                signature
+                    .as_deref()
+                    .and_then(|s| signature::for_upstream(origin, s))
+                    .map(str::to_owned),
+            );
+            if origin == Origin::Anthropic {
+                out.extend(redacted.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The reasoning signatures in a request body of `family`: Anthropic `thinking` and
 /// `redacted_thinking` blocks (their signature or data), Gemini `thoughtSignature`s other than
-/// Google's placeholder.
+/// Google's placeholder, Responses reasoning items' `encrypted_content`.
 fn wire_signatures(family: Family, v: &Value) -> Vec<String> {
     let strings = |it: Vec<&Value>| -> Vec<String> {
         it.into_iter()
@@ -852,6 +945,15 @@ fn wire_signatures(family: Family, v: &Value) -> Vec<String> {
                 .filter(|s| *s != "skip_thought_signature_validator")
                 .collect(),
         ),
+        Family::Responses => strings(
+            v["input"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|i| i["type"] == "reasoning")
+                .filter_map(|i| i.get("encrypted_content"))
+                .collect(),
+        ),
     }
 }
 
@@ -862,6 +964,7 @@ fn check_no_own_tag(pair: Pair, body: &[u8]) -> Result<(), String> {
         Family::OpenAi => return Ok(()),
         Family::Anthropic => "anyint:anthropic:",
         Family::Gemini => "anyint:gemini:",
+        Family::Responses => "anyint:openai:",
     };
     if String::from_utf8_lossy(body).contains(own) {
         return Err(format!(
@@ -888,6 +991,28 @@ fn gemini_refuses_the_shared_openai_request() {
     assert!(gemini::encode_request(&req).is_ok());
 }
 
+/// The Responses API has no stop sequences, so the shared requests of the other families
+/// (which send them) are refused with a 400 naming `stop`.
+#[test]
+fn responses_refuses_stop_sequences() {
+    for family in [Family::OpenAi, Family::Anthropic, Family::Gemini] {
+        let shared = Pair {
+            client: family,
+            upstream: family,
+        };
+        let mut req = shared.client_request();
+        assert!(!req.stop.is_empty(), "{}", family.name());
+        Family::Responses
+            .upstream_model()
+            .clone_into(&mut req.model);
+        let e = responses::encode_request(&req).expect_err("stop sequences");
+        assert_eq!(e.param, Some("stop"), "{e}");
+        req.stop.clear();
+        req.parallel_tool_calls = None;
+        assert!(responses::encode_request(&req).is_ok(), "{}", family.name());
+    }
+}
+
 fn check_response(pair: Pair) {
     let upstream_body = pair.read("upstream_response.json");
     let mut resp = pair
@@ -899,14 +1024,14 @@ fn check_response(pair: Pair) {
     if resp.created.is_none() {
         resp.created = Some(CREATED);
     }
-    let body = pair.client.encode_response(&resp);
+    let body = pair.client.encode_response(&resp, &pair.echo());
     let mut failures: Vec<String> = golden_json(&pair.path("client_response.json"), &body)
         .err()
         .into_iter()
         .collect();
     let value: Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = match pair.client {
-        Family::OpenAi | Family::Anthropic => &value["model"],
+        Family::OpenAi | Family::Anthropic | Family::Responses => &value["model"],
         Family::Gemini => &value["modelVersion"],
     };
     if model != PUBLIC_MODEL {
@@ -940,7 +1065,7 @@ fn check_stream(pair: Pair) {
         vec![("client_stream.sse", true, StreamFormat::Sse)];
     match pair.client {
         Family::OpenAi => outputs.push(("client_stream_no_usage.sse", false, StreamFormat::Sse)),
-        Family::Anthropic => outputs[0].1 = false,
+        Family::Anthropic | Family::Responses => outputs[0].1 = false,
         Family::Gemini => {
             outputs[0].1 = false;
             outputs.push(("client_stream.json", false, StreamFormat::JsonArray));
@@ -986,6 +1111,7 @@ fn check_stream(pair: Pair) {
                 gemini_sse = Some(chunks);
             }),
             (Family::Gemini, StreamFormat::JsonArray) => Ok(()),
+            (Family::Responses, _) => responses::check_stream(&out),
         };
         if let Err(e) = structure.and_then(|()| check_no_own_tag(pair, &out)) {
             fail(e);
@@ -1091,4 +1217,11 @@ pairs! {
     gemini_to_openai: Gemini -> OpenAi;
     gemini_to_anthropic: Gemini -> Anthropic;
     gemini_to_gemini: Gemini -> Gemini;
+    openai_to_responses: OpenAi -> Responses;
+    anthropic_to_responses: Anthropic -> Responses;
+    gemini_to_responses: Gemini -> Responses;
+    responses_to_openai: Responses -> OpenAi;
+    responses_to_anthropic: Responses -> Anthropic;
+    responses_to_gemini: Responses -> Gemini;
+    responses_to_responses: Responses -> Responses;
 }

@@ -140,7 +140,7 @@ impl Work for ChatWork<'_, '_> {
         set_usage(&mut row, &canonical.usage);
         row.latency_ms = elapsed_ms(call.started);
         state.meter.record(row);
-        let out = translate::encode_response(call.family.wire_kind(), &canonical);
+        let out = translate::encode_response(inbound.shape(), &canonical);
         Ok((json_body(out), Some(ttfb)))
     }
 }

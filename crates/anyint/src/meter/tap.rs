@@ -77,9 +77,10 @@ impl UsageTap {
         }
         let report = self.kind.report(frame);
         if let Some(u) = report.usage {
-            // OpenAI chunks carry the running total; the others report parts to merge.
+            // OpenAI chunks and the Responses terminal event carry the total; the others report
+            // parts to merge.
             self.usage = match self.kind {
-                Kind::OpenAi => u,
+                Kind::OpenAi | Kind::Responses => u,
                 Kind::Anthropic | Kind::Gemini => self.usage.merge(u),
             };
         }
