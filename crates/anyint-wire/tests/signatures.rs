@@ -7,7 +7,9 @@
 )]
 
 use anyint_wire::canonical::{ChatRequest, EncodeOptions, StreamEvent};
+use anyint_wire::responses::{self, BLOB_PREFIX, Echo};
 use anyint_wire::sse::SseSplitter;
+use anyint_wire::translate::{ClientShape, Kind, Translator};
 use anyint_wire::{anthropic, gemini};
 use serde_json::{Value, json};
 
@@ -183,4 +185,138 @@ fn anthropic_signature_via_a_gemini_client_goes_back_only_to_anthropic() {
         json!([{"functionCall": {"name": "get_forecast", "args": {"city": "Bergen"}, "id": "toolu_1"},
                 "thoughtSignature": "skip_thought_signature_validator"}])
     );
+}
+
+/// A Codex-style (stateless) Responses request: `include` asks for reasoning state, `input`
+/// is the question, then `output` (the previous answer's items, replayed as they came) and a
+/// result for the call among them.
+fn responses_follow_up(output: &Value) -> Value {
+    let call_id = output
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "function_call")
+        .map(|i| i["call_id"].clone())
+        .unwrap();
+    let mut input = vec![json!({"role": "user", "content": "Weather in Bergen tomorrow?"})];
+    input.extend(output.as_array().unwrap().iter().cloned());
+    input.push(
+        json!({"type": "function_call_output", "call_id": call_id, "output": "{\"high_c\":9}"}),
+    );
+    json!({
+        "model": "acme-chat", "store": false, "include": ["reasoning.encrypted_content"],
+        "tools": [{"type": "function", "name": "get_forecast"}],
+        "input": input
+    })
+}
+
+fn responses_echo(body: &Value) -> Echo {
+    Echo::new(body.to_string().as_bytes(), "resp_1", 1_767_225_600).unwrap()
+}
+
+#[test]
+fn anthropic_thinking_via_a_responses_client_goes_back_only_to_anthropic() {
+    let answer = json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [
+            {"type": "thinking", "thinking": "Need the forecast.", "signature": ANTHROPIC_SIG},
+            {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_forecast", "input": {"city": "Bergen"}}
+        ],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 10, "output_tokens": 5}
+    });
+    let resp = anthropic::decode_response(answer.to_string().as_bytes()).unwrap();
+    let first = responses_follow_up(&json!([{"type": "function_call", "call_id": "x"}]));
+    let output = responses::encode_response(&resp, &responses_echo(&first))["output"].clone();
+    // The client sees gateway blobs, not Anthropic's state or the gateway's tags.
+    for item in output.as_array().unwrap().iter().take(2) {
+        assert_eq!(item["type"], "reasoning");
+        assert!(
+            item["encrypted_content"]
+                .as_str()
+                .unwrap()
+                .starts_with(BLOB_PREFIX)
+        );
+    }
+    assert!(!output.to_string().contains(ANTHROPIC_SIG));
+    assert!(!output.to_string().contains("anyint:"));
+
+    let req =
+        responses::decode_request(responses_follow_up(&output).to_string().as_bytes()).unwrap();
+    let to_anthropic =
+        json_of(&anthropic::encode_request(&upstream(req.clone(), "claude-sonnet-4-5")).unwrap());
+    assert_eq!(
+        to_anthropic["messages"][1]["content"],
+        json!([
+            {"type": "thinking", "thinking": "Need the forecast.", "signature": ANTHROPIC_SIG},
+            {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_forecast", "input": {"city": "Bergen"}}
+        ])
+    );
+    for body in [
+        gemini::encode_request(&upstream(req.clone(), "gemini-3-flash-preview")).unwrap(),
+        responses::encode_request(&upstream(req.clone(), "gpt-5.1")).unwrap(),
+    ] {
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            !text.contains(ANTHROPIC_SIG) && !text.contains("EmwKAh"),
+            "{text}"
+        );
+        assert!(!text.contains("anyint"), "{text}");
+    }
+}
+
+#[test]
+fn gemini_stream_via_a_responses_client_signs_the_call_on_replay() {
+    let sse = format!(
+        "data: {}\r\n\r\n",
+        serde_json::to_string(&gemini_answer()).unwrap()
+    );
+    let first = responses_follow_up(&json!([{"type": "function_call", "call_id": "x"}]));
+    let echo = responses_echo(&first);
+    let mut stage = Translator::new(
+        Kind::Gemini,
+        ClientShape::Responses { echo: &echo },
+        EncodeOptions {
+            model: "acme-chat".into(),
+            ..EncodeOptions::default()
+        },
+    );
+    let mut out = Vec::new();
+    for f in SseSplitter::new().push(sse.as_bytes()) {
+        stage.feed(&f, &mut out).unwrap();
+    }
+    stage.finish(&mut out);
+    responses::check_stream(&out).unwrap();
+    // The stored Response: Gemini's thoughts and signature in one reasoning item, then the call.
+    let output = stage.response().unwrap()["output"].clone();
+    assert_eq!(output[0]["type"], "reasoning");
+    assert_eq!(
+        output[0]["summary"],
+        json!([{"type": "summary_text", "text": "Bergen needs a forecast."}])
+    );
+    assert!(
+        output[0]["encrypted_content"]
+            .as_str()
+            .unwrap()
+            .starts_with(BLOB_PREFIX)
+    );
+    assert_eq!(output[1]["type"], "function_call");
+
+    let req =
+        responses::decode_request(responses_follow_up(&output).to_string().as_bytes()).unwrap();
+    let to_gemini =
+        json_of(&gemini::encode_request(&upstream(req.clone(), "gemini-3-flash-preview")).unwrap());
+    assert_eq!(
+        to_gemini["contents"][1],
+        json!({"role": "model", "parts": [
+            {"text": "Bergen needs a forecast.", "thought": true},
+            {"functionCall": {"name": "get_forecast", "args": {"city": "Bergen"}, "id": "call_r1_0"},
+             "thoughtSignature": GEMINI_SIG}
+        ]})
+    );
+    let to_anthropic =
+        json_of(&anthropic::encode_request(&upstream(req, "claude-sonnet-4-5")).unwrap());
+    assert!(!to_anthropic.to_string().contains(GEMINI_SIG));
 }
