@@ -144,7 +144,7 @@ fn rate_headers(
         }
     };
     match family {
-        Family::OpenAi => {
+        Family::OpenAi | Family::Responses => {
             put(format!("x-ratelimit-limit-{unit}"), rate.limit.to_string());
             put(
                 format!("x-ratelimit-remaining-{unit}"),
@@ -265,7 +265,7 @@ impl Prefix {
     fn routes(self) -> &'static str {
         match self {
             Self::OpenAi => {
-                "GET /openai/v1/models, GET /openai/v1/models/{id}, POST /openai/v1/chat/completions"
+                "GET /openai/v1/models, GET /openai/v1/models/{id}, POST /openai/v1/chat/completions, POST /openai/v1/responses, GET and DELETE /openai/v1/responses/{id}, GET /openai/v1/responses/{id}/input_items, POST /openai/v1/responses/input_tokens"
             }
             Self::Anthropic => {
                 "POST /anthropic/v1/messages, POST /anthropic/v1/messages/count_tokens, GET /anthropic/v1/models"

@@ -10,6 +10,9 @@ pub enum Family {
     Anthropic,
     /// Gemini generateContent.
     Gemini,
+    /// OpenAI Responses (`/openai/v1/responses`): the OpenAI family's key header and error
+    /// envelope, its own wire format.
+    Responses,
 }
 
 impl Family {
@@ -19,6 +22,7 @@ impl Family {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
+            Self::Responses => "responses",
         }
     }
 
@@ -28,13 +32,14 @@ impl Family {
             Self::OpenAi => anyint_wire::translate::Kind::OpenAi,
             Self::Anthropic => anyint_wire::translate::Kind::Anthropic,
             Self::Gemini => anyint_wire::translate::Kind::Gemini,
+            Self::Responses => anyint_wire::translate::Kind::Responses,
         }
     }
 
     /// The header this family's clients put their key in, for 401 messages.
     pub fn auth_header(self) -> &'static str {
         match self {
-            Self::OpenAi => "Authorization: Bearer <key>",
+            Self::OpenAi | Self::Responses => "Authorization: Bearer <key>",
             Self::Anthropic => "x-api-key: <key>",
             Self::Gemini => "x-goog-api-key: <key>",
         }

@@ -16,6 +16,7 @@ pub mod count;
 pub mod execute;
 pub mod ledger;
 pub mod relay;
+pub mod responses;
 
 use std::sync::Arc;
 
@@ -92,6 +93,16 @@ pub enum Head<'a> {
         /// Whether the client asked for SSE rather than the JSON-array stream.
         sse: bool,
     },
+    /// OpenAI Responses: the validated head, what the answer echoes, and the conversation
+    /// to store with it (`store: true`).
+    Responses {
+        /// The head of the (stateless) body.
+        head: anyint_wire::responses::RequestHead<'a>,
+        /// The request as the Response object echoes it, with the minted response ID.
+        echo: &'a anyint_wire::responses::Echo,
+        /// The conversation to store with the answer, when the client asked to store it.
+        keep: Option<&'a responses::Conversation>,
+    },
 }
 
 /// A decoded-enough client request.
@@ -118,6 +129,7 @@ impl Inbound<'_> {
                 stream: self.stream,
                 sse: *sse,
             },
+            Head::Responses { echo, .. } => ClientShape::Responses { echo },
         }
     }
 
@@ -149,9 +161,12 @@ pub enum Plan {
 pub fn plan(family: Family, adapter: ProviderAdapter) -> Plan {
     match (family, adapter) {
         (Family::OpenAi, ProviderAdapter::OpenAi)
+        | (Family::Responses, ProviderAdapter::OpenAiResponses)
         | (Family::Anthropic, ProviderAdapter::Anthropic)
         | (Family::Gemini, ProviderAdapter::Gemini) => Plan::Passthrough,
-        (Family::OpenAi | Family::Anthropic | Family::Gemini, _) => Plan::Translate,
+        (Family::OpenAi | Family::Responses | Family::Anthropic | Family::Gemini, _) => {
+            Plan::Translate
+        }
     }
 }
 

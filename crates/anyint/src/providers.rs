@@ -19,7 +19,7 @@ pub mod http;
 pub mod music;
 pub mod openai;
 
-use crate::config::{ProviderConfig, ProviderKind};
+use crate::config::{ProviderConfig, ProviderKind, UpstreamApi};
 
 /// A configured provider with its HTTP client.
 pub struct Provider {
@@ -36,8 +36,10 @@ pub struct Provider {
 /// Kind-specific behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderAdapter {
-    /// OpenAI-compatible upstream.
+    /// OpenAI-compatible upstream (Chat Completions).
     OpenAi,
+    /// OpenAI Responses upstream (`kind = "openai"`, `api = "responses"`).
+    OpenAiResponses,
     /// Anthropic Messages upstream.
     Anthropic,
     /// Gemini upstream.
@@ -51,7 +53,10 @@ pub enum ProviderAdapter {
 impl ProviderAdapter {
     /// Whether this adapter serves chat (the task adapters are driven by `tasks`).
     pub fn is_chat(self) -> bool {
-        matches!(self, Self::OpenAi | Self::Anthropic | Self::Gemini)
+        matches!(
+            self,
+            Self::OpenAi | Self::OpenAiResponses | Self::Anthropic | Self::Gemini
+        )
     }
 
     /// The chat wire format this upstream speaks (task adapters never reach the chat path;
@@ -61,6 +66,7 @@ impl ProviderAdapter {
             Self::OpenAi | Self::DashScope | Self::Music => anyint_wire::translate::Kind::OpenAi,
             Self::Anthropic => anyint_wire::translate::Kind::Anthropic,
             Self::Gemini => anyint_wire::translate::Kind::Gemini,
+            Self::OpenAiResponses => anyint_wire::translate::Kind::Responses,
         }
     }
 }
@@ -69,6 +75,9 @@ impl Provider {
     /// Builds the adapter and client for one provider.
     pub fn new(config: ProviderConfig) -> Result<Self, crate::error::Error> {
         let adapter = match config.kind {
+            ProviderKind::OpenAi if config.api == UpstreamApi::Responses => {
+                ProviderAdapter::OpenAiResponses
+            }
             ProviderKind::OpenAi => ProviderAdapter::OpenAi,
             ProviderKind::Anthropic => ProviderAdapter::Anthropic,
             ProviderKind::Gemini => ProviderAdapter::Gemini,
@@ -78,6 +87,7 @@ impl Provider {
         let client = http::client(&config)?;
         let chat_path = match adapter {
             ProviderAdapter::OpenAi => Some("/chat/completions"),
+            ProviderAdapter::OpenAiResponses => Some("/responses"),
             ProviderAdapter::Anthropic => Some("/v1/messages"),
             ProviderAdapter::Gemini | ProviderAdapter::DashScope | ProviderAdapter::Music => None,
         };
@@ -177,9 +187,10 @@ impl Provider {
     ) -> reqwest::RequestBuilder {
         match self.adapter {
             // Task models never reach the chat path (`entitlement::resolve` refuses them).
-            ProviderAdapter::OpenAi | ProviderAdapter::DashScope | ProviderAdapter::Music => {
-                openai::chat_request(self, call, body)
-            }
+            ProviderAdapter::OpenAi
+            | ProviderAdapter::OpenAiResponses
+            | ProviderAdapter::DashScope
+            | ProviderAdapter::Music => openai::chat_request(self, call, body),
             ProviderAdapter::Anthropic => anthropic::chat_request(self, call, body, forward),
             ProviderAdapter::Gemini => gemini::chat_request(self, call, model, body, stream),
         }
@@ -253,7 +264,9 @@ impl Provider {
         body: &[u8],
     ) -> crate::error::Error {
         match self.adapter {
-            ProviderAdapter::OpenAi => openai::decode_error(self, status, headers, body),
+            ProviderAdapter::OpenAi | ProviderAdapter::OpenAiResponses => {
+                openai::decode_error(self, status, headers, body)
+            }
             ProviderAdapter::Anthropic => anthropic::decode_error(self, status, headers, body),
             ProviderAdapter::Gemini => gemini::decode_error(self, status, headers, body),
             ProviderAdapter::DashScope => dashscope::decode_error(self, status, headers, body),

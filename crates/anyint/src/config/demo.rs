@@ -22,6 +22,12 @@ const DEMO_MODELS: &[(&str, &str, &str, &str)] = &[
     ("gpt-4.1", "GPT-4.1 (emulated)", "openai", "emulator-openai"),
     ("o4-mini", "o4-mini (emulated)", "openai", "emulator-openai"),
     (
+        "gpt-5",
+        "GPT-5 (emulated, native Responses API)",
+        "openai",
+        "emulator-openai-responses",
+    ),
+    (
         "claude-sonnet-4-5",
         "Claude Sonnet 4.5 (emulated)",
         "anthropic",
@@ -48,7 +54,8 @@ const DEMO_MODELS: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// The demo config, with the emulator at `emulator_base` (e.g. `http://127.0.0.1:4000`). The
-/// one emulator stands in for three providers, one of each kind.
+/// one emulator stands in for every provider: OpenAI (Chat Completions, and the Responses API
+/// for `gpt-5`), Anthropic and Gemini.
 pub fn demo_config(
     emulator_base: &str,
     listen: SocketAddr,
@@ -70,6 +77,12 @@ pub fn demo_config(
             "\n[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\napi_key = \"{DEMO_UPSTREAM_KEY}\"\n"
         );
     }
+    // The same emulator as an OpenAI upstream with the Responses API, so Responses clients
+    // pass through untouched to `gpt-5`.
+    let _ = write!(
+        text,
+        "\n[[providers]]\nname = \"emulator-openai-responses\"\nkind = \"openai\"\napi = \"responses\"\nbase_url = \"{emulator_base}/v1\"\napi_key = \"{DEMO_UPSTREAM_KEY}\"\n"
+    );
     for (id, name, owner, provider) in DEMO_MODELS {
         let _ = write!(
             text,

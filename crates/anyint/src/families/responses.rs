@@ -12,6 +12,8 @@
 //! - a WebSocket upgrade on `/openai/v1/responses` (Codex tries one first) is answered at once
 //!   with 426, so the client falls back to HTTP streaming.
 
+use anyint_wire::responses::RequestHead;
+use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -24,15 +26,18 @@ use serde_json::{Value, json};
 use super::openai::OpenAiError;
 use super::{Family, json_response, with_log};
 use crate::error::{Error, ErrorKind};
+use crate::gateway;
 use crate::state::{AppState, SharedState};
 use crate::store::ApiKey;
+use crate::telemetry::RequestId;
 
 const FAMILY: Family = Family::OpenAi;
 
 /// The Responses API routes (merged beside the rest of the OpenAI family).
 pub fn routes() -> Router<SharedState> {
     Router::new()
-        .route("/openai/v1/responses", get(websocket))
+        .route("/openai/v1/responses", get(websocket).post(create))
+        .route("/openai/v1/responses/input_tokens", post(input_tokens))
         .route("/openai/v1/responses/compact", post(compact))
         .route("/openai/v1/responses/{id}", get(retrieve).delete(delete))
         .route("/openai/v1/responses/{id}/input_items", get(input_items))
@@ -66,6 +71,77 @@ fn checked_id(id: &str) -> Result<&str, Error> {
     } else {
         Err(not_found(id.get(..64).unwrap_or("…")))
     }
+}
+
+/// `POST /openai/v1/responses`: one response, for any configured chat model.
+async fn create(
+    State(state): State<SharedState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    let started = tokio::time::Instant::now();
+    let key = authenticate(&state, &headers).await?;
+    let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let prepared = gateway::responses::prepare(&state, &key, &body).await;
+    let call = gateway::ChatCall {
+        family: Family::Responses,
+        key,
+        request_id,
+        started,
+        error_frame: super::openai::error_frame,
+        hold: std::sync::Mutex::default(),
+    };
+    let (result, log) = match &prepared {
+        Ok(p) => {
+            let bytes: &[u8] = p.rebuilt.as_deref().unwrap_or(&body);
+            let inbound =
+                RequestHead::decode(bytes)
+                    .map_err(Error::from)
+                    .map(|head| gateway::Inbound {
+                        body: bytes,
+                        model: head.model.clone(),
+                        stream: head.stream,
+                        head: gateway::Head::Responses {
+                            head,
+                            echo: &p.echo,
+                            keep: p.keep.as_ref(),
+                        },
+                    });
+            gateway::chat(&state, call, inbound).await
+        }
+        Err(e) => {
+            let e = e.clone();
+            gateway::chat(&state, call, Err(e)).await
+        }
+    };
+    Ok(super::finish(
+        result.unwrap_or_else(super::openai::render_error),
+        log,
+        Family::Responses,
+    ))
+}
+
+/// `POST /openai/v1/responses/input_tokens`: the input a create with this body would count,
+/// from a native Responses upstream's counter or the gateway's estimate.
+async fn input_tokens(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    let key = authenticate(&state, &headers).await?;
+    let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let prepared = gateway::responses::prepare(&state, &key, &body).await?;
+    let bytes: &[u8] = prepared.rebuilt.as_deref().unwrap_or(&body);
+    let head = RequestHead::decode(bytes).map_err(Error::from)?;
+    let model_id = head.model.clone();
+    let request = gateway::count::CountRequest::Responses { raw: bytes, head };
+    let (counted, model) = gateway::count::count_tokens(&state, &key, &model_id, &request).await?;
+    Ok(with_log(
+        super::json_bytes(counted),
+        &key.id,
+        Some(&model.id),
+    ))
 }
 
 /// `GET /openai/v1/responses` without an upgrade is not a route; with `Upgrade: websocket`
@@ -239,28 +315,4 @@ async fn compact(
     )
     .with_code("unsupported_endpoint")
     .into())
-}
-
-/// Gives each stored input item an `id` (`msg_…`, `fc_…`, …) where the client sent none, so
-/// `input_items` can page through them.
-pub fn with_item_ids(items: Vec<Value>) -> Vec<Value> {
-    items
-        .into_iter()
-        .map(|mut item| {
-            if item.get("id").and_then(Value::as_str).is_none()
-                && let Some(obj) = item.as_object_mut()
-            {
-                let prefix = match obj.get("type").and_then(Value::as_str) {
-                    Some("function_call") => "fc_",
-                    Some("function_call_output") => "fco_",
-                    Some("reasoning") => "rs_",
-                    Some("custom_tool_call") => "ctc_",
-                    Some("custom_tool_call_output") => "ctco_",
-                    _ => "msg_",
-                };
-                obj.insert("id".into(), Value::String(crate::auth::new_id(prefix)));
-            }
-            item
-        })
-        .collect()
 }

@@ -1,4 +1,5 @@
-//! count_tokens (Anthropic `/v1/messages/count_tokens`, Gemini `:countTokens`) through the
+//! count_tokens (Anthropic `/v1/messages/count_tokens`, Gemini `:countTokens`, Responses
+//! `/responses/input_tokens`) through the
 //! gateway like any call: entitlement, then the attempt loop over the model's routes with
 //! their breakers, retries and key rotation. A route of the client's own kind answers from
 //! the upstream's count endpoint (relayed as it is); any other route answers with the
@@ -36,6 +37,13 @@ pub enum CountRequest<'a> {
         /// The whole body.
         raw: &'a [u8],
     },
+    /// A Responses create body (`/responses/input_tokens`), stateless (history rebuilt).
+    Responses {
+        /// The whole body.
+        raw: &'a [u8],
+        /// Its head.
+        head: anyint_wire::responses::RequestHead<'a>,
+    },
 }
 
 impl CountRequest<'_> {
@@ -43,6 +51,7 @@ impl CountRequest<'_> {
         match self {
             Self::Anthropic { .. } => Family::Anthropic,
             Self::Gemini { .. } => Family::Gemini,
+            Self::Responses { .. } => Family::Responses,
         }
     }
 }
@@ -80,6 +89,13 @@ impl Work for CountWork<'_> {
                     raw.to_vec(),
                 )
             }
+            (CountRequest::Responses { head, .. }, ProviderAdapter::OpenAiResponses) => {
+                crate::providers::openai::input_tokens_request(
+                    provider,
+                    &at.call,
+                    head.encode_upstream(upstream_model),
+                )
+            }
             (request, _) => return Ok((estimate(request, self.model)?, None)),
         };
         let bytes = provider.fetch(req).await?;
@@ -109,6 +125,10 @@ fn estimate(request: &CountRequest<'_>, model: &str) -> Result<Bytes, Error> {
                 .map_or_else(|| raw.to_vec(), |v| v.to_string().into_bytes());
             let req = anyint_wire::gemini::decode_request(&inner, model, false)?;
             json!({"totalTokens": req.estimate_input_tokens()})
+        }
+        CountRequest::Responses { raw, .. } => {
+            let req = anyint_wire::responses::decode_request(raw)?;
+            json!({"object": "response.input_tokens", "input_tokens": req.estimate_input_tokens()})
         }
     };
     Ok(Bytes::from(out.to_string()))

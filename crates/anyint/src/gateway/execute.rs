@@ -23,7 +23,7 @@ use super::{ChatCall, Head, Inbound, Plan, plan};
 use crate::error::{Error, ErrorKind};
 use crate::meter::tap::UsageTap;
 use crate::providers::ForwardHeaders;
-use crate::providers::http::{Reply, UpstreamStream};
+use crate::providers::http::Reply;
 use crate::state::AppState;
 
 /// A chat call's attempts.
@@ -47,26 +47,25 @@ impl<'s, 'c> ChatWork<'s, 'c> {
     }
 }
 
-impl Work for ChatWork<'_, '_> {
-    type Output = Response;
-
-    async fn run(&mut self, at: &Attempt<'_>) -> Result<(Response, Option<Duration>), Error> {
-        let (state, call, inbound) = (self.state, self.call, self.inbound);
-        let (provider, route) = (at.provider, at.route);
-        let upstream_model = route.upstream_model.as_str();
-        let kind = provider.adapter.wire_kind();
-        let how = plan(call.family, provider.adapter);
-        let none = ForwardHeaders::default();
-        // The upstream body, the headers it forwards, and (translated) the canonical request.
-        let (body, forward, translated) = match how {
-            Plan::Passthrough => match &inbound.head {
-                Head::OpenAi(h) => (h.encode_upstream(upstream_model), &none, None),
-                Head::Anthropic { body, forward } => {
-                    let model_json = anyint_wire::json::json_string(upstream_model);
-                    (body.encode_with(&[("model", &model_json)]), forward, None)
-                }
-                Head::Gemini { .. } => (inbound.body.to_vec(), &none, None),
-            },
+impl ChatWork<'_, '_> {
+    /// The upstream body for this attempt, the client headers it forwards, and (translated)
+    /// the canonical request's input estimate.
+    fn upstream_body(&mut self, at: &Attempt<'_>) -> Result<(Vec<u8>, Option<u64>), Error> {
+        let inbound = self.inbound;
+        let upstream_model = at.route.upstream_model.as_str();
+        match plan(self.call.family, at.provider.adapter) {
+            Plan::Passthrough => Ok((
+                match &inbound.head {
+                    Head::OpenAi(h) => h.encode_upstream(upstream_model),
+                    Head::Anthropic { body, .. } => {
+                        let model_json = anyint_wire::json::json_string(upstream_model);
+                        body.encode_with(&[("model", &model_json)])
+                    }
+                    Head::Gemini { .. } => inbound.body.to_vec(),
+                    Head::Responses { head, .. } => head.encode_upstream(upstream_model),
+                },
+                None,
+            )),
             Plan::Translate => {
                 let mut req = match &self.canonical {
                     Some(r) => r.clone(),
@@ -78,52 +77,86 @@ impl Work for ChatWork<'_, '_> {
                 let estimate = req.estimate_input_tokens();
                 upstream_model.clone_into(&mut req.model);
                 req.stream = inbound.stream;
-                (
-                    translate::encode_request(kind, &req)?,
-                    &none,
-                    Some(estimate),
-                )
+                let kind = at.provider.adapter.wire_kind();
+                Ok((translate::encode_request(kind, &req)?, Some(estimate)))
             }
-        };
-        let request =
-            provider.chat_request(&at.call, upstream_model, body, inbound.stream, forward);
-        let (reply, ttfb) = provider
-            .exchange(request, inbound.stream, at.deadlines, at.started)
-            .await?;
-        let mut row = attempt_row(call, inbound, at);
-        let bytes = match reply {
-            Reply::Stream(upstream) => {
-                let relay_stage = match (translated, &inbound.head) {
-                    (Some(estimate), _) => {
-                        let opts = EncodeOptions {
-                            model: at.model.id.clone(),
-                            include_usage: inbound.include_usage(),
-                            input_tokens_estimate: estimate,
-                            created: crate::clock::unix_secs(),
-                        };
-                        Stage::Translate(Box::new(Translator::new(kind, inbound.shape(), opts)))
-                    }
-                    (None, Head::OpenAi(h)) if !h.include_usage => Stage::StripUsage,
-                    (None, Head::Gemini { sse: false }) => Stage::JsonArray,
-                    (None, _) => Stage::Forward,
+        }
+    }
+
+    /// The streamed answer: the upstream relayed through the plan's stage, metered by the
+    /// tap, and (Responses, `store: true`) stored before its terminal event goes out.
+    fn stream(
+        &self,
+        at: &Attempt<'_>,
+        upstream: crate::providers::http::UpstreamStream,
+        translated: Option<u64>,
+        row: crate::store::UsageRecord,
+    ) -> Response {
+        let (state, call, inbound) = (self.state, self.call, self.inbound);
+        let kind = at.provider.adapter.wire_kind();
+        let client_stage = match (translated, &inbound.head) {
+            (Some(estimate), _) => {
+                let opts = EncodeOptions {
+                    model: at.model.id.clone(),
+                    include_usage: inbound.include_usage(),
+                    input_tokens_estimate: estimate,
+                    created: crate::clock::unix_secs(),
                 };
-                let tap = UsageTap::new(kind, (state.meter.clone(), row, call.started))
-                    .holding(call.take_hold());
-                return Ok((
-                    relayed(call, inbound, upstream, relay_stage, tap),
-                    Some(ttfb),
-                ));
+                Stage::Translate(Box::new(Translator::new(kind, inbound.shape(), opts)))
             }
-            Reply::Body(bytes) => bytes,
+            (None, Head::OpenAi(h)) if !h.include_usage => Stage::StripUsage,
+            (None, Head::Gemini { sse: false }) => Stage::JsonArray,
+            (None, _) => Stage::Forward,
         };
-        if translated.is_none() {
+        let tap =
+            UsageTap::new(kind, (state.meter.clone(), row, call.started)).holding(call.take_hold());
+        let mut relay = Relay::new(
+            upstream,
+            client_stage,
+            tap,
+            inbound.json_array_stream(),
+            call.error_frame,
+        );
+        if let Head::Responses { keep, .. } = &inbound.head {
+            relay = relay.responses_client();
+            if let Some(conversation) = keep {
+                relay = relay.keeping((*conversation).clone().keeper(at.model.id.clone()));
+            }
+        }
+        relayed(inbound, relay)
+    }
+
+    /// The whole (non-streamed) answer: metered, converted when translated, and (Responses,
+    /// `store: true`) stored before it is returned.
+    async fn body(
+        &self,
+        at: &Attempt<'_>,
+        bytes: bytes::Bytes,
+        translated: bool,
+        mut row: crate::store::UsageRecord,
+    ) -> Result<Response, Error> {
+        let (state, call, inbound) = (self.state, self.call, self.inbound);
+        let kind = at.provider.adapter.wire_kind();
+        let keep = match &inbound.head {
+            Head::Responses { keep, .. } => *keep,
+            _ => None,
+        };
+        if !translated {
             set_usage(
                 &mut row,
                 &kind.usage_from_response(&bytes).unwrap_or_default(),
             );
             row.latency_ms = elapsed_ms(call.started);
             state.meter.record(row);
-            return Ok((json_body(bytes), Some(ttfb)));
+            if let Some(conversation) = keep
+                && let Ok(response) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            {
+                conversation
+                    .clone()
+                    .keep(at.model.id.clone(), response)
+                    .await;
+            }
+            return Ok(json_body(bytes));
         }
         let mut canonical = translate::decode_response(kind, &bytes).map_err(|e| {
             Error::new(
@@ -131,7 +164,7 @@ impl Work for ChatWork<'_, '_> {
                 "the upstream provider sent a response the gateway could not read; retry the request",
             )
             .with_code("upstream_unavailable")
-            .with_cause(format!("provider {}: {}", provider.config.name, e.message))
+            .with_cause(format!("provider {}: {}", at.provider.config.name, e.message))
         })?;
         canonical.model.clone_from(&at.model.id);
         if canonical.created.is_none() {
@@ -140,21 +173,52 @@ impl Work for ChatWork<'_, '_> {
         set_usage(&mut row, &canonical.usage);
         row.latency_ms = elapsed_ms(call.started);
         state.meter.record(row);
-        let out = translate::encode_response(inbound.shape(), &canonical);
-        Ok((json_body(out), Some(ttfb)))
+        if let Head::Responses { echo, .. } = &inbound.head {
+            let response = anyint_wire::responses::encode_response(&canonical, echo);
+            let out = serde_json::to_vec(&response).unwrap_or_default();
+            if let Some(conversation) = keep {
+                conversation
+                    .clone()
+                    .keep(at.model.id.clone(), response)
+                    .await;
+            }
+            return Ok(json_body(out));
+        }
+        Ok(json_body(translate::encode_response(
+            inbound.shape(),
+            &canonical,
+        )))
     }
 }
 
-/// The client's streamed response: the upstream relayed through `stage`, metered by `tap`.
-fn relayed(
-    call: &ChatCall,
-    inbound: &Inbound<'_>,
-    upstream: UpstreamStream,
-    stage: Stage,
-    tap: UsageTap,
-) -> Response {
+impl Work for ChatWork<'_, '_> {
+    type Output = Response;
+
+    async fn run(&mut self, at: &Attempt<'_>) -> Result<(Response, Option<Duration>), Error> {
+        let (provider, stream) = (at.provider, self.inbound.stream);
+        let (body, translated) = self.upstream_body(at)?;
+        let none = ForwardHeaders::default();
+        let forward = match (&self.inbound.head, translated) {
+            (Head::Anthropic { forward, .. }, None) => forward,
+            _ => &none,
+        };
+        let request =
+            provider.chat_request(&at.call, &at.route.upstream_model, body, stream, forward);
+        let (reply, ttfb) = provider
+            .exchange(request, stream, at.deadlines, at.started)
+            .await?;
+        let row = attempt_row(self.call, self.inbound, at);
+        let resp = match reply {
+            Reply::Stream(upstream) => self.stream(at, upstream, translated, row),
+            Reply::Body(bytes) => self.body(at, bytes, translated.is_some(), row).await?,
+        };
+        Ok((resp, Some(ttfb)))
+    }
+}
+
+/// The client's streamed response, carried by `relay`.
+fn relayed(inbound: &Inbound<'_>, relay: Relay) -> Response {
     let json_array = inbound.json_array_stream();
-    let relay = Relay::new(upstream, stage, tap, json_array, call.error_frame);
     let mut out = Response::new(Body::from_stream(relay));
     let h = out.headers_mut();
     let ct = if json_array {

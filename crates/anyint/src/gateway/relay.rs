@@ -65,6 +65,44 @@ pub struct Relay {
     final_response: Option<serde_json::Value>,
     /// The keeper's write in progress, and the bytes held back until it is done.
     saving: Option<(BoxFuture<'static, ()>, Bytes)>,
+    /// A Responses client on passthrough: where the upstream's events stand, so a failure the
+    /// gateway adds continues their sequence.
+    responses: Option<ResponsesProgress>,
+}
+
+/// How far a passed-through Responses stream got: the next `sequence_number` and the Response
+/// object `response.created` announced.
+#[derive(Default)]
+struct ResponsesProgress {
+    next_sequence: u64,
+    created: Option<serde_json::Value>,
+}
+
+impl ResponsesProgress {
+    fn observe(&mut self, frame: &Frame) {
+        if let Some(n) = sequence_number(&frame.data) {
+            self.next_sequence = n.saturating_add(1);
+        }
+        if self.created.is_none() && frame.event.as_deref() == Some("response.created") {
+            self.created = serde_json::from_str::<serde_json::Value>(&frame.data)
+                .ok()
+                .and_then(|mut v| v.get_mut("response").map(serde_json::Value::take));
+        }
+    }
+}
+
+/// The `sequence_number` of a Responses event, read without parsing the whole event (deltas
+/// are the common case and can be long).
+fn sequence_number(data: &str) -> Option<u64> {
+    const KEY: &str = "\"sequence_number\":";
+    let at = data.find(KEY)? + KEY.len();
+    let digits: String = data
+        .get(at..)?
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 impl Relay {
@@ -89,7 +127,18 @@ impl Relay {
             keeper: None,
             final_response: None,
             saving: None,
+            responses: None,
         }
+    }
+
+    /// The client speaks the Responses API: on passthrough, follow the upstream's event
+    /// sequence so the gateway's own failure events continue it.
+    #[must_use]
+    pub fn responses_client(mut self) -> Self {
+        if matches!(self.stage, Stage::Forward) {
+            self.responses = Some(ResponsesProgress::default());
+        }
+        self
     }
 
     /// Stores the final response with `keeper` before the stream's last events go out.
@@ -123,7 +172,9 @@ impl Relay {
         &mut self,
         bytes: Bytes,
     ) -> Option<Poll<Option<Result<Bytes, std::io::Error>>>> {
-        if let (Some(resp), Some(keeper)) = (self.final_response.take(), self.keeper.take()) {
+        if self.final_response.is_some()
+            && let (Some(resp), Some(keeper)) = (self.final_response.take(), self.keeper.take())
+        {
             self.saving = Some((keeper(resp), bytes));
             return None;
         }
@@ -162,6 +213,11 @@ impl Relay {
         };
         if matches!(self.stage, Stage::Forward) {
             self.note_final(&frames);
+            if let Some(progress) = self.responses.as_mut() {
+                for f in &frames {
+                    progress.observe(f);
+                }
+            }
         }
         match &mut self.stage {
             Stage::Forward => Ok(whole(&frames)),
@@ -196,6 +252,9 @@ impl Relay {
                         return Err((Bytes::from(out), msg));
                     }
                 }
+                if self.keeper.is_some() && self.final_response.is_none() {
+                    self.final_response = t.response().cloned();
+                }
                 Ok(Bytes::from(out))
             }
         }
@@ -206,6 +265,9 @@ impl Relay {
         let mut out = Vec::new();
         if let Stage::Translate(t) = &mut self.stage {
             t.finish(&mut out);
+            if self.keeper.is_some() && self.final_response.is_none() {
+                self.final_response = t.response().cloned();
+            }
             return out;
         }
         // A last event without its blank line was held back: it still counts and is sent.
@@ -230,7 +292,28 @@ impl Relay {
     }
 
     /// The client-facing bytes for a failure after the first byte.
-    fn error_bytes(&self, message: &str) -> Bytes {
+    fn error_bytes(&mut self, message: &str) -> Bytes {
+        // Responses clients: the `error` event and `response.failed`, continuing the sequence.
+        if let Stage::Translate(t) = &mut self.stage
+            && let Some(events) = t.fail("server_error", message)
+        {
+            return Bytes::from(events);
+        }
+        if let Some(progress) = &self.responses {
+            // The upstream may have sent half an event: end it before ours.
+            let mut out = if self.splitter.pending().is_empty() {
+                Vec::new()
+            } else {
+                b"\n\n".to_vec()
+            };
+            out.extend(anyint_wire::responses::failure_events(
+                progress.next_sequence,
+                progress.created.as_ref(),
+                "server_error",
+                message,
+            ));
+            return Bytes::from(out);
+        }
         let err =
             Error::new(ErrorKind::UpstreamUnavailable, message).with_code("upstream_unavailable");
         let element = (self.error_frame)(&err);

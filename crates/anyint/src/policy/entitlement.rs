@@ -43,7 +43,7 @@ pub fn visible_chat_models<'a>(state: Catalog<'a>, key: &ApiKey) -> Vec<&'a Mode
 /// Where each family lists models, for error messages.
 fn models_path(family: Family) -> &'static str {
     match family {
-        Family::OpenAi => "GET /openai/v1/models",
+        Family::OpenAi | Family::Responses => "GET /openai/v1/models",
         Family::Anthropic => "GET /anthropic/v1/models",
         Family::Gemini => "GET /gemini/v1beta/models",
     }

@@ -20,6 +20,20 @@ pub fn chat_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::Re
         .body(Bytes::from(body))
 }
 
+/// Builds `POST {base_url}/responses/input_tokens` (a native Responses upstream's counter).
+pub fn input_tokens_request(
+    p: &Provider,
+    call: &Call<'_>,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    p.client
+        .post(format!("{}/responses/input_tokens", p.config.base_url))
+        .timeout(call.total)
+        .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
+        .header(CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body))
+}
+
 /// Maps an OpenAI-shaped error reply to the gateway error.
 pub fn decode_error(
     p: &Provider,

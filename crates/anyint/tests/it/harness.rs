@@ -291,6 +291,21 @@ impl TestGateway {
             .unwrap()
     }
 
+    /// A key of another account (`another-account`), active at once.
+    pub async fn key_for_other_account(&self) -> String {
+        let (_, key) = anyint::auth::issue_key(
+            self.store.as_ref(),
+            "other",
+            "another-account",
+            None,
+            anyint::store::KeyLimits::default(),
+        )
+        .await
+        .unwrap();
+        self.gw.as_ref().unwrap().state.keys.reload().await.unwrap();
+        key
+    }
+
     /// Ledger rows after everything answered so far is written.
     pub async fn usage(&self, request_id: &str) -> Vec<UsageRecord> {
         self.gw.as_ref().unwrap().state.meter.flush().await;

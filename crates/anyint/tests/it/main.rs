@@ -21,6 +21,7 @@ mod harness;
 mod limits;
 mod openai;
 mod redis;
+mod responses;
 mod routing;
 mod store;
 mod tasks;
