@@ -45,9 +45,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct RequestId(pub String);
 
 tokio::task_local! {
-    /// The client's address for the request being handled on this task (socket peer, or
-    /// `X-Forwarded-For` behind a trusted proxy). Set by `server::observe` around the handler.
-    static CLIENT_IP: std::net::IpAddr;
+    /// The client's address for the request being handled on this task (socket peer, or the
+    /// forwarded client behind a trusted proxy; `None` when that could not be read safely).
+    /// Set by `server::observe` around the handler.
+    static CLIENT_IP: Option<std::net::IpAddr>;
     /// The gateway request ID of the request being handled on this task, for error envelopes
     /// that carry it in the body (DashScope).
     static CURRENT_REQUEST_ID: String;
@@ -56,7 +57,7 @@ tokio::task_local! {
 /// Runs `fut` as the handling of one request from `client` with gateway ID `id`, so
 /// [`client_ip`] and [`request_id`] answer inside it.
 pub async fn scope<F: std::future::Future>(
-    client: std::net::IpAddr,
+    client: Option<std::net::IpAddr>,
     id: String,
     fut: F,
 ) -> F::Output {
@@ -72,11 +73,12 @@ pub fn request_id() -> String {
         .unwrap_or_default()
 }
 
-/// The current request's client address (loopback outside a request).
-pub fn client_ip() -> std::net::IpAddr {
+/// The current request's client address (loopback outside a request); `None` when a trusted
+/// proxy forwarded an address that could not be read safely.
+pub fn client_ip() -> Option<std::net::IpAddr> {
     CLIENT_IP
         .try_with(|ip| *ip)
-        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+        .unwrap_or(Some(std::net::IpAddr::from([127, 0, 0, 1])))
 }
 
 /// Installs the log subscriber. `RUST_LOG` overrides `level`.

@@ -293,6 +293,88 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_checked() {
     );
 }
 
+/// The hardening issue's spoofing shapes: a proxy appends the real client to what the client
+/// sent, so an entry the gateway cannot read must not be skipped in favour of the client's own
+/// claim further left.
+#[tokio::test]
+async fn forwarding_headers_the_gateway_cannot_read_never_pass_an_allowlist() {
+    let t = TestGateway::builder()
+        .server("trusted_proxies = [\"127.0.0.1/32\"]")
+        .start()
+        .await;
+    let key = key_with(
+        &t,
+        KeyLimits {
+            ip_allowlist: Some(vec!["203.0.113.9/32".into()]),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let url = t.url("/openai/v1/chat/completions");
+    let send = |key: &str, headers: &[(&'static str, &'static str)]| {
+        let mut req = t.http.post(&url).bearer_auth(key).json(&chat_body("hi"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    for allowed in [
+        &[("x-forwarded-for", "203.0.113.9")][..],
+        &[("x-forwarded-for", "203.0.113.9:443")],
+        &[("forwarded", "for=203.0.113.9;proto=https")],
+        &[("forwarded", "for=\"203.0.113.9:443\"")],
+        &[
+            ("forwarded", "for=203.0.113.9"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ],
+    ] {
+        assert_eq!(send(&key, allowed).await.0, 200, "{allowed:?}");
+    }
+    for spoofed in [
+        &[("x-forwarded-for", "203.0.113.9, 198.51.100.7:5678")][..],
+        &[("x-forwarded-for", "203.0.113.9, [2001:db8::7]")],
+        &[("x-forwarded-for", "203.0.113.9, unknown")],
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "unknown"),
+        ],
+        &[("forwarded", "for=203.0.113.9, for=\"198.51.100.7:5678\"")],
+        &[("forwarded", "for=203.0.113.9, for=\"[2001:db8::7]\"")],
+        &[("forwarded", "for=203.0.113.9, for=unknown")],
+        &[("forwarded", "for=203.0.113.9, for=_hidden")],
+        // A proxy that writes only one of the headers passes the other through from the
+        // client: they must agree.
+        &[
+            ("forwarded", "for=203.0.113.9"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ],
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("forwarded", "for=198.51.100.7"),
+        ],
+    ] {
+        let (status, v) = send(&key, spoofed).await;
+        assert_eq!(status, 403, "{spoofed:?}: {v}");
+        assert_eq!(v["error"]["code"], "ip_not_allowed", "{spoofed:?}");
+    }
+    // An unreadable hop is named as the problem.
+    let (_, v) = send(&key, &[("x-forwarded-for", "203.0.113.9, unknown")]).await;
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("could not be determined"), "{message}");
+    // A key without an allowlist is not affected.
+    let open = key_with(&t, KeyLimits::default()).await;
+    assert_eq!(
+        send(&open, &[("x-forwarded-for", "203.0.113.9, unknown")])
+            .await
+            .0,
+        200
+    );
+}
+
 #[tokio::test]
 async fn admin_api_creates_keys_with_limits_and_rejects_bad_ones() {
     let t = TestGateway::start().await;
