@@ -212,6 +212,13 @@ async fn create_key(
         .filter(|a| !a.is_empty())
         .or_else(|| team_account.clone())
         .unwrap_or_else(|| "default".to_owned());
+    if !crate::store::is_valid_id(&account) {
+        return Err(Error::invalid(
+            Some("account"),
+            format!("`account` must be {}", crate::store::ID_RULE),
+        )
+        .into());
+    }
     if team_account.as_ref().is_some_and(|a| *a != account) {
         return Err(Error::invalid(Some("team"), "the team belongs to another account").into());
     }
@@ -251,12 +258,16 @@ async fn revoke_key(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<Response, OpenAiError> {
-    let Some(record) = state
-        .store
-        .revoke_key(&id, crate::clock::unix_secs())
-        .await
-        .map_err(Error::from)?
-    else {
+    let record = if crate::store::is_valid_id(&id) {
+        state
+            .store
+            .revoke_key(&id, crate::clock::unix_secs())
+            .await
+            .map_err(Error::from)?
+    } else {
+        None
+    };
+    let Some(record) = record else {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!("no key with id `{id}`; list keys with GET /admin/v1/keys"),
@@ -342,6 +353,20 @@ pub fn usage_query<S: std::hash::BuildHasher>(
     Ok((query, group))
 }
 
+/// Whether a usage filter can match a row at all: an ID filter outside the ID rule, or a model
+/// with a control character, matches none (and is not sent to a store, whose backends would
+/// answer it differently).
+fn matches_anything(q: &UsageQuery) -> bool {
+    [&q.account, &q.team, &q.key_id, &q.request_id]
+        .into_iter()
+        .flatten()
+        .all(|id| crate::store::is_valid_id(id))
+        && !q
+            .model
+            .as_ref()
+            .is_some_and(|m| m.contains(char::is_control))
+}
+
 async fn usage(
     State(state): State<SharedState>,
     Query(q): Query<HashMap<String, String>>,
@@ -349,15 +374,24 @@ async fn usage(
     let (query, group) = usage_query(&q)?;
     // Read-your-writes: rows of requests that already answered are written before reading.
     state.meter.flush().await;
+    let possible = matches_anything(&query);
     let body = if let Some(g) = group {
-        let data = state
-            .store
-            .usage_summary(&query, g)
-            .await
-            .map_err(Error::from)?;
+        let data = if possible {
+            state
+                .store
+                .usage_summary(&query, g)
+                .await
+                .map_err(Error::from)?
+        } else {
+            Vec::new()
+        };
         json!({"object": "list", "group_by": q.get("group_by"), "data": data})
     } else {
-        let data = state.store.usage(&query).await.map_err(Error::from)?;
+        let data = if possible {
+            state.store.usage(&query).await.map_err(Error::from)?
+        } else {
+            Vec::new()
+        };
         json!({"object": "list", "data": data})
     };
     Ok(json_response(StatusCode::OK, &body))

@@ -285,6 +285,24 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, Error> {
     Ok(store)
 }
 
+/// The longest ID the gateway stores or looks up.
+pub const MAX_ID_LEN: usize = 128;
+
+/// The ID rule, one for every kind of ID (task, key, event, request, account, team, plan):
+/// 1 to [`MAX_ID_LEN`] ASCII letters, digits, `_` or `-`. Every ID the gateway issues has this
+/// shape and the admin API and CLI create no other; an ID from a URL or query that breaks it
+/// is answered as missing before it reaches a store (Postgres refuses a NUL byte in text that
+/// SQLite takes, so otherwise the backends would answer differently).
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The rule in words, for error messages.
+pub const ID_RULE: &str = "1 to 128 ASCII letters, digits, `_` or `-`";
+
 /// Removes any password from a database URL so it can be printed.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -296,5 +314,30 @@ pub fn redact_url(url: &str) -> String {
             format!("{scheme}://{user}:***@{host}")
         }
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rule() {
+        for ok in ["a", "task_0f3a", "key_ABC-1", &"x".repeat(MAX_ID_LEN)] {
+            assert!(is_valid_id(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "\0",
+            "task_\0x",
+            &"x".repeat(MAX_ID_LEN + 1),
+            "tâche",
+            "a b",
+            "a.b",
+            "a/b",
+            "💥",
+        ] {
+            assert!(!is_valid_id(bad), "{bad:?}");
+        }
     }
 }

@@ -25,11 +25,11 @@ fn split_id(body: &[u8]) -> Result<(String, Value), Error> {
         return Err(Error::invalid(None, "the body must be a JSON object"));
     };
     let id = match obj.remove("id") {
-        Some(Value::String(id)) if !id.trim().is_empty() && id.len() <= 128 => id,
+        Some(Value::String(id)) if crate::store::is_valid_id(&id) => id,
         _ => {
             return Err(Error::invalid(
                 Some("id"),
-                "`id` must be a non-empty string of at most 128 characters",
+                format!("`id` must be a string of {}", crate::store::ID_RULE),
             ));
         }
     };

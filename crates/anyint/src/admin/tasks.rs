@@ -7,6 +7,9 @@
 //!   that is dead (or still failing) with a fresh retry horizon;
 //! - `GET /admin/v1/accounts/{id}/signing-secret` (created on first read) and
 //!   `POST …/signing-secret` (rotates it).
+//!
+//! IDs outside the ID rule (`store::is_valid_id`) get the answer of a missing one (404, or an
+//! empty list for a filter) without reaching the store.
 
 use std::collections::HashMap;
 
@@ -24,6 +27,18 @@ fn no_task(id: &str) -> Error {
     Error::new(ErrorKind::NotFound, format!("no task `{id}`")).with_code("task_not_found")
 }
 
+/// The answer for an account ID outside the ID rule: no such account can exist.
+fn no_account(id: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "no account `{id}`; account IDs are {}",
+            crate::store::ID_RULE
+        ),
+    )
+    .with_code("account_not_found")
+}
+
 /// `GET /admin/v1/tasks`.
 pub async fn list(
     State(state): State<SharedState>,
@@ -34,11 +49,17 @@ pub async fn list(
         .and_then(|l| l.parse::<i64>().ok())
         .unwrap_or(100)
         .clamp(1, 1_000);
-    let tasks = state
-        .store
-        .tasks(q.get("account").map(String::as_str), limit)
-        .await
-        .map_err(Error::from)?;
+    let account = q.get("account").map(String::as_str);
+    // An account outside the ID rule has no tasks.
+    let tasks = if account.is_some_and(|a| !crate::store::is_valid_id(a)) {
+        Vec::new()
+    } else {
+        state
+            .store
+            .tasks(account, limit)
+            .await
+            .map_err(Error::from)?
+    };
     Ok(json_response(
         StatusCode::OK,
         &json!({"object": "list", "data": tasks}),
@@ -50,6 +71,9 @@ pub async fn get(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<Response, OpenAiError> {
+    if !crate::store::is_valid_id(&id) {
+        return Err(no_task(&id).into());
+    }
     let task = state
         .store
         .task(&id)
@@ -64,7 +88,9 @@ pub async fn deliveries(
     State(state): State<SharedState>,
     Path(id): Path<String>,
 ) -> Result<Response, OpenAiError> {
-    if state.store.task(&id).await.map_err(Error::from)?.is_none() {
+    if !crate::store::is_valid_id(&id)
+        || state.store.task(&id).await.map_err(Error::from)?.is_none()
+    {
         return Err(no_task(&id).into());
     }
     let rows = state.store.deliveries(&id).await.map_err(Error::from)?;
@@ -90,11 +116,13 @@ pub async fn replay(
     let now = crate::clock::unix_millis();
     let horizon =
         i64::try_from(state.config.tasks.callback_horizon.as_millis()).unwrap_or(i64::MAX);
-    let done = state
-        .store
-        .replay_delivery(&id, &event_id, now, now.saturating_add(horizon))
-        .await
-        .map_err(Error::from)?;
+    let well_formed = crate::store::is_valid_id(&id) && crate::store::is_valid_id(&event_id);
+    let done = well_formed
+        && state
+            .store
+            .replay_delivery(&id, &event_id, now, now.saturating_add(horizon))
+            .await
+            .map_err(Error::from)?;
     if !done {
         return Err(Error::new(
             ErrorKind::NotFound,
@@ -124,6 +152,9 @@ pub async fn get_secret(
     State(state): State<SharedState>,
     Path(account): Path<String>,
 ) -> Result<Response, OpenAiError> {
+    if !crate::store::is_valid_id(&account) {
+        return Err(no_account(&account).into());
+    }
     let secret = crate::tasks::outbox::secret_for(&state, &account)
         .await
         .map_err(Error::from)?;
@@ -138,6 +169,9 @@ pub async fn rotate_secret(
     State(state): State<SharedState>,
     Path(account): Path<String>,
 ) -> Result<Response, OpenAiError> {
+    if !crate::store::is_valid_id(&account) {
+        return Err(no_account(&account).into());
+    }
     let secret = state
         .store
         .put_signing_secret(

@@ -69,12 +69,15 @@ pub(super) async fn open(config: Option<&Config>) -> Result<Arc<dyn Store>, Stri
 }
 
 /// The account a new key belongs to: the team's when a team is given (and the `--account`
-/// flag, if set, must agree).
+/// flag, if set, must agree), which must follow the ID rule.
 async fn team_account(
     store: &Arc<dyn Store>,
     team: Option<&str>,
     account: String,
 ) -> Result<String, String> {
+    if !crate::store::is_valid_id(&account) {
+        return Err(format!("--account must be {}", crate::store::ID_RULE));
+    }
     let Some(team_id) = team else {
         return Ok(account);
     };

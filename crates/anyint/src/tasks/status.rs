@@ -41,13 +41,17 @@ pub async fn lookup(
 }
 
 /// The task if it exists and belongs to `key`'s account and `family`; `None` otherwise, the
-/// same for both cases so existence never leaks.
+/// same for both cases so existence never leaks. An ID outside the ID rule is missing without
+/// a store round trip, so both backends answer it alike.
 async fn owned(
     state: &AppState,
     key: &ApiKey,
     id: &str,
     family: TaskFamily,
 ) -> Result<Option<Task>, Error> {
+    if !crate::store::is_valid_id(id) {
+        return Ok(None);
+    }
     Ok(state
         .store
         .task(id)

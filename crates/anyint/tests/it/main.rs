@@ -23,6 +23,7 @@ mod openai;
 mod redis;
 mod responses;
 mod routing;
+mod security;
 mod store;
 mod tasks;
 mod translate;

@@ -1,0 +1,240 @@
+//! Hardening: malformed IDs answer like missing ones on both stores.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::harness::TestGateway;
+
+/// A path segment or query value, percent-encoded (everything but RFC 3986 unreserved bytes).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Who calls a route: a client key or the admin token.
+#[derive(Clone, Copy)]
+enum Caller {
+    Client,
+    Admin,
+}
+
+/// Every route that takes an ID from its path or query: method, caller, the URL with `{}`
+/// where the (encoded) ID goes, and whether an unknown well-formed ID is a fair baseline (the
+/// signing-secret routes create a secret for any well-formed account).
+const ROUTES: &[(Method, Caller, &str, bool)] = &[
+    (Method::GET, Caller::Client, "/dashscope/v1/tasks/{}", true),
+    (
+        Method::GET,
+        Caller::Client,
+        "/dashscope/api/v1/tasks/{}",
+        true,
+    ),
+    (
+        Method::POST,
+        Caller::Client,
+        "/dashscope/v1/tasks/{}/cancel",
+        true,
+    ),
+    (
+        Method::GET,
+        Caller::Client,
+        "/music/v1/generate/record-info?taskId={}",
+        true,
+    ),
+    (Method::GET, Caller::Admin, "/admin/v1/tasks/{}", true),
+    (
+        Method::GET,
+        Caller::Admin,
+        "/admin/v1/tasks/{}/deliveries",
+        true,
+    ),
+    (
+        Method::POST,
+        Caller::Admin,
+        "/admin/v1/tasks/{}/deliveries/evt_1/replay",
+        true,
+    ),
+    (
+        Method::POST,
+        Caller::Admin,
+        "/admin/v1/tasks/task_1/deliveries/{}/replay",
+        true,
+    ),
+    (
+        Method::GET,
+        Caller::Admin,
+        "/admin/v1/tasks?account={}",
+        true,
+    ),
+    (Method::DELETE, Caller::Admin, "/admin/v1/keys/{}", true),
+    (Method::PATCH, Caller::Admin, "/admin/v1/plans/{}", true),
+    (Method::PATCH, Caller::Admin, "/admin/v1/accounts/{}", true),
+    (Method::PATCH, Caller::Admin, "/admin/v1/teams/{}", true),
+    (
+        Method::GET,
+        Caller::Admin,
+        "/admin/v1/accounts/{}/signing-secret",
+        false,
+    ),
+    (
+        Method::POST,
+        Caller::Admin,
+        "/admin/v1/accounts/{}/signing-secret",
+        false,
+    ),
+    (
+        Method::GET,
+        Caller::Admin,
+        "/admin/v1/usage?account={}",
+        true,
+    ),
+    (Method::GET, Caller::Admin, "/admin/v1/usage?team={}", true),
+    (Method::GET, Caller::Admin, "/admin/v1/usage?key={}", true),
+    (
+        Method::GET,
+        Caller::Admin,
+        "/admin/v1/usage?request_id={}",
+        true,
+    ),
+    (Method::GET, Caller::Admin, "/admin/v1/usage?model={}", true),
+    (
+        Method::GET,
+        Caller::Admin,
+        "/admin/v1/usage?account={}&group_by=model",
+        true,
+    ),
+];
+
+/// A well-formed ID nothing has.
+const MISSING: &str = "task_00000000000000000000000000000000";
+
+/// The malformed IDs: NUL alone and inside, over-long, unicode.
+fn malformed() -> Vec<String> {
+    vec![
+        "\0".to_owned(),
+        "task_\0x".to_owned(),
+        "x".repeat(300),
+        "tâche-é".to_owned(),
+        "💥".to_owned(),
+    ]
+}
+
+/// One route's answer to `id`: status and body, with the request ID dropped and the ID itself
+/// (as JSON writes it) replaced by `<ID>`, so answers to different IDs compare.
+async fn answer(gw: &TestGateway, route: &(Method, Caller, &str, bool), id: &str) -> (u16, String) {
+    let (method, caller, template, _) = route;
+    let url = gw.url(&template.replace("{}", &encode(id)));
+    let req = match caller {
+        Caller::Client => gw.http.request(method.clone(), url).bearer_auth(&gw.key),
+        Caller::Admin => gw
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(crate::harness::ADMIN_TOKEN),
+    };
+    let req = if *method == Method::PATCH {
+        req.json(&serde_json::json!({}))
+    } else {
+        req
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let mut body: Value = resp.json().await.unwrap_or(Value::Null);
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("request_id");
+    }
+    let quoted = serde_json::to_string(id).unwrap();
+    let escaped = &quoted[1..quoted.len() - 1];
+    (status, body.to_string().replace(escaped, "<ID>"))
+}
+
+/// Every route's answers to every malformed ID; each must be what a missing well-formed ID
+/// gets (or, where there is no such baseline, a 404), never a 5xx.
+async fn malformed_ids_answer_like_missing_ones(gw: &TestGateway) -> Vec<(String, u16, String)> {
+    let mut all = Vec::new();
+    for route in ROUTES {
+        let baseline = answer(gw, route, MISSING).await;
+        for id in malformed() {
+            let got = answer(gw, route, &id).await;
+            let what = format!("{} {} with {id:?}", route.0, route.2);
+            assert!(got.0 < 500, "{what}: {got:?}");
+            if route.3 {
+                assert_eq!(got, baseline, "{what}");
+            } else {
+                assert_eq!(got.0, 404, "{what}: {got:?}");
+            }
+            all.push((what, got.0, got.1));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn malformed_ids_answer_like_missing_ones_on_sqlite() {
+    let gw = TestGateway::start().await;
+    malformed_ids_answer_like_missing_ones(&gw).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn pg_malformed_ids_answer_like_missing_ones_and_as_on_sqlite() {
+    let pg = TestGateway::builder().postgres().start().await;
+    let on_pg = malformed_ids_answer_like_missing_ones(&pg).await;
+    pg.shutdown().await;
+    let sqlite = TestGateway::start().await;
+    let on_sqlite = malformed_ids_answer_like_missing_ones(&sqlite).await;
+    sqlite.shutdown().await;
+    assert_eq!(on_pg, on_sqlite);
+}
+
+/// What can be looked up is what can be created: the admin API refuses new IDs outside the rule.
+#[tokio::test]
+async fn ids_outside_the_rule_cannot_be_created() {
+    let gw = TestGateway::start().await;
+    for (path, body, param) in [
+        (
+            "/admin/v1/accounts",
+            serde_json::json!({"id": "acme corp"}),
+            "id",
+        ),
+        (
+            "/admin/v1/plans",
+            serde_json::json!({"id": "pro\u{0}"}),
+            "id",
+        ),
+        (
+            "/admin/v1/teams",
+            serde_json::json!({"id": "x".repeat(129)}),
+            "id",
+        ),
+        (
+            "/admin/v1/keys",
+            serde_json::json!({"name": "k", "account": "ünï"}),
+            "account",
+        ),
+    ] {
+        let resp = gw
+            .admin(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path} {body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["param"], param, "{v}");
+    }
+    let resp = gw
+        .admin(Method::POST, "/admin/v1/accounts")
+        .json(&serde_json::json!({"id": "acme_EU-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    gw.shutdown().await;
+}
