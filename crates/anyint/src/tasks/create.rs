@@ -281,7 +281,9 @@ impl crate::gateway::attempt::Work for Submit<'_> {
         match answer {
             Ok(upstream_id) => Ok(((upstream_id, at.slot), Some(at.started.elapsed()))),
             Err(e) => {
-                tracing::warn!(task = %self.task.id, provider = %provider.config.name, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task create failed upstream");
+                // Kind, code and status only: an upstream's message may quote the prompt (the
+                // client hears it; the logs must not).
+                tracing::warn!(task = %self.task.id, provider = %provider.config.name, error = e.kind.as_str(), code = e.code.unwrap_or(""), status = e.status().as_u16(), cause = e.cause.as_deref().unwrap_or(""), "task create failed upstream");
                 Err(e)
             }
         }

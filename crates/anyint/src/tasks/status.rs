@@ -76,7 +76,8 @@ pub async fn refresh(state: &AppState, task: Task, owner: &str) -> Task {
         expired(state, &task)
     } else {
         fetch(state, &task).await.unwrap_or_else(|e| {
-            tracing::warn!(task = %task.id, provider = %task.provider, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task status refresh failed; will retry");
+            // As for creation: never the upstream's message, which may quote the request.
+            tracing::warn!(task = %task.id, provider = %task.provider, error = e.kind.as_str(), code = e.code.unwrap_or(""), status = e.status().as_u16(), cause = e.cause.as_deref().unwrap_or(""), "task status refresh failed; will retry");
             Observation::unchanged()
         })
     };
@@ -91,7 +92,7 @@ pub async fn refresh(state: &AppState, task: Task, owner: &str) -> Task {
         Ok(Some(t)) => t,
         Ok(None) => task,
         Err(e) => {
-            tracing::warn!(task = %task.id, error = %e.message, cause = e.cause.as_deref().unwrap_or(""), "task update failed; will retry");
+            tracing::warn!(task = %task.id, error = e.kind.as_str(), cause = e.cause.as_deref().unwrap_or(""), "task update failed; will retry");
             task
         }
     }

@@ -238,3 +238,92 @@ async fn ids_outside_the_rule_cannot_be_created() {
     assert_eq!(resp.status(), 201);
     gw.shutdown().await;
 }
+
+/// A log sink for a test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// An upstream refuses a task create with a message that quotes the prompt (as real providers'
+/// moderation errors do): the client hears it, the logs do not.
+#[tokio::test]
+async fn a_failed_task_create_logs_no_prompt_text() {
+    const SECRET: &str = "SECRET-PROMPT-7f3a";
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    // The test runs on one thread, so the gateway's tasks log through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
+    let refuse = axum::Router::new().fallback(|| async {
+        let body = serde_json::json!({
+            "code": "DataInspectionFailed",
+            "message": format!("Input data may contain inappropriate content: '{SECRET}'"),
+            "request_id": "up-1",
+        });
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+    });
+    tokio::spawn(async move { axum::serve(upstream, refuse).await.unwrap() });
+    let gw = TestGateway::builder()
+        .toml(&format!(
+            r#"
+[[providers]]
+name = "refusing"
+kind = "dashscope"
+base_url = "{upstream_url}/api/v1"
+api_key = "k"
+
+[[models]]
+id = "wan2.2-t2v-plus"
+routes = [{{ provider = "refusing", upstream_model = "wan2.2-t2v-plus" }}]
+price = {{ per_video_second = 1000 }}
+"#
+        ))
+        .start()
+        .await;
+    let resp = gw
+        .post("/dashscope/v1/services/aigc/video-generation/video-synthesis")
+        .json(&serde_json::json!({"model": "wan2.2-t2v-plus", "input": {"prompt": SECRET}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // The client is told why (it is their own prompt).
+    assert!(resp.text().await.unwrap().contains(SECRET));
+    gw.shutdown().await;
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("task create failed upstream"))
+        .unwrap_or_else(|| panic!("no create failure logged:\n{text}"));
+    assert!(
+        line.contains("invalid_request") && line.contains("400"),
+        "{line}"
+    );
+    assert!(!text.contains(SECRET), "prompt text in the logs:\n{text}");
+}
