@@ -1,4 +1,10 @@
 //! The embedded SQLite backend: one file, WAL mode, created on first use.
+//!
+//! The file holds callback signing secrets and task prompts, so it is private to its owner:
+//! created 0600 (SQLite gives its `-wal` and `-shm` files the same mode), in a directory
+//! created 0700 when the gateway creates it. An existing file (or WAL/SHM) readable by others
+//! is tightened to 0600 at open; existing directories are left as they are, since they may be
+//! shared (the working directory, `/tmp`).
 
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
@@ -6,6 +12,66 @@ use sqlx::any::AnyPoolOptions;
 use super::Error;
 use super::migrations::MIGRATIONS;
 use super::sql::SqlStore;
+
+/// Creates the file's directory (0700) and the file (0600) when missing, and tightens an
+/// existing database file, WAL or SHM readable by others to 0600.
+#[cfg(unix)]
+fn private_files(path: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "cannot create {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::Path::new(&name);
+        let Ok(meta) = std::fs::metadata(file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            match std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {
+                    tracing::info!(file = %file.display(), "made the store file private to its owner (0600)");
+                }
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "the store file is readable by other users and could not be made private; chmod 600 it");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere only the directory is created.
+#[cfg(not(unix))]
+fn private_files(path: &std::path::Path) -> Result<(), Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
 
 /// Opens (creating if needed) the SQLite file named by `url`.
 pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
@@ -19,13 +85,7 @@ pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
             "sqlite store needs a file path, e.g. sqlite://data/anyint.db".into(),
         ));
     }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
-    }
+    private_files(std::path::Path::new(path))?;
     let url = if url.contains('?') {
         url.to_owned()
     } else {

@@ -327,3 +327,48 @@ price = {{ per_video_second = 1000 }}
     );
     assert!(!text.contains(SECRET), "prompt text in the logs:\n{text}");
 }
+
+/// The SQLite store holds signing secrets and prompts: only its owner may read it.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data").join("store");
+    let db = dir.join("anyint.db");
+    let gw = TestGateway::builder()
+        .store_url(&format!("sqlite://{}", db.display()))
+        .start()
+        .await;
+    // A write, so the WAL and its index exist.
+    let resp = gw
+        .admin(Method::POST, "/admin/v1/accounts")
+        .json(&serde_json::json!({"id": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for d in [tmp.path().join("data"), dir.clone()] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+    for f in ["anyint.db", "anyint.db-wal", "anyint.db-shm"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    gw.shutdown().await;
+
+    // A file an older version left readable is tightened at the next start.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let gw = TestGateway::builder()
+        .store_url(&format!("sqlite://{}", db.display()))
+        .start()
+        .await;
+    assert_eq!(mode(&db), 0o600);
+    gw.shutdown().await;
+}
