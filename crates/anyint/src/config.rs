@@ -206,8 +206,12 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How often the key cache reloads from the store (other processes' changes).
     pub key_cache_refresh: Duration,
-    /// Proxies whose `X-Forwarded-For` names the client.
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` name the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// Env var holding the token `/metrics` requires, if one is required.
+    pub metrics_token_env: Option<String>,
+    /// The token `/metrics` requires as `Authorization: Bearer …`; `None`: it is open.
+    pub metrics_token: Option<Secret>,
 }
 
 /// Usage meter settings.

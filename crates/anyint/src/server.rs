@@ -71,7 +71,34 @@ async fn readyz(State(state): State<SharedState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<SharedState>) -> Response {
+/// `/metrics`: open unless `[server] metrics_token_env` names a token, which must then come as
+/// `Authorization: Bearer <token>` (compared by digest, like the admin token).
+async fn metrics(State(state): State<SharedState>, headers: http::HeaderMap) -> Response {
+    if let Some(expected) = &state.config.server.metrics_token {
+        use sha2::{Digest, Sha256};
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let ok = presented.is_some_and(|p| {
+            Sha256::digest(p.as_bytes()) == Sha256::digest(expected.expose().as_bytes())
+        });
+        if !ok {
+            let mut resp = families::openai::render_error(
+                Error::new(
+                    crate::error::ErrorKind::Unauthenticated,
+                    "/metrics needs `Authorization: Bearer <metrics token>` (the token in the variable named by [server] metrics_token_env)",
+                )
+                .with_code("invalid_metrics_token"),
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return resp;
+        }
+    }
     // Breaker states are read at scrape time rather than pushed on every transition.
     for r in state.router.snapshot(&state.config) {
         let gauge = match r.state {

@@ -68,6 +68,7 @@ pub(super) struct ServerFile {
     pub(super) key_cache_refresh_secs: Option<u64>,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<String>,
+    pub(super) metrics_token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

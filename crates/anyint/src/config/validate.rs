@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::file::{FileConfig, ModelFile, ProviderFile, RoutingFile, TasksFile};
+use super::file::{FileConfig, ModelFile, ProviderFile, RoutingFile, ServerFile, TasksFile};
 use super::{
     Cidr, Config, DEFAULT_ADMIN_TOKEN_ENV, DEFAULT_STORE_URL, Deadlines, EnvLookup, Error,
     LimitsConfig, MeterConfig, ModelApi, ModelConfig, OnRedisError, ProviderConfig, ProviderKind,
@@ -18,42 +18,7 @@ pub(super) fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Resul
         field,
         message,
     };
-    let listen_text = raw.server.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listen = listen_text.parse().map_err(|_| {
-        err(
-            "server.listen".into(),
-            format!("`{listen_text}` is not an address like 127.0.0.1:8080"),
-        )
-    })?;
-    let admin_token_env = raw
-        .server
-        .admin_token_env
-        .unwrap_or_else(|| DEFAULT_ADMIN_TOKEN_ENV.to_owned());
-    let admin_token = env(&admin_token_env).map(Secret);
-    let log_level = raw.server.log_level.unwrap_or_else(|| "info".into());
-    let mut trusted_proxies = Vec::with_capacity(raw.server.trusted_proxies.len());
-    for (i, c) in raw.server.trusted_proxies.iter().enumerate() {
-        let cidr = Cidr::parse(c).ok_or_else(|| {
-            err(
-                format!("server.trusted_proxies[{i}]"),
-                format!("`{c}` is not a CIDR like 10.0.0.0/8"),
-            )
-        })?;
-        trusted_proxies.push(cidr);
-    }
-    let server = ServerConfig {
-        listen,
-        admin_token,
-        admin_token_env,
-        max_body_bytes: raw.server.max_body_bytes.unwrap_or(32 * 1024 * 1024),
-        log_format: raw.server.log_format.unwrap_or_default(),
-        log_level,
-        shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs.unwrap_or(30)),
-        key_cache_refresh: Duration::from_secs(
-            raw.server.key_cache_refresh_secs.unwrap_or(5).max(1),
-        ),
-        trusted_proxies,
-    };
+    let server = validate_server(raw.server, &err, env)?;
     let store_url = raw
         .store
         .url
@@ -115,6 +80,61 @@ pub(super) fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Resul
 }
 
 type ErrFn<'a> = &'a dyn Fn(String, String) -> Error;
+
+fn validate_server(
+    raw: ServerFile,
+    err: ErrFn<'_>,
+    env: EnvLookup<'_>,
+) -> Result<ServerConfig, Error> {
+    let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = listen_text.parse().map_err(|_| {
+        err(
+            "server.listen".into(),
+            format!("`{listen_text}` is not an address like 127.0.0.1:8080"),
+        )
+    })?;
+    let admin_token_env = raw
+        .admin_token_env
+        .unwrap_or_else(|| DEFAULT_ADMIN_TOKEN_ENV.to_owned());
+    let admin_token = env(&admin_token_env).map(Secret);
+    let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+    let mut trusted_proxies = Vec::with_capacity(raw.trusted_proxies.len());
+    for (i, c) in raw.trusted_proxies.iter().enumerate() {
+        let cidr = Cidr::parse(c).ok_or_else(|| {
+            err(
+                format!("server.trusted_proxies[{i}]"),
+                format!("`{c}` is not a CIDR like 10.0.0.0/8"),
+            )
+        })?;
+        trusted_proxies.push(cidr);
+    }
+    let metrics_token_env = raw.metrics_token_env;
+    let metrics_token = match &metrics_token_env {
+        None => None,
+        // Asked for protection that cannot be given: refuse to start rather than serve it open.
+        Some(name) => Some(env(name).filter(|t| !t.trim().is_empty()).map(Secret).ok_or_else(
+            || {
+                err(
+                    "server.metrics_token_env".into(),
+                    format!("the environment variable {name} is not set (or empty); set it to the token /metrics must require, or remove metrics_token_env to leave /metrics open"),
+                )
+            },
+        )?),
+    };
+    Ok(ServerConfig {
+        listen,
+        admin_token,
+        admin_token_env,
+        max_body_bytes: raw.max_body_bytes.unwrap_or(32 * 1024 * 1024),
+        log_format: raw.log_format.unwrap_or_default(),
+        log_level,
+        shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs.unwrap_or(30)),
+        key_cache_refresh: Duration::from_secs(raw.key_cache_refresh_secs.unwrap_or(5).max(1)),
+        trusted_proxies,
+        metrics_token_env,
+        metrics_token,
+    })
+}
 
 fn validate_tasks(t: TasksFile, err: ErrFn<'_>) -> Result<TasksConfig, Error> {
     let public_url = match t.public_url {
@@ -472,6 +492,29 @@ routes = [{ provider = "up", upstream_model = "u1" }]
             .to_string();
         assert!(
             s.contains("providers[0].api_key_env") && s.contains("MISSING_KEY"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn metrics_token_env_must_be_set_when_named() {
+        let c = Config::parse(OK, "t.toml", &env).unwrap();
+        assert!(c.server.metrics_token.is_none());
+        let named = OK.replace("[server]\n", "[server]\nmetrics_token_env = \"SET_KEY\"\n");
+        let c = Config::parse(&named, "t.toml", &env).unwrap();
+        assert_eq!(
+            c.server.metrics_token.as_ref().map(Secret::expose),
+            Some("sk-secret-value")
+        );
+        let missing = named.replace(
+            "metrics_token_env = \"SET_KEY\"",
+            "metrics_token_env = \"NOPE\"",
+        );
+        let s = Config::parse(&missing, "t.toml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            s.contains("server.metrics_token_env") && s.contains("NOPE"),
             "{s}"
         );
     }

@@ -11,6 +11,8 @@ use tokio::sync::oneshot;
 
 pub const UPSTREAM_KEY: &str = "test-upstream-key";
 pub const ADMIN_TOKEN: &str = "test-admin-token-123";
+/// The value of `ANYINT_TEST_METRICS_TOKEN`, for `[server] metrics_token_env` tests.
+pub const METRICS_TOKEN: &str = "test-metrics-token-456";
 
 /// Where a test's store lives.
 pub enum Backend {
@@ -120,8 +122,10 @@ impl Builder {
             1,
         ) + &self.extra.replace("{emulator}", &emulator);
         let admin = self.admin;
-        let env = move |name: &str| {
-            (admin && name == "ANYINT_ADMIN_TOKEN").then(|| ADMIN_TOKEN.to_owned())
+        let env = move |name: &str| match name {
+            "ANYINT_ADMIN_TOKEN" if admin => Some(ADMIN_TOKEN.to_owned()),
+            "ANYINT_TEST_METRICS_TOKEN" => Some(METRICS_TOKEN.to_owned()),
+            _ => None,
         };
         let config = Config::parse(&text, "test.toml", &env).unwrap();
         let store = anyint::store::open(&config.store_url).await.unwrap();

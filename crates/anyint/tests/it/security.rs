@@ -372,3 +372,43 @@ async fn sqlite_files_are_private_to_their_owner() {
     assert_eq!(mode(&db), 0o600);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn metrics_is_open_by_default_and_needs_the_token_when_one_is_set() {
+    let open = TestGateway::start().await;
+    let resp = open.http.get(open.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    open.shutdown().await;
+
+    let gw = TestGateway::builder()
+        .server("metrics_token_env = \"ANYINT_TEST_METRICS_TOKEN\"")
+        .start()
+        .await;
+    let url = gw.url("/metrics");
+    for req in [
+        gw.http.get(&url),
+        gw.http.get(&url).bearer_auth("wrong"),
+        // Neither a client key nor the admin token opens it.
+        gw.http.get(&url).bearer_auth(&gw.key),
+        gw.http.get(&url).bearer_auth(crate::harness::ADMIN_TOKEN),
+        gw.http
+            .get(&url)
+            .basic_auth("x", Some(crate::harness::METRICS_TOKEN)),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_metrics_token", "{v}");
+    }
+    let resp = gw
+        .http
+        .get(&url)
+        .bearer_auth(crate::harness::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("anyint_"));
+    gw.shutdown().await;
+}
