@@ -244,11 +244,7 @@ pub async fn apply(
             next.finished_at_ms = Some(now);
             settlement = Some(ledger_row(&next, charge, now));
         }
-        let event_id = format!(
-            "evt_{}_{}",
-            task.id,
-            next.native_status.to_ascii_lowercase()
-        );
+        let event_id = event_id(&task.id, &next.native_status);
         if let Some(url) = &task.callback_url
             && let Some(body) = event_body(&next, &event_id)
         {
@@ -301,6 +297,25 @@ pub async fn apply(
         state.outbox_wake.notify_one();
     }
     Ok(Some(next))
+}
+
+/// The stable ID of the event reporting a task's native status: `evt_<task>_<status>`, kept
+/// inside the ID rule whatever the upstream calls its status (other characters become `_`, and
+/// the status part is cut to fit), so every event can be named in the admin API.
+fn event_id(task_id: &str, native_status: &str) -> String {
+    let room = crate::store::MAX_ID_LEN.saturating_sub(task_id.len() + "evt__".len());
+    let status: String = native_status
+        .chars()
+        .take(room)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("evt_{task_id}_{status}")
 }
 
 /// The one ledger row of a finished task; its request ID is the task ID, so it can only ever
@@ -425,4 +440,23 @@ pub async fn upstream_callback(state: &AppState, token: &str, body: &[u8]) -> Re
     }
     apply(state, &task, obs, None).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_follow_the_id_rule() {
+        let task = "task_0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            event_id(task, "TEXT_SUCCESS"),
+            format!("{task}_text_success").replacen("task_", "evt_task_", 1)
+        );
+        for native in ["SUCCEEDED", "in progress", "états/é", &"X".repeat(500), ""] {
+            let id = event_id(task, native);
+            assert!(crate::store::is_valid_id(&id), "{native:?} → {id:?}");
+            assert!(id.starts_with(&format!("evt_{task}_")), "{id}");
+        }
+    }
 }
