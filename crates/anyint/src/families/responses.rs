@@ -59,14 +59,10 @@ fn not_found(id: &str) -> Error {
     .with_param("response_id")
 }
 
-/// A plausible response ID: refused before the store sees it, with the same 404 as a missing
-/// one.
+/// A response ID within the store's ID rule; any other is refused before the store sees
+/// it, with the same 404 as a missing one.
 fn checked_id(id: &str) -> Result<&str, Error> {
-    let ok = id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if crate::store::is_valid_id(id) {
         Ok(id)
     } else {
         Err(not_found(id.get(..64).unwrap_or("…")))
