@@ -104,6 +104,13 @@ base_url = "{emulator}/v1"
 api_key_env = "UPSTREAM_KEY"
 
 [[providers]]
+name = "emulator-responses"
+kind = "openai"
+api = "responses"
+base_url = "{emulator}/v1"
+api_key_env = "UPSTREAM_KEY"
+
+[[providers]]
 name = "emulator-anthropic"
 kind = "anthropic"
 base_url = "{emulator}"
@@ -125,6 +132,12 @@ routes = [{{ provider = "emulator", upstream_model = "gpt-4o-mini" }}]
 id = "gpt-4o"
 price = {{ input = 2500000, output = 10000000 }}
 routes = [{{ provider = "emulator", upstream_model = "gpt-4o" }}]
+
+[[models]]
+id = "gpt-5"
+display_name = "GPT-5 (native Responses API)"
+owned_by = "openai"
+routes = [{{ provider = "emulator-responses", upstream_model = "gpt-5" }}]
 
 [[models]]
 id = "claude-sonnet-4-5"

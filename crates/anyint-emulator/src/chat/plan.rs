@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::request::{ChatRequest, last_user_text, text_of};
+use super::request::{ChatRequest, JsonFormat, last_user_text, text_of};
 use crate::content::{self, Answer, Conversation, Finish};
 use crate::util::{hex_id, quarter_tokens};
 
@@ -55,7 +55,16 @@ pub(crate) fn plan(req: &ChatRequest, seed: &[u8]) -> Plan {
     });
     let output = match answer {
         Answer::Text { content, finish } => Output::Text {
-            content,
+            // A JSON format shapes the answer unless the prompt dictates it exactly.
+            content: match &req.json {
+                Some(format) if content::reply_exactly(&t).is_none() => {
+                    content::json_answer(match format {
+                        JsonFormat::Mode => None,
+                        JsonFormat::Schema(s) => Some(s),
+                    })
+                }
+                _ => content,
+            },
             finish: if finish == Finish::Length {
                 "length"
             } else {

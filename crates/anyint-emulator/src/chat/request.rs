@@ -31,6 +31,17 @@ pub(crate) struct ChatRequest {
     pub(crate) tools_chars: usize,
     pub(crate) tool_choice: ToolChoice,
     pub(crate) parallel_tool_calls: bool,
+    /// `response_format`, when it asks for JSON.
+    pub(crate) json: Option<JsonFormat>,
+}
+
+/// A JSON `response_format`.
+#[derive(Clone, Debug)]
+pub(crate) enum JsonFormat {
+    /// `json_object`: any JSON object.
+    Mode,
+    /// `json_schema`: an object that fits the schema.
+    Schema(Value),
 }
 
 /// `obj[key]`, treating an explicit `null` as absent.
@@ -122,6 +133,7 @@ pub(crate) fn parse(json: Option<&Value>) -> Result<ChatRequest, ApiError> {
         }
     };
 
+    let json = response_format(obj, &messages)?;
     Ok(ChatRequest {
         messages,
         stream,
@@ -133,7 +145,63 @@ pub(crate) fn parse(json: Option<&Value>) -> Result<ChatRequest, ApiError> {
         tools_chars,
         tool_choice,
         parallel_tool_calls,
+        json,
     })
+}
+
+/// `response_format`, checked like the API: `text`, `json_object` (the messages must mention
+/// JSON) or `json_schema` with a `name` and, when given, an object `schema`.
+fn response_format(
+    obj: &Map<String, Value>,
+    messages: &[Value],
+) -> Result<Option<JsonFormat>, ApiError> {
+    let Some(format) = field(obj, "response_format") else {
+        return Ok(None);
+    };
+    let kind = format.get("type").and_then(Value::as_str);
+    match kind {
+        Some("text") => Ok(None),
+        Some("json_object") => {
+            let mentions_json = messages.iter().any(|m| {
+                text_of(m.get("content"))
+                    .to_ascii_lowercase()
+                    .contains("json")
+            });
+            if !mentions_json {
+                return Err(ApiError::invalid_value(
+                    "response_format",
+                    "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+                ));
+            }
+            Ok(Some(JsonFormat::Mode))
+        }
+        Some("json_schema") => {
+            let spec = format.get("json_schema").and_then(Value::as_object);
+            let Some(spec) = spec else {
+                return Err(ApiError::missing("response_format.json_schema"));
+            };
+            if spec
+                .get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(ApiError::missing("response_format.json_schema.name"));
+            }
+            match spec.get("schema") {
+                None | Some(Value::Null) => Ok(Some(JsonFormat::Schema(Value::Object(Map::new())))),
+                Some(s @ Value::Object(_)) => Ok(Some(JsonFormat::Schema(s.clone()))),
+                Some(v) => Err(ApiError::invalid_type(
+                    "response_format.json_schema.schema",
+                    "an object",
+                    v,
+                )),
+            }
+        }
+        _ => Err(ApiError::invalid_value(
+            "response_format.type",
+            "Invalid value: expected one of 'text', 'json_object' or 'json_schema'.",
+        )),
+    }
 }
 
 fn messages(obj: &Map<String, Value>) -> Result<Vec<Value>, ApiError> {

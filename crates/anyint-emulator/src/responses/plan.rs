@@ -127,17 +127,8 @@ fn trailing_result(items: &[Item]) -> Option<String> {
 fn formatted(format: &Format) -> Option<String> {
     match format {
         Format::Text => None,
-        Format::JsonObject => Some("{}".to_owned()),
-        Format::JsonSchema(schema) => {
-            let is_object = schema.get("properties").is_some()
-                || schema.get("type").and_then(Value::as_str) == Some("object");
-            let value = if is_object {
-                Value::Object(content::sample_object(Some(schema), 0))
-            } else {
-                content::sample(Some(schema), 0)
-            };
-            Some(value.to_string())
-        }
+        Format::JsonObject => Some(content::json_answer(None)),
+        Format::JsonSchema(schema) => Some(content::json_answer(Some(schema))),
     }
 }
 

@@ -485,3 +485,28 @@ async fn fault_error_after_sends_an_error_chunk() {
     assert_envelope(&err);
     assert_eq!(err["error"]["type"], "server_error");
 }
+
+#[tokio::test]
+async fn chat_response_format_shapes_the_answer_as_json() {
+    let emu = start(Options::default()).await;
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}},
+        "required": ["city", "degrees"], "additionalProperties": false});
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Weather in Oslo?"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "weather", "strict": true, "schema": schema}}});
+    let v: Value = emu.chat(&body).await.json().await.unwrap();
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let parsed: Value = serde_json::from_str(text).unwrap();
+    assert!(
+        parsed["city"].is_string() && parsed["degrees"].is_i64(),
+        "{parsed}"
+    );
+    // JSON mode needs the word in the messages, as the API does.
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_object"}});
+    let resp = emu.chat(&body).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "answer in JSON"}],
+        "response_format": {"type": "json_object"}});
+    let v: Value = emu.chat(&body).await.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "{}");
+}

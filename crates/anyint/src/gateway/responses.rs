@@ -142,11 +142,32 @@ impl Conversation {
 }
 
 /// Gives each input item an `id` (`msg_…`, `fc_…`, …) where the client sent none, so
-/// `input_items` can page through them.
+/// `input_items` can page through them, and writes messages in the typed form the API lists
+/// them in (`type: "message"`, content parts rather than a bare string).
 fn with_item_ids(items: Vec<Value>) -> Vec<Value> {
     items
         .into_iter()
         .map(|mut item| {
+            if let Some(obj) = item.as_object_mut()
+                && obj.get("role").is_some()
+                && obj.get("type").is_none_or(|t| t == "message")
+            {
+                obj.insert("type".into(), Value::String("message".into()));
+                if let Some(Value::String(text)) = obj.get("content") {
+                    let part = if obj.get("role").and_then(Value::as_str) == Some("assistant") {
+                        "output_text"
+                    } else {
+                        "input_text"
+                    };
+                    let text = text.clone();
+                    obj.insert(
+                        "content".into(),
+                        serde_json::json!([{"type": part, "text": text}]),
+                    );
+                }
+                obj.entry("status")
+                    .or_insert_with(|| Value::String("completed".into()));
+            }
             if item.get("id").and_then(Value::as_str).is_none()
                 && let Some(obj) = item.as_object_mut()
             {
@@ -192,5 +213,12 @@ mod tests {
             .collect();
         assert!(ids[0].starts_with("msg_") && ids[1].starts_with("fc_"));
         assert_eq!(ids[2], "msg_mine");
+        // The easy form is listed typed, as the API lists it.
+        assert_eq!(items[0]["type"], "message");
+        assert_eq!(
+            items[0]["content"],
+            serde_json::json!([{"type": "input_text", "text": "hi"}])
+        );
+        assert_eq!(items[1].get("content"), None);
     }
 }
