@@ -53,7 +53,14 @@ impl NativeOnly {
     }
 
     fn tool(path: String, kind: &str) -> Self {
-        Self::new("tools", path, kind, &format!("the built-in tool `{kind}`"))
+        let mut refused = Self::new("tools", path, kind, &format!("the built-in tool `{kind}`"));
+        if kind.starts_with("web_search") {
+            // Codex sends it by default; say which setting turns it off.
+            refused.message.push_str(
+                " (Codex CLI sends it unless its config.toml says `web_search = \"disabled\"`)",
+            );
+        }
+        refused
     }
 
     fn field(param: &'static str, what: &str) -> Self {
