@@ -444,3 +444,55 @@ async fn input_tokens_counts_for_native_and_translated_models() {
         assert!(v["input_tokens"].as_u64().unwrap() > 0, "{model}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_a_response_streamed_on_one_instance_continues_on_another() {
+    let store = crate::harness::fresh_pg_schema().await;
+    let a = TestGateway::builder().shared_postgres(&store).start().await;
+    let b = TestGateway::builder().shared_postgres(&store).start().await;
+    for model in ["claude", "gemini"] {
+        let body = a
+            .post("/openai/v1/responses")
+            .json(&json!({"model": model, "input": "Reply with exactly: from a", "stream": true}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let id = events(&body).pop().unwrap()["response"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The moment the stream ended on A, B (same store, A's key) continues it.
+        let resp = b
+            .http
+            .post(b.url("/openai/v1/responses"))
+            .bearer_auth(&a.key)
+            .json(&json!({"model": model, "previous_response_id": id, "input": "Reply with exactly: from b"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{model}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(output_text(&v), "from b");
+        let items: Value = b
+            .http
+            .get(b.url(&format!(
+                "/openai/v1/responses/{}/input_items",
+                v["id"].as_str().unwrap()
+            )))
+            .bearer_auth(&a.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            items["data"].as_array().unwrap().len(),
+            3,
+            "{model}: {items}"
+        );
+    }
+}
