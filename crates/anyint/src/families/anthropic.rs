@@ -32,6 +32,13 @@ pub fn routes() -> Router<SharedState> {
         .route("/anthropic/v1/messages/count_tokens", post(count_tokens))
         .route("/anthropic/v1/models", get(list_models))
         .route("/anthropic/v1/models/{*id}", get(get_model))
+        // Claude Code probes the base URL at start-up; answer like the API host does.
+        .route("/anthropic/api/hello", get(hello).head(hello))
+}
+
+/// The start-up probe: 200, no key needed (it carries none).
+async fn hello() -> Response {
+    json_response(StatusCode::OK, &json!({"message": "hello"}))
 }
 
 /// An error rendered in the Anthropic envelope.

@@ -679,3 +679,29 @@ async fn mid_stream_upstream_error_becomes_each_familys_error_event() {
         );
     }
 }
+
+#[tokio::test]
+async fn claude_codes_start_up_probe_and_beta_query_are_answered() {
+    let t = TestGateway::start().await;
+    let probe = t
+        .http
+        .head(t.url("/anthropic/api/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status(), 200);
+    let resp = t
+        .http
+        .post(t.url("/anthropic/v1/messages?beta=true"))
+        .header("x-api-key", &t.key)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+        .json(&serde_json::json!({"model": "claude", "max_tokens": 32,
+            "messages": [{"role": "user", "content": "Reply with exactly: beta ok"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["content"][0]["text"], "beta ok");
+}
