@@ -79,14 +79,20 @@ struct ResponsesProgress {
 }
 
 impl ResponsesProgress {
-    fn observe(&mut self, frame: &Frame) {
-        if let Some(n) = sequence_number(&frame.data) {
-            self.next_sequence = n.saturating_add(1);
-        }
-        if self.created.is_none() && frame.event.as_deref() == Some("response.created") {
-            self.created = serde_json::from_str::<serde_json::Value>(&frame.data)
+    /// Follows one chunk's frames: `response.created` once, and the sequence number of the
+    /// chunk's last event (numbers rise by one per event, so the last one is all that counts).
+    fn observe(&mut self, frames: &[Frame]) {
+        if self.created.is_none()
+            && let Some(f) = frames
+                .iter()
+                .find(|f| f.event.as_deref() == Some("response.created"))
+        {
+            self.created = serde_json::from_str::<serde_json::Value>(&f.data)
                 .ok()
                 .and_then(|mut v| v.get_mut("response").map(serde_json::Value::take));
+        }
+        if let Some(n) = frames.iter().rev().find_map(|f| sequence_number(&f.data)) {
+            self.next_sequence = n.saturating_add(1);
         }
     }
 }
@@ -96,13 +102,12 @@ impl ResponsesProgress {
 fn sequence_number(data: &str) -> Option<u64> {
     const KEY: &str = "\"sequence_number\":";
     let at = data.find(KEY)? + KEY.len();
-    let digits: String = data
-        .get(at..)?
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+    let rest = data.get(at..)?.trim_start();
+    let end = rest
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest.get(..end)?.parse().ok()
 }
 
 impl Relay {
@@ -214,9 +219,7 @@ impl Relay {
         if matches!(self.stage, Stage::Forward) {
             self.note_final(&frames);
             if let Some(progress) = self.responses.as_mut() {
-                for f in &frames {
-                    progress.observe(f);
-                }
+                progress.observe(&frames);
             }
         }
         match &mut self.stage {
