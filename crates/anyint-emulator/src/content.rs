@@ -218,12 +218,53 @@ pub(crate) fn sample_object(schema: Option<&Value>, depth: usize) -> Map<String,
     out
 }
 
+/// The answer text a structured-output format demands (OpenAI `json_schema`,
+/// Anthropic `output_config.format`, Gemini `responseJsonSchema` /
+/// `responseSchema`): the compact JSON filling the schema like tool
+/// arguments (an object root: its required properties; another root: a
+/// value of its type). JSON mode without a schema (`None`): `{}`.
+pub(crate) fn json_answer(schema: Option<&Value>) -> String {
+    let Some(schema) = schema else {
+        return "{}".to_owned();
+    };
+    let is_object = schema.get("properties").is_some()
+        || schema
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("object"));
+    let value = if is_object {
+        Value::Object(sample_object(Some(schema), 0))
+    } else {
+        sample(Some(schema), 0)
+    };
+    value.to_string()
+}
+
 /// A deterministic value of the schema's type. Type names are matched
-/// case-insensitively, so Gemini's `STRING`/`OBJECT` work too.
+/// case-insensitively, so Gemini's `STRING`/`OBJECT` work too. A union
+/// (`anyOf`/`oneOf`) takes its first branch that is not `null`.
 pub(crate) fn sample(schema: Option<&Value>, depth: usize) -> Value {
     let Some(schema) = schema else {
         return json!("test");
     };
+    let branches = schema
+        .get("anyOf")
+        .or_else(|| schema.get("oneOf"))
+        .and_then(Value::as_array);
+    if let Some(branches) = branches
+        && schema.get("type").is_none()
+    {
+        let not_null = |b: &&Value| {
+            b.get("type")
+                .and_then(Value::as_str)
+                .is_none_or(|t| !t.eq_ignore_ascii_case("null"))
+        };
+        let pick = branches.iter().find(not_null).or_else(|| branches.first());
+        return match pick {
+            Some(b) if depth < MAX_SCHEMA_DEPTH => sample(Some(b), depth + 1),
+            _ => Value::Null,
+        };
+    }
     if let Some(first) = schema
         .get("enum")
         .and_then(Value::as_array)

@@ -90,6 +90,25 @@
 //! 4. Otherwise `Echo: ` + `T`, or `Hello from the anyint emulator.` when `T`
 //!    is empty.
 //!
+//! Structured output replaces text from rules 3 and 4 (rule 1 still wins;
+//! tool calls are unaffected): Responses `text.format` (see below),
+//! Anthropic `output_config.format` / the deprecated `output_format`
+//! (`json_schema`), Gemini `responseMimeType: "application/json"` with
+//! `responseJsonSchema` or `responseSchema`: the compact JSON object filling
+//! the schema's required properties like tool arguments (a union takes its
+//! first non-null branch); JSON mode without a schema: `{}`; Gemini
+//! `text/x.enum`: the schema's first `enum` value. Validation, as the APIs do
+//! (`structured-output.md` §4, §5): Anthropic refuses (400) a format whose
+//! root is not an object, an object without `additionalProperties: false`,
+//! recursion, non-local `$ref`s, keywords it cannot decode with (`minimum`,
+//! `maxLength`, `maxItems`, `minItems` > 1, `not`, …), unsupported string
+//! formats, and both forms at once; Gemini refuses both schemas at once, a
+//! schema without a JSON (or enum) MIME type, other MIME types, unknown field
+//! names in `responseSchema` (`Unknown name "additionalProperties" at
+//! 'generation_config.response_schema'`), and JSON output with mode `ANY`
+//! (`Forced function calling (ANY mode) with a response mime type:
+//! 'application/json' is unsupported`).
+//!
 //! Text output is then cut before the earliest stop string (OpenAI `stop`,
 //! Anthropic `stop_sequences`, Gemini `stopSequences`), then truncated to the
 //! output limit in words (`max_completion_tokens`/`max_tokens`,

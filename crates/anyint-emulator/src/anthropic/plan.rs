@@ -116,6 +116,20 @@ pub(crate) fn plan(req: &MessagesRequest, seed: &[u8]) -> Plan {
             signature: base64(hex_id(&[seed, b"signature"].concat(), 96).as_bytes()),
         });
     }
+    let answer = match answer {
+        // Structured output: JSON filling the schema, unless told exactly what to say.
+        Answer::Text { .. }
+            if req.json_schema.is_some() && content::reply_exactly(&t).is_none() =>
+        {
+            let (content, finish) = content::finish_text(
+                content::json_answer(req.json_schema.as_ref()),
+                &req.stop,
+                req.max_tokens,
+            );
+            Answer::Text { content, finish }
+        }
+        other => other,
+    };
     let (stop_reason, stop_sequence) = match answer {
         Answer::Text { content, finish } => {
             output_tokens += content::words(&content);

@@ -7,11 +7,13 @@
 //! [`parse`] checks the top level and hands each part to the file that owns
 //! its rules: `messages` (turns, roles, `tool_use`/`tool_result` pairing,
 //! `system`), `blocks` (one content block's shape and `cache_control`),
-//! `tools` (definitions and `tool_choice`) and `thinking`. `text` reads the
+//! `tools` (definitions and `tool_choice`), `thinking` and `format`
+//! (structured output: `output_config`, `output_format`). `text` reads the
 //! validated messages for the content rules.
 
 mod blocks;
 mod fields;
+mod format;
 mod messages;
 mod parse;
 mod text;

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::request::{GenerateRequest, last_function_result, last_user_text};
+use super::request::{GenerateRequest, ResponseFormat, last_function_result, last_user_text};
 use crate::content::{self, Answer, Conversation, Finish};
 use crate::util::{base64, hex_id};
 
@@ -54,6 +54,27 @@ pub(crate) fn plan(req: &GenerateRequest, seed: &[u8]) -> Plan {
         stop: &req.stop,
         max_words: req.max_tokens,
     });
+    let answer = match (answer, &req.output) {
+        // Structured output, unless told exactly what to say.
+        (Answer::Text { .. }, ResponseFormat::Json(_) | ResponseFormat::Enum(_))
+            if content::reply_exactly(&t).is_none() =>
+        {
+            let text = match &req.output {
+                ResponseFormat::Json(schema) => content::json_answer(schema.as_ref()),
+                ResponseFormat::Enum(schema) => schema
+                    .get("enum")
+                    .and_then(Value::as_array)
+                    .and_then(|e| e.first())
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                ResponseFormat::Text => String::new(),
+            };
+            let (content, finish) = content::finish_text(text, &req.stop, req.max_tokens);
+            Answer::Text { content, finish }
+        }
+        (other, _) => other,
+    };
     let (output, per_candidate) = match answer {
         Answer::Text { content, finish } => {
             let words = content::words(&content);

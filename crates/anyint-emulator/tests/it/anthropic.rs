@@ -619,3 +619,125 @@ async fn models_list_depends_on_version_header() {
     let one: Value = one.json().await.unwrap();
     assert_eq!(one["id"], "claude-sonnet-4-5-20250929");
 }
+
+fn forecast_format() -> Value {
+    json!({"type": "json_schema", "schema": {
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "city": {"type": "string"},
+            "high_c": {"type": "number"},
+            "wind": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+            "alerts": {"type": "array", "items": {"type": "string"}},
+            "note": {"type": "string"}},
+        "required": ["city", "high_c", "wind", "alerts"]}})
+}
+
+#[tokio::test]
+async fn output_config_format_answers_json_filling_the_schema() {
+    let emu = start(Options::default()).await;
+    let mut body = user("Forecast for Bergen, please.");
+    body["output_config"] = json!({"effort": "low", "format": forecast_format()});
+    let resp = emu.messages(&body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out: Value = resp.json().await.unwrap();
+    assert_eq!(out["stop_reason"], "end_turn");
+    let text = out["content"][0]["text"].as_str().unwrap();
+    let answer: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        answer,
+        json!({"city": "test", "high_c": 1, "wind": 1, "alerts": []})
+    );
+    // The deprecated top-level form answers the same, and streams the JSON as text deltas.
+    let mut body = user("Forecast for Bergen, please.");
+    body["output_format"] = forecast_format();
+    body["stream"] = json!(true);
+    let resp = emu.messages(&body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ev = events(&resp.text().await.unwrap());
+    let streamed: String = ev
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(streamed, text);
+    // "Reply with exactly" still wins, as for OpenAI formats.
+    let mut body = user("Reply with exactly: {\"city\":\"Oslo\"}");
+    body["output_config"] = json!({"format": forecast_format()});
+    let out: Value = emu.messages(&body).await.json().await.unwrap();
+    assert_eq!(out["content"][0]["text"], "{\"city\":\"Oslo\"}");
+}
+
+#[tokio::test]
+async fn output_config_format_is_validated_like_the_api() {
+    let emu = start(Options::default()).await;
+    let with = |config: Value| {
+        let mut body = user("hi");
+        body["output_config"] = config;
+        body
+    };
+    let bad = [
+        (
+            with(
+                json!({"format": {"type": "json_schema", "schema": {"type": "object",
+                "additionalProperties": false,
+                "properties": {"n": {"type": "integer", "minimum": 1}}}}}),
+            ),
+            "'minimum' is not supported (at properties.n)",
+        ),
+        (
+            with(
+                json!({"format": {"type": "json_schema", "schema": {"type": "object",
+                "properties": {"a": {"type": "string"}}}}}),
+            ),
+            "'additionalProperties' must be set to false",
+        ),
+        (
+            with(
+                json!({"format": {"type": "json_schema", "schema": {"type": "object",
+                "additionalProperties": false, "properties": {"kids": {"type": "array",
+                "items": {"$ref": "#"}}}}}}),
+            ),
+            "recursive schemas are not supported",
+        ),
+        (
+            with(json!({"format": {"type": "json_object"}})),
+            "output_config.format.type: Input should be 'json_schema'",
+        ),
+    ];
+    for (body, message) in bad {
+        let resp = emu.messages(&body).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        let err = error_body(resp).await;
+        assert_eq!(err["error"]["type"], "invalid_request_error");
+        let got = err["error"]["message"].as_str().unwrap();
+        assert!(got.contains(message), "{got}");
+    }
+    let mut both = with(json!({"format": forecast_format()}));
+    both["output_format"] = forecast_format();
+    assert_eq!(emu.messages(&both).await.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_forced_json_tool_answers_with_its_input() {
+    // The gateway's fallback for JSON mode: one forced tool whose input is the answer.
+    let emu = start(Options::default()).await;
+    let mut body = user("Forecast as JSON");
+    body["tools"] = json!([{"name": "anyint_json_response", "description": "the answer",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                         "required": ["city"]}}]);
+    body["tool_choice"] = json!({"type": "tool", "name": "anyint_json_response",
+        "disable_parallel_tool_use": true});
+    let out: Value = emu.messages(&body).await.json().await.unwrap();
+    assert_eq!(out["stop_reason"], "tool_use");
+    assert_eq!(out["content"][0]["name"], "anyint_json_response");
+    assert_eq!(out["content"][0]["input"], json!({"city": "test"}));
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    body["max_tokens"] = json!(2048);
+    let resp = emu.messages(&body).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let err = error_body(resp).await;
+    assert_eq!(
+        err["error"]["message"],
+        "Thinking may not be enabled when tool_choice forces tool use."
+    );
+}

@@ -470,3 +470,98 @@ async fn v1_prefix_and_models() {
         format!("/v1/models/{MODEL}:streamGenerateContent?alt=sse")
     );
 }
+
+fn forecast_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "city": {"type": "string"}, "high_c": {"type": "number"},
+        "wind": {"anyOf": [{"type": "null"}, {"type": "integer"}]},
+        "note": {"type": "string"}},
+        "required": ["city", "high_c", "wind"]})
+}
+
+#[tokio::test]
+async fn json_output_fills_the_schema() {
+    let emu = start(Options::default()).await;
+    let mut body = user("Forecast for Bergen");
+    body["generationConfig"] =
+        json!({"responseMimeType": "application/json", "responseJsonSchema": forecast_schema()});
+    let resp = emu.generate(&body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out: Value = resp.json().await.unwrap();
+    let text = candidate_text(&out);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"city": "test", "high_c": 1, "wind": 1})
+    );
+    assert_eq!(out["candidates"][0]["finishReason"], "STOP");
+    // The OpenAPI form, snake_case, streamed: the same JSON as text.
+    body["generationConfig"] = json!({"response_mime_type": "application/json",
+        "response_schema": {"type": "OBJECT", "properties": {
+            "city": {"type": "STRING"}, "high_c": {"type": "NUMBER", "nullable": true}},
+            "required": ["city", "high_c"], "propertyOrdering": ["city", "high_c"]}});
+    let resp = emu
+        .call("streamGenerateContent?alt=sse")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let chunks = sse_chunks(&resp.text().await.unwrap());
+    let streamed: String = chunks.iter().map(candidate_text).collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&streamed).unwrap(),
+        json!({"city": "test", "high_c": 1})
+    );
+    // JSON mode without a schema: an object.
+    body["generationConfig"] = json!({"responseMimeType": "application/json"});
+    let out: Value = emu.generate(&body).await.json().await.unwrap();
+    assert_eq!(candidate_text(&out), "{}");
+}
+
+#[tokio::test]
+async fn json_output_is_validated_like_the_api() {
+    let emu = start(Options::default()).await;
+    let with = |config: Value| {
+        let mut body = user("hi");
+        body["generationConfig"] = config;
+        body
+    };
+    let cases = [
+        (
+            with(json!({"responseMimeType": "application/json",
+                "responseSchema": {"type": "OBJECT"}, "responseJsonSchema": forecast_schema()})),
+            "cannot both be set",
+        ),
+        (
+            with(json!({"responseMimeType": "application/json",
+                "responseSchema": {"type": "OBJECT", "additionalProperties": false}})),
+            "Unknown name \"additionalProperties\" at 'generation_config.response_schema'",
+        ),
+        (
+            with(json!({"responseJsonSchema": forecast_schema()})),
+            "must be `application/json`",
+        ),
+    ];
+    for (body, message) in cases {
+        let resp = emu.generate(&body).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        let err = google_error(resp).await;
+        let got = err["error"]["message"].as_str().unwrap();
+        assert!(got.contains(message), "{got}");
+    }
+    // Forced function calling with JSON output.
+    let mut body = with(json!({"responseMimeType": "application/json"}));
+    body["tools"] = json!([{"functionDeclarations": [{"name": "get_time"}]}]);
+    body["toolConfig"] = json!({"functionCallingConfig": {"mode": "ANY"}});
+    let resp = emu.generate(&body).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let err = google_error(resp).await;
+    assert_eq!(
+        err["error"]["message"],
+        "Forced function calling (ANY mode) with a response mime type: 'application/json' is \
+         unsupported"
+    );
+    // AUTO with JSON is accepted.
+    body["toolConfig"] = json!({"functionCallingConfig": {"mode": "AUTO"}});
+    assert_eq!(emu.generate(&body).await.status(), StatusCode::OK);
+}

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::blocks::cache_control;
 use super::fields::{field, string, uint};
+use super::format::output_format;
 use super::messages::{messages, system};
 use super::thinking::{Thinking, thinking};
 use super::tools::{tool_choice, tools};
@@ -79,6 +80,9 @@ pub(crate) struct MessagesRequest {
     pub(crate) thinking: Option<Thinking>,
     /// Top-level `cache_control` (automatic caching of the whole prompt).
     pub(crate) top_cache: Option<Value>,
+    /// The JSON Schema of `output_config.format` (or `output_format`): the
+    /// answer's text is JSON filling it.
+    pub(crate) json_schema: Option<Value>,
 }
 
 pub(crate) fn parse(
@@ -145,6 +149,7 @@ pub(crate) fn parse(
             "Thinking may not be enabled when tool_choice forces tool use.",
         ));
     }
+    let json_schema = output_format(obj)?;
     let top_cache = field(obj, "cache_control").cloned();
     if let Some(cc) = &top_cache {
         cache_control(cc, "cache_control")?;
@@ -171,6 +176,7 @@ pub(crate) fn parse(
         parallel,
         thinking,
         top_cache,
+        json_schema,
     })
 }
 

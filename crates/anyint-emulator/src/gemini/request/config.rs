@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::fields::{bad_value, get, known};
+use super::format::{Output, output};
 use crate::gemini::error::GoogleError;
 
 const CONFIG_FIELDS: &[&str] = &[
@@ -37,6 +38,7 @@ pub(super) struct Config {
     pub(super) max_tokens: Option<usize>,
     pub(super) candidates: usize,
     pub(super) thinking: Option<bool>,
+    pub(super) output: Output,
 }
 
 pub(super) fn config(obj: &Map<String, Value>, msg: &str) -> Result<Config, GoogleError> {
@@ -111,11 +113,13 @@ pub(super) fn config(obj: &Map<String, Value>, msg: &str) -> Result<Config, Goog
         }
     }
     let thinking = thinking(&config, msg)?;
+    let output = output(&config, msg)?;
     Ok(Config {
         stop,
         max_tokens,
         candidates,
         thinking,
+        output,
     })
 }
 

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::config::{Config, config};
 use super::contents::{contents, part, part_tokens};
 use super::fields::{bad_value, get, known};
+use super::format::Output;
 use super::tools::{tool_config, tools};
 use crate::content::{Tool, ToolChoice};
 use crate::gemini::error::GoogleError;
@@ -42,6 +43,8 @@ pub(crate) struct GenerateRequest {
     pub(crate) prompt_tokens: usize,
     /// Tokens served from `cachedContent` (0 without it).
     pub(crate) cached_tokens: usize,
+    /// What the answer's text must be (structured output).
+    pub(crate) output: Output,
 }
 
 /// Which body shape to read.
@@ -104,7 +107,16 @@ fn generate(obj: &Map<String, Value>, msg: &str) -> Result<GenerateRequest, Goog
         max_tokens,
         candidates,
         thinking,
+        output,
     } = config(obj, msg)?;
+    if matches!(output, Output::Json(_))
+        && matches!(tool_choice, ToolChoice::Required | ToolChoice::Named(_))
+    {
+        return Err(GoogleError::invalid(
+            "Forced function calling (ANY mode) with a response mime type: 'application/json' \
+             is unsupported",
+        ));
+    }
     let cached_tokens = if get(obj, "cachedContent").is_some() {
         CACHED_CONTENT_TOKENS
     } else {
@@ -128,5 +140,6 @@ fn generate(obj: &Map<String, Value>, msg: &str) -> Result<GenerateRequest, Goog
         thinking,
         prompt_tokens,
         cached_tokens,
+        output,
     })
 }
