@@ -13,8 +13,8 @@ mod stream;
 mod usage;
 
 pub use chat::{
-    CacheControl, ChatRequest, ChatResponse, FinishReason, ImageSource, Message, OutputFormat,
-    Part, Reasoning, Role, Tool, ToolChoice,
+    CacheControl, ChatRequest, ChatResponse, DEFAULT_FORMAT_NAME, FinishReason, ImageSource,
+    Message, OutputFormat, Part, Reasoning, Role, SchemaSource, Tool, ToolChoice,
 };
-pub use stream::{EncodeOptions, StreamEvent};
+pub use stream::{DecodeOptions, EncodeOptions, StreamEvent};
 pub use usage::Usage;

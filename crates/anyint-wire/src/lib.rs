@@ -14,6 +14,7 @@ pub mod gemini;
 pub mod json;
 pub mod openai;
 pub mod responses;
+mod schema;
 pub mod sse;
 pub mod translate;
 

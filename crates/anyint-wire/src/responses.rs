@@ -73,7 +73,9 @@
 //! `function_call_output` — a string, or parts when there are images; a failed result's text
 //! starts with "Error"); tools as flat functions with `strict: false` (the API defaults to
 //! strict, which refuses ordinary schemas); `tool_choice`, `parallel_tool_calls` (with tools),
-//! `max_output_tokens`, `temperature`, `top_p`, `text.format`; `reasoning.effort` from the
+//! `max_output_tokens`, `temperature`, `top_p`, `text.format` (another family's schema in
+//! strict mode, and JSON mode with a developer message "Respond in JSON." first when no input
+//! message says "json", as for Chat: see [`crate::openai`]); `reasoning.effort` from the
 //! effort or a token budget (0 `none`, ≤ 2048 `low`, ≤ 8192 `medium`, else `high`);
 //! `include: ["reasoning.encrypted_content"]` when reasoning is asked for or replayed. Only
 //! reasoning OpenAI signed is replayed; other reasoning is dropped. Refused with a 400: stop

@@ -143,8 +143,72 @@ pub struct Reasoning {
     pub effort: Option<String>,
 }
 
+/// Where a structured-output schema came from: whose JSON Schema rules it was written under
+/// (structured-output.md §6), and the client parameter a refusal names.
+///
+/// Encoders pass a schema on unchanged to upstreams that speak its source's rules (an OpenAI
+/// source to OpenAI Chat or Responses, an Anthropic source to Anthropic, a Gemini source to
+/// Gemini) and translate it for the others (see the crate's `schema` module).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SchemaSource {
+    /// OpenAI Chat `response_format.json_schema.schema`.
+    #[default]
+    ChatResponseFormat,
+    /// OpenAI Responses `text.format.schema`.
+    ResponsesText,
+    /// Anthropic `output_config.format.schema` (always constrained decoding).
+    AnthropicOutputConfig,
+    /// Anthropic's deprecated top-level `output_format.schema` (same meaning).
+    AnthropicOutputFormat,
+    /// Gemini `generationConfig.responseJsonSchema` (plain JSON Schema; Gemini ignores the
+    /// keywords it does not support).
+    GeminiJsonSchema,
+    /// Gemini `generationConfig.responseSchema` (the OpenAPI subset), converted to JSON
+    /// Schema when decoded.
+    GeminiSchema,
+}
+
+impl SchemaSource {
+    /// The client's top-level parameter holding the schema.
+    pub fn param(self) -> &'static str {
+        match self {
+            Self::ChatResponseFormat => "response_format",
+            Self::ResponsesText => "text",
+            Self::AnthropicOutputConfig => "output_config",
+            Self::AnthropicOutputFormat => "output_format",
+            Self::GeminiJsonSchema | Self::GeminiSchema => "generationConfig",
+        }
+    }
+
+    /// The client's path to the schema, the prefix of a refused keyword's path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::ChatResponseFormat => "response_format.json_schema.schema",
+            Self::ResponsesText => "text.format.schema",
+            Self::AnthropicOutputConfig => "output_config.format.schema",
+            Self::AnthropicOutputFormat => "output_format.schema",
+            Self::GeminiJsonSchema => "generationConfig.responseJsonSchema",
+            Self::GeminiSchema => "generationConfig.responseSchema",
+        }
+    }
+
+    /// Whether the schema is in OpenAI's dialect (Chat or Responses).
+    pub fn is_openai(self) -> bool {
+        matches!(self, Self::ChatResponseFormat | Self::ResponsesText)
+    }
+
+    /// Whether the schema is in Anthropic's dialect.
+    pub fn is_anthropic(self) -> bool {
+        matches!(
+            self,
+            Self::AnthropicOutputConfig | Self::AnthropicOutputFormat
+        )
+    }
+}
+
 /// Structured output: the shape the answer's text must take (OpenAI Chat `response_format`,
-/// Responses `text.format`; see `shared/protocols/structured-output.md`).
+/// Responses `text.format`, Anthropic `output_config.format`, Gemini `responseMimeType` with
+/// `responseJsonSchema` or `responseSchema`; see `shared/protocols/structured-output.md`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum OutputFormat {
     /// Free text, the default.
@@ -159,15 +223,34 @@ pub enum OutputFormat {
         schema: Option<Value>,
         /// What the output is for.
         description: Option<String>,
-        /// Constrained decoding (`strict: true`); without it the schema is a hint.
+        /// Constrained decoding (`strict: true`); without it the schema is a hint. Anthropic
+        /// and Gemini sources always constrain, and decode as `Some(true)`.
         strict: Option<bool>,
+        /// Where the schema came from (its rules, and the parameter errors name).
+        source: SchemaSource,
     },
 }
+
+/// The name a structured-output format gets when its source family has none (Anthropic,
+/// Gemini), for OpenAI upstreams, which require one.
+pub const DEFAULT_FORMAT_NAME: &str = "response";
 
 impl OutputFormat {
     /// Whether this asks for nothing beyond free text.
     pub fn is_text(&self) -> bool {
         matches!(self, Self::Text)
+    }
+
+    /// A JSON Schema format from a family without names or a strict flag (Anthropic, Gemini):
+    /// named [`DEFAULT_FORMAT_NAME`], constrained.
+    pub fn constrained(schema: Value, source: SchemaSource) -> Self {
+        Self::JsonSchema {
+            name: DEFAULT_FORMAT_NAME.to_owned(),
+            schema: Some(schema),
+            description: None,
+            strict: Some(true),
+            source,
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! content; `End` closes a stream that completed normally. A stream that ends without `End`
 //! was cut short.
 
-use super::{FinishReason, Usage};
+use super::{ChatRequest, FinishReason, ToolChoice, Usage};
 
 /// One canonical stream event.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,4 +73,27 @@ pub struct EncodeOptions {
     pub input_tokens_estimate: u64,
     /// Unix seconds to stamp on chunks that carry a creation time.
     pub created: i64,
+}
+
+/// What decoding an upstream's answer must enforce because the upstream could not be asked
+/// for it: the part of the request the upstream decoders read. Build it with
+/// [`DecodeOptions::for_request`] from the canonical request that was sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Keep only the first tool call of the turn: the request said `parallel_tool_calls:
+    /// false` (Anthropic `disable_parallel_tool_use`) with tools that may be called, and an
+    /// upstream without such a switch (Gemini) may make several (structured-output.md §8).
+    /// The dropped calls were generated, so usage is left as the upstream reported it.
+    pub first_tool_call_only: bool,
+}
+
+impl DecodeOptions {
+    /// The options for answers to `req`.
+    pub fn for_request(req: &ChatRequest) -> Self {
+        Self {
+            first_tool_call_only: req.parallel_tool_calls == Some(false)
+                && !req.tools.is_empty()
+                && req.tool_choice != Some(ToolChoice::None),
+        }
+    }
 }

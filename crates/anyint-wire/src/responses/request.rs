@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{RequestHead, input, native, tools};
 use crate::DecodeError;
-use crate::canonical::{ChatRequest, OutputFormat, Part, Reasoning};
+use crate::canonical::{ChatRequest, OutputFormat, Part, Reasoning, SchemaSource};
 
 fn number<T>(
     obj: &Map<String, Value>,
@@ -150,6 +150,7 @@ pub(super) fn decode_format(f: &Value) -> Result<OutputFormat, DecodeError> {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             strict: f.get("strict").and_then(Value::as_bool),
+            source: SchemaSource::ResponsesText,
         }),
         _ => Err(bad(
             "text.format.type",
@@ -158,11 +159,12 @@ pub(super) fn decode_format(f: &Value) -> Result<OutputFormat, DecodeError> {
     }
 }
 
-/// `text.format` for a canonical format (`None` for plain text).
-pub(super) fn encode_format(f: &OutputFormat) -> Option<Value> {
+/// `text.format` for a canonical format (`None` for plain text). Another family's schema is
+/// translated to strict mode (see the crate's `schema` module), which may refuse it.
+pub(super) fn encode_format(f: &OutputFormat) -> Result<Option<Value>, DecodeError> {
     let mut o = Map::new();
     match f {
-        OutputFormat::Text => return None,
+        OutputFormat::Text => return Ok(None),
         OutputFormat::JsonObject => {
             o.insert("type".into(), "json_object".into());
         }
@@ -171,21 +173,23 @@ pub(super) fn encode_format(f: &OutputFormat) -> Option<Value> {
             schema,
             description,
             strict,
+            source,
         } => {
+            let (schema, strict) = crate::schema::for_openai(schema.as_ref(), *source, *strict)?;
             o.insert("type".into(), "json_schema".into());
             o.insert("name".into(), name.clone().into());
             if let Some(d) = description {
                 o.insert("description".into(), d.clone().into());
             }
             if let Some(s) = schema {
-                o.insert("schema".into(), s.clone());
+                o.insert("schema".into(), s);
             }
             if let Some(s) = strict {
-                o.insert("strict".into(), (*s).into());
+                o.insert("strict".into(), s.into());
             }
         }
     }
-    Some(Value::Object(o))
+    Ok(Some(Value::Object(o)))
 }
 
 #[cfg(test)]

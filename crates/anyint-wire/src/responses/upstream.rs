@@ -8,7 +8,9 @@ use super::request::encode_format;
 use super::tools::encode_tool;
 use crate::DecodeError;
 use crate::canonical::signature::{self, Origin};
-use crate::canonical::{ChatRequest, ImageSource, Message, Part, Reasoning, Role, ToolChoice};
+use crate::canonical::{
+    ChatRequest, ImageSource, Message, OutputFormat, Part, Reasoning, Role, ToolChoice,
+};
 
 /// The only `extra` field a Responses upstream takes (left by a Responses client).
 const EXTRA_OK: &[&str] = &["top_logprobs"];
@@ -43,6 +45,11 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         ));
     }
     let mut input = Vec::with_capacity(req.messages.len() + 1);
+    if req.format == Some(OutputFormat::JsonObject) && !crate::schema::mentions_json(req, false) {
+        // JSON mode needs "json" in an input message; `instructions` do not count.
+        input.push(json!({"type": "message", "role": "developer",
+            "content": [{"type": "input_text", "text": crate::schema::JSON_HINT}]}));
+    }
     let mut replays_reasoning = false;
     for m in &req.messages {
         replays_reasoning |= encode_message(m, &mut input);
@@ -97,8 +104,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     if let Some(e) = &effort {
         body.insert("reasoning".into(), json!({"effort": e}));
     }
-    if let Some(f) = req.format.as_ref().and_then(encode_format) {
-        body.insert("text".into(), json!({"format": f}));
+    if let Some(f) = req.format.as_ref() {
+        if let Some(f) = encode_format(f)? {
+            body.insert("text".into(), json!({"format": f}));
+        }
     }
     // The gateway keeps no state upstream; reasoning state comes back in the response.
     body.insert("store".into(), json!(false));
@@ -349,6 +358,9 @@ mod tests {
                 "model": "gpt-5.1",
                 "instructions": "S1\n\nS2",
                 "input": [
+                    // JSON mode: OpenAI wants the word in an input message.
+                    {"type": "message", "role": "developer", "content": [
+                        {"type": "input_text", "text": "Respond in JSON."}]},
                     {"type": "message", "role": "user", "content": [
                         {"type": "input_text", "text": "look"},
                         {"type": "input_image", "image_url": "data:image/png;base64,AAA", "detail": "auto"}]},

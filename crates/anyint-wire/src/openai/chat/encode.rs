@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::shared::{field_err, text_of};
 use crate::DecodeError;
-use crate::canonical::{ChatRequest, ImageSource, Message, Part, Role, ToolChoice};
+use crate::canonical::{ChatRequest, ImageSource, Message, OutputFormat, Part, Role, ToolChoice};
 
 /// Encodes a canonical request as an OpenAI-compatible upstream body. Streams always ask for
 /// the usage chunk so the gateway can meter.
@@ -34,10 +34,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         ));
     }
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
-    let system: Vec<&str> = req.system.iter().filter_map(text_of).collect();
-    if !system.is_empty() {
-        messages.push(json!({"role": "system", "content": system.join("\n\n")}));
-    }
+    messages.extend(system_message(req));
     for m in &req.messages {
         encode_message(m, &mut messages);
     }
@@ -100,7 +97,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         }
     }
     if let Some(f) = &req.format {
-        body.insert("response_format".into(), crate::openai::format::encode(f));
+        body.insert("response_format".into(), crate::openai::format::encode(f)?);
     }
     if let Some(n) = req.extra.get("top_logprobs") {
         body.insert("logprobs".into(), json!(true));
@@ -111,6 +108,16 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         body.insert("stream_options".into(), json!({"include_usage": true}));
     }
     serde_json::to_vec(&body).map_err(|e| DecodeError::body(e.to_string()))
+}
+
+/// The system prompt as one system message; JSON mode adds "Respond in JSON." when no message
+/// says "json" (OpenAI refuses JSON mode without the word).
+fn system_message(req: &ChatRequest) -> Option<Value> {
+    let mut system: Vec<&str> = req.system.iter().filter_map(text_of).collect();
+    if req.format == Some(OutputFormat::JsonObject) && !crate::schema::mentions_json(req, true) {
+        system.push(crate::schema::JSON_HINT);
+    }
+    (!system.is_empty()).then(|| json!({"role": "system", "content": system.join("\n\n")}))
 }
 
 fn encode_parts(parts: &[&Part]) -> Value {

@@ -330,7 +330,8 @@ fn structured_output_effort_and_top_logprobs() {
             name: "answer".into(),
             schema: Some(json!({"type": "object"})),
             description: None,
-            strict: Some(true)
+            strict: Some(true),
+            source: crate::canonical::SchemaSource::ResponsesText,
         })
     );
     assert_eq!(r.reasoning.unwrap().effort.as_deref(), Some("none"));
@@ -475,7 +476,7 @@ fn requests_round_trip_through_the_upstream_encoder() {
             {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "c1", "output": "r"},
             {"role": "assistant", "content": [{"type": "output_text", "text": "b"}]},
-            {"role": "user", "content": "c"}
+            {"role": "user", "content": "c, in JSON"}
         ]
     });
     let r = decode(&body).unwrap();
