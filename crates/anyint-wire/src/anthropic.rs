@@ -19,10 +19,16 @@
 //! - Mapped: `thinking {enabled, budget_tokens}` → `Reasoning{budget_tokens}`;
 //!   `{disabled}` → `Reasoning{budget_tokens: Some(0)}` (a zero budget means "no thinking" to
 //!   every encoder); `{adaptive}` → `Reasoning::default()` (think, provider's choice of
-//!   amount); `output_config` holding only `effort` → `Reasoning.effort`.
-//!   `tool_choice.disable_parallel_tool_use: true` → `parallel_tool_calls: Some(false)`.
-//! - Everything else (e.g. `output_config.format`, `mcp_servers`, `context_management`) is kept
-//!   in `extra`, which other families' encoders refuse with a 400 naming the field.
+//!   amount);
+//!   `output_config.effort` → `Reasoning.effort`; `output_config.format` (`{type:
+//!   "json_schema", schema}`) and the deprecated top-level `output_format` (the same shape; both
+//!   at once is a 400 naming `output_format`) → a constrained JSON Schema format named
+//!   `response` ([`OutputFormat::constrained`](crate::canonical::OutputFormat::constrained),
+//!   source `output_config` / `output_format`), which other families' encoders translate
+//!   (see the crate's `schema` module); `tool_choice.disable_parallel_tool_use: true` →
+//!   `parallel_tool_calls: Some(false)` (other families' encoders send it only with tools).
+//! - Everything else (e.g. other `output_config` fields, `mcp_servers`, `context_management`) is
+//!   kept in `extra`, which other families' encoders refuse with a 400 naming the field.
 //!
 //! # Upstream requests ([`encode_request`])
 //! The provider sends `anthropic-version: 2023-06-01`, so sampling parameters pass through,
@@ -44,11 +50,41 @@
 //!   (a Gemini `thoughtSignature`) is dropped whole, since Anthropic cannot verify it and
 //!   refuses thinking blocks without a valid signature. Image `detail` has no equivalent and
 //!   is dropped; `data:` URLs become base64 sources.
-//! - `n > 1` and any `extra` field are refused with a 400 naming the field, and so is a
-//!   non-text structured-output `format` (naming `response_format`; the mapping to
-//!   `output_config.format` is not written yet).
+//! - `n > 1` and any `extra` field are refused with a 400 naming the field.
+//! - `parallel_tool_calls: false` → `disable_parallel_tool_use: true` on the tool choice (an
+//!   `auto` choice when the client gave none); not sent without tools or with choice `none`.
+//!
+//! ## Structured output (structured-output.md §5, §7)
+//! - An Anthropic client's own schema goes back as `output_config.format` as it was sent (the
+//!   deprecated `output_format` too, rewritten to `output_config.format`).
+//! - Another family's JSON Schema whose root is an object (and that is not recursive) →
+//!   native `output_config.format: {type: "json_schema", schema}`, the schema translated like
+//!   the SDK's `transform_schema` (see the crate's `schema` module): objects closed with
+//!   `additionalProperties: false`, `oneOf` → `anyOf`, type lists → `anyOf`, unsupported
+//!   constraints moved into `description` when the client asked for no guarantee (`strict`
+//!   not true), and refused with a 400 naming the keyword's path when it did. The format's
+//!   description becomes the root's when that has none.
+//! - Where the native format cannot carry it, one forced tool does
+//!   (`tool_choice: {type: tool, name, disable_parallel_tool_use: true}`):
+//!   JSON mode, and a `json_schema` without schema → [`JSON_TOOL`] with
+//!   `input_schema: {"type": "object"}` (the native format needs `additionalProperties: false`
+//!   on every object, so it has no "any object"); a recursive schema (no native form) →
+//!   [`JSON_TOOL`] with the schema, without `strict` (refused with a 400 when a guarantee was
+//!   asked: nothing can give it); a schema whose root is not an object → [`JSON_VALUE_TOOL`]
+//!   with `{"type":"object","properties":{"value": schema},"required":["value"]}` (its
+//!   definitions moved to the root), `strict: true` when a guarantee was asked.
+//! - A forced tool excludes what the API refuses with it: extended thinking ("Thinking may not
+//!   be enabled when tool_choice forces tool use") and the request's own callable tools (the
+//!   model could no longer call them). Both are a 400 naming the format's parameter: choose
+//!   one. A client tool named like either reserved tool is a 400 naming `tools`.
 //!
 //! # Responses and streams
+//! A call of [`JSON_TOOL`] or [`JSON_VALUE_TOOL`] is the answer's text, not a tool call: the
+//! response's `tool_use` input (or its `value`) becomes a text part, whitespace between tokens
+//! removed but keys in the order generated; in a stream its `input_json_delta` pieces become
+//! text deltas as they come (for the value tool, the text inside the wrapper). It takes no
+//! tool call ordinal, and `stop_reason: tool_use` with no other call becomes `Stop`.
+//!
 //! Ids pass through: a response id gets a `msg_` prefix when it lacks one, tool call ids are
 //! never rewritten (so a later `tool_result` still refers to its call). Blocks with no canonical
 //! home (server tool use and results, citations) are skipped when decoding. Canonical usage
@@ -83,3 +119,12 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// The smallest `thinking.budget_tokens` the API accepts.
 pub const MIN_THINKING_BUDGET: u64 = 1024;
+
+/// The forced tool that carries structured output to Anthropic when the native
+/// `output_config.format` cannot: its input is the answer. Reserved: a client tool of this name
+/// is refused, and the decoders turn a call of it into the answer's text.
+pub const JSON_TOOL: &str = "anyint_json_response";
+
+/// The forced tool for a schema whose root is not an object: its input is
+/// `{"value": <the answer>}`. Reserved like [`JSON_TOOL`].
+pub const JSON_VALUE_TOOL: &str = "anyint_json_value";

@@ -290,6 +290,19 @@ pub(crate) fn translate(
     Ok(out)
 }
 
+/// Gives the schema's root the format's `description` (what the output is for) when it has
+/// none, for targets whose format has no description of its own. An annotation: it changes
+/// nothing about which answers are valid.
+pub(crate) fn describe_root(schema: &mut Value, description: Option<&str>) {
+    if let (Some(d), Some(root)) = (
+        description.filter(|d| !d.is_empty()),
+        schema.as_object_mut(),
+    ) {
+        root.entry("description")
+            .or_insert_with(|| Value::String(d.to_owned()));
+    }
+}
+
 /// Whether a schema's root is a plain object schema (`"type": "object"`).
 pub(crate) fn is_object_type(schema: &Value) -> bool {
     schema.get("type").and_then(Value::as_str) == Some("object")

@@ -4,6 +4,7 @@
 pub(super) mod check;
 mod decode;
 mod encode;
+mod format;
 
 pub use decode::decode_request;
 pub use encode::{effort_budget, encode_request};

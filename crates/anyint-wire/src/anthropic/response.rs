@@ -5,12 +5,14 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::usage::{UsageOut, WireUsage};
 use super::wire::{Block, Input, decode_stop, encode_stop, message_id, tool_input};
+use super::{JSON_TOOL, JSON_VALUE_TOOL};
 use crate::DecodeError;
 use crate::canonical::signature::{self, Origin};
-use crate::canonical::{ChatResponse, Part};
+use crate::canonical::{ChatResponse, FinishReason, Part};
 
 #[derive(Deserialize)]
 struct WireResponse {
@@ -61,9 +63,25 @@ pub(super) enum OutBlock {
 }
 
 impl OutBlock {
-    /// The canonical part, if this block has one.
-    fn into_part(self) -> Option<Part> {
+    /// The canonical part, if this block has one. A call of the gateway's structured-output
+    /// tool is the answer's text: its input ([`JSON_TOOL`]) or the input's `value`
+    /// ([`JSON_VALUE_TOOL`]), as the upstream wrote it (`raw`: the block's `input` text, so key
+    /// order and spacing stay as generated).
+    fn into_part(self, raw: Option<&str>) -> Option<Part> {
         Some(match self {
+            Self::ToolUse { name, input, .. } if name == JSON_TOOL => {
+                Part::text(raw.map_or_else(|| input.to_string(), minify))
+            }
+            Self::ToolUse { name, input, .. } if name == JSON_VALUE_TOOL => {
+                let value = raw.and_then(|r| {
+                    serde_json::from_str::<Wrapped<'_>>(r)
+                        .ok()
+                        .map(|w| minify(w.value.get()))
+                });
+                Part::text(
+                    value.unwrap_or_else(|| input.get("value").unwrap_or(&input).to_string()),
+                )
+            }
             Self::Text { text } => Part::text(text),
             Self::Thinking {
                 thinking,
@@ -90,6 +108,62 @@ impl OutBlock {
     }
 }
 
+/// JSON text without the whitespace between tokens (keys keep their order, strings their
+/// content).
+fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !c.is_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The value-wrapped tool's input, its `value` unparsed.
+#[derive(Deserialize)]
+struct Wrapped<'a> {
+    #[serde(borrow)]
+    value: &'a RawValue,
+}
+
+/// The `input` text of each content block, in order: read again, unparsed, when a
+/// structured-output tool answered.
+fn raw_inputs(body: &[u8]) -> Vec<Option<&RawValue>> {
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow, default)]
+        content: Vec<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct RawBlock<'a> {
+        #[serde(borrow, default)]
+        input: Option<&'a RawValue>,
+    }
+    serde_json::from_slice::<Raw<'_>>(body)
+        .map(|r| {
+            r.content
+                .into_iter()
+                .map(|b| {
+                    serde_json::from_str::<RawBlock<'_>>(b.get())
+                        .ok()
+                        .and_then(|b| b.input)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A `tool_use` input as canonical arguments text; a missing input means no arguments.
 pub(super) fn tool_arguments(input: &Value) -> String {
     match input {
@@ -110,16 +184,32 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
             "the upstream response has type `{k}`, not `message`"
         )));
     }
+    let unwrapped = r.content.iter().any(|b| {
+        matches!(b, OutBlock::ToolUse { name, .. } if name == JSON_TOOL || name == JSON_VALUE_TOOL)
+    });
+    let raw = if unwrapped {
+        raw_inputs(body)
+    } else {
+        Vec::new()
+    };
+    let parts: Vec<Part> = r
+        .content
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, b)| b.into_part(raw.get(i).copied().flatten().map(RawValue::get)))
+        .collect();
+    let calls = parts.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+    let finish = r.stop_reason.as_deref().map(|s| match decode_stop(s) {
+        // The structured-output tool's call is the answer, not a call for the client.
+        FinishReason::ToolCalls if unwrapped && !calls => FinishReason::Stop,
+        other => other,
+    });
     Ok(ChatResponse {
         id: r.id,
         model: r.model,
         created: None,
-        parts: r
-            .content
-            .into_iter()
-            .filter_map(OutBlock::into_part)
-            .collect(),
-        finish: r.stop_reason.as_deref().map(decode_stop),
+        parts,
+        finish,
         stop_sequence: r.stop_sequence,
         usage: r.usage.map(|u| u.canonical()).unwrap_or_default(),
     })
@@ -211,7 +301,6 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::Usage;
-    use crate::canonical::FinishReason;
     use serde_json::json;
 
     const BODY: &str = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-x",
@@ -333,5 +422,33 @@ mod tests {
         assert!(decode_response(b"[]").is_err());
         assert!(decode_response(br#"{"type":"error","content":[]}"#).is_err());
         assert!(decode_response(br#"{"id":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn the_json_tools_answer_as_text_in_the_order_generated() {
+        let body = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
+            "content":[{"type":"tool_use","id":"toolu_1","name":"anyint_json_response",
+                        "input":{ "b": "x y",
+                                  "a": [1, {"q\"": "\\"}] }}],
+            "stop_reason":"tool_use","usage":{"input_tokens":5,"output_tokens":7}}"#;
+        let r = decode_response(body.as_bytes()).unwrap();
+        assert_eq!(
+            r.parts,
+            vec![Part::text(r#"{"b":"x y","a":[1,{"q\"":"\\"}]}"#)]
+        );
+        assert_eq!(r.finish, Some(FinishReason::Stop));
+        let body = r#"{"type":"message","content":[
+            {"type":"text","text":"Sure."},
+            {"type":"tool_use","id":"t","name":"anyint_json_value","input":{"value":[3, 1]}}],
+            "stop_reason":"tool_use"}"#;
+        let r = decode_response(body.as_bytes()).unwrap();
+        assert_eq!(r.parts, vec![Part::text("Sure."), Part::text("[3,1]")]);
+        assert_eq!(r.finish, Some(FinishReason::Stop));
+        // Another tool's call in the same answer stays a call.
+        let body = r#"{"type":"message","content":[
+            {"type":"tool_use","id":"t","name":"anyint_json_response","input":{}},
+            {"type":"tool_use","id":"u","name":"f","input":{}}], "stop_reason":"tool_use"}"#;
+        let r = decode_response(body.as_bytes()).unwrap();
+        assert_eq!(r.finish, Some(FinishReason::ToolCalls));
     }
 }

@@ -3,6 +3,7 @@
 
 mod decoder;
 mod encoder;
+mod unwrap;
 
 pub use decoder::StreamDecoder;
 pub use encoder::{StreamEncoder, error_event};

@@ -14,7 +14,9 @@ use self::shared::{Version, err, take, take_str};
 use super::check;
 use crate::DecodeError;
 use crate::anthropic::MIN_THINKING_BUDGET;
-use crate::canonical::{ChatRequest, Message, Part, Reasoning, Role, Tool, ToolChoice};
+use crate::canonical::{
+    ChatRequest, Message, OutputFormat, Part, Reasoning, Role, SchemaSource, Tool, ToolChoice,
+};
 
 /// Top-level fields dropped on purpose (see the module docs for why).
 const IGNORED: &[&str] = &[
@@ -78,9 +80,26 @@ pub fn decode_request(body: &[u8], version: &str) -> Result<ChatRequest, DecodeE
     let mut reasoning = take(&mut obj, "thinking")
         .map(|t| decode_thinking(t, max_tokens))
         .transpose()?;
-    if let Some(effort) = take_effort(&mut obj) {
+    let (effort, format) = take_output_config(&mut obj)?;
+    if let Some(effort) = effort {
         reasoning.get_or_insert_with(Reasoning::default).effort = Some(effort);
     }
+    let format = match (format, take(&mut obj, "output_format")) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "output_format",
+                "output_format: cannot be combined with output_config.format; send only \
+                 output_config.format (output_format is deprecated)",
+            ));
+        }
+        (Some(f), None) => Some(f),
+        (None, Some(old)) => Some(decode_format(
+            old,
+            "output_format",
+            SchemaSource::AnthropicOutputFormat,
+        )?),
+        (None, None) => None,
+    };
     for k in IGNORED {
         obj.remove(*k);
     }
@@ -100,8 +119,7 @@ pub fn decode_request(body: &[u8], version: &str) -> Result<ChatRequest, DecodeE
         stream,
         reasoning,
         n: None,
-        // `output_config.format` stays in `extra` until it is mapped.
-        format: None,
+        format,
         extra: obj,
     })
 }
@@ -350,22 +368,75 @@ fn decode_thinking(v: Value, max_tokens: u64) -> Result<Reasoning, DecodeError> 
     }
 }
 
-/// `output_config.effort` when it is all `output_config` holds; otherwise `output_config`
-/// stays in `obj` (and so in `extra`).
-fn take_effort(obj: &mut Map<String, Value>) -> Option<String> {
-    let Some(Value::Object(oc)) = obj.get("output_config") else {
-        return None;
+/// `output_config.effort` and `output_config.format`; whatever else `output_config` holds
+/// stays in `obj` under `output_config` (and so in `extra`).
+fn take_output_config(
+    obj: &mut Map<String, Value>,
+) -> Result<(Option<String>, Option<OutputFormat>), DecodeError> {
+    let mut oc = match take(obj, "output_config") {
+        None => return Ok((None, None)),
+        Some(Value::Object(oc)) => oc,
+        Some(_) => {
+            return Err(err(
+                "output_config",
+                "output_config: Input should be a valid dictionary",
+            ));
+        }
     };
-    let mut set = oc.iter().filter(|(_, v)| !v.is_null());
-    let only_effort = matches!(
-        (set.next(), set.next()),
-        (Some((k, Value::String(_))), None) if k == "effort"
-    );
-    if !only_effort {
-        return None;
+    let effort = match take_str(&mut oc, "effort") {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(_)) => {
+            return Err(err(
+                "output_config",
+                "output_config.effort: Input should be a valid string",
+            ));
+        }
+    };
+    let format = take(&mut oc, "format")
+        .map(|f| {
+            decode_format(
+                f,
+                "output_config.format",
+                SchemaSource::AnthropicOutputConfig,
+            )
+        })
+        .transpose()?;
+    oc.retain(|_, v| !v.is_null());
+    if !oc.is_empty() {
+        obj.insert("output_config".into(), Value::Object(oc));
     }
-    match obj.remove("output_config") {
-        Some(Value::Object(mut oc)) => take_str(&mut oc, "effort").and_then(Result::ok),
-        _ => None,
+    Ok((effort, format))
+}
+
+/// `{"type": "json_schema", "schema": {…}}` (at `at`) as a canonical format.
+fn decode_format(
+    v: Value,
+    at: &'static str,
+    source: SchemaSource,
+) -> Result<OutputFormat, DecodeError> {
+    let param = source.param();
+    let Value::Object(mut f) = v else {
+        return Err(err(
+            param,
+            format!("{at}: Input should be a valid dictionary"),
+        ));
+    };
+    match take_str(&mut f, "type").and_then(Result::ok).as_deref() {
+        Some("json_schema") => {}
+        _ => {
+            return Err(err(
+                param,
+                format!("{at}.type: Input should be 'json_schema'"),
+            ));
+        }
+    }
+    match take(&mut f, "schema") {
+        Some(schema @ Value::Object(_)) => Ok(OutputFormat::constrained(schema, source)),
+        None => Err(err(param, format!("{at}.schema: Field required"))),
+        Some(_) => Err(err(
+            param,
+            format!("{at}.schema: Input should be a valid dictionary"),
+        )),
     }
 }

@@ -5,11 +5,12 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
+use super::format::{self, Plan};
 use crate::DecodeError;
 use crate::anthropic::wire::{Block, ImageSrc, ResultContent, WireCache, tool_input};
-use crate::anthropic::{DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET};
+use crate::anthropic::{DEFAULT_MAX_TOKENS, JSON_TOOL, JSON_VALUE_TOOL, MIN_THINKING_BUDGET};
 use crate::canonical::signature::{self, Origin};
 use crate::canonical::{ChatRequest, Message, Part, Reasoning, Role, Tool, ToolChoice};
 
@@ -50,6 +51,8 @@ struct Body<'a> {
     tool_choice: Option<Choice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +69,8 @@ struct WireTool<'a> {
     input_schema: Cow<'a, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cache_control: Option<WireCache<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    strict: bool,
 }
 
 #[derive(Serialize)]
@@ -100,9 +105,19 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     if let Some(k) = req.extra.keys().next() {
         return Err(DecodeError::unsupported(k, "anthropic"));
     }
-    if req.format.as_ref().is_some_and(|f| !f.is_text()) {
-        // Not mapped yet (`output_config.format` or a forced tool, structured-output.md §5).
-        return Err(DecodeError::unsupported("response_format", "anthropic"));
+    if let Some(t) = req
+        .tools
+        .iter()
+        .find(|t| t.name == JSON_TOOL || t.name == JSON_VALUE_TOOL)
+    {
+        return Err(DecodeError::field(
+            "tools",
+            format!(
+                "the tool name `{}` is reserved by the gateway (it carries structured output to \
+                 this model's upstream, anthropic); rename the tool",
+                t.name
+            ),
+        ));
     }
     if req.n.is_some_and(|n| n > 1) {
         return Err(DecodeError::field(
@@ -112,6 +127,35 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     }
     let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let (thinking, max_tokens) = thinking(req.reasoning.as_ref(), max_tokens);
+    let plan = format::plan(req, matches!(thinking, Some(Thinking::Enabled { .. })))?;
+    let mut tools: Vec<WireTool<'_>> = req.tools.iter().map(encode_tool).collect();
+    let mut tool_choice = tool_choice(req);
+    let mut output_config = None;
+    match &plan {
+        Plan::None => {}
+        Plan::Native(schema) => {
+            output_config = Some(json!({"format": {"type": "json_schema", "schema": schema}}));
+        }
+        Plan::Tool {
+            name,
+            description,
+            schema,
+            strict,
+        } => {
+            tools.push(WireTool {
+                name,
+                description: Some(description),
+                input_schema: Cow::Borrowed(schema),
+                cache_control: None,
+                strict: *strict,
+            });
+            // One call, so the answer is one object.
+            tool_choice = Some(Choice::Tool {
+                name,
+                disable_parallel_tool_use: true,
+            });
+        }
+    }
     let body = Body {
         model: &req.model,
         max_tokens,
@@ -124,9 +168,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         top_k: req.top_k,
         stop_sequences: &req.stop,
         stream: req.stream,
-        tools: req.tools.iter().map(encode_tool).collect(),
-        tool_choice: tool_choice(req),
+        tools,
+        tool_choice,
         thinking,
+        output_config,
     };
     serde_json::to_vec(&body).map_err(|e| DecodeError::body(e.to_string()))
 }
@@ -200,6 +245,7 @@ fn encode_tool(t: &Tool) -> WireTool<'_> {
         description: t.description.as_deref(),
         input_schema,
         cache_control: WireCache::of(t.cache.as_ref()),
+        strict: false,
     }
 }
 

@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 use super::{decode_request, encode_request};
 use crate::DecodeError;
 use crate::canonical::{
-    CacheControl, ChatRequest, ImageSource, Message, Part, Reasoning, Role, Tool, ToolChoice,
+    CacheControl, ChatRequest, ImageSource, Message, OutputFormat, Part, Reasoning, Role,
+    SchemaSource, Tool, ToolChoice,
 };
 
 const V1: &str = "2023-06-01";
@@ -283,8 +284,75 @@ fn thinking_modes_and_output_config() {
         json!({"effort":"low","format":{"type":"json_schema","schema":{}}}),
     ))
     .unwrap();
-    assert_eq!(r.reasoning, None);
-    assert!(r.extra.contains_key("output_config"));
+    assert_eq!(r.reasoning.unwrap().effort.as_deref(), Some("low"));
+    assert_eq!(
+        r.format,
+        Some(OutputFormat::constrained(
+            json!({}),
+            SchemaSource::AnthropicOutputConfig
+        ))
+    );
+    assert!(r.extra.is_empty());
+    // What has no canonical home stays in `output_config`.
+    let r = decode(&with(
+        "output_config",
+        json!({"effort":"low","task_budget":{"total":10}}),
+    ))
+    .unwrap();
+    assert_eq!(
+        r.extra["output_config"],
+        json!({"task_budget":{"total":10}})
+    );
+}
+
+#[test]
+fn output_format_is_read_in_both_forms() {
+    let schema = json!({"type":"object","properties":{"a":{"type":"string"}},"required":["a"],
+        "additionalProperties":false});
+    let r = decode(&with(
+        "output_format",
+        json!({"type":"json_schema","schema":schema}),
+    ))
+    .unwrap();
+    assert_eq!(
+        r.format,
+        Some(OutputFormat::constrained(
+            schema.clone(),
+            SchemaSource::AnthropicOutputFormat
+        ))
+    );
+    // The deprecated form goes upstream as `output_config.format`, schema as sent.
+    let up: Value = serde_json::from_slice(&encode_request(&r).unwrap()).unwrap();
+    assert_eq!(
+        up["output_config"],
+        json!({"format":{"type":"json_schema","schema":schema}})
+    );
+    assert!(up.get("output_format").is_none());
+    let mut both = with(
+        "output_format",
+        json!({"type":"json_schema","schema":schema}),
+    );
+    both["output_config"] = json!({"format":{"type":"json_schema","schema":schema}});
+    assert_eq!(decode(&both).unwrap_err().param, Some("output_format"));
+    for (bad, path) in [
+        (
+            json!({"format":{"type":"json_object"}}),
+            "output_config.format.type",
+        ),
+        (
+            json!({"format":{"type":"json_schema"}}),
+            "output_config.format.schema",
+        ),
+        (
+            json!({"format":{"type":"json_schema","schema":[1]}}),
+            "output_config.format.schema",
+        ),
+        (json!({"effort":3}), "output_config.effort"),
+    ] {
+        let e = decode(&with("output_config", bad)).unwrap_err();
+        assert_eq!(e.param, Some("output_config"));
+        assert!(e.message.starts_with(path), "{e}");
+    }
 }
 
 #[test]

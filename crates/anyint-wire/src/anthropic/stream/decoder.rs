@@ -8,6 +8,11 @@
 //! citation deltas, server-tool blocks and frames whose JSON does not parse are ignored.
 //! Signatures are tagged as Anthropic's (see [`crate::canonical::signature`]).
 //!
+//! A call of the gateway's structured-output tool ([`JSON_TOOL`], [`JSON_VALUE_TOOL`]) is not
+//! a tool call: its `input_json_delta` pieces become `TextDelta`s (for the value tool, the
+//! text of `value`, see [`ValueUnwrap`]), it takes no tool call ordinal, and a `tool_use`
+//! stop reason with no other call becomes `Stop`.
+//!
 //! The canonical sequencing rules hold whatever the upstream sends: `Start` is synthesized if
 //! content arrives first, content after `Finish` is dropped, and nothing follows `End` or
 //! `Error`. An `error` before `message_start` yields `Error` alone (no `Start`), so nothing
@@ -16,11 +21,13 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::unwrap::ValueUnwrap;
 use crate::anthropic::response::tool_arguments;
 use crate::anthropic::usage::WireUsage;
 use crate::anthropic::wire::decode_stop;
-use crate::canonical::StreamEvent;
+use crate::anthropic::{JSON_TOOL, JSON_VALUE_TOOL};
 use crate::canonical::signature::{self, Origin};
+use crate::canonical::{FinishReason, StreamEvent};
 use crate::sse::Frame;
 
 /// Event names the decoder acts on; frames named otherwise are skipped unparsed.
@@ -47,6 +54,9 @@ enum WireEvent {
     ContentBlockDelta {
         index: u64,
         delta: Delta,
+    },
+    ContentBlockStop {
+        index: u64,
     },
     MessageDelta {
         #[serde(default)]
@@ -163,6 +173,10 @@ enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     ToolUse(u32),
+    /// The structured-output tool: its input is the answer's text.
+    Json,
+    /// The value-wrapped structured-output tool: `values[i]` unwraps it.
+    JsonValue(usize),
     Other,
 }
 
@@ -173,6 +187,9 @@ pub struct StreamDecoder {
     /// Upstream block index → kind, for blocks whose deltas need it (tool calls).
     blocks: Vec<(u64, Kind)>,
     tool_calls: u32,
+    /// A structured-output tool call was turned into text.
+    unwrapped: bool,
+    values: Vec<ValueUnwrap>,
     usage: WireUsage,
 }
 
@@ -240,14 +257,30 @@ impl StreamDecoder {
                     self.block_delta(index, delta, out);
                 }
             }
+            WireEvent::ContentBlockStop { index } => {
+                if self.phase == Phase::Open {
+                    self.block_stop(index, out);
+                }
+            }
             WireEvent::MessageDelta { delta, usage } => {
                 self.ensure_started(out);
                 if self.phase == Phase::Open
                     && let Some(reason) = delta.stop_reason
                 {
+                    // Blocks the upstream never stopped.
+                    let open: Vec<u64> = self.blocks.iter().map(|(i, _)| *i).collect();
+                    for index in open {
+                        self.block_stop(index, out);
+                    }
                     self.phase = Phase::Finished;
+                    let reason = match decode_stop(&reason) {
+                        FinishReason::ToolCalls if self.unwrapped && self.tool_calls == 0 => {
+                            FinishReason::Stop
+                        }
+                        other => other,
+                    };
                     out.push(StreamEvent::Finish {
-                        reason: decode_stop(&reason),
+                        reason,
                         stop_sequence: delta.stop_sequence,
                     });
                 }
@@ -318,6 +351,25 @@ impl StreamDecoder {
                 out.push(StreamEvent::RedactedReasoning(data));
                 Kind::Other
             }
+            StartBlock::ToolUse { name, input, .. } if name == JSON_TOOL => {
+                self.unwrapped = true;
+                if input.as_object().is_some_and(|o| !o.is_empty()) {
+                    out.push(StreamEvent::TextDelta(input.to_string()));
+                }
+                Kind::Json
+            }
+            StartBlock::ToolUse { name, input, .. } if name == JSON_VALUE_TOOL => {
+                self.unwrapped = true;
+                let mut value = ValueUnwrap::default();
+                if input.as_object().is_some_and(|o| !o.is_empty()) {
+                    let text = value.push(&input.to_string());
+                    if !text.is_empty() {
+                        out.push(StreamEvent::TextDelta(text));
+                    }
+                }
+                self.values.push(value);
+                Kind::JsonValue(self.values.len() - 1)
+            }
             StartBlock::ToolUse { id, name, input } => {
                 let ordinal = self.tool_calls;
                 self.tool_calls = self.tool_calls.saturating_add(1);
@@ -344,7 +396,15 @@ impl StreamDecoder {
         }
     }
 
-    fn block_delta(&self, index: u64, delta: Delta, out: &mut Vec<StreamEvent>) {
+    fn kind(&self, index: u64) -> Option<Kind> {
+        self.blocks
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == index)
+            .map(|(_, k)| *k)
+    }
+
+    fn block_delta(&mut self, index: u64, delta: Delta, out: &mut Vec<StreamEvent>) {
         match delta {
             Delta::TextDelta { text } if !text.is_empty() => {
                 out.push(StreamEvent::TextDelta(text));
@@ -359,22 +419,45 @@ impl StreamDecoder {
                 )));
             }
             Delta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
-                let kind = self
-                    .blocks
-                    .iter()
-                    .rev()
-                    .find(|(i, _)| *i == index)
-                    .map(|(_, k)| *k);
                 // Argument JSON for a block that was not started as a tool call has no call
                 // to belong to.
-                if let Some(Kind::ToolUse(ordinal)) = kind {
-                    out.push(StreamEvent::ToolArgsDelta {
+                match self.kind(index) {
+                    Some(Kind::ToolUse(ordinal)) => out.push(StreamEvent::ToolArgsDelta {
                         index: ordinal,
                         json: partial_json,
-                    });
+                    }),
+                    Some(Kind::Json) => out.push(StreamEvent::TextDelta(partial_json)),
+                    Some(Kind::JsonValue(i)) => {
+                        let text = self
+                            .values
+                            .get_mut(i)
+                            .map(|v| v.push(&partial_json))
+                            .unwrap_or_default();
+                        if !text.is_empty() {
+                            out.push(StreamEvent::TextDelta(text));
+                        }
+                    }
+                    Some(Kind::Other) | None => {}
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A block ended: a value-wrapped answer releases what it held.
+    fn block_stop(&mut self, index: u64, out: &mut Vec<StreamEvent>) {
+        if let Some(Kind::JsonValue(i)) = self.kind(index) {
+            let text = self
+                .values
+                .get_mut(i)
+                .map(ValueUnwrap::finish)
+                .unwrap_or_default();
+            if !text.is_empty() {
+                out.push(StreamEvent::TextDelta(text));
+            }
+        }
+        if let Some(slot) = self.blocks.iter_mut().rev().find(|(i, _)| *i == index) {
+            slot.1 = Kind::Other;
         }
     }
 }

@@ -807,3 +807,116 @@ proptest! {
         prop_assert_eq!(names.last().map(String::as_str) == Some("message_stop"), completes);
     }
 }
+
+fn events(frames: &[(&str, Value)]) -> Vec<Frame> {
+    frames
+        .iter()
+        .map(|(e, d)| frame(e, &d.to_string()))
+        .collect()
+}
+
+fn tool_stream(name: &str, pieces: &[&str], stop: &str) -> Vec<Frame> {
+    let mut frames = vec![
+        (
+            "message_start",
+            json!({"type":"message_start","message":{"id":"msg_1","model":"claude-x",
+                "usage":{"input_tokens":5,"output_tokens":1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,
+                "content_block":{"type":"tool_use","id":"toolu_1","name":name,"input":{}}}),
+        ),
+    ];
+    for p in pieces {
+        frames.push((
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,
+                "delta":{"type":"input_json_delta","partial_json":p}}),
+        ));
+    }
+    frames.push((
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":0}),
+    ));
+    frames.push((
+        "message_delta",
+        json!({"type":"message_delta","delta":{"stop_reason":stop},"usage":{"output_tokens":9}}),
+    ));
+    frames.push(("message_stop", json!({"type":"message_stop"})));
+    events(&frames)
+}
+
+fn text_and_finish(events: &[StreamEvent]) -> (Vec<&str>, Option<&FinishReason>) {
+    let text = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    let finish = events.iter().find_map(|e| match e {
+        StreamEvent::Finish { reason, .. } => Some(reason),
+        _ => None,
+    });
+    (text, finish)
+}
+
+#[test]
+fn the_json_tool_streams_as_text_deltas() {
+    let out = decode_all(&tool_stream(
+        crate::anthropic::JSON_TOOL,
+        &["", "{\"city\": \"Ber", "gen\"}"],
+        "tool_use",
+    ));
+    assert!(
+        !out.iter().any(|e| matches!(
+            e,
+            StreamEvent::ToolCallStart { .. } | StreamEvent::ToolArgsDelta { .. }
+        )),
+        "{out:?}"
+    );
+    assert_eq!(
+        text_and_finish(&out),
+        (
+            vec!["{\"city\": \"Ber", "gen\"}"],
+            Some(&FinishReason::Stop)
+        )
+    );
+    assert_eq!(out.last(), Some(&StreamEvent::End));
+}
+
+#[test]
+fn the_value_tool_streams_the_value_only() {
+    let out = decode_all(&tool_stream(
+        crate::anthropic::JSON_VALUE_TOOL,
+        &["{\"val", "ue\": [\"a\", ", "\"b\"] ", "}"],
+        "tool_use",
+    ));
+    let (text, finish) = text_and_finish(&out);
+    assert_eq!(text.concat(), "[\"a\", \"b\"]");
+    assert!(text.len() > 1, "the value arrives in pieces: {text:?}");
+    assert_eq!(finish, Some(&FinishReason::Stop));
+    // Cut off by the token cap: what came is passed on, the reason stays `length`.
+    let out = decode_all(&tool_stream(
+        crate::anthropic::JSON_VALUE_TOOL,
+        &["{\"value\": [\"a\", \"b"],
+        "max_tokens",
+    ));
+    let (text, finish) = text_and_finish(&out);
+    assert_eq!(text.concat(), "[\"a\", \"b");
+    assert_eq!(finish, Some(&FinishReason::Length));
+}
+
+#[test]
+fn other_tools_stay_tool_calls() {
+    let out = decode_all(&tool_stream("get_weather", &["{}"], "tool_use"));
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, StreamEvent::ToolCallStart { index: 0, .. }))
+    );
+    assert_eq!(
+        text_and_finish(&out),
+        (vec![], Some(&FinishReason::ToolCalls))
+    );
+}
