@@ -48,10 +48,17 @@
 //!   `candidateCount` (→ `n`), `thinkingConfig.thinkingBudget` (→ `budget_tokens`; `-1`,
 //!   "dynamic", is the default and maps to no budget) and `thinkingConfig.thinkingLevel`
 //!   (→ `effort`, lower-cased).
+//! - Structured output: `responseMimeType: "application/json"` alone → JSON mode;
+//!   with `responseJsonSchema` → that schema, constrained (source `responseJsonSchema`); with
+//!   `responseSchema` → the schema converted to JSON Schema (lower-case types, `nullable` → a
+//!   `"null"` type, `format: "enum"` dropped, `propertyOrdering` kept as a hint), constrained
+//!   (source `responseSchema`). Both schemas at once, a schema that is not an object, or a
+//!   schema without a JSON MIME type is a 400 naming `generationConfig`, as the API answers.
 //!
 //! Kept in [`ChatRequest::extra`](crate::canonical::ChatRequest) (so another family's encoder
 //! refuses them with a 400): every other `generationConfig` field as `generationConfig.<name>`
-//! (`responseSchema`, `responseMimeType` other than `text/plain`, `seed`, penalties, logprobs,
+//! (`responseMimeType` `text/x.enum` and other types with their schema, `seed`, penalties,
+//! logprobs,
 //! `responseModalities` other than `["TEXT"]`, `speechConfig`, …), `cachedContent`,
 //! non-function tools (`googleSearch`, `codeExecution`, `urlContext`, …) as `tools`,
 //! `executableCode`/`codeExecutionResult` parts as `contents.<kind>`, multimodal
@@ -67,8 +74,18 @@
 //!
 //! # Canonical → Gemini upstream ([`encode_request`])
 //!
-//! - A non-text structured-output `format` is refused with a 400 naming `response_format`
-//!   (the mapping to `responseMimeType` + `responseJsonSchema` is not written yet).
+//! - Structured output (structured-output.md §4, §7): JSON mode → `responseMimeType:
+//!   "application/json"`; a JSON Schema → that MIME type with `responseJsonSchema`, a Gemini
+//!   client's own `responseJsonSchema` as sent and its `responseSchema` back as
+//!   `responseSchema`. Another family's schema is translated (see the crate's `schema`
+//!   module): type lists → `anyOf`, `const` → a one-value `enum`, `definitions` → `$defs`,
+//!   annotations dropped; keywords Gemini ignores (`pattern`, `minLength`, `uniqueItems`, …) are dropped
+//!   when the client asked for no guarantee and refused with a 400 naming their path when it
+//!   did. The format's description becomes the root's when that has none. JSON output with a
+//!   forced tool call (`required` or a named tool: mode `ANY`) is a 400 naming the format's
+//!   parameter (Gemini: "Forced function calling (ANY mode) with a response mime type:
+//!   'application/json' is unsupported"), and so is JSON output with callable tools on
+//!   Gemini 1.x/2.x models (structured-output.md §4: do not send both there).
 //! - A non-empty `extra` is refused with a 400 naming its first field, and so is `n > 1`
 //!   (a Gemini upstream could return several candidates, but every decoder here reads only the
 //!   first, so `n > 1` is rejected in both stream and non-stream mode).
@@ -94,15 +111,25 @@
 //!   (e.g. a conversation started on another provider).
 //! - Cache markers are dropped: Gemini has no per-block `cache_control` and caches prompt
 //!   prefixes implicitly (reported back as `cachedContentTokenCount`).
-//! - `parallel_tool_calls: false` with tools (and a tool choice other than none) is refused
-//!   with a 400 naming it: Gemini has no switch for it, and may call several functions at
-//!   once. `true` is Gemini's behaviour anyway and is dropped. Reasoning effort becomes
+//! - `parallel_tool_calls: false` with tools (and a tool choice other than none): Gemini has
+//!   no switch for it and may call several functions at once, even with one forced function
+//!   (structured-output.md §8). The encoder adds a last system line "Call at most one function
+//!   per turn."; the decoders, given the request's
+//!   [`DecodeOptions`](crate::canonical::DecodeOptions), keep the turn's first function call
+//!   and drop the rest (see below). `true` is Gemini's behaviour anyway and is dropped.
+//!   Reasoning effort becomes
 //!   `thinkingLevel` for Gemini 3+, and a token budget (low 1024, medium 8192, high 24576,
 //!   none/minimal 0) for Gemini 1/2 models, which have no levels.
 //!
 //! # Responses and streams
 //!
-//! Only the first candidate is read. `STOP` with a function call means tool calls; `MAX_TOKENS`
+//! Only the first candidate is read. With
+//! [`DecodeOptions::first_tool_call_only`](crate::canonical::DecodeOptions) (the request said
+//! `parallel_tool_calls: false`), only the turn's first `functionCall` is kept, in the response
+//! ([`decode_response_with`]) and in the stream ([`StreamDecoder::with_options`], across
+//! chunks); later calls and the signature carrier right before them are dropped, text and
+//! thoughts stay. Usage is left as reported: the dropped calls were generated, so they are
+//! billed. `STOP` with a function call means tool calls; `MAX_TOKENS`
 //! is length; `SAFETY`, `RECITATION`, `BLOCKLIST`, `PROHIBITED_CONTENT`, `SPII` and the
 //! `IMAGE_*` filter reasons are content filtering; a blocked prompt (no candidates,
 //! `promptFeedback.blockReason`) is content filtering with no parts; anything else is kept by
@@ -141,7 +168,7 @@ mod proptests;
 
 pub use error::{ErrorBody, decode_error, error_json, status_for};
 pub use request::decode_request;
-pub use response::{decode_response, encode_response};
+pub use response::{decode_response, decode_response_with, encode_response};
 pub use stream_decode::StreamDecoder;
 pub use stream_encode::{StreamEncoder, StreamFormat};
 pub use upstream::encode_request;

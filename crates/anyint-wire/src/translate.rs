@@ -4,6 +4,9 @@
 //!
 //! Every conversion goes through the canonical model: a client request is decoded once and
 //! encoded for the upstream kind; an upstream answer is decoded and encoded for the client.
+//! Decoding the answer takes the [`DecodeOptions`] of the request that was sent: what the
+//! upstream could not be asked for and its decoder enforces (one tool call per turn for
+//! Gemini).
 //! The gateway and the pair tests (`tests/pairs.rs`) run this same chain.
 //!
 //! Responses clients differ in two ways: their encoders need the [`responses::Echo`] of the
@@ -15,7 +18,7 @@
 
 use serde_json::Value;
 
-use crate::canonical::{ChatRequest, ChatResponse, EncodeOptions, StreamEvent};
+use crate::canonical::{ChatRequest, ChatResponse, DecodeOptions, EncodeOptions, StreamEvent};
 use crate::sse::Frame;
 use crate::{DecodeError, Usage, anthropic, gemini, openai, responses};
 
@@ -168,12 +171,17 @@ pub fn encode_request(kind: Kind, req: &ChatRequest) -> Result<Vec<u8>, DecodeEr
     }
 }
 
-/// Decodes an upstream's non-streamed response.
-pub fn decode_response(kind: Kind, body: &[u8]) -> Result<ChatResponse, DecodeError> {
+/// Decodes an upstream's non-streamed response to a request that asked for what `opts` says
+/// ([`DecodeOptions::for_request`] of the canonical request sent).
+pub fn decode_response(
+    kind: Kind,
+    body: &[u8],
+    opts: DecodeOptions,
+) -> Result<ChatResponse, DecodeError> {
     match kind {
         Kind::OpenAi => openai::decode_response(body),
         Kind::Anthropic => anthropic::decode_response(body),
-        Kind::Gemini => gemini::decode_response(body),
+        Kind::Gemini => gemini::decode_response_with(body, opts),
         Kind::Responses => responses::decode_response(body),
     }
 }
@@ -203,12 +211,12 @@ pub enum UpstreamDecoder {
 }
 
 impl UpstreamDecoder {
-    /// A decoder for `kind`.
-    pub fn new(kind: Kind) -> Self {
+    /// A decoder for `kind`, for the answer to a request that asked for what `opts` says.
+    pub fn new(kind: Kind, opts: DecodeOptions) -> Self {
         match kind {
             Kind::OpenAi => Self::OpenAi(openai::StreamDecoder::new()),
             Kind::Anthropic => Self::Anthropic(anthropic::StreamDecoder::new()),
-            Kind::Gemini => Self::Gemini(gemini::StreamDecoder::new()),
+            Kind::Gemini => Self::Gemini(gemini::StreamDecoder::with_options(opts)),
             Kind::Responses => Self::Responses(responses::StreamDecoder::new()),
         }
     }
@@ -317,10 +325,16 @@ pub struct Translator {
 }
 
 impl Translator {
-    /// A stage from an upstream of kind `upstream` to a client of shape `client`.
-    pub fn new(upstream: Kind, client: ClientShape<'_>, opts: EncodeOptions) -> Self {
+    /// A stage from an upstream of kind `upstream`, answering a request that asked for what
+    /// `decode` says ([`DecodeOptions::for_request`]), to a client of shape `client`.
+    pub fn new(
+        upstream: Kind,
+        decode: DecodeOptions,
+        client: ClientShape<'_>,
+        opts: EncodeOptions,
+    ) -> Self {
         Self {
-            decoder: UpstreamDecoder::new(upstream),
+            decoder: UpstreamDecoder::new(upstream, decode),
             encoder: ClientEncoder::new(client, opts),
             complete: false,
         }

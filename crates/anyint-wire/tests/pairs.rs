@@ -18,12 +18,15 @@
 //! compared as JSON values, the others byte for byte.
 //!
 //! Every pair sends its family's shared `client_request.json` but these:
-//! - `openai_to_gemini` and `responses_to_gemini` send no `parallel_tool_calls: false`, which
-//!   the Gemini encoder refuses with a 400 (Gemini has no switch for it;
-//!   [`gemini_refuses_the_shared_openai_request`] checks the refusal).
 //! - `openai_to_responses`, `anthropic_to_responses` and `gemini_to_responses` send no stop
 //!   sequences, which the Responses API does not have (the encoder refuses them with a 400;
 //!   [`responses_refuses_stop_sequences`] checks it).
+//!
+//! The OpenAI and Responses requests send `parallel_tool_calls: false` with tools. Gemini has
+//! no such switch: its encoder adds a one-call system line, and the decoders keep the turn's
+//! first function call. The `openai_to_gemini` and `responses_to_gemini` captures hold a
+//! second call (in the same response, and in a chunk of its own in the stream) that must not
+//! reach the client ([`gemini_answers_keep_one_call_per_turn`]).
 //!
 //! The Responses client's request is Codex-shaped: stateless (`store: false`, the whole
 //! history in `input`), a custom tool and a namespace next to functions, a developer message
@@ -55,7 +58,8 @@ use std::path::{Path, PathBuf};
 
 use anyint_wire::canonical::signature::{self, Origin};
 use anyint_wire::canonical::{
-    ChatRequest, ChatResponse, EncodeOptions, FinishReason, Part, Role, StreamEvent, ToolChoice,
+    ChatRequest, ChatResponse, DecodeOptions, EncodeOptions, FinishReason, Part, Role, StreamEvent,
+    ToolChoice,
 };
 use anyint_wire::gemini::StreamFormat;
 use anyint_wire::responses::{BLOB_PREFIX, Echo};
@@ -72,6 +76,8 @@ const ANTHROPIC_VERSION: &str = "2023-06-01";
 const CREATED: i64 = 1_735_689_600;
 /// The response id the gateway mints for Responses clients.
 const RESPONSE_ID: &str = "resp_0123456789abcdef";
+/// The system line the Gemini encoder adds for `parallel_tool_calls: false`.
+const GEMINI_ONE_CALL_HINT: &str = "Call at most one function per turn.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Family {
@@ -166,8 +172,12 @@ impl Family {
         translate::encode_request(self.kind(), req)
     }
 
-    fn decode_response(self, body: &[u8]) -> Result<ChatResponse, DecodeError> {
-        translate::decode_response(self.kind(), body)
+    fn decode_response(
+        self,
+        body: &[u8],
+        opts: DecodeOptions,
+    ) -> Result<ChatResponse, DecodeError> {
+        translate::decode_response(self.kind(), body, opts)
     }
 
     fn encode_response(self, resp: &ChatResponse, echo: &Echo) -> Vec<u8> {
@@ -257,6 +267,12 @@ impl Pair {
         self.upstream.upstream_model().clone_into(&mut req.model);
         req.stream = stream;
         self.upstream.encode_request(&req)
+    }
+
+    /// What decoding the upstream's answer enforces for this client's request, as the gateway
+    /// builds it.
+    fn decode_options(self) -> DecodeOptions {
+        DecodeOptions::for_request(&self.client_request())
     }
 
     /// The echo of the client's request (read by Responses clients' encoders only).
@@ -533,9 +549,9 @@ fn frames(bytes: &[u8], chunk: usize) -> Vec<Frame> {
     out
 }
 
-/// A whole stream decoded by `family`'s own decoder.
-fn decode_stream(family: Family, bytes: &[u8]) -> Vec<StreamEvent> {
-    let mut dec = UpstreamDecoder::new(family.kind());
+/// A whole stream decoded by `family`'s own decoder, for a request that asked for `opts`.
+fn decode_stream(family: Family, bytes: &[u8], opts: DecodeOptions) -> Vec<StreamEvent> {
+    let mut dec = UpstreamDecoder::new(family.kind(), opts);
     let mut events: Vec<StreamEvent> = frames(bytes, bytes.len())
         .iter()
         .flat_map(|f| dec.feed(f))
@@ -547,7 +563,7 @@ fn decode_stream(family: Family, bytes: &[u8]) -> Vec<StreamEvent> {
 /// A client stream read back by the client family's own decoder.
 fn decode_client_stream(family: Family, format: StreamFormat, bytes: &[u8]) -> Vec<StreamEvent> {
     if format == StreamFormat::Sse {
-        return decode_stream(family, bytes);
+        return decode_stream(family, bytes, DecodeOptions::default());
     }
     // The Gemini decoder takes a whole JSON-array stream in one frame.
     let mut dec = gemini::StreamDecoder::new();
@@ -573,7 +589,12 @@ fn translate(
 ) -> (Vec<u8>, Vec<StreamEvent>) {
     let mut split = SseSplitter::new();
     let echo = pair.echo();
-    let mut stage = Translator::new(pair.upstream.kind(), pair.client.shape(format, &echo), opts);
+    let mut stage = Translator::new(
+        pair.upstream.kind(),
+        pair.decode_options(),
+        pair.client.shape(format, &echo),
+        opts,
+    );
     let mut out = Vec::new();
     let mut events = Vec::new();
     for piece in upstream.chunks(chunk.max(1)) {
@@ -822,6 +843,15 @@ fn check_upstream_request_valid(pair: Pair) {
                     // adds the thinking budget to the client's cap.
                     got.max_tokens = want.max_tokens;
                 }
+                if pair.upstream == Family::Gemini && pair.decode_options().first_tool_call_only {
+                    // Deliberate: Gemini has no `parallel_tool_calls` switch, so the encoder
+                    // asks for one call in the system prompt (and the decoders keep the first).
+                    got.system = got
+                        .system
+                        .strip_suffix(GEMINI_ONE_CALL_HINT)
+                        .map(|s| s.strip_suffix("\n\n").unwrap_or(s).to_owned())
+                        .unwrap_or(got.system);
+                }
                 if want != got {
                     failures.push(format!(
                         "stream={stream}: the upstream request asks something else\n--- client\n{want:#?}\n--- upstream\n{got:#?}"
@@ -974,21 +1004,69 @@ fn check_no_own_tag(pair: Pair, body: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Gemini has no switch for `parallel_tool_calls: false`, so the shared OpenAI request (which
-/// sends it, with tools) is refused with a 400 naming the field.
+/// Gemini has no switch for `parallel_tool_calls: false`: the shared OpenAI request (which
+/// sends it, with tools) goes out with a one-call hint, and the decoders keep the first call.
 #[test]
-fn gemini_refuses_the_shared_openai_request() {
+fn gemini_keeps_the_first_call_for_the_shared_openai_request() {
     let shared = Pair {
         client: Family::OpenAi,
         upstream: Family::OpenAi,
     };
     let mut req = shared.client_request();
     assert_eq!(req.parallel_tool_calls, Some(false));
+    assert!(shared.decode_options().first_tool_call_only);
     Family::Gemini.upstream_model().clone_into(&mut req.model);
-    let e = gemini::encode_request(&req).expect_err("parallel_tool_calls: false with tools");
-    assert_eq!(e.param, Some("parallel_tool_calls"), "{e}");
+    let body: Value = serde_json::from_slice(&gemini::encode_request(&req).unwrap()).unwrap();
+    let system = body["systemInstruction"]["parts"].as_array().unwrap();
+    assert_eq!(system.last().unwrap()["text"], GEMINI_ONE_CALL_HINT);
     req.parallel_tool_calls = None;
-    assert!(gemini::encode_request(&req).is_ok());
+    let body: Value = serde_json::from_slice(&gemini::encode_request(&req).unwrap()).unwrap();
+    assert_eq!(
+        body["systemInstruction"]["parts"].as_array().unwrap().len(),
+        1
+    );
+}
+
+/// The `openai_to_gemini` and `responses_to_gemini` captures hold two function calls in the
+/// turn; those clients asked for `parallel_tool_calls: false`, so only the first reaches them,
+/// in the response and in the stream, and usage stays as Gemini reported it.
+#[test]
+fn gemini_answers_keep_one_call_per_turn() {
+    for client in [Family::OpenAi, Family::Responses] {
+        let pair = Pair {
+            client,
+            upstream: Family::Gemini,
+        };
+        let body = pair.read("upstream_response.json");
+        let all = Family::Gemini
+            .decode_response(&body, DecodeOptions::default())
+            .unwrap();
+        let one = Family::Gemini
+            .decode_response(&body, pair.decode_options())
+            .unwrap();
+        let (all, one) = (response_view(&all), response_view(&one));
+        assert_eq!((all.calls.len(), one.calls.len()), (2, 1), "{pair}");
+        assert_eq!(one.calls.first(), all.calls.first(), "{pair}");
+        assert_eq!(
+            (one.input_tokens, one.output_tokens),
+            (all.input_tokens, all.output_tokens)
+        );
+        let stream = pair.read("upstream_stream.sse");
+        let all = stream_view(&decode_stream(
+            Family::Gemini,
+            &stream,
+            DecodeOptions::default(),
+        ));
+        let one = stream_view(&decode_stream(
+            Family::Gemini,
+            &stream,
+            pair.decode_options(),
+        ));
+        assert_eq!((all.calls.len(), one.calls.len()), (2, 1), "{pair}");
+        assert_eq!(one.calls.first(), all.calls.first(), "{pair}");
+        assert_eq!(one.output_tokens, all.output_tokens);
+        assert!(one.complete);
+    }
 }
 
 /// The Responses API has no stop sequences, so the shared requests of the other families
@@ -1017,7 +1095,7 @@ fn check_response(pair: Pair) {
     let upstream_body = pair.read("upstream_response.json");
     let mut resp = pair
         .upstream
-        .decode_response(&upstream_body)
+        .decode_response(&upstream_body, pair.decode_options())
         .unwrap_or_else(|e| panic!("{pair}: the upstream response does not decode: {e:?}"));
     let want = response_view(&resp);
     PUBLIC_MODEL.clone_into(&mut resp.model);
@@ -1038,7 +1116,7 @@ fn check_response(pair: Pair) {
         failures.push(format!("the client sees model {model}"));
     }
     failures.extend(check_no_own_tag(pair, &body).err());
-    match pair.client.decode_response(&body) {
+    match pair.client.decode_response(&body, DecodeOptions::default()) {
         Ok(back) => {
             let got = response_view(&back);
             if got != want {
@@ -1054,7 +1132,7 @@ fn check_response(pair: Pair) {
 
 fn check_stream(pair: Pair) {
     let upstream = pair.read("upstream_stream.sse");
-    let upstream_events = decode_stream(pair.upstream, &upstream);
+    let upstream_events = decode_stream(pair.upstream, &upstream, pair.decode_options());
     let want = stream_view(&upstream_events);
     assert!(
         want.complete,
@@ -1163,7 +1241,10 @@ fn check_error(pair: Pair) {
         )),
     }
     // An error body must never pass for an (empty) answer.
-    if let Ok(resp) = pair.upstream.decode_response(&body) {
+    if let Ok(resp) = pair
+        .upstream
+        .decode_response(&body, DecodeOptions::default())
+    {
         failures.push(format!("the error body decodes as a response: {resp:?}"));
     }
     report(pair, &failures);

@@ -6,7 +6,7 @@
     reason = "test helpers: a body that does not decode must fail the test"
 )]
 
-use anyint_wire::canonical::{ChatRequest, EncodeOptions, StreamEvent};
+use anyint_wire::canonical::{ChatRequest, DecodeOptions, EncodeOptions, StreamEvent};
 use anyint_wire::responses::{self, BLOB_PREFIX, Echo};
 use anyint_wire::sse::SseSplitter;
 use anyint_wire::translate::{ClientShape, Kind, Translator};
@@ -277,6 +277,7 @@ fn gemini_stream_via_a_responses_client_signs_the_call_on_replay() {
     let echo = responses_echo(&first);
     let mut stage = Translator::new(
         Kind::Gemini,
+        DecodeOptions::default(),
         ClientShape::Responses { echo: &echo },
         EncodeOptions {
             model: "acme-chat".into(),

@@ -7,7 +7,9 @@ use super::fields::{as_i64, as_u64, camel, get, get_str, list};
 use super::parts::PartsDecoder;
 use super::schema::openapi_to_json_schema;
 use crate::DecodeError;
-use crate::canonical::{ChatRequest, Message, Part, Reasoning, Role, Tool, ToolChoice};
+use crate::canonical::{
+    ChatRequest, Message, OutputFormat, Part, Reasoning, Role, SchemaSource, Tool, ToolChoice,
+};
 
 /// Top-level fields with a canonical home or a decision already made.
 const HANDLED: &[&str] = &[
@@ -170,7 +172,7 @@ fn decode_tools(raw: &Value, extra: &mut Map<String, Value>) -> Result<Vec<Tool>
                 .ok_or_else(|| err(format!("{at}.name is required")))?;
             let parameters = match (get(decl, "parametersJsonSchema"), get(decl, "parameters")) {
                 (Some(schema), _) => schema.clone(),
-                (None, Some(schema)) => openapi_to_json_schema(schema),
+                (None, Some(schema)) => openapi_to_json_schema(schema, false),
                 (None, None) => serde_json::json!({"type": "object", "properties": {}}),
             };
             tools.push(Tool {
@@ -243,12 +245,16 @@ fn generation_config(raw: &Value, req: &mut ChatRequest) -> Result<(), DecodeErr
             "generationConfig must be an object",
         ));
     };
+    let mut output: [Option<&Value>; 3] = [None; 3];
     for (key, value) in cfg {
         if value.is_null() {
             continue;
         }
         let name = camel(key);
         match name.as_str() {
+            "responseMimeType" => output[0] = Some(value),
+            "responseSchema" => output[1] = Some(value),
+            "responseJsonSchema" => output[2] = Some(value),
             "maxOutputTokens" => {
                 req.max_tokens =
                     Some(as_u64(value).ok_or_else(|| err(&name, "a positive integer"))?);
@@ -276,7 +282,6 @@ fn generation_config(raw: &Value, req: &mut ChatRequest) -> Result<(), DecodeErr
                 };
                 req.reasoning = thinking(t).map_err(|what| err(&name, what))?;
             }
-            "responseMimeType" if value.as_str() == Some("text/plain") => {}
             "responseModalities" if is_text_only(value) => {}
             _ => {
                 req.extra
@@ -284,7 +289,74 @@ fn generation_config(raw: &Value, req: &mut ChatRequest) -> Result<(), DecodeErr
             }
         }
     }
-    Ok(())
+    let [mime, schema, json_schema] = output;
+    output_format(mime, schema, json_schema, req)
+}
+
+/// `responseMimeType` with `responseSchema` / `responseJsonSchema` → the canonical format.
+/// `text/x.enum` and other MIME types stay in `extra`.
+fn output_format(
+    mime: Option<&Value>,
+    schema: Option<&Value>,
+    json_schema: Option<&Value>,
+    req: &mut ChatRequest,
+) -> Result<(), DecodeError> {
+    let err = |m: &str| DecodeError::field("generationConfig", format!("generationConfig.{m}"));
+    let mime = match mime {
+        None => None,
+        Some(Value::String(m)) => Some(m.as_str()),
+        Some(_) => return Err(err("responseMimeType must be a string")),
+    };
+    if schema.is_some() && json_schema.is_some() {
+        return Err(err(
+            "responseSchema and responseJsonSchema cannot both be set; send one of them",
+        ));
+    }
+    for (name, s) in [
+        ("responseSchema", schema),
+        ("responseJsonSchema", json_schema),
+    ] {
+        if s.is_some_and(|s| !s.is_object()) {
+            return Err(err(&format!("{name} must be an object")));
+        }
+    }
+    match mime {
+        None | Some("text/plain") if schema.is_some() || json_schema.is_some() => Err(err(
+            "responseMimeType must be \"application/json\" (or \"text/x.enum\") when a \
+             response schema is set",
+        )),
+        None | Some("text/plain") => Ok(()),
+        Some("application/json") => {
+            req.format = Some(match (schema, json_schema) {
+                (_, Some(js)) => {
+                    OutputFormat::constrained(js.clone(), SchemaSource::GeminiJsonSchema)
+                }
+                (Some(s), None) => OutputFormat::constrained(
+                    openapi_to_json_schema(s, true),
+                    SchemaSource::GeminiSchema,
+                ),
+                (None, None) => OutputFormat::JsonObject,
+            });
+            Ok(())
+        }
+        Some(other) => {
+            // `text/x.enum` and the rest have no canonical form.
+            req.extra.insert(
+                "generationConfig.responseMimeType".into(),
+                Value::String(other.to_owned()),
+            );
+            for (name, s) in [
+                ("responseSchema", schema),
+                ("responseJsonSchema", json_schema),
+            ] {
+                if let Some(s) = s {
+                    req.extra
+                        .insert(format!("generationConfig.{name}"), s.clone());
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `thinkingConfig` → reasoning settings; `None` when it sets neither a budget nor a level.
@@ -457,7 +529,7 @@ mod tests {
         let req = decode(json!({
             "contents": [{"parts": [{"text": "hi"}, {"executableCode": {"language": "PYTHON", "code": "1"}}]}],
             "tools": [{"googleSearch": {}}, {"functionDeclarations": [{"name": "f"}], "codeExecution": {}}],
-            "generationConfig": {"responseMimeType": "application/json", "seed": 3, "response_schema": {"type": "OBJECT"},
+            "generationConfig": {"responseMimeType": "text/x.enum", "seed": 3, "response_schema": {"type": "STRING", "enum": ["a"]},
                 "responseModalities": ["TEXT"], "thinkingConfig": {"thinkingLevel": "HIGH"}},
             "cachedContent": "cachedContents/abc",
             "labels": {"team": "a"},
@@ -494,6 +566,53 @@ mod tests {
                 effort: Some("high".into())
             })
         );
+    }
+
+    #[test]
+    fn structured_output_maps_to_format() {
+        let with = |cfg: Value| {
+            decode(json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": cfg}))
+        };
+        let r = with(json!({"responseMimeType": "application/json"})).unwrap();
+        assert_eq!(r.format, Some(OutputFormat::JsonObject));
+        let js = json!({"type": "array", "items": {"type": "integer"}});
+        let r = with(json!({"responseMimeType": "application/json", "responseJsonSchema": js}))
+            .unwrap();
+        assert_eq!(
+            r.format,
+            Some(OutputFormat::constrained(
+                js.clone(),
+                SchemaSource::GeminiJsonSchema
+            ))
+        );
+        let r = with(
+            json!({"response_mime_type": "application/json", "response_schema": {
+            "type": "OBJECT", "properties": {"n": {"type": "INTEGER", "nullable": true}},
+            "propertyOrdering": ["n"]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            r.format,
+            Some(OutputFormat::constrained(
+                json!({"type": "object", "properties": {"n": {"type": ["integer", "null"]}},
+                    "propertyOrdering": ["n"]}),
+                SchemaSource::GeminiSchema
+            ))
+        );
+        assert!(r.extra.is_empty());
+        for bad in [
+            json!({"responseMimeType": "application/json", "responseSchema": {"type": "OBJECT"},
+                "responseJsonSchema": {"type": "object"}}),
+            json!({"responseJsonSchema": {"type": "object"}}),
+            json!({"responseMimeType": "text/plain", "responseSchema": {"type": "OBJECT"}}),
+            json!({"responseMimeType": "application/json", "responseJsonSchema": true}),
+            json!({"responseMimeType": 1}),
+        ] {
+            let e = with(bad.clone()).unwrap_err();
+            assert_eq!(e.param, Some("generationConfig"), "{bad}");
+        }
+        let r = with(json!({"responseMimeType": "text/plain"})).unwrap();
+        assert_eq!((r.format, r.extra.is_empty()), (None, true));
     }
 
     #[test]

@@ -6,10 +6,17 @@ use super::fields::{get, get_obj, get_str};
 use super::parts::{PartsDecoder, PartsWriter};
 use super::usage::{from_metadata, to_metadata};
 use crate::DecodeError;
-use crate::canonical::{ChatResponse, FinishReason, Part};
+use crate::canonical::{ChatResponse, DecodeOptions, FinishReason, Part};
 
 /// Decodes an upstream generateContent response: the first candidate only.
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
+    decode_response_with(body, DecodeOptions::default())
+}
+
+/// [`decode_response`] for a request that asked for what `opts` says: with
+/// `first_tool_call_only`, every function call after the first is dropped (usage stays as
+/// reported: those calls were generated).
+pub fn decode_response_with(body: &[u8], opts: DecodeOptions) -> Result<ChatResponse, DecodeError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| DecodeError::body(format!("the upstream response is not valid JSON: {e}")))?;
     let Value::Object(obj) = value else {
@@ -34,6 +41,9 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
         Some(cand) => {
             let mut decoder = PartsDecoder::response(&id);
             resp.parts = candidate_parts(cand, &mut decoder);
+            if opts.first_tool_call_only {
+                resp.parts = keep_first_call(resp.parts, &mut false);
+            }
             resp.finish = get_str(cand, "finishReason").map(|r| {
                 finish_from_wire(
                     r,
@@ -67,6 +77,31 @@ pub(super) fn candidate_parts(cand: &Map<String, Value>, dec: &mut PartsDecoder)
         .filter_map(|p| dec.decode(p).ok())
         .flat_map(|d| d.parts)
         .collect()
+}
+
+/// `parts` without the function calls after the first one of the turn (`*seen`: the turn's
+/// first call came in an earlier chunk), and without the signature carrier right before a
+/// dropped call. Text and thoughts stay.
+pub(super) fn keep_first_call(parts: Vec<Part>, seen: &mut bool) -> Vec<Part> {
+    let mut out: Vec<Part> = Vec::with_capacity(parts.len());
+    for part in parts {
+        if matches!(part, Part::ToolCall { .. }) {
+            if *seen {
+                // The signature Gemini put on this call travels as the part before it.
+                let carrier = |p: &Part| {
+                    matches!(p, Part::Reasoning { text, signature: Some(_), redacted: None }
+                        if text.is_empty())
+                };
+                if out.last().is_some_and(carrier) {
+                    out.pop();
+                }
+                continue;
+            }
+            *seen = true;
+        }
+        out.push(part);
+    }
+    out
 }
 
 /// `ContentFilter` when the prompt itself was blocked (`promptFeedback.blockReason`).
@@ -263,5 +298,41 @@ mod tests {
                 "responseId": "r1"
             })
         );
+    }
+
+    #[test]
+    fn one_call_per_turn_keeps_the_first_and_the_usage() {
+        let body = br#"{"candidates":[{"content":{"role":"model","parts":[
+            {"text":"Checking both."},
+            {"functionCall":{"name":"a","args":{}},"thoughtSignature":"S1"},
+            {"functionCall":{"name":"b","args":{}},"thoughtSignature":"S2"},
+            {"functionCall":{"name":"a","args":{"x":1}}}]},"finishReason":"STOP"}],
+            "usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":30},"responseId":"r"}"#;
+        let all = decode_response(body).unwrap();
+        let calls = |r: &ChatResponse| {
+            r.parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::ToolCall { name, .. } => Some(name.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(calls(&all), ["a", "b", "a"]);
+        let one = decode_response_with(
+            body,
+            DecodeOptions {
+                first_tool_call_only: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(calls(&one), ["a"]);
+        assert_eq!(
+            one.parts,
+            all.parts.get(..3).unwrap().to_vec(),
+            "text, the first call's signature and the call stay; the rest goes"
+        );
+        assert_eq!(one.usage, all.usage);
+        assert_eq!(one.finish, Some(FinishReason::ToolCalls));
     }
 }

@@ -1,11 +1,13 @@
-//! Gemini's OpenAPI-subset `Schema` (function `parameters`) to plain JSON Schema.
+//! Gemini's OpenAPI-subset `Schema` (function `parameters`, `responseSchema`) to plain JSON
+//! Schema, and back.
 //!
 //! The subset differs from JSON Schema in a few spellings only: types are upper-case enum names
 //! (`STRING`, `OBJECT`, …), `nullable: true` stands for a `"null"` type, `propertyOrdering` is a
-//! Gemini-only hint, and int64 bounds (`minItems`, `maxLength`, …) may arrive as strings, as
-//! proto3 JSON writes them. Everything else (`properties`, `items`, `anyOf`, `enum`,
-//! `required`, `description`, `format`, bounds) already means the same thing and is kept.
-//! Recursion is bounded by serde_json's nesting limit on the parsed input.
+//! Gemini-only hint, `format: "enum"` marks a string enum, and int64 bounds (`minItems`,
+//! `maxLength`, …) may arrive as strings, as proto3 JSON writes them. Everything else
+//! (`properties`, `items`, `anyOf`, `enum`, `required`, `description`, `format`, bounds)
+//! already means the same thing and is kept. Recursion is bounded by serde_json's nesting
+//! limit on the parsed input.
 
 use serde_json::{Map, Value};
 
@@ -27,11 +29,14 @@ const INT_KEYWORDS: &[&str] = &[
     "maxProperties",
 ];
 
-/// Converts one OpenAPI-subset schema to JSON Schema. Non-object input is returned unchanged.
-pub(super) fn openapi_to_json_schema(schema: &Value) -> Value {
+/// Converts one OpenAPI-subset schema to JSON Schema, dropping `propertyOrdering` (a tool's
+/// parameters) or keeping it (`keep_ordering`, a `responseSchema`, whose key order is the
+/// answer's). Non-object input is returned unchanged.
+pub(super) fn openapi_to_json_schema(schema: &Value, keep_ordering: bool) -> Value {
     let Value::Object(obj) = schema else {
         return schema.clone();
     };
+    let convert = |s: &Value| openapi_to_json_schema(s, keep_ordering);
     let mut out = Map::with_capacity(obj.len());
     let mut nullable = false;
     for (key, value) in obj {
@@ -48,17 +53,19 @@ pub(super) fn openapi_to_json_schema(schema: &Value) -> Value {
                 nullable = value.as_bool().unwrap_or(false);
                 continue;
             }
-            "propertyOrdering" => continue,
-            k if SUBSCHEMA.contains(&k) => openapi_to_json_schema(value),
+            "propertyOrdering" if !keep_ordering => continue,
+            // A string enum's marker; `enum` says it all in JSON Schema.
+            "format" if value == "enum" => continue,
+            k if SUBSCHEMA.contains(&k) => convert(value),
             k if SUBSCHEMA_LISTS.contains(&k) => match value {
-                Value::Array(items) => items.iter().map(openapi_to_json_schema).collect(),
+                Value::Array(items) => items.iter().map(convert).collect(),
                 other => other.clone(),
             },
             k if SUBSCHEMA_MAPS.contains(&k) => match value {
                 Value::Object(props) => Value::Object(
                     props
                         .iter()
-                        .map(|(name, s)| (name.clone(), openapi_to_json_schema(s)))
+                        .map(|(name, s)| (name.clone(), convert(s)))
                         .collect(),
                 ),
                 other => other.clone(),
@@ -72,6 +79,72 @@ pub(super) fn openapi_to_json_schema(schema: &Value) -> Value {
     }
     if nullable {
         make_nullable(&mut out);
+    }
+    Value::Object(out)
+}
+
+/// The inverse of [`openapi_to_json_schema`], for a `responseSchema` that came from a Gemini
+/// client and goes back to Gemini: lower-case types become upper-case, a `"null"` in a type
+/// list (or a `{"type": "null"}` branch of `anyOf`) becomes `nullable: true`, and `null` leaves
+/// `enum`.
+pub(super) fn json_schema_to_openapi(schema: &Value) -> Value {
+    let Value::Object(obj) = schema else {
+        return schema.clone();
+    };
+    // `{"anyOf": [S, {"type": "null"}]}`, as a typeless nullable schema was converted.
+    if let Some(Value::Array(branches)) = obj.get("anyOf")
+        && obj.len() == 1
+        && let [inner, Value::Object(null)] = branches.as_slice()
+        && null.len() == 1
+        && null.get("type").and_then(Value::as_str) == Some("null")
+    {
+        let mut out = match json_schema_to_openapi(inner) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        out.insert("nullable".into(), Value::Bool(true));
+        return Value::Object(out);
+    }
+    let mut out = Map::with_capacity(obj.len());
+    let mut nullable = false;
+    for (key, value) in obj {
+        let converted = match key.as_str() {
+            "type" => match value {
+                Value::String(t) => Value::String(t.to_ascii_uppercase()),
+                Value::Array(types) => {
+                    let named: Vec<&str> = types.iter().filter_map(Value::as_str).collect();
+                    nullable = named.contains(&"null");
+                    match named.iter().find(|t| **t != "null") {
+                        Some(t) => Value::String(t.to_ascii_uppercase()),
+                        None => Value::String("NULL".into()),
+                    }
+                }
+                other => other.clone(),
+            },
+            "enum" => match value {
+                Value::Array(values) => values.iter().filter(|v| !v.is_null()).cloned().collect(),
+                other => other.clone(),
+            },
+            k if SUBSCHEMA.contains(&k) => json_schema_to_openapi(value),
+            k if SUBSCHEMA_LISTS.contains(&k) => match value {
+                Value::Array(items) => items.iter().map(json_schema_to_openapi).collect(),
+                other => other.clone(),
+            },
+            k if SUBSCHEMA_MAPS.contains(&k) => match value {
+                Value::Object(props) => Value::Object(
+                    props
+                        .iter()
+                        .map(|(name, s)| (name.clone(), json_schema_to_openapi(s)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), converted);
+    }
+    if nullable {
+        out.insert("nullable".into(), Value::Bool(true));
     }
     Value::Object(out)
 }
@@ -135,7 +208,7 @@ mod tests {
             "propertyOrdering": ["city", "days"]
         });
         assert_eq!(
-            openapi_to_json_schema(&s),
+            openapi_to_json_schema(&s, false),
             json!({
                 "type": "object",
                 "properties": {
@@ -154,13 +227,40 @@ mod tests {
     #[test]
     fn nullable_without_type_and_odd_input() {
         assert_eq!(
-            openapi_to_json_schema(&json!({"nullable": true, "description": "d"})),
+            openapi_to_json_schema(&json!({"nullable": true, "description": "d"}), false),
             json!({"anyOf": [{"description": "d"}, {"type": "null"}]})
         );
-        assert_eq!(openapi_to_json_schema(&json!(3)), json!(3));
+        assert_eq!(openapi_to_json_schema(&json!(3), false), json!(3));
         assert_eq!(
-            openapi_to_json_schema(&json!({"type": "string"})),
+            openapi_to_json_schema(&json!({"type": "string"}), false),
             json!({"type": "string"})
         );
+    }
+
+    #[test]
+    fn response_schemas_round_trip() {
+        let s = json!({
+            "type": "OBJECT",
+            "properties": {
+                "name": {"type": "STRING", "maxLength": 20},
+                "mood": {"type": "STRING", "format": "enum", "enum": ["up", "down"], "nullable": true},
+                "any": {"nullable": true, "description": "d"},
+                "tags": {"type": "ARRAY", "items": {"type": "STRING"}}
+            },
+            "required": ["name"],
+            "propertyOrdering": ["name", "mood", "any", "tags"]
+        });
+        let js = openapi_to_json_schema(&s, true);
+        assert_eq!(js["propertyOrdering"], s["propertyOrdering"]);
+        assert_eq!(
+            js["properties"]["mood"],
+            json!({"type": ["string", "null"], "enum": ["up", "down", null]})
+        );
+        let mut back = s.clone();
+        back["properties"]["mood"]
+            .as_object_mut()
+            .unwrap()
+            .remove("format");
+        assert_eq!(json_schema_to_openapi(&js), back);
     }
 }

@@ -10,15 +10,22 @@
 //! with the first chunk directly follows `Start` (the Anthropic client encoder announces it in
 //! `message_start`). Thought signatures are tagged as Gemini's (see
 //! [`crate::canonical::signature`]).
+//!
+//! Built [`with_options`](StreamDecoder::with_options) for a request with
+//! `parallel_tool_calls: false`, the decoder passes on the turn's first function call only
+//! (structured-output.md §8): later ones, in that chunk or later chunks, are dropped with the
+//! signature carrier before them; text, usage and the finish reason still pass.
 
 use serde_json::{Map, Value};
 
 use super::fields::{get, get_obj, get_str};
 use super::parts::PartsDecoder;
-use super::response::{blocked, candidate_parts, finish_from_wire, first_candidate};
+use super::response::{
+    blocked, candidate_parts, finish_from_wire, first_candidate, keep_first_call,
+};
 use super::usage::from_metadata;
 use crate::Usage;
-use crate::canonical::{FinishReason, Part, StreamEvent};
+use crate::canonical::{DecodeOptions, FinishReason, Part, StreamEvent};
 use crate::sse::Frame;
 
 /// Per-stream state of an upstream Gemini stream.
@@ -35,12 +42,24 @@ pub struct StreamDecoder {
     last_usage: Option<Usage>,
     /// An error chunk arrived, or `finish` ran: nothing more is emitted.
     done: bool,
+    /// Function calls after the first are dropped ([`DecodeOptions::first_tool_call_only`]).
+    first_call_only: bool,
 }
 
 impl StreamDecoder {
     /// A decoder for one stream.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder for the answer to a request that asked for what `opts` says: with
+    /// `first_tool_call_only`, function calls after the first one are dropped while usage and
+    /// the finish reason still pass.
+    pub fn with_options(opts: DecodeOptions) -> Self {
+        Self {
+            first_call_only: opts.first_tool_call_only,
+            ..Self::default()
+        }
     }
 
     /// The events one SSE frame carries. Frames without data are skipped; a payload that is
@@ -96,9 +115,13 @@ impl StreamDecoder {
             self.parts.insert(PartsDecoder::response(id))
         };
         let cand = first_candidate(obj);
-        let parts = cand
+        let mut parts = cand
             .map(|c| candidate_parts(c, decoder))
             .unwrap_or_default();
+        if self.first_call_only {
+            let mut seen = self.calls > 0;
+            parts = keep_first_call(parts, &mut seen);
+        }
         // Usage before the chunk's parts: the first chunk's prompt count then directly
         // follows `Start`, in time for encoders that announce input tokens up front.
         if let Some(meta) = get_obj(obj, "usageMetadata") {
@@ -307,5 +330,54 @@ mod tests {
                 stop_sequence: None
             }
         );
+    }
+
+    #[test]
+    fn one_call_per_turn_drops_later_calls_across_chunks() {
+        let chunks = [
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"a","args":{}}},{"functionCall":{"name":"b","args":{}}}]}}],"responseId":"r"}"#,
+            r#"{"candidates":[{"content":{"parts":[{"thoughtSignature":"S","functionCall":{"name":"c","args":{}}},{"text":"done"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":20}}"#,
+        ];
+        let mut d = StreamDecoder::with_options(DecodeOptions {
+            first_tool_call_only: true,
+        });
+        let mut events: Vec<StreamEvent> = chunks.iter().flat_map(|c| d.feed(&frame(c))).collect();
+        events.extend(d.finish());
+        let names: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::ToolCallStart { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["a"]);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, StreamEvent::ReasoningSignature(_)))
+        );
+        assert!(events.contains(&StreamEvent::TextDelta("done".into())));
+        assert!(events.contains(&StreamEvent::Usage(Usage {
+            input_tokens: 3,
+            output_tokens: 20,
+            ..Usage::default()
+        })));
+        assert_eq!(
+            events.get(events.len() - 2),
+            Some(&StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+                stop_sequence: None
+            })
+        );
+        // Without the option every call passes.
+        let all: Vec<StreamEvent> = {
+            let mut d = StreamDecoder::new();
+            chunks.iter().flat_map(|c| d.feed(&frame(c))).collect()
+        };
+        let count = all
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::ToolCallStart { .. }))
+            .count();
+        assert_eq!(count, 3);
     }
 }

@@ -6,11 +6,18 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::parts::{PartsWriter, image_part};
+use super::schema::json_schema_to_openapi;
 use crate::DecodeError;
-use crate::canonical::{ChatRequest, Part, Role, ToolChoice};
+use crate::canonical::{
+    ChatRequest, DecodeOptions, OutputFormat, Part, Role, SchemaSource, ToolChoice,
+};
+use crate::schema::{self, Target};
 
 /// The placeholder Google documents for function calls whose real signature is unknown.
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// The system line sent with `parallel_tool_calls: false`, which Gemini has no switch for.
+pub(super) const ONE_CALL_HINT: &str = "Call at most one function per turn.";
 
 /// Field names other families may leave in `extra`, so the error can name the parameter.
 const KNOWN_PARAMS: &[&str] = &[
@@ -23,6 +30,7 @@ const KNOWN_PARAMS: &[&str] = &[
     "logprobs",
     "metadata",
     "modalities",
+    "output_config",
     "prediction",
     "presence_penalty",
     "response_format",
@@ -36,9 +44,9 @@ const KNOWN_PARAMS: &[&str] = &[
 ];
 
 /// Encodes a canonical request for a Gemini upstream. Refuses what Gemini cannot carry: any
-/// `extra` field (naming the first), structured output (a non-text `format`, refused naming
-/// `response_format` until it is mapped), `n > 1`, `parallel_tool_calls: false` with tools,
-/// and tool results whose function name is unknown.
+/// `extra` field (naming the first), `n > 1`, tool results whose function name is unknown,
+/// schema keywords Gemini would ignore when a guarantee was asked, and JSON output with a
+/// forced tool call (or with tools on Gemini 2.x and older).
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     if let Some(key) = req.extra.keys().next() {
         let message = format!("`{key}` is not supported by this model's upstream (gemini)");
@@ -48,25 +56,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
             None => DecodeError::body(message),
         });
     }
-    if req.format.as_ref().is_some_and(|f| !f.is_text()) {
-        // Not mapped yet (`responseMimeType` + `responseJsonSchema`, structured-output.md §4).
-        return Err(DecodeError::unsupported("response_format", "gemini"));
-    }
     if req.n.is_some_and(|n| n > 1) {
         return Err(DecodeError::field(
             "n",
             "only one choice (n = 1) is supported by this model's upstream (gemini)",
-        ));
-    }
-    if req.parallel_tool_calls == Some(false)
-        && !req.tools.is_empty()
-        && req.tool_choice != Some(ToolChoice::None)
-    {
-        return Err(DecodeError::field(
-            "parallel_tool_calls",
-            "`parallel_tool_calls: false` (one tool call per turn) is not supported by this \
-             model's upstream (gemini), which has no such switch; remove it or choose a model \
-             served by a compatible upstream",
         ));
     }
     let model = req.model.strip_prefix("models/").unwrap_or(&req.model);
@@ -79,7 +72,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         ));
     }
     body.insert("contents".into(), Value::Array(contents));
-    let system: Vec<Value> = req
+    let mut system: Vec<Value> = req
         .system
         .iter()
         .filter_map(|p| match p {
@@ -87,6 +80,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
             _ => None,
         })
         .collect();
+    if DecodeOptions::for_request(req).first_tool_call_only {
+        // Gemini has no switch: the decoders keep the first call; this saves the rest.
+        system.push(json!({"text": ONE_CALL_HINT}));
+    }
     if !system.is_empty() {
         body.insert("systemInstruction".into(), json!({"parts": system}));
     }
@@ -113,11 +110,74 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         };
         body.insert("toolConfig".into(), json!({"functionCallingConfig": fcc}));
     }
-    let gen_config = generation_config(req, model);
+    let mut gen_config = generation_config(req, model);
+    gen_config.extend(output_format(req, model)?);
     if !gen_config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(gen_config));
     }
     Ok(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
+}
+
+/// `responseMimeType` with `responseJsonSchema` (or, for a Gemini client's own
+/// `responseSchema`, `responseSchema`) for the request's structured output, refusing what
+/// Gemini refuses with it.
+fn output_format(req: &ChatRequest, model: &str) -> Result<Map<String, Value>, DecodeError> {
+    let mut cfg = Map::new();
+    let (param, schema) = match &req.format {
+        None | Some(OutputFormat::Text) => return Ok(cfg),
+        Some(OutputFormat::JsonObject) => ("response_format", None),
+        Some(OutputFormat::JsonSchema {
+            schema,
+            source,
+            strict,
+            description,
+            ..
+        }) => {
+            let schema = match (schema, source) {
+                (None, _) => None,
+                (Some(s), SchemaSource::GeminiSchema) => {
+                    Some(("responseSchema", json_schema_to_openapi(s)))
+                }
+                (Some(s), SchemaSource::GeminiJsonSchema) => {
+                    Some(("responseJsonSchema", s.clone()))
+                }
+                (Some(s), source) => {
+                    let guarantee = *strict == Some(true) || !source.is_openai();
+                    let mut s = schema::translate(s, *source, guarantee, Target::GeminiJson)?;
+                    schema::describe_root(&mut s, description.as_deref());
+                    Some(("responseJsonSchema", s))
+                }
+            };
+            (source.param(), schema)
+        }
+    };
+    let callable = !req.tools.is_empty() && req.tool_choice != Some(ToolChoice::None);
+    if callable
+        && matches!(
+            req.tool_choice,
+            Some(ToolChoice::Required | ToolChoice::Tool(_))
+        )
+    {
+        return Err(DecodeError::field(
+            param,
+            "structured (JSON) output cannot be combined with a forced tool call (`tool_choice` \
+             required or a named tool) on this model's upstream (gemini), which refuses forced \
+             function calling with a JSON response type; drop one of them",
+        ));
+    }
+    if callable && !needs_signatures(model) {
+        return Err(DecodeError::field(
+            param,
+            "structured (JSON) output cannot be combined with tools on this model's upstream \
+             (gemini 2.x and older); drop the tools (or set the tool choice to none), or the \
+             structured output",
+        ));
+    }
+    cfg.insert("responseMimeType".into(), "application/json".into());
+    if let Some((key, schema)) = schema {
+        cfg.insert(key.into(), schema);
+    }
+    Ok(cfg)
 }
 
 /// Gemini 3 and later reject unsigned function calls in history; 1.x and 2.x do not check.

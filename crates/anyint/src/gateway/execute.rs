@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use anyint_wire::canonical::{ChatRequest, EncodeOptions};
+use anyint_wire::canonical::{ChatRequest, DecodeOptions, EncodeOptions};
 use anyint_wire::translate::{self, Translator};
 use axum::body::Body;
 use axum::response::Response;
@@ -83,6 +83,15 @@ impl ChatWork<'_, '_> {
         }
     }
 
+    /// What decoding a translated answer enforces for the client's request (e.g. one tool call
+    /// per turn from an upstream without that switch).
+    fn decode_options(&self) -> DecodeOptions {
+        self.canonical
+            .as_ref()
+            .map(DecodeOptions::for_request)
+            .unwrap_or_default()
+    }
+
     /// The streamed answer: the upstream relayed through the plan's stage, metered by the
     /// tap, and (Responses, `store: true`) stored before its terminal event goes out.
     fn stream(
@@ -102,7 +111,13 @@ impl ChatWork<'_, '_> {
                     input_tokens_estimate: estimate,
                     created: crate::clock::unix_secs(),
                 };
-                Stage::Translate(Box::new(Translator::new(kind, inbound.shape(), opts)))
+                let decode = self.decode_options();
+                Stage::Translate(Box::new(Translator::new(
+                    kind,
+                    decode,
+                    inbound.shape(),
+                    opts,
+                )))
             }
             (None, Head::OpenAi(h)) if !h.include_usage => Stage::StripUsage,
             (None, Head::Gemini { sse: false }) => Stage::JsonArray,
@@ -158,7 +173,8 @@ impl ChatWork<'_, '_> {
             }
             return Ok(json_body(bytes));
         }
-        let mut canonical = translate::decode_response(kind, &bytes).map_err(|e| {
+        let decoded = translate::decode_response(kind, &bytes, self.decode_options());
+        let mut canonical = decoded.map_err(|e| {
             Error::new(
                 ErrorKind::UpstreamProtocol,
                 "the upstream provider sent a response the gateway could not read; retry the request",

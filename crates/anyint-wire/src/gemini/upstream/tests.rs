@@ -347,28 +347,146 @@ fn a_signed_thought_before_a_call_signs_the_call() {
     );
 }
 
+fn tool(name: &str) -> crate::canonical::Tool {
+    crate::canonical::Tool {
+        name: name.into(),
+        description: None,
+        parameters: json!({"type": "object"}),
+        cache: None,
+    }
+}
+
 #[test]
-fn parallel_tool_calls_false_is_refused_with_tools() {
+fn parallel_tool_calls_false_adds_the_one_call_hint() {
     let mut req = ChatRequest {
         messages: vec![user("x")],
-        tools: vec![crate::canonical::Tool {
-            name: "f".into(),
-            description: None,
-            parameters: json!({"type": "object"}),
-            cache: None,
-        }],
+        system: vec![Part::text("Be brief.")],
+        tools: vec![tool("f")],
         parallel_tool_calls: Some(false),
         ..ChatRequest::default()
     };
-    let e = encode_request(&req).unwrap_err();
-    assert_eq!(e.param, Some("parallel_tool_calls"));
-    assert!(e.message.contains("parallel_tool_calls"), "{e}");
-    req.parallel_tool_calls = Some(true);
-    assert!(encode_request(&req).is_ok());
-    req.parallel_tool_calls = Some(false);
+    let system = |req: &ChatRequest| encode(req)["systemInstruction"]["parts"].clone();
+    assert_eq!(
+        system(&req),
+        json!([{"text": "Be brief."}, {"text": super::ONE_CALL_HINT}])
+    );
+    // Nothing to call, or calls allowed in parallel: no hint.
     req.tool_choice = Some(ToolChoice::None);
-    assert!(encode_request(&req).is_ok());
+    assert_eq!(system(&req), json!([{"text": "Be brief."}]));
     req.tool_choice = None;
+    req.parallel_tool_calls = Some(true);
+    assert_eq!(system(&req), json!([{"text": "Be brief."}]));
+    req.parallel_tool_calls = Some(false);
     req.tools.clear();
+    assert_eq!(system(&req), json!([{"text": "Be brief."}]));
+}
+
+fn with_format(format: OutputFormat) -> ChatRequest {
+    ChatRequest {
+        model: "gemini-3-flash-preview".into(),
+        messages: vec![user("x")],
+        format: Some(format),
+        ..ChatRequest::default()
+    }
+}
+
+fn strict_schema(schema: Value) -> OutputFormat {
+    OutputFormat::JsonSchema {
+        name: "out".into(),
+        schema: Some(schema),
+        description: None,
+        strict: Some(true),
+        source: SchemaSource::ChatResponseFormat,
+    }
+}
+
+#[test]
+fn structured_output_is_json_mime_type_and_schema() {
+    let body = encode(&with_format(OutputFormat::JsonObject));
+    assert_eq!(
+        body["generationConfig"],
+        json!({"responseMimeType": "application/json"})
+    );
+    let schema = json!({"type": "object", "additionalProperties": false, "required": ["a", "b"],
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "properties": {"a": {"type": ["string", "null"], "format": "date"},
+                       "b": {"const": "x", "description": "always x"}}});
+    let body = encode(&with_format(strict_schema(schema)));
+    assert_eq!(
+        body["generationConfig"],
+        json!({"responseMimeType": "application/json", "responseJsonSchema": {
+            "type": "object", "additionalProperties": false, "required": ["a", "b"],
+            "properties": {
+                "a": {"anyOf": [{"type": "string", "format": "date"}, {"type": "null"}]},
+                "b": {"enum": ["x"], "description": "always x"}}}})
+    );
+    // Gemini's own schemas go back as sent.
+    let own = json!({"type": "array", "items": {"type": "string", "minLength": 2}});
+    let body = encode(&with_format(OutputFormat::constrained(
+        own.clone(),
+        SchemaSource::GeminiJsonSchema,
+    )));
+    assert_eq!(body["generationConfig"]["responseJsonSchema"], own);
+    let body = encode(&with_format(OutputFormat::constrained(
+        json!({"type": "object", "properties": {"n": {"type": ["integer", "null"]}}}),
+        SchemaSource::GeminiSchema,
+    )));
+    assert_eq!(
+        body["generationConfig"]["responseSchema"],
+        json!({"type": "OBJECT", "properties": {"n": {"type": "INTEGER", "nullable": true}}})
+    );
+}
+
+#[test]
+fn keywords_gemini_ignores_are_refused_only_under_a_guarantee() {
+    let schema = json!({"type": "object", "additionalProperties": false, "required": ["name"],
+        "properties": {"name": {"type": "string", "maxLength": 10}}});
+    let e = encode_request(&with_format(strict_schema(schema.clone()))).unwrap_err();
+    assert_eq!(e.param, Some("response_format"));
+    assert_eq!(
+        e.path.as_deref(),
+        Some("response_format.json_schema.schema.properties.name.maxLength")
+    );
+    let OutputFormat::JsonSchema {
+        name,
+        schema,
+        description,
+        source,
+        ..
+    } = strict_schema(schema)
+    else {
+        unreachable!()
+    };
+    let hint = OutputFormat::JsonSchema {
+        name,
+        schema,
+        description,
+        strict: None,
+        source,
+    };
+    let body = encode(&with_format(hint));
+    assert_eq!(
+        body["generationConfig"]["responseJsonSchema"]["properties"]["name"],
+        json!({"type": "string"})
+    );
+}
+
+#[test]
+fn json_output_and_forced_calls_do_not_mix() {
+    let mut req = with_format(OutputFormat::JsonObject);
+    req.tools.push(tool("f"));
+    req.tool_choice = Some(ToolChoice::Required);
+    let e = encode_request(&req).unwrap_err();
+    assert_eq!(e.param, Some("response_format"));
+    assert!(e.message.contains("forced tool call"), "{e}");
+    req.tool_choice = Some(ToolChoice::Tool("f".into()));
+    assert!(encode_request(&req).is_err());
+    // AUTO with JSON: Gemini 3 takes both, 2.x is not sent both.
+    req.tool_choice = Some(ToolChoice::Auto);
+    assert!(encode_request(&req).is_ok());
+    req.model = "gemini-2.5-flash".into();
+    let e = encode_request(&req).unwrap_err();
+    assert!(e.message.contains("2.x"), "{e}");
+    req.tool_choice = Some(ToolChoice::None);
     assert!(encode_request(&req).is_ok());
 }

@@ -49,10 +49,7 @@ fn unsupported_fields_land_in_extra_and_are_refused_by_other_encoders() {
     let mut json_only = r.clone();
     json_only.extra.clear();
     assert!(crate::anthropic::encode_request(&json_only).is_ok());
-    assert_eq!(
-        crate::gemini::encode_request(&json_only).unwrap_err().param,
-        Some("response_format")
-    );
+    assert!(crate::gemini::encode_request(&json_only).is_ok());
     let v: Value = serde_json::from_slice(&encode_request(&json_only).unwrap()).unwrap();
     assert_eq!(v["response_format"], json!({"type": "json_object"}));
     let r = decode_request(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":false,"response_format":{"type":"text"}}"#).unwrap();

@@ -355,12 +355,30 @@ fn structured_output_effort_and_top_logprobs() {
     .unwrap();
     assert_eq!(r.reasoning, Some(Reasoning::default()));
     assert_eq!(r.format, Some(OutputFormat::JsonObject));
-    // Chat writes it back as response_format; the others refuse it for now.
+    // Chat writes it back as response_format (adding the word "json" OpenAI requires),
+    // Anthropic as its forced JSON tool, Gemini as the JSON MIME type.
     let chat: Value = serde_json::from_slice(&crate::openai::encode_request(&r).unwrap()).unwrap();
     assert_eq!(chat["response_format"], json!({"type": "json_object"}));
     assert_eq!(
-        crate::anthropic::encode_request(&r).unwrap_err().param,
-        Some("response_format")
+        chat["messages"][0],
+        json!({"role": "system", "content": "Respond in JSON."})
+    );
+    // Anthropic's forced tool and extended thinking do not mix.
+    let e = crate::anthropic::encode_request(&r).unwrap_err();
+    assert!(e.message.contains("extended thinking"), "{e}");
+    let mut r = r;
+    r.reasoning = None;
+    let claude: Value =
+        serde_json::from_slice(&crate::anthropic::encode_request(&r).unwrap()).unwrap();
+    assert_eq!(
+        claude["tool_choice"],
+        json!({"type": "tool", "name": crate::anthropic::JSON_TOOL, "disable_parallel_tool_use": true})
+    );
+    let gemini: Value =
+        serde_json::from_slice(&crate::gemini::encode_request(&r).unwrap()).unwrap();
+    assert_eq!(
+        gemini["generationConfig"],
+        json!({"responseMimeType": "application/json"})
     );
 }
 
