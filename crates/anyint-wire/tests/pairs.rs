@@ -28,6 +28,21 @@
 //! second call (in the same response, and in a chunk of its own in the stream) that must not
 //! reach the client ([`gemini_answers_keep_one_call_per_turn`]).
 //!
+//! Structured output has a second set of pairs, `<client>_to_<upstream>_json` (all sixteen),
+//! whose shared request per client family asks for JSON and nothing else (no tools, no stop
+//! sequences), so every pair can carry it:
+//! - OpenAI Chat: `response_format` `json_schema` with `strict: true` (a type list for a
+//!   nullable field, an enum, `minItems: 0`);
+//! - Anthropic: `output_config.format` (an optional property);
+//! - Gemini: `responseMimeType: application/json` with an OpenAPI `responseSchema`
+//!   (upper-case types, `nullable`, `format: enum`, `propertyOrdering`);
+//! - Responses: `text.format` `json_object`, which reaches Anthropic as the gateway's forced
+//!   JSON tool: `responses_to_anthropic_json`'s captures answer with that tool's call, which
+//!   the client must get as text ([`the_forced_json_tool_comes_back_as_text`]).
+//!
+//! Every user turn says "JSON", so OpenAI's JSON-mode rule adds nothing. The upstream
+//! captures answer with the same JSON object, streamed in four pieces.
+//!
 //! The Responses client's request is Codex-shaped: stateless (`store: false`, the whole
 //! history in `input`), a custom tool and a namespace next to functions, a developer message
 //! after the conversation began, and reasoning items from two providers: a Claude thinking
@@ -39,7 +54,9 @@
 //! `gemini_to_anthropic` carries a Gemini `thoughtSignature`, which must not reach Anthropic.
 //!
 //! Besides the goldens, every test checks properties that hold whatever the goldens say: the
-//! upstream body reads back with the upstream kind's own `decode_request`, the client response
+//! upstream body reads back with the upstream kind's own `decode_request` (the same format
+//! kind too: text, JSON mode or JSON Schema; Anthropic's forced JSON tool counts as the format
+//! it carries), the client response
 //! and stream decode back (with the client family's own decoders) to the same text, tool calls,
 //! finish reason and token totals as the upstream's, and each client stream obeys its family's
 //! framing rules.
@@ -58,8 +75,8 @@ use std::path::{Path, PathBuf};
 
 use anyint_wire::canonical::signature::{self, Origin};
 use anyint_wire::canonical::{
-    ChatRequest, ChatResponse, DecodeOptions, EncodeOptions, FinishReason, Part, Role, StreamEvent,
-    ToolChoice,
+    ChatRequest, ChatResponse, DecodeOptions, EncodeOptions, FinishReason, OutputFormat, Part,
+    Role, StreamEvent, ToolChoice,
 };
 use anyint_wire::gemini::StreamFormat;
 use anyint_wire::responses::{BLOB_PREFIX, Echo};
@@ -226,15 +243,29 @@ fn echo_of(body: &[u8]) -> Echo {
     })
 }
 
+/// Which request a pair sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Case {
+    /// The family's shared conversation with tools, images and reasoning.
+    Base,
+    /// Structured output: the family's shared `_json` request (see the module docs).
+    Json,
+}
+
 #[derive(Clone, Copy)]
 struct Pair {
     client: Family,
     upstream: Family,
+    case: Case,
 }
 
 impl fmt::Display for Pair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}_to_{}", self.client.name(), self.upstream.name())
+        write!(f, "{}_to_{}", self.client.name(), self.upstream.name())?;
+        if self.case == Case::Json {
+            f.write_str("_json")?;
+        }
+        Ok(())
     }
 }
 
@@ -378,6 +409,8 @@ struct RequestView {
     temperature: Option<f64>,
     top_p: Option<f64>,
     stop: Vec<String>,
+    /// The structured output asked for: `text`, `json_object` or `json_schema`.
+    format: &'static str,
 }
 
 fn request_view(req: &ChatRequest) -> RequestView {
@@ -401,6 +434,11 @@ fn request_view(req: &ChatRequest) -> RequestView {
         temperature: req.temperature,
         top_p: req.top_p,
         stop: req.stop.clone(),
+        format: match &req.format {
+            None | Some(OutputFormat::Text) => "text",
+            Some(OutputFormat::JsonObject) => "json_object",
+            Some(OutputFormat::JsonSchema { .. }) => "json_schema",
+        },
     };
     for m in &req.messages {
         let role = match m.role {
@@ -843,6 +881,20 @@ fn check_upstream_request_valid(pair: Pair) {
                     // adds the thinking budget to the client's cap.
                     got.max_tokens = want.max_tokens;
                 }
+                if pair.upstream == Family::Anthropic
+                    && let Some(i) = got
+                        .tools
+                        .iter()
+                        .position(|t| t == anthropic::JSON_TOOL || t == anthropic::JSON_VALUE_TOOL)
+                {
+                    // Deliberate: structured output Anthropic cannot take natively is its
+                    // reserved tool, forced (the decoders turn its call back into text).
+                    got.tools.remove(i);
+                    got.tool_choice.clone_from(&want.tool_choice);
+                    if got.format == "text" {
+                        got.format = want.format;
+                    }
+                }
                 if pair.upstream == Family::Gemini && pair.decode_options().first_tool_call_only {
                     // Deliberate: Gemini has no `parallel_tool_calls` switch, so the encoder
                     // asks for one call in the system prompt (and the decoders keep the first).
@@ -1011,6 +1063,7 @@ fn gemini_keeps_the_first_call_for_the_shared_openai_request() {
     let shared = Pair {
         client: Family::OpenAi,
         upstream: Family::OpenAi,
+        case: Case::Base,
     };
     let mut req = shared.client_request();
     assert_eq!(req.parallel_tool_calls, Some(false));
@@ -1036,6 +1089,7 @@ fn gemini_answers_keep_one_call_per_turn() {
         let pair = Pair {
             client,
             upstream: Family::Gemini,
+            case: Case::Base,
         };
         let body = pair.read("upstream_response.json");
         let all = Family::Gemini
@@ -1069,6 +1123,43 @@ fn gemini_answers_keep_one_call_per_turn() {
     }
 }
 
+/// The Responses client's JSON mode reaches Anthropic as the gateway's forced JSON tool; its
+/// call comes back to the client as the answer's text (finish `stop`), never as a tool call,
+/// in the response and in the stream.
+#[test]
+fn the_forced_json_tool_comes_back_as_text() {
+    let pair = Pair {
+        client: Family::Responses,
+        upstream: Family::Anthropic,
+        case: Case::Json,
+    };
+    let upstream: Value = serde_json::from_slice(&pair.upstream_request(false).unwrap()).unwrap();
+    assert_eq!(upstream["tool_choice"]["name"], anthropic::JSON_TOOL);
+    let body = pair.read("upstream_response.json");
+    let raw: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(raw["content"][0]["name"], anthropic::JSON_TOOL);
+    let resp = response_view(
+        &Family::Anthropic
+            .decode_response(&body, pair.decode_options())
+            .unwrap(),
+    );
+    let stream = response_view_of_stream(&decode_stream(
+        Family::Anthropic,
+        &pair.read("upstream_stream.sse"),
+        pair.decode_options(),
+    ));
+    for view in [resp, stream] {
+        assert!(view.calls.is_empty(), "{view:?}");
+        assert_eq!(view.finish, Some(FinishReason::Stop));
+        let answer: Value = serde_json::from_str(&view.text).unwrap();
+        assert_eq!(answer, raw["content"][0]["input"]);
+    }
+}
+
+fn response_view_of_stream(events: &[StreamEvent]) -> AnswerView {
+    stream_view(events)
+}
+
 /// The Responses API has no stop sequences, so the shared requests of the other families
 /// (which send them) are refused with a 400 naming `stop`.
 #[test]
@@ -1077,6 +1168,7 @@ fn responses_refuses_stop_sequences() {
         let shared = Pair {
             client: family,
             upstream: family,
+            case: Case::Base,
         };
         let mut req = shared.client_request();
         assert!(!req.stop.is_empty(), "{}", family.name());
@@ -1251,13 +1343,14 @@ fn check_error(pair: Pair) {
 }
 
 macro_rules! pairs {
-    ($($name:ident: $client:ident -> $upstream:ident;)*) => {$(
+    ($($name:ident: $client:ident -> $upstream:ident, $case:ident;)*) => {$(
         mod $name {
-            use super::{Family, Pair};
+            use super::{Case, Family, Pair};
 
             const PAIR: Pair = Pair {
                 client: Family::$client,
                 upstream: Family::$upstream,
+                case: Case::$case,
             };
 
             #[test]
@@ -1289,20 +1382,36 @@ macro_rules! pairs {
 }
 
 pairs! {
-    openai_to_openai: OpenAi -> OpenAi;
-    openai_to_anthropic: OpenAi -> Anthropic;
-    openai_to_gemini: OpenAi -> Gemini;
-    anthropic_to_openai: Anthropic -> OpenAi;
-    anthropic_to_anthropic: Anthropic -> Anthropic;
-    anthropic_to_gemini: Anthropic -> Gemini;
-    gemini_to_openai: Gemini -> OpenAi;
-    gemini_to_anthropic: Gemini -> Anthropic;
-    gemini_to_gemini: Gemini -> Gemini;
-    openai_to_responses: OpenAi -> Responses;
-    anthropic_to_responses: Anthropic -> Responses;
-    gemini_to_responses: Gemini -> Responses;
-    responses_to_openai: Responses -> OpenAi;
-    responses_to_anthropic: Responses -> Anthropic;
-    responses_to_gemini: Responses -> Gemini;
-    responses_to_responses: Responses -> Responses;
+    openai_to_openai: OpenAi -> OpenAi, Base;
+    openai_to_anthropic: OpenAi -> Anthropic, Base;
+    openai_to_gemini: OpenAi -> Gemini, Base;
+    anthropic_to_openai: Anthropic -> OpenAi, Base;
+    anthropic_to_anthropic: Anthropic -> Anthropic, Base;
+    anthropic_to_gemini: Anthropic -> Gemini, Base;
+    gemini_to_openai: Gemini -> OpenAi, Base;
+    gemini_to_anthropic: Gemini -> Anthropic, Base;
+    gemini_to_gemini: Gemini -> Gemini, Base;
+    openai_to_responses: OpenAi -> Responses, Base;
+    anthropic_to_responses: Anthropic -> Responses, Base;
+    gemini_to_responses: Gemini -> Responses, Base;
+    responses_to_openai: Responses -> OpenAi, Base;
+    responses_to_anthropic: Responses -> Anthropic, Base;
+    responses_to_gemini: Responses -> Gemini, Base;
+    responses_to_responses: Responses -> Responses, Base;
+    openai_to_openai_json: OpenAi -> OpenAi, Json;
+    openai_to_anthropic_json: OpenAi -> Anthropic, Json;
+    openai_to_gemini_json: OpenAi -> Gemini, Json;
+    openai_to_responses_json: OpenAi -> Responses, Json;
+    anthropic_to_openai_json: Anthropic -> OpenAi, Json;
+    anthropic_to_anthropic_json: Anthropic -> Anthropic, Json;
+    anthropic_to_gemini_json: Anthropic -> Gemini, Json;
+    anthropic_to_responses_json: Anthropic -> Responses, Json;
+    gemini_to_openai_json: Gemini -> OpenAi, Json;
+    gemini_to_anthropic_json: Gemini -> Anthropic, Json;
+    gemini_to_gemini_json: Gemini -> Gemini, Json;
+    gemini_to_responses_json: Gemini -> Responses, Json;
+    responses_to_openai_json: Responses -> OpenAi, Json;
+    responses_to_anthropic_json: Responses -> Anthropic, Json;
+    responses_to_gemini_json: Responses -> Gemini, Json;
+    responses_to_responses_json: Responses -> Responses, Json;
 }
