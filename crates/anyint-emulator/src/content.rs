@@ -297,22 +297,6 @@ pub(crate) fn sample(schema: Option<&Value>, depth: usize) -> Value {
     }
 }
 
-/// The answer text a structured-output request demands: `{}` for JSON mode (`schema` `None`),
-/// else compact JSON filling the schema's required fields by type. Every family's handler
-/// uses it, so a JSON answer looks the same whichever API asked for it.
-pub(crate) fn json_answer(schema: Option<&Value>) -> String {
-    let Some(schema) = schema else {
-        return "{}".to_owned();
-    };
-    let is_object = schema.get("properties").is_some()
-        || schema.get("type").and_then(Value::as_str) == Some("object");
-    if is_object {
-        Value::Object(sample_object(Some(schema), 0)).to_string()
-    } else {
-        sample(Some(schema), 0).to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
