@@ -40,9 +40,10 @@ async fn serve_until_signal(config: Config) -> Result<(), String> {
         let cause = e.cause.clone().unwrap_or_default();
         format!("{}: {cause}", e.message)
     })?;
+    let stop = crate::server::shutdown_signal();
     tracing::info!(addr = %running.addr, store, "anyint listening");
     println!("anyint listening on http://{}", running.addr);
-    crate::server::shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: draining in-flight requests");
     running.shutdown().await;
     Ok(())
@@ -87,6 +88,7 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
     let running = crate::server::start_with_store(config, store, listener)
         .await
         .map_err(|e| e.message)?;
+    let stop = crate::server::shutdown_signal();
     println!(
         "anyint demo gateway on http://{addr} (emulated provider at http://{emulator_addr}, store sqlite://data/anyint.db)\n\n\
          Demo key (shown once): {key}\n\n\
@@ -113,7 +115,7 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
             "off (set ANYINT_ADMIN_TOKEN to enable /admin/v1)"
         }
     );
-    crate::server::shutdown_signal().await;
+    stop.await;
     running.shutdown().await;
     Ok(())
 }
@@ -129,12 +131,9 @@ pub(super) async fn emulate(listen: SocketAddr, api_key_env: Option<String>) -> 
     };
     let listener = bind(listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let stop = crate::server::shutdown_signal();
     println!("anyint emulator on http://{addr} (OpenAI-compatible at http://{addr}/v1)");
-    anyint_emulator::serve(
-        listener,
-        anyint_emulator::Options { api_key },
-        crate::server::shutdown_signal(),
-    )
-    .await
-    .map_err(|e| e.to_string())
+    anyint_emulator::serve(listener, anyint_emulator::Options { api_key }, stop)
+        .await
+        .map_err(|e| e.to_string())
 }
