@@ -86,10 +86,14 @@
 //! tool call ordinal, and `stop_reason: tool_use` with no other call becomes `Stop`.
 //!
 //! Ids pass through: a response id gets a `msg_` prefix when it lacks one, tool call ids are
-//! never rewritten (so a later `tool_result` still refers to its call). Blocks with no canonical
-//! home (server tool use and results, citations) are skipped when decoding. Canonical usage
-//! counts input *including* cache; Anthropic's `input_tokens` excludes it, so decoding adds
-//! `cache_read` + `cache_creation` and encoding subtracts them.
+//! never rewritten (so a later `tool_result` still refers to its call). Web search's
+//! `server_tool_use` / `web_search_tool_result` pairs and the citations of text blocks become
+//! canonical searches and citations (`search.rs`, which also maps a canonical request's hosted
+//! web search to the `web_search_20250305` server tool); other blocks with no canonical home
+//! are skipped when decoding, and Anthropic clients get no search blocks (the text carries
+//! what was found). Canonical usage counts input *including* cache; Anthropic's
+//! `input_tokens` excludes it, so decoding adds `cache_read` + `cache_creation` and encoding
+//! subtracts them; `server_tool_use.web_search_requests` is the search count.
 //!
 //! Signatures: decoders (upstream responses and streams, client requests) tag the thinking
 //! signatures they read as Anthropic's, unless a client echoes back one already tagged with
@@ -100,6 +104,7 @@ mod error;
 mod head;
 mod request;
 mod response;
+mod search;
 mod stream;
 mod usage;
 mod wire;

@@ -123,6 +123,12 @@
 //!
 //! # Responses and streams
 //!
+//! Hosted web search (a canonical request's `web_search`) becomes the `googleSearch` tool, and
+//! a candidate's `groundingMetadata` becomes a canonical search with character-offset
+//! citations; Gemini clients get neither (mapping and the rules for mixing with function
+//! declarations in `search.rs`). A calling config is sent only with function declarations,
+//! which Gemini requires.
+//!
 //! Only the first candidate is read. With
 //! [`DecodeOptions::first_tool_call_only`](crate::canonical::DecodeOptions) (the request said
 //! `parallel_tool_calls: false`), only the turn's first `functionCall` is kept, in the response
@@ -158,6 +164,7 @@ mod parts;
 mod request;
 mod response;
 mod schema;
+mod search;
 mod stream_decode;
 mod stream_encode;
 mod upstream;
@@ -169,6 +176,7 @@ mod proptests;
 pub use error::{ErrorBody, decode_error, error_json, status_for};
 pub use request::decode_request;
 pub use response::{decode_response, decode_response_with, encode_response};
+pub use search::drops_web_search;
 pub use stream_decode::StreamDecoder;
 pub use stream_encode::{StreamEncoder, StreamFormat};
 pub use upstream::encode_request;

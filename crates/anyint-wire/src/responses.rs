@@ -19,6 +19,13 @@
 //! place, e.g. `tools[1]`, and a message like "the built-in tool `web_search` is not supported
 //! for this model; …"). [`decode_request`] refuses them itself.
 //!
+//! Hosted web search is the exception where the gateway serves it (a provider setting):
+//! [`decode_request_with`] then reads a `web_search*` tool into the canonical request, for an
+//! Anthropic or Gemini upstream to run with its own search, and the answer's searches and
+//! citations come back as `web_search_call` items and `url_citation` annotations (mapping in
+//! `search.rs`). Replayed `web_search_call` input items are accepted on every translated route
+//! and dropped: they carry nothing an upstream needs.
+//!
 //! # Stored state
 //! `store` (default `true`), `previous_response_id` and `include` are read by
 //! [`RequestHead`] for the gateway, which stores responses ([`StreamEncoder::response`]) and
@@ -63,7 +70,8 @@
 //!   `previous_response_id`, `include`, `metadata`, `prompt_cache_key`, `prompt_cache_retention`,
 //!   `prompt_cache_options`, `client_metadata`, `service_tier`, `safety_identifier`, `user`,
 //!   `truncation: "disabled"`, `text.verbosity`, `reasoning.summary`, `background: false`,
-//!   `stream_options`, `max_tool_calls` (it counts built-in tool calls only), and unknown
+//!   `stream_options`, `max_tool_calls` (it counts built-in tool calls only: the search cap when
+//!   web search is served), and unknown
 //!   top-level fields (Codex adds new ones; the protocol note says to ignore them).
 //!
 //! # Canonical → Responses upstream ([`encode_request`])
@@ -104,6 +112,7 @@ mod input;
 mod native;
 mod request;
 mod response;
+mod search;
 mod stream_decode;
 mod stream_encode;
 mod tools;
@@ -119,8 +128,9 @@ pub use error::{ErrorBody, decode_error, failure_events};
 pub use grammar::check_stream;
 pub use head::{INCLUDE_ENCRYPTED, RequestHead};
 pub use native::NativeOnly;
-pub use request::decode_request;
+pub use request::{decode_request, decode_request_with};
 pub use response::{decode_response, encode_response};
+pub use search::INCLUDE_SOURCES;
 pub use stream_decode::StreamDecoder;
 pub use stream_encode::StreamEncoder;
 pub use tools::{NAMESPACE_SEPARATOR, flat_name};

@@ -18,7 +18,8 @@
 
 use serde_json::Value;
 
-use crate::canonical::{ChatRequest, ChatResponse, DecodeOptions, EncodeOptions, StreamEvent};
+pub use crate::canonical::DecodeOptions;
+use crate::canonical::{ChatRequest, ChatResponse, EncodeOptions, StreamEvent};
 use crate::sse::Frame;
 use crate::{DecodeError, Usage, anthropic, gemini, openai, responses};
 
@@ -153,16 +154,34 @@ impl ClientShape<'_> {
 
 /// Decodes the client's request into canonical form.
 pub fn decode_request(shape: ClientShape<'_>, body: &[u8]) -> Result<ChatRequest, DecodeError> {
+    decode_request_with(shape, body, DecodeOptions::default())
+}
+
+/// [`decode_request`] for a route that serves what `opts` says (its `web_search`).
+pub fn decode_request_with(
+    shape: ClientShape<'_>,
+    body: &[u8],
+    opts: DecodeOptions,
+) -> Result<ChatRequest, DecodeError> {
     match shape {
         ClientShape::OpenAi => openai::decode_request(body),
         ClientShape::Anthropic { version } => anthropic::decode_request(body, version),
         ClientShape::Gemini { model, stream, .. } => gemini::decode_request(body, model, stream),
-        ClientShape::Responses { .. } => responses::decode_request(body),
+        ClientShape::Responses { .. } => responses::decode_request_with(body, opts.web_search),
     }
 }
 
-/// Encodes a canonical request for an upstream of `kind`.
+/// Encodes a canonical request for an upstream of `kind`. Hosted web search reaches only the
+/// kinds with a search tool of their own (Anthropic, Gemini); the others refuse it (a native
+/// Responses upstream gets a Responses client's tools untouched, by passthrough).
 pub fn encode_request(kind: Kind, req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
+    if let Some(ws) = &req.web_search {
+        match kind {
+            Kind::OpenAi => return Err(ws.unsupported("openai")),
+            Kind::Responses => return Err(ws.unsupported("openai responses")),
+            Kind::Anthropic | Kind::Gemini => {}
+        }
+    }
     match kind {
         Kind::OpenAi => openai::encode_request(req),
         Kind::Anthropic => anthropic::encode_request(req),

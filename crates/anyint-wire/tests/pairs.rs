@@ -547,6 +547,8 @@ fn stream_view(events: &[StreamEvent]) -> AnswerView {
             | StreamEvent::ReasoningDelta(_)
             | StreamEvent::ReasoningSignature(_)
             | StreamEvent::RedactedReasoning(_)
+            | StreamEvent::WebSearch(_)
+            | StreamEvent::Citation(_)
             | StreamEvent::Error { .. } => {}
         }
     }

@@ -204,7 +204,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
         FinishReason::ToolCalls if unwrapped && !calls => FinishReason::Stop,
         other => other,
     });
-    Ok(ChatResponse {
+    let mut resp = ChatResponse {
         id: r.id,
         model: r.model,
         created: None,
@@ -212,7 +212,10 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
         finish,
         stop_sequence: r.stop_sequence,
         usage: r.usage.map(|u| u.canonical()).unwrap_or_default(),
-    })
+        ..ChatResponse::default()
+    };
+    super::search::annotate(&mut resp, body);
+    Ok(resp)
 }
 
 #[derive(Serialize)]
@@ -331,7 +334,8 @@ mod tests {
                 output_tokens: 40,
                 cache_read_tokens: 50,
                 cache_write_tokens: 30,
-                reasoning_tokens: 0
+                reasoning_tokens: 0,
+                web_searches: 0,
             }
         );
     }

@@ -2,6 +2,8 @@
 //!
 //! Anthropic's `input_tokens` excludes cached tokens (total prompt = input + cache_creation +
 //! cache_read); canonical `input_tokens` includes them. Decoding adds, encoding subtracts.
+//! `server_tool_use.web_search_requests` (cumulative, like the token counts) is the canonical
+//! `web_searches`.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -22,6 +24,15 @@ pub(super) struct WireUsage {
     cache_read_input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens_details: Option<OutputDetails>,
+    /// Server tools' runs (`web_search_requests`), billed apart from tokens.
+    #[serde(default)]
+    server_tool_use: Option<ServerToolUse>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+struct ServerToolUse {
+    #[serde(default, deserialize_with = "count")]
+    web_search_requests: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -52,6 +63,12 @@ impl WireUsage {
                 }),
                 (l, e) => l.or(e),
             },
+            server_tool_use: match (later.server_tool_use, self.server_tool_use) {
+                (Some(l), Some(e)) => Some(ServerToolUse {
+                    web_search_requests: l.web_search_requests.or(e.web_search_requests),
+                }),
+                (l, e) => l.or(e),
+            },
         }
     }
 
@@ -71,6 +88,10 @@ impl WireUsage {
             reasoning_tokens: self
                 .output_tokens_details
                 .and_then(|d| d.thinking_tokens)
+                .unwrap_or(0),
+            web_searches: self
+                .server_tool_use
+                .and_then(|s| s.web_search_requests)
                 .unwrap_or(0),
         }
     }
@@ -186,6 +207,7 @@ mod tests {
                 cache_read_tokens: 1000,
                 cache_write_tokens: 100,
                 reasoning_tokens: 3,
+                web_searches: 0,
             }
         );
         let out = serde_json::to_value(UsageOut::from(&u)).unwrap();
@@ -200,6 +222,27 @@ mod tests {
             ..Usage::default()
         };
         assert_eq!(uncached_input(&odd), 0);
+    }
+
+    #[test]
+    fn web_search_requests_are_counted_and_merged() {
+        let u = usage_from_response(br#"{"usage":{"input_tokens":9120,"output_tokens":210,"server_tool_use":{"web_search_requests":2,"web_fetch_requests":0}}}"#).unwrap();
+        assert_eq!((u.input_tokens, u.web_searches), (9120, 2));
+        let start = usage_from_frame(&frame(
+            Some("message_start"),
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}}"#,
+        ))
+        .unwrap();
+        let delta = usage_from_frame(&frame(
+            Some("message_delta"),
+            r#"{"type":"message_delta","usage":{"output_tokens":9,"server_tool_use":{"web_search_requests":3}}}"#,
+        ))
+        .unwrap();
+        let total = start.merge(delta);
+        assert_eq!(
+            (total.input_tokens, total.output_tokens, total.web_searches),
+            (25, 9, 3)
+        );
     }
 
     #[test]

@@ -287,6 +287,8 @@ pub struct ChatRequest {
     pub n: Option<u64>,
     /// Structured output. `None` and `Some(Text)` both mean free text.
     pub format: Option<OutputFormat>,
+    /// Hosted web search, when the client asked for it and the route serves it.
+    pub web_search: Option<super::WebSearch>,
     /// Source-family fields with no canonical home, by name. Encoders of another family refuse
     /// them with a 400.
     pub extra: Map<String, Value>,
@@ -326,6 +328,10 @@ pub struct ChatResponse {
     pub stop_sequence: Option<String>,
     /// Token usage.
     pub usage: super::Usage,
+    /// Searches the upstream ran, each with the number of `parts` that came before it.
+    pub web_searches: Vec<(usize, super::WebSearchCall)>,
+    /// URL citations, in characters of the answer text (see [`super::Citation`]).
+    pub citations: Vec<super::Citation>,
 }
 
 impl ChatRequest {

@@ -3,11 +3,12 @@
 //! Sequencing rules decoders guarantee: `Start` comes first; text and reasoning deltas belong to
 //! the current content block; a tool call is opened by `ToolCallStart` with its ordinal
 //! `index` (0, 1, …) and continued by `ToolArgsDelta` with the same index; `Usage` may come
-//! any number of times and carries the latest cumulative counts; `Finish` comes once, after all
-//! content; `End` closes a stream that completed normally. A stream that ends without `End`
-//! was cut short.
+//! any number of times and carries the latest cumulative counts; a search's `WebSearch` events
+//! come in the order started, searching, done (the first two may be missing); a `Citation` comes
+//! after the text it cites; `Finish` comes once, after all content; `End` closes a stream that
+//! completed normally. A stream that ends without `End` was cut short.
 
-use super::{ChatRequest, FinishReason, ToolChoice, Usage};
+use super::{ChatRequest, Citation, FinishReason, SearchProgress, ToolChoice, Usage};
 
 /// One canonical stream event.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +44,11 @@ pub enum StreamEvent {
         /// A fragment of the arguments' JSON text.
         json: String,
     },
+    /// Hosted web search progress (see [`SearchProgress`]).
+    WebSearch(SearchProgress),
+    /// A span of the answer text so far is backed by a source; offsets are characters of
+    /// every `TextDelta` so far (see [`Citation`]).
+    Citation(Citation),
     /// Latest cumulative usage.
     Usage(Usage),
     /// Generation finished.
@@ -75,9 +81,13 @@ pub struct EncodeOptions {
     pub created: i64,
 }
 
-/// What decoding an upstream's answer must enforce because the upstream could not be asked
-/// for it: the part of the request the upstream decoders read. Build it with
-/// [`DecodeOptions::for_request`] from the canonical request that was sent.
+/// What a request is decoded and answered with beyond the canonical model, both ways:
+///
+/// - Decoding the client's request: what the route it is decoded for serves (`web_search`;
+///   see [`crate::translate::decode_request_with`]).
+/// - Decoding an upstream's answer: what it must enforce because the upstream could not be
+///   asked for it (`first_tool_call_only`). Build these with [`DecodeOptions::for_request`]
+///   from the canonical request that was sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DecodeOptions {
     /// Keep only the first tool call of the turn: the request said `parallel_tool_calls:
@@ -85,15 +95,22 @@ pub struct DecodeOptions {
     /// upstream without such a switch (Gemini) may make several (structured-output.md §8).
     /// The dropped calls were generated, so usage is left as the upstream reported it.
     pub first_tool_call_only: bool,
+    /// The upstream runs hosted web search itself (the provider's `web_search` setting): a
+    /// Responses client's `web_search` tool becomes [`ChatRequest::web_search`] instead of a
+    /// 400 (see [`crate::responses::decode_request_with`]). Other families' hosted tools are
+    /// refused either way.
+    pub web_search: bool,
 }
 
 impl DecodeOptions {
-    /// The options for answers to `req`.
+    /// The options for answers to `req` (`web_search` when it asked for a search, which only
+    /// a route that serves one decodes).
     pub fn for_request(req: &ChatRequest) -> Self {
         Self {
             first_tool_call_only: req.parallel_tool_calls == Some(false)
                 && !req.tools.is_empty()
                 && req.tool_choice != Some(ToolChoice::None),
+            web_search: req.web_search.is_some(),
         }
     }
 }

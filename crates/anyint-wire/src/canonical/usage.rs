@@ -15,6 +15,8 @@ pub struct Usage {
     pub cache_write_tokens: u64,
     /// Output tokens spent on reasoning, when reported.
     pub reasoning_tokens: u64,
+    /// Hosted web searches the upstream ran (billed apart from tokens).
+    pub web_searches: u64,
 }
 
 impl Usage {
@@ -28,6 +30,7 @@ impl Usage {
             cache_read_tokens: pick(self.cache_read_tokens, later.cache_read_tokens),
             cache_write_tokens: pick(self.cache_write_tokens, later.cache_write_tokens),
             reasoning_tokens: pick(self.reasoning_tokens, later.reasoning_tokens),
+            web_searches: pick(self.web_searches, later.web_searches),
         }
     }
 }

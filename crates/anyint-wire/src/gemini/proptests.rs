@@ -117,6 +117,8 @@ fn build(
         });
     }
     let (max_tokens, temperature, top_p, top_k, stop) = sampling;
+    // Gemini refuses a calling config without declarations, so none is sent without tools.
+    let tool_choice = tool_choice.filter(|_| !tools.is_empty());
     ChatRequest {
         model: MODEL.into(),
         system: system.into_iter().map(Part::text).collect(),
@@ -175,6 +177,7 @@ fn usage() -> impl Strategy<Value = Usage> {
         cache_read_tokens: c,
         cache_write_tokens: 0,
         reasoning_tokens: r,
+        web_searches: 0,
     })
 }
 

@@ -44,6 +44,7 @@ pub fn decode_response_with(body: &[u8], opts: DecodeOptions) -> Result<ChatResp
             if opts.first_tool_call_only {
                 resp.parts = keep_first_call(resp.parts, &mut false);
             }
+            super::search::annotate(&mut resp, cand);
             resp.finish = get_str(cand, "finishReason").map(|r| {
                 finish_from_wire(
                     r,
@@ -323,6 +324,7 @@ mod tests {
             body,
             DecodeOptions {
                 first_tool_call_only: true,
+                ..DecodeOptions::default()
             },
         )
         .unwrap();

@@ -4,7 +4,9 @@
 //! each chunk maps to events on its own; the state kept across chunks is whether `Start` was
 //! sent, the tool call ordinal, the last usage and the last finish reason. Gemini has no end
 //! marker: [`StreamDecoder::finish`] at EOF emits `Finish` and `End` only if a finish reason
-//! (or a prompt block) was seen, and otherwise nothing, since the stream was cut.
+//! (or a prompt block) was seen, and otherwise nothing, since the stream was cut. Grounding
+//! metadata is merged over the chunks and read there too, before `Finish`: its citations, its
+//! search and the usage with the search count.
 //!
 //! A chunk's `Usage` comes before the events of its parts, so the prompt count Gemini reports
 //! with the first chunk directly follows `Start` (the Anthropic client encoder announces it in
@@ -23,6 +25,7 @@ use super::parts::PartsDecoder;
 use super::response::{
     blocked, candidate_parts, finish_from_wire, first_candidate, keep_first_call,
 };
+use super::search::SearchStream;
 use super::usage::from_metadata;
 use crate::Usage;
 use crate::canonical::{DecodeOptions, FinishReason, Part, StreamEvent};
@@ -44,6 +47,8 @@ pub struct StreamDecoder {
     done: bool,
     /// Function calls after the first are dropped ([`DecodeOptions::first_tool_call_only`]).
     first_call_only: bool,
+    /// Grounding (Google Search) metadata and the answer text it points into.
+    search: SearchStream,
 }
 
 impl StreamDecoder {
@@ -128,10 +133,14 @@ impl StreamDecoder {
             self.usage(meta, out);
         }
         for part in parts {
+            if let Part::Text { text, .. } = &part {
+                self.search.text(text);
+            }
             part_events(part, &mut self.calls, out);
         }
         match cand {
             Some(cand) => {
+                self.search.observe(cand);
                 if let Some(reason) = get_str(cand, "finishReason") {
                     self.finish = Some(reason.to_owned());
                 }
@@ -159,13 +168,23 @@ impl StreamDecoder {
             (None, true) => FinishReason::ContentFilter,
             (None, false) => return Vec::new(),
         };
-        vec![
+        let mut out = self.search.finish();
+        let searches = self.search.searches();
+        if searches > 0 {
+            let usage = Usage {
+                web_searches: searches,
+                ..self.last_usage.unwrap_or_default()
+            };
+            out.push(StreamEvent::Usage(usage));
+        }
+        out.extend([
             StreamEvent::Finish {
                 reason,
                 stop_sequence: None,
             },
             StreamEvent::End,
-        ]
+        ]);
+        out
     }
 }
 
@@ -340,6 +359,7 @@ mod tests {
         ];
         let mut d = StreamDecoder::with_options(DecodeOptions {
             first_tool_call_only: true,
+            ..DecodeOptions::default()
         });
         let mut events: Vec<StreamEvent> = chunks.iter().flat_map(|c| d.feed(&frame(c))).collect();
         events.extend(d.finish());

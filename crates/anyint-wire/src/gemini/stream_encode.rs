@@ -111,7 +111,9 @@ impl StreamEncoder {
                     self.signature = Some(sig.to_owned());
                 }
             }
-            StreamEvent::RedactedReasoning(_) => {}
+            StreamEvent::RedactedReasoning(_)
+            | StreamEvent::WebSearch(_)
+            | StreamEvent::Citation(_) => {}
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.take_thought(&mut parts);
                 self.calls.push(PendingCall {

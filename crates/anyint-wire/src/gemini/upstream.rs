@@ -101,7 +101,9 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
             .collect();
         body.insert("tools".into(), json!([{"functionDeclarations": decls}]));
     }
-    if let Some(choice) = &req.tool_choice {
+    // Gemini refuses a calling config without function declarations (a request whose only
+    // tool is web search).
+    if let Some(choice) = req.tool_choice.as_ref().filter(|_| !req.tools.is_empty()) {
         let fcc = match choice {
             ToolChoice::Auto => json!({"mode": "AUTO"}),
             ToolChoice::None => json!({"mode": "NONE"}),
@@ -110,6 +112,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         };
         body.insert("toolConfig".into(), json!({"functionCallingConfig": fcc}));
     }
+    super::search::add_tool(&mut body, req)?;
     let mut gen_config = generation_config(req, model);
     gen_config.extend(output_format(req, model)?);
     if !gen_config.is_empty() {

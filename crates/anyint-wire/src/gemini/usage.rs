@@ -17,6 +17,7 @@ pub(super) fn from_metadata(m: &Map<String, Value>) -> Usage {
         cache_read_tokens: count(m, "cachedContentTokenCount"),
         cache_write_tokens: 0,
         reasoning_tokens: thoughts,
+        web_searches: 0,
     }
 }
 
@@ -43,6 +44,23 @@ pub(super) fn to_metadata(u: &Usage) -> Value {
 struct WithUsage {
     #[serde(default, rename = "usageMetadata")]
     usage: Option<Map<String, Value>>,
+    /// The rest, for the grounding metadata's search count.
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+impl WithUsage {
+    /// The chunk's usage with its searches; `None` when it reports neither.
+    fn usage(&self) -> Option<Usage> {
+        let searches = super::search::searches_of(&self.rest);
+        let mut u = match &self.usage {
+            Some(m) => from_metadata(m),
+            None if searches > 0 => Usage::default(),
+            None => return None,
+        };
+        u.web_searches = searches;
+        Some(u)
+    }
 }
 
 #[derive(Deserialize)]
@@ -54,31 +72,34 @@ enum Body {
     One(WithUsage),
 }
 
-const KEY: &[u8] = b"\"usageMetadata\"";
+const KEYS: [&[u8]; 2] = [b"\"usageMetadata\"", b"\"webSearchQueries\""];
 
 fn sniff(bytes: &[u8]) -> Option<Usage> {
-    if !bytes.windows(KEY.len()).any(|w| w == KEY) {
+    if !KEYS.iter().any(|k| bytes.windows(k.len()).any(|w| w == *k)) {
         return None;
     }
     match serde_json::from_slice::<Body>(bytes).ok()? {
-        Body::One(b) => b.usage.as_ref().map(from_metadata),
-        // The last chunk with usage carries the final counts.
+        Body::One(b) => b.usage(),
+        // The last chunk with usage carries the final counts, and the last that counts
+        // searches the final search count.
         Body::Many(chunks) => chunks
             .iter()
-            .rev()
-            .find_map(|c| c.usage.as_ref())
-            .map(from_metadata),
+            .filter_map(WithUsage::usage)
+            .reduce(Usage::merge),
     }
 }
 
 /// The usage of a generateContent response body (or of a whole non-SSE stream body, which is a
-/// JSON array of chunks), if it reports one. Only parses when `"usageMetadata"` occurs.
+/// JSON array of chunks), if it reports one, with the searches its grounding metadata counts
+/// (`webSearchQueries`). Only parses when `"usageMetadata"` or `"webSearchQueries"` occurs.
 pub fn usage_from_response(body: &[u8]) -> Option<Usage> {
     sniff(body)
 }
 
 /// The usage one `alt=sse` stream frame reports, if any. Every chunk may carry counts; the last
-/// one seen is authoritative. Only parses when `"usageMetadata"` occurs.
+/// one seen is authoritative (merge them with [`Usage::merge`]). A chunk with grounding
+/// metadata also reports its searches. Only parses when `"usageMetadata"` or
+/// `"webSearchQueries"` occurs.
 pub fn usage_from_frame(frame: &Frame) -> Option<Usage> {
     sniff(frame.data.as_bytes())
 }
@@ -99,7 +120,8 @@ mod tests {
                 output_tokens: 14,
                 cache_read_tokens: 30,
                 cache_write_tokens: 0,
-                reasoning_tokens: 5
+                reasoning_tokens: 5,
+                web_searches: 0,
             }
         );
         assert_eq!(to_metadata(&u), m);
@@ -120,6 +142,17 @@ mod tests {
             json!({"promptTokenCount": 10, "toolUsePromptTokenCount": 5, "totalTokenCount": 15});
         let u = from_metadata(m.as_object().unwrap());
         assert_eq!((u.input_tokens, u.output_tokens), (15, 0));
+    }
+
+    #[test]
+    fn grounding_queries_are_counted_as_searches() {
+        let body = br#"{"candidates":[{"content":{"parts":[{"text":"x"}]},"groundingMetadata":{"webSearchQueries":["a","b"]}}],"usageMetadata":{"promptTokenCount":2,"toolUsePromptTokenCount":30}}"#;
+        let u = usage_from_response(body).unwrap();
+        assert_eq!((u.input_tokens, u.web_searches), (32, 2));
+        // A chunk with grounding but no usage still counts; merged, the tokens stay.
+        let arr = br#"[{"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":8}},{"candidates":[{"groundingMetadata":{"webSearchQueries":["a"]}}]}]"#;
+        let u = usage_from_response(arr).unwrap();
+        assert_eq!((u.output_tokens, u.web_searches), (8, 1));
     }
 
     #[test]

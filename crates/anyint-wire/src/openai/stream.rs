@@ -242,6 +242,8 @@ impl StreamEncoder {
             }
             StreamEvent::ReasoningSignature(_)
             | StreamEvent::RedactedReasoning(_)
+            | StreamEvent::WebSearch(_)
+            | StreamEvent::Citation(_)
             | StreamEvent::Error { .. } => {}
         }
         out

@@ -45,6 +45,7 @@ impl From<WireUsage> for Usage {
                 .completion_tokens_details
                 .and_then(|c| c.reasoning_tokens)
                 .unwrap_or(0),
+            web_searches: 0,
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct Echo {
     /// gateway that stores responses to replay them for `previous_response_id` may turn it on
     /// for its stored copy.
     pub include_encrypted: bool,
+    /// Whether `web_search_call` items list their `action.sources` (`include:
+    /// ["web_search_call.action.sources"]`).
+    pub include_sources: bool,
     fields: Map<String, Value>,
     names: ToolNames,
 }
@@ -94,6 +97,7 @@ impl Echo {
             id: id.into(),
             created_at,
             include_encrypted: head.include_encrypted,
+            include_sources: head.include_sources,
             names: names_of(raw("tools").as_ref()),
             fields,
         }
@@ -104,7 +108,7 @@ impl Echo {
         self.names.get(name)
     }
 
-    /// The id of output item `index` of kind `prefix` (`msg`, `fc`, `ctc`, `rs`): stable for
+    /// The id of output item `index` of kind `prefix` (`msg`, `fc`, `ctc`, `rs`, `ws`): stable for
     /// a response, so stream events and the final object agree.
     pub(super) fn item_id(&self, prefix: &str, index: usize) -> String {
         let base = self.id.strip_prefix("resp_").unwrap_or(&self.id);

@@ -18,6 +18,12 @@ struct Open {
     /// The open content part or summary part, and the next index.
     part: Option<u64>,
     next_part: u64,
+    /// Annotations added to the open content part.
+    notes: Vec<Value>,
+    /// Annotations of each closed content part, in order.
+    part_notes: Vec<Vec<Value>>,
+    /// Search progress events seen: 1 `in_progress`, 2 `searching`, 3 `completed`.
+    stage: u8,
 }
 
 fn field<'v>(d: &'v Value, k: &str) -> Result<&'v Value, String> {
@@ -40,7 +46,10 @@ fn number(d: &Value, k: &str) -> Result<u64, String> {
 /// `sequence_number` counts from 0 by one; `response.created` then `response.in_progress`
 /// first; items added with dense `output_index` in order, each with a unique id used by all its
 /// events, content and summary parts opened before their deltas and closed before the item,
-/// `.done` texts equal to the deltas, items closed in `output_index` order; an `error` only
+/// `.done` texts equal to the deltas, annotations added in order inside the text streamed so far
+/// and repeated by the part and the item, `web_search_call` items going through
+/// `in_progress`, `searching`, `completed` and done with an `action`, items closed in
+/// `output_index` order; an `error` only
 /// right before `response.failed`; exactly one terminal event (`response.completed`,
 /// `.incomplete` or `.failed`), last, whose `response.output` is the finished items in order
 /// and, unless failed, whose `usage` has numeric `input_tokens` and `output_tokens`.
@@ -169,6 +178,9 @@ fn step(
                 acc: String::new(),
                 part: None,
                 next_part: 0,
+                notes: Vec::new(),
+                part_notes: Vec::new(),
+                stage: 0,
             },
         );
         return Ok(());
@@ -234,12 +246,27 @@ fn item_event(d: &Value, kind: &str, item: &mut Open) -> Result<(), String> {
             }
         }
         "response.content_part.done" | "response.reasoning_summary_part.done" => {
-            if item.part != Some(number(d, part_key)?)
-                || field(d, "part")?["text"] != item.acc.as_str()
-            {
+            let part = field(d, "part")?;
+            if item.part != Some(number(d, part_key)?) || part["text"] != item.acc.as_str() {
                 return Err(format!("{kind} does not match its deltas"));
             }
+            if kind == "response.content_part.done" {
+                if part.get("annotations") != Some(&Value::Array(item.notes.clone())) {
+                    return Err("content_part.done annotations are not the ones added".into());
+                }
+                item.part_notes.push(std::mem::take(&mut item.notes));
+            }
             item.part = None;
+        }
+        "response.output_text.annotation.added" => {
+            want_kind("message")?;
+            annotation_added(d, item)?;
+        }
+        "response.web_search_call.in_progress"
+        | "response.web_search_call.searching"
+        | "response.web_search_call.completed" => {
+            want_kind("web_search_call")?;
+            search_stage(kind, item)?;
         }
         "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
             want_kind(if kind.contains("function") {
@@ -268,6 +295,45 @@ fn item_event(d: &Value, kind: &str, item: &mut Open) -> Result<(), String> {
     Ok(())
 }
 
+/// `response.output_text.annotation.added`: in the open part, in order, a `url_citation`
+/// inside the text streamed so far.
+fn annotation_added(d: &Value, item: &mut Open) -> Result<(), String> {
+    if item.part != Some(number(d, "content_index")?) {
+        return Err("annotation.added outside its open part".into());
+    }
+    if usize::try_from(number(d, "annotation_index")?).ok() != Some(item.notes.len()) {
+        return Err("annotation_index out of order".into());
+    }
+    let note = field(d, "annotation")?;
+    if text(note, "type")? == "url_citation" {
+        text(note, "url")?;
+        text(note, "title")?;
+        let (start, end) = (number(note, "start_index")?, number(note, "end_index")?);
+        let len = u64::try_from(item.acc.chars().count()).unwrap_or(u64::MAX);
+        if start > end || end > len {
+            return Err(format!(
+                "url_citation {start}..{end} is not inside the {len} characters streamed"
+            ));
+        }
+    }
+    item.notes.push(note.clone());
+    Ok(())
+}
+
+/// `response.web_search_call.*`: `in_progress`, `searching`, `completed`, in that order.
+fn search_stage(kind: &str, item: &mut Open) -> Result<(), String> {
+    let stage = match kind {
+        "response.web_search_call.in_progress" => 1,
+        "response.web_search_call.searching" => 2,
+        _ => 3,
+    };
+    if item.stage + 1 != stage {
+        return Err(format!("{kind} out of order"));
+    }
+    item.stage = stage;
+    Ok(())
+}
+
 fn close(
     d: &Value,
     index: u64,
@@ -288,14 +354,28 @@ fn close(
         return Err("a part is still open".into());
     }
     let status = fin.get("status");
-    let no_annotations = |part: &Value| part.get("annotations") != Some(&Value::Array(Vec::new()));
+    let wrong_annotations = |(i, part): (usize, &Value)| {
+        let added = item.part_notes.get(i).cloned().unwrap_or_default();
+        part.get("annotations") != Some(&Value::Array(added))
+    };
     match item.kind.as_str() {
         "message"
             if field(fin, "content")?
                 .as_array()
-                .is_none_or(|parts| parts.iter().any(no_annotations)) =>
+                .is_none_or(|parts| parts.iter().enumerate().any(wrong_annotations)) =>
         {
-            return Err("output_text without annotations: []".into());
+            return Err("output_text annotations are not the ones added (or missing)".into());
+        }
+        "web_search_call" => {
+            if item.stage != 3 {
+                return Err("web_search_call done before in_progress, searching, completed".into());
+            }
+            text(field(fin, "action")?, "type")?;
+            if !matches!(status.and_then(Value::as_str), Some("completed" | "failed")) {
+                return Err("a done web_search_call is not completed or failed".into());
+            }
+            done.push(fin.clone());
+            return Ok(());
         }
         "function_call" => {
             if text(fin, "arguments")? != item.acc {
@@ -452,5 +532,74 @@ mod tests {
             1,
         );
         assert!(check_stream(bad.as_bytes()).is_err());
+    }
+
+    /// A valid stream: a search, then a cited message.
+    fn search_events() -> Vec<String> {
+        let cite = r#"{"type":"url_citation","url":"https://e.com","title":"E","start_index":0,"end_index":2}"#;
+        [
+            r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","created_at":1,"model":"m","status":"in_progress","output":[]}}"#.to_owned(),
+            r#"{"type":"response.in_progress","sequence_number":1,"response":{"id":"resp_1","created_at":1,"model":"m","status":"in_progress","output":[]}}"#.to_owned(),
+            r#"{"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"id":"ws_1","type":"web_search_call","status":"in_progress"}}"#.to_owned(),
+            r#"{"type":"response.web_search_call.in_progress","sequence_number":3,"item_id":"ws_1","output_index":0}"#.to_owned(),
+            r#"{"type":"response.web_search_call.searching","sequence_number":4,"item_id":"ws_1","output_index":0}"#.to_owned(),
+            r#"{"type":"response.web_search_call.completed","sequence_number":5,"item_id":"ws_1","output_index":0}"#.to_owned(),
+            r#"{"type":"response.output_item.done","sequence_number":6,"output_index":0,"item":{"id":"ws_1","type":"web_search_call","status":"completed","action":{"type":"search","query":"q"}}}"#.to_owned(),
+            r#"{"type":"response.output_item.added","sequence_number":7,"output_index":1,"item":{"id":"msg_1","type":"message","status":"in_progress","role":"assistant","content":[]}}"#.to_owned(),
+            r#"{"type":"response.content_part.added","sequence_number":8,"item_id":"msg_1","output_index":1,"content_index":0,"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}}"#.to_owned(),
+            r#"{"type":"response.output_text.delta","sequence_number":9,"item_id":"msg_1","output_index":1,"content_index":0,"delta":"Hé","logprobs":[]}"#.to_owned(),
+            format!(r#"{{"type":"response.output_text.annotation.added","sequence_number":10,"item_id":"msg_1","output_index":1,"content_index":0,"annotation_index":0,"annotation":{cite}}}"#),
+            r#"{"type":"response.output_text.done","sequence_number":11,"item_id":"msg_1","output_index":1,"content_index":0,"text":"Hé","logprobs":[]}"#.to_owned(),
+            format!(r#"{{"type":"response.content_part.done","sequence_number":12,"item_id":"msg_1","output_index":1,"content_index":0,"part":{{"type":"output_text","text":"Hé","annotations":[{cite}],"logprobs":[]}}}}"#),
+            format!(r#"{{"type":"response.output_item.done","sequence_number":13,"output_index":1,"item":{{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{{"type":"output_text","text":"Hé","annotations":[{cite}],"logprobs":[]}}]}}}}"#),
+            format!(r#"{{"type":"response.completed","sequence_number":14,"response":{{"id":"resp_1","status":"completed","output":[{{"id":"ws_1","type":"web_search_call","status":"completed","action":{{"type":"search","query":"q"}}}},{{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{{"type":"output_text","text":"Hé","annotations":[{cite}],"logprobs":[]}}]}}],"usage":{{"input_tokens":1,"output_tokens":2}}}}}}"#),
+        ]
+        .to_vec()
+    }
+
+    #[test]
+    fn searches_and_annotations_follow_their_rules() {
+        check_stream(&sse(&search_events())).unwrap();
+        let broken: Vec<(&str, Edit)> = vec![
+            (
+                "searching before in_progress",
+                Box::new(|e| {
+                    e.swap(3, 4);
+                    renumber(e);
+                }),
+            ),
+            (
+                "no completed",
+                Box::new(|e| {
+                    e.remove(5);
+                    renumber(e);
+                }),
+            ),
+            (
+                "done without an action",
+                Box::new(|e| e[6] = e[6].replace(r#","action":{"type":"search","query":"q"}"#, "")),
+            ),
+            (
+                "citation past the text streamed",
+                Box::new(|e| e[10] = e[10].replace(r#""end_index":2"#, r#""end_index":3"#)),
+            ),
+            (
+                "annotation missing from the part",
+                Box::new(|e| {
+                    e[12] = e[12].replacen(r#""annotations":[{"#, r#""annotations":[],"x":[{"#, 1);
+                }),
+            ),
+            (
+                "annotation index skipped",
+                Box::new(|e| {
+                    e[10] = e[10].replace(r#""annotation_index":0"#, r#""annotation_index":1"#);
+                }),
+            ),
+        ];
+        for (what, edit) in broken {
+            let mut e = search_events();
+            edit(&mut e);
+            assert!(check_stream(&sse(&e)).is_err(), "{what} passed");
+        }
     }
 }

@@ -15,6 +15,10 @@ pub const INCLUDE_ENCRYPTED: &str = "reasoning.encrypted_content";
 /// run the stored-state features it implements itself (`store`, `previous_response_id`). The
 /// input stays unparsed in the raw fields.
 #[derive(Debug)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each is an independent flag of the request, read as the API names it"
+)]
 pub struct RequestHead<'a> {
     /// The public model ID the client asked for.
     pub model: String,
@@ -26,6 +30,8 @@ pub struct RequestHead<'a> {
     pub previous_response_id: Option<String>,
     /// Whether `include` asks for `reasoning.encrypted_content`.
     pub include_encrypted: bool,
+    /// Whether `include` asks for `web_search_call.action.sources`.
+    pub include_sources: bool,
     body: RawObject<'a>,
 }
 
@@ -91,6 +97,7 @@ impl<'a> RequestHead<'a> {
             store,
             previous_response_id,
             include_encrypted: include.iter().any(|i| i == INCLUDE_ENCRYPTED),
+            include_sources: include.iter().any(|i| i == super::INCLUDE_SOURCES),
             body: obj,
         })
     }
@@ -344,7 +351,7 @@ mod tests {
                 "input[1]",
             ),
             (
-                json!({"input": [user.clone(), {"type": "web_search_call", "id": "ws_1"}]}),
+                json!({"input": [user.clone(), {"type": "file_search_call", "id": "fs_1"}]}),
                 "input",
                 "input[1]",
             ),

@@ -201,6 +201,10 @@ pub(super) fn decode(input: Option<&Value>, req: &mut ChatRequest) -> Result<(),
                     push_assistant(req, vec![part]);
                 }
             }
+            // A search the upstream ran in an earlier turn (Codex replays it without its id or
+            // sources): it carries nothing the model needs, since the answer that followed
+            // holds what it found, and no upstream could take it back (web-search.md §5).
+            "web_search_call" => {}
             other => {
                 // The native-only scan refuses these first, naming the feature.
                 return Err(err(

@@ -22,6 +22,8 @@ const TRANSLATABLE_ITEMS: &[&str] = &[
     "custom_tool_call",
     "custom_tool_call_output",
     "reasoning",
+    // Replayed searches (Codex sends them without id or sources): dropped on translation.
+    "web_search_call",
 ];
 
 /// A request feature only a native Responses upstream can serve. Its [`DecodeError`] is the
@@ -86,6 +88,12 @@ fn kind(v: &Value) -> Option<&str> {
 /// The first native-only feature of a request's top-level fields (only the ones that matter
 /// here need be present). Malformed values are left to the full decoder.
 pub(super) fn scan(obj: &Map<String, Value>) -> Option<NativeOnly> {
+    scan_with(obj, false)
+}
+
+/// [`scan`], passing over hosted web search tools when the route serves them
+/// (`web_search`).
+pub(super) fn scan_with(obj: &Map<String, Value>, web_search: bool) -> Option<NativeOnly> {
     let set = |k: &str| obj.get(k).is_some_and(|v| !v.is_null());
     if set("prompt") {
         return Some(NativeOnly::field("prompt", "`prompt` (a stored prompt)"));
@@ -114,7 +122,10 @@ pub(super) fn scan(obj: &Map<String, Value>) -> Option<NativeOnly> {
     if obj.get("truncation").and_then(Value::as_str) == Some("auto") {
         return Some(NativeOnly::field("truncation", "`truncation: \"auto\"`"));
     }
-    if let Some(n) = obj.get("tools").and_then(|t| scan_tools(t, "tools")) {
+    if let Some(n) = obj
+        .get("tools")
+        .and_then(|t| scan_tools(t, "tools", web_search))
+    {
         return Some(n);
     }
     if let Some(n) = obj.get("tool_choice").and_then(scan_tool_choice) {
@@ -123,7 +134,7 @@ pub(super) fn scan(obj: &Map<String, Value>) -> Option<NativeOnly> {
     obj.get("input").and_then(scan_input)
 }
 
-fn scan_tools(tools: &Value, at: &str) -> Option<NativeOnly> {
+fn scan_tools(tools: &Value, at: &str, web_search: bool) -> Option<NativeOnly> {
     tools
         .as_array()?
         .iter()
@@ -131,7 +142,8 @@ fn scan_tools(tools: &Value, at: &str) -> Option<NativeOnly> {
         .find_map(|(i, t)| match kind(t) {
             Some("namespace") => t
                 .get("tools")
-                .and_then(|inner| scan_tools(inner, &format!("{at}[{i}].tools"))),
+                .and_then(|inner| scan_tools(inner, &format!("{at}[{i}].tools"), false)),
+            Some(k) if web_search && super::search::is_web_search(k) => None,
             Some(k) if !TRANSLATABLE_TOOLS.contains(&k) => {
                 Some(NativeOnly::tool(format!("{at}[{i}]"), k))
             }

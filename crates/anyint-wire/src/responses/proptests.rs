@@ -51,6 +51,7 @@ fn usage() -> impl Strategy<Value = Usage> {
         cache_read_tokens: c,
         cache_write_tokens: 0,
         reasoning_tokens: r,
+        web_searches: 0,
     })
 }
 

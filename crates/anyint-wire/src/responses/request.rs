@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{RequestHead, input, native, tools};
+use super::{RequestHead, input, native, search, tools};
 use crate::DecodeError;
 use crate::canonical::{ChatRequest, OutputFormat, Part, Reasoning, SchemaSource};
 
@@ -26,13 +26,21 @@ fn number<T>(
 /// naming the parameter. `previous_response_id` is not read: the gateway rebuilds the history
 /// first ([`RequestHead::encode_with_input`]).
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
+    decode_request_with(body, false)
+}
+
+/// [`decode_request`] for a route that serves hosted web search (`web_search`: the
+/// gateway's provider setting): a `web_search*` tool becomes [`ChatRequest::web_search`]
+/// instead of the 400 every other built-in tool still gets. Without the setting it is exactly
+/// [`decode_request`], refusal included.
+pub fn decode_request_with(body: &[u8], web_search: bool) -> Result<ChatRequest, DecodeError> {
     let head = RequestHead::decode(body)?;
     let obj: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| DecodeError::body(format!("the request body is not valid JSON: {e}")))?;
-    if let Some(n) = native::scan(&obj) {
+    if let Some(n) = native::scan_with(&obj, web_search) {
         return Err(n.error());
     }
-    let (mut tools, _) = tools::decode_tools(obj.get("tools"))?;
+    let (mut tools, _) = tools::decode_tools(obj.get("tools"), web_search)?;
     let tool_choice = match obj.get("tool_choice") {
         Some(c) => tools::decode_tool_choice(c, &mut tools)?,
         None => None,
@@ -76,6 +84,15 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
             req.extra.insert("top_logprobs".into(), n.into());
         }
         _ => {}
+    }
+    let max_tool_calls = number(
+        &obj,
+        "max_tool_calls",
+        Value::as_u64,
+        "a non-negative integer",
+    )?;
+    if web_search {
+        req.web_search = search::decode_tool(obj.get("tools"), max_tool_calls)?;
     }
     req.reasoning = reasoning(obj.get("reasoning"))?;
     req.format = match obj.get("text") {

@@ -5,9 +5,10 @@ use serde_json::{Value, json};
 use super::blob;
 use super::echo::{Echo, Status};
 use super::input::reasoning_text;
+use super::search;
 use super::tools::flat_name;
 use crate::DecodeError;
-use crate::canonical::{ChatResponse, FinishReason, Part};
+use crate::canonical::{ChatResponse, FinishReason, Part, WebSearchCall};
 
 fn string<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key).and_then(Value::as_str)
@@ -121,6 +122,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
         parts,
         stop_sequence: None,
         usage: super::usage_from_response(body).unwrap_or_default(),
+        ..ChatResponse::default()
     })
 }
 
@@ -135,15 +137,37 @@ impl<'e> ItemBuilder<'e> {
         Self { echo }
     }
 
-    /// A finished message item holding `text`.
-    pub(super) fn message(&self, index: usize, text: &str, status: &str) -> Value {
+    /// A finished message item holding `text` with its `url_citation` annotations.
+    pub(super) fn annotated_message(
+        &self,
+        index: usize,
+        text: &str,
+        status: &str,
+        annotations: &[Value],
+    ) -> Value {
         json!({
             "id": self.echo.item_id("msg", index),
             "type": "message",
             "status": status,
             "role": "assistant",
-            "content": [output_text(text)],
+            "content": [annotated_text(text, annotations)],
         })
+    }
+
+    /// A finished `web_search_call` item: what `call` found, or (`None`) a search that never
+    /// got its results, with the query it was given.
+    pub(super) fn search(
+        &self,
+        index: usize,
+        call: Option<&WebSearchCall>,
+        query: Option<&str>,
+    ) -> Value {
+        search::item(
+            &self.echo.item_id("ws", index),
+            call,
+            query,
+            self.echo.include_sources,
+        )
     }
 
     /// A finished reasoning item; `encrypted_content` only when the client asked for it.
@@ -211,7 +235,12 @@ impl<'e> ItemBuilder<'e> {
 
 /// An `output_text` part (with the `annotations` and `logprobs` typed clients require).
 pub(super) fn output_text(text: &str) -> Value {
-    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+    annotated_text(text, &[])
+}
+
+/// An `output_text` part with its annotations.
+pub(super) fn annotated_text(text: &str, annotations: &[Value]) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": annotations, "logprobs": []})
 }
 
 /// A reasoning item's `summary` for `text` (none when empty).
@@ -236,34 +265,53 @@ pub(super) fn custom_input(arguments: &str) -> String {
 }
 
 /// The Response object a client gets for a canonical response (the model shown is
-/// `resp.model`, which the gateway sets to the public id). Text runs become message items,
-/// calls `function_call`/`custom_tool_call` items, reasoning `reasoning` items; an empty
-/// signed reasoning part right after an unsigned one (Gemini signs the part after its
-/// thoughts) completes that item instead of adding one. The last item of an incomplete
-/// response is `incomplete`.
+/// `resp.model`, which the gateway sets to the public id). Text runs become message items
+/// (with the `url_citation` annotations that fall inside them), calls
+/// `function_call`/`custom_tool_call` items, reasoning `reasoning` items, searches
+/// `web_search_call` items where the upstream ran them; an empty signed reasoning part right
+/// after an unsigned one (Gemini signs the part after its thoughts) completes that item
+/// instead of adding one. The last item of an incomplete response is `incomplete`.
 pub fn encode_response(resp: &ChatResponse, echo: &Echo) -> Value {
     let items = ItemBuilder::new(echo);
     let status = status_of(resp.finish.as_ref());
     let mut output: Vec<Value> = Vec::new();
     let mut text = String::new();
+    // Characters of answer text before the open run, and in all runs so far.
+    let (mut run_start, mut answer_chars) = (0usize, 0usize);
     // The open reasoning item: (index in output, its text), while it is unsigned.
     let mut unsigned: Option<(usize, String)> = None;
-    let flush = |text: &mut String, output: &mut Vec<Value>| {
+    let flush = |text: &mut String, output: &mut Vec<Value>, run_start: usize| {
         if !text.is_empty() {
-            let item = items.message(output.len(), text, "completed");
+            let notes = search::annotations(&resp.citations, run_start, text.chars().count());
+            let item = items.annotated_message(output.len(), text, "completed", &notes);
             output.push(item);
             text.clear();
         }
     };
-    for p in &resp.parts {
+    let mut searches: Vec<&(usize, WebSearchCall)> = resp.web_searches.iter().collect();
+    searches.sort_by_key(|(at, _)| *at);
+    let mut searches = searches.into_iter().peekable();
+    for (i, p) in resp.parts.iter().enumerate() {
+        while let Some((_, call)) = searches.next_if(|(at, _)| *at <= i) {
+            flush(&mut text, &mut output, run_start);
+            unsigned = None;
+            let item = items.search(output.len(), Some(call), None);
+            output.push(item);
+        }
         match p {
-            Part::Text { text: t, .. } => text.push_str(t),
+            Part::Text { text: t, .. } => {
+                if text.is_empty() {
+                    run_start = answer_chars;
+                }
+                answer_chars += t.chars().count();
+                text.push_str(t);
+            }
             Part::ToolCall {
                 id,
                 name,
                 arguments,
             } => {
-                flush(&mut text, &mut output);
+                flush(&mut text, &mut output, run_start);
                 unsigned = None;
                 let item = items.call(output.len(), id, name, arguments, "completed");
                 output.push(item);
@@ -273,7 +321,7 @@ pub fn encode_response(resp: &ChatResponse, echo: &Echo) -> Value {
                 signature,
                 redacted,
             } => {
-                flush(&mut text, &mut output);
+                flush(&mut text, &mut output, run_start);
                 if r.is_empty()
                     && redacted.is_none()
                     && let Some((at, prev)) = unsigned.take()
@@ -290,7 +338,11 @@ pub fn encode_response(resp: &ChatResponse, echo: &Echo) -> Value {
             Part::Image { .. } | Part::ToolResult { .. } => {}
         }
     }
-    flush(&mut text, &mut output);
+    flush(&mut text, &mut output, run_start);
+    for (_, call) in searches {
+        let item = items.search(output.len(), Some(call), None);
+        output.push(item);
+    }
     if let (Status::Incomplete(_), Some(Value::Object(last))) = (status, output.last_mut())
         && last.contains_key("status")
     {

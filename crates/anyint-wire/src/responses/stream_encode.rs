@@ -17,14 +17,27 @@
 //! is sent whole at its close (its canonical arguments are `{"input": …}` JSON, which cannot be
 //! unwrapped piece by piece). Arguments for a call already closed cannot be placed and are
 //! dropped, as in the other encoders.
+//!
+//! Hosted web search (`shared/protocols/web-search.md` §1.3, §4.1): a search opens a
+//! `web_search_call` item when it starts (closing every open item first, so text after it
+//! opens a new message), with `response.web_search_call.in_progress`; `.searching` follows
+//! when its query is known and `.completed` then `output_item.done` (status `completed` or
+//! `failed`, always with an `action`) when it ends. A search reported only once done (Gemini)
+//! runs all of these at once. A search still open when the stream ends never got its results
+//! (an Anthropic turn that paused): it closes `failed`. A citation becomes
+//! `response.output_text.annotation.added` on the open message when its span lies inside
+//! that message's text (right after the delta that completed it), and is part of the
+//! `output_text` in `content_part.done`, `output_item.done` and the final response; a
+//! citation of text no longer open is dropped.
 
 use serde_json::{Value, json};
 
 use super::echo::{Echo, Status};
 use super::error::{error_payload, write_event};
-use super::response::{ItemBuilder, custom_input, output_text, status_of};
+use super::response::{ItemBuilder, annotated_text, custom_input, output_text, status_of};
+use super::search;
 use crate::Usage;
-use crate::canonical::{EncodeOptions, FinishReason, StreamEvent};
+use crate::canonical::{Citation, EncodeOptions, FinishReason, SearchProgress, StreamEvent};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -40,6 +53,17 @@ enum Phase {
 enum Kind {
     Message {
         text: String,
+        /// Characters of answer text before this message's.
+        start: usize,
+        /// Its `url_citation` annotations so far.
+        annotations: Vec<Value>,
+    },
+    Search {
+        /// The upstream's id of the search.
+        upstream: String,
+        query: Option<String>,
+        /// `web_search_call.searching` was sent.
+        searching: bool,
     },
     Reasoning {
         text: String,
@@ -77,6 +101,8 @@ pub struct StreamEncoder {
     usage: Option<Usage>,
     finish: Option<FinishReason>,
     response: Option<Value>,
+    /// Characters of answer text so far (citation offsets count them).
+    answer_chars: usize,
 }
 
 impl StreamEncoder {
@@ -93,6 +119,7 @@ impl StreamEncoder {
             usage: None,
             finish: None,
             response: None,
+            answer_chars: 0,
         }
     }
 
@@ -151,6 +178,8 @@ impl StreamEncoder {
             StreamEvent::ToolArgsDelta { index, json } if !json.is_empty() => {
                 self.args(&mut out, *index, json);
             }
+            StreamEvent::WebSearch(progress) => self.search(&mut out, progress),
+            StreamEvent::Citation(c) => self.cite(&mut out, c),
             StreamEvent::Usage(u) => {
                 self.usage = Some(self.usage.map_or(*u, |prev| prev.merge(*u)));
             }
@@ -258,18 +287,21 @@ impl StreamEncoder {
                 id,
                 kind: Kind::Message {
                     text: String::new(),
+                    start: self.answer_chars,
+                    annotations: Vec::new(),
                 },
             });
         }
         let Some(Item {
             index,
             id,
-            kind: Kind::Message { text },
+            kind: Kind::Message { text, .. },
         }) = self.open.last_mut()
         else {
             return;
         };
         text.push_str(delta);
+        self.answer_chars += delta.chars().count();
         let fields = [
             ("item_id", json!(id)),
             ("output_index", json!(index)),
@@ -425,6 +457,143 @@ impl StreamEncoder {
         }
     }
 
+    /// Opens a `web_search_call` item for the upstream's search `upstream`.
+    fn open_search(&mut self, out: &mut Vec<u8>, upstream: &str) {
+        self.ensure_started(out);
+        self.close_all(out, "completed");
+        let index = self.next_index();
+        let id = self.echo.item_id("ws", index);
+        self.emit(
+            out,
+            "response.output_item.added",
+            &[
+                ("output_index", json!(index)),
+                ("item", search::skeleton(&id)),
+            ],
+        );
+        let at = [("item_id", json!(id)), ("output_index", json!(index))];
+        self.emit(out, "response.web_search_call.in_progress", &at);
+        self.open.push(Item {
+            index,
+            id,
+            kind: Kind::Search {
+                upstream: upstream.to_owned(),
+                query: None,
+                searching: false,
+            },
+        });
+    }
+
+    /// The open search item of the upstream's search `upstream`, opened when there is none.
+    fn open_search_for(&mut self, out: &mut Vec<u8>, upstream: &str) -> Option<&mut Item> {
+        let is_it = |i: &Item| matches!(&i.kind, Kind::Search { upstream: u, .. } if u == upstream);
+        if !self.open.iter().any(is_it) {
+            self.open_search(out, upstream);
+        }
+        self.open.iter_mut().rev().find(|i| is_it(i))
+    }
+
+    fn search(&mut self, out: &mut Vec<u8>, progress: &SearchProgress) {
+        match progress {
+            SearchProgress::Started { id } => self.open_search(out, id),
+            SearchProgress::Searching { id, query: q } => {
+                let Some(item) = self.open_search_for(out, id) else {
+                    return;
+                };
+                let (index, item_id) = (item.index, item.id.clone());
+                let Kind::Search {
+                    query, searching, ..
+                } = &mut item.kind
+                else {
+                    return;
+                };
+                if q.is_some() {
+                    query.clone_from(q);
+                }
+                if !std::mem::replace(searching, true) {
+                    let at = [("item_id", json!(item_id)), ("output_index", json!(index))];
+                    self.emit(out, "response.web_search_call.searching", &at);
+                }
+            }
+            SearchProgress::Done(call) => {
+                if self.open_search_for(out, &call.id).is_none() {
+                    return;
+                }
+                let Some(pos) = self.open.iter().rposition(
+                    |i| matches!(&i.kind, Kind::Search { upstream, .. } if *upstream == call.id),
+                ) else {
+                    return;
+                };
+                // Items opened after it (none in practice) close first, in order.
+                let later = self.open.split_off(pos + 1);
+                let item = self.open.pop();
+                if let Some(item) = item {
+                    self.close_search(out, item, Some(call));
+                }
+                for i in later {
+                    self.close(out, i, "completed");
+                }
+            }
+        }
+    }
+
+    fn cite(&mut self, out: &mut Vec<u8>, c: &Citation) {
+        let Some(Item {
+            index,
+            id,
+            kind:
+                Kind::Message {
+                    text,
+                    start,
+                    annotations,
+                },
+        }) = self.open.last_mut()
+        else {
+            return;
+        };
+        let Some(note) = search::annotation(c, *start, text.chars().count()) else {
+            return;
+        };
+        let fields = [
+            ("item_id", json!(id)),
+            ("output_index", json!(index)),
+            ("content_index", json!(0)),
+            ("annotation_index", json!(annotations.len())),
+            ("annotation", note.clone()),
+        ];
+        annotations.push(note);
+        self.emit(out, "response.output_text.annotation.added", &fields);
+    }
+
+    /// Closes a search item: `searching` if not sent yet, `completed`, then the finished item
+    /// (`failed` without a result).
+    fn close_search(
+        &mut self,
+        out: &mut Vec<u8>,
+        item: Item,
+        call: Option<&crate::canonical::WebSearchCall>,
+    ) {
+        let Item { index, id, kind } = item;
+        let Kind::Search {
+            query, searching, ..
+        } = kind
+        else {
+            return;
+        };
+        let at = [("item_id", json!(id)), ("output_index", json!(index))];
+        if !searching {
+            self.emit(out, "response.web_search_call.searching", &at);
+        }
+        self.emit(out, "response.web_search_call.completed", &at);
+        let done = ItemBuilder::new(&self.echo).search(index, call, query.as_deref());
+        self.emit(
+            out,
+            "response.output_item.done",
+            &[("output_index", json!(index)), ("item", done.clone())],
+        );
+        self.output.push(done);
+    }
+
     /// Closes every open item in order; the last gets `last_status`.
     fn close_all(&mut self, out: &mut Vec<u8>, last_status: &str) {
         let open = std::mem::take(&mut self.open);
@@ -448,8 +617,23 @@ impl StreamEncoder {
         };
         let builder = ItemBuilder::new(&self.echo);
         let done = match kind {
-            Kind::Message { text } => {
-                let item = builder.message(index, &text, status);
+            search @ Kind::Search { .. } => {
+                // Never got its results.
+                self.close_search(
+                    out,
+                    Item {
+                        index,
+                        id,
+                        kind: search,
+                    },
+                    None,
+                );
+                return;
+            }
+            Kind::Message {
+                text, annotations, ..
+            } => {
+                let item = builder.annotated_message(index, &text, status, &annotations);
                 let text_done = at(vec![
                     ("content_index", json!(0)),
                     ("text", json!(text)),
@@ -457,7 +641,7 @@ impl StreamEncoder {
                 ]);
                 let part_done = at(vec![
                     ("content_index", json!(0)),
-                    ("part", output_text(&text)),
+                    ("part", annotated_text(&text, &annotations)),
                 ]);
                 self.emit(out, "response.output_text.done", &text_done);
                 self.emit(out, "response.content_part.done", &part_done);

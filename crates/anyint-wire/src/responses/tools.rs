@@ -150,8 +150,13 @@ fn one_tool(
 }
 
 /// Decodes `tools` (null or an array) into canonical functions and the names to restore.
-/// Built-in tools are refused here too (the native-only scan names them first).
-pub(super) fn decode_tools(tools: Option<&Value>) -> Result<(Vec<Tool>, ToolNames), DecodeError> {
+/// Built-in tools are refused here too (the native-only scan names them first), except hosted
+/// web search when the route serves it (`web_search`), which is skipped here and read by
+/// [`super::search::decode_tool`].
+pub(super) fn decode_tools(
+    tools: Option<&Value>,
+    web_search: bool,
+) -> Result<(Vec<Tool>, ToolNames), DecodeError> {
     let mut names = ToolNames::default();
     let Some(tools) = tools.filter(|t| !t.is_null()) else {
         return Ok((Vec::new(), names));
@@ -177,6 +182,9 @@ pub(super) fn decode_tools(tools: Option<&Value>) -> Result<(Vec<Tool>, ToolName
     };
     for (i, t) in arr.iter().enumerate() {
         let path = format!("tools[{i}]");
+        if web_search && string(t, "type").is_some_and(super::search::is_web_search) {
+            continue;
+        }
         if string(t, "type") == Some("namespace") {
             let ns = string(t, "name").filter(|n| !n.is_empty()).ok_or_else(|| {
                 DecodeError::at(
@@ -335,7 +343,7 @@ mod tests {
                 {"type": "custom", "name": "note"}
             ]}
         ]);
-        let (t, names) = decode_tools(Some(&tools)).unwrap();
+        let (t, names) = decode_tools(Some(&tools), false).unwrap();
         let flat: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             flat,
@@ -406,19 +414,22 @@ mod tests {
             ),
         ];
         for (tools, path) in cases {
-            let e = decode_tools(Some(&tools)).unwrap_err();
+            let e = decode_tools(Some(&tools), false).unwrap_err();
             assert_eq!(e.param, Some("tools"));
             assert_eq!(e.param_path(), Some(path), "{tools}");
         }
-        assert!(decode_tools(Some(&json!({}))).is_err());
+        assert!(decode_tools(Some(&json!({})), false).is_err());
     }
 
     #[test]
     fn tool_choice_forms() {
-        let (base, _) = decode_tools(Some(&json!([
-            {"type": "function", "name": "a"}, {"type": "function", "name": "b"},
-            {"type": "namespace", "name": "n", "tools": [{"type": "custom", "name": "c"}]}
-        ])))
+        let (base, _) = decode_tools(
+            Some(&json!([
+                {"type": "function", "name": "a"}, {"type": "function", "name": "b"},
+                {"type": "namespace", "name": "n", "tools": [{"type": "custom", "name": "c"}]}
+            ])),
+            false,
+        )
         .unwrap();
         let choose = |c: Value| {
             let mut t = base.clone();

@@ -50,6 +50,7 @@ impl From<WireUsage> for Usage {
                 .output_tokens_details
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            web_searches: 0,
         }
     }
 }
@@ -128,6 +129,7 @@ mod tests {
                 cache_read_tokens: 1024,
                 cache_write_tokens: 7,
                 reasoning_tokens: 16,
+                web_searches: 0,
             }
         );
         assert_eq!(

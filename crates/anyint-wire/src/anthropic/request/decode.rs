@@ -120,6 +120,7 @@ pub fn decode_request(body: &[u8], version: &str) -> Result<ChatRequest, DecodeE
         reasoning,
         n: None,
         format,
+        web_search: None,
         extra: obj,
     })
 }

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::format::{self, Plan};
 use crate::DecodeError;
+use crate::anthropic::search;
 use crate::anthropic::wire::{Block, ImageSrc, ResultContent, WireCache, tool_input};
 use crate::anthropic::{DEFAULT_MAX_TOKENS, JSON_TOOL, JSON_VALUE_TOOL, MIN_THINKING_BUDGET};
 use crate::canonical::signature::{self, Origin};
@@ -46,7 +47,7 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<WireTool<'a>>,
+    tools: Vec<AnyTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_choice: Option<Choice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +72,14 @@ struct WireTool<'a> {
     cache_control: Option<WireCache<'a>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     strict: bool,
+}
+
+/// A function tool, or the hosted web search server tool.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AnyTool<'a> {
+    Function(WireTool<'a>),
+    WebSearch(search::WebSearchTool<'a>),
 }
 
 #[derive(Serialize)]
@@ -168,7 +177,11 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         top_k: req.top_k,
         stop_sequences: &req.stop,
         stream: req.stream,
-        tools,
+        tools: tools
+            .into_iter()
+            .map(AnyTool::Function)
+            .chain(search::tool(req)?.map(AnyTool::WebSearch))
+            .collect(),
         tool_choice,
         thinking,
         output_config,

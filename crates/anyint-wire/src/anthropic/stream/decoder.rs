@@ -4,8 +4,9 @@
 //! `input_json` deltas → the matching canonical deltas; a `tool_use` block start →
 //! `ToolCallStart` with the call's ordinal among this response's tool calls; a
 //! `redacted_thinking` block → `RedactedReasoning`; `message_delta` → `Finish` (once) +
-//! cumulative `Usage`; `message_stop` → `End`; `error` → `Error`. `ping`, unknown events,
-//! citation deltas, server-tool blocks and frames whose JSON does not parse are ignored.
+//! cumulative `Usage`; `message_stop` → `End`; `error` → `Error`. Web search blocks and
+//! citation deltas → `WebSearch` and `Citation` events (see `anthropic/search.rs`). `ping`,
+//! unknown events, other server-tool blocks and frames whose JSON does not parse are ignored.
 //! Signatures are tagged as Anthropic's (see [`crate::canonical::signature`]).
 //!
 //! A call of the gateway's structured-output tool ([`JSON_TOOL`], [`JSON_VALUE_TOOL`]) is not
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 use super::unwrap::ValueUnwrap;
 use crate::anthropic::response::tool_arguments;
+use crate::anthropic::search::SearchStream;
 use crate::anthropic::usage::WireUsage;
 use crate::anthropic::wire::decode_stop;
 use crate::anthropic::{JSON_TOOL, JSON_VALUE_TOOL};
@@ -191,6 +193,8 @@ pub struct StreamDecoder {
     unwrapped: bool,
     values: Vec<ValueUnwrap>,
     usage: WireUsage,
+    /// Server-side web search blocks and citations.
+    search: SearchStream,
 }
 
 impl StreamDecoder {
@@ -209,7 +213,11 @@ impl StreamDecoder {
         }
         let mut out = Vec::new();
         match serde_json::from_str::<WireEvent>(&frame.data) {
-            Ok(ev) => self.step(ev, &mut out),
+            Ok(ev) => {
+                self.step(ev, &mut out);
+                let content = self.phase == Phase::Open;
+                self.search.observe(frame, content, &mut out);
+            }
             Err(_) if frame.event.as_deref() == Some("error") => {
                 self.phase = Phase::Closed;
                 out.push(StreamEvent::Error {

@@ -289,7 +289,10 @@ impl StreamEncoder {
             StreamEvent::Error { .. } => self.phase = Phase::Done,
             StreamEvent::End => self.end(&mut out),
             // Empty deltas.
-            StreamEvent::TextDelta(_)
+            // The answer text carries the facts; an Anthropic client gets no search blocks.
+            StreamEvent::WebSearch(_)
+            | StreamEvent::Citation(_)
+            | StreamEvent::TextDelta(_)
             | StreamEvent::ReasoningDelta(_)
             | StreamEvent::ReasoningSignature(_)
             | StreamEvent::ToolArgsDelta { .. } => {}

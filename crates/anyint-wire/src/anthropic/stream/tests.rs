@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{StreamDecoder, StreamEncoder, error_event};
 use crate::Usage;
-use crate::canonical::{EncodeOptions, FinishReason, StreamEvent};
+use crate::canonical::{EncodeOptions, FinishReason, SearchProgress, StreamEvent};
 use crate::sse::{Frame, SseSplitter};
 
 fn frame(event: &str, data: &str) -> Frame {
@@ -276,6 +276,7 @@ fn decoder_handles_redacted_thinking_and_prefilled_tool_input() {
         decode_all(&frames)[1..],
         [
             StreamEvent::RedactedReasoning("opaque".into()),
+            StreamEvent::WebSearch(SearchProgress::Started { id: "s".into() }),
             StreamEvent::ToolCallStart {
                 index: 0,
                 id: "a".into(),
@@ -485,6 +486,7 @@ fn message_start_announces_usage_reported_right_after_start() {
         cache_read_tokens: 1024,
         cache_write_tokens: 10,
         reasoning_tokens: 0,
+        web_searches: 0,
     });
     let text = StreamEvent::TextDelta("Hi".into());
     let mut e = StreamEncoder::new(opts());
@@ -613,6 +615,7 @@ fn usage() -> impl Strategy<Value = Usage> {
         cache_read_tokens: r,
         cache_write_tokens: w,
         reasoning_tokens: 0,
+        web_searches: 0,
     })
 }
 
@@ -771,7 +774,9 @@ fn check_sequencing(events: &[StreamEvent]) {
             StreamEvent::TextDelta(_)
             | StreamEvent::ReasoningDelta(_)
             | StreamEvent::ReasoningSignature(_)
-            | StreamEvent::RedactedReasoning(_) => assert!(!finished, "content after Finish"),
+            | StreamEvent::RedactedReasoning(_)
+            | StreamEvent::WebSearch(_)
+            | StreamEvent::Citation(_) => assert!(!finished, "content after Finish"),
             StreamEvent::Finish { .. } => {
                 assert!(!finished, "second Finish");
                 finished = true;

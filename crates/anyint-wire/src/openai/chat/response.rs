@@ -67,6 +67,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
             .map(decode_finish),
         stop_sequence: None,
         usage: usage_from_response(body).unwrap_or_default(),
+        ..ChatResponse::default()
     })
 }
 

@@ -165,6 +165,7 @@ fn usage_reports_cache_writes_when_there_are_some() {
         cache_read_tokens: 40,
         cache_write_tokens: 30,
         reasoning_tokens: 0,
+        web_searches: 0,
     };
     assert_eq!(
         encode_usage(&u)["prompt_tokens_details"],

@@ -502,3 +502,69 @@ fn requests_round_trip_through_the_upstream_encoder() {
     let back = decode_request(&up).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn web_search_is_decoded_only_where_the_route_serves_it() {
+    let body = json!({
+        "model": "acme", "max_tool_calls": 2,
+        "tools": [{"type": "function", "name": "shell"},
+                  {"type": "web_search", "external_web_access": false,
+                   "filters": {"allowed_domains": ["docs.rs"]}}],
+        "input": [
+            {"role": "user", "content": "search the docs"},
+            // Codex replays searches without id or sources.
+            {"type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "docs"}},
+            {"role": "assistant", "content": "Found them."},
+            {"role": "user", "content": "more"}
+        ]
+    });
+    let bytes = body.to_string().into_bytes();
+    let r = decode_request_with(&bytes, true).unwrap();
+    let ws = r.web_search.unwrap();
+    assert_eq!(
+        (ws.path.as_str(), ws.allowed_domains.as_slice(), ws.max_uses),
+        ("tools[1]", ["docs.rs".to_owned()].as_slice(), Some(2))
+    );
+    assert_eq!(
+        r.tools.len(),
+        1,
+        "the function stays, the search is not a function"
+    );
+    // The replayed search is dropped; the turns around it stay.
+    assert_eq!(r.messages.len(), 3);
+    assert_eq!(r.messages[1].parts, [Part::text("Found them.")]);
+
+    // Without the setting: today's refusal, naming the tool and Codex's switch.
+    let e = decode_request(&bytes).unwrap_err();
+    assert_eq!(e.param_path(), Some("tools[1]"));
+    assert!(
+        e.message
+            .starts_with("the built-in tool `web_search` is not supported")
+            && e.message.contains("web_search = \"disabled\""),
+        "{e}"
+    );
+    // A replayed search alone is fine either way.
+    let replay = json!({"model": "acme", "input": [
+        {"role": "user", "content": "hi"},
+        {"type": "web_search_call", "status": "completed", "action": {"type": "search"}}]});
+    assert!(decode(&replay).unwrap().web_search.is_none());
+
+    // Every other built-in tool, and forcing the search, stay refused.
+    for (extra, path) in [
+        (
+            json!({"tools": [{"type": "web_search"}, {"type": "file_search"}]}),
+            "tools[1]",
+        ),
+        (
+            json!({"tools": [{"type": "web_search_preview"}], "tool_choice": {"type": "web_search_preview"}}),
+            "tool_choice",
+        ),
+    ] {
+        let mut b = json!({"model": "acme", "input": "hi"});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        let e = decode_request_with(b.to_string().as_bytes(), true).unwrap_err();
+        assert_eq!(e.param_path(), Some(path), "{b}");
+    }
+}

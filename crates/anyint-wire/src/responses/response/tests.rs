@@ -58,7 +58,8 @@ fn decodes_an_upstream_response() {
             output_tokens: 58,
             cache_read_tokens: 1024,
             cache_write_tokens: 0,
-            reasoning_tokens: 16
+            reasoning_tokens: 16,
+            web_searches: 0,
         }
     );
 }
@@ -112,7 +113,9 @@ fn encodes_the_full_response_object() {
             cache_read_tokens: 10,
             cache_write_tokens: 5,
             reasoning_tokens: 0,
+            web_searches: 0,
         },
+        ..ChatResponse::default()
     };
     let v = encode_response(&resp, &echo(false));
     assert_eq!(

@@ -96,7 +96,8 @@ fn decodes_reasoning_a_call_usage_and_the_end() {
                 output_tokens: 25,
                 cache_read_tokens: 0,
                 cache_write_tokens: 0,
-                reasoning_tokens: 12
+                reasoning_tokens: 12,
+                web_searches: 0,
             }),
             StreamEvent::Finish {
                 reason: FinishReason::ToolCalls,

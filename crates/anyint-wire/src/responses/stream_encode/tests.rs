@@ -64,6 +64,7 @@ fn usage() -> StreamEvent {
         cache_read_tokens: 5,
         cache_write_tokens: 0,
         reasoning_tokens: 3,
+        web_searches: 0,
     })
 }
 
