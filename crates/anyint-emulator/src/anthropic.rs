@@ -118,7 +118,10 @@ fn answer(
     let seed = fnv64(&[body]).to_le_bytes();
     let plan = plan::plan(&req, &seed);
     let hit = prompt.cache.is_some_and(|c| state.cache_prefix(c.hash));
-    let usage = Usage::new(&prompt, hit, plan.output_tokens);
+    let usage = Usage {
+        web_searches: plan.web_searches,
+        ..Usage::new(&prompt, hit, plan.output_tokens)
+    };
     let id = format!("msg_01{}", hex_id(&seed, 22));
     let meta = render::Meta { id: &id, model };
     if req.stream {

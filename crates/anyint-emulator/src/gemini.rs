@@ -243,7 +243,9 @@ async fn action(
     } else {
         Endpoint::Generate
     };
-    let req = match request::parse(json.as_ref(), endpoint) {
+    let req = match request::parse(json.as_ref(), endpoint)
+        .and_then(|r| request::check_search(&r, model).map(|()| r))
+    {
         Ok(r) => r,
         Err(e) => return fault.decorate(e.into_response(array)),
     };

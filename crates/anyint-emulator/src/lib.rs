@@ -119,6 +119,45 @@
 //! `end_turn`, `stop_sequence` (with `stop_sequence` set), `max_tokens`,
 //! `tool_use`; Gemini `STOP` (also for function calls) and `MAX_TOKENS`.
 //!
+//! Web search: when the request offers the provider's search tool (Anthropic
+//! a `web_search_20250305`/`_20260209`/`_20260318` server tool, Gemini a
+//! `googleSearch` tool) and `T` contains `search` (any case), the model
+//! searches once. The query is the first line of `T` without directives,
+//! trimmed, at most 100 characters. It finds two results,
+//! `https://<domain>/results/<hex of the query>/1` and `…/2` titled
+//! `Result <n> for <query>`, `<domain>` being the first `allowed_domains`
+//! entry (Anthropic) or `example.com`. The answer (rules 1–4) then starts
+//! with `Based on a web search: `, and the rest of its text is cited by
+//! both results; a structured-output answer is the JSON alone, with no
+//! prefix and no citations (the search still runs). Anthropic: a `server_tool_use` (`srvtoolu_01…`, input
+//! `{"query"}`) and its `web_search_tool_result` (`web_search_result`s with
+//! `encrypted_content` and `page_age`) come first, then a plain `text`
+//! block with the prefix and a `text` block with `citations`
+//! (`web_search_result_location`: `url`, `title`, `cited_text`,
+//! `encrypted_index`); `usage.server_tool_use` is
+//! `{"web_search_requests": 1, "web_fetch_requests": 0}`. Streams send the
+//! server tool's input as `input_json_delta`s, the results whole at their
+//! block's start, and the cited block as `citations_delta`s before its
+//! `text_delta`s. Validation: the tool's `name` must be `web_search`,
+//! `max_uses` ≥ 1, `allowed_domains` and `blocked_domains` not both,
+//! `user_location.type` `approximate`, no unknown fields, no function also
+//! named `web_search`. Gemini: the candidate carries `groundingMetadata`
+//! (`webSearchQueries: [query]`, a `searchEntryPoint`, two
+//! `groundingChunks` whose `web.uri` is a
+//! `vertexaisearch.cloud.google.com/grounding-api-redirect/…` link titled by
+//! the result's domain, and one `groundingSupports` entry whose segment is
+//! the cited text in UTF-8 **byte** offsets, with `partIndex` when the text
+//! is not the first part); usage adds `toolUsePromptTokenCount: 64`
+//! (included in `totalTokenCount`). Streams put the metadata on the last
+//! chunk, its offsets into the concatenated text. Validation:
+//! `googleSearchRetrieval` is refused ("Please use google_search field
+//! instead …"); with function declarations too, `gemini-1*`/`gemini-2*`
+//! models answer 400 "Tool use with function calling is unsupported by the
+//! model." and later ones require
+//! `toolConfig.includeServerSideToolInvocations: true`; a
+//! `functionCallingConfig` without declarations is a 400. Unknown fields of
+//! a `Tool` are refused.
+//!
 //! Thinking: Anthropic `thinking` `enabled`/`adaptive` puts a `thinking`
 //! block (fixed text, signature derived from the body; empty text with
 //! `display: "omitted"`) before the answer. Gemini `thinkingConfig` with a
@@ -452,7 +491,8 @@
 //! parent, so the file-level import graph has no cycle. Bottom up:
 //!
 //! 1. Leaves, importing nothing of this crate but other leaves: `util`,
-//!    `fault`, `content` (the family-neutral content rules), `error`
+//!    `fault`, `content` (the family-neutral content rules), `search` (the
+//!    web search rule), `error`
 //!    (OpenAI's envelope), the families' error envelopes
 //!    `anthropic::error`, `gemini::error`, `dashscope::error` and
 //!    `music::error`, and `task::callback` (callback delivery).
@@ -495,6 +535,7 @@ mod gemini;
 mod models;
 mod music;
 mod responses;
+mod search;
 mod state;
 mod stream;
 mod task;

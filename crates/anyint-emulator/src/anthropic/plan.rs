@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::request::{MessagesRequest, last_tool_result, last_user_text, text_of};
 use crate::content::{self, Answer, Conversation, Finish};
+use crate::search::{self, Found};
 use crate::util::{base64, fnv64, hex_id, quarter_tokens};
 
 /// The deterministic text of every thinking block.
@@ -26,6 +27,21 @@ pub(crate) enum Block {
         name: String,
         input: Map<String, Value>,
     },
+    /// The web search the model ran (`server_tool_use`).
+    Search {
+        id: String,
+        query: String,
+    },
+    /// Its `web_search_tool_result`.
+    SearchResult {
+        tool_use_id: String,
+        results: Vec<Found>,
+    },
+    /// Text citing the results (`citations` of `web_search_result_location`).
+    CitedText {
+        text: String,
+        sources: Vec<Found>,
+    },
 }
 
 /// Everything needed to render the answer, streamed or not.
@@ -35,6 +51,8 @@ pub(crate) struct Plan {
     pub(crate) stop_reason: &'static str,
     pub(crate) stop_sequence: Option<String>,
     pub(crate) output_tokens: usize,
+    /// Web searches run (`usage.server_tool_use.web_search_requests`).
+    pub(crate) web_searches: usize,
 }
 
 /// The cacheable prefix of a prompt: everything up to the last
@@ -63,6 +81,8 @@ pub(crate) struct Usage {
     /// The cache write used the 1-hour TTL.
     pub(crate) one_hour: bool,
     pub(crate) output: usize,
+    /// Web searches run.
+    pub(crate) web_searches: usize,
 }
 
 impl Usage {
@@ -116,11 +136,10 @@ pub(crate) fn plan(req: &MessagesRequest, seed: &[u8]) -> Plan {
             signature: base64(hex_id(&[seed, b"signature"].concat(), 96).as_bytes()),
         });
     }
+    // Structured output: JSON filling the schema, unless told exactly what to say.
+    let structured = req.json_schema.is_some() && content::reply_exactly(&t).is_none();
     let answer = match answer {
-        // Structured output: JSON filling the schema, unless told exactly what to say.
-        Answer::Text { .. }
-            if req.json_schema.is_some() && content::reply_exactly(&t).is_none() =>
-        {
+        Answer::Text { .. } if structured => {
             let (content, finish) = content::finish_text(
                 content::json_answer(req.json_schema.as_ref()),
                 &req.stop,
@@ -130,11 +149,36 @@ pub(crate) fn plan(req: &MessagesRequest, seed: &[u8]) -> Plan {
         }
         other => other,
     };
+    // The web search rule: search first, then answer citing what was found.
+    let found = req.web_search.as_ref().and_then(|ws| {
+        let query = search::query(&t)?;
+        let id = format!("srvtoolu_01{}", hex_id(&[seed, b"search"].concat(), 22));
+        let results = search::results(&query, &ws.allowed_domains);
+        blocks.push(Block::Search {
+            id: id.clone(),
+            query,
+        });
+        blocks.push(Block::SearchResult {
+            tool_use_id: id,
+            results: results.clone(),
+        });
+        Some(results)
+    });
     let (stop_reason, stop_sequence) = match answer {
         Answer::Text { content, finish } => {
             output_tokens += content::words(&content);
-            if !content.is_empty() {
-                blocks.push(Block::Text(content));
+            match &found {
+                // A structured answer is the JSON alone: no lead-in, no citations.
+                Some(sources) if !content.is_empty() && !structured => {
+                    output_tokens += content::words(search::PREFIX);
+                    blocks.push(Block::Text(search::PREFIX.to_owned()));
+                    blocks.push(Block::CitedText {
+                        text: content,
+                        sources: sources.clone(),
+                    });
+                }
+                _ if !content.is_empty() => blocks.push(Block::Text(content)),
+                _ => {}
             }
             match finish {
                 Finish::Natural => ("end_turn", None),
@@ -166,6 +210,7 @@ pub(crate) fn plan(req: &MessagesRequest, seed: &[u8]) -> Plan {
         stop_reason,
         stop_sequence,
         output_tokens,
+        web_searches: usize::from(found.is_some()),
     }
 }
 

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 
 use super::plan::{Block, Plan, Usage};
 use crate::content::pieces;
+use crate::search::Found;
+use crate::util::{base64, hex_id};
 
 /// The fields the message object repeats.
 pub(crate) struct Meta<'a> {
@@ -22,7 +24,7 @@ fn usage_json(u: &Usage, output: usize) -> Value {
     } else {
         (u.cache_creation, 0)
     };
-    json!({
+    let mut usage = json!({
         "input_tokens": u.input,
         "cache_creation_input_tokens": u.cache_creation,
         "cache_read_input_tokens": u.cache_read,
@@ -32,7 +34,28 @@ fn usage_json(u: &Usage, output: usize) -> Value {
         },
         "output_tokens": output,
         "service_tier": "standard",
-    })
+    });
+    if u.web_searches > 0 {
+        usage["server_tool_use"] =
+            json!({"web_search_requests": u.web_searches, "web_fetch_requests": 0});
+    }
+    usage
+}
+
+/// An opaque blob standing in for Anthropic's encrypted page content and
+/// citation index, derived from what it stands for.
+fn opaque(kind: &str, of: &str) -> String {
+    base64(hex_id(&[kind.as_bytes(), of.as_bytes()].concat(), 32).as_bytes())
+}
+
+fn result_json(r: &Found) -> Value {
+    json!({"type": "web_search_result", "url": r.url, "title": r.title,
+           "encrypted_content": opaque("content", &r.url), "page_age": "1 day ago"})
+}
+
+fn citation_json(r: &Found) -> Value {
+    json!({"type": "web_search_result_location", "url": r.url, "title": r.title,
+           "cited_text": r.snippet, "encrypted_index": opaque("index", &r.url)})
 }
 
 fn block_json(b: &Block) -> Value {
@@ -45,6 +68,15 @@ fn block_json(b: &Block) -> Value {
         Block::ToolUse { id, name, input } => {
             json!({"type": "tool_use", "id": id, "name": name, "input": input})
         }
+        Block::Search { id, query } => json!({"type": "server_tool_use", "id": id,
+            "name": "web_search", "input": {"query": query}}),
+        Block::SearchResult {
+            tool_use_id,
+            results,
+        } => json!({"type": "web_search_tool_result", "tool_use_id": tool_use_id,
+            "content": results.iter().map(result_json).collect::<Vec<_>>()}),
+        Block::CitedText { text, sources } => json!({"type": "text", "text": text,
+            "citations": sources.iter().map(citation_json).collect::<Vec<_>>()}),
     }
 }
 
@@ -96,6 +128,12 @@ pub(crate) fn events(meta: &Meta<'_>, plan: &Plan, usage: &Usage) -> Vec<Bytes> 
             Block::ToolUse { id, name, .. } => {
                 json!({"type": "tool_use", "id": id, "name": name, "input": {}})
             }
+            Block::Search { id, .. } => {
+                json!({"type": "server_tool_use", "id": id, "name": "web_search", "input": {}})
+            }
+            // Results arrive whole at the block's start, with no deltas.
+            Block::SearchResult { .. } => block_json(block),
+            Block::CitedText { .. } => json!({"type": "text", "text": "", "citations": []}),
         };
         out.push(event(&json!({
             "type": "content_block_start", "index": index, "content_block": empty,
@@ -128,6 +166,26 @@ pub(crate) fn events(meta: &Meta<'_>, plan: &Plan, usage: &Usage) -> Vec<Bytes> 
                     out.push(delta(
                         json!({"type": "input_json_delta", "partial_json": part}),
                     ));
+                }
+            }
+            Block::Search { query, .. } => {
+                let json = json!({"query": query}).to_string();
+                for part in split_json(&json) {
+                    out.push(delta(
+                        json!({"type": "input_json_delta", "partial_json": part}),
+                    ));
+                }
+            }
+            Block::SearchResult { .. } => {}
+            Block::CitedText { text, sources } => {
+                // Citations come before the text they cite, as the API sends them.
+                for s in sources {
+                    out.push(delta(
+                        json!({"type": "citations_delta", "citation": citation_json(s)}),
+                    ));
+                }
+                for piece in pieces(text) {
+                    out.push(delta(json!({"type": "text_delta", "text": piece})));
                 }
             }
         }
@@ -192,6 +250,7 @@ mod tests {
             stop_reason: "end_turn",
             stop_sequence: None,
             output_tokens: 2,
+            web_searches: 0,
         };
         let usage = Usage {
             input: 5,
@@ -237,6 +296,7 @@ mod tests {
             stop_reason: "tool_use",
             stop_sequence: None,
             output_tokens: 5,
+            web_searches: 0,
         };
         let ev = parse(&events(&META, &plan, &Usage::default()));
         let parts: Vec<&str> = ev

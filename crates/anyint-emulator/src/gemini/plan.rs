@@ -7,7 +7,22 @@ use serde_json::{Map, Value};
 
 use super::request::{GenerateRequest, ResponseFormat, last_function_result, last_user_text};
 use crate::content::{self, Answer, Conversation, Finish};
+use crate::search::{self, Found};
 use crate::util::{base64, hex_id};
+
+/// Tokens of search results fed back to the model, per grounded answer
+/// (`toolUsePromptTokenCount`).
+pub(crate) const TOOL_USE_PROMPT_TOKENS: usize = 64;
+
+/// The Google Search an answer was grounded on.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Grounding {
+    pub(crate) query: String,
+    pub(crate) results: Vec<Found>,
+    /// The cited span of the answer text: UTF-8 byte offsets and its text
+    /// (`None` when the answer is function calls).
+    pub(crate) cited: Option<(usize, usize, String)>,
+}
 
 /// The deterministic thought summary returned with `includeThoughts`.
 pub(crate) const THOUGHT_TEXT: &str =
@@ -32,6 +47,8 @@ pub(crate) struct Plan {
     pub(crate) output: Output,
     /// `thoughtSignature` of the first function call part (thinking only).
     pub(crate) signature: Option<String>,
+    /// Google Search grounding, when the request offered it and searched.
+    pub(crate) grounding: Option<Grounding>,
     pub(crate) candidates: usize,
     pub(crate) prompt_tokens: usize,
     pub(crate) cached_tokens: usize,
@@ -54,11 +71,13 @@ pub(crate) fn plan(req: &GenerateRequest, seed: &[u8]) -> Plan {
         stop: &req.stop,
         max_words: req.max_tokens,
     });
-    let answer = match (answer, &req.output) {
-        // Structured output, unless told exactly what to say.
-        (Answer::Text { .. }, ResponseFormat::Json(_) | ResponseFormat::Enum(_))
-            if content::reply_exactly(&t).is_none() =>
-        {
+    // Structured output, unless told exactly what to say.
+    let structured = matches!(
+        req.output,
+        ResponseFormat::Json(_) | ResponseFormat::Enum(_)
+    ) && content::reply_exactly(&t).is_none();
+    let answer = match answer {
+        Answer::Text { .. } if structured => {
             let text = match &req.output {
                 ResponseFormat::Json(schema) => content::json_answer(schema.as_ref()),
                 ResponseFormat::Enum(schema) => schema
@@ -73,16 +92,32 @@ pub(crate) fn plan(req: &GenerateRequest, seed: &[u8]) -> Plan {
             let (content, finish) = content::finish_text(text, &req.stop, req.max_tokens);
             Answer::Text { content, finish }
         }
-        (other, _) => other,
+        other => other,
     };
+    let query = req.google_search.then(|| search::query(&t)).flatten();
+    let mut grounding = query.map(|query| Grounding {
+        results: search::results(&query, &[]),
+        query,
+        cited: None,
+    });
     let (output, per_candidate) = match answer {
         Answer::Text { content, finish } => {
-            let words = content::words(&content);
             let finish = if finish == Finish::Length {
                 "MAX_TOKENS"
             } else {
                 "STOP"
             };
+            // Grounded: the content follows a fixed prefix, and is the cited span (a
+            // structured answer is the JSON alone: no prefix, no citation).
+            let content = match &mut grounding {
+                Some(g) if !content.is_empty() && !structured => {
+                    let start = search::PREFIX.len();
+                    g.cited = Some((start, start + content.len(), content.clone()));
+                    format!("{}{content}", search::PREFIX)
+                }
+                _ => content,
+            };
+            let words = content::words(&content);
             (Output::Text { content, finish }, words)
         }
         Answer::Calls(calls) => {
@@ -107,6 +142,7 @@ pub(crate) fn plan(req: &GenerateRequest, seed: &[u8]) -> Plan {
         thought: (req.thinking == Some(true)).then(|| THOUGHT_TEXT.to_owned()),
         output,
         signature,
+        grounding,
         candidates: req.candidates,
         prompt_tokens: req.prompt_tokens,
         cached_tokens: req.cached_tokens,

@@ -4,8 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::plan::{Output, Plan};
+use super::plan::{Output, Plan, TOOL_USE_PROMPT_TOKENS};
 use crate::content::pieces;
+use crate::util::hex_id;
 
 /// The fields every response or chunk repeats.
 pub(crate) struct Meta<'a> {
@@ -23,10 +24,18 @@ fn usage(plan: &Plan, full: bool) -> Value {
         u["cachedContentTokenCount"] = json!(plan.cached_tokens);
         u["cacheTokensDetails"] = json!([{"modality": "TEXT", "tokenCount": plan.cached_tokens}]);
     }
+    let tool_use = if plan.grounding.is_some() {
+        TOOL_USE_PROMPT_TOKENS
+    } else {
+        0
+    };
     if full {
         u["candidatesTokenCount"] = json!(plan.candidates_tokens);
         u["totalTokenCount"] =
-            json!(plan.prompt_tokens + plan.candidates_tokens + plan.thoughts_tokens);
+            json!(plan.prompt_tokens + plan.candidates_tokens + plan.thoughts_tokens + tool_use);
+        if tool_use > 0 {
+            u["toolUsePromptTokenCount"] = json!(tool_use);
+        }
         if plan.thoughts_tokens > 0 {
             u["thoughtsTokenCount"] = json!(plan.thoughts_tokens);
         }
@@ -54,6 +63,49 @@ fn candidate(index: usize, parts: Vec<Value>, finish: Option<&str>) -> Value {
         c["finishReason"] = json!(f);
     }
     c
+}
+
+/// The candidate's `groundingMetadata`: the query, the results as
+/// redirect links titled by domain, and the cited span in UTF-8 bytes of
+/// the answer part `part` (0 is left out, as proto3 JSON does).
+fn grounding(plan: &Plan, part: usize) -> Option<Value> {
+    let g = plan.grounding.as_ref()?;
+    let chunks: Vec<Value> = g
+        .results
+        .iter()
+        .map(|r| {
+            let domain = r
+                .url
+                .trim_start_matches("https://")
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            json!({"web": {
+                "uri": format!("https://vertexaisearch.cloud.google.com/grounding-api-redirect/{}",
+                               hex_id(r.url.as_bytes(), 32)),
+                "title": domain,
+            }})
+        })
+        .collect();
+    let supports: Vec<Value> = g
+        .cited
+        .iter()
+        .map(|(start, end, text)| {
+            let mut segment = json!({"startIndex": start, "endIndex": end, "text": text});
+            if part > 0 {
+                segment["partIndex"] = json!(part);
+            }
+            json!({"segment": segment, "groundingChunkIndices": [0, 1],
+                   "confidenceScores": [0.92, 0.71]})
+        })
+        .collect();
+    Some(json!({
+        "webSearchQueries": [g.query],
+        "searchEntryPoint": {"renderedContent":
+            "<style>.container{display:flex}</style><div class=\"container\">Google Search</div>"},
+        "groundingChunks": chunks,
+        "groundingSupports": supports,
+    }))
 }
 
 /// The function call parts, the first carrying the thought signature.
@@ -92,8 +144,15 @@ pub(crate) fn complete(meta: &Meta<'_>, plan: &Plan) -> Value {
         Output::Text { content, .. } => parts.push(json!({"text": content})),
         Output::Calls(_) => parts.extend(call_parts(plan)),
     }
+    let text_part = usize::from(plan.thought.is_some());
     let candidates = (0..plan.candidates)
-        .map(|i| candidate(i, parts.clone(), Some(finish(plan))))
+        .map(|i| {
+            let mut c = candidate(i, parts.clone(), Some(finish(plan)));
+            if let Some(g) = grounding(plan, text_part) {
+                c["groundingMetadata"] = g;
+            }
+            c
+        })
         .collect();
     response(meta, candidates, usage(plan, true))
 }
@@ -125,7 +184,11 @@ pub(crate) fn chunks(meta: &Meta<'_>, plan: &Plan) -> Vec<Value> {
         let last_candidate = index + 1 == plan.candidates;
         for (k, parts) in parts_per_chunk.iter().enumerate() {
             let last = k + 1 == parts_per_chunk.len();
-            let c = candidate(index, parts.clone(), last.then(|| finish(plan)));
+            let mut c = candidate(index, parts.clone(), last.then(|| finish(plan)));
+            // Grounding arrives with the last chunk, its offsets into the streamed text.
+            if let Some(g) = grounding(plan, 0).filter(|_| last) {
+                c["groundingMetadata"] = g;
+            }
             out.push(response(meta, vec![c], usage(plan, last && last_candidate)));
         }
     }
@@ -149,6 +212,7 @@ mod tests {
                 finish: "STOP",
             },
             signature: None,
+            grounding: None,
             candidates: 1,
             prompt_tokens: 4,
             cached_tokens: 0,

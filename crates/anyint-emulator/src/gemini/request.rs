@@ -21,7 +21,7 @@ mod text;
 mod tools;
 
 pub(crate) use format::Output as ResponseFormat;
-pub(crate) use parse::{Endpoint, GenerateRequest, parse};
+pub(crate) use parse::{Endpoint, GenerateRequest, check_search, parse};
 pub(crate) use text::{last_function_result, last_user_text};
 
 #[cfg(test)]

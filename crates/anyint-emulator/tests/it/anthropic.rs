@@ -741,3 +741,164 @@ async fn a_forced_json_tool_answers_with_its_input() {
         "Thinking may not be enabled when tool_choice forces tool use."
     );
 }
+
+fn search_tool() -> Value {
+    json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 3,
+           "allowed_domains": ["docs.rs"], "user_location": {"type": "approximate", "city": "Oslo"}})
+}
+
+#[tokio::test]
+async fn web_search_runs_when_asked_and_cites_its_results() {
+    let emu = start(Options::default()).await;
+    let mut body = user("Search the web for tokio\nReply with exactly: Tokio 1.47 is out.");
+    body["tools"] = json!([search_tool()]);
+    let resp = emu.messages(&body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    let c = &v["content"];
+    assert_eq!(c[0]["type"], "server_tool_use");
+    assert!(c[0]["id"].as_str().unwrap().starts_with("srvtoolu_01"));
+    assert_eq!(c[0]["input"], json!({"query": "Search the web for tokio"}));
+    assert_eq!(c[1]["type"], "web_search_tool_result");
+    assert_eq!(c[1]["tool_use_id"], c[0]["id"]);
+    let results = c[1]["content"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(
+        results[0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://docs.rs/results/")
+    );
+    assert!(results[0]["encrypted_content"].is_string());
+    assert_eq!(
+        c[2],
+        json!({"type": "text", "text": "Based on a web search: "})
+    );
+    assert_eq!(c[3]["text"], "Tokio 1.47 is out.");
+    let cites = c[3]["citations"].as_array().unwrap();
+    assert_eq!(cites.len(), 2);
+    assert_eq!(cites[0]["type"], "web_search_result_location");
+    assert_eq!(cites[1]["url"], results[1]["url"]);
+    assert!(cites[0]["encrypted_index"].is_string() && cites[0]["cited_text"].is_string());
+    assert_eq!(v["stop_reason"], "end_turn");
+    assert_eq!(
+        v["usage"]["server_tool_use"],
+        json!({"web_search_requests": 1, "web_fetch_requests": 0})
+    );
+
+    // Not mentioned: no search, no server_tool_use usage.
+    let mut plain = user("Reply with exactly: hi");
+    plain["tools"] = json!([search_tool()]);
+    let v: Value = emu.messages(&plain).await.json().await.unwrap();
+    assert_eq!(v["content"], json!([{"type": "text", "text": "hi"}]));
+    assert!(v["usage"].get("server_tool_use").is_none());
+    // Without the tool, "search" is just text.
+    let v: Value = emu
+        .messages(&user("search for x"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["content"][0]["text"], "Echo: search for x");
+}
+
+#[tokio::test]
+async fn web_search_streams_its_blocks_in_order() {
+    let emu = start(Options::default()).await;
+    let mut body = user("search the docs\nReply with exactly: Found two pages.");
+    body["tools"] = json!([search_tool()]);
+    body["stream"] = json!(true);
+    let text = emu.messages(&body).await.text().await.unwrap();
+    let ev = events(&text);
+    let starts: Vec<&str> = ev
+        .iter()
+        .filter(|(n, _)| n == "content_block_start")
+        .map(|(_, d)| d["content_block"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        ["server_tool_use", "web_search_tool_result", "text", "text"]
+    );
+    let first = &ev
+        .iter()
+        .find(|(n, _)| n == "content_block_start")
+        .unwrap()
+        .1;
+    assert_eq!(first["content_block"]["input"], json!({}));
+    let input: String = ev
+        .iter()
+        .filter(|(_, d)| d["index"] == 0 && d["delta"]["type"] == "input_json_delta")
+        .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(input, r#"{"query":"search the docs"}"#);
+    // The results come whole, with no deltas.
+    assert!(
+        !ev.iter()
+            .any(|(n, d)| n == "content_block_delta" && d["index"] == 1)
+    );
+    let cited: Vec<&str> = ev
+        .iter()
+        .filter(|(_, d)| d["index"] == 3 && d["type"] == "content_block_delta")
+        .map(|(_, d)| d["delta"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(cited[..2], ["citations_delta", "citations_delta"]);
+    assert!(cited[2..].iter().all(|t| *t == "text_delta"));
+    let cited_start = ev
+        .iter()
+        .find(|(n, d)| n == "content_block_start" && d["index"] == 3)
+        .unwrap();
+    assert_eq!(cited_start.1["content_block"]["citations"], json!([]));
+    let delta = &ev.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+    assert_eq!(delta["usage"]["server_tool_use"]["web_search_requests"], 1);
+}
+
+#[tokio::test]
+async fn web_search_tools_are_validated_like_the_api() {
+    let emu = start(Options::default()).await;
+    let cases = [
+        json!({"type": "web_search_20250305", "name": "search"}),
+        json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 0}),
+        json!({"type": "web_search_20250305", "name": "web_search",
+               "allowed_domains": ["a.com"], "blocked_domains": ["b.com"]}),
+        json!({"type": "web_search_20250305", "name": "web_search", "user_location": {"city": "Oslo"}}),
+        json!({"type": "web_search_20250305", "name": "web_search", "bogus": 1}),
+    ];
+    for tool in cases {
+        let mut body = user("search");
+        body["tools"] = json!([tool]);
+        let resp = emu.messages(&body).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{tool}");
+        let err = error_body(resp).await;
+        assert_eq!(err["error"]["type"], "invalid_request_error", "{tool}");
+    }
+    // A function may not take the search tool's name.
+    let mut body = user("search");
+    body["tools"] =
+        json!([search_tool(), {"name": "web_search", "input_schema": {"type": "object"}}]);
+    let resp = emu.messages(&body).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let err = error_body(resp).await;
+    assert!(err["error"]["message"].as_str().unwrap().contains("unique"));
+}
+
+#[tokio::test]
+async fn web_search_with_output_config_format_answers_the_json_alone() {
+    let emu = start(Options::default()).await;
+    let mut body = user("Search for the forecast in Bergen.");
+    body["tools"] = json!([search_tool()]);
+    body["output_config"] = json!({"format": forecast_format()});
+    let resp = emu.messages(&body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    let c = v["content"].as_array().unwrap();
+    // The search still runs; the answer is one uncited text block that parses.
+    let types: Vec<&str> = c.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["server_tool_use", "web_search_tool_result", "text"]);
+    assert!(c[2].get("citations").is_none(), "{}", c[2]);
+    let answer: Value = serde_json::from_str(c[2]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        answer,
+        json!({"city": "test", "high_c": 1, "wind": 1, "alerts": []})
+    );
+    assert_eq!(v["usage"]["server_tool_use"]["web_search_requests"], 1);
+}

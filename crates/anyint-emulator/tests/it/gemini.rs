@@ -565,3 +565,170 @@ async fn json_output_is_validated_like_the_api() {
     body["toolConfig"] = json!({"functionCallingConfig": {"mode": "AUTO"}});
     assert_eq!(emu.generate(&body).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn google_search_grounds_the_answer_in_bytes() {
+    let emu = start(Options::default()).await;
+    let mut body =
+        user("Search: when did Café Nørd open?\nReply with exactly: Café Nørd opened in 2024.");
+    body["tools"] = json!([{"googleSearch": {}}]);
+    let resp = emu.generate(&body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    let cand = &v["candidates"][0];
+    let text = candidate_text(&v);
+    assert_eq!(text, "Based on a web search: Café Nørd opened in 2024.");
+    let g = &cand["groundingMetadata"];
+    assert_eq!(
+        g["webSearchQueries"],
+        json!(["Search: when did Café Nørd open?"])
+    );
+    assert!(g["searchEntryPoint"]["renderedContent"].is_string());
+    let chunks = g["groundingChunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 2);
+    assert!(
+        chunks[0]["web"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://vertexaisearch.cloud.google.com/grounding-api-redirect/")
+    );
+    assert_eq!(chunks[0]["web"]["title"], "example.com");
+    let seg = &g["groundingSupports"][0]["segment"];
+    // Byte offsets: the cited text is 25 characters but 27 bytes.
+    let (start, end) = (
+        usize::try_from(seg["startIndex"].as_u64().unwrap()).unwrap(),
+        usize::try_from(seg["endIndex"].as_u64().unwrap()).unwrap(),
+    );
+    assert_eq!(end - start, 27);
+    assert_eq!(
+        &text.as_bytes()[start..end],
+        seg["text"].as_str().unwrap().as_bytes()
+    );
+    assert_eq!(seg["text"], "Café Nørd opened in 2024.");
+    assert!(seg.get("partIndex").is_none());
+    assert_eq!(
+        g["groundingSupports"][0]["groundingChunkIndices"],
+        json!([0, 1])
+    );
+    let u = &v["usageMetadata"];
+    assert_eq!(u["toolUsePromptTokenCount"], 64);
+    assert_eq!(
+        u["totalTokenCount"].as_u64().unwrap(),
+        u["promptTokenCount"].as_u64().unwrap() + u["candidatesTokenCount"].as_u64().unwrap() + 64
+    );
+
+    // The stream carries it on the last chunk, over the concatenated text.
+    let text = emu
+        .call("streamGenerateContent?alt=sse")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let chunks = sse_chunks(&text);
+    let (last, earlier) = chunks.split_last().unwrap();
+    assert!(
+        earlier
+            .iter()
+            .all(|c| c["candidates"][0].get("groundingMetadata").is_none())
+    );
+    assert_eq!(
+        last["candidates"][0]["groundingMetadata"]["groundingSupports"][0]["segment"]["endIndex"],
+        end
+    );
+    let all: String = chunks.iter().map(candidate_text).collect();
+    assert_eq!(all, "Based on a web search: Café Nørd opened in 2024.");
+
+    // No mention of searching: no grounding.
+    let mut plain = user("Reply with exactly: hi");
+    plain["tools"] = json!([{"google_search": {}}]);
+    let v: Value = emu.generate(&plain).await.json().await.unwrap();
+    assert!(v["candidates"][0].get("groundingMetadata").is_none());
+    assert!(v["usageMetadata"].get("toolUsePromptTokenCount").is_none());
+}
+
+#[tokio::test]
+async fn google_search_with_functions_follows_the_model_rules() {
+    let emu = start(Options::default()).await;
+    let decl = json!({"functionDeclarations": [{"name": "get_time"}]});
+    let mut body = user("search the time");
+    body["tools"] = json!([decl.clone(), {"googleSearch": {}}]);
+    // Gemini 2.x: the mix is refused.
+    let resp = emu.generate(&body).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let err = google_error(resp).await;
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("function calling is unsupported")
+    );
+    // Gemini 3: allowed with includeServerSideToolInvocations, refused without.
+    let call = |body: &Value| {
+        emu.client
+            .post(emu.url("/v1beta/models/gemini-3-pro-preview:generateContent"))
+            .header("x-goog-api-key", KEY)
+            .json(body)
+            .send()
+    };
+    let resp = call(&body).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let err = google_error(resp).await;
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("include_server_side_tool_invocations")
+    );
+    body["tools"] = json!([{"functionDeclarations": [{"name": "get_time"}], "googleSearch": {}}]);
+    body["toolConfig"] = json!({"includeServerSideToolInvocations": true});
+    let resp = call(&body).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["candidates"][0]["groundingMetadata"]["webSearchQueries"],
+        json!(["search the time"])
+    );
+    // The 1.5-era tool and a calling config without functions are refused.
+    for bad in [
+        json!({"contents": body["contents"], "tools": [{"googleSearchRetrieval": {}}]}),
+        json!({"contents": body["contents"], "tools": [{"googleSearch": {}}],
+               "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}}}),
+        json!({"contents": body["contents"], "tools": [{"googleSearch": {}, "bogus": {}}]}),
+    ] {
+        let resp = emu.generate(&bad).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+        google_error(resp).await;
+    }
+}
+
+#[tokio::test]
+async fn google_search_with_a_json_schema_answers_the_json_alone() {
+    let emu = start(Options::default()).await;
+    let mut body = user("Search for the forecast in Bergen.");
+    body["tools"] = json!([{"googleSearch": {}}]);
+    body["generationConfig"] =
+        json!({"responseMimeType": "application/json", "responseJsonSchema": forecast_schema()});
+    let resp = emu.generate(&body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    // Grounded (the search ran), but the text is the JSON alone, with no cited span.
+    assert_eq!(
+        serde_json::from_str::<Value>(&candidate_text(&v)).unwrap(),
+        json!({"city": "test", "high_c": 1, "wind": 1})
+    );
+    let g = &v["candidates"][0]["groundingMetadata"];
+    assert_eq!(
+        g["webSearchQueries"],
+        json!(["Search for the forecast in Bergen."])
+    );
+    assert_eq!(g["groundingChunks"].as_array().unwrap().len(), 2);
+    assert!(
+        g.get("groundingSupports")
+            .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty)),
+        "{g}"
+    );
+    assert_eq!(v["usageMetadata"]["toolUsePromptTokenCount"], 64);
+}

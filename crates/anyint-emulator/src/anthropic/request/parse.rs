@@ -10,7 +10,7 @@ use super::fields::{field, string, uint};
 use super::format::output_format;
 use super::messages::{messages, system};
 use super::thinking::{Thinking, thinking};
-use super::tools::{tool_choice, tools};
+use super::tools::{WebSearchTool, tool_choice, tools};
 use super::version::Version;
 use crate::anthropic::error::AnthropicError;
 use crate::content::{Tool, ToolChoice};
@@ -77,6 +77,8 @@ pub(crate) struct MessagesRequest {
     pub(crate) raw_tools: Vec<Value>,
     pub(crate) tool_choice: ToolChoice,
     pub(crate) parallel: bool,
+    /// The web search server tool, when the request offers it.
+    pub(crate) web_search: Option<WebSearchTool>,
     pub(crate) thinking: Option<Thinking>,
     /// Top-level `cache_control` (automatic caching of the whole prompt).
     pub(crate) top_cache: Option<Value>,
@@ -141,7 +143,7 @@ pub(crate) fn parse(
             return Err(AnthropicError::expected("metadata", "a valid dictionary"));
         }
     }
-    let (tools, raw_tools) = tools(obj)?;
+    let (tools, raw_tools, web_search) = tools(obj)?;
     let (tool_choice, parallel) = tool_choice(obj, &tools)?;
     let thinking = thinking(obj, max_tokens)?;
     if thinking.is_some() && matches!(tool_choice, ToolChoice::Required | ToolChoice::Named(_)) {
@@ -174,6 +176,7 @@ pub(crate) fn parse(
         raw_tools,
         tool_choice,
         parallel,
+        web_search,
         thinking,
         top_cache,
         json_schema,

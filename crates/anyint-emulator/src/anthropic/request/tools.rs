@@ -1,19 +1,126 @@
-//! Tool definitions (client tools checked, server tools passed over) and
-//! `tool_choice`, which must name a defined tool.
+//! Tool definitions (client tools and the web search server tool checked,
+//! other server tools passed over) and `tool_choice`, which must name a
+//! defined tool.
 
 use serde_json::{Map, Value};
 
 use super::blocks::cache_control;
-use super::fields::{field, string};
+use super::fields::{field, string, uint};
 use crate::anthropic::error::AnthropicError;
 use crate::content::{Tool, ToolChoice};
 
-pub(super) fn tools(obj: &Map<String, Value>) -> Result<(Vec<Tool>, Vec<Value>), AnthropicError> {
+/// The web search server tool's settings the answer uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct WebSearchTool {
+    pub(crate) max_uses: Option<u64>,
+    pub(crate) allowed_domains: Vec<String>,
+}
+
+/// The client tools, every tool as sent, and the web search tool if any.
+pub(super) type Tools = (Vec<Tool>, Vec<Value>, Option<WebSearchTool>);
+
+/// Fields a web search tool may carry (all versions).
+const WEB_SEARCH_FIELDS: &[&str] = &[
+    "type",
+    "name",
+    "max_uses",
+    "allowed_domains",
+    "blocked_domains",
+    "user_location",
+    "cache_control",
+    "allowed_callers",
+    "defer_loading",
+    "strict",
+    "response_inclusion",
+];
+
+fn domains(
+    tool: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Vec<String>, AnthropicError> {
+    match field(tool, key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(j, d)| {
+                d.as_str().map(str::to_owned).ok_or_else(|| {
+                    AnthropicError::expected(&format!("{path}.{key}.{j}"), "a valid string")
+                })
+            })
+            .collect(),
+        Some(_) => Err(AnthropicError::expected(
+            &format!("{path}.{key}"),
+            "a valid list",
+        )),
+    }
+}
+
+/// A `web_search_*` server tool, validated like the API.
+fn web_search_tool(
+    tool: &Map<String, Value>,
+    kind: &str,
+    path: &str,
+) -> Result<WebSearchTool, AnthropicError> {
+    if let Some(extra) = tool
+        .keys()
+        .find(|k| !WEB_SEARCH_FIELDS.contains(&k.as_str()))
+    {
+        return Err(AnthropicError::invalid(format!(
+            "{path}.{kind}.{extra}: Extra inputs are not permitted"
+        )));
+    }
+    if string(tool, "name", &format!("{path}.{kind}.name"))? != "web_search" {
+        return Err(AnthropicError::expected(
+            &format!("{path}.{kind}.name"),
+            "'web_search'",
+        ));
+    }
+    let max_uses = match field(tool, "max_uses") {
+        None => None,
+        Some(v) => match uint(v, &format!("{path}.{kind}.max_uses"))? {
+            0 => {
+                return Err(AnthropicError::expected(
+                    &format!("{path}.{kind}.max_uses"),
+                    "greater than 0",
+                ));
+            }
+            n => Some(n),
+        },
+    };
+    let allowed_domains = domains(tool, "allowed_domains", &format!("{path}.{kind}"))?;
+    let blocked = domains(tool, "blocked_domains", &format!("{path}.{kind}"))?;
+    if !allowed_domains.is_empty() && !blocked.is_empty() {
+        return Err(AnthropicError::invalid(format!(
+            "{path}.{kind}: only one of allowed_domains and blocked_domains may be given"
+        )));
+    }
+    if let Some(loc) = field(tool, "user_location") {
+        let at = format!("{path}.{kind}.user_location");
+        let Some(loc) = loc.as_object() else {
+            return Err(AnthropicError::expected(&at, "a valid dictionary"));
+        };
+        if string(loc, "type", &format!("{at}.type"))? != "approximate" {
+            return Err(AnthropicError::expected(
+                &format!("{at}.type"),
+                "'approximate'",
+            ));
+        }
+    }
+    Ok(WebSearchTool {
+        max_uses,
+        allowed_domains,
+    })
+}
+
+pub(super) fn tools(obj: &Map<String, Value>) -> Result<Tools, AnthropicError> {
     let list = match field(obj, "tools") {
-        None => return Ok((Vec::new(), Vec::new())),
+        None => return Ok((Vec::new(), Vec::new(), None)),
         Some(Value::Array(a)) => a,
         Some(_) => return Err(AnthropicError::expected("tools", "a valid list")),
     };
+    let mut web_search: Option<WebSearchTool> = None;
     let mut tools: Vec<Tool> = Vec::new();
     for (i, t) in list.iter().enumerate() {
         let path = format!("tools.{i}");
@@ -25,6 +132,13 @@ pub(super) fn tools(obj: &Map<String, Value>) -> Result<(Vec<Tool>, Vec<Value>),
         }
         match field(tool, "type").and_then(Value::as_str) {
             None | Some("custom") => {}
+            Some(kind) if kind.starts_with("web_search_20") => {
+                if web_search.is_some() {
+                    return Err(AnthropicError::invalid("tools: Tool names must be unique."));
+                }
+                web_search = Some(web_search_tool(tool, kind, &path)?);
+                continue;
+            }
             // Server tools (web_search_20250305, bash_20250124, ...) run on
             // the provider's side; the emulator never calls them.
             Some(t) if t.contains("_20") => continue,
@@ -67,7 +181,10 @@ pub(super) fn tools(obj: &Map<String, Value>) -> Result<(Vec<Tool>, Vec<Value>),
             parameters: Some(schema),
         });
     }
-    Ok((tools, list.clone()))
+    if web_search.is_some() && tools.iter().any(|t| t.name == "web_search") {
+        return Err(AnthropicError::invalid("tools: Tool names must be unique."));
+    }
+    Ok((tools, list.clone(), web_search))
 }
 
 pub(super) fn tool_choice(

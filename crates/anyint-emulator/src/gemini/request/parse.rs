@@ -9,7 +9,7 @@ use super::config::{Config, config};
 use super::contents::{contents, part, part_tokens};
 use super::fields::{bad_value, get, known};
 use super::format::Output;
-use super::tools::{tool_config, tools};
+use super::tools::{google_search, server_side_invocations, tool_config, tools};
 use crate::content::{Tool, ToolChoice};
 use crate::gemini::error::GoogleError;
 
@@ -33,6 +33,13 @@ pub(crate) struct GenerateRequest {
     pub(crate) contents: Vec<Value>,
     pub(crate) tools: Vec<Tool>,
     pub(crate) tool_choice: ToolChoice,
+    /// The tools include `googleSearch` (grounding).
+    pub(crate) google_search: bool,
+    /// The request declares functions (before `allowedFunctionNames`
+    /// narrows them).
+    pub(crate) declares_functions: bool,
+    /// `toolConfig.includeServerSideToolInvocations`.
+    pub(crate) server_side_invocations: bool,
     pub(crate) stop: Vec<String>,
     pub(crate) max_tokens: Option<usize>,
     pub(crate) candidates: usize,
@@ -101,6 +108,8 @@ fn generate(obj: &Map<String, Value>, msg: &str) -> Result<GenerateRequest, Goog
         }
     };
     let (tools, tools_chars) = tools(obj, msg)?;
+    let declares_functions = !tools.is_empty();
+    let google_search = google_search(obj)?;
     let (tools, tool_choice) = tool_config(obj, tools, msg)?;
     let Config {
         stop,
@@ -134,6 +143,9 @@ fn generate(obj: &Map<String, Value>, msg: &str) -> Result<GenerateRequest, Goog
         contents,
         tools,
         tool_choice,
+        google_search,
+        declares_functions,
+        server_side_invocations: server_side_invocations(obj),
         stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
         max_tokens,
         candidates,
@@ -142,4 +154,25 @@ fn generate(obj: &Map<String, Value>, msg: &str) -> Result<GenerateRequest, Goog
         cached_tokens,
         output,
     })
+}
+
+/// The rules for Google Search next to function declarations, which depend
+/// on the model: Gemini 1.x and 2.x refuse the mix; later models need
+/// `toolConfig.includeServerSideToolInvocations`.
+pub(crate) fn check_search(req: &GenerateRequest, model: &str) -> Result<(), GoogleError> {
+    if !req.google_search || !req.declares_functions {
+        return Ok(());
+    }
+    if model.starts_with("gemini-1") || model.starts_with("gemini-2") {
+        return Err(GoogleError::invalid(
+            "Tool use with function calling is unsupported by the model.",
+        ));
+    }
+    if !req.server_side_invocations {
+        return Err(GoogleError::invalid(
+            "Please enable tool_config.include_server_side_tool_invocations to use Built-in \
+             tools with Function calling.",
+        ));
+    }
+    Ok(())
 }

@@ -1,11 +1,68 @@
-//! Function declarations (name rules, parameters) and `toolConfig`, which
-//! picks the tool choice and may narrow the callable tools.
+//! Function declarations (name rules, parameters), Google Search grounding
+//! (`googleSearch`, and the rules for mixing it with functions) and
+//! `toolConfig`, which picks the tool choice and may narrow the callable
+//! tools.
 
 use serde_json::{Map, Value};
 
-use super::fields::{bad_value, get};
+use super::fields::{bad_value, get, known};
 use crate::content::{Tool, ToolChoice};
 use crate::gemini::error::GoogleError;
+
+/// The fields a `Tool` may carry.
+const TOOL_FIELDS: &[&str] = &[
+    "functionDeclarations",
+    "googleSearch",
+    "googleSearchRetrieval",
+    "codeExecution",
+    "urlContext",
+    "computerUse",
+    "fileSearch",
+    "googleMaps",
+    "retrieval",
+];
+
+/// Whether the request's tools include `googleSearch` (a 1.5-era
+/// `googleSearchRetrieval` is refused, as 2.0+ models refuse it).
+pub(super) fn google_search(obj: &Map<String, Value>) -> Result<bool, GoogleError> {
+    let mut found = false;
+    for (i, t) in get(obj, "tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let Some(tool) = t.as_object() else {
+            continue;
+        };
+        known(tool, TOOL_FIELDS, &format!("tools[{i}]"))?;
+        if get(tool, "googleSearchRetrieval").is_some() {
+            return Err(GoogleError::invalid(
+                "Please use google_search field instead of google_search_retrieval field.",
+            ));
+        }
+        if let Some(gs) = get(tool, "googleSearch") {
+            if !gs.is_object() {
+                return Err(bad_value(
+                    &format!("tools[{i}].google_search"),
+                    "type.googleapis.com/google.ai.generativelanguage.v1beta.Tool.GoogleSearch",
+                    gs,
+                ));
+            }
+            found = true;
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `toolConfig.includeServerSideToolInvocations` is true.
+pub(super) fn server_side_invocations(obj: &Map<String, Value>) -> bool {
+    get(obj, "toolConfig")
+        .and_then(Value::as_object)
+        .and_then(|c| get(c, "includeServerSideToolInvocations"))
+        .and_then(Value::as_bool)
+        == Some(true)
+}
 
 fn valid_function_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -76,6 +133,11 @@ pub(super) fn tool_config(
         .and_then(Value::as_object)
         .and_then(|c| get(c, "functionCallingConfig"))
         .and_then(Value::as_object);
+    if fcc.is_some() && tools.is_empty() {
+        return Err(GoogleError::invalid(
+            "Function calling config is set without function_declarations.",
+        ));
+    }
     let mode = fcc
         .and_then(|c| get(c, "mode"))
         .map(|m| m.as_str().unwrap_or("").to_owned());
