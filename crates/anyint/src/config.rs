@@ -282,6 +282,10 @@ pub struct ProviderConfig {
     pub anthropic_version: String,
     /// Which OpenAI API an `openai`-kind upstream serves (`api = "chat"` or `"responses"`).
     pub api: UpstreamApi,
+    /// Serve a Responses client's hosted `web_search` tool with this upstream's own search
+    /// (Anthropic's web search server tool, Gemini's Google Search grounding). Off by default:
+    /// upstreams bill searches apart from tokens. `anthropic` and `gemini` kinds only.
+    pub web_search: bool,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
     /// Default time limits for calls to this provider.
@@ -375,10 +379,14 @@ pub struct Price {
     /// Task models: per song task (each task yields two tracks).
     #[serde(default)]
     pub per_song: u64,
+    /// Chat models: per hosted web search the upstream ran (not per million).
+    #[serde(default)]
+    pub per_web_search: u64,
 }
 
 impl Price {
-    /// The cost of `usage` in micro-units, rounded up so nothing is billed below its price.
+    /// The cost of `usage` in micro-units, rounded up so nothing is billed below its price:
+    /// the tokens at their per-million prices, plus each web search at `per_web_search`.
     pub fn cost(&self, usage: &anyint_wire::Usage) -> u64 {
         let uncached = usage
             .input_tokens
@@ -388,7 +396,8 @@ impl Price {
             + u128::from(usage.output_tokens) * u128::from(self.output)
             + u128::from(usage.cache_read_tokens) * u128::from(self.cache_read)
             + u128::from(usage.cache_write_tokens) * u128::from(self.cache_write);
-        u64::try_from(total.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+        let searches = u128::from(usage.web_searches) * u128::from(self.per_web_search);
+        u64::try_from(total.div_ceil(1_000_000) + searches).unwrap_or(u64::MAX)
     }
 }
 
@@ -536,6 +545,7 @@ mod tests {
             cache_read_tokens: 400,
             cache_write_tokens: 100,
             reasoning_tokens: 0,
+            web_searches: 0,
         };
         // 500 uncached × 3 + 200 × 15 + 400 × 0.3 + 100 × 3.75 = 1500 + 3000 + 120 + 375 micro-units.
         assert_eq!(p.cost(&u), 4_995);
@@ -553,6 +563,17 @@ mod tests {
             "a fraction of a micro-unit rounds up"
         );
         assert_eq!(Price::default().cost(&u), 0);
+        // $10 per 1,000 searches is 10,000 micro-units each, on top of the tokens.
+        let searched = anyint_wire::Usage {
+            web_searches: 2,
+            ..u
+        };
+        let with_search = Price {
+            per_web_search: 10_000,
+            ..p
+        };
+        assert_eq!(with_search.cost(&searched), 4_995 + 20_000);
+        assert_eq!(p.cost(&searched), 4_995, "unpriced searches are free");
     }
 
     #[test]

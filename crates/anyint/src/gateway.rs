@@ -37,6 +37,9 @@ use crate::store::ApiKey;
 pub const HEADER_SERVED_MODEL: &str = "x-anyint-served-model";
 /// Response header naming the route that served it: `provider/upstream_model`, no secrets.
 pub const HEADER_ROUTE: &str = "x-anyint-route";
+/// Response header saying what the gateway could not do for the request although it answered
+/// (a hosted web search an upstream cannot combine with function tools).
+pub const HEADER_WARNING: &str = "x-anyint-warning";
 
 /// What a handler tells the access log about the request (no secrets, no content).
 #[derive(Clone, Debug, Default)]

@@ -112,6 +112,7 @@ impl Meter {
                 cache_read_tokens: tokens(row.cache_read_tokens),
                 cache_write_tokens: tokens(row.cache_write_tokens),
                 reasoning_tokens: 0,
+                web_searches: tokens(row.web_searches),
             };
             row.cost_micros = i64::try_from(price.cost(&usage)).unwrap_or(i64::MAX);
             self.spend.add(&row);
@@ -123,6 +124,10 @@ impl Meter {
                 .increment(u64::try_from(row.prompt_tokens).unwrap_or(0));
             metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "output", "model" => row.model.clone())
                 .increment(u64::try_from(row.completion_tokens).unwrap_or(0));
+        }
+        if row.web_searches > 0 {
+            metrics::counter!(crate::telemetry::METRIC_WEB_SEARCHES, "model" => row.model.clone(), "provider" => row.provider.clone())
+                .increment(u64::try_from(row.web_searches).unwrap_or(0));
         }
         if self.tx.send(Msg::Row(Box::new(row))).is_err() {
             tracing::error!("usage row recorded after the meter stopped; it was not stored");

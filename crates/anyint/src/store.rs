@@ -162,6 +162,8 @@ pub struct UsageRecord {
     pub cache_read_tokens: i64,
     /// Input tokens written to the provider's cache.
     pub cache_write_tokens: i64,
+    /// Hosted web searches the upstream ran (priced per search).
+    pub web_searches: i64,
     /// HTTP status the client got.
     pub status: i64,
     /// `ok`, `client_closed`, `upstream_cut` or an error kind.
@@ -227,6 +229,8 @@ pub struct UsageGroup {
     pub cache_read_tokens: i64,
     /// Cached input tokens written.
     pub cache_write_tokens: i64,
+    /// Hosted web searches.
+    pub web_searches: i64,
     /// Cost in micro-units.
     pub cost_micros: i64,
 }

@@ -32,6 +32,8 @@ pub const METRIC_ROUTE_STATE: &str = "anyint_route_state";
 pub const METRIC_LIMITER_ERRORS: &str = "anyint_limiter_errors_total";
 /// Tokens metered, by direction and model.
 pub const METRIC_TOKENS: &str = "anyint_tokens_total";
+/// Hosted web searches metered, by model and provider (to reconcile with upstream bills).
+pub const METRIC_WEB_SEARCHES: &str = "anyint_web_searches_total";
 /// Usage rows the store refused outright (logged instead).
 pub const METRIC_METER_DEAD_ROWS: &str = "anyint_meter_dead_rows_total";
 /// Failed usage writes (each is retried).

@@ -55,7 +55,8 @@ const DEMO_MODELS: &[(&str, &str, &str, &str)] = &[
 
 /// The demo config, with the emulator at `emulator_base` (e.g. `http://127.0.0.1:4000`). The
 /// one emulator stands in for every provider: OpenAI (Chat Completions, and the Responses API
-/// for `gpt-5`), Anthropic and Gemini.
+/// for `gpt-5`), Anthropic and Gemini. The Anthropic and Gemini providers serve hosted web
+/// search (`web_search = true`; the emulator searches when the last user text says "search").
 pub fn demo_config(
     emulator_base: &str,
     listen: SocketAddr,
@@ -63,19 +64,33 @@ pub fn demo_config(
 ) -> Result<Config, Error> {
     let mut text =
         format!("[server]\nlisten = \"{listen}\"\n\n[store]\nurl = \"sqlite://data/anyint.db\"\n");
-    for (name, kind, base) in [
-        ("emulator-openai", "openai", format!("{emulator_base}/v1")),
-        ("emulator-anthropic", "anthropic", emulator_base.to_owned()),
+    for (name, kind, base, web_search) in [
+        (
+            "emulator-openai",
+            "openai",
+            format!("{emulator_base}/v1"),
+            false,
+        ),
+        (
+            "emulator-anthropic",
+            "anthropic",
+            emulator_base.to_owned(),
+            true,
+        ),
         (
             "emulator-gemini",
             "gemini",
             format!("{emulator_base}/v1beta"),
+            true,
         ),
     ] {
         let _ = write!(
             text,
             "\n[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\napi_key = \"{DEMO_UPSTREAM_KEY}\"\n"
         );
+        if web_search {
+            text.push_str("web_search = true\n");
+        }
     }
     // The same emulator as an OpenAI upstream with the Responses API, so Responses clients
     // pass through untouched to `gpt-5`.
@@ -158,4 +173,26 @@ fn demo_tasks(emulator_base: &str) -> String {
         "\n[tasks]\npoll_interval_ms = 1000\ncallback_allow_networks = [\"127.0.0.0/8\", \"::1/128\"]\n",
     );
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_serves_web_search_on_its_anthropic_and_gemini_providers() {
+        let c = demo_config(
+            "http://127.0.0.1:4000",
+            "127.0.0.1:8080".parse().unwrap(),
+            &|_| None,
+        )
+        .unwrap();
+        let searching: Vec<&str> = c
+            .providers
+            .iter()
+            .filter(|p| p.web_search)
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(searching, ["emulator-anthropic", "emulator-gemini"]);
+    }
 }

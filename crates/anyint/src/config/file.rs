@@ -133,6 +133,7 @@ pub(super) struct ProviderFile {
     pub(super) api_key: Option<OneOrMany>,
     pub(super) anthropic_version: Option<String>,
     pub(super) api: Option<String>,
+    pub(super) web_search: Option<bool>,
     pub(super) connect_timeout_ms: Option<u64>,
     pub(super) ttfb_timeout_ms: Option<u64>,
     pub(super) idle_timeout_ms: Option<u64>,

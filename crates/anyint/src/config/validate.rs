@@ -226,6 +226,50 @@ fn validate_routing(r: &RoutingFile, err: ErrFn<'_>) -> Result<RoutingConfig, Er
     })
 }
 
+/// `api`: Chat Completions unless an `openai` provider says `responses`.
+fn upstream_api(
+    api: Option<&str>,
+    kind: ProviderKind,
+    field: String,
+    err: ErrFn<'_>,
+) -> Result<UpstreamApi, Error> {
+    match (api, kind) {
+        (None | Some("chat"), _) => Ok(UpstreamApi::Chat),
+        (Some("responses"), ProviderKind::OpenAi) => Ok(UpstreamApi::Responses),
+        (Some("responses"), _) => Err(err(
+            field,
+            "`responses` is only for kind = \"openai\" providers".into(),
+        )),
+        (Some(other), _) => Err(err(
+            field,
+            format!("unknown API `{other}`; use \"chat\" (the default) or \"responses\""),
+        )),
+    }
+}
+
+/// `web_search`: off unless set, and only for the kinds with a search of their own.
+fn web_search(
+    set: Option<bool>,
+    kind: ProviderKind,
+    field: String,
+    err: ErrFn<'_>,
+) -> Result<bool, Error> {
+    match (set, kind) {
+        (None | Some(false), _) => Ok(false),
+        (Some(true), ProviderKind::Anthropic | ProviderKind::Gemini) => Ok(true),
+        (Some(true), kind) => Err(err(
+            field,
+            format!(
+                "hosted web search is served only by anthropic (its web search tool) and \
+                 gemini (Google Search grounding) providers, not by a `{}` one; remove \
+                 web_search (Responses clients reach OpenAI's own web_search through a \
+                 provider with api = \"responses\")",
+                kind.as_str()
+            ),
+        )),
+    }
+}
+
 fn validate_providers(
     raw: Vec<ProviderFile>,
     err: ErrFn<'_>,
@@ -276,24 +320,11 @@ fn validate_providers(
                 ));
             }
         };
-        let api = match (p.api.as_deref(), p.kind) {
-            (None | Some("chat"), _) => UpstreamApi::Chat,
-            (Some("responses"), ProviderKind::OpenAi) => UpstreamApi::Responses,
-            (Some("responses"), _) => {
-                return Err(err(
-                    at("api"),
-                    "`responses` is only for kind = \"openai\" providers".into(),
-                ));
-            }
-            (Some(other), _) => {
-                return Err(err(
-                    at("api"),
-                    format!("unknown API `{other}`; use \"chat\" (the default) or \"responses\""),
-                ));
-            }
-        };
+        let api = upstream_api(p.api.as_deref(), p.kind, at("api"), err)?;
+        let web_search = web_search(p.web_search, p.kind, at("web_search"), err)?;
         providers.push(ProviderConfig {
             api,
+            web_search,
             name: p.name,
             kind: p.kind,
             base_url: p.base_url.trim_end_matches('/').to_owned(),
@@ -517,6 +548,33 @@ routes = [{ provider = "up", upstream_model = "u1" }]
             s.contains("server.metrics_token_env") && s.contains("NOPE"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn web_search_is_off_by_default_and_only_for_anthropic_and_gemini() {
+        let c = Config::parse(OK, "t.toml", &env).unwrap();
+        assert!(!c.providers[0].web_search);
+        let on = |kind: &str, extra: &str| {
+            OK.replace(
+                "kind = \"openai\"",
+                &format!("kind = \"{kind}\"\nweb_search = true{extra}"),
+            )
+        };
+        for kind in ["anthropic", "gemini"] {
+            let c = Config::parse(&on(kind, ""), "t.toml", &env).unwrap();
+            assert!(c.providers[0].web_search, "{kind}");
+        }
+        for (kind, extra) in [("openai", ""), ("openai", "\napi = \"responses\"")] {
+            let s = Config::parse(&on(kind, extra), "t.toml", &env)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                s.contains("providers[0].web_search") && s.contains("anthropic"),
+                "{s}"
+            );
+        }
+        let off = OK.replace("kind = \"openai\"", "kind = \"openai\"\nweb_search = false");
+        assert!(!Config::parse(&off, "t.toml", &env).unwrap().providers[0].web_search);
     }
 
     #[test]

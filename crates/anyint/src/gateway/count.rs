@@ -96,15 +96,19 @@ impl Work for CountWork<'_> {
                     head.encode_upstream(upstream_model),
                 )
             }
-            (request, _) => return Ok((estimate(request, self.model)?, None)),
+            (request, _) => {
+                let web_search = provider.config.web_search;
+                return Ok((estimate(request, self.model, web_search)?, None));
+            }
         };
         let bytes = provider.fetch(req).await?;
         Ok((bytes, Some(at.started.elapsed())))
     }
 }
 
-/// The gateway's own count, from the canonical request.
-fn estimate(request: &CountRequest<'_>, model: &str) -> Result<Bytes, Error> {
+/// The gateway's own count, from the canonical request (a Responses `web_search` tool counts
+/// where the provider serves it, `web_search`, and is refused elsewhere as on create).
+fn estimate(request: &CountRequest<'_>, model: &str, web_search: bool) -> Result<Bytes, Error> {
     let out = match request {
         CountRequest::Anthropic { raw, body, version } => {
             // count_tokens has no max_tokens; the Messages decoder requires one.
@@ -127,7 +131,7 @@ fn estimate(request: &CountRequest<'_>, model: &str) -> Result<Bytes, Error> {
             json!({"totalTokens": req.estimate_input_tokens()})
         }
         CountRequest::Responses { raw, .. } => {
-            let req = anyint_wire::responses::decode_request(raw)?;
+            let req = anyint_wire::responses::decode_request_with(raw, web_search)?;
             json!({"object": "response.input_tokens", "input_tokens": req.estimate_input_tokens()})
         }
     };

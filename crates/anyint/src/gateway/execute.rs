@@ -6,7 +6,9 @@
 //! Passthrough forwards the client's body with only `model` rewritten (OpenAI also forces
 //! `stream_options.include_usage` on, to meter) and the upstream's bytes back untouched.
 //! Translation decodes the client's request to the canonical model once per call (every route
-//! that needs it reuses that decode), encodes it for the upstream kind, and converts back.
+//! that needs it reuses that decode; a Responses request is decoded once more for routes whose
+//! provider serves hosted web search, which reads its `web_search` tool instead of refusing
+//! it), encodes it for the upstream kind, and converts back.
 
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use http::{HeaderValue, StatusCode, header};
 use super::attempt::{Attempt, Work};
 use super::ledger::{attempt_row, elapsed_ms, set_usage};
 use super::relay::{Relay, Stage};
-use super::{ChatCall, Head, Inbound, Plan, plan};
+use super::{ChatCall, HEADER_WARNING, Head, Inbound, Plan, plan};
 use crate::error::{Error, ErrorKind};
 use crate::meter::tap::UsageTap;
 use crate::providers::ForwardHeaders;
@@ -31,9 +33,30 @@ pub struct ChatWork<'s, 'c> {
     state: &'s AppState,
     call: &'c ChatCall,
     inbound: &'c Inbound<'c>,
-    /// The client's request decoded once, for the routes that translate.
+    /// The client's request decoded once, for the routes that translate: without hosted web
+    /// search, and with it (for providers with `web_search = true`).
     canonical: Option<ChatRequest>,
+    canonical_search: Option<ChatRequest>,
 }
+
+/// An attempt's upstream body and what the answer needs to know about it.
+struct UpstreamBody {
+    body: Vec<u8>,
+    /// Translated: the canonical request's input estimate.
+    estimate: Option<u64>,
+    /// Translated: what decoding the answer enforces for the canonical request sent
+    /// ([`DecodeOptions::for_request`], e.g. one tool call per turn from an upstream without
+    /// that switch); the default when passed through.
+    decode: DecodeOptions,
+    /// The upstream cannot run the client's web search with its function tools (Gemini 1.x,
+    /// 2.x), so the body leaves it out; the answer says so in a header.
+    search_dropped: bool,
+}
+
+/// The warning an answer carries when its web search was left out.
+const SEARCH_DROPPED: &str = "web_search was not run: this Gemini model cannot combine Google \
+                              Search with function tools; use a Gemini 3 model, or send no \
+                              function tools";
 
 impl<'s, 'c> ChatWork<'s, 'c> {
     /// The attempts of `call` with `inbound`.
@@ -43,19 +66,19 @@ impl<'s, 'c> ChatWork<'s, 'c> {
             call,
             inbound,
             canonical: None,
+            canonical_search: None,
         }
     }
 }
 
 impl ChatWork<'_, '_> {
-    /// The upstream body for this attempt, the client headers it forwards, and (translated)
-    /// the canonical request's input estimate.
-    fn upstream_body(&mut self, at: &Attempt<'_>) -> Result<(Vec<u8>, Option<u64>), Error> {
+    /// The upstream body for this attempt and what the answer needs to know about it.
+    fn upstream_body(&mut self, at: &Attempt<'_>) -> Result<UpstreamBody, Error> {
         let inbound = self.inbound;
         let upstream_model = at.route.upstream_model.as_str();
         match plan(self.call.family, at.provider.adapter) {
-            Plan::Passthrough => Ok((
-                match &inbound.head {
+            Plan::Passthrough => Ok(UpstreamBody {
+                body: match &inbound.head {
                     Head::OpenAi(h) => h.encode_upstream(upstream_model),
                     Head::Anthropic { body, .. } => {
                         let model_json = anyint_wire::json::json_string(upstream_model);
@@ -64,32 +87,44 @@ impl ChatWork<'_, '_> {
                     Head::Gemini { .. } => inbound.body.to_vec(),
                     Head::Responses { head, .. } => head.encode_upstream(upstream_model),
                 },
-                None,
-            )),
+                estimate: None,
+                decode: DecodeOptions::default(),
+                search_dropped: false,
+            }),
             Plan::Translate => {
-                let mut req = match &self.canonical {
+                // Without the provider's setting a `web_search` tool is the 400 it always was.
+                let opts = DecodeOptions {
+                    web_search: at.provider.config.web_search,
+                    ..DecodeOptions::default()
+                };
+                let slot = if opts.web_search {
+                    &mut self.canonical_search
+                } else {
+                    &mut self.canonical
+                };
+                let mut req = match slot {
                     Some(r) => r.clone(),
-                    None => self
-                        .canonical
-                        .insert(translate::decode_request(inbound.shape(), inbound.body)?)
+                    None => slot
+                        .insert(translate::decode_request_with(
+                            inbound.shape(),
+                            inbound.body,
+                            opts,
+                        )?)
                         .clone(),
                 };
                 let estimate = req.estimate_input_tokens();
                 upstream_model.clone_into(&mut req.model);
                 req.stream = inbound.stream;
                 let kind = at.provider.adapter.wire_kind();
-                Ok((translate::encode_request(kind, &req)?, Some(estimate)))
+                Ok(UpstreamBody {
+                    body: translate::encode_request(kind, &req)?,
+                    estimate: Some(estimate),
+                    decode: DecodeOptions::for_request(&req),
+                    search_dropped: kind == translate::Kind::Gemini
+                        && anyint_wire::gemini::drops_web_search(&req),
+                })
             }
         }
-    }
-
-    /// What decoding a translated answer enforces for the client's request (e.g. one tool call
-    /// per turn from an upstream without that switch).
-    fn decode_options(&self) -> DecodeOptions {
-        self.canonical
-            .as_ref()
-            .map(DecodeOptions::for_request)
-            .unwrap_or_default()
     }
 
     /// The streamed answer: the upstream relayed through the plan's stage, metered by the
@@ -99,6 +134,7 @@ impl ChatWork<'_, '_> {
         at: &Attempt<'_>,
         upstream: crate::providers::http::UpstreamStream,
         translated: Option<u64>,
+        decode: DecodeOptions,
         row: crate::store::UsageRecord,
     ) -> Response {
         let (state, call, inbound) = (self.state, self.call, self.inbound);
@@ -111,7 +147,6 @@ impl ChatWork<'_, '_> {
                     input_tokens_estimate: estimate,
                     created: crate::clock::unix_secs(),
                 };
-                let decode = self.decode_options();
                 Stage::Translate(Box::new(Translator::new(
                     kind,
                     decode,
@@ -148,6 +183,7 @@ impl ChatWork<'_, '_> {
         at: &Attempt<'_>,
         bytes: bytes::Bytes,
         translated: bool,
+        decode: DecodeOptions,
         mut row: crate::store::UsageRecord,
     ) -> Result<Response, Error> {
         let (state, call, inbound) = (self.state, self.call, self.inbound);
@@ -173,7 +209,7 @@ impl ChatWork<'_, '_> {
             }
             return Ok(json_body(bytes));
         }
-        let decoded = translate::decode_response(kind, &bytes, self.decode_options());
+        let decoded = translate::decode_response(kind, &bytes, decode);
         let mut canonical = decoded.map_err(|e| {
             Error::new(
                 ErrorKind::UpstreamProtocol,
@@ -212,7 +248,12 @@ impl Work for ChatWork<'_, '_> {
 
     async fn run(&mut self, at: &Attempt<'_>) -> Result<(Response, Option<Duration>), Error> {
         let (provider, stream) = (at.provider, self.inbound.stream);
-        let (body, translated) = self.upstream_body(at)?;
+        let UpstreamBody {
+            body,
+            estimate: translated,
+            decode,
+            search_dropped,
+        } = self.upstream_body(at)?;
         let none = ForwardHeaders::default();
         let forward = match (&self.inbound.head, translated) {
             (Head::Anthropic { forward, .. }, None) => forward,
@@ -224,10 +265,17 @@ impl Work for ChatWork<'_, '_> {
             .exchange(request, stream, at.deadlines, at.started)
             .await?;
         let row = attempt_row(self.call, self.inbound, at);
-        let resp = match reply {
-            Reply::Stream(upstream) => self.stream(at, upstream, translated, row),
-            Reply::Body(bytes) => self.body(at, bytes, translated.is_some(), row).await?,
+        let mut resp = match reply {
+            Reply::Stream(upstream) => self.stream(at, upstream, translated, decode, row),
+            Reply::Body(bytes) => {
+                self.body(at, bytes, translated.is_some(), decode, row)
+                    .await?
+            }
         };
+        if search_dropped {
+            resp.headers_mut()
+                .insert(HEADER_WARNING, HeaderValue::from_static(SEARCH_DROPPED));
+        }
         Ok((resp, Some(ttfb)))
     }
 }

@@ -34,6 +34,7 @@ fn row(
         completion_tokens: 0,
         cache_read_tokens: 0,
         cache_write_tokens: 0,
+        web_searches: 0,
         status: 200,
         outcome: "ok".to_owned(),
         latency_ms: 0,
@@ -54,6 +55,7 @@ pub(super) fn set_usage(row: &mut UsageRecord, u: &Usage) {
     row.completion_tokens = i64::try_from(u.output_tokens).unwrap_or(i64::MAX);
     row.cache_read_tokens = i64::try_from(u.cache_read_tokens).unwrap_or(i64::MAX);
     row.cache_write_tokens = i64::try_from(u.cache_write_tokens).unwrap_or(i64::MAX);
+    row.web_searches = i64::try_from(u.web_searches).unwrap_or(i64::MAX);
 }
 
 /// A client-supplied model name made safe for the ledger: no control characters (Postgres

@@ -177,6 +177,7 @@ fn with_item_ids(items: Vec<Value>) -> Vec<Value> {
                     Some("reasoning") => "rs_",
                     Some("custom_tool_call") => "ctc_",
                     Some("custom_tool_call_output") => "ctco_",
+                    Some("web_search_call") => "ws_",
                     _ => "msg_",
                 };
                 obj.insert("id".into(), Value::String(crate::auth::new_id(prefix)));

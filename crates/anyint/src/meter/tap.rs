@@ -116,6 +116,7 @@ impl UsageTap {
             row.completion_tokens = tokens(self.usage.output_tokens);
             row.cache_read_tokens = tokens(self.usage.cache_read_tokens);
             row.cache_write_tokens = tokens(self.usage.cache_write_tokens);
+            row.web_searches = tokens(self.usage.web_searches);
         }
         end.as_str().clone_into(&mut row.outcome);
         row.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

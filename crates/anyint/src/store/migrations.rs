@@ -42,6 +42,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         version: 8,
         statements: V8,
     },
+    Migration {
+        version: 9,
+        statements: V9,
+    },
 ];
 
 /// Schema version 1, identical on both backends.
@@ -148,3 +152,6 @@ const V8: &[&str] = &[
      input TEXT NOT NULL, response TEXT NOT NULL)",
     "CREATE INDEX responses_expiry ON responses (expires_at_ms)",
 ];
+
+/// Schema version 9: hosted web searches per request, billed apart from tokens.
+const V9: &[&str] = &["ALTER TABLE usage_ledger ADD COLUMN web_searches BIGINT NOT NULL DEFAULT 0"];

@@ -30,7 +30,7 @@ const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_
     expires_at, ip_allowlist, rpm, concurrency, team_id, budget_micros, tpm";
 const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, upstream_model, family, \
     stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, \
-    outcome, latency_ms, created_at_ms, cost_micros, team_id";
+    outcome, latency_ms, created_at_ms, cost_micros, team_id, web_searches";
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
     let models: Option<String> = row.try_get("models")?;
@@ -77,6 +77,7 @@ fn usage_from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
         completion_tokens: row.try_get("completion_tokens")?,
         cache_read_tokens: row.try_get("cache_read_tokens")?,
         cache_write_tokens: row.try_get("cache_write_tokens")?,
+        web_searches: row.try_get("web_searches")?,
         status: row.try_get("status")?,
         outcome: row.try_get("outcome")?,
         latency_ms: row.try_get("latency_ms")?,
@@ -290,7 +291,8 @@ impl Store for SqlStore {
         let sql = format!(
             "SELECT {key} AS g, COUNT(*) AS requests, CAST(SUM(prompt_tokens) AS BIGINT) AS p, \
              CAST(SUM(completion_tokens) AS BIGINT) AS c, CAST(SUM(cache_read_tokens) AS BIGINT) AS cr, \
-             CAST(SUM(cache_write_tokens) AS BIGINT) AS cw, CAST(SUM(cost_micros) AS BIGINT) AS cost \
+             CAST(SUM(cache_write_tokens) AS BIGINT) AS cw, CAST(SUM(cost_micros) AS BIGINT) AS cost, \
+             CAST(SUM(web_searches) AS BIGINT) AS ws \
              FROM usage_ledger WHERE {filter} GROUP BY {key} ORDER BY {key}"
         );
         let rows = bind_all(sqlx::query(&sql), binds)
@@ -318,6 +320,7 @@ impl Store for SqlStore {
                     completion_tokens: sum("c")?,
                     cache_read_tokens: sum("cr")?,
                     cache_write_tokens: sum("cw")?,
+                    web_searches: sum("ws")?,
                     cost_micros: sum("cost")?,
                 })
             })
@@ -381,7 +384,7 @@ fn bind_all<'q>(
     query
 }
 
-/// `INSERT … VALUES ($1, …, $16), ($17, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows
+/// `INSERT … VALUES ($1, …, $19), ($20, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows
 /// (or with `?` placeholders).
 /// Inserts ledger rows inside `tx`; rows whose request ID is stored already are skipped.
 pub(super) async fn insert_usage_rows(
@@ -389,7 +392,7 @@ pub(super) async fn insert_usage_rows(
     rows: &[UsageRecord],
     anonymous: bool,
 ) -> Result<(), sqlx::Error> {
-    // 18 binds a row; 100 rows a statement stays far under both backends' bind limits.
+    // 19 binds a row; 100 rows a statement stays far under both backends' bind limits.
     for chunk in rows.chunks(100) {
         let sql = insert_usage_sql(chunk.len(), anonymous);
         let mut q = sqlx::query(&sql);
@@ -412,7 +415,8 @@ pub(super) async fn insert_usage_rows(
                 .bind(r.latency_ms)
                 .bind(r.created_at_ms)
                 .bind(r.cost_micros)
-                .bind(r.team.as_deref().map(text));
+                .bind(r.team.as_deref().map(text))
+                .bind(r.web_searches);
         }
         q.execute(&mut **tx).await?;
     }
@@ -420,7 +424,7 @@ pub(super) async fn insert_usage_rows(
 }
 
 fn insert_usage_sql(n: usize, anonymous: bool) -> String {
-    const COLS: usize = 18;
+    const COLS: usize = 19;
     let mut sql = format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES ");
     for row in 0..n {
         sql.push_str(if row == 0 { "(" } else { ", (" });

@@ -334,6 +334,7 @@ fn ledger_row(task: &Task, charged: i64, now: i64) -> UsageRecord {
         completion_tokens: 0,
         cache_read_tokens: 0,
         cache_write_tokens: 0,
+        web_searches: 0,
         status: 200,
         outcome: format!("task_{}", task.status.as_str()),
         latency_ms: now.saturating_sub(task.created_at_ms),
