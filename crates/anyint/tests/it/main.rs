@@ -28,3 +28,4 @@ mod store;
 mod tasks;
 mod translate;
 mod verify;
+mod web_search;

@@ -19,6 +19,7 @@ fn row(id: &str, tokens: i64) -> UsageRecord {
         completion_tokens: tokens * 2,
         cache_read_tokens: 1,
         cache_write_tokens: 0,
+        web_searches: tokens % 3,
         status: 200,
         outcome: "ok".into(),
         latency_ms: 5,
@@ -104,6 +105,8 @@ async fn contract(store: &dyn Store) {
         ("m", 1200, 720_600, 1_441_200)
     );
     assert_eq!((g.cache_read_tokens, g.cost_micros), (1200, 5_044_200));
+    // 1..=1200 mod 3: 400 each of 0, 1, 2.
+    assert_eq!(g.web_searches, 1200);
     let by_day = store.usage_summary(&all_q, GroupBy::Day).await.unwrap();
     assert_eq!(
         by_day
