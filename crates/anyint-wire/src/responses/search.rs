@@ -35,7 +35,8 @@ fn string<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
 }
 
 /// The client's web search tool (top-level `tools` only) as a canonical [`WebSearch`], with
-/// `max_tool_calls` as its cap. `None` when there is none.
+/// `max_tool_calls` as its cap. `None` when there is none, or when `max_tool_calls` is 0 (no
+/// built-in tool call allowed, so no search to offer).
 pub(super) fn decode_tool(
     tools: Option<&Value>,
     max_tool_calls: Option<u64>,
@@ -87,6 +88,9 @@ pub(super) fn decode_tool(
             }
             Some(_) => return Err(bad("user_location", "an object")),
         };
+        if max_tool_calls == Some(0) {
+            continue;
+        }
         found = Some(WebSearch {
             allowed_domains,
             user_location,
@@ -207,6 +211,7 @@ mod tests {
             Ok(None)
         );
         assert_eq!(decode_tool(None, None), Ok(None));
+        assert_eq!(decode_tool(Some(&preview), Some(0)), Ok(None));
         for (bad, path) in [
             (
                 json!([{"type": "web_search", "filters": {"allowed_domains": "x.com"}}]),
