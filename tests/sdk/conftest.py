@@ -151,6 +151,31 @@ display_name = "Gemini 2.5 Flash"
 owned_by = "google"
 routes = [{{ provider = "emulator-gemini", upstream_model = "gemini-2.5-flash" }}]
 
+# The same upstreams serving hosted web search (web_search = true).
+[[providers]]
+name = "emulator-anthropic-search"
+kind = "anthropic"
+base_url = "{emulator}"
+api_key_env = "UPSTREAM_KEY"
+web_search = true
+
+[[providers]]
+name = "emulator-gemini-search"
+kind = "gemini"
+base_url = "{emulator}/v1beta"
+api_key_env = "UPSTREAM_KEY"
+web_search = true
+
+[[models]]
+id = "claude-search"
+routes = [{{ provider = "emulator-anthropic-search", upstream_model = "claude-sonnet-4-5" }}]
+price = {{ per_web_search = 10000 }}
+
+[[models]]
+id = "gemini-search"
+routes = [{{ provider = "emulator-gemini-search", upstream_model = "gemini-2.5-flash" }}]
+price = {{ per_web_search = 10000 }}
+
 [[providers]]
 name = "emulator-dashscope"
 kind = "dashscope"

@@ -16,7 +16,7 @@ from conftest import tag
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
 MODELS = ["claude-sonnet-4-5", "gpt-4o-mini", "gemini-2.5-flash"]
-ALL_MODEL_IDS = {"gpt-4o-mini", "gpt-4o", "gpt-5", "claude-sonnet-4-5", "gemini-2.5-flash"}
+ALL_MODEL_IDS = {"gpt-4o-mini", "gpt-4o", "gpt-5", "claude-sonnet-4-5", "gemini-2.5-flash", "claude-search", "gemini-search"}
 
 WEATHER_TOOL = {
     "name": "get_weather",

@@ -120,3 +120,45 @@ def test_errors_raise_the_sdks_classes(gateway, client):
     limited.responses.create(model="gpt-4o-mini", input="hi", store=False)
     with pytest.raises(openai.RateLimitError):
         limited.responses.create(model="gpt-4o-mini", input="hi", store=False)
+
+
+@pytest.mark.parametrize("model", ["claude-search", "gemini-search"])
+def test_web_search_items_and_citations_parse_in_the_sdk(client, model):
+    # The emulator searches when the prompt says "search", then cites its two results.
+    ask = "Search the web for Café Nørd\nReply with exactly: Café Nørd opened in 2024."
+    resp = client.responses.create(
+        model=model,
+        input=ask,
+        tools=[{"type": "web_search"}],
+        include=["web_search_call.action.sources"],
+        store=False,
+    )
+    assert [o.type for o in resp.output] == ["web_search_call", "message"]
+    search = resp.output[0]
+    assert search.status == "completed" and search.id.startswith("ws_")
+    assert search.action.type == "search" and search.action.query == "Search the web for Café Nørd"
+    assert len(search.action.sources) == 2
+    part = resp.output[1].content[0]
+    assert resp.output_text == "Based on a web search: Café Nørd opened in 2024."
+    assert [a.type for a in part.annotations] == ["url_citation", "url_citation"]
+    for a in part.annotations:
+        assert part.text[a.start_index : a.end_index] == "Café Nørd opened in 2024."
+
+    with client.responses.stream(model=model, input=ask, tools=[{"type": "web_search"}], store=False) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    for kind in [
+        "response.web_search_call.in_progress",
+        "response.web_search_call.searching",
+        "response.web_search_call.completed",
+        "response.output_text.annotation.added",
+    ]:
+        assert kind in kinds, kind
+    message = next(o for o in final.output if o.type == "message")
+    assert [(a.start_index, a.end_index) for a in message.content[0].annotations] == [(23, 48), (23, 48)]
+
+
+def test_web_search_without_the_provider_setting_names_codexs_switch(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model="claude-sonnet-4-5", input="search", tools=[{"type": "web_search"}])
+    assert 'web_search = "disabled"' in e.value.message
