@@ -11,7 +11,8 @@ use super::{
 };
 use crate::Usage;
 use crate::canonical::{
-    ChatRequest, EncodeOptions, FinishReason, Message, Part, Role, StreamEvent, Tool, ToolChoice,
+    ChatRequest, Citation, EncodeOptions, FinishReason, Message, Part, Role, SearchProgress,
+    Source, StreamEvent, Tool, ToolChoice, WebSearchCall,
 };
 use crate::sse::Frame;
 
@@ -69,6 +70,15 @@ fn event() -> impl Strategy<Value = StreamEvent> {
             name
         }),
         (0u32..3, s()).prop_map(|(index, json)| StreamEvent::ToolArgsDelta { index, json }),
+        search(),
+        (0usize..12, 0usize..12, s()).prop_map(|(start, len, url)| {
+            StreamEvent::Citation(Citation {
+                url,
+                title: None,
+                start,
+                end: start + len,
+            })
+        }),
         usage().prop_map(StreamEvent::Usage),
         prop_oneof![
             Just(FinishReason::Stop),
@@ -81,6 +91,29 @@ fn event() -> impl Strategy<Value = StreamEvent> {
             stop_sequence: None
         }),
         s().prop_map(|message| StreamEvent::Error { message }),
+    ]
+}
+
+/// Search progress for one of two searches, in any order (the encoder must cope).
+fn search() -> impl Strategy<Value = StreamEvent> {
+    let id = || "s1|s2|";
+    prop_oneof![
+        id().prop_map(|id| StreamEvent::WebSearch(SearchProgress::Started { id })),
+        (id(), proptest::option::of("\\PC{0,6}")).prop_map(|(id, query)| {
+            StreamEvent::WebSearch(SearchProgress::Searching { id, query })
+        }),
+        (id(), any::<bool>()).prop_map(|(id, failed)| {
+            StreamEvent::WebSearch(SearchProgress::Done(WebSearchCall {
+                id,
+                query: Some("q".into()),
+                queries: Vec::new(),
+                sources: vec![Source {
+                    url: "https://e.com".into(),
+                    title: None,
+                }],
+                failed,
+            }))
+        }),
     ]
 }
 
