@@ -16,6 +16,8 @@
 //! instead of rendering it alone. [`Translator::response`] hands back the final Response
 //! object for the gateway's store.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 pub use crate::canonical::DecodeOptions;
@@ -87,7 +89,15 @@ impl Kind {
                 report.usage = gemini::usage_from_frame(frame);
                 report.ends = frame.data.contains("\"finishReason\"");
             }
-            Self::Responses => match responses::event_type(frame).as_deref() {
+            // The event name when the upstream writes `event:` lines (it does), read in place;
+            // the data's `type` otherwise.
+            Self::Responses => match frame
+                .event
+                .as_deref()
+                .map(Cow::Borrowed)
+                .or_else(|| responses::event_type(frame).map(Cow::Owned))
+                .as_deref()
+            {
                 Some("response.completed" | "response.incomplete") => {
                     report.usage = responses::usage_from_frame(frame);
                     report.ends = true;
