@@ -6,16 +6,19 @@
 # requests to a route that fails every 10th upstream call with a 503 ("retry", compared with the
 # healthy model) and non-streaming requests with a key whose rate and concurrency limits every
 # request is checked against but never reaches ("policy", compared with the plain key; with the
-# in-process limiter and, when Redis is reachable, with the Redis one). Prints markdown tables
-# and writes them to bench/results/latest.md.
+# in-process limiter and, when Redis is reachable, with the Redis one); plus the OpenAI Responses
+# API streaming ("responses": direct to the emulator's /v1/responses, through the gateway to a
+# native Responses upstream (passthrough) and to an Anthropic-kind upstream (translated),
+# compared with the chat passthrough stream). Prints markdown tables and writes them to
+# bench/results/latest.md.
 #
 # Usage: bench/run.sh            (see bench/README.md for the knobs)
 #   BENCH_SECONDS=10             measured seconds per run
 #   BENCH_WARMUP=2               warm-up seconds before each measured run (0 = none)
 #   BENCH_CONCURRENCY="1 32"     oha -c values
-#   BENCH_MODES="nonstream stream translated retry policy"
-#                                (translated needs stream's runs, retry and policy need
-#                                nonstream's; they are added when missing)
+#   BENCH_MODES="nonstream stream translated retry policy responses"
+#                                (translated and responses need stream's runs, retry and
+#                                policy need nonstream's; they are added when missing)
 #   BENCH_LOG_LEVELS="warn info" gateway [server] log_level variants; the first is the headline
 #   BENCH_OHA_VERSION=1.16.0     oha version installed into bench/.tools
 #   OHA=/path/to/oha             use this oha instead of installing one
@@ -30,12 +33,21 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 CONCURRENCY="${BENCH_CONCURRENCY:-1 32}"
-MODES="${BENCH_MODES:-nonstream stream translated retry policy}"
+MODES="${BENCH_MODES:-nonstream stream translated retry policy responses}"
 LOG_LEVELS="${BENCH_LOG_LEVELS:-warn info}"
 OHA_VERSION="${BENCH_OHA_VERSION:-1.16.0}"
 MODEL="gpt-4o-mini"
 PROMPT="Reply with exactly: hello world"
 ANTHROPIC_VERSION="2023-06-01"
+# The responses mode's models: RESP_NATIVE on a provider with `api = "responses"` (the emulator's
+# /v1/responses, passthrough) and RESP_CLAUDE on an anthropic-kind provider (the emulator's
+# /v1/messages, translated Responses <-> Anthropic). The direct run sends RESP_UPSTREAM, the
+# model the gateway sends upstream on the native route. `store: false`: the stream path, not
+# the response store.
+RESP_NATIVE="resp-native"
+RESP_CLAUDE="resp-claude"
+RESP_UPSTREAM="gpt-5"
+RESP_CLAUDE_UPSTREAM="claude-sonnet-4-5"
 # The retry mode's model: one route whose upstream model name carries an emulator fault spec, so
 # every FLAKY_EVERY-th upstream request counted under FLAKY_TAG is answered with a 503.
 FLAKY_MODEL="flaky"
@@ -59,16 +71,16 @@ for v in "$SECONDS_PER_RUN" "$WARMUP"; do
 done
 [[ "$SECONDS_PER_RUN" -ge 1 ]] || { echo "bench: BENCH_SECONDS must be >= 1" >&2; exit 2; }
 for m in $MODES; do
-    [[ "$m" =~ ^(nonstream|stream|translated|retry|policy)$ ]] || { echo "bench: unknown mode '$m' in BENCH_MODES" >&2; exit 2; }
+    [[ "$m" =~ ^(nonstream|stream|translated|retry|policy|responses)$ ]] || { echo "bench: unknown mode '$m' in BENCH_MODES" >&2; exit 2; }
 done
 [[ -n "${MODES// /}" ]] || { echo "bench: BENCH_MODES is empty" >&2; exit 2; }
 [[ "$POLICY_REDIS" =~ ^[01]$ ]] || { echo "bench: BENCH_POLICY_REDIS must be 0 or 1, got '$POLICY_REDIS'" >&2; exit 2; }
-# translated is compared with the stream runs, retry and policy with the nonstream runs: add them
-# first when they were not asked for.
+# translated and responses are compared with the stream runs, retry and policy with the nonstream
+# runs: add them first when they were not asked for.
 RUN_MODES=""
 for m in $MODES; do
     ref=""
-    [[ "$m" == translated ]] && ref=stream
+    [[ "$m" == translated || "$m" == responses ]] && ref=stream
     [[ "$m" == retry || "$m" == policy ]] && ref=nonstream
     if [[ -n "$ref" && " $RUN_MODES " != *" $ref "* && " $MODES " != *" $ref "* ]]; then
         RUN_MODES="$RUN_MODES $ref"
@@ -80,7 +92,7 @@ command -v python3 >/dev/null || { echo "bench: python3 is required (stdlib only
 command -v curl >/dev/null || { echo "bench: curl is required" >&2; exit 2; }
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-[[ "$RUN_MODES" == "$(echo $MODES)" ]] || log "modes: $RUN_MODES (reference runs added for translated/retry/policy)"
+[[ "$RUN_MODES" == "$(echo $MODES)" ]] || log "modes: $RUN_MODES (reference runs added for translated/retry/policy/responses)"
 
 # --- cleanup -------------------------------------------------------------------------------------
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/anyint-bench.XXXXXX")"
@@ -260,6 +272,29 @@ routes = [{ provider = "emu", upstream_model = "$MODEL" }]
 [[models]]
 id = "$FLAKY_MODEL"
 routes = [{ provider = "emu", upstream_model = "$FLAKY_UPSTREAM" }]
+
+# The responses mode: a native Responses upstream (passthrough) and an Anthropic-kind one
+# (translated). Unused by the other modes.
+[[providers]]
+name = "emu-responses"
+kind = "openai"
+api = "responses"
+base_url = "$EMU/v1"
+api_key = "bench-upstream"
+
+[[providers]]
+name = "emu-anthropic"
+kind = "anthropic"
+base_url = "$EMU"
+api_key = "bench-upstream"
+
+[[models]]
+id = "$RESP_NATIVE"
+routes = [{ provider = "emu-responses", upstream_model = "$RESP_UPSTREAM" }]
+
+[[models]]
+id = "$RESP_CLAUDE"
+routes = [{ provider = "emu-anthropic", upstream_model = "$RESP_CLAUDE_UPSTREAM" }]
 $extra
 EOF
 }
@@ -301,17 +336,32 @@ on_redis_error = \"closed\""
 fi
 
 # Per mode: the request body, the gateway path, the auth headers, and whether a direct run exists.
-# policy and policy-redis send the nonstream request with the policy key.
-body_for() {
+# policy and policy-redis send the nonstream request with the policy key. responses: the direct
+# run (target name $2 = direct) names the upstream model, the gateway runs the gateway's native
+# model or, for the targets named gateway-LEVEL-translated, its Anthropic-kind one.
+resp_body() { # model
+    printf '{"model":"%s","input":"%s","stream":true,"store":false}' "$1" "$PROMPT"
+}
+body_for() { # mode [target name]
     case "$1" in
         nonstream | policy | policy-redis) printf '{"model":"%s","messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
         stream) printf '{"model":"%s","stream":true,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
         translated) printf '{"model":"%s","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"%s"}]}' "$MODEL" "$PROMPT" ;;
         retry) printf '{"model":"%s","messages":[{"role":"user","content":"%s"}]}' "$FLAKY_MODEL" "$PROMPT" ;;
+        responses)
+            case "${2:-}" in
+                direct) resp_body "$RESP_UPSTREAM" ;;
+                *-translated) resp_body "$RESP_CLAUDE" ;;
+                *) resp_body "$RESP_NATIVE" ;;
+            esac ;;
     esac
 }
 gw_path() {
-    if [[ "$1" == translated ]]; then echo /anthropic/v1/messages; else echo /openai/v1/chat/completions; fi
+    case "$1" in
+        translated) echo /anthropic/v1/messages ;;
+        responses) echo /openai/v1/responses ;;
+        *) echo /openai/v1/chat/completions ;;
+    esac
 }
 auth_args() { # mode key; sets AUTH_ARGS (curl and oha take the same -H form)
     if [[ "$1" == translated ]]; then
@@ -320,17 +370,24 @@ auth_args() { # mode key; sets AUTH_ARGS (curl and oha take the same -H form)
         AUTH_ARGS=(-H "Authorization: Bearer $2")
     fi
 }
-has_direct() { [[ "$1" == nonstream || "$1" == stream ]]; }
+has_direct() { [[ "$1" == nonstream || "$1" == stream || "$1" == responses ]]; }
 # Every target of a mode, as "name|url|key|gateway base url" (empty base for the direct run) in
 # TARGETS. The policy modes measure each gateway twice in a row, first with the plain key
 # ("gateway-LEVEL-off", policy off) and then with the policy key ("gateway-LEVEL", policy on), so
 # that the pair compared is measured back to back on the same process. policy-redis runs on the
-# Redis gateway only, under the headline log level's name.
+# Redis gateway only, under the headline log level's name. responses measures, at each c, the
+# direct run, then each gateway's native model ("gateway-LEVEL") and right after its Anthropic-kind
+# model ("gateway-LEVEL-translated", reported as mode responses-translated), so that the two
+# compared by the p99 target are measured back to back.
 targets_for() { # mode
     local mode="$1" level url
     TARGETS=()
     if has_direct "$mode"; then
-        TARGETS+=("direct|$EMU/v1/chat/completions|bench-upstream|")
+        if [[ "$mode" == responses ]]; then
+            TARGETS+=("direct|$EMU/v1/responses|bench-upstream|")
+        else
+            TARGETS+=("direct|$EMU/v1/chat/completions|bench-upstream|")
+        fi
     fi
     if [[ "$mode" == policy-redis ]]; then
         url="${GW_URL[redis]}"
@@ -346,12 +403,16 @@ targets_for() { # mode
         else
             TARGETS+=("gateway-$level|$url$(gw_path "$mode")|${GW_KEY[$level]}|$url")
         fi
+        if [[ "$mode" == responses ]]; then
+            TARGETS+=("gateway-$level-translated|$url$(gw_path "$mode")|${GW_KEY[$level]}|$url")
+        fi
     done
 }
 
-# The emulator's request counter for the flaky tag (every upstream attempt of the flaky model).
-emu_count() {
-    curl -sS "$EMU/_emulator/counts/$FLAKY_TAG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])'
+# The emulator's request counter for a tag, by default the flaky tag (every upstream attempt of
+# the flaky model); `_responses_total` / `_anthropic_total` count its Responses / Anthropic calls.
+emu_count() { # [tag]
+    curl -sS "$EMU/_emulator/counts/${1:-$FLAKY_TAG}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])'
 }
 # The gateway's own retry counter for the flaky model, from its /metrics (0 before the first).
 gw_retries() { # gateway base url
@@ -363,11 +424,17 @@ gw_retries() { # gateway base url
 preflight() { # name url key mode
     local name="$1" url="$2" key="$3" mode="$4" out="$TMP/preflight-$1-$4.txt" code
     auth_args "$mode" "$key"
+    local resp_before anth_before
+    if [[ "$mode" == responses ]]; then
+        resp_before="$(emu_count _responses_total)"; anth_before="$(emu_count _anthropic_total)"
+    fi
     code="$(curl -sS -o "$out" -D "$out.headers" -w '%{http_code}' -X POST "$url" \
-        "${AUTH_ARGS[@]}" -H 'Content-Type: application/json' -d "$(body_for "$mode")")" || code="curl-failed"
+        "${AUTH_ARGS[@]}" -H 'Content-Type: application/json' -d "$(body_for "$mode" "$name")")" || code="curl-failed"
     if [[ "$code" != 200 ]] || ! grep -q 'hello' "$out" \
         || { [[ "$mode" == stream ]] && ! grep -q '^data: \[DONE\]' "$out"; } \
-        || { [[ "$mode" == translated ]] && { ! grep -q '^event: message_stop' "$out" || grep -q '^event: error' "$out"; }; }; then
+        || { [[ "$mode" == translated ]] && { ! grep -q '^event: message_stop' "$out" || grep -q '^event: error' "$out"; }; } \
+        || { [[ "$mode" == responses ]] && { ! grep -q '^event: response.completed' "$out" \
+            || grep -Eq '^event: (error|response\.failed|response\.incomplete)' "$out"; }; }; then
         echo "bench: preflight $name/$mode failed (HTTP $code); response:" >&2
         head -c 2000 "$out" >&2 || true
         echo >&2
@@ -383,6 +450,18 @@ preflight() { # name url key mode
     if [[ "$mode" == policy* && "$name" == *-off ]] && grep -qi '^x-ratelimit-' "$out.headers"; then
         echo "bench: preflight $name/$mode: the plain key got x-ratelimit-* headers; it is not policy-free" >&2
         return 1
+    fi
+    # responses: the request reached the upstream API it is meant to measure (the emulator counts
+    # its Responses and Anthropic requests): direct and native on /v1/responses, translated on
+    # /v1/messages.
+    if [[ "$mode" == responses ]]; then
+        local dr da want
+        dr=$(($(emu_count _responses_total) - resp_before)); da=$(($(emu_count _anthropic_total) - anth_before))
+        if [[ "$name" == *-translated ]]; then want="0/1"; else want="1/0"; fi
+        if [[ "$dr/$da" != "$want" ]]; then
+            echo "bench: preflight $name/$mode: the emulator saw $dr Responses and $da Anthropic requests, expected $want; the route is not the one measured" >&2
+            return 1
+        fi
     fi
     # policy-redis: the limiter state is in Redis under this run's prefix.
     if [[ "$mode" == policy-redis && "$name" != *-off ]] \
@@ -423,13 +502,13 @@ log "preflight ok"
 # flight at the deadline finish instead of being counted as "aborted due to deadline".
 # oha runs in the background and we `wait` for it, so that Ctrl-C reaches our trap at once
 # (oha catches SIGINT itself and exits 0, which a foreground wait would take as "handled").
-run_oha() { # out.json url key mode concurrency seconds
-    local out="$1" url="$2" key="$3" mode="$4" c="$5" secs="$6" rc=0
+run_oha() { # out.json url key mode concurrency seconds target-name
+    local out="$1" url="$2" key="$3" mode="$4" c="$5" secs="$6" name="$7" rc=0
     auth_args "$mode" "$key"
     "$OHA" --no-tui --output-format json -o "$out" \
         -z "${secs}s" -w -c "$c" -m POST \
         "${AUTH_ARGS[@]}" -T 'application/json' \
-        -d "$(body_for "$mode")" "$url" >/dev/null &
+        -d "$(body_for "$mode" "$name")" "$url" >/dev/null &
     OHA_PID=$!
     wait "$OHA_PID" || rc=$?
     OHA_PID=""
@@ -463,7 +542,7 @@ for mode in $RUN_MODES; do
             IFS='|' read -r name url key base <<<"$t"
             if [[ "$WARMUP" -gt 0 ]]; then
                 log "warm-up  $mode c=$c $name (${WARMUP}s)"
-                run_oha "$RAW/warmup-$mode-c$c-$name.json" "$url" "$key" "$mode" "$c" "$WARMUP"
+                run_oha "$RAW/warmup-$mode-c$c-$name.json" "$url" "$key" "$mode" "$c" "$WARMUP" "$name"
             fi
             # retry: upstream attempts (emulator tag counter) and gateway retries around the run.
             extra="-"
@@ -471,11 +550,16 @@ for mode in $RUN_MODES; do
                 emu_before="$(emu_count)"; gw_before="$(gw_retries "$base")"
             fi
             log "measure  $mode c=$c $name (${SECONDS_PER_RUN}s)"
-            run_oha "$RAW/$mode-c$c-$name.json" "$url" "$key" "$mode" "$c" "$SECONDS_PER_RUN"
+            run_oha "$RAW/$mode-c$c-$name.json" "$url" "$key" "$mode" "$c" "$SECONDS_PER_RUN" "$name"
             if [[ "$mode" == retry ]]; then
                 extra="$emu_before,$(emu_count),$gw_before,$(gw_retries "$base")"
             fi
-            printf '%s\t%s\t%s\t%s\t%s\n' "$mode" "$c" "$name" "$RAW/$mode-c$c-$name.json" "$extra" >>"$MANIFEST"
+            # The responses mode's translated targets are reported as their own mode.
+            rmode="$mode"; rname="$name"
+            if [[ "$mode" == responses && "$name" == *-translated ]]; then
+                rmode=responses-translated; rname="${name%-translated}"
+            fi
+            printf '%s\t%s\t%s\t%s\t%s\n' "$rmode" "$c" "$rname" "$RAW/$mode-c$c-$name.json" "$extra" >>"$MANIFEST"
         done
     done
 done
@@ -497,6 +581,9 @@ flakyevery=$FLAKY_EVERY
 flakytag=$FLAKY_TAG
 policyrpm=$POLICY_RPM
 policyconcurrency=$POLICY_CONCURRENCY
+respnative=$RESP_NATIVE
+respclaude=$RESP_CLAUDE
+respupstream=$RESP_UPSTREAM
 redis=$REDIS_NOTE"
 set +e
 python3 - "$MANIFEST" "$BENCH_DIR/results/latest.md" "$META" <<'PY'
@@ -508,7 +595,8 @@ levels = meta["levels"].split()
 every = int(meta["flakyevery"])
 DEADLINE = "aborted due to deadline"
 # The direct run each gateway-only mode is compared with (the emulator has no equivalent).
-REF = {"translated": "stream", "retry": "nonstream", "policy": "nonstream", "policy-redis": "nonstream"}
+REF = {"translated": "stream", "retry": "nonstream", "policy": "nonstream", "policy-redis": "nonstream",
+       "responses-translated": "responses"}
 
 runs = {}
 order = []
@@ -560,7 +648,9 @@ def bad(run):
 mode_name = {"nonstream": "non-streaming", "stream": "streaming",
              "translated": "translated streaming", "retry": "retry non-streaming",
              "policy": "policy non-streaming (in-process limiter)",
-             "policy-redis": "policy non-streaming (Redis limiter)"}
+             "policy-redis": "policy non-streaming (Redis limiter)",
+             "responses": "Responses streaming (passthrough)",
+             "responses-translated": "Responses streaming (translated → Anthropic)"}
 lines = []
 lines.append("# anyint gateway overhead benchmark")
 lines.append("")
@@ -575,7 +665,7 @@ lines.append(f"- gateway log_level: {', '.join(levels)} (first is the headline; 
              "redirected to a file)")
 lines.append("- latencies in µs (whole response, including the full SSE stream when streaming); "
              "added = gateway − direct; req/s counts 2xx only")
-if any(m in REF for m, _ in order):
+if any(m in ("translated", "retry") for m, _ in order):
     lines.append("- translated: `POST /anthropic/v1/messages` streaming, translated to the OpenAI-kind "
                  "emulator and back; its direct columns are the direct *streaming* run. "
                  f"retry: model `flaky`, whose only route fails every {every}th upstream request "
@@ -586,6 +676,13 @@ if any(m.startswith("policy") for m, _ in order):
                  f"requests per minute and {int(meta['policyconcurrency']):,} in flight (every request "
                  "takes a concurrency slot and a GCRA rate check, none is refused); its direct "
                  "columns are the direct *non-streaming* run. Redis limiter: " + meta["redis"])
+if any(m.startswith("responses") for m, _ in order):
+    lines.append("- Responses: `POST /openai/v1/responses` streaming with `store: false`; direct = the "
+                 f"emulator's `/v1/responses` (model `{meta['respupstream']}`), passthrough = model "
+                 f"`{meta['respnative']}` on a provider with `api = \"responses\"` (the emulator's "
+                 f"`/v1/responses`), translated = model `{meta['respclaude']}` on an anthropic-kind "
+                 "provider (the emulator's `/v1/messages`, re-framed as Responses events); both "
+                 "gateway rows use the direct *Responses* run as their direct columns")
 lines.append("")
 lines.append("| mode | c | gateway log | direct req/s | gateway req/s | gw/direct | "
              "direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 | "
@@ -641,6 +738,49 @@ if "translated" in modes_run:
             lines.append(f"| {c} | {level} | {f_rps(p)} | {f_rps(t)} | "
                          f"{f_add(d['p50'], p['p50'])} | {f_add(d['p50'], t['p50'])} | "
                          f"{f_add(d['p99'], p['p99'])} | {f_add(d['p99'], t['p99'])} | {ratio} |")
+
+# Responses API: passthrough to a native Responses upstream and translation to an Anthropic-kind
+# one, each against the direct Responses stream, next to chat passthrough streaming against the
+# direct chat stream.
+def ratio_of(num, den):
+    return None if num is None or den is None or den <= 0 else num / den
+
+def f_ratio(r, digits=2):
+    return "n/a" if r is None else f"{r:.{digits}f}×"
+
+if "responses" in modes_run:
+    lines.append("")
+    lines.append("## Responses API (native passthrough and translated to Anthropic vs chat passthrough)")
+    lines.append("")
+    lines.append("added = gateway − direct at the same c: chat passthrough against the direct chat "
+                 "stream, Responses passthrough and translated against the direct Responses stream. "
+                 "p50 ratio = Responses passthrough added p50 ÷ chat passthrough added p50; "
+                 "p99 ratio = translated added p99 ÷ Responses passthrough added p99 "
+                 "(n/a when the denominator is ≤ 0, i.e. within noise).")
+    lines.append("")
+    lines.append("| c | gateway log | direct Responses req/s | passthrough req/s | translated req/s | "
+                 "chat passthrough req/s | chat passthrough added p50 | Responses passthrough added p50 | "
+                 "translated added p50 | chat passthrough added p99 | Responses passthrough added p99 | "
+                 "translated added p99 | p50 ratio (Responses ÷ chat) | p99 ratio (translated ÷ passthrough) |")
+    lines.append("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for c in cs:
+        rd = runs.get(("responses", c, "direct"))
+        cd = runs.get(("stream", c, "direct"))
+        for level in levels:
+            rp = runs.get(("responses", c, f"gateway-{level}"))
+            rt = runs.get(("responses-translated", c, f"gateway-{level}"))
+            cp = runs.get(("stream", c, f"gateway-{level}"))
+            if rd is None or rp is None:
+                continue
+            c50 = added(cd["p50"], cp["p50"]) if cd and cp else None
+            c99 = added(cd["p99"], cp["p99"]) if cd and cp else None
+            p50, p99 = added(rd["p50"], rp["p50"]), added(rd["p99"], rp["p99"])
+            t50 = added(rd["p50"], rt["p50"]) if rt else None
+            t99 = added(rd["p99"], rt["p99"]) if rt else None
+            fa = lambda a: "n/a" if a is None else f"{a:+,.0f}"
+            lines.append(f"| {c} | {level} | {f_rps(rd)} | {f_rps(rp)} | {f_rps(rt)} | {f_rps(cp)} | "
+                         f"{fa(c50)} | {fa(p50)} | {fa(t50)} | {fa(c99)} | {fa(p99)} | {fa(t99)} | "
+                         f"{f_ratio(ratio_of(p50, c50), 3)} | {f_ratio(ratio_of(t99, p99))} |")
 
 # Failover cost: the flaky model against the healthy model through the same gateway.
 if "retry" in modes_run:
@@ -744,6 +884,24 @@ for level in levels:
                 verdict = "ratio n/a: passthrough added p99 ≤ 0, within noise (target not judged)"
             lines.append(f"- translated added p99 at c=1, log {level}: {ta:,.0f} µs vs passthrough "
                          f"{pa:,.0f} µs: {verdict}")
+    if "responses" in modes_run and 1 in cs:
+        rd, rp = runs.get(("responses", 1, "direct")), runs.get(("responses", 1, f"gateway-{level}"))
+        rt = runs.get(("responses-translated", 1, f"gateway-{level}"))
+        cd, cp = runs.get(("stream", 1, "direct")), runs.get(("stream", 1, f"gateway-{level}"))
+        if rd and rp and cd and cp:
+            c50, p50 = added(cd["p50"], cp["p50"]), added(rd["p50"], rp["p50"])
+            r = ratio_of(p50, c50)
+            verdict = ("n/a, chat passthrough added p50 ≤ 0 (within noise; not judged)" if r is None
+                       else f"{r:.3f}× (target ≤ 1.10×: {'PASS' if r <= 1.10 else 'MISS'})")
+            lines.append(f"- Responses passthrough added p50 at c=1, log {level}: {p50:+,.0f} µs vs chat "
+                         f"passthrough {c50:+,.0f} µs: {verdict}")
+        if rd and rp and rt:
+            p99, t99 = added(rd["p99"], rp["p99"]), added(rd["p99"], rt["p99"])
+            r = ratio_of(t99, p99)
+            verdict = ("n/a, Responses passthrough added p99 ≤ 0 (within noise; not judged)" if r is None
+                       else f"{r:.3f}× (target ≤ 2×: {'PASS' if r <= 2 else 'MISS'})")
+            lines.append(f"- Responses translated (→ Anthropic) added p99 at c=1, log {level}: "
+                         f"{t99:+,.0f} µs vs Responses passthrough {p99:+,.0f} µs: {verdict}")
     if "retry" in modes_run:
         for c in cs:
             f = runs.get(("retry", c, f"gateway-{level}"))
