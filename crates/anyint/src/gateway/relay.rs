@@ -75,7 +75,8 @@ pub struct Relay {
 #[derive(Default)]
 struct ResponsesProgress {
     next_sequence: u64,
-    created: Option<serde_json::Value>,
+    /// The `response.created` event's data, parsed only if the gateway must fail the stream.
+    created: Option<String>,
 }
 
 impl ResponsesProgress {
@@ -87,9 +88,7 @@ impl ResponsesProgress {
                 .iter()
                 .find(|f| f.event.as_deref() == Some("response.created"))
         {
-            self.created = serde_json::from_str::<serde_json::Value>(&f.data)
-                .ok()
-                .and_then(|mut v| v.get_mut("response").map(serde_json::Value::take));
+            self.created = Some(f.data.clone());
         }
         if let Some(n) = frames.iter().rev().find_map(|f| sequence_number(&f.data)) {
             self.next_sequence = n.saturating_add(1);
@@ -309,9 +308,14 @@ impl Relay {
             } else {
                 b"\n\n".to_vec()
             };
+            let created = progress
+                .created
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                .and_then(|mut v| v.get_mut("response").map(serde_json::Value::take));
             out.extend(anyint_wire::responses::failure_events(
                 progress.next_sequence,
-                progress.created.as_ref(),
+                created.as_ref(),
                 "server_error",
                 message,
             ));
