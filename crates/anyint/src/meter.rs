@@ -103,7 +103,6 @@ impl Meter {
     /// always written.
     pub fn record(&self, mut row: UsageRecord) {
         self.settle(&row);
-        self.settle(&row);
         if let Some(price) = self.prices.get(&row.model) {
             let tokens = |t: i64| u64::try_from(t).unwrap_or(0);
             let usage = anyint_wire::Usage {

@@ -38,21 +38,6 @@ pub struct Attempt<'a> {
     pub started: Instant,
 }
 
-impl Attempt<'_> {
-    /// What is left of the time-to-first-byte limit.
-    pub fn ttfb_left(&self) -> Duration {
-        self.deadlines.ttfb.saturating_sub(self.started.elapsed())
-    }
-
-    /// `provider/upstream_model`: names the route without secrets.
-    pub fn route_label(&self) -> String {
-        format!(
-            "{}/{}",
-            self.provider.config.name, self.route.upstream_model
-        )
-    }
-}
-
 /// The route that served (or last failed) a call.
 #[derive(Clone, Copy)]
 pub struct Via<'a> {
@@ -62,6 +47,16 @@ pub struct Via<'a> {
     pub route: &'a RouteConfig,
     /// The route's provider.
     pub provider: &'a Provider,
+}
+
+impl Via<'_> {
+    /// `provider/upstream_model`: names the route without secrets.
+    pub fn route_label(&self) -> String {
+        format!(
+            "{}/{}",
+            self.provider.config.name, self.route.upstream_model
+        )
+    }
 }
 
 /// One attempt's work, done by the caller on the route the loop chose.

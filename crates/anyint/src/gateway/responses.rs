@@ -49,7 +49,7 @@ pub async fn prepare(state: &AppState, key: &ApiKey, body: &[u8]) -> Result<Prep
     let head = RequestHead::decode(body)?;
     let mut echo = Echo::from_head(
         &head,
-        crate::auth::new_id("resp_") + &hex::encode(crate::auth::random_bytes::<8>()),
+        format!("resp_{}", hex::encode(crate::auth::random_bytes::<16>())),
         crate::clock::unix_secs(),
     );
     // A stored response must carry its reasoning state (OpenAI's blob, or the gateway's for
