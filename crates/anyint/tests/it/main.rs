@@ -17,6 +17,7 @@ mod accounts;
 mod admin;
 mod binary;
 mod encoding;
+mod fuzz;
 mod harness;
 mod limits;
 mod openai;

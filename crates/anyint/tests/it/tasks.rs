@@ -15,7 +15,7 @@ use crate::harness::{ADMIN_TOKEN, TestGateway, UPSTREAM_KEY};
 
 const VIDEO: &str = "/dashscope/v1/services/aigc/video-generation/video-synthesis";
 
-fn tasks_toml(extra_tasks: &str) -> String {
+pub fn tasks_toml(extra_tasks: &str) -> String {
     format!(
         r#"
 [[providers]]
