@@ -4,6 +4,7 @@
 //! streams finish (up to `shutdown_grace`), then flush the usage meter, then exit.
 
 mod observe;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,235 @@
+//! TLS where the gateway faces clients itself (`[server] tls_cert_file` / `tls_key_file`):
+//! rustls with ring (the stack the upstream client already links), HTTP/2 or HTTP/1.1 by ALPN,
+//! and a certificate that is reloaded when its files change, without a restart.
+//!
+//! The handshake reads the current certificate through [`Reloading`], so a swap takes effect
+//! on the next connection while open ones keep theirs. A reload that fails (a half-written
+//! file, a key that does not match) is logged and the previous certificate stays: renewals
+//! that write the two files one after the other converge on the next check.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::ring::sign::any_supported_type;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::{self, ServerConfig};
+
+use crate::error::Error;
+
+/// How often the files' modification times are checked.
+const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// The acceptor and the certificate it serves.
+pub struct Tls {
+    acceptor: TlsAcceptor,
+    certs: Arc<Reloading>,
+}
+
+impl Tls {
+    /// Loads the certificate chain and key; an unreadable or mismatched pair is a start-up
+    /// error naming the file.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, Error> {
+        let certs = Arc::new(Reloading {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            current: RwLock::new(Arc::new(load_pair(cert, key)?)),
+            stamp: Mutex::new(stamp(cert, key)),
+        });
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(Error::internal)?
+            .with_no_client_auth()
+            .with_cert_resolver(certs.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            certs,
+        })
+    }
+
+    /// The acceptor for new connections.
+    pub fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+
+    /// Watches the files and swaps the certificate when they change.
+    pub fn spawn_reload(&self) -> JoinHandle<()> {
+        let certs = self.certs.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RELOAD_CHECK);
+            loop {
+                tick.tick().await;
+                certs.reload_if_changed();
+            }
+        })
+    }
+}
+
+/// The served certificate, replaced in place when the files change.
+#[derive(Debug)]
+struct Reloading {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+    /// The files' modification times and sizes when last read.
+    stamp: Mutex<Stamp>,
+}
+
+type Stamp = [Option<(SystemTime, u64)>; 2];
+
+fn stamp(cert: &Path, key: &Path) -> Stamp {
+    let of = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    [of(cert), of(key)]
+}
+
+impl Reloading {
+    fn reload_if_changed(&self) {
+        let now = stamp(&self.cert, &self.key);
+        {
+            let Ok(mut last) = self.stamp.lock() else {
+                return;
+            };
+            if *last == now {
+                return;
+            }
+            *last = now;
+        }
+        match load_pair(&self.cert, &self.key) {
+            Ok(pair) => {
+                if let Ok(mut current) = self.current.write() {
+                    *current = Arc::new(pair);
+                }
+                tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate changed but did not load; serving the previous one");
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for Reloading {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
+
+/// Reads a PEM chain and a PEM private key (PKCS#8, PKCS#1 or SEC1) and checks they match.
+fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, Error> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| {
+            Error::internal(format!(
+                "server.tls_cert_file {}: {e}; give a PEM certificate chain",
+                cert.display()
+            ))
+        })?;
+    if chain.is_empty() {
+        return Err(Error::internal(format!(
+            "server.tls_cert_file {}: no certificate in the file; give a PEM certificate chain",
+            cert.display()
+        )));
+    }
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        Error::internal(format!(
+            "server.tls_key_file {}: {e}; give a PEM private key",
+            key.display()
+        ))
+    })?;
+    let signing = any_supported_type(&der)
+        .map_err(|e| Error::internal(format!("server.tls_key_file {}: {e}", key.display())))?;
+    let pair = CertifiedKey::new(chain, signing);
+    pair.keys_match().map_err(|e| {
+        Error::internal(format!(
+            "server.tls_key_file {} does not match server.tls_cert_file {}: {e}",
+            key.display(),
+            cert.display()
+        ))
+    })?;
+    Ok(pair)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for `localhost` from the system's `openssl`, written to `dir`.
+    fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let cert = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .map(|o| o.status.success());
+        assert_eq!(
+            ok.ok(),
+            Some(true),
+            "openssl could not make a test certificate"
+        );
+        (cert, key)
+    }
+
+    fn served_subject(certs: &Reloading) -> Vec<u8> {
+        let current = certs.current.read().map(|c| c.clone());
+        current.map(|c| c.cert[0].to_vec()).unwrap_or_default()
+    }
+
+    #[test]
+    fn loads_a_pair_and_refuses_a_mismatch_naming_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_a, key_a) = self_signed(dir.path(), "a");
+        let (_, key_b) = self_signed(dir.path(), "b");
+        assert!(Tls::load(&cert_a, &key_a).is_ok());
+        let cause = |r: Result<Tls, Error>| r.err().and_then(|e| e.cause).unwrap_or_default();
+        let e = cause(Tls::load(&cert_a, &key_b));
+        assert!(e.contains("does not match") && e.contains("b.key"), "{e}");
+        let e = cause(Tls::load(&dir.path().join("none.crt"), &key_a));
+        assert!(e.contains("tls_cert_file") && e.contains("none.crt"), "{e}");
+    }
+
+    #[test]
+    fn a_changed_pair_is_served_and_a_broken_one_keeps_the_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(dir.path(), "live");
+        let tls = Tls::load(&cert, &key).unwrap();
+        let first = served_subject(&tls.certs);
+        // A half-written renewal: the new certificate with the old key does not load.
+        let (next_cert, next_key) = self_signed(dir.path(), "next");
+        std::fs::copy(&next_cert, &cert).unwrap();
+        tls.certs.reload_if_changed();
+        assert_eq!(served_subject(&tls.certs), first);
+        // The key follows: the pair now matches and is served.
+        std::fs::copy(&next_key, &key).unwrap();
+        tls.certs.reload_if_changed();
+        let second = served_subject(&tls.certs);
+        assert_ne!(second, first);
+        assert_eq!(
+            second,
+            std::fs::read(&next_cert).map(|_| second.clone()).unwrap()
+        );
+    }
+}
