@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::fault;
 use crate::gate::{self, Incoming};
 use crate::state::State;
-use crate::util::{base64, fnv64, json_response, quarter_tokens};
+use crate::util::{base64, embedding_vector, json_response, quarter_tokens, short_float};
 
 const DEFAULT_DIMENSIONS: usize = 8;
 const MAX_DIMENSIONS: u64 = 4096;
@@ -156,36 +156,13 @@ fn inputs(v: &Value) -> Result<Vec<Input>, ApiError> {
     }
 }
 
-/// A unit-length vector derived from `seed`.
-fn vector(seed: &[u8], dimensions: usize) -> Vec<f32> {
-    let raw: Vec<f32> = (0..dimensions)
-        .map(|i| {
-            let h = fnv64(&[seed, &i.to_le_bytes()]);
-            let hi = u16::try_from(h >> 48).unwrap_or(0);
-            f32::from(hi) / 32768.0 - 1.0
-        })
-        .collect();
-    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        raw.into_iter().map(|x| x / norm).collect()
-    } else {
-        raw
-    }
-}
-
-/// The f32 as the shortest decimal that round-trips, so JSON stays short.
-fn short_float(x: f32) -> Value {
-    let f = format!("{x}").parse::<f64>().unwrap_or(f64::from(x));
-    json!(f)
-}
-
 fn render(req: &EmbedRequest, model: &str) -> Value {
     let data: Vec<Value> = req
         .inputs
         .iter()
         .enumerate()
         .map(|(index, input)| {
-            let v = vector(&input.seed, req.dimensions);
+            let v = embedding_vector(&input.seed, req.dimensions, req.dimensions);
             let embedding = if req.base64 {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 Value::String(base64(&bytes))
@@ -207,15 +184,6 @@ fn render(req: &EmbedRequest, model: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vectors_are_deterministic_unit_length() {
-        let a = vector(b"hello", 8);
-        assert_eq!(a, vector(b"hello", 8));
-        assert_ne!(a, vector(b"world", 8));
-        let norm: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-4);
-    }
 
     #[test]
     fn rejects_empty_inputs() {

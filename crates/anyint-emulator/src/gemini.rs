@@ -1,10 +1,12 @@
 //! The Gemini API (Generative Language, `v1beta` and `v1`):
 //! `models/{model}:generateContent`, `:streamGenerateContent` (SSE with
-//! `alt=sse`, else one JSON array streamed gradually), `:countTokens`, and
-//! the models list. Runs the gate (with Google auth and errors), validates,
+//! `alt=sse`, else one JSON array streamed gradually), `:countTokens`,
+//! `:embedContent` and `:batchEmbedContents` (deterministic vectors, see
+//! `embed`), and the models list. Runs the gate (with Google auth and errors), validates,
 //! plans the answer and frames it. Streams never carry `event:` lines or
 //! comments: google-genai's parser rejects them.
 
+mod embed;
 pub(crate) mod error;
 mod models;
 mod plan;
@@ -47,6 +49,8 @@ enum Method {
     Generate,
     Stream,
     CountTokens,
+    Embed,
+    BatchEmbed,
 }
 
 /// `POST /v1beta/models/{model}:{method}`.
@@ -191,6 +195,8 @@ async fn action(
         "generateContent" => Some(Method::Generate),
         "streamGenerateContent" => Some(Method::Stream),
         "countTokens" => Some(Method::CountTokens),
+        "embedContent" => Some(Method::Embed),
+        "batchEmbedContents" => Some(Method::BatchEmbed),
         _ => None,
     };
     let sse = param("alt") == Some("sse");
@@ -238,6 +244,10 @@ async fn action(
         };
         return fault.decorate(err.into_response(false));
     };
+    if matches!(method, Method::Embed | Method::BatchEmbed) {
+        let batch = method == Method::BatchEmbed;
+        return fault.decorate(embed::answer(json.as_ref(), batch, model));
+    }
     let endpoint = if method == Method::CountTokens {
         Endpoint::CountTokens
     } else {

@@ -16,7 +16,7 @@
 //! | OpenAI | `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`, `POST /v1/embeddings` |
 //! | OpenAI Responses | `POST /v1/responses` (JSON or SSE), `POST /v1/responses/input_tokens`; `GET /v1/responses` with `Upgrade: websocket` → 426; `GET`/`DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`, `GET /v1/responses/{id}/input_items` → 404 (nothing is stored; see [Responses API](#responses-api)) |
 //! | Anthropic | `POST /v1/messages`, `POST /v1/messages/count_tokens`; `GET /v1/models[/{id}]` when the request carries `anthropic-version` |
-//! | Gemini | `POST /{v1beta,v1}/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` → `data: {json}\r\n\r\n` events; without it one JSON array streamed gradually), `:countTokens`; `GET /v1beta/models[/{model}]`, and `GET /v1/models[/{model}]` when the request carries `x-goog-api-key` or `?key=` |
+//! | Gemini | `POST /{v1beta,v1}/models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse` → `data: {json}\r\n\r\n` events; without it one JSON array streamed gradually), `:countTokens`, `:embedContent` and `:batchEmbedContents` (see [Embeddings](#embeddings)); `GET /v1beta/models[/{model}]`, and `GET /v1/models[/{model}]` when the request carries `x-goog-api-key` or `?key=` |
 //! | DashScope | `POST /api/v1/services/aigc/video-generation/video-synthesis`, `POST /api/v1/services/aigc/image2video/video-synthesis`, `POST /api/v1/services/aigc/text2image/image-synthesis`, `GET /api/v1/tasks/{task_id}`, `POST /api/v1/tasks/{task_id}/cancel` (see [Async tasks](#async-tasks)) |
 //! | Music | `POST /api/v1/generate`, `GET /api/v1/generate/record-info?taskId=…` (see [Async tasks](#async-tasks)) |
 //!
@@ -264,6 +264,23 @@
 //!   `completed_at` is set only on `completed`.
 //! - `input_tokens` answers `{"object":"response.input_tokens",
 //!   "input_tokens":N}` with the same N as the create's `usage`.
+//!
+//! # Embeddings
+//!
+//! Vectors are deterministic: each value derives from a hash of the input
+//! (text, or OpenAI token ids) and its position, so the same input always
+//! gives the same vector, in either family. OpenAI `POST /v1/embeddings`:
+//! `input` as a string, strings, token ids or arrays of them (empty string
+//! or array: 400); unit vectors of `dimensions` values (default 8) as floats
+//! or `encoding_format: "base64"` (little-endian f32); `usage.prompt_tokens`
+//! = Σ ⌈chars/4⌉ (token arrays: their length). Gemini `:embedContent` and
+//! `:batchEmbedContents` (at most 100 requests: 400 `at most 100 requests
+//! can be in one batch`; each entry's `model`, when given, must name the
+//! URL's model; unknown fields refused in either spelling): text parts
+//! joined by newlines, 3072 values by default and normalised only at that
+//! length; `outputDimensionality` returns the first N values, not
+//! re-normalised, as `gemini-embedding-001` does. No usage is reported.
+//! Each HTTP call counts once under its tag.
 //!
 //! # Streams
 //!

@@ -23,6 +23,7 @@ const MODELS: &[(&str, u64, &str)] = &[
     ("gpt-4.1", 1_744_316_542, "system"),
     ("o4-mini", 1_744_225_308, "system"),
     ("text-embedding-3-small", 1_705_948_997, "system"),
+    ("text-embedding-3-large", 1_705_953_180, "system"),
 ];
 
 fn model_json(&(id, created, owned_by): &(&str, u64, &str)) -> Value {

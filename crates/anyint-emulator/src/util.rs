@@ -99,6 +99,30 @@ pub(crate) fn quarter_tokens(text: &str) -> usize {
     text.chars().count().div_ceil(4)
 }
 
+/// The first `len` values of the unit vector of `full` dimensions derived from `seed`: the same
+/// seed always gives the same vector. With `len < full` the prefix is not a unit vector, as
+/// a Gemini embedding shortened by `outputDimensionality` is not.
+pub(crate) fn embedding_vector(seed: &[u8], full: usize, len: usize) -> Vec<f32> {
+    let raw: Vec<f32> = (0..full.max(len))
+        .map(|i| {
+            let h = fnv64(&[seed, &i.to_le_bytes()]);
+            let hi = u16::try_from(h >> 48).unwrap_or(0);
+            f32::from(hi) / 32768.0 - 1.0
+        })
+        .collect();
+    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+    raw.into_iter()
+        .take(len)
+        .map(|x| if norm > 0.0 { x / norm } else { x })
+        .collect()
+}
+
+/// The f32 as the shortest decimal that round-trips, so JSON stays short.
+pub(crate) fn short_float(x: f32) -> Value {
+    let f = format!("{x}").parse::<f64>().unwrap_or(f64::from(x));
+    Value::from(f)
+}
+
 /// Standard base64 (RFC 4648 alphabet, with padding).
 pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -232,6 +256,19 @@ mod tests {
         let lens: Vec<usize> = id.split('-').map(str::len).collect();
         assert_eq!(lens, [8, 4, 4, 4, 12]);
         assert_ne!(id, uuid_like(b"y"));
+    }
+
+    #[test]
+    fn embedding_vectors_are_deterministic_and_unit_length_when_whole() {
+        let a = embedding_vector(b"hello", 8, 8);
+        assert_eq!(a, embedding_vector(b"hello", 8, 8));
+        assert_ne!(a, embedding_vector(b"world", 8, 8));
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm(&a) - 1.0).abs() < 1e-4);
+        let short = embedding_vector(b"hello", 64, 4);
+        assert_eq!(short.len(), 4);
+        assert_eq!(short[..], embedding_vector(b"hello", 64, 64)[..4]);
+        assert!(norm(&short) < 0.99, "a prefix is not a unit vector");
     }
 
     #[test]

@@ -43,6 +43,14 @@ const MODELS: &[(&str, &str, &str, u64, u64, bool)] = &[
         8_192,
         false,
     ),
+    (
+        "gemini-embedding-001",
+        "Gemini Embedding 001",
+        "Obtain a distributed representation of a text.",
+        2_048,
+        1,
+        false,
+    ),
 ];
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
@@ -50,6 +58,21 @@ const MAX_PAGE: usize = 1000;
 type Model = (&'static str, &'static str, &'static str, u64, u64, bool);
 
 fn model_json(&(id, name, description, input, output, thinking): &Model) -> Value {
+    let methods = if id.contains("embedding") {
+        json!([
+            "embedContent",
+            "countTextTokens",
+            "countTokens",
+            "asyncBatchEmbedContent"
+        ])
+    } else {
+        json!([
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent"
+        ])
+    };
     let mut m = json!({
         "name": format!("models/{id}"),
         "version": "001",
@@ -57,7 +80,7 @@ fn model_json(&(id, name, description, input, output, thinking): &Model) -> Valu
         "description": description,
         "inputTokenLimit": input,
         "outputTokenLimit": output,
-        "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
+        "supportedGenerationMethods": methods,
         "temperature": 1,
         "topP": 0.95,
         "topK": 64,

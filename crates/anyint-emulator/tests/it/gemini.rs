@@ -732,3 +732,136 @@ async fn google_search_with_a_json_schema_answers_the_json_alone() {
     );
     assert_eq!(v["usageMetadata"]["toolUsePromptTokenCount"], 64);
 }
+
+fn embed_request(text: &str, dims: Option<u64>) -> Value {
+    let mut r =
+        json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": text}]}});
+    if let Some(d) = dims {
+        r["task_type"] = json!("RETRIEVAL_DOCUMENT");
+        r["output_dimensionality"] = json!(d);
+    }
+    r
+}
+
+fn norm(values: &Value) -> f64 {
+    values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap().powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+#[tokio::test]
+async fn embeddings_are_deterministic_full_length_unit_vectors_and_shortened_prefixes() {
+    let emu = start(Options::default()).await;
+    let url = |m: &str| emu.url(&format!("/v1beta/models/gemini-embedding-001:{m}"));
+    let single: Value = emu
+        .client
+        .post(url("embedContent"))
+        .header("x-goog-api-key", KEY)
+        .json(&embed_request("red apple", None))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let full = &single["embedding"]["values"];
+    assert_eq!(full.as_array().unwrap().len(), 3072);
+    assert!(
+        (norm(full) - 1.0).abs() < 1e-3,
+        "the full length is normalised"
+    );
+    assert!(
+        single.get("usageMetadata").is_none(),
+        "Gemini reports no usage"
+    );
+
+    let batch = json!({"requests": [
+        embed_request("red apple", Some(4)),
+        embed_request("green pear", Some(4)),
+        embed_request("red apple", None),
+    ]});
+    let resp = emu
+        .client
+        .post(emu.url("/v1/models/gemini-embedding-001:batchEmbedContents"))
+        .header("x-goog-api-key", KEY)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out: Value = resp.json().await.unwrap();
+    let e = out["embeddings"].as_array().unwrap();
+    assert_eq!(e.len(), 3);
+    assert_eq!(e[0]["values"].as_array().unwrap().len(), 4);
+    assert_eq!(e[2]["values"], *full, "the same text gives the same vector");
+    assert_ne!(e[0]["values"], e[1]["values"]);
+    for i in 0..4 {
+        assert_eq!(e[0]["values"][i], full[i], "a shortened vector is a prefix");
+    }
+    assert!(norm(&e[0]["values"]) < 0.99, "and is not normalised");
+}
+
+#[tokio::test]
+async fn embedding_batches_hold_at_most_one_hundred_requests_and_name_the_url_model() {
+    let emu = start(Options::default()).await;
+    let url = emu.url("/v1beta/models/gemini-embedding-001:batchEmbedContents");
+    let over = json!({"requests": vec![embed_request("x", Some(2)); 101]});
+    let resp = emu
+        .client
+        .post(&url)
+        .header("x-goog-api-key", KEY)
+        .json(&over)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body = google_error(resp).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 100 requests can be in one batch"),
+        "{body}"
+    );
+    let hundred = json!({"requests": vec![embed_request("x", Some(2)); 100]});
+    let ok = emu
+        .client
+        .post(&url)
+        .header("x-goog-api-key", KEY)
+        .json(&hundred)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let mut other = embed_request("x", None);
+    other["model"] = json!("models/another-model");
+    for bad in [
+        json!({"requests": [other]}),
+        json!({"requests": []}),
+        json!({"requests": [{"content": {"parts": [{"text": "x"}]}, "bogus": 1}]}),
+    ] {
+        let resp = emu
+            .client
+            .post(&url)
+            .header("x-goog-api-key", KEY)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+        google_error(resp).await;
+    }
+    let tagged = emu
+        .client
+        .post(emu.url("/v1beta/models/gemini-embedding-001+status=503:batchEmbedContents"))
+        .header("x-goog-api-key", KEY)
+        .json(&json!({"requests": [embed_request("x", None)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tagged.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
