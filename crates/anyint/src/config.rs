@@ -143,11 +143,15 @@ impl ProviderKind {
     }
 }
 
-/// What a model does, decided by the kind of its routes' providers (they must agree).
+/// What a model does: decided by the kind of its routes' providers (they must agree), except
+/// that a model routed to `openai` or `gemini` providers may say `api = "embedding"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelApi {
     /// Chat: served by every chat family, translated when needed.
     Chat,
+    /// Embeddings: `POST /openai/v1/embeddings` and Gemini `:embedContent` /
+    /// `:batchEmbedContents`, translated when needed.
+    Embedding,
     /// DashScope async video and image tasks, at `/dashscope/v1/…`.
     DashScope,
     /// Music generation tasks, at `/music/v1/…`.
@@ -159,6 +163,7 @@ impl ModelApi {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Chat => "chat",
+            Self::Embedding => "embedding",
             Self::DashScope => "dashscope",
             Self::Music => "music",
         }
@@ -168,6 +173,9 @@ impl ModelApi {
     pub fn entry_point(self) -> &'static str {
         match self {
             Self::Chat => "a chat route such as POST /openai/v1/chat/completions",
+            Self::Embedding => {
+                "POST /openai/v1/embeddings or POST /gemini/v1beta/models/{model}:embedContent (or :batchEmbedContents)"
+            }
             Self::DashScope => {
                 "POST /dashscope/v1/services/aigc/video-generation/video-synthesis (then poll GET /dashscope/v1/tasks/{task_id})"
             }
@@ -177,10 +185,22 @@ impl ModelApi {
         }
     }
 
+    /// The noun with its article: "a chat", "an embedding".
+    pub fn a_noun(self) -> String {
+        let noun = self.noun();
+        let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {noun}")
+    }
+
     /// The noun for messages.
     pub fn noun(self) -> &'static str {
         match self {
             Self::Chat => "chat",
+            Self::Embedding => "embedding",
             Self::DashScope => "DashScope video/image",
             Self::Music => "music",
         }
@@ -349,7 +369,7 @@ pub struct ModelConfig {
     pub total_timeout: Option<Duration>,
     /// Prices for metering; free when unset.
     pub price: Price,
-    /// What the model does (chat or which task family).
+    /// What the model does (chat, embedding, or which task family).
     pub api: ModelApi,
 }
 

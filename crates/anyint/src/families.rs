@@ -265,13 +265,13 @@ impl Prefix {
     fn routes(self) -> &'static str {
         match self {
             Self::OpenAi => {
-                "GET /openai/v1/models, GET /openai/v1/models/{id}, POST /openai/v1/chat/completions, POST /openai/v1/responses, GET and DELETE /openai/v1/responses/{id}, GET /openai/v1/responses/{id}/input_items, POST /openai/v1/responses/input_tokens"
+                "GET /openai/v1/models, GET /openai/v1/models/{id}, POST /openai/v1/chat/completions, POST /openai/v1/embeddings, POST /openai/v1/responses, GET and DELETE /openai/v1/responses/{id}, GET /openai/v1/responses/{id}/input_items, POST /openai/v1/responses/input_tokens"
             }
             Self::Anthropic => {
                 "POST /anthropic/v1/messages, POST /anthropic/v1/messages/count_tokens, GET /anthropic/v1/models"
             }
             Self::Gemini => {
-                "GET /gemini/v1beta/models, POST /gemini/v1beta/models/{model}:generateContent, :streamGenerateContent and :countTokens (also under /gemini/v1)"
+                "GET /gemini/v1beta/models, POST /gemini/v1beta/models/{model}:generateContent, :streamGenerateContent, :countTokens, :embedContent and :batchEmbedContents (also under /gemini/v1)"
             }
             Self::DashScope => {
                 "POST /dashscope/v1/services/aigc/{video-generation,image2video}/video-synthesis, POST /dashscope/v1/services/aigc/{text2image,image2image}/image-synthesis, GET /dashscope/v1/tasks/{task_id}, POST /dashscope/v1/tasks/{task_id}/cancel"

@@ -7,12 +7,14 @@
 //! 4. [`relay`]: the one stream path, upstream frames → usage tap → stream stage → client;
 //! 5. [`ledger`]: the call's ledger row, exactly one per authenticated request.
 //!
-//! [`count`] serves count_tokens through the same steps. Translation itself (codecs and the
+//! [`count`] serves count_tokens through the same steps, and [`embed`] embeddings (its own
+//! [`Work`](attempt::Work) behind the same [`serve`]). Translation itself (codecs and the
 //! translating stream stage) lives in `anyint_wire::translate`; the gateway only chooses it.
 
 pub mod admission;
 pub mod attempt;
 pub mod count;
+pub mod embed;
 pub mod execute;
 pub mod ledger;
 pub mod relay;
@@ -27,6 +29,7 @@ use axum::response::Response;
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use crate::config::ModelApi;
 use crate::error::Error;
 use crate::family::Family;
 use crate::providers::{ForwardHeaders, ProviderAdapter};
@@ -179,50 +182,85 @@ pub async fn chat(
     call: ChatCall,
     inbound: Result<Inbound<'_>, Error>,
 ) -> (Result<Response, Error>, RequestLog) {
+    let inbound = match inbound {
+        Ok(i) => i,
+        Err(e) => return refused(state, &call, e),
+    };
+    // Admitted on an estimate of the input (about four bytes a token); settled on the real
+    // usage when the ledger row is written.
+    let served = Served {
+        model: &inbound.model,
+        api: ModelApi::Chat,
+        stream: inbound.stream,
+        estimate: inbound.input_estimate(),
+    };
+    let mut work = execute::ChatWork::new(state, &call, &inbound);
+    serve(state, &call, &served, &mut work).await
+}
+
+/// A request refused before its model was resolved (its body could not be read): its ledger
+/// row and the error.
+pub(crate) fn refused(
+    state: &AppState,
+    call: &ChatCall,
+    e: Error,
+) -> (Result<Response, Error>, RequestLog) {
+    ledger::record_failure(state, call, "", false, None, &e);
+    let log = RequestLog {
+        key_id: Some(call.key.id.clone()),
+        ..RequestLog::default()
+    };
+    (Err(e), log)
+}
+
+/// What [`serve`] needs to know about a decoded request.
+pub(crate) struct Served<'a> {
+    /// The public model asked for.
+    pub model: &'a str,
+    /// What the request is (chat or embedding): a model serving something else is a 400.
+    pub api: ModelApi,
+    /// Whether the client wants a stream.
+    pub stream: bool,
+    /// The input tokens admission counts until the ledger row settles them.
+    pub estimate: usize,
+}
+
+/// The steps every generation call takes once its request is decoded: entitlement for the
+/// request's API, the policy step (caps, then limits on the input estimate), the attempt loop
+/// with `work`, and the ledger row of a failure (a success's row is written by `work`).
+pub(crate) async fn serve<W: attempt::Work<Output = Response>>(
+    state: &AppState,
+    call: &ChatCall,
+    req: &Served<'_>,
+    work: &mut W,
+) -> (Result<Response, Error>, RequestLog) {
     let mut log = RequestLog {
         model: None,
         key_id: Some(call.key.id.clone()),
         rate: None,
         tokens: None,
     };
-    let inbound = match inbound {
-        Ok(i) => i,
-        Err(e) => {
-            ledger::record_failure(state, &call, "", false, None, &e);
-            return (Err(e), log);
-        }
-    };
-    let model = match crate::policy::entitlement::resolve(
+    let model = match crate::policy::entitlement::resolve_serving(
         state.catalog(),
         &call.key,
-        &inbound.model,
+        req.model,
+        req.api,
         call.family,
     ) {
         Ok(m) => m,
         Err(e) => {
-            ledger::record_failure(state, &call, &inbound.model, inbound.stream, None, &e);
+            ledger::record_failure(state, call, req.model, req.stream, None, &e);
             return (Err(e), log);
         }
     };
     // Only configured IDs reach metric labels: a client cannot mint new series.
     log.model = Some(model.id.clone());
-    // Admitted on an estimate of the input (about four bytes a token); settled on the real
-    // usage when the ledger row is written.
-    let estimate = u32::try_from(inbound.input_estimate())
-        .unwrap_or(u32::MAX)
-        .max(1);
+    let estimate = u32::try_from(req.estimate).unwrap_or(u32::MAX).max(1);
     let admission = match admission::admit(state, &call.key, estimate).await {
         Ok(a) => a,
         Err(refusal) => {
             log.rate = refusal.rate;
-            ledger::record_failure(
-                state,
-                &call,
-                &model.id,
-                inbound.stream,
-                None,
-                &refusal.error,
-            );
+            ledger::record_failure(state, call, &model.id, req.stream, None, &refusal.error);
             return (Err(refusal.error), log);
         }
     };
@@ -236,13 +274,12 @@ pub async fn chat(
     if let Ok(mut hold) = call.hold.lock() {
         *hold = admission.permits;
     }
-    let mut work = execute::ChatWork::new(state, &call, &inbound);
     let result = attempt::run(
         state,
         (&call.key, call.started),
         model,
         attempt::Retries::ALL,
-        &mut work,
+        work,
     )
     .await;
     match result {
@@ -251,9 +288,9 @@ pub async fn chat(
             let served_model = via.map_or(model.id.as_str(), |v| v.model.id.as_str());
             ledger::record_failure(
                 state,
-                &call,
+                call,
                 served_model,
-                inbound.stream,
+                req.stream,
                 via.map(|v| (v.provider, v.route)),
                 &error,
             );

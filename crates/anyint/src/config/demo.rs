@@ -57,6 +57,8 @@ const DEMO_MODELS: &[(&str, &str, &str, &str)] = &[
 /// one emulator stands in for every provider: OpenAI (Chat Completions, and the Responses API
 /// for `gpt-5`), Anthropic and Gemini. The Anthropic and Gemini providers serve hosted web
 /// search (`web_search = true`; the emulator searches when the last user text says "search").
+/// Two embedding models, `text-embedding-3-small` (OpenAI kind) and `gemini-embedding-001`
+/// (Gemini kind), serve embeddings in both families.
 pub fn demo_config(
     emulator_base: &str,
     listen: SocketAddr,
@@ -103,6 +105,30 @@ pub fn demo_config(
             text,
             "\n[[models]]\nid = \"{id}\"\ndisplay_name = \"{name}\"\nowned_by = \"{owner}\"\n\
              routes = [{{ provider = \"{provider}\", upstream_model = \"{id}\" }}]\n"
+        );
+    }
+    // Embedding models, one per upstream kind, priced per million input tokens as their
+    // providers list them.
+    for (id, name, owner, provider, input_price) in [
+        (
+            "text-embedding-3-small",
+            "text-embedding-3-small (emulated)",
+            "openai",
+            "emulator-openai",
+            20_000,
+        ),
+        (
+            "gemini-embedding-001",
+            "Gemini Embedding 001 (emulated)",
+            "google",
+            "emulator-gemini",
+            150_000,
+        ),
+    ] {
+        let _ = write!(
+            text,
+            "\n[[models]]\nid = \"{id}\"\napi = \"embedding\"\ndisplay_name = \"{name}\"\nowned_by = \"{owner}\"\n\
+             routes = [{{ provider = \"{provider}\", upstream_model = \"{id}\" }}]\nprice = {{ input = {input_price} }}\n"
         );
     }
     text.push_str(&demo_tasks(emulator_base));
@@ -194,5 +220,31 @@ mod tests {
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(searching, ["emulator-anthropic", "emulator-gemini"]);
+    }
+
+    #[test]
+    fn the_demo_has_an_embedding_model_of_each_upstream_kind() {
+        let c = demo_config(
+            "http://127.0.0.1:4000",
+            "127.0.0.1:8080".parse().unwrap(),
+            &|_| None,
+        )
+        .unwrap();
+        let embedding: Vec<(&str, &str)> = c
+            .models
+            .iter()
+            .filter(|m| m.api == crate::config::ModelApi::Embedding)
+            .map(|m| {
+                let p = &c.providers[m.routes[0].provider];
+                (m.id.as_str(), p.kind.as_str())
+            })
+            .collect();
+        assert_eq!(
+            embedding,
+            [
+                ("text-embedding-3-small", "openai"),
+                ("gemini-embedding-001", "gemini")
+            ]
+        );
     }
 }

@@ -155,6 +155,7 @@ pub(super) struct ModelFile {
     pub(super) idle_timeout_ms: Option<u64>,
     pub(super) total_timeout_ms: Option<u64>,
     pub(super) price: Option<Price>,
+    pub(super) api: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

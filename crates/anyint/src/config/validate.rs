@@ -384,6 +384,51 @@ fn model_api(
     }
 }
 
+/// The model's `api` setting over the one its providers imply: `"embedding"` marks an
+/// embedding model routed to `openai` or `gemini` providers; `"chat"` or a task API must be what
+/// the providers serve anyway.
+fn declared_api(
+    declared: Option<&str>,
+    implied: ModelApi,
+    routes: &[RouteConfig],
+    providers: &[ProviderConfig],
+) -> Result<ModelApi, String> {
+    let Some(declared) = declared else {
+        return Ok(implied);
+    };
+    let api = match declared {
+        "chat" => ModelApi::Chat,
+        "embedding" => ModelApi::Embedding,
+        "dashscope" => ModelApi::DashScope,
+        "music" => ModelApi::Music,
+        other => {
+            return Err(format!(
+                "unknown api `{other}`; use \"chat\" (the default) or \"embedding\""
+            ));
+        }
+    };
+    if api == ModelApi::Embedding {
+        let embeds = |r: &RouteConfig| {
+            providers
+                .get(r.provider)
+                .is_some_and(|p| matches!(p.kind, ProviderKind::OpenAi | ProviderKind::Gemini))
+        };
+        return if routes.iter().all(embeds) {
+            Ok(api)
+        } else {
+            Err("an embedding model's routes must all use `openai` or `gemini` providers (the other kinds have no embeddings API)".into())
+        };
+    }
+    if api == implied {
+        Ok(api)
+    } else {
+        Err(format!(
+            "api = \"{declared}\" does not match the model's providers, which serve {}",
+            implied.noun()
+        ))
+    }
+}
+
 fn validate_models(
     raw: Vec<ModelFile>,
     providers: &[ProviderConfig],
@@ -445,6 +490,8 @@ fn validate_models(
                 ),
             )
         })?;
+        let api = declared_api(m.api.as_deref(), api, &routes, providers)
+            .map_err(|message| err(at("api"), message))?;
         let owned_by = m.owned_by.unwrap_or_else(|| {
             routes
                 .first()
@@ -587,5 +634,42 @@ routes = [{ provider = "up", upstream_model = "u1" }]
             s.contains("models[0].routes[0].provider") && s.contains("nope"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_model_says_it_embeds_and_only_openai_or_gemini_providers_can_serve_it() {
+        let embed = OK.replace(
+            "id = \"m1\"",
+            "id = \"m1\"\napi = \"embedding\"\nprice = { input = 20000 }",
+        );
+        let c = Config::parse(&embed, "t.toml", &env).unwrap();
+        assert_eq!(c.models[0].api, ModelApi::Embedding);
+        assert_eq!(c.models[0].price.input, 20_000);
+        let chat = OK.replace("id = \"m1\"", "id = \"m1\"\napi = \"chat\"");
+        assert_eq!(
+            Config::parse(&chat, "t.toml", &env).unwrap().models[0].api,
+            ModelApi::Chat
+        );
+        for (kind, api, needle) in [
+            ("anthropic", "embedding", "`openai` or `gemini`"),
+            ("openai", "music", "does not match"),
+            ("openai", "vectors", "unknown api"),
+        ] {
+            let text = OK
+                .replace("kind = \"openai\"", &format!("kind = \"{kind}\""))
+                .replace("id = \"m1\"", &format!("id = \"m1\"\napi = \"{api}\""));
+            let s = Config::parse(&text, "t.toml", &env)
+                .unwrap_err()
+                .to_string();
+            assert!(s.contains("models[0].api") && s.contains(needle), "{s}");
+        }
+        // A fallback must serve the same API: a chat model cannot stand in for an embedding one.
+        let fallback = format!(
+            "{embed}[[models]]\nid = \"m2\"\napi = \"embedding\"\nfallbacks = [\"m3\"]\nroutes = [{{ provider = \"up\", upstream_model = \"u2\" }}]\n[[models]]\nid = \"m3\"\nroutes = [{{ provider = \"up\", upstream_model = \"u3\" }}]\n"
+        );
+        let s = Config::parse(&fallback, "t.toml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(s.contains("fallbacks[0]"), "{s}");
     }
 }

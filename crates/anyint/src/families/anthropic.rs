@@ -123,10 +123,14 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, AnthropicError> {
     let key = authenticate(&state, &headers).await?;
-    let data: Vec<_> = crate::policy::entitlement::visible_chat_models(state.catalog(), &key)
-        .into_iter()
-        .map(model_json)
-        .collect();
+    let data: Vec<_> = crate::policy::entitlement::visible_models_serving(
+        state.catalog(),
+        &key,
+        &[crate::config::ModelApi::Chat],
+    )
+    .into_iter()
+    .map(model_json)
+    .collect();
     let first = data.first().and_then(|m| m.get("id")).cloned();
     let last = data.last().and_then(|m| m.get("id")).cloned();
     let body = json!({"data": data, "has_more": false, "first_id": first, "last_id": last});

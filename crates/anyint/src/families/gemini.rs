@@ -1,6 +1,7 @@
 //! The Gemini family at `/gemini/v1beta/…` and `/gemini/v1/…` (google-genai 3.x calls `/v1`):
 //! `models`, `models/{model}:generateContent`, `:streamGenerateContent` (SSE with `?alt=sse`,
-//! a JSON array stream without it) and `:countTokens`.
+//! a JSON array stream without it), `:countTokens`, and for embedding models `:embedContent`
+//! and `:batchEmbedContents`.
 //!
 //! Auth is `x-goog-api-key`, `?key=` or `Authorization: Bearer`. Errors use the Google RPC
 //! envelope `{"error":{"code","message","status"}}` (handlers return [`GeminiError`]); inside a
@@ -17,6 +18,9 @@ use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
 use super::{Envelope, Family, FamilyError, json_bytes, json_response, with_log};
+use anyint_wire::embeddings::gemini::Method;
+
+use crate::config::ModelApi;
 use crate::error::{Error, ErrorKind};
 use crate::gateway::{self, Head, Inbound};
 use crate::state::SharedState;
@@ -66,6 +70,11 @@ pub fn error_element(e: &Error) -> Bytes {
 }
 
 fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
+    let methods = if m.api == ModelApi::Embedding {
+        json!(["embedContent", "batchEmbedContents"])
+    } else {
+        json!(["generateContent", "streamGenerateContent", "countTokens"])
+    };
     json!({
         "name": format!("models/{}", m.id),
         "baseModelId": m.id,
@@ -74,7 +83,7 @@ fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
         "description": format!("{} via anyint", m.display_name),
         "inputTokenLimit": 1_048_576,
         "outputTokenLimit": 65_536,
-        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "supportedGenerationMethods": methods,
     })
 }
 
@@ -92,10 +101,14 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, GeminiError> {
     let key = authenticate(&state, &headers, query.as_deref()).await?;
-    let models: Vec<_> = crate::policy::entitlement::visible_chat_models(state.catalog(), &key)
-        .into_iter()
-        .map(model_json)
-        .collect();
+    let models: Vec<_> = crate::policy::entitlement::visible_models_serving(
+        state.catalog(),
+        &key,
+        &[ModelApi::Chat, ModelApi::Embedding],
+    )
+    .into_iter()
+    .map(model_json)
+    .collect();
     Ok(with_log(
         json_response(StatusCode::OK, &json!({"models": models})),
         &key.id,
@@ -115,8 +128,14 @@ async fn get_model(
     headers: HeaderMap,
 ) -> Result<Response, GeminiError> {
     let key = authenticate(&state, &headers, query.as_deref()).await?;
+    let id = model_name(&rest);
+    // Chat and embedding models; a task model is the 400 naming its routes.
+    let api = match state.config.model(id).map(|m| m.api) {
+        Some(ModelApi::Embedding) => ModelApi::Embedding,
+        _ => ModelApi::Chat,
+    };
     let model =
-        crate::policy::entitlement::resolve(state.catalog(), &key, model_name(&rest), FAMILY)?;
+        crate::policy::entitlement::resolve_serving(state.catalog(), &key, id, api, FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
         &key.id,
@@ -135,7 +154,7 @@ async fn model_action(
     let started = tokio::time::Instant::now();
     let key = authenticate(&state, &headers, query.as_deref()).await?;
     let Some((model, action)) = rest.rsplit_once(':') else {
-        return Err(Error::new(ErrorKind::NotFound, format!("unknown method on models/{rest}; use :generateContent, :streamGenerateContent or :countTokens")).into());
+        return Err(Error::new(ErrorKind::NotFound, format!("unknown method on models/{rest}; use :generateContent, :streamGenerateContent, :countTokens, :embedContent or :batchEmbedContents")).into());
     };
     let model = model_name(model).to_owned();
     let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
@@ -143,6 +162,14 @@ async fn model_action(
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
     let stream = match action {
+        "embedContent" | "batchEmbedContents" => {
+            let method = if action == "embedContent" {
+                Method::Single
+            } else {
+                Method::Batch
+            };
+            return Ok(embed(&state, key, request_id, started, (&model, method), &body).await);
+        }
         "generateContent" => false,
         "streamGenerateContent" => true,
         "countTokens" => {
@@ -151,7 +178,7 @@ async fn model_action(
                 .map_err(GeminiError::new);
         }
         other => {
-            return Err(Error::new(ErrorKind::NotFound, format!("unknown method `{other}`; use :generateContent, :streamGenerateContent or :countTokens")).into());
+            return Err(Error::new(ErrorKind::NotFound, format!("unknown method `{other}`; use :generateContent, :streamGenerateContent, :countTokens, :embedContent or :batchEmbedContents")).into());
         }
     };
     let error_frame = if stream && !sse {
@@ -211,4 +238,33 @@ async fn count_tokens(
     let request = gateway::count::CountRequest::Gemini { raw: body };
     let (bytes, model) = gateway::count::count_tokens(state, key, model_id, &request).await?;
     Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)))
+}
+
+/// `:embedContent` / `:batchEmbedContents` for `model` (at most 100 requests per batch, with
+/// Google's error text).
+async fn embed(
+    state: &SharedState,
+    key: std::sync::Arc<crate::store::ApiKey>,
+    request_id: String,
+    started: tokio::time::Instant,
+    (model, method): (&str, Method),
+    body: &Bytes,
+) -> Response {
+    let call = gateway::ChatCall {
+        family: FAMILY,
+        key,
+        request_id,
+        started,
+        error_frame,
+        hold: std::sync::Mutex::default(),
+    };
+    let inbound = anyint_wire::embeddings::gemini::decode_request(body, method, model)
+        .map_err(Error::from)
+        .map(|request| gateway::embed::EmbedInbound {
+            body,
+            client: gateway::embed::EmbedClient::Gemini(method),
+            request,
+        });
+    let (result, log) = gateway::embed::embed(state, call, inbound).await;
+    super::finish(result.unwrap_or_else(render_error), log, FAMILY)
 }

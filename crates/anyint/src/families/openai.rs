@@ -1,4 +1,4 @@
-//! The OpenAI-compatible family at `/openai/v1/…`: Models and Chat Completions.
+//! The OpenAI-compatible family at `/openai/v1/…`: Models, Chat Completions and Embeddings.
 //!
 //! Errors use the envelope `{"error":{"message","type","param","code"}}` with all four keys, so
 //! the official SDK raises the class matching the status and reads `code`/`param`. Handlers
@@ -27,6 +27,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/openai/v1/models", get(list_models))
         .route("/openai/v1/models/{*id}", get(get_model))
         .route("/openai/v1/chat/completions", post(chat_completions))
+        .route("/openai/v1/embeddings", post(embeddings))
 }
 
 /// An error rendered in the OpenAI envelope.
@@ -79,7 +80,7 @@ pub fn error_frame(e: &Error) -> Bytes {
 }
 
 /// A model object. `api` (an anyint extension the SDK keeps as an extra field) says where the
-/// model is used: `chat`, `dashscope` (video/image tasks) or `music`.
+/// model is used: `chat`, `embedding`, `dashscope` (video/image tasks) or `music`.
 fn model_json(m: &crate::config::ModelConfig) -> serde_json::Value {
     json!({"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by, "display_name": m.display_name, "api": m.api.as_str()})
 }
@@ -106,7 +107,7 @@ async fn get_model(
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
     let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
-    let model = crate::policy::entitlement::resolve(state.catalog(), &key, &id, FAMILY)?;
+    let model = crate::policy::entitlement::resolve_any(state.catalog(), &key, &id, FAMILY)?;
     Ok(with_log(
         json_response(StatusCode::OK, &model_json(model)),
         &key.id,
@@ -140,6 +141,40 @@ async fn chat_completions(
             head: gateway::Head::OpenAi(h),
         });
     let (result, log) = gateway::chat(&state, call, inbound).await;
+    Ok(super::finish(
+        result.unwrap_or_else(render_error),
+        log,
+        FAMILY,
+    ))
+}
+
+/// `POST /openai/v1/embeddings`: `input` as a string, strings, or token arrays; answered with
+/// floats or base64 (`encoding_format`), `usage` always present.
+async fn embeddings(
+    State(state): State<SharedState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    let started = tokio::time::Instant::now();
+    let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
+    let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let call = gateway::ChatCall {
+        family: FAMILY,
+        key,
+        request_id,
+        started,
+        error_frame,
+        hold: std::sync::Mutex::default(),
+    };
+    let inbound = anyint_wire::embeddings::openai::decode_request(&body)
+        .map_err(Error::from)
+        .map(|request| gateway::embed::EmbedInbound {
+            body: &body,
+            client: gateway::embed::EmbedClient::OpenAi,
+            request,
+        });
+    let (result, log) = gateway::embed::embed(&state, call, inbound).await;
     Ok(super::finish(
         result.unwrap_or_else(render_error),
         log,

@@ -296,7 +296,8 @@ fn relayed(inbound: &Inbound<'_>, relay: Relay) -> Response {
     out
 }
 
-fn json_body(bytes: impl Into<Body>) -> Response {
+/// A 200 JSON answer.
+pub(super) fn json_body(bytes: impl Into<Body>) -> Response {
     let mut out = Response::new(bytes.into());
     *out.status_mut() = StatusCode::OK;
     out.headers_mut().insert(

@@ -1,4 +1,4 @@
-//! A chat call's ledger row: exactly one per authenticated request, keyed by its request ID,
+//! A call's ledger row (chat or embedding): exactly one per authenticated request, keyed by its request ID,
 //! for the final answer (never one per attempt): succeeded, refused, failed, or cut short.
 
 use anyint_wire::Usage;
@@ -82,6 +82,15 @@ pub(super) fn record_failure(
     e.kind.as_str().clone_into(&mut row.outcome);
     row.latency_ms = elapsed_ms(call.started);
     state.meter.record(row);
+}
+
+/// The ledger row of an embedding attempt that answered: `tokens` input tokens (the
+/// upstream's count, or the gateway's estimate where the upstream reports none).
+pub(super) fn embed_row(call: &ChatCall, at: &Attempt<'_>, tokens: u64) -> UsageRecord {
+    let mut row = row(call, &at.model.id, false, Some((at.provider, at.route)));
+    row.prompt_tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+    row.latency_ms = elapsed_ms(call.started);
+    row
 }
 
 /// The ledger row of an attempt, its input billed on the admission estimate until the

@@ -32,11 +32,16 @@ pub fn visible_models<'a>(state: Catalog<'a>, key: &ApiKey) -> Vec<&'a ModelConf
         .collect()
 }
 
-/// The chat models `key` may use: what the Anthropic and Gemini model lists show (their SDKs
-/// can only call chat models; `/openai/v1/models` is the full discovery list, tasks included).
-pub fn visible_chat_models<'a>(state: Catalog<'a>, key: &ApiKey) -> Vec<&'a ModelConfig> {
+/// The models `key` may use that serve one of `apis`: what the Anthropic (chat) and Gemini
+/// (chat and embedding) model lists show, as their SDKs can call only those;
+/// `/openai/v1/models` is the full discovery list, tasks included.
+pub fn visible_models_serving<'a>(
+    state: Catalog<'a>,
+    key: &ApiKey,
+    apis: &[ModelApi],
+) -> Vec<&'a ModelConfig> {
     let mut models = visible_models(state, key);
-    models.retain(|m| m.api == ModelApi::Chat);
+    models.retain(|m| apis.contains(&m.api));
     models
 }
 
@@ -58,6 +63,29 @@ pub fn resolve<'a>(
     family: Family,
 ) -> Result<&'a ModelConfig, Error> {
     resolve_for(state, key, id, ModelApi::Chat, models_path(family))
+}
+
+/// [`resolve`] for a request of `api` (chat or embedding) from `family`: a 400 naming what the
+/// model serves when it serves something else.
+pub fn resolve_serving<'a>(
+    state: Catalog<'a>,
+    key: &ApiKey,
+    id: &str,
+    api: ModelApi,
+    family: Family,
+) -> Result<&'a ModelConfig, Error> {
+    resolve_for(state, key, id, api, models_path(family))
+}
+
+/// [`resolve`] whatever the model serves (a model lookup, `GET /openai/v1/models/{id}`).
+pub fn resolve_any<'a>(
+    state: Catalog<'a>,
+    key: &ApiKey,
+    id: &str,
+    family: Family,
+) -> Result<&'a ModelConfig, Error> {
+    let api = state.config.model(id).map_or(ModelApi::Chat, |m| m.api);
+    resolve_for(state, key, id, api, models_path(family))
 }
 
 /// Resolves a model for an API (chat or a task family): as [`resolve`], plus a 400 naming the
@@ -98,8 +126,8 @@ pub fn resolve_for<'a>(
         return Err(Error::invalid(
             Some("model"),
             format!(
-                "The model `{id}` is a {} model and is not served here; use it with {}.",
-                model.api.noun(),
+                "The model `{id}` is {} model and is not served here; use it with {}.",
+                model.api.a_noun(),
                 model.api.entry_point()
             ),
         )

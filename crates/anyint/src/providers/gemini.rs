@@ -43,6 +43,23 @@ pub fn count_tokens_request(
     )
 }
 
+/// Builds `POST {base_url}/models/{model}:{action}` for `embedContent` or
+/// `batchEmbedContents`.
+pub fn embed_request(
+    p: &Provider,
+    call: &Call<'_>,
+    model: &str,
+    action: &str,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    post(
+        p,
+        call,
+        &format!("{}/models/{model}:{action}", p.config.base_url),
+        body,
+    )
+}
+
 fn post(p: &Provider, call: &Call<'_>, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
     p.client
         .post(url)

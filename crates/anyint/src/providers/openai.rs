@@ -26,8 +26,18 @@ pub fn input_tokens_request(
     call: &Call<'_>,
     body: Vec<u8>,
 ) -> reqwest::RequestBuilder {
+    post(p, call, "/responses/input_tokens", body)
+}
+
+/// Builds `POST {base_url}/embeddings`.
+pub fn embeddings_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {
+    post(p, call, "/embeddings", body)
+}
+
+/// `POST {base_url}{path}` with the provider's key and a JSON body.
+fn post(p: &Provider, call: &Call<'_>, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
     p.client
-        .post(format!("{}/responses/input_tokens", p.config.base_url))
+        .post(format!("{}{path}", p.config.base_url))
         .timeout(call.total)
         .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
         .header(CONTENT_TYPE, "application/json")
