@@ -8,6 +8,7 @@ admin API, as an operator would.
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -71,6 +72,32 @@ class Gateway:
         )
         with urllib.request.urlopen(req) as r:
             return json.load(r)
+
+
+CLIENTS = ROOT / "tests" / "clients"
+
+# Node client tests (tests/clients/*.test.mjs) need Node and `npm ci` in tests/clients.
+needs_node_clients = pytest.mark.skipif(
+    shutil.which("node") is None or not (CLIENTS / "node_modules" / "ai").exists(),
+    reason="Vercel AI SDK not installed: Node is missing, or scripts/test did not run `npm ci` in tests/clients",
+)
+
+
+def run_node_tests(gateway, script, models, passes):
+    """Runs tests/clients/`script` with Node's test runner against the gateway (ANYINT_BASE,
+    ANYINT_API_KEY, MODELS) and checks that `passes` tests passed."""
+    env = dict(os.environ, ANYINT_BASE=gateway.base, ANYINT_API_KEY=gateway.key, MODELS=",".join(models))
+    proc = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", script],
+        cwd=CLIENTS,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert f"pass {passes}" in proc.stdout, proc.stdout[-3000:]
 
 
 def tag() -> str:
@@ -151,6 +178,7 @@ display_name = "Gemini 2.5 Flash"
 owned_by = "google"
 routes = [{{ provider = "emulator-gemini", upstream_model = "gemini-2.5-flash" }}]
 
+
 # The same upstreams serving hosted web search (web_search = true).
 [[providers]]
 name = "emulator-anthropic-search"
@@ -202,6 +230,21 @@ price = {{ per_image = 300 }}
 id = "V4_5"
 routes = [{{ provider = "emulator-music", upstream_model = "V4_5" }}]
 price = {{ per_song = 5000 }}
+
+# Embedding models, one per upstream kind (api = "embedding"), priced per million input tokens.
+[[models]]
+id = "text-embedding-3-small"
+api = "embedding"
+owned_by = "openai"
+price = {{ input = 20000 }}
+routes = [{{ provider = "emulator", upstream_model = "text-embedding-3-small" }}]
+
+[[models]]
+id = "gemini-embedding-001"
+api = "embedding"
+owned_by = "google"
+price = {{ input = 150000 }}
+routes = [{{ provider = "emulator-gemini", upstream_model = "gemini-embedding-001" }}]
 
 [tasks]
 poll_interval_ms = 200

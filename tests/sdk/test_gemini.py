@@ -15,7 +15,7 @@ from google.genai import errors, types
 from conftest import tag
 
 MODELS = ["gemini-2.5-flash", "gpt-4o-mini", "claude-sonnet-4-5"]
-ALL_MODEL_NAMES = {"models/gpt-4o-mini", "models/gpt-4o", "models/gpt-5", "models/claude-sonnet-4-5", "models/gemini-2.5-flash", "models/claude-search", "models/gemini-search"}
+ALL_MODEL_NAMES = {"models/gpt-4o-mini", "models/gpt-4o", "models/gpt-5", "models/claude-sonnet-4-5", "models/gemini-2.5-flash", "models/claude-search", "models/gemini-search", "models/text-embedding-3-small", "models/gemini-embedding-001"}
 API_VERSIONS = [None, "v1beta"]  # None: the SDK's default (v1 in 3.x)
 
 WEATHER = types.FunctionDeclaration(

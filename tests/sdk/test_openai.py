@@ -21,7 +21,7 @@ def user(text):
 def test_models_list_shows_entitled_models(gateway, client):
     ids = [m.id for m in client.models.list()]
     # The OpenAI list is the full discovery list: chat models, then the task models.
-    assert ids == ["gpt-4o-mini", "gpt-4o", "gpt-5", "claude-sonnet-4-5", "gemini-2.5-flash", "claude-search", "gemini-search", "wan2.2-t2v-plus", "wan2.2-t2i-flash", "V4_5"]
+    assert ids == ["gpt-4o-mini", "gpt-4o", "gpt-5", "claude-sonnet-4-5", "gemini-2.5-flash", "claude-search", "gemini-search", "wan2.2-t2v-plus", "wan2.2-t2i-flash", "V4_5", "text-embedding-3-small", "gemini-embedding-001"]
     restricted = openai.OpenAI(base_url=gateway.base + "/openai/v1", api_key=gateway.restricted_key)
     assert [m.id for m in restricted.models.list()] == ["gpt-4o"]
     model = client.models.retrieve("gpt-4o-mini")

@@ -53,6 +53,20 @@ enum Method {
     BatchEmbed,
 }
 
+impl Method {
+    /// The method a URL's `:name` asks for.
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "generateContent" => Some(Self::Generate),
+            "streamGenerateContent" => Some(Self::Stream),
+            "countTokens" => Some(Self::CountTokens),
+            "embedContent" => Some(Self::Embed),
+            "batchEmbedContents" => Some(Self::BatchEmbed),
+            _ => None,
+        }
+    }
+}
+
 /// `POST /v1beta/models/{model}:{method}`.
 pub(crate) async fn action_v1beta(
     AxState(state): AxState<Arc<State>>,
@@ -191,14 +205,7 @@ async fn action(
     let (raw_model, method_name) = target.rsplit_once(':').unwrap_or((target, ""));
     let (model, suffix) = fault::split_model(raw_model);
     let model = model.strip_prefix("models/").unwrap_or(model);
-    let method = match method_name {
-        "generateContent" => Some(Method::Generate),
-        "streamGenerateContent" => Some(Method::Stream),
-        "countTokens" => Some(Method::CountTokens),
-        "embedContent" => Some(Method::Embed),
-        "batchEmbedContents" => Some(Method::BatchEmbed),
-        _ => None,
-    };
+    let method = Method::parse(method_name);
     let sse = param("alt") == Some("sse");
     let array = method == Some(Method::Stream) && !sse;
     let json: Option<Value> = serde_json::from_slice(body).ok();

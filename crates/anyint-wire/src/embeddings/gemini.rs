@@ -148,20 +148,22 @@ pub fn decode_request(
 
 /// The `EmbedContentRequest` of one text item for `model`.
 fn entry(item: &Item, text: &str, model: &str) -> Value {
-    let mut e = json!({
-        "model": format!("models/{model}"),
-        "content": {"role": "user", "parts": [{"text": text}]},
-    });
+    let mut e = Map::new();
+    e.insert("model".into(), json!(format!("models/{model}")));
+    e.insert(
+        "content".into(),
+        json!({"role": "user", "parts": [{"text": text}]}),
+    );
     if let Some(t) = &item.task_type {
-        e["taskType"] = json!(t);
+        e.insert("taskType".into(), json!(t));
     }
     if let Some(t) = &item.title {
-        e["title"] = json!(t);
+        e.insert("title".into(), json!(t));
     }
     if let Some(d) = item.dimensions {
-        e["outputDimensionality"] = json!(d);
+        e.insert("outputDimensionality".into(), json!(d));
     }
-    e
+    Value::Object(e)
 }
 
 /// Encodes `req` for a Gemini upstream serving `model`: `batchEmbedContents` bodies of at most

@@ -134,11 +134,14 @@ pub fn encode_request(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, Decode
             Input::Tokens(ids) => json!(ids),
         })
         .collect();
-    let mut body = json!({"model": model, "input": input, "encoding_format": "float"});
+    let mut body = serde_json::Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert("input".into(), Value::Array(input));
+    body.insert("encoding_format".into(), json!("float"));
     if let Some(d) = req.dimensions()? {
-        body["dimensions"] = json!(d);
+        body.insert("dimensions".into(), json!(d));
     }
-    Ok(body.to_string().into_bytes())
+    Ok(Value::Object(body).to_string().into_bytes())
 }
 
 /// A vector as the API writes it: an array of numbers or a base64 string.

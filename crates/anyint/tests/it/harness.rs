@@ -295,6 +295,20 @@ impl TestGateway {
             .unwrap()
     }
 
+    /// How many requests the emulator counted under `tag` (a `tag=` fault key).
+    pub async fn emulator_count(&self, tag: &str) -> u64 {
+        let v: serde_json::Value = self
+            .http
+            .get(format!("{}/_emulator/counts/{tag}", self.emulator))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["count"].as_u64().unwrap()
+    }
+
     /// A key of another account (`another-account`), active at once.
     pub async fn key_for_other_account(&self) -> String {
         let (_, key) = anyint::auth::issue_key(

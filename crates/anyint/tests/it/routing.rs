@@ -53,16 +53,7 @@ async fn start() -> TestGateway {
 }
 
 async fn count(t: &TestGateway, tag: &str) -> u64 {
-    let v: Value = t
-        .http
-        .get(format!("{}/_emulator/counts/{tag}", t.emulator))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["count"].as_u64().unwrap()
+    t.emulator_count(tag).await
 }
 
 #[tokio::test]
