@@ -122,6 +122,13 @@ pub struct EmbedResponse {
     pub prompt_tokens: Option<u64>,
 }
 
+/// A vector length as JSON gives it: a positive integer that fits a `u32`.
+pub(crate) fn positive_u32(v: &serde_json::Value) -> Option<u32> {
+    v.as_u64()
+        .filter(|d| *d >= 1)
+        .and_then(|d| u32::try_from(d).ok())
+}
+
 /// Scales `v` to unit length (OpenAI's vectors are unit vectors; a Gemini vector shortened by
 /// `outputDimensionality` is not). A zero vector stays as it is.
 pub fn l2_normalize(v: &mut [f64]) {

@@ -80,17 +80,12 @@ fn request_item(v: &Value, at: &str) -> Result<Item, DecodeError> {
     }
     let dimensions = match field(obj, "outputDimensionality", "output_dimensionality") {
         None => None,
-        Some(d) => Some(
-            d.as_u64()
-                .filter(|d| *d >= 1)
-                .and_then(|d| u32::try_from(d).ok())
-                .ok_or_else(|| {
-                    DecodeError::field(
-                        "outputDimensionality",
-                        format!("* {at}output_dimensionality: must be a positive integer"),
-                    )
-                })?,
-        ),
+        Some(d) => Some(super::positive_u32(d).ok_or_else(|| {
+            DecodeError::field(
+                "outputDimensionality",
+                format!("* {at}output_dimensionality: must be a positive integer"),
+            )
+        })?),
     };
     Ok(Item {
         input: Input::Text(texts.join("\n")),

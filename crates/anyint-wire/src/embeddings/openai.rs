@@ -88,17 +88,12 @@ pub fn decode_request(body: &[u8]) -> Result<EmbedRequest, DecodeError> {
     };
     let dimensions = match obj.get("dimensions") {
         None | Some(Value::Null) => None,
-        Some(d) => Some(
-            d.as_u64()
-                .filter(|d| *d >= 1)
-                .and_then(|d| u32::try_from(d).ok())
-                .ok_or_else(|| {
-                    DecodeError::field(
-                        "dimensions",
-                        "Invalid 'dimensions': expected an integer of at least 1.",
-                    )
-                })?,
-        ),
+        Some(d) => Some(super::positive_u32(d).ok_or_else(|| {
+            DecodeError::field(
+                "dimensions",
+                "Invalid 'dimensions': expected an integer of at least 1.",
+            )
+        })?),
     };
     Ok(EmbedRequest {
         model,

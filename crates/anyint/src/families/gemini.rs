@@ -161,17 +161,11 @@ async fn model_action(
     let sse = query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
-    let stream = match action {
-        "embedContent" | "batchEmbedContents" => {
-            let method = if action == "embedContent" {
-                Method::Single
-            } else {
-                Method::Batch
-            };
-            return Ok(embed(&state, key, request_id, started, (&model, method), &body).await);
-        }
-        "generateContent" => false,
-        "streamGenerateContent" => true,
+    let (stream, embedding) = match action {
+        "generateContent" => (false, None),
+        "streamGenerateContent" => (true, None),
+        "embedContent" => (false, Some(Method::Single)),
+        "batchEmbedContents" => (false, Some(Method::Batch)),
         "countTokens" => {
             return count_tokens(&state, &key, &model, &body)
                 .await
@@ -194,6 +188,9 @@ async fn model_action(
         error_frame,
         hold: std::sync::Mutex::default(),
     };
+    if let Some(method) = embedding {
+        return Ok(embed(&state, call, (&model, method), &body).await);
+    }
     let inbound = validate(&body).map(|()| Inbound {
         body: &body,
         model,
@@ -244,20 +241,10 @@ async fn count_tokens(
 /// Google's error text).
 async fn embed(
     state: &SharedState,
-    key: std::sync::Arc<crate::store::ApiKey>,
-    request_id: String,
-    started: tokio::time::Instant,
+    call: gateway::ChatCall,
     (model, method): (&str, Method),
     body: &Bytes,
 ) -> Response {
-    let call = gateway::ChatCall {
-        family: FAMILY,
-        key,
-        request_id,
-        started,
-        error_frame,
-        hold: std::sync::Mutex::default(),
-    };
     let inbound = anyint_wire::embeddings::gemini::decode_request(body, method, model)
         .map_err(Error::from)
         .map(|request| gateway::embed::EmbedInbound {

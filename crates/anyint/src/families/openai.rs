@@ -115,15 +115,17 @@ async fn get_model(
     ))
 }
 
-async fn chat_completions(
-    State(state): State<SharedState>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    headers: HeaderMap,
+/// The start of a generation request (chat or embeddings): the key checked and the body read,
+/// as a call of this family.
+async fn begin(
+    state: &SharedState,
+    request_id: String,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Response, OpenAiError> {
+) -> Result<(gateway::ChatCall, Bytes), Error> {
     let started = tokio::time::Instant::now();
-    let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
-    let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
+    let key = super::authorize(state, super::presented_key(headers, None), FAMILY).await?;
+    let body = super::read_body(headers, body, state.config.server.max_body_bytes).await?;
     let call = gateway::ChatCall {
         family: FAMILY,
         key,
@@ -132,6 +134,16 @@ async fn chat_completions(
         error_frame,
         hold: std::sync::Mutex::default(),
     };
+    Ok((call, body))
+}
+
+async fn chat_completions(
+    State(state): State<SharedState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    let (call, body) = begin(&state, request_id, &headers, body).await?;
     let inbound = anyint_wire::openai::ChatRequestHead::decode(&body)
         .map_err(Error::from)
         .map(|h| gateway::Inbound {
@@ -156,17 +168,7 @@ async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenAiError> {
-    let started = tokio::time::Instant::now();
-    let key = super::authorize(&state, super::presented_key(&headers, None), FAMILY).await?;
-    let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
-    let call = gateway::ChatCall {
-        family: FAMILY,
-        key,
-        request_id,
-        started,
-        error_frame,
-        hold: std::sync::Mutex::default(),
-    };
+    let (call, body) = begin(&state, request_id, &headers, body).await?;
     let inbound = anyint_wire::embeddings::openai::decode_request(&body)
         .map_err(Error::from)
         .map(|request| gateway::embed::EmbedInbound {
