@@ -98,6 +98,14 @@ const KEYS: &[&str] = &[
     "budget_tokens",
     "signature",
     "data",
+    "requests",
+    "embedding",
+    "embeddings",
+    "values",
+    "encoding_format",
+    "dimensions",
+    "outputDimensionality",
+    "taskType",
     "source",
     "image_url",
     "url",
@@ -350,6 +358,7 @@ fn decode_everything(body: &[u8]) {
     let _ = anthropic::decode_error(body);
     let _ = gemini::decode_error(body);
     let _ = responses::decode_error(body);
+    embed_everything(body);
     for shape in shapes(echo) {
         for opt in opts() {
             if let Ok(req) = translate::decode_request_with(shape, body, opt) {
@@ -368,6 +377,33 @@ fn decode_everything(body: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// Every embeddings decoder of a whole body; what decodes is encoded again both ways.
+fn embed_everything(body: &[u8]) {
+    use anyint_wire::embeddings::{self, Encoding, gemini as g, openai as o};
+    let mut requests = Vec::new();
+    requests.extend(o::decode_request(body).ok());
+    for method in [g::Method::Single, g::Method::Batch] {
+        requests.extend(g::decode_request(body, method, "m").ok());
+    }
+    for req in &requests {
+        let _ = o::encode_request(req, "u");
+        let _ = g::encode_batches(req, "u");
+        let _ = req.estimate_tokens();
+    }
+    let _ = g::rewrite_models(body, "u");
+    let _ = o::usage_from_response(body);
+    for mut resp in [o::decode_response(body), g::decode_response(body)]
+        .into_iter()
+        .flatten()
+    {
+        for req in &requests {
+            embeddings::normalize_shortened(req, &mut resp);
+        }
+        let _ = o::encode_response(&resp, "m", Encoding::Base64, 1);
+        let _ = g::encode_response(&resp, g::Method::Batch);
     }
 }
 

@@ -71,6 +71,10 @@ const KEYS: &[&str] = &[
     "size",
     "n",
     "thinking",
+    "requests",
+    "encoding_format",
+    "dimensions",
+    "outputDimensionality",
 ];
 const WORDS: &[&str] = &[
     "user",
@@ -209,6 +213,12 @@ fn templates() -> Vec<Template> {
         ),
         t(OpenAi, Method::GET, "/openai/v1/models", Value::Null),
         t(
+            OpenAi,
+            Method::POST,
+            "/openai/v1/embeddings",
+            json!({"model": "gpt-4o-mini", "input": ["hi", [1, 2]], "encoding_format": "base64", "dimensions": 4}),
+        ),
+        t(
             Anthropic,
             Method::POST,
             "/anthropic/v1/messages",
@@ -231,6 +241,12 @@ fn templates() -> Vec<Template> {
             Method::POST,
             "/gemini/v1beta/models/gemini:generateContent",
             gemini.clone(),
+        ),
+        t(
+            Gemini,
+            Method::POST,
+            "/gemini/v1beta/models/gemini:batchEmbedContents",
+            json!({"requests": [{"model": "models/gemini", "content": {"parts": [{"text": "hi"}]}, "outputDimensionality": 4}]}),
         ),
         t(
             Gemini,
