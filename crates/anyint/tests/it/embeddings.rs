@@ -322,6 +322,25 @@ async fn bad_inputs_and_wrong_models_are_refused_in_each_familys_envelope() {
             && msg.contains("/openai/v1/embeddings"),
         "{msg}"
     );
+    // The Anthropic family refuses it in its own envelope.
+    let resp = t
+        .post("/anthropic/v1/messages")
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "gemini-embedding-001", "max_tokens": 16, "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`gemini-embedding-001` is an embedding model"),
+        "{v}"
+    );
     let resp = embed(&t, json!({"model": "no-such-model", "input": "x"})).await;
     assert_eq!(resp.status(), 404);
     let v: Value = resp.json().await.unwrap();
