@@ -232,6 +232,17 @@ pub struct ServerConfig {
     pub metrics_token_env: Option<String>,
     /// The token `/metrics` requires as `Authorization: Bearer …`; `None`: it is open.
     pub metrics_token: Option<Secret>,
+    /// Longest a request head may take from its first byte to its end.
+    pub header_read_timeout: Duration,
+    /// Longest a connection may sit with no request in flight and nothing received (from
+    /// accept, or from the end of its last response).
+    pub idle_timeout: Duration,
+    /// Longest a request body may go without a byte arriving before it is answered 408.
+    pub body_read_timeout: Duration,
+    /// Most client connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// File descriptors kept out of the connection cap for the store, Redis and upstreams.
+    pub fd_reserve: usize,
 }
 
 /// Usage meter settings.

@@ -28,6 +28,8 @@ pub enum ErrorKind {
     NotFound,
     /// The body exceeds the configured limit.
     PayloadTooLarge,
+    /// The request body stalled longer than `[server] body_read_timeout_secs`.
+    RequestTimeout,
     /// The resource already exists (admin creates).
     Conflict,
     /// A gateway rate limit refused the request: back off.
@@ -58,6 +60,7 @@ impl ErrorKind {
             Self::PermissionDenied => S::FORBIDDEN,
             Self::NotFound => S::NOT_FOUND,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => S::REQUEST_TIMEOUT,
             Self::Conflict => S::CONFLICT,
             Self::RateLimited | Self::QuotaExceeded | Self::UpstreamRateLimited => {
                 S::TOO_MANY_REQUESTS
@@ -79,6 +82,7 @@ impl ErrorKind {
             | Self::UpstreamTimeout
             | Self::UpstreamProtocol
             | Self::Overloaded
+            | Self::RequestTimeout
             | Self::Internal => true,
             Self::InvalidRequest
             | Self::Unauthenticated
@@ -98,6 +102,7 @@ impl ErrorKind {
             Self::PermissionDenied => "permission_denied",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::Conflict => "conflict",
             Self::RateLimited => "rate_limited",
             Self::QuotaExceeded => "quota_exceeded",
@@ -118,6 +123,7 @@ impl ErrorKind {
             | Self::PermissionDenied
             | Self::NotFound
             | Self::PayloadTooLarge
+            | Self::RequestTimeout
             | Self::Conflict
             | Self::RateLimited
             | Self::QuotaExceeded => Fault::Client,
@@ -231,3 +237,9 @@ impl From<anyint_wire::DecodeError> for Error {
         Self::invalid(e.param, e.message)
     }
 }
+
+/// A request body went `[server] body_read_timeout_secs` without a byte: the server's body
+/// wrapper fails the read with this, and the families' body reader answers it with 408.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stalled for {0:?}")]
+pub struct BodyStalled(pub Duration);

@@ -25,7 +25,7 @@ use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{BodyStalled, Error, ErrorKind};
 pub use crate::family::Family;
 use crate::gateway::RequestLog;
 
@@ -388,7 +388,21 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         return Err(too_large());
     }
     let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let limited = std::error::Error::source(&e)
+        let source = std::error::Error::source(&e);
+        // The stall error sits a few wrappers deep (the length limit's, the body's).
+        let stalled = std::iter::successors(source, |e| e.source())
+            .find_map(<dyn std::error::Error>::downcast_ref::<BodyStalled>);
+        if let Some(stalled) = stalled {
+            return Error::new(
+                ErrorKind::RequestTimeout,
+                format!(
+                    "the request body stalled: no byte arrived for {} s; resend the request",
+                    stalled.0.as_secs()
+                ),
+            )
+            .with_code("request_timeout");
+        }
+        let limited = source
             .is_some_and(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>)
             || e.to_string().contains("length limit");
         if limited {

@@ -3,6 +3,7 @@
 //! Shutdown order matters for "lose nothing": stop accepting, let in-flight requests and
 //! streams finish (up to `shutdown_grace`), then flush the usage meter, then exit.
 
+mod conn;
 mod observe;
 pub mod tls;
 
@@ -14,7 +15,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use http::{StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -49,6 +49,8 @@ pub fn router(state: SharedState) -> Router {
             state.clone(),
             observe::observe,
         ))
+        // Outermost, so a request counts as in flight on its connection until its last byte.
+        .layer(axum::middleware::from_fn(conn::track))
         .with_state(state)
 }
 
@@ -135,6 +137,8 @@ pub struct Running {
     background: Vec<JoinHandle<()>>,
     meter_task: MeterTask,
     grace: Duration,
+    slots: Arc<tokio::sync::Semaphore>,
+    cap: usize,
 }
 
 /// The in-process limiter, or the Redis one when `[limits] redis_url` is set.
@@ -294,14 +298,13 @@ pub async fn start_with_store(
 
     let app = router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
-    let listener = listener.tap_io(|tcp| {
-        // Nagle's algorithm would hold small SSE writes back on reused connections.
-        let _ = tcp.set_nodelay(true);
-    });
+    let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
+    let listener = conn::CappedListener::new(listener, cap, conn::Timeouts::new(&config.server));
+    let slots = listener.slots();
     let server = tokio::spawn(async move {
         let serve = axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<conn::Peer>(),
         )
         .with_graceful_shutdown(async move {
             let _ = stopped.await;
@@ -321,10 +324,22 @@ pub async fn start_with_store(
             .collect(),
         meter_task,
         grace: config.server.shutdown_grace,
+        slots,
+        cap,
     })
 }
 
 impl Running {
+    /// Client connections open now (each holds a slot of the connection cap).
+    pub fn open_connections(&self) -> usize {
+        self.cap.saturating_sub(self.slots.available_permits())
+    }
+
+    /// The connection cap in force (`max_connections`, lowered by the open-file limit).
+    pub fn connection_cap(&self) -> usize {
+        self.cap
+    }
+
     /// Stops accepting, drains in-flight requests (up to the grace period), flushes usage.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

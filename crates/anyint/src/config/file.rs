@@ -69,6 +69,11 @@ pub(super) struct ServerFile {
     #[serde(default)]
     pub(super) trusted_proxies: Vec<String>,
     pub(super) metrics_token_env: Option<String>,
+    pub(super) header_read_timeout_secs: Option<u64>,
+    pub(super) idle_timeout_secs: Option<u64>,
+    pub(super) body_read_timeout_secs: Option<u64>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) fd_reserve: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -121,7 +121,29 @@ fn validate_server(
             },
         )?),
     };
+    let secs = |field: &str, value: Option<u64>, default: u64| match value.unwrap_or(default) {
+        0 => Err(err(
+            format!("server.{field}"),
+            "must be at least 1 (seconds)".into(),
+        )),
+        n => Ok(Duration::from_secs(n)),
+    };
+    let header_read_timeout = secs("header_read_timeout_secs", raw.header_read_timeout_secs, 10)?;
+    let idle_timeout = secs("idle_timeout_secs", raw.idle_timeout_secs, 30)?;
+    let body_read_timeout = secs("body_read_timeout_secs", raw.body_read_timeout_secs, 30)?;
+    let max_connections = raw.max_connections.unwrap_or(4096);
+    if max_connections == 0 {
+        return Err(err(
+            "server.max_connections".into(),
+            "must be at least 1".into(),
+        ));
+    }
     Ok(ServerConfig {
+        header_read_timeout,
+        idle_timeout,
+        body_read_timeout,
+        max_connections,
+        fd_reserve: raw.fd_reserve.unwrap_or(128),
         listen,
         admin_token,
         admin_token_env,

@@ -54,7 +54,7 @@ fn error_type(kind: ErrorKind) -> &'static str {
         ErrorKind::PayloadTooLarge => "request_too_large",
         ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_error",
         ErrorKind::QuotaExceeded => "billing_error",
-        ErrorKind::UpstreamTimeout => "timeout_error",
+        ErrorKind::UpstreamTimeout | ErrorKind::RequestTimeout => "timeout_error",
         ErrorKind::Overloaded => "overloaded_error",
         ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamProtocol | ErrorKind::Internal => {
             "api_error"

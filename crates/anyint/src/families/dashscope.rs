@@ -95,7 +95,7 @@ fn code(e: &Error) -> &'static str {
         ErrorKind::UpstreamUnavailable | ErrorKind::Overloaded | ErrorKind::UpstreamProtocol => {
             "ServiceUnavailable"
         }
-        ErrorKind::UpstreamTimeout => "RequestTimeOut",
+        ErrorKind::UpstreamTimeout | ErrorKind::RequestTimeout => "RequestTimeOut",
         ErrorKind::Internal => "InternalError",
     }
 }

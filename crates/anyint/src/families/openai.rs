@@ -39,6 +39,7 @@ fn error_type(kind: ErrorKind) -> &'static str {
         ErrorKind::InvalidRequest
         | ErrorKind::NotFound
         | ErrorKind::PayloadTooLarge
+        | ErrorKind::RequestTimeout
         | ErrorKind::Conflict => "invalid_request_error",
         ErrorKind::Unauthenticated => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",

@@ -56,6 +56,7 @@ pub fn classify(e: &Error) -> Class {
         | ErrorKind::PermissionDenied
         | ErrorKind::NotFound
         | ErrorKind::PayloadTooLarge
+        | ErrorKind::RequestTimeout
         | ErrorKind::Conflict
         | ErrorKind::RateLimited
         | ErrorKind::QuotaExceeded

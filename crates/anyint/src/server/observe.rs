@@ -37,8 +37,8 @@ pub(crate) async fn observe(
     let id = new_request_id();
     let peer = req
         .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+        .get::<ConnectInfo<super::conn::Peer>>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.addr.ip());
     let client =
         crate::policy::access::client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
 

@@ -1,0 +1,419 @@
+//! Client connections: the connection cap, and the timers that close a connection which sends
+//! nothing, sends a request head too slowly, sits idle between requests, or stalls a body.
+//!
+//! hyper's own header timer starts only once it knows the protocol (HTTP/1 or HTTP/2), so a
+//! connection that sends nothing is never timed by it. Here the timing is in the socket
+//! itself ([`TimedIo`]): while no request of the connection is in flight, a read waits at
+//! most until the connection's deadline — `idle_timeout` after accept or after the last
+//! response ended, or `header_read_timeout` after the first byte of a new request head — and
+//! then fails, which makes hyper drop the connection. A request in flight (its response body
+//! included, so streams are never cut) suspends the deadline; [`track`] marks it.
+//!
+//! The cap is a semaphore taken before `accept`: over it, new connections wait in the
+//! kernel's listen backlog and are served as others close.
+
+use std::future::Future as _;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::serve::IncomingStream;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::ServerConfig;
+use crate::error::BodyStalled;
+
+/// The connection timers of `[server]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    header: Duration,
+    idle: Duration,
+    body: Duration,
+}
+
+impl Timeouts {
+    pub(crate) fn new(c: &ServerConfig) -> Self {
+        Self {
+            header: c.header_read_timeout,
+            idle: c.idle_timeout,
+            body: c.body_read_timeout,
+        }
+    }
+}
+
+/// What a connection's deadline depends on.
+#[derive(Debug)]
+struct ClockState {
+    /// Requests of this connection in flight (HTTP/2 may have several).
+    inflight: usize,
+    /// Since when no request has been in flight.
+    idle_since: Instant,
+    /// When the first byte after `idle_since` arrived: a request head has begun.
+    head_started: Option<Instant>,
+}
+
+/// One connection's activity, shared by its socket and its requests.
+#[derive(Debug)]
+pub(crate) struct ConnClock {
+    timeouts: Timeouts,
+    state: Mutex<ClockState>,
+}
+
+impl ConnClock {
+    fn new(timeouts: Timeouts) -> Self {
+        Self {
+            timeouts,
+            state: Mutex::new(ClockState {
+                inflight: 0,
+                idle_since: Instant::now(),
+                head_started: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        // The state is plain data, valid after any panic: recover it rather than propagate.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// When the connection is closed if nothing changes; `None` while a request is in flight.
+    fn deadline(&self) -> Option<Instant> {
+        let s = self.lock();
+        if s.inflight > 0 {
+            return None;
+        }
+        Some(match s.head_started {
+            Some(t) => t + self.timeouts.header,
+            None => s.idle_since + self.timeouts.idle,
+        })
+    }
+
+    /// Bytes arrived: while idle, they start a request head's timer.
+    fn received(&self) {
+        let mut s = self.lock();
+        if s.inflight == 0 && s.head_started.is_none() {
+            s.head_started = Some(Instant::now());
+        }
+    }
+
+    /// A request began; the returned guard ends it when dropped.
+    fn begin(self: &Arc<Self>) -> InFlight {
+        let mut s = self.lock();
+        s.inflight += 1;
+        s.head_started = None;
+        InFlight(self.clone())
+    }
+}
+
+/// A request in flight on its connection, until its response body is dropped.
+struct InFlight(Arc<ConnClock>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.inflight = s.inflight.saturating_sub(1);
+        if s.inflight == 0 {
+            s.idle_since = Instant::now();
+            s.head_started = None;
+        }
+    }
+}
+
+/// The listener: the connection cap, and a [`TimedIo`] around every accepted socket.
+pub(crate) struct CappedListener {
+    inner: TcpListener,
+    slots: Arc<Semaphore>,
+    timeouts: Timeouts,
+}
+
+impl CappedListener {
+    pub(crate) fn new(inner: TcpListener, max_connections: usize, timeouts: Timeouts) -> Self {
+        Self {
+            inner,
+            slots: Arc::new(Semaphore::new(max_connections)),
+            timeouts,
+        }
+    }
+
+    /// The slots, so the running server can report how many connections are open.
+    pub(crate) fn slots(&self) -> Arc<Semaphore> {
+        self.slots.clone()
+    }
+}
+
+impl axum::serve::Listener for CappedListener {
+    type Io = TimedIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // Wait for a free slot before accepting: over the cap, connections queue in the backlog.
+        let permit = match self.slots.clone().acquire_owned().await {
+            Ok(p) => p,
+            // The semaphore is never closed; should it be, stop accepting rather than spin.
+            Err(_) => std::future::pending().await,
+        };
+        loop {
+            match self.inner.accept().await {
+                Ok((tcp, addr)) => {
+                    // Nagle's algorithm would hold small SSE writes back on reused connections.
+                    let _ = tcp.set_nodelay(true);
+                    let clock = Arc::new(ConnClock::new(self.timeouts));
+                    return (TimedIo::new(tcp, clock, permit), addr);
+                }
+                Err(e) => {
+                    // Out of descriptors (or a connection reset before accept): back off
+                    // briefly instead of spinning, as axum's own listener does.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// An accepted socket whose reads fail once the connection's deadline passes with no request
+/// in flight. Holds one slot of the connection cap until it is dropped.
+pub(crate) struct TimedIo {
+    tcp: TcpStream,
+    clock: Arc<ConnClock>,
+    timer: Pin<Box<Sleep>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl TimedIo {
+    fn new(tcp: TcpStream, clock: Arc<ConnClock>, slot: OwnedSemaphorePermit) -> Self {
+        let first = clock.deadline().unwrap_or_else(Instant::now);
+        Self {
+            tcp,
+            clock,
+            timer: Box::pin(tokio::time::sleep_until(first)),
+            _slot: slot,
+        }
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "connection idle or request head too slow",
+    )
+}
+
+impl AsyncRead for TimedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.tcp).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.clock.received();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                // Nothing to read: wait no longer than the deadline (none while a request is
+                // in flight; hyper reads again when it ends, which re-arms the timer).
+                let Some(deadline) = this.clock.deadline() else {
+                    return Poll::Pending;
+                };
+                if this.timer.deadline() != deadline {
+                    this.timer.as_mut().reset(deadline);
+                }
+                ready!(this.timer.as_mut().poll(cx));
+                Poll::Ready(Err(timed_out()))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TimedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// The connection a request came on: its peer address and its clock.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    pub(crate) addr: SocketAddr,
+    clock: Arc<ConnClock>,
+}
+
+impl Connected<IncomingStream<'_, CappedListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, CappedListener>) -> Self {
+        Self {
+            addr: *stream.remote_addr(),
+            clock: stream.io().clock.clone(),
+        }
+    }
+}
+
+/// Middleware: marks the request in flight on its connection until its response body is done,
+/// and fails a request body that stalls longer than `body_read_timeout`.
+pub(crate) async fn track(req: Request, next: Next) -> Response {
+    let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.clone())
+    else {
+        return next.run(req).await;
+    };
+    let guard = peer.clock.begin();
+    let stall = peer.clock.timeouts.body;
+    let req = req.map(|body| Body::new(StallBody::new(body, stall)));
+    let resp = next.run(req).await;
+    resp.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            // The guard lives as long as the response body: dropped after its last byte.
+            let _held = &guard;
+            frame
+        }))
+    })
+}
+
+/// A request body that fails with [`BodyStalled`] when no frame arrives for `stall` (the timer
+/// starts when the handler first reads).
+struct StallBody {
+    inner: Body,
+    stall: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl StallBody {
+    fn new(inner: Body, stall: Duration) -> Self {
+        Self {
+            inner,
+            stall,
+            timer: None,
+        }
+    }
+}
+
+impl HttpBody for StallBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                Poll::Ready(frame)
+            }
+            Poll::Pending => {
+                let stall = this.stall;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                ready!(timer.as_mut().poll(cx));
+                this.timer = None;
+                Poll::Ready(Some(Err(axum::Error::new(BodyStalled(stall)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (connections, the store and upstream
+/// sockets all need descriptors), and returns the soft limit now in force (`None`: unlimited
+/// or unknown).
+#[cfg(unix)]
+pub(crate) fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, soft = ?limit.current, hard = ?limit.maximum, "could not raise the open-file limit to its hard limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// Not unix: the limit is the platform's.
+#[cfg(not(unix))]
+pub(crate) fn raise_fd_limit() -> Option<u64> {
+    None
+}
+
+/// The connection cap in force: `max_connections`, but never more than the descriptors left
+/// after `fd_reserve` (at least 1).
+pub(crate) fn effective_cap(c: &ServerConfig, fd_soft_limit: Option<u64>) -> usize {
+    let Some(soft) = fd_soft_limit else {
+        return c.max_connections;
+    };
+    let available = usize::try_from(soft)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(c.fd_reserve)
+        .max(1);
+    if available < c.max_connections {
+        tracing::warn!(
+            max_connections = c.max_connections,
+            fd_soft_limit = soft,
+            fd_reserve = c.fd_reserve,
+            cap = available,
+            "the open-file limit lowers the connection cap; raise `ulimit -n` to allow more"
+        );
+    }
+    c.max_connections.min(available)
+}

@@ -1,0 +1,163 @@
+//! Slow and idle clients: the connection timers and the connection cap of `[server]`. Each test
+//! waits for the server to close a socket (read returns 0 or an error), never for a time.
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{TestGateway, user};
+
+/// A gateway with 1 s connection timers.
+async fn quick(extra: &str) -> TestGateway {
+    TestGateway::builder()
+        .server("header_read_timeout_secs = 1\nidle_timeout_secs = 1\nbody_read_timeout_secs = 1")
+        .server(extra)
+        .start()
+        .await
+}
+
+async fn connect(gw: &TestGateway) -> TcpStream {
+    TcpStream::connect(gw.gw.as_ref().unwrap().addr)
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the socket; returns what it sent before.
+async fn until_closed(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A normal request on a fresh client, which must succeed.
+async fn served(gw: &TestGateway) {
+    let resp = gw
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn silent_partial_and_idle_connections_are_closed_while_others_are_served() {
+    let gw = quick("").await;
+    // Sends nothing: closed before protocol detection ever ends.
+    let mut silent = connect(&gw).await;
+    // Half a request head.
+    let mut partial = connect(&gw).await;
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // An HTTP/2 preface cut short (the protocol is not yet known).
+    let mut preface = connect(&gw).await;
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    // One full request, then idle on the kept-alive connection.
+    let mut idle = connect(&gw).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    // Meanwhile other clients are served.
+    served(&gw).await;
+
+    assert_eq!(until_closed(&mut silent).await, "");
+    assert_eq!(until_closed(&mut partial).await, "");
+    assert_eq!(until_closed(&mut preface).await, "");
+    let answered = until_closed(&mut idle).await;
+    assert!(
+        answered.starts_with("HTTP/1.1 200"),
+        "the idle connection's request was answered before it closed: {answered}"
+    );
+    assert_eq!(
+        answered.matches("HTTP/1.1").count(),
+        1,
+        "one answer, then closed"
+    );
+    served(&gw).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_body_gets_408_in_the_family_envelope() {
+    let gw = quick("").await;
+    for (path, check) in [
+        (
+            "/openai/v1/chat/completions",
+            "\"type\":\"invalid_request_error\"",
+        ),
+        ("/anthropic/v1/messages", "\"type\":\"timeout_error\""),
+        (
+            "/dashscope/v1/services/aigc/text2image/image-synthesis",
+            "\"code\":\"RequestTimeOut\"",
+        ),
+        ("/music/v1/generate", "\"code\":408"),
+    ] {
+        let mut s = connect(&gw).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nx-api-key: {key}\r\nanthropic-version: 2023-06-01\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"model\":",
+            key = gw.key
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let answer = until_closed(&mut s).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{path}: a stalled body is answered 408: {answer}"
+        );
+        assert!(answer.contains(check), "{path}: family envelope: {answer}");
+        assert!(answer.contains("stalled"), "{path}: {answer}");
+    }
+    served(&gw).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_clients_wait_and_are_served_when_a_slot_frees() {
+    let gw = quick("max_connections = 2").await;
+    let running = gw.gw.as_ref().unwrap();
+    assert_eq!(running.connection_cap(), 2);
+    // Two connections hold both slots (one request each, kept alive).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(&gw).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+        held.push(s);
+    }
+    assert_eq!(running.open_connections(), 2);
+    // A third client connects (the kernel's backlog) and waits; it is served once the idle
+    // timer frees a slot.
+    served(&gw).await;
+    assert!(running.open_connections() <= 2);
+    for mut s in held {
+        until_closed(&mut s).await;
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_long_request_is_not_cut_by_the_idle_timer() {
+    // The upstream's delay holds the request in flight past the 1 s timers.
+    let gw = quick("").await;
+    let resp = gw
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("[emulate: latency_ms=2500] hi")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    // And a stream whose chunks come further apart than the timers.
+    let resp = gw
+        .chat(json!({"model": "gpt-4o-mini", "stream": true, "messages": user("[emulate: chunk_delay_ms=1200] hi")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("[DONE]"), "the stream ended properly: {body}");
+    gw.shutdown().await;
+}
