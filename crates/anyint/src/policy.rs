@@ -124,11 +124,12 @@ fn per_minute_refusal(rule: &str, level: &str, n: u32, unit: &str, d: &RateDecis
     .with_retry_after(Some(d.retry_after))
 }
 
-/// The limiter could not decide: with `fail_open` the request proceeds (logged and counted);
-/// otherwise it is refused with a 503 that says to retry shortly — never a 500.
+/// The limiter could not decide: with `fail_open` the request proceeds (counted);
+/// otherwise it is refused with a 503 that says to retry shortly — never a 500. Not logged per
+/// request: the Redis breaker logs an outage once, when it begins and when it ends.
 fn unavailable(e: &limits::Unavailable, fail_open: bool) -> Result<(), Box<Refusal>> {
     metrics::counter!(crate::telemetry::METRIC_LIMITER_ERRORS, "mode" => if fail_open { "open" } else { "closed" }).increment(1);
-    tracing::warn!(error = %e, fail_open, "rate limiter unavailable");
+    tracing::debug!(error = %e, fail_open, "rate limiter unavailable");
     if fail_open {
         return Ok(());
     }

@@ -58,20 +58,68 @@ async fn healthz() -> Response {
     families::json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
+/// The longest `/readyz` waits for the store: a pool whose connections hang must not hold the
+/// probe for its acquire timeout.
+const READY_WAIT: Duration = Duration::from_millis(800);
+
+/// Whether the last readiness check found the store down, so an outage logs once.
+static STORE_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `/readyz`: 200 when the store answers within [`READY_WAIT`] and, with
+/// `on_redis_error = "closed"`, the limiter's Redis answers; 503 otherwise. The body names
+/// each dependency's state and lists the ones down. Redis's state is the breaker's, read from
+/// memory.
 async fn readyz(State(state): State<SharedState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => families::json_response(
-            StatusCode::OK,
-            &serde_json::json!({"status": "ready", "store": state.store.backend()}),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            families::json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({"status": "unavailable", "store": state.store.backend()}),
-            )
+    use std::sync::atomic::Ordering;
+    let store_ok = match tokio::time::timeout(READY_WAIT, state.store.ping()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            if !STORE_DOWN.swap(true, Ordering::Relaxed) {
+                tracing::warn!(error = %e, "readiness: the store is unreachable");
+            }
+            false
         }
+        Err(_) => {
+            if !STORE_DOWN.swap(true, Ordering::Relaxed) {
+                tracing::warn!(wait_ms = 800, "readiness: the store did not answer in time");
+            }
+            false
+        }
+    };
+    if store_ok && STORE_DOWN.swap(false, Ordering::Relaxed) {
+        tracing::info!("readiness: the store answers again");
     }
+    let redis = state.limiter.backend();
+    let redis_ok = redis.is_none_or(|r| r.reachable);
+    let mut down = Vec::new();
+    if !store_ok {
+        down.push("store");
+    }
+    if !redis_ok {
+        down.push("redis");
+    }
+    // Redis down with "open" still serves (in-process limits): ready, but reported.
+    let ready = store_ok && (redis_ok || state.config.limits.fail_open);
+    let word = |ok: bool| if ok { "ok" } else { "down" };
+    let mut body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "store": state.store.backend(),
+        "checks": {
+            "store": word(store_ok),
+            "redis": if redis.is_some() { word(redis_ok) } else { "not_configured" },
+        },
+        "down": down,
+    });
+    if let Some(r) = redis {
+        // The instances sharing the limits, as last seen in Redis (0: not yet known).
+        body["redis_fleet"] = r.fleet.into();
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    families::json_response(status, &body)
 }
 
 /// `/metrics`: open unless `[server] metrics_token_env` names a token, which must then come as
@@ -141,11 +189,15 @@ pub struct Running {
     cap: usize,
 }
 
-/// The in-process limiter, or the Redis one when `[limits] redis_url` is set.
-async fn build_limiter(config: &Config) -> Result<Arc<dyn crate::policy::limits::Limiter>, Error> {
+/// The in-process limiter, or the Redis one (behind its breaker) when `[limits] redis_url` is
+/// set; `instance` names this gateway in the Redis fleet.
+async fn build_limiter(
+    config: &Config,
+    instance: &str,
+) -> Result<Arc<dyn crate::policy::limits::Limiter>, Error> {
     Ok(match &config.limits.redis_url {
-        Some(url) => Arc::new(
-            crate::policy::limits::redis::RedisLimiter::connect(
+        Some(url) => {
+            let redis = crate::policy::limits::redis::RedisLimiter::connect(
                 url,
                 &config.limits.key_prefix,
                 config.limits.redis_timeout,
@@ -156,8 +208,13 @@ async fn build_limiter(config: &Config) -> Result<Arc<dyn crate::policy::limits:
                     "limits.redis_url {}: {e}; start Redis or remove [limits] redis_url",
                     crate::store::redact_url(url)
                 ))
-            })?,
-        ),
+            })?;
+            Arc::new(crate::policy::limits::breaker::Breaker::new(
+                redis,
+                config.limits.fail_open,
+                instance,
+            ))
+        }
         None => Arc::new(crate::policy::limits::LocalLimiter::new()),
     })
 }
@@ -242,7 +299,8 @@ pub async fn start_with_store(
         .collect::<Result<Vec<_>, _>>()?;
     let spend = Arc::new(crate::policy::quota::SpendTracker::new());
     spend.reload(store.as_ref()).await?;
-    let limiter = build_limiter(&config).await?;
+    let instance_id = crate::auth::new_id("inst_");
+    let limiter = build_limiter(&config, &instance_id).await?;
     let prices = config
         .models
         .iter()
@@ -280,7 +338,7 @@ pub async fn start_with_store(
         directory: directory.clone(),
         spend: spend.clone(),
         invalidator: invalidator.clone(),
-        instance_id: crate::auth::new_id("inst_"),
+        instance_id,
         outbox_wake: tokio::sync::Notify::new(),
     });
 

@@ -30,6 +30,8 @@ pub const METRIC_FALLBACKS: &str = "anyint_fallbacks_total";
 pub const METRIC_ROUTE_STATE: &str = "anyint_route_state";
 /// Limiter backend failures, by configured mode (`open` admits, `closed` refuses).
 pub const METRIC_LIMITER_ERRORS: &str = "anyint_limiter_errors_total";
+/// 1 while the limiter's Redis answers, 0 while its breaker is open (absent without Redis).
+pub const METRIC_LIMITER_REDIS_UP: &str = "anyint_limiter_redis_up";
 /// Tokens metered, by direction and model.
 pub const METRIC_TOKENS: &str = "anyint_tokens_total";
 /// Hosted web searches metered, by model and provider (to reconcile with upstream bills).

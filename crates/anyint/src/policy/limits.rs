@@ -5,10 +5,12 @@
 //! update. Concurrency counts requests in flight, streams included: the [`Permit`] is held by
 //! the response until its last byte. The in-process limiter is the default; the Redis backend
 //! ([`redis::RedisLimiter`], `[limits] redis_url`) implements the same trait so several gateway
-//! instances share one exact count.
+//! instances share one exact count, behind a breaker ([`breaker::Breaker`]) that falls back
+//! to in-process counting while Redis is unreachable.
 //!
 //! Time is tokio's, so the limiter runs under paused time in tests.
 
+pub mod breaker;
 pub mod redis;
 
 use std::collections::HashMap;
@@ -83,6 +85,20 @@ pub trait Limiter: Send + Sync {
     -> Result<RateDecision, Unavailable>;
     /// Corrects `scope`'s token count by `delta` once the real usage is known.
     async fn settle(&self, scope: &str, limit: u32, delta: i64) -> Result<(), Unavailable>;
+    /// The shared backend's state (`None`: there is none, limits are in-process). Read from
+    /// memory, never a round trip, so readiness checks stay instant.
+    fn backend(&self) -> Option<BackendStatus> {
+        None
+    }
+}
+
+/// What the limiter knows of its shared backend (Redis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// Whether it answers (its breaker is closed).
+    pub reachable: bool,
+    /// Live gateway instances last seen in it; 0 while unknown.
+    pub fleet: u32,
 }
 
 /// The GCRA step shared by both backends and both kinds of limit: `cost` units of a `limit`

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::TestGateway;
+use crate::harness::{Captured, TestGateway};
 
 /// A path segment or query value, percent-encoded (everything but RFC 3986 unreserved bytes).
 fn encode(text: &str) -> String {
@@ -237,26 +237,6 @@ async fn ids_outside_the_rule_cannot_be_created() {
         .unwrap();
     assert_eq!(resp.status(), 201);
     gw.shutdown().await;
-}
-
-/// A log sink for a test's own subscriber.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 /// An upstream refuses a task create with a message that quotes the prompt (as real providers'

@@ -193,3 +193,100 @@ async fn pg_store_contract() {
     assert_eq!(t.store.backend(), "postgres");
     contract(t.store.as_ref()).await;
 }
+
+/// A TCP proxy to Postgres that the test can cut: while cut, it forwards nothing and holds
+/// every socket open (a partition, the case where a pool's queries hang rather than fail).
+struct Partition {
+    port: u16,
+    cut: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Partition {
+    async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+        let target = target.to_owned();
+        let cuts = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut cut = cuts.subscribe();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if *cut.borrow_and_update() {
+                        let _ = cut.wait_for(|c| !*c).await;
+                    } else {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                            _ = cut.wait_for(|c| *c) => {}
+                        }
+                        // Cut: hold both sockets, silent, until the partition heals.
+                        let _ = cut.wait_for(|c| !*c).await;
+                        drop(server);
+                    }
+                    // Healed: close, so the pool opens fresh connections.
+                    drop(client);
+                });
+            }
+        });
+        Self { port, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// With the store partitioned away, `/readyz` answers promptly (not after the pool's acquire
+/// wait) with 503 naming the store, the hot path keeps serving from its caches, and readiness
+/// returns when the store does.
+#[tokio::test]
+async fn pg_readyz_reports_an_unreachable_store_and_its_return() {
+    let direct = crate::harness::fresh_pg_schema().await;
+    let proxy = Partition::start("127.0.0.1:5432").await;
+    let via_proxy = direct.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1);
+    assert_ne!(via_proxy, direct, "the store URL goes through the proxy");
+    let gw = TestGateway::builder()
+        .shared_postgres(&via_proxy)
+        .start()
+        .await;
+    let ready = || async {
+        let resp = gw.http.get(gw.url("/readyz")).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, body) = ready().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["store"], "ok");
+    assert_eq!(body["checks"]["redis"], "not_configured");
+
+    proxy.set_cut(true);
+    let (status, body) = ready().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["store"], "down");
+    assert_eq!(body["down"], json!(["store"]));
+    // Keys are cached and usage is queued: requests are still served.
+    let resp = gw
+        .chat(json!({"model": "gpt-4o-mini", "messages": crate::harness::user("hi")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+
+    proxy.set_cut(false);
+    let mut healed = false;
+    for _ in 0..500 {
+        if ready().await.0 == 200 {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(healed, "/readyz did not report the store's return");
+    gw.shutdown().await;
+}

@@ -63,6 +63,17 @@ if n > 0 then redis.call('DECR', KEYS[1]) end
 return 0
 ";
 
+/// Records this instance in the fleet (a sorted set scored by Redis time), drops members not
+/// seen for ARGV[2] ms, and returns how many remain. ARGV[1]: the instance ID.
+const FLEET_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('ZCARD', KEYS[1])
+";
+
 /// How long an in-flight slot may outlive a crashed instance.
 const SLOT_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -74,6 +85,7 @@ pub struct RedisLimiter {
     settle: Script,
     acquire: Script,
     release: Script,
+    fleet: Script,
     timeout: Duration,
 }
 
@@ -97,8 +109,32 @@ impl RedisLimiter {
             settle: Script::new(SETTLE_SCRIPT),
             acquire: Script::new(ACQUIRE_SCRIPT),
             release: Script::new(RELEASE_SCRIPT),
+            fleet: Script::new(FLEET_SCRIPT),
             timeout,
         })
+    }
+
+    /// One `PING`, within the limiter's timeout.
+    pub async fn ping(&self) -> Result<(), Unavailable> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        tokio::time::timeout(self.timeout, cmd.query_async::<String>(&mut conn))
+            .await
+            .map_err(|_| Unavailable("redis did not answer in time".into()))?
+            .map_err(|e| Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Marks `instance` alive for `ttl` and returns how many instances are alive.
+    pub async fn heartbeat(&self, instance: &str, ttl: Duration) -> Result<u32, Unavailable> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.fleet.key(format!("{}:fleet", self.prefix));
+        invocation.arg(instance).arg(micros(ttl) / 1000);
+        let n: i64 = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+            .await
+            .map_err(|_| Unavailable("redis did not answer in time".into()))?
+            .map_err(|e| Unavailable(e.to_string()))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     fn key(&self, kind: &str, scope: &str) -> String {
