@@ -421,6 +421,41 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     }
 }
 
+/// Refuses every string in `value` (at any depth) longer than `max(path, text)` characters
+/// with a 400 naming its path (`input.prompt`, `input.media[0].url`): the task families bound
+/// their fields as their upstreams do, since a task's request is stored and read on every poll.
+pub(crate) fn bound_strings(
+    value: &serde_json::Value,
+    path: &str,
+    max: &dyn Fn(&str, &str) -> usize,
+) -> Result<(), Error> {
+    match value {
+        serde_json::Value::String(text) => {
+            let limit = max(path, text);
+            // Bytes bound characters from above: count only when the bytes exceed the limit.
+            if text.len() > limit && text.chars().count() > limit {
+                return Err(Error::invalid(
+                    None,
+                    format!("`{path}` is longer than the upstream's limit of {limit} characters; shorten it"),
+                )
+                .with_code("field_too_long"));
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                bound_strings(item, &format!("{path}[{i}]"), max)?;
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields {
+                bound_strings(field, &format!("{path}.{name}"), max)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// A request body's `Content-Encoding`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {

@@ -65,28 +65,7 @@ pub async fn admit(
             admission.permits.push(p);
         }
     }
-    for scope in scopes {
-        if let Some(n) = scope.rpm {
-            let d = match limiter.rate(&scope.id, n).await {
-                Ok(d) => d,
-                Err(e) => {
-                    unavailable(&e, fail_open)?;
-                    continue;
-                }
-            };
-            if !d.allowed {
-                let error = per_minute_refusal("rate limit", &scope.label, n, "requests", &d);
-                return Err(Box::new(Refusal {
-                    error,
-                    rate: Some(d),
-                }));
-            }
-            // The headers report the tightest level.
-            if admission.rate.is_none_or(|r| d.remaining < r.remaining) {
-                admission.rate = Some(d);
-            }
-        }
-    }
+    admission.rate = requests(limiter, fail_open, scopes).await?;
     // Tokens last: they are admitted on an estimate and settled on the real usage.
     for scope in scopes {
         if let Some(n) = scope.tpm {
@@ -111,6 +90,39 @@ pub async fn admit(
         }
     }
     Ok(admission)
+}
+
+/// Counts one request against every scope's requests-per-minute limit; returns the tightest
+/// decision (for the headers), or the refusal naming the level. Task polls take only this step.
+pub async fn requests(
+    limiter: &dyn Limiter,
+    fail_open: bool,
+    scopes: &[directory::Scope],
+) -> Result<Option<RateDecision>, Box<Refusal>> {
+    let mut tightest: Option<RateDecision> = None;
+    for scope in scopes {
+        if let Some(n) = scope.rpm {
+            let d = match limiter.rate(&scope.id, n).await {
+                Ok(d) => d,
+                Err(e) => {
+                    unavailable(&e, fail_open)?;
+                    continue;
+                }
+            };
+            if !d.allowed {
+                let error = per_minute_refusal("rate limit", &scope.label, n, "requests", &d);
+                return Err(Box::new(Refusal {
+                    error,
+                    rate: Some(d),
+                }));
+            }
+            // The headers report the tightest level.
+            if tightest.is_none_or(|r| d.remaining < r.remaining) {
+                tightest = Some(d);
+            }
+        }
+    }
+    Ok(tightest)
 }
 
 /// A 429 for a per-minute limit, naming the level and the rule and saying when to retry.

@@ -122,6 +122,31 @@ fn create_route(
     )
 }
 
+/// DashScope's bounds (`shared/protocols/dashscope.md`): prompts in characters (the largest
+/// any listed model accepts; each model's own, smaller limit is the upstream's to enforce),
+/// media URLs as links or as `data:` URLs of the largest inline file (audio, 15 MB, base64).
+const PROMPT_CHARS: usize = 2000;
+const NEGATIVE_PROMPT_CHARS: usize = 500;
+const URL_CHARS: usize = 2048;
+const DATA_URL_CHARS: usize = 20 * 1024 * 1024;
+const OTHER_CHARS: usize = 256;
+
+/// The limit for the string at `path` (`model`, `input.…`, `parameters.…`).
+fn limit(path: &str, text: &str) -> usize {
+    match path {
+        "input.prompt" => PROMPT_CHARS,
+        "input.negative_prompt" => NEGATIVE_PROMPT_CHARS,
+        p if p.starts_with("input.") => {
+            if text.starts_with("data:") {
+                DATA_URL_CHARS
+            } else {
+                URL_CHARS
+            }
+        }
+        _ => OTHER_CHARS,
+    }
+}
+
 /// A positive integer parameter, or its default; a 400 naming it otherwise.
 fn positive(
     params: Option<&Value>,
@@ -178,6 +203,9 @@ async fn create(
     let params = obj.get("parameters");
     if params.is_some_and(|p| !p.is_object() && !p.is_null()) {
         return Err(Error::invalid(Some("parameters"), "`parameters` must be an object").into());
+    }
+    for (name, value) in &obj {
+        super::bound_strings(value, name, &limit)?;
     }
     let units = if kind == "video" {
         positive(params, "duration", 5, 600)?

@@ -52,11 +52,30 @@ impl Envelope for Music {
     }
 }
 
-fn ok(data: &Value) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({"code": 200, "msg": "success", "data": data}),
-    )
+/// The reseller's success wrapping; takes `data` so a large record is moved, not copied.
+fn ok(data: Value) -> Response {
+    // `json!` would serialize `data` by reference, a copy; assignment moves it.
+    let mut body = json!({"code": 200, "msg": "success"});
+    body["data"] = data;
+    json_response(StatusCode::OK, &body)
+}
+
+/// The reseller's bounds in characters (`shared/protocols/music.md`), by model: `V4` has the
+/// smaller custom-mode limits, the newer models the larger; simple mode takes a 500-character
+/// description. Fields without a documented limit get one as large as the largest documented.
+fn limit(model: &str, custom: bool, path: &str) -> usize {
+    let v4 = model == "V4";
+    match path {
+        "prompt" if !custom => 500,
+        "prompt" if v4 => 3000,
+        "prompt" => 5000,
+        "style" | "negativeTags" if v4 => 200,
+        "style" | "negativeTags" => 1000,
+        "title" if v4 || model == "V4_5ALL" => 80,
+        "title" => 100,
+        "callBackUrl" => 2048,
+        _ => 256,
+    }
 }
 
 async fn generate(
@@ -96,6 +115,10 @@ async fn generate(
             }
         }
     }
+    let custom = obj.get("customMode") == Some(&Value::Bool(true));
+    for (name, value) in &obj {
+        super::bound_strings(value, name, &|path, _| limit(&model, custom, path))?;
+    }
     let callback_url = match obj.remove("callBackUrl") {
         None | Some(Value::Null) => None,
         Some(Value::String(u)) if u.is_empty() => None,
@@ -117,7 +140,7 @@ async fn generate(
         units: 1,
     };
     let created = crate::tasks::create::create(&state, &key, new).await?;
-    let resp = super::replayed(ok(&json!({"taskId": created.task.id})), created.replayed);
+    let resp = super::replayed(ok(json!({"taskId": created.task.id})), created.replayed);
     Ok(with_log(resp, &key.id, Some(&model)))
 }
 
@@ -152,10 +175,11 @@ async fn record_info(
             .with_code("task_not_found")
             .into());
     };
+    let model = task.model.clone();
     Ok(with_log(
-        ok(&crate::tasks::render::music_record(&task)),
+        ok(crate::tasks::render::music_record(task)),
         &key.id,
-        Some(&task.model),
+        Some(&model),
     ))
 }
 

@@ -70,24 +70,30 @@ fn tracks(task: &Task) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// The record-info `data` for a task, with the gateway's task ID.
-pub fn music_record(task: &Task) -> Value {
-    let mut param = task.request.clone();
+/// The record-info `data` for a task, with the gateway's task ID. Takes the task, so the stored
+/// request is serialized from the one copy loaded, never cloned.
+pub fn music_record(mut task: Task) -> Value {
+    let mut param = std::mem::take(&mut task.request);
     if let (Some(obj), Some(url)) = (param.as_object_mut(), &task.callback_url) {
         obj.insert("callBackUrl".into(), Value::String(url.clone()));
     }
-    json!({
+    let text = param.to_string();
+    drop(param);
+    let param = Value::String(text);
+    let mut data = json!({
         "taskId": task.id,
         "parentMusicId": "",
-        "param": param.to_string(),
-        "response": {"taskId": task.id, "sunoData": tracks(task)},
+        "response": {"taskId": task.id, "sunoData": tracks(&task)},
         "status": task.native_status,
         "type": "GENERATE",
         "operationType": "generate",
-        "errorCode": error_code(task),
+        "errorCode": error_code(&task),
         "errorMessage": task.error_message,
         "createTime": task.created_at_ms,
-    })
+    });
+    // Moved in, not serialized by reference (a copy) as `json!` would.
+    data["param"] = param;
+    data
 }
 
 /// The client callback for a task's current stage, in the reseller's callback shape (tracks

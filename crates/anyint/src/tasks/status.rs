@@ -22,6 +22,8 @@ pub async fn lookup(
     id: &str,
     family: TaskFamily,
 ) -> Result<Option<Task>, Error> {
+    // A poll is a request: it counts against the key's requests per minute.
+    crate::gateway::admission::admit_poll(state, key).await?;
     let Some(task) = owned(state, key, id, family).await? else {
         return Ok(None);
     };
@@ -71,7 +73,7 @@ async fn claim(state: &AppState, task: &Task) -> Result<bool, Error> {
 
 /// Fetches a leased task's status from upstream and applies it; the lease is released either
 /// way. Returns the task as it now stands.
-pub async fn refresh(state: &AppState, task: Task, owner: &str) -> Task {
+pub async fn refresh(state: &AppState, mut task: Task, owner: &str) -> Task {
     let obs = if task.upstream_id.is_none() {
         expired(state, &task)
     } else {
@@ -88,8 +90,11 @@ pub async fn refresh(state: &AppState, task: Task, owner: &str) -> Task {
     } else {
         obs
     };
-    match apply(state, &task, obs, Some(owner)).await {
-        Ok(Some(t)) => t,
+    match apply(state, &mut task, obs, Some(owner)).await {
+        Ok(Some(mut t)) => {
+            t.request = std::mem::take(&mut task.request);
+            t
+        }
         Ok(None) => task,
         Err(e) => {
             tracing::warn!(task = %task.id, error = e.kind.as_str(), cause = e.cause.as_deref().unwrap_or(""), "task update failed; will retry");
@@ -201,7 +206,7 @@ fn next_poll(state: &AppState, task: &Task, changed: bool, now: i64) -> i64 {
 /// as updated, or `None` when the store refused (lease lost, already settled, or stale).
 pub async fn apply(
     state: &AppState,
-    task: &Task,
+    task: &mut Task,
     obs: Observation,
     lease_owner: Option<&str>,
 ) -> Result<Option<Task>, Error> {
@@ -213,7 +218,11 @@ pub async fn apply(
         // A repeated or stale callback: nothing to do.
         return Ok(None);
     }
+    // Everything but the stored request, which can be megabytes of prompt and inline media: an
+    // update never changes it, so it is not copied (callers move it over when they need it).
+    let request = std::mem::take(&mut task.request);
     let mut next = task.clone();
+    task.request = request;
     next.polls = task.polls + i64::from(lease_owner.is_some());
     next.refreshed_at_ms = now;
     next.next_poll_ms = next_poll(state, task, changed, now);
@@ -355,7 +364,8 @@ fn event_body(task: &Task, event_id: &str) -> Option<String> {
 
 /// Cancels a pending DashScope task upstream and settles it with no charge.
 pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<Task>, Error> {
-    let Some(task) = owned(state, key, id, TaskFamily::DashScope).await? else {
+    crate::gateway::admission::admit_poll(state, key).await?;
+    let Some(mut task) = owned(state, key, id, TaskFamily::DashScope).await? else {
         return Ok(None);
     };
     if task.status != TaskStatus::Pending {
@@ -400,11 +410,11 @@ pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<T
             units: None,
         },
         Err(e) => {
-            let _ = apply(state, &task, Observation::unchanged(), Some(owner)).await;
+            let _ = apply(state, &mut task, Observation::unchanged(), Some(owner)).await;
             return Err(e);
         }
     };
-    apply(state, &task, obs, Some(owner))
+    apply(state, &mut task, obs, Some(owner))
         .await
         .map(|t| t.or(Some(task)))
 }
@@ -414,7 +424,7 @@ pub async fn cancel(state: &AppState, key: &ApiKey, id: &str) -> Result<Option<T
 /// poll result.
 pub async fn upstream_callback(state: &AppState, token: &str, body: &[u8]) -> Result<bool, Error> {
     let hash = sha256_hex(token.as_bytes());
-    let Some(task) = state.store.task_by_callback_token(&hash).await? else {
+    let Some(mut task) = state.store.task_by_callback_token(&hash).await? else {
         return Ok(false);
     };
     let (upstream_id, obs) = crate::providers::music::decode_callback(body)?;
@@ -439,7 +449,7 @@ pub async fn upstream_callback(state: &AppState, token: &str, body: &[u8]) -> Re
         }
         return Ok(true);
     }
-    apply(state, &task, obs, None).await?;
+    apply(state, &mut task, obs, None).await?;
     Ok(true)
 }
 

@@ -911,3 +911,172 @@ async fn account_creation_returns_its_signing_secret_and_rotation_replaces_it() 
     assert_eq!(r.status(), 401);
     gw.shutdown().await;
 }
+
+/// Each task family bounds its request fields as its upstream does: a field over the limit is
+/// a 400 in the family's envelope that names the field, before anything is stored or sent.
+#[tokio::test]
+async fn oversized_task_fields_are_refused_naming_the_field() {
+    let gw = gateway("").await;
+    let long = |n: usize| "x".repeat(n);
+    for (body, field) in [
+        (video_body(&long(2001)), "input.prompt"),
+        (
+            json!({"model": "wan2.2-t2v-plus", "input": {"prompt": "p", "negative_prompt": long(501)}}),
+            "input.negative_prompt",
+        ),
+        (
+            json!({"model": "wan2.2-t2v-plus", "input": {"prompt": "p", "img_url": format!("https://e.com/{}", long(2100))}}),
+            "input.img_url",
+        ),
+        (
+            json!({"model": "wan2.2-t2v-plus", "input": {"prompt": "p"}, "parameters": {"size": long(300)}}),
+            "parameters.size",
+        ),
+    ] {
+        let resp = gw.post(VIDEO).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{field}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["code"], "InvalidParameter", "{v}");
+        assert!(v["request_id"].is_string(), "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{field}`")),
+            "{v}"
+        );
+    }
+    // At the limit it passes (characters, not bytes: 2000 two-byte characters).
+    create_video(&gw, &"é".repeat(2000)).await;
+
+    for (body, field) in [
+        (
+            json!({"customMode": false, "instrumental": false, "model": "V4_5", "prompt": long(501)}),
+            "prompt",
+        ),
+        (
+            json!({"customMode": true, "instrumental": false, "model": "V4_5", "prompt": long(5001), "style": "s", "title": "t"}),
+            "prompt",
+        ),
+        (
+            json!({"customMode": true, "instrumental": true, "model": "V4_5", "style": long(1001), "title": "t"}),
+            "style",
+        ),
+        (
+            json!({"customMode": true, "instrumental": true, "model": "V4_5", "style": "s", "title": long(101)}),
+            "title",
+        ),
+    ] {
+        let resp = gw
+            .post("/music/v1/generate")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{field}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["code"], 400, "{v}");
+        assert!(v["data"].is_null(), "{v}");
+        assert!(
+            v["msg"].as_str().unwrap().contains(&format!("`{field}`")),
+            "{v}"
+        );
+    }
+    let ok = gw
+        .post("/music/v1/generate")
+        .json(&json!({"customMode": true, "instrumental": false, "model": "V4_5", "prompt": long(5000), "style": "s", "title": "t"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.status(),
+        200,
+        "custom-mode lyrics up to 5000 characters pass"
+    );
+    assert_eq!(
+        gw.store.tasks(None, 10).await.unwrap().len(),
+        2,
+        "refused tasks leave no row"
+    );
+    gw.shutdown().await;
+}
+
+/// Task polls count against the key's requests per minute: past it, a poll is a 429 in the
+/// family's envelope with `Retry-After`.
+#[tokio::test]
+async fn task_polls_count_against_the_keys_request_limit() {
+    let gw = gateway("").await;
+    let (_, key) = anyint::auth::issue_key(
+        gw.store.as_ref(),
+        "polls",
+        "acct",
+        None,
+        anyint::store::KeyLimits {
+            rpm: Some(4),
+            ..anyint::store::KeyLimits::default()
+        },
+    )
+    .await
+    .unwrap();
+    let create = gw
+        .http
+        .post(gw.url(VIDEO))
+        .bearer_auth(&key)
+        .json(&video_body("a cat"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create.status(), 200);
+    let id = create.json::<Value>().await.unwrap()["output"]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let music = gw
+        .http
+        .post(gw.url("/music/v1/generate"))
+        .bearer_auth(&key)
+        .json(&json!({"customMode": false, "instrumental": false, "model": "V4_5", "prompt": "piano"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(music.status(), 200);
+    let music_id = music.json::<Value>().await.unwrap()["data"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Two creates and two polls use the 4 requests of the minute.
+    let ds_poll = || {
+        gw.http
+            .get(gw.url(&format!("/dashscope/v1/tasks/{id}")))
+            .bearer_auth(&key)
+            .send()
+    };
+    let music_poll = || {
+        gw.http
+            .get(gw.url(&format!("/music/v1/generate/record-info?taskId={music_id}")))
+            .bearer_auth(&key)
+            .send()
+    };
+    assert_eq!(ds_poll().await.unwrap().status(), 200);
+    assert_eq!(music_poll().await.unwrap().status(), 200);
+
+    let refused = ds_poll().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let v: Value = refused.json().await.unwrap();
+    assert_eq!(v["code"], "Throttling.RateQuota", "{v}");
+    let refused = music_poll().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let v: Value = refused.json().await.unwrap();
+    assert_eq!(v["code"], 429, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("rate limit"), "{v}");
+    let cancel = gw
+        .http
+        .post(gw.url(&format!("/dashscope/v1/tasks/{id}/cancel")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 429, "a cancel is a request too");
+    gw.shutdown().await;
+}
