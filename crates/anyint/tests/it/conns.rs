@@ -84,6 +84,22 @@ async fn silent_partial_and_idle_connections_are_closed_while_others_are_served(
 }
 
 #[tokio::test]
+async fn a_request_head_is_timed_from_its_first_byte_not_by_the_idle_timer() {
+    // An hour of idle allowance: only the header timer can close this connection.
+    let gw = TestGateway::builder()
+        .server("header_read_timeout_secs = 1\nidle_timeout_secs = 3600")
+        .start()
+        .await;
+    let mut s = connect(&gw).await;
+    s.write_all(b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert_eq!(until_closed(&mut s).await, "");
+    served(&gw).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_slow_body_gets_408_in_the_family_envelope() {
     let gw = quick("").await;
     for (path, check) in [
