@@ -597,6 +597,27 @@ routes = [{ provider = "up", upstream_model = "u1" }]
     }
 
     #[test]
+    fn connection_limits_default_to_closing_within_45_s_and_refuse_zero() {
+        let c = Config::parse(OK, "t.toml", &env).unwrap();
+        let s = &c.server;
+        assert!(s.idle_timeout + s.header_read_timeout <= Duration::from_secs(45));
+        assert!(s.body_read_timeout <= Duration::from_secs(45));
+        assert_eq!((s.max_connections, s.fd_reserve), (4096, 128));
+        for key in [
+            "idle_timeout_secs",
+            "header_read_timeout_secs",
+            "body_read_timeout_secs",
+            "max_connections",
+        ] {
+            let zero = OK.replace("[server]\n", &format!("[server]\n{key} = 0\n"));
+            let e = Config::parse(&zero, "t.toml", &env)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("server.{key}")), "{e}");
+        }
+    }
+
+    #[test]
     fn metrics_token_env_must_be_set_when_named() {
         let c = Config::parse(OK, "t.toml", &env).unwrap();
         assert!(c.server.metrics_token.is_none());

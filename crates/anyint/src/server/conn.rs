@@ -378,10 +378,14 @@ impl HttpBody for StallBody {
 pub(crate) fn raise_fd_limit() -> Option<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
+    // An unlimited hard limit (`None`) cannot be the soft one for open files (the kernel caps
+    // it); the soft limit is then left as it is.
+    if let Some(hard) = limit.maximum
+        && limit.current != Some(hard)
+    {
         let raised = rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
+            current: Some(hard),
+            maximum: Some(hard),
         };
         if let Err(e) = setrlimit(Resource::Nofile, raised) {
             tracing::warn!(error = %e, soft = ?limit.current, hard = ?limit.maximum, "could not raise the open-file limit to its hard limit");
