@@ -421,3 +421,26 @@ pub(crate) fn effective_cap(c: &ServerConfig, fd_soft_limit: Option<u64>) -> usi
     }
     c.max_connections.min(available)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(max_connections: usize, fd_reserve: usize) -> ServerConfig {
+        let mut c = crate::config::Config::parse("", "t.toml", &|_| None)
+            .unwrap()
+            .server;
+        c.max_connections = max_connections;
+        c.fd_reserve = fd_reserve;
+        c
+    }
+
+    #[test]
+    fn the_cap_leaves_the_reserve_of_descriptors_free() {
+        // The case: 256 descriptors. The cap leaves 128 for the store and upstreams.
+        assert_eq!(effective_cap(&server(4096, 128), Some(256)), 128);
+        assert_eq!(effective_cap(&server(100, 128), Some(1_048_576)), 100);
+        assert_eq!(effective_cap(&server(4096, 128), None), 4096);
+        assert_eq!(effective_cap(&server(4096, 128), Some(64)), 1, "never zero");
+    }
+}
