@@ -192,3 +192,28 @@ async fn a_long_request_is_not_cut_by_the_idle_timer() {
     assert!(body.contains("[DONE]"), "the stream ended properly: {body}");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn http2_requests_and_slow_streams_are_not_cut_by_the_timers() {
+    let gw = quick("").await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let chat = |text: &str, stream: bool| {
+        h2.post(gw.url("/openai/v1/chat/completions"))
+            .bearer_auth(&gw.key)
+            .json(&json!({"model": "gpt-4o-mini", "stream": stream, "messages": user(text)}))
+            .send()
+    };
+    let resp = chat("hi", false).await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let resp = chat("[emulate: chunk_delay_ms=1200] hi", true)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("[DONE]"), "the stream ended properly: {body}");
+    gw.shutdown().await;
+}
