@@ -51,8 +51,10 @@ impl Invalidator {
         loop {
             match self.client.get_async_pubsub().await {
                 Ok(mut pubsub) => {
+                    // Failures here retry every second while Redis is down; the limiter's
+                    // breaker logs the outage once, so they stay at debug.
                     if let Err(e) = pubsub.subscribe(&self.channel).await {
-                        tracing::warn!(error = %e, "subscribing to cache invalidations failed");
+                        tracing::debug!(error = %e, "subscribing to cache invalidations failed");
                     } else {
                         let mut messages = pubsub.on_message();
                         while messages.next().await.is_some() {
@@ -66,7 +68,7 @@ impl Invalidator {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "connecting for cache invalidations failed; retrying");
+                    tracing::debug!(error = %e, "connecting for cache invalidations failed; retrying");
                 }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;

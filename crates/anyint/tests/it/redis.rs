@@ -358,6 +358,9 @@ async fn redis_outage_open_counts_in_process_shares_then_returns_to_redis() {
     // The small key gets its share: half of 6 per minute on this instance.
     let statuses = load(&gw, &small, 6, 1).await;
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+    // Let the outage last past any once-a-second retry loop, so one that logs each attempt
+    // shows in the log check below (nothing here is timed).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let (status, body) = ready(&gw).await;
     assert_eq!(status, 200, "open: still ready: {body}");
     assert_eq!(body["checks"]["redis"], "down");
