@@ -210,6 +210,7 @@ async fn write_with_retry(store: &dyn Store, batch: &mut Vec<UsageRecord>, chunk
                 batch.drain(..n);
                 backoff = Duration::from_millis(50);
                 failures = 0;
+                crate::telemetry::store_answered();
             }
             Err(e) => {
                 metrics::counter!(crate::telemetry::METRIC_METER_WRITE_ERRORS).increment(1);
@@ -219,7 +220,9 @@ async fn write_with_retry(store: &dyn Store, batch: &mut Vec<UsageRecord>, chunk
                     failures = 0;
                     continue;
                 }
-                tracing::warn!(error = %e, pending = batch.len(), "usage write failed; retrying");
+                // An outage is logged once; the pending count is in each retry's debug line.
+                tracing::debug!(pending = batch.len(), "usage write failed; retrying");
+                crate::telemetry::store_failed("usage write", &e);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }

@@ -62,33 +62,25 @@ async fn healthz() -> Response {
 /// probe for its acquire timeout.
 const READY_WAIT: Duration = Duration::from_millis(800);
 
-/// Whether the last readiness check found the store down, so an outage logs once.
-static STORE_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// `/readyz`: 200 when the store answers within [`READY_WAIT`] and, with
 /// `on_redis_error = "closed"`, the limiter's Redis answers; 503 otherwise. The body names
 /// each dependency's state and lists the ones down. Redis's state is the breaker's, read from
 /// memory.
 async fn readyz(State(state): State<SharedState>) -> Response {
-    use std::sync::atomic::Ordering;
     let store_ok = match tokio::time::timeout(READY_WAIT, state.store.ping()).await {
-        Ok(Ok(())) => true,
+        Ok(Ok(())) => {
+            crate::telemetry::store_answered();
+            true
+        }
         Ok(Err(e)) => {
-            if !STORE_DOWN.swap(true, Ordering::Relaxed) {
-                tracing::warn!(error = %e, "readiness: the store is unreachable");
-            }
+            crate::telemetry::store_failed("readiness check", &e);
             false
         }
         Err(_) => {
-            if !STORE_DOWN.swap(true, Ordering::Relaxed) {
-                tracing::warn!(wait_ms = 800, "readiness: the store did not answer in time");
-            }
+            crate::telemetry::store_failed("readiness check", &"no answer within 800 ms");
             false
         }
     };
-    if store_ok && STORE_DOWN.swap(false, Ordering::Relaxed) {
-        tracing::info!("readiness: the store answers again");
-    }
     let redis = state.limiter.backend();
     let redis_ok = redis.is_none_or(|r| r.reachable);
     let mut down = Vec::new();
@@ -245,14 +237,20 @@ fn spawn_refresher(state: SharedState) -> JoinHandle<()> {
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = state.keys.reload().await {
-                tracing::warn!(error = %e, "key cache refresh failed; serving the cached keys");
-            }
-            if let Err(e) = state.spend.reload(state.store.as_ref()).await {
-                tracing::warn!(error = %e, "spend refresh failed; serving the cached spend");
-            }
-            if let Err(e) = state.directory.reload().await {
-                tracing::warn!(error = %e, "policy refresh failed; serving the cached plans, accounts and teams");
+            // Each failure serves the cached copy; an outage is logged once (telemetry).
+            let outcomes = [
+                ("key cache refresh", state.keys.reload().await),
+                (
+                    "spend refresh",
+                    state.spend.reload(state.store.as_ref()).await,
+                ),
+                ("policy refresh", state.directory.reload().await),
+            ];
+            for (what, outcome) in outcomes {
+                match outcome {
+                    Ok(()) => crate::telemetry::store_answered(),
+                    Err(e) => crate::telemetry::store_failed(what, &e),
+                }
             }
         }
     })

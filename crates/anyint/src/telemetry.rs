@@ -123,3 +123,26 @@ pub fn metrics_handle() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// Whether the store is failing, as the background loops and `/readyz` last saw it: a store
+/// outage logs one line when it starts and one when it ends, however many loops run into it.
+/// One gateway per process, so one flag per process.
+static STORE_FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A store call of a background loop (or of the readiness probe) failed: the first failure of
+/// an outage is logged at warn, the others at debug.
+pub fn store_failed(what: &'static str, error: &dyn std::fmt::Display) {
+    if STORE_FAILING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        tracing::debug!(%error, what, "store call failed");
+    } else {
+        tracing::warn!(%error, what, "the store is failing: cached keys, plans and spend are served and usage is queued until it answers");
+    }
+}
+
+/// A store call succeeded: ends an outage, logged once.
+pub fn store_answered() {
+    use std::sync::atomic::Ordering;
+    if STORE_FAILING.load(Ordering::Relaxed) && STORE_FAILING.swap(false, Ordering::AcqRel) {
+        tracing::info!("the store answers again");
+    }
+}

@@ -102,9 +102,13 @@ pub async fn run(state: Arc<AppState>, outbox: Outbox) {
             .claim_deliveries(&owner, now, lease_ms, i64::try_from(BATCH).unwrap_or(16))
             .await
         {
-            Ok(d) => d,
+            Ok(d) => {
+                crate::telemetry::store_answered();
+                d
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "claiming callback deliveries failed; retrying");
+                // Retried every tick; an outage is logged once.
+                crate::telemetry::store_failed("claiming callback deliveries", &e);
                 Vec::new()
             }
         };

@@ -26,9 +26,13 @@ pub async fn run(state: Arc<AppState>) {
             .claim_due_tasks(&owner, now, lease_ms, batch)
             .await
         {
-            Ok(t) => t,
+            Ok(t) => {
+                crate::telemetry::store_answered();
+                t
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "claiming due tasks failed; retrying");
+                // Retried every tick; an outage is logged once.
+                crate::telemetry::store_failed("claiming due tasks", &e);
                 Vec::new()
             }
         };
