@@ -295,6 +295,18 @@ impl TestGateway {
             .unwrap()
     }
 
+    /// The last request the emulator received under `tag`: `{"headers": {...}, "body": ...}`.
+    pub async fn upstream_request(&self, tag: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}/_emulator/last/{tag}", self.emulator))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A key of another account (`another-account`), active at once.
     pub async fn key_for_other_account(&self) -> String {
         let (_, key) = anyint::auth::issue_key(
