@@ -73,6 +73,23 @@ class Gateway:
             return json.load(r)
 
 
+def run_node_tests(gateway, script: str, models: list) -> subprocess.CompletedProcess:
+    """Runs a Node test file of tests/clients (Node's test runner) against the gateway, passing
+    ANYINT_BASE, ANYINT_API_KEY and MODELS; asserts it passed."""
+    env = dict(os.environ, ANYINT_BASE=gateway.base, ANYINT_API_KEY=gateway.key, MODELS=",".join(models))
+    proc = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", script],
+        cwd=ROOT / "tests" / "clients",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    return proc
+
+
 def tag() -> str:
     """A unique emulator tag for counting one test's upstream requests."""
     return "t" + uuid.uuid4().hex[:12]
