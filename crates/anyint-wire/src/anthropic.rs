@@ -9,8 +9,8 @@
 //!   are refused): `metadata`, `service_tier`, `container`, `inference_geo`, top-level
 //!   `cache_control` (automatic caching only changes cost), `context_management` (without
 //!   server-side pruning the conversation goes whole: cost, not meaning), `thinking.display`,
-//!   the per-tool
-//!   `strict` / `input_examples` / `defer_loading` flags, `citations` on input text blocks
+//!   the per-tool `strict` / `input_examples` / `defer_loading` flags (a deferred tool is sent
+//!   whole), `citations` on input text blocks
 //!   (except that 2026-10-21 refuses non-empty ones in user turns, as the API does), and
 //!   `cache_control` on `tool_use` blocks (canonical tool calls carry no cache marker).
 //!   Fields whose value is `null` count as absent.
