@@ -1,10 +1,13 @@
 // The Vercel AI SDK (`ai` with the default `@ai-sdk/openai` provider, which speaks the
-// Responses API) against a running gateway, for a model of every upstream kind. Run by
+// Responses API; and generateObject through `openai.chat`, `@ai-sdk/anthropic` and
+// `@ai-sdk/google`) against a running gateway, for a model of every upstream kind. Run by
 // tests/sdk/test_vercel.py, which starts the gateway and passes ANYINT_BASE, ANYINT_API_KEY
 // and MODELS.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { createAnthropic } from '@ai-sdk/anthropic';
+import { createGoogleGenerativeAI } from '@ai-sdk/google';
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateObject, generateText, stepCountIs, streamText, tool } from 'ai';
 import { z } from 'zod';
@@ -13,7 +16,17 @@ const openai = createOpenAI({
   baseURL: `${process.env.ANYINT_BASE}/openai/v1`,
   apiKey: process.env.ANYINT_API_KEY,
 });
+// The README's settings for the other providers.
+const anthropic = createAnthropic({
+  baseURL: `${process.env.ANYINT_BASE}/anthropic/v1`,
+  apiKey: process.env.ANYINT_API_KEY,
+});
+const google = createGoogleGenerativeAI({
+  baseURL: `${process.env.ANYINT_BASE}/gemini/v1beta`,
+  apiKey: process.env.ANYINT_API_KEY,
+});
 const models = (process.env.MODELS ?? '').split(',').filter(Boolean);
+const weather = z.object({ city: z.string(), degrees: z.number() });
 
 for (const id of models) {
   test(`${id}: generateText`, async () => {
@@ -62,4 +75,23 @@ for (const id of models) {
     assert.equal(typeof object.city, 'string');
     assert.equal(typeof object.degrees, 'number');
   });
+
+  // generateObject through each provider family: Chat Completions, Anthropic Messages, Gemini.
+  for (const [name, model] of [
+    ['openai.chat', openai.chat(id)],
+    ['anthropic', anthropic(id)],
+    ['google', google(id)],
+  ]) {
+    test(`${id}: generateObject with ${name}`, async () => {
+      const { object, usage } = await generateObject({
+        model,
+        schema: weather,
+        prompt: 'The weather in Oslo, as JSON.',
+        maxRetries: 0,
+      });
+      assert.equal(typeof object.city, 'string');
+      assert.equal(typeof object.degrees, 'number');
+      assert.ok(usage.inputTokens > 0);
+    });
+  }
 }

@@ -9,6 +9,8 @@ use serde_json::{Map, Value, json};
 use crate::fault;
 
 const REPLY_MARKER: &str = "Reply with exactly: ";
+/// Rule 2's explicit form: `Call tool NAME with {JSON object}` on one line of `T`.
+const CALL_MARKER: &str = "Call tool ";
 /// Output when the last user text is empty.
 pub(crate) const GREETING: &str = "Hello from the anyint emulator.";
 /// Nesting limit when filling object-typed arguments.
@@ -86,6 +88,9 @@ pub(crate) fn answer(c: &Conversation<'_>) -> Answer {
     };
     if let Some(exact) = reply_exactly(c.text) {
         return text(exact);
+    }
+    if let Some(called) = explicit_call(c) {
+        return Answer::Calls(vec![called]);
     }
     let chosen = choose_tools(c);
     if !chosen.is_empty() {
@@ -176,6 +181,30 @@ pub(crate) fn pieces(text: &str) -> Vec<&str> {
 /// Number of whitespace-separated words: the emulator's output tokens.
 pub(crate) fn words(text: &str) -> usize {
     text.split_whitespace().count()
+}
+
+/// Rule 2's explicit form: `Call tool NAME with {…}` in `T` (the object up to the end of
+/// the line, directives removed) calls NAME with exactly that object, when the request
+/// offers NAME and the tool choice lets the model call it.
+fn explicit_call(c: &Conversation<'_>) -> Option<Called> {
+    let start = c.text.find(CALL_MARKER)? + CALL_MARKER.len();
+    let line = c.text.get(start..)?.lines().next().unwrap_or("");
+    let line = fault::strip_directives(line);
+    let (name, args) = line.split_once(" with ")?;
+    let name = name.trim();
+    let Ok(Value::Object(input)) = serde_json::from_str::<Value>(args.trim()) else {
+        return None;
+    };
+    let allowed = match c.choice {
+        ToolChoice::None => false,
+        ToolChoice::Named(n) => n == name,
+        ToolChoice::Auto => c.tool_result.is_none(),
+        ToolChoice::Required => true,
+    };
+    (allowed && c.tools.iter().any(|t| t.name == name)).then(|| Called {
+        name: name.to_owned(),
+        input,
+    })
 }
 
 /// Rule 2: which tools to call (empty: none).
@@ -369,5 +398,39 @@ mod tests {
                 finish: Finish::Natural
             }
         );
+    }
+
+    #[test]
+    fn call_tool_with_gives_exact_arguments_over_mentions() {
+        let tools = [
+            Tool {
+                name: "Agent".to_owned(),
+                parameters: None,
+            },
+            Tool {
+                name: "Bash".to_owned(),
+                parameters: None,
+            },
+        ];
+        let choice = ToolChoice::Auto;
+        let text = "The Agent tool exists.\nCall tool Bash with {\"command\": \"echo hi > f\"} [emulate: tag=x]\nmore";
+        let mut c = conv(text, &tools, &choice);
+        assert_eq!(
+            answer(&c),
+            Answer::Calls(vec![Called {
+                name: "Bash".to_owned(),
+                input: json!({"command": "echo hi > f"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            }])
+        );
+        // After the result the loop ends, as with mentions.
+        c.tool_result = Some("ok");
+        assert!(matches!(answer(&c), Answer::Text { .. }));
+        // An unknown tool or a choice of none: no explicit call.
+        let none = ToolChoice::None;
+        assert!(explicit_call(&conv(text, &tools, &none)).is_none());
+        assert!(explicit_call(&conv("Call tool Nope with {}", &tools, &choice)).is_none());
     }
 }

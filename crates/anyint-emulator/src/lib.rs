@@ -44,7 +44,9 @@
 //!
 //! Requests are validated like the real APIs (Responses: see
 //! [Responses API](#responses-api); Anthropic: unknown top-level
-//! fields, required `model`/`max_tokens`/`messages`, roles, block shapes,
+//! fields, required `model`/`max_tokens`/`messages`, roles (`user`,
+//! `assistant`, and `system` with non-empty text after the first message,
+//! outside the turn pairing), block shapes,
 //! `cache_control`, `tool_use`→`tool_result` pairing, thinking budget;
 //! Gemini: unknown field names in camelCase or snake_case, non-empty
 //! `contents` and `parts`, one data field per part, object
@@ -61,7 +63,12 @@
 //!
 //! 1. `T` contains `Reply with exactly: ` → everything after the marker up to
 //!    the end of that line, with any `[emulate: ...]` directive removed, trimmed.
-//! 2. The request has tools, the tool choice is not "none", and either the
+//! 2. `T` has a line with `Call tool NAME with {…}` (a JSON object up to the
+//!    end of the line, directives removed), the request offers NAME, and the
+//!    choice lets the model call it (not "none", a named choice naming NAME,
+//!    an automatic one only while the last turn is not a tool result) → one
+//!    call of NAME with exactly that object. Otherwise, when the request has
+//!    tools, the tool choice is not "none", and either the
 //!    choice forces a call (OpenAI `"required"` / a named function; Responses
 //!    also a named custom tool and `allowed_tools` with mode `required`;
 //!    Anthropic `any` / `tool`; Gemini mode `ANY`) or `T` mentions a tool's

@@ -7,8 +7,10 @@
 //! Validated like the Messages API, with errors naming the top-level field (`param`).
 //! - Safely ignored (they never change the answer, or have nothing to act on once server tools
 //!   are refused): `metadata`, `service_tier`, `container`, `inference_geo`, top-level
-//!   `cache_control` (automatic caching only changes cost), `thinking.display`, the per-tool
-//!   `strict` / `input_examples` / `defer_loading` flags, `citations` on input text blocks
+//!   `cache_control` (automatic caching only changes cost), `context_management` (without
+//!   server-side pruning the conversation goes whole: cost, not meaning), `thinking.display`,
+//!   the per-tool `strict` / `input_examples` / `defer_loading` flags (a deferred tool is sent
+//!   whole), `citations` on input text blocks
 //!   (except that 2026-10-21 refuses non-empty ones in user turns, as the API does), and
 //!   `cache_control` on `tool_use` blocks (canonical tool calls carry no cache marker).
 //!   Fields whose value is `null` count as absent.
@@ -27,8 +29,16 @@
 //!   source `output_config` / `output_format`), which other families' encoders translate
 //!   (see the crate's `schema` module); `tool_choice.disable_parallel_tool_use: true` →
 //!   `parallel_tool_calls: Some(false)` (other families' encoders send it only with tools).
-//! - Everything else (e.g. other `output_config` fields, `mcp_servers`, `context_management`) is
-//!   kept in `extra`, which other families' encoders refuse with a 400 naming the field.
+//! - `role: "system"` entries in `messages` after the first (Claude Code's reminders; text
+//!   only) → [`Role::System`](crate::canonical::Role::System) messages at that point, which
+//!   OpenAI Chat upstreams get as `system` messages and Responses upstreams as `developer`
+//!   items in place, and Gemini and Anthropic upstreams as more system text, in order. A
+//!   system message as the first entry is refused, as the API does.
+//! - Everything else (e.g. other `output_config` fields, `mcp_servers`) is kept in `extra`,
+//!   which other families' encoders refuse with a 400 naming the field.
+//! - The `anthropic-beta` header: accepted, except the betas [`check_betas`] refuses (flags
+//!   that change the answer on their own and that another kind of upstream cannot honour);
+//!   the fields a beta unlocks are judged like any other field.
 //!
 //! # Upstream requests ([`encode_request`])
 //! The provider sends `anthropic-version: 2023-06-01`, so sampling parameters pass through,
@@ -100,6 +110,7 @@
 //! another origin; encoders for Anthropic clients write Anthropic signatures as issued and
 //! other providers' with their tag, so they come back recognisable.
 
+mod beta;
 mod error;
 mod head;
 mod request;
@@ -109,6 +120,7 @@ mod stream;
 mod usage;
 mod wire;
 
+pub use beta::{HEADER as BETA_HEADER, check_betas};
 pub use error::{ErrorBody, decode_error};
 pub use head::RequestHead;
 pub use request::{decode_request, effort_budget, encode_request};

@@ -129,10 +129,13 @@ impl Kind {
 pub enum ClientShape<'a> {
     /// OpenAI Chat Completions.
     OpenAi,
-    /// Anthropic Messages with the client's `anthropic-version`.
+    /// Anthropic Messages with the client's `anthropic-version` and `anthropic-beta`.
     Anthropic {
         /// The version header value.
         version: &'a str,
+        /// The beta header value (empty when absent), checked with
+        /// [`anthropic::check_betas`] when the request is decoded for translation.
+        betas: &'a str,
     },
     /// Gemini generateContent; the model and stream flag come from the URL.
     Gemini {
@@ -175,7 +178,10 @@ pub fn decode_request_with(
 ) -> Result<ChatRequest, DecodeError> {
     match shape {
         ClientShape::OpenAi => openai::decode_request(body),
-        ClientShape::Anthropic { version } => anthropic::decode_request(body, version),
+        ClientShape::Anthropic { version, betas } => {
+            anthropic::check_betas(betas)?;
+            anthropic::decode_request(body, version)
+        }
         ClientShape::Gemini { model, stream, .. } => gemini::decode_request(body, model, stream),
         ClientShape::Responses { .. } => responses::decode_request_with(body, opts.web_search),
     }

@@ -321,6 +321,7 @@ fn shapes(echo: &responses::Echo) -> [ClientShape<'_>; 5] {
         ClientShape::OpenAi,
         ClientShape::Anthropic {
             version: "2023-06-01",
+            betas: "",
         },
         ClientShape::Gemini {
             model: "m",

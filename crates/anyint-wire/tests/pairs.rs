@@ -152,6 +152,7 @@ impl Family {
             Self::OpenAi => ClientShape::OpenAi,
             Self::Anthropic => ClientShape::Anthropic {
                 version: ANTHROPIC_VERSION,
+                betas: "",
             },
             Self::Gemini => ClientShape::Gemini {
                 model: PUBLIC_MODEL,
@@ -174,6 +175,7 @@ impl Family {
             Self::OpenAi => ClientShape::OpenAi,
             Self::Anthropic => ClientShape::Anthropic {
                 version: ANTHROPIC_VERSION,
+                betas: "",
             },
             Self::Gemini => ClientShape::Gemini {
                 model,
@@ -444,6 +446,7 @@ fn request_view(req: &ChatRequest) -> RequestView {
         let role = match m.role {
             Role::Assistant => "assistant",
             Role::User | Role::Tool => "user",
+            Role::System => "system",
         };
         let mut text = String::new();
         for p in &m.parts {

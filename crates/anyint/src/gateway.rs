@@ -129,6 +129,7 @@ impl Inbound<'_> {
             Head::OpenAi(_) => ClientShape::OpenAi,
             Head::Anthropic { forward, .. } => ClientShape::Anthropic {
                 version: forward.anthropic_version.as_deref().unwrap_or("2023-06-01"),
+                betas: forward.anthropic_beta.as_deref().unwrap_or_default(),
             },
             Head::Gemini { sse } => ClientShape::Gemini {
                 model: &self.model,

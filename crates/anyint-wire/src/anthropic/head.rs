@@ -28,7 +28,7 @@ struct MessageHead<'a> {
 
 impl<'a> RequestHead<'a> {
     /// Checks what the API requires (`model`, `max_tokens`, a non-empty `messages` array of
-    /// user/assistant turns with content) and reads the routing fields. Errors match
+    /// user/assistant turns, and system messages after the first, with content) and reads the routing fields. Errors match
     /// [`super::decode_request`]'s.
     pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let obj = RawObject::decode(body)?;
@@ -92,7 +92,7 @@ fn check_messages(raw: Option<&RawValue>) -> Result<(), DecodeError> {
         let role = m
             .role
             .and_then(|r| serde_json::from_str::<String>(r.get()).ok());
-        if !matches!(role.as_deref(), Some("user" | "assistant")) {
+        if !check::role_allowed(i, role.as_deref()) {
             return Err(check::role(i));
         }
         if m.content.is_none_or(|c| c.get() == "null") {

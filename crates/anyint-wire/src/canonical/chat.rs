@@ -4,7 +4,9 @@ use serde_json::{Map, Value};
 
 /// Who said a message. Tool results travel as [`Part::ToolResult`] inside `User` (Anthropic,
 /// Gemini) or as their own `Tool` message (OpenAI); both decode to [`Role::Tool`] only when the
-/// source family has a tool role.
+/// source family has a tool role. The system prompt before the conversation is
+/// [`ChatRequest::system`]; [`Role::System`] is a system message inside it (Anthropic
+/// `messages` entries with `role: "system"` after the first), kept where it was said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
     /// The end user (also carries tool results for Anthropic and Gemini).
@@ -13,6 +15,10 @@ pub enum Role {
     Assistant,
     /// An OpenAI `tool` message: one tool result.
     Tool,
+    /// A system message in the middle of the conversation (text only). Encoders send it at
+    /// that point where the upstream has such messages (OpenAI Chat and Responses), and
+    /// append its text to the system prompt where it has not (Anthropic, Gemini).
+    System,
 }
 
 /// A prompt-cache marker (Anthropic `cache_control`).
@@ -335,6 +341,17 @@ pub struct ChatResponse {
 }
 
 impl ChatRequest {
+    /// The system prompt, then the parts of every [`Role::System`] message in order: the whole
+    /// system text, for upstreams with no system messages inside the conversation.
+    pub fn folded_system(&self) -> impl Iterator<Item = &Part> {
+        self.system.iter().chain(
+            self.messages
+                .iter()
+                .filter(|m| m.role == Role::System)
+                .flat_map(|m| m.parts.iter()),
+        )
+    }
+
     /// A rough input-token estimate (about four characters a token, a flat 85 per image), for
     /// the places that must say something before the upstream reports real usage: Anthropic's
     /// `message_start` and `count_tokens` for upstreams without a counting endpoint.

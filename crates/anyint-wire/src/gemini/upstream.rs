@@ -72,9 +72,9 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
         ));
     }
     body.insert("contents".into(), Value::Array(contents));
+    // Gemini has one system instruction: mid-conversation system messages join it, in order.
     let mut system: Vec<Value> = req
-        .system
-        .iter()
+        .folded_system()
         .filter_map(|p| match p {
             Part::Text { text, .. } if !text.is_empty() => Some(json!({"text": text})),
             _ => None,
@@ -196,6 +196,8 @@ fn contents(req: &ChatRequest, sign_calls: bool) -> Result<Vec<Value>, DecodeErr
         let role = match msg.role {
             Role::Assistant => "model",
             Role::User | Role::Tool => "user",
+            // In the system instruction (see `encode_request`).
+            Role::System => continue,
         };
         let mut w = PartsWriter::request();
         for part in &msg.parts {

@@ -207,6 +207,14 @@ fn encode_message(m: &Message, out: &mut Vec<Value>) -> bool {
             false
         }
         Role::Assistant => encode_assistant(&m.parts, out),
+        // A system message stays where it was said (Responses takes them anywhere in `input`).
+        Role::System => {
+            let content: Vec<Value> = m.parts.iter().filter_map(input_part).collect();
+            if !content.is_empty() {
+                out.push(json!({"type": "message", "role": "developer", "content": content}));
+            }
+            false
+        }
     }
 }
 

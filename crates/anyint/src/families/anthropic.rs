@@ -155,6 +155,17 @@ async fn get_model(
     ))
 }
 
+/// The client's version and beta headers, forwarded on passthrough.
+fn forward_headers(version: &str, headers: &HeaderMap) -> ForwardHeaders {
+    ForwardHeaders {
+        anthropic_version: Some(version.to_owned()),
+        anthropic_beta: headers
+            .get(anyint_wire::anthropic::BETA_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
 /// Reads what routing needs from a Messages body, validating the required fields.
 fn head<'a>(body: &'a [u8], version: &str, headers: &HeaderMap) -> Result<Inbound<'a>, Error> {
     let obj = anyint_wire::json::RawObject::decode(body)?;
@@ -199,13 +210,7 @@ fn head<'a>(body: &'a [u8], version: &str, headers: &HeaderMap) -> Result<Inboun
         ));
     }
     let stream = obj.get("stream").is_some_and(|v| v.get() == "true");
-    let forward = ForwardHeaders {
-        anthropic_version: Some(version.to_owned()),
-        anthropic_beta: headers
-            .get("anthropic-beta")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    };
+    let forward = forward_headers(version, headers);
     Ok(Inbound {
         body,
         model,
@@ -257,7 +262,7 @@ async fn count_tokens(
     let request = gateway::count::CountRequest::Anthropic {
         raw: &body,
         body: obj,
-        version,
+        forward: forward_headers(&version, &headers),
     };
     let (bytes, model) = gateway::count::count_tokens(&state, &key, &model_id, &request).await?;
     Ok(with_log(json_bytes(bytes), &key.id, Some(&model.id)))

@@ -23,14 +23,16 @@ use crate::store::ApiKey;
 
 /// A count request as its family sent it.
 pub enum CountRequest<'a> {
-    /// Anthropic Messages fields (no `max_tokens` needed) and the client's version.
+    /// Anthropic Messages fields (no `max_tokens` needed) and the client's version and beta
+    /// headers.
     Anthropic {
         /// The whole body.
         raw: &'a [u8],
         /// Its top-level fields.
         body: RawObject<'a>,
-        /// The client's `anthropic-version`.
-        version: String,
+        /// The client's `anthropic-version` and `anthropic-beta`, forwarded to an Anthropic
+        /// upstream's counter.
+        forward: ForwardHeaders,
     },
     /// A Gemini body: a generateContent request, or one wrapped as `generateContentRequest`.
     Gemini {
@@ -68,17 +70,13 @@ impl Work for CountWork<'_> {
         let provider = at.provider;
         let upstream_model = at.route.upstream_model.as_str();
         let req = match (self.request, provider.adapter) {
-            (CountRequest::Anthropic { body, version, .. }, ProviderAdapter::Anthropic) => {
+            (CountRequest::Anthropic { body, forward, .. }, ProviderAdapter::Anthropic) => {
                 let model_json = anyint_wire::json::json_string(upstream_model);
-                let forward = ForwardHeaders {
-                    anthropic_version: Some(version.clone()),
-                    anthropic_beta: None,
-                };
                 crate::providers::anthropic::count_tokens_request(
                     provider,
                     &at.call,
                     body.encode_with(&[("model", &model_json)]),
-                    &forward,
+                    forward,
                 )
             }
             (CountRequest::Gemini { raw }, ProviderAdapter::Gemini) => {
@@ -101,7 +99,11 @@ impl Work for CountWork<'_> {
                 return Ok((estimate(request, self.model, web_search)?, None));
             }
         };
-        let bytes = provider.fetch(req).await?;
+        // The client's own kind of upstream: its refusal reads as it was written.
+        let bytes = provider
+            .fetch(req)
+            .await
+            .map_err(crate::providers::http::in_upstream_words)?;
         Ok((bytes, Some(at.started.elapsed())))
     }
 }
@@ -110,7 +112,8 @@ impl Work for CountWork<'_> {
 /// where the provider serves it, `web_search`, and is refused elsewhere as on create).
 fn estimate(request: &CountRequest<'_>, model: &str, web_search: bool) -> Result<Bytes, Error> {
     let out = match request {
-        CountRequest::Anthropic { raw, body, version } => {
+        CountRequest::Anthropic { raw, body, forward } => {
+            let version = forward.anthropic_version.as_deref().unwrap_or_default();
             // count_tokens has no max_tokens; the Messages decoder requires one.
             let with_max = if body.has("max_tokens") {
                 raw.to_vec()

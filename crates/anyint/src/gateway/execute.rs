@@ -263,7 +263,13 @@ impl Work for ChatWork<'_, '_> {
             provider.chat_request(&at.call, &at.route.upstream_model, body, stream, forward);
         let (reply, ttfb) = provider
             .exchange(request, stream, at.deadlines, at.started)
-            .await?;
+            .await
+            .map_err(|e| match translated {
+                // Same family: the client reads the upstream's refusal as it was written
+                // (Claude Code's recovery matches on it).
+                None => crate::providers::http::in_upstream_words(e),
+                Some(_) => e,
+            })?;
         let row = attempt_row(self.call, self.inbound, at);
         let mut resp = match reply {
             Reply::Stream(upstream) => self.stream(at, upstream, translated, decode, row),

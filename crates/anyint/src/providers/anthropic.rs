@@ -29,7 +29,7 @@ fn post(
         .header(CONTENT_TYPE, "application/json")
         .body(Bytes::from(body));
     if let Some(beta) = &forward.anthropic_beta {
-        req = req.header("anthropic-beta", beta);
+        req = req.header(anyint_wire::anthropic::BETA_HEADER, beta);
     }
     req
 }

@@ -147,6 +147,26 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .and_then(secs)
 }
 
+/// How the gateway words an upstream's refusal of a request, before the upstream's own words.
+const REJECTED: &str = "the upstream provider rejected the request";
+
+/// On a same-family passthrough: an upstream's refusal (a 4xx [`classify`] made into
+/// `InvalidRequest`) in the upstream's own words, without the gateway's preamble, since
+/// clients match on them (Claude Code's recovery does). Other errors are returned as they are.
+pub fn in_upstream_words(mut e: Error) -> Error {
+    if e.kind == ErrorKind::InvalidRequest
+        && let Some(rest) = e.message.strip_prefix(REJECTED)
+        && let Some((_, words)) = rest.split_once(": ")
+        && words != NO_REASON
+    {
+        e.message = words.to_owned();
+    }
+    e
+}
+
+/// What a refusal says when the upstream gave no message.
+const NO_REASON: &str = "no reason given";
+
 /// What an upstream error reply means for the client, family-independent: the status class
 /// decides the kind; the provider's decoded message is used only for client-fixable errors.
 pub fn classify(
@@ -161,8 +181,8 @@ pub fn classify(
         400 | 422 => Error::invalid(
             None,
             format!(
-                "the upstream provider rejected the request: {}",
-                upstream_message.unwrap_or("no reason given")
+                "{REJECTED}: {}",
+                upstream_message.unwrap_or(NO_REASON)
             ),
         ),
         413 => Error::new(ErrorKind::PayloadTooLarge, "the request is too large for the upstream provider"),
@@ -199,8 +219,8 @@ pub fn classify(
         code @ 405..=499 => Error::invalid(
             None,
             format!(
-                "the upstream provider rejected the request (HTTP {code}): {}",
-                upstream_message.unwrap_or("no reason given")
+                "{REJECTED} (HTTP {code}): {}",
+                upstream_message.unwrap_or(NO_REASON)
             ),
         ),
         _ => Error::new(ErrorKind::UpstreamUnavailable, "the upstream provider is unavailable; retry the request")

@@ -297,16 +297,24 @@ impl TestGateway {
 
     /// How many requests the emulator counted under `tag` (a `tag=` fault key).
     pub async fn emulator_count(&self, tag: &str) -> u64 {
-        let v: serde_json::Value = self
-            .http
-            .get(format!("{}/_emulator/counts/{tag}", self.emulator))
+        let v = self.emulator_get(&format!("counts/{tag}")).await;
+        v["count"].as_u64().unwrap()
+    }
+
+    /// The last request the emulator received under `tag`: `{"headers": {...}, "body": ...}`.
+    pub async fn upstream_request(&self, tag: &str) -> serde_json::Value {
+        self.emulator_get(&format!("last/{tag}")).await
+    }
+
+    async fn emulator_get(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}/_emulator/{path}", self.emulator))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
-        v["count"].as_u64().unwrap()
+            .unwrap()
     }
 
     /// A key of another account (`another-account`), active at once.

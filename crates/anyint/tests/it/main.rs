@@ -16,6 +16,7 @@
 mod accounts;
 mod admin;
 mod binary;
+mod claude_code;
 mod conns;
 mod embeddings;
 mod encoding;

@@ -516,16 +516,31 @@ async fn unreachable_first_route_fails_over_to_the_next() {
 }
 
 #[tokio::test]
-async fn upstream_400_is_a_400_with_its_reason() {
+async fn upstream_400_is_a_400_in_the_upstreams_words() {
     let t = TestGateway::start().await;
-    let resp = t.chat(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})).await;
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"});
+    // Passed through to its own kind, the refusal reads as the upstream wrote it.
+    let resp = t.chat(body.clone()).await;
+    assert_eq!(resp.status(), 400);
+    let v = error_body(resp).await;
+    assert_eq!(
+        v["error"]["message"],
+        "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+        "{v}"
+    );
+    // Translated (a Responses client), the gateway says the upstream refused it, then its words.
+    let resp = t
+        .post("/openai/v1/responses")
+        .json(&json!({"model": "gpt-4o-mini", "input": "x", "tool_choice": "required"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let v = error_body(resp).await;
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("the upstream provider rejected the request"),
+        v["error"]["message"].as_str().unwrap().starts_with(
+            "the upstream provider rejected the request: Invalid value for 'tool_choice'"
+        ),
         "{v}"
     );
 }

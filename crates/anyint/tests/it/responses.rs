@@ -12,7 +12,7 @@ const MODELS: [&str; 4] = ["gpt-4o-mini", "claude", "gemini", "gpt-resp"];
 
 /// The test gateway plus `gpt-resp`, a model on a native Responses upstream (the emulator
 /// with `api = "responses"`).
-async fn gateway() -> TestGateway {
+pub async fn gateway() -> TestGateway {
     TestGateway::builder()
         .toml(
             r#"
@@ -203,15 +203,7 @@ async fn previous_response_id_continues_a_stored_conversation_on_any_upstream() 
             assert_eq!(second["previous_response_id"], id.as_str(), "{model}");
         }
         // The upstream got the whole history: the first question, its answer, the new one.
-        let last: Value = t
-            .http
-            .get(format!("{}/_emulator/last/{tag}", t.emulator))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let last = t.upstream_request(&tag).await;
         let sent = last["body"].to_string();
         for part in ["first turn", "second turn"] {
             assert!(

@@ -53,6 +53,11 @@ pub(super) fn messages(
         let role = match field(msg, "role") {
             None => return Err(AnthropicError::missing(&format!("{path}.role"))),
             Some(Value::String(r)) if r == "user" || r == "assistant" => r.as_str(),
+            // A system message may follow the first message: text only.
+            Some(Value::String(r)) if r == "system" && i > 0 => {
+                system_message(msg, &path)?;
+                continue;
+            }
             Some(_) => {
                 return Err(AnthropicError::expected(
                     &format!("{path}.role"),
@@ -88,7 +93,33 @@ pub(super) fn messages(
     Ok(list.clone())
 }
 
-/// The API merges consecutive same-role messages into one turn; checks
+/// A `role: "system"` entry after the first message: non-empty text, as a string or text
+/// blocks.
+fn system_message(msg: &Map<String, Value>, path: &str) -> Result<(), AnthropicError> {
+    match field(msg, "content") {
+        None => Err(AnthropicError::missing(&format!("{path}.content"))),
+        Some(Value::String(s)) if !s.is_empty() => Ok(()),
+        Some(Value::Array(blocks)) if !blocks.is_empty() => {
+            for (j, b) in blocks.iter().enumerate() {
+                let at = format!("{path}.content.{j}");
+                let Some(block) = b.as_object() else {
+                    return Err(AnthropicError::expected(&at, "a valid dictionary"));
+                };
+                match field(block, "type").and_then(Value::as_str) {
+                    Some("text") => text_block(block, &at)?,
+                    _ => return Err(AnthropicError::expected(&format!("{at}.type"), "'text'")),
+                }
+            }
+            Ok(())
+        }
+        Some(_) => Err(AnthropicError::invalid(format!(
+            "{path}.content: a system message needs non-empty text"
+        ))),
+    }
+}
+
+/// The API merges consecutive same-role messages into one turn (system messages stand
+/// apart and are skipped here); checks
 /// that every `tool_use` is answered in the next turn and every
 /// `tool_result` answers a `tool_use` of the previous turn.
 pub(super) fn pairing(list: &[Value]) -> Result<(), AnthropicError> {
@@ -96,6 +127,9 @@ pub(super) fn pairing(list: &[Value]) -> Result<(), AnthropicError> {
     let mut turns: Vec<(&str, usize, Vec<&Value>)> = Vec::new();
     for (i, m) in list.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        if role == "system" {
+            continue;
+        }
         let blocks: Vec<&Value> = m
             .get("content")
             .and_then(Value::as_array)

@@ -108,3 +108,20 @@ fn blocks_are_checked() {
     ]);
     assert!(run(&b).is_ok());
 }
+
+#[test]
+fn system_messages_after_the_first() {
+    let mut b = base();
+    b["messages"] = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "text", "text": "remember", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "assistant", "content": "ok"},
+        {"role": "system", "content": "later"},
+        {"role": "user", "content": "again"}
+    ]);
+    assert!(run(&b).is_ok());
+    b["messages"][1]["content"] = json!([{"type": "image", "source": {}}]);
+    assert!(msg(&b).starts_with("messages.1.content.0.type"));
+    b["messages"][1]["content"] = json!("");
+    assert!(msg(&b).contains("non-empty text"));
+}

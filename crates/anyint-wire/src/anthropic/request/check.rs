@@ -44,10 +44,23 @@ pub(in crate::anthropic) fn messages_empty() -> DecodeError {
 }
 
 pub(in crate::anthropic) fn role(i: usize) -> DecodeError {
-    DecodeError::field(
-        "messages",
-        format!("messages.{i}.role: Input should be 'user' or 'assistant'"),
-    )
+    let message = if i == 0 {
+        "messages.0.role: Input should be 'user' or 'assistant' (a system message may follow \
+         the first message; put the opening system prompt in `system`)"
+            .to_owned()
+    } else {
+        format!("messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
+    };
+    DecodeError::field("messages", message)
+}
+
+/// Whether `role` may stand at `messages.{i}`: a system message only after the first.
+pub(in crate::anthropic) fn role_allowed(i: usize, role: Option<&str>) -> bool {
+    match role {
+        Some("user" | "assistant") => true,
+        Some("system") => i > 0,
+        _ => false,
+    }
 }
 
 pub(in crate::anthropic) fn content_required(i: usize) -> DecodeError {

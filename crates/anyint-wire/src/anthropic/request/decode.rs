@@ -25,6 +25,9 @@ const IGNORED: &[&str] = &[
     "container",
     "inference_geo",
     "cache_control",
+    // Server-side pruning of old tool results and thinking: without it the conversation goes
+    // whole, which changes what the request costs, not what the answer means.
+    "context_management",
 ];
 
 /// Decodes a client's Messages request. `version` is its `anthropic-version` header.
@@ -199,10 +202,15 @@ fn decode_message(i: usize, m: Value, version: Version<'_>) -> Result<Message, D
             format!("messages.{i}: Input should be a valid dictionary"),
         ));
     };
-    let (role, place) = match m.remove("role") {
-        Some(Value::String(r)) if r == "user" => (Role::User, Place::User),
-        Some(Value::String(r)) if r == "assistant" => (Role::Assistant, Place::Assistant),
+    let role = match m.remove("role") {
+        Some(Value::String(r)) if check::role_allowed(i, Some(&r)) => r,
         _ => return Err(check::role(i)),
+    };
+    let (role, place) = match role.as_str() {
+        "user" => (Role::User, Place::User),
+        "assistant" => (Role::Assistant, Place::Assistant),
+        // A system message after the first (Claude Code's reminders): text blocks only.
+        _ => (Role::System, Place::System),
     };
     let parts = match take(&mut m, "content") {
         None => return Err(check::content_required(i)),

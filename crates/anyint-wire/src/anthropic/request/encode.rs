@@ -168,7 +168,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, DecodeError> {
     let body = Body {
         model: &req.model,
         max_tokens,
-        system: encode_system(&req.system)?,
+        system: encode_system(req.folded_system())?,
         messages: encode_messages(&req.messages)?,
         temperature: req.temperature,
         // Claude Sonnet 4.5 and later refuse both at once; `temperature` is the one every
@@ -262,8 +262,10 @@ fn encode_tool(t: &Tool) -> WireTool<'_> {
     }
 }
 
-fn encode_system(parts: &[Part]) -> Result<Vec<Block<'_>>, DecodeError> {
-    let mut out = Vec::with_capacity(parts.len());
+/// The system prompt, with the text of mid-conversation system messages appended in order:
+/// Anthropic-kind upstreams are not all known to take `role: "system"` inside `messages`.
+fn encode_system<'a>(parts: impl Iterator<Item = &'a Part>) -> Result<Vec<Block<'a>>, DecodeError> {
+    let mut out = Vec::new();
     for p in parts {
         match p {
             Part::Text { text, .. } if text.is_empty() => {}
@@ -288,6 +290,8 @@ fn encode_messages(messages: &[Message]) -> Result<Vec<WireMessage<'_>>, DecodeE
         let role = match m.role {
             Role::Assistant => "assistant",
             Role::User | Role::Tool => "user",
+            // In the system prompt (see `encode_system`).
+            Role::System => continue,
         };
         let mut content = Vec::with_capacity(m.parts.len());
         for p in &m.parts {

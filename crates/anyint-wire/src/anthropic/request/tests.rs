@@ -982,3 +982,79 @@ proptest! {
         let _ = decode_request(&body, V2);
     }
 }
+
+/// Claude Code's reminders: a `role: "system"` message after the first, in order, to every
+/// upstream kind (in place for OpenAI Chat and Responses, folded into the system prompt for
+/// Gemini and Anthropic).
+#[test]
+fn system_messages_after_the_first_keep_their_place() {
+    use crate::translate::{Kind, encode_request as encode_for};
+    let mut b = with("system", json!("top"));
+    b["messages"] = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "text", "text": "reminder", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "assistant", "content": "ok"},
+        {"role": "system", "content": "later"},
+        {"role": "user", "content": "again"}
+    ]);
+    b["context_management"] =
+        json!({"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]});
+    let r = decode(&b).unwrap();
+    let roles: Vec<Role> = r.messages.iter().map(|m| m.role.clone()).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::User,
+            Role::System,
+            Role::Assistant,
+            Role::System,
+            Role::User
+        ]
+    );
+    // context_management changes cost, not meaning: dropped, not refused.
+    assert!(r.extra.is_empty(), "{:?}", r.extra);
+    let up = |kind| -> Value { serde_json::from_slice(&encode_for(kind, &r).unwrap()).unwrap() };
+    let chat = up(Kind::OpenAi);
+    let chat_roles: Vec<&str> = chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        chat_roles,
+        ["system", "user", "system", "assistant", "system", "user"]
+    );
+    assert_eq!(chat["messages"][2]["content"], "reminder");
+    let responses = up(Kind::Responses);
+    assert_eq!(responses["instructions"], "top");
+    assert_eq!(
+        responses["input"][1],
+        json!({"type": "message", "role": "developer",
+               "content": [{"type": "input_text", "text": "reminder"}]})
+    );
+    let gemini = up(Kind::Gemini);
+    assert_eq!(
+        gemini["systemInstruction"]["parts"],
+        json!([{"text": "top"}, {"text": "reminder"}, {"text": "later"}])
+    );
+    assert_eq!(gemini["contents"].as_array().unwrap().len(), 3);
+    let anthropic = up(Kind::Anthropic);
+    assert_eq!(
+        anthropic["system"],
+        json!([{"type": "text", "text": "top"},
+               {"type": "text", "text": "reminder", "cache_control": {"type": "ephemeral"}},
+               {"type": "text", "text": "later"}])
+    );
+    assert_eq!(anthropic["messages"].as_array().unwrap().len(), 3);
+    // Not as the first message: there the system prompt goes in `system`.
+    let mut first = base();
+    first["messages"] =
+        json!([{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}]);
+    let e = decode(&first).unwrap_err();
+    assert!(e.message.starts_with("messages.0.role"), "{e}");
+    // Text only.
+    b["messages"][1]["content"] =
+        json!([{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]);
+    assert_param(&b, "messages");
+}

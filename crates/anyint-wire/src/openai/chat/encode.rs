@@ -150,7 +150,8 @@ fn content_part(p: &Part) -> Option<Value> {
     }
 }
 
-/// Appends a canonical message as Chat Completions messages. A user turn's tool results
+/// Appends a canonical message as Chat Completions messages. A system message stays where it
+/// was said, as a `system` message. A user turn's tool results
 /// become `tool` messages first (they answer the previous assistant turn). A `tool` message
 /// holds text only, so a result's text is its content and its images follow in a `user`
 /// message, each result's introduced by "Images returned by tool call <id>:", before the rest
@@ -197,6 +198,12 @@ fn encode_message(m: &Message, out: &mut Vec<Value>) {
                 out.push(json!({"role": "user", "content": images}));
             } else if !rest.is_empty() {
                 out.push(json!({"role": "user", "content": encode_parts(&rest)}));
+            }
+        }
+        Role::System => {
+            let text: Vec<&str> = m.parts.iter().filter_map(text_of).collect();
+            if !text.is_empty() {
+                out.push(json!({"role": "system", "content": text.join("\n\n")}));
             }
         }
         Role::Assistant => {
