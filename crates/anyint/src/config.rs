@@ -243,6 +243,18 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// File descriptors kept out of the connection cap for the store, Redis and upstreams.
     pub fd_reserve: usize,
+    /// TLS for clients, when both files are set: the PEM certificate chain and private key,
+    /// reloaded when they change.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[server] tls_cert_file` and `tls_key_file`.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The PEM certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 /// Usage meter settings.

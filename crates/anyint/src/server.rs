@@ -267,6 +267,35 @@ fn spawn_upkeep(metrics: PrometheusHandle) -> JoinHandle<()> {
     })
 }
 
+/// The URL the gateway names itself by (task callbacks): `[tasks] public_url`, or the listen
+/// address (loopback for an unspecified one) with the scheme served.
+fn public_url(config: &Config, addr: SocketAddr, scheme: &str) -> String {
+    config.tasks.public_url.clone().unwrap_or_else(|| {
+        let ip = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
+        format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
+    })
+}
+
+/// The client listener: the connection cap (lowered by the open-file limit), the connection
+/// timers, and TLS when configured. Returns it with the cap in force.
+fn client_listener(
+    config: &Config,
+    listener: TcpListener,
+    tls: Option<&tls::Tls>,
+) -> (conn::CappedListener, usize) {
+    let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
+    let timeouts = conn::Timeouts::new(&config.server);
+    let acceptor = tls.map(tls::Tls::acceptor);
+    (
+        conn::CappedListener::new(listener, cap, timeouts, acceptor),
+        cap,
+    )
+}
+
 /// Opens the store, warms the key cache, and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Error> {
     let store = crate::store::open(&config.store_url).await.map_err(|e| {
@@ -315,14 +344,11 @@ pub async fn start_with_store(
     let routes = crate::router::Router::new(&config);
     let invalidator = build_invalidator(&config).await?;
     let addr = listener.local_addr().map_err(Error::internal)?;
-    let public_url = config.tasks.public_url.clone().unwrap_or_else(|| {
-        let ip = if addr.ip().is_unspecified() {
-            std::net::IpAddr::from([127, 0, 0, 1])
-        } else {
-            addr.ip()
-        };
-        format!("http://{}", SocketAddr::new(ip, addr.port()))
-    });
+    let tls = (config.server.tls.as_ref())
+        .map(|f| tls::Tls::load(&f.cert, &f.key))
+        .transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = public_url(&config, addr, scheme);
     let state = Arc::new(AppState {
         public_url,
         config: config.clone(),
@@ -354,9 +380,9 @@ pub async fn start_with_store(
 
     let app = router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
-    let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
-    let listener = conn::CappedListener::new(listener, cap, conn::Timeouts::new(&config.server));
+    let (listener, cap) = client_listener(&config, listener, tls.as_ref());
     let slots = listener.slots();
+    let cert_reload = tls.as_ref().map(tls::Tls::spawn_reload);
     let server = tokio::spawn(async move {
         let serve = axum::serve(
             listener,
@@ -377,6 +403,7 @@ pub async fn start_with_store(
         background: [key_refresher, upkeep, poller, outbox]
             .into_iter()
             .chain(listener_task)
+            .chain(cert_reload)
             .collect(),
         meter_task,
         grace: config.server.shutdown_grace,

@@ -138,7 +138,24 @@ fn validate_server(
             "must be at least 1".into(),
         ));
     }
+    let tls = match (raw.tls_cert_file, raw.tls_key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(super::TlsFiles { cert, key }),
+        (Some(_), None) => {
+            return Err(err(
+                "server.tls_key_file".into(),
+                "tls_cert_file is set without tls_key_file; set both (PEM files) or neither".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "server.tls_cert_file".into(),
+                "tls_key_file is set without tls_cert_file; set both (PEM files) or neither".into(),
+            ));
+        }
+    };
     Ok(ServerConfig {
+        tls,
         header_read_timeout,
         idle_timeout,
         body_read_timeout,

@@ -28,10 +28,13 @@ use axum::response::Response;
 use axum::serve::IncomingStream;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
+use tokio_rustls::TlsAcceptor;
+
+use super::tls::Transport;
 use crate::config::ServerConfig;
 use crate::error::BodyStalled;
 
@@ -138,14 +141,21 @@ pub(crate) struct CappedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
     timeouts: Timeouts,
+    tls: Option<TlsAcceptor>,
 }
 
 impl CappedListener {
-    pub(crate) fn new(inner: TcpListener, max_connections: usize, timeouts: Timeouts) -> Self {
+    pub(crate) fn new(
+        inner: TcpListener,
+        max_connections: usize,
+        timeouts: Timeouts,
+        tls: Option<TlsAcceptor>,
+    ) -> Self {
         Self {
             inner,
             slots: Arc::new(Semaphore::new(max_connections)),
             timeouts,
+            tls,
         }
     }
 
@@ -172,7 +182,8 @@ impl axum::serve::Listener for CappedListener {
                     // Nagle's algorithm would hold small SSE writes back on reused connections.
                     let _ = tcp.set_nodelay(true);
                     let clock = Arc::new(ConnClock::new(self.timeouts));
-                    return (TimedIo::new(tcp, clock, permit), addr);
+                    let io = Transport::new(tcp, self.tls.as_ref());
+                    return (TimedIo::new(io, clock, permit), addr);
                 }
                 Err(e) => {
                     // Out of descriptors (or a connection reset before accept): back off
@@ -192,14 +203,14 @@ impl axum::serve::Listener for CappedListener {
 /// An accepted socket whose reads fail once the connection's deadline passes with no request
 /// in flight. Holds one slot of the connection cap until it is dropped.
 pub(crate) struct TimedIo {
-    tcp: TcpStream,
+    tcp: Transport,
     clock: Arc<ConnClock>,
     timer: Pin<Box<Sleep>>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl TimedIo {
-    fn new(tcp: TcpStream, clock: Arc<ConnClock>, slot: OwnedSemaphorePermit) -> Self {
+    fn new(tcp: Transport, clock: Arc<ConnClock>, slot: OwnedSemaphorePermit) -> Self {
         let first = clock.deadline().unwrap_or_else(Instant::now);
         Self {
             tcp,

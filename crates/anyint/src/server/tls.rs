@@ -7,10 +7,16 @@
 //! file, a key that does not match) is logged and the previous certificate stays: renewals
 //! that write the two files one after the other converge on the next check.
 
+use std::future::Future as _;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::crypto::ring::sign::any_supported_type;
@@ -55,8 +61,8 @@ impl Tls {
     }
 
     /// The acceptor for new connections.
-    pub fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
     }
 
     /// Watches the files and swaps the certificate when they change.
@@ -69,6 +75,116 @@ impl Tls {
                 certs.reload_if_changed();
             }
         })
+    }
+}
+
+/// An accepted socket, plain or TLS. The handshake runs inside the connection's first reads,
+/// on the connection's own task, so a slow handshake holds up no one else, and the
+/// connection's idle timer (`server::conn`) bounds it like any silence.
+pub(crate) enum Transport {
+    /// Plain HTTP.
+    Plain(TcpStream),
+    /// TLS, handshake in progress.
+    Handshake(Box<tokio_rustls::Accept<TcpStream>>),
+    /// TLS, established.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// The handshake failed; the connection only errors from now on.
+    Failed,
+}
+
+impl Transport {
+    /// A plain socket, or one that starts a TLS handshake with `tls`.
+    pub(crate) fn new(tcp: TcpStream, tls: Option<&TlsAcceptor>) -> Self {
+        match tls {
+            Some(acceptor) => Self::Handshake(Box::new(acceptor.accept(tcp))),
+            None => Self::Plain(tcp),
+        }
+    }
+
+    /// Drives the handshake; ready once bytes can flow.
+    fn poll_established(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Handshake(accept) => match ready!(Pin::new(&mut **accept).poll(cx)) {
+                Ok(stream) => {
+                    *self = Self::Tls(Box::new(stream));
+                    Poll::Ready(Ok(()))
+                }
+                Err(e) => {
+                    *self = Self::Failed;
+                    Poll::Ready(Err(e))
+                }
+            },
+            Self::Failed => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "TLS handshake failed",
+            ))),
+            Self::Plain(_) | Self::Tls(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Forwards one I/O call to the established stream, after the handshake.
+macro_rules! established {
+    ($self:ident, $cx:ident, $s:ident => $call:expr) => {{
+        let this = &mut *$self;
+        ready!(this.poll_established($cx))?;
+        match this {
+            Transport::Plain($s) => {
+                let $s = Pin::new($s);
+                $call
+            }
+            Transport::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
+            Transport::Handshake(_) | Transport::Failed => {
+                Poll::Ready(Err(io::Error::from(io::ErrorKind::NotConnected)))
+            }
+        }
+    }};
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        established!(self, cx, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        established!(self, cx, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        established!(self, cx, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+            Self::Handshake(_) | Self::Failed => false,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        established!(self, cx, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        established!(self, cx, s => s.poll_shutdown(cx))
     }
 }
 
@@ -179,6 +295,8 @@ mod tests {
             ])
             .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
             .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
             .arg("-keyout")
             .arg(&key)
             .arg("-out")

@@ -30,6 +30,7 @@ mod routing;
 mod security;
 mod store;
 mod tasks;
+mod tls;
 mod translate;
 mod verify;
 mod web_search;
