@@ -309,6 +309,47 @@ pub fn unknown_route(path: &str) -> Response {
     prefix.render(Error::new(ErrorKind::NotFound, message).with_code("unknown_route"))
 }
 
+/// Middleware: a path whose percent-decoding is not UTF-8 is refused here, in its family's
+/// envelope (the routes' path extractors would answer it in plain text).
+pub async fn require_utf8_path(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    if decodes_to_utf8(path) {
+        return next.run(req).await;
+    }
+    Prefix::of(path).render(
+        Error::invalid(
+            None,
+            "the URL path is not valid UTF-8 once percent-decoded; percent-encode path parameters from UTF-8 text",
+        )
+        .with_code("invalid_path"),
+    )
+}
+
+/// Whether `path`, percent-decoded, is UTF-8 (a `%` not followed by two hex digits stays as it
+/// is, as the router reads it).
+fn decodes_to_utf8(path: &str) -> bool {
+    if !path.contains('%') {
+        return true;
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |j: usize| bytes.get(j).and_then(|c| char::from(*c).to_digit(16));
+        if let (b'%', Some(hi), Some(lo)) = (b, hex(i + 1), hex(i + 2)) {
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    std::str::from_utf8(&out).is_ok()
+}
+
 /// The answer for a route called with a method it does not accept, in its family's envelope.
 pub fn wrong_method(path: &str, method: &http::Method) -> Response {
     let prefix = Prefix::of(path);
@@ -557,4 +598,18 @@ pub fn replayed(mut resp: Response, replayed: bool) -> Response {
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decodes_to_utf8;
+
+    #[test]
+    fn percent_decoded_paths_must_be_utf8() {
+        assert!(decodes_to_utf8("/gemini/v1beta/models/gemini:generateContent"));
+        assert!(decodes_to_utf8("/dashscope/v1/tasks/%E2%9C%93"));
+        assert!(decodes_to_utf8("/openai/v1/models/100%"));
+        assert!(!decodes_to_utf8("/dashscope/v1/tasks/%FF"));
+        assert!(!decodes_to_utf8("/openai/v1/models/%C3%28"));
+    }
 }

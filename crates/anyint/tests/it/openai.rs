@@ -813,3 +813,28 @@ async fn unknown_routes_and_wrong_methods_answer_in_their_familys_envelope() {
     let v = error_body(resp).await;
     assert_eq!(v["error"]["code"], "method_not_allowed");
 }
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_and_a_get_on_a_gemini_action_answer_in_the_familys_envelope() {
+    let t = TestGateway::start().await;
+    // Invalid UTF-8 once percent-decoded: 400 in the envelope of the prefix, not plain text.
+    let resp = t.get("/dashscope/v1/tasks/%FF%FE").send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["code"].is_string() && v["request_id"].is_string(), "{v}");
+    let resp = t.get("/openai/v1/models/%C3%28").send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let v = error_body(resp).await;
+    assert_eq!(v["error"]["code"], "invalid_path");
+    // A GET on a POST-only Gemini action is a 405 in the Google envelope, not a model 404.
+    let resp = t
+        .http
+        .get(t.url("/gemini/v1beta/models/gemini:generateContent"))
+        .header("x-goog-api-key", &t.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"]["status"].is_string(), "{v}");
+}
