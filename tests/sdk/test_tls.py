@@ -10,11 +10,11 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
 import anthropic
-import httpx
 import openai
 import pytest
 
@@ -96,8 +96,13 @@ routes = [{{ provider = "emulator-anthropic", upstream_model = "claude-sonnet-4-
 
 def _clients(gw, cert):
     verify = ssl.create_default_context(cafile=str(cert))
-    oai = openai.OpenAI(base_url=gw["base"] + "/openai/v1", api_key=gw["key"], http_client=httpx.Client(verify=verify))
-    ant = anthropic.Anthropic(base_url=gw["base"] + "/anthropic", api_key=gw["key"], http_client=httpx.Client(verify=verify))
+    # Each SDK's own HTTP client class, told to trust only `cert`.
+    oai = openai.OpenAI(
+        base_url=gw["base"] + "/openai/v1", api_key=gw["key"], http_client=openai.DefaultHttpxClient(verify=verify)
+    )
+    ant = anthropic.Anthropic(
+        base_url=gw["base"] + "/anthropic", api_key=gw["key"], http_client=anthropic.DefaultHttpxClient(verify=verify)
+    )
     return oai, ant
 
 
@@ -114,8 +119,15 @@ def _ask(oai, ant):
 
 def test_official_sdks_over_tls_through_a_certificate_swap(tls_gateway):
     gw = tls_gateway
-    oai, ant = _clients(gw, gw["old_cert"])
+    new_cert, new_key = _self_signed(gw["work"], "new")
+    # The clients that live through the renewal trust both certificates, as clients trusting a
+    # CA do; the ones made after it trust only the new one.
+    both = gw["work"] / "both.pem"
+    both.write_bytes(gw["old_cert"].read_bytes() + new_cert.read_bytes())
+    oai, ant = _clients(gw, both)
     _ask(oai, ant)
+    old_only, _ = _clients(gw, gw["old_cert"])
+    old_only.with_options(max_retries=0).models.list()
 
     # An SDK that does not trust the certificate refuses the gateway: the TLS is real.
     stranger, _ = _self_signed(gw["work"], "stranger")
@@ -123,22 +135,49 @@ def test_official_sdks_over_tls_through_a_certificate_swap(tls_gateway):
     with pytest.raises(openai.APIConnectionError):
         untrusting.with_options(max_retries=0).models.list()
 
-    # Renew on disk; the gateway reloads without a restart.
-    new_cert, new_key = _self_signed(gw["work"], "new")
+    # Renew on disk while the long-lived clients keep asking; the gateway reloads without a
+    # restart.
+    failures, asked, done = [], [0], threading.Event()
+
+    def keep_asking():
+        while not done.is_set():
+            try:
+                _ask(oai, ant)
+                asked[0] += 1
+            except Exception as e:  # noqa: BLE001 - any failure during the swap is the finding
+                failures.append(repr(e))
+
+    worker = threading.Thread(target=keep_asking)
+    worker.start()
     live_cert, live_key = gw["live"]
     shutil.copy(new_key, live_key)
     shutil.copy(new_cert, live_cert)
     fresh_oai, fresh_ant = _clients(gw, new_cert)
     # Bounded wait for the reload (checked every second): a new client trusting only the new
     # certificate gets through once it is served.
-    for _ in range(100):
-        try:
-            fresh_oai.with_options(max_retries=0).models.list()
-            break
-        except openai.APIConnectionError:
-            time.sleep(0.1)
-    else:
-        pytest.fail("the renewed certificate was never served")
-    _ask(fresh_oai, fresh_ant)
-    # The clients opened before the swap keep working on their connections.
-    _ask(oai, ant)
+    try:
+        for _ in range(100):
+            try:
+                fresh_oai.with_options(max_retries=0).models.list()
+                break
+            except openai.APIConnectionError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the renewed certificate was never served")
+        _ask(fresh_oai, fresh_ant)
+        _ask(oai, ant)
+        # Let the background client finish a few rounds across the swap.
+        seen = asked[0]
+        for _ in range(200):
+            if asked[0] >= seen + 2 or failures:
+                break
+            time.sleep(0.05)
+    finally:
+        done.set()
+        worker.join()
+    assert failures == [], failures[:3]
+    assert asked[0] >= 2, "the background client made no requests across the swap"
+    # New connections that trust only the old certificate are refused now.
+    stale, _ = _clients(gw, gw["old_cert"])
+    with pytest.raises(openai.APIConnectionError):
+        stale.with_options(max_retries=0).models.list()

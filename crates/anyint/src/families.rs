@@ -606,7 +606,9 @@ mod tests {
 
     #[test]
     fn percent_decoded_paths_must_be_utf8() {
-        assert!(decodes_to_utf8("/gemini/v1beta/models/gemini:generateContent"));
+        assert!(decodes_to_utf8(
+            "/gemini/v1beta/models/gemini:generateContent"
+        ));
         assert!(decodes_to_utf8("/dashscope/v1/tasks/%E2%9C%93"));
         assert!(decodes_to_utf8("/openai/v1/models/100%"));
         assert!(!decodes_to_utf8("/dashscope/v1/tasks/%FF"));

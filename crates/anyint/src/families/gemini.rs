@@ -127,6 +127,10 @@ async fn get_model(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, GeminiError> {
+    // `GET models/{model}:generateContent` names an action route with the wrong method.
+    if rest.contains(':') {
+        return Ok(super::wrong_method("/gemini", &http::Method::GET));
+    }
     let key = authenticate(&state, &headers, query.as_deref()).await?;
     let id = model_name(&rest);
     // Chat and embedding models; a task model is the 400 naming its routes.

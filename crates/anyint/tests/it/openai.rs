@@ -834,7 +834,8 @@ async fn a_path_that_is_not_utf8_and_a_get_on_a_gemini_action_answer_in_the_fami
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 405);
+    let status = resp.status();
     let v: Value = resp.json().await.unwrap();
+    assert_eq!(status, 405, "{v}");
     assert!(v["error"]["status"].is_string(), "{v}");
 }
