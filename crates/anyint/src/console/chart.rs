@@ -49,10 +49,25 @@ impl Unit {
         }
     }
 
-    /// A value as an axis tick (shorter than [`Unit::format`]).
-    fn tick(self, v: f64) -> String {
+    /// A value as an axis tick (shorter than [`Unit::format`]), for an axis topping at `top`.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a digit count clamped to 0..=5"
+    )]
+    fn tick(self, v: f64, top: f64) -> String {
         match self {
-            Self::Credits => compact(v / 1e6),
+            Self::Credits => {
+                let c = v / 1e6;
+                if c == 0.0 || top >= 1e6 {
+                    compact(c)
+                } else {
+                    // Enough decimals to tell the ticks of a small axis apart.
+                    let digits = (-(top / 1e6).log10()).ceil().clamp(0.0, 5.0) as usize + 1;
+                    format!("{c:.digits$}")
+                }
+            }
+            Self::Percent if top < 10.0 => format!("{v:.1}%"),
             Self::Percent => format!("{v:.0}%"),
             _ => compact(v),
         }
@@ -113,9 +128,9 @@ pub(super) enum Style {
 
 const W: f64 = 640.0;
 const H: f64 = 200.0;
-const LEFT: f64 = 56.0;
+const LEFT: f64 = 70.0;
 const RIGHT: f64 = 12.0;
-const TOP: f64 = 12.0;
+const TOP: f64 = 24.0;
 const BOTTOM: f64 = 26.0;
 
 /// The label of a bucket starting at `secs`, for a bucket width of `step` seconds.
@@ -147,10 +162,13 @@ pub(super) fn time_chart(
         .iter()
         .flat_map(|s| s.values.iter().copied())
         .fold(0.0, f64::max);
-    let top = if unit == Unit::Percent {
-        nice_ceiling(max).min(100.0)
-    } else {
-        nice_ceiling(max)
+    let top = match unit {
+        Unit::Percent => nice_ceiling(max).min(100.0),
+        // Whole-number axes: 0, 1, 2 at least, never half a request.
+        Unit::Requests | Unit::Tokens => nice_ceiling(max).max(2.0),
+        // Nothing spent: an axis of one credit rather than of one micro-unit.
+        Unit::Credits if max <= 0.0 => 1e6,
+        Unit::Credits | Unit::Millis => nice_ceiling(max),
     };
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
@@ -169,7 +187,7 @@ pub(super) fn time_chart(
             svg,
             "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{x2}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>\
              <text class=\"tick\" x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{}</text>",
-            esc(&unit.tick(v)),
+            esc(&unit.tick(v, top)),
             x2 = W - RIGHT,
             tx = LEFT - 6.0,
             ty = yy + 4.0,
@@ -178,7 +196,7 @@ pub(super) fn time_chart(
     let _ = write!(
         svg,
         "<text class=\"unit\" x=\"4\" y=\"{}\">{}</text>",
-        TOP + 4.0,
+        TOP - 12.0,
         esc(unit.name())
     );
     // Time axis: about six labels, in UTC.
@@ -289,8 +307,8 @@ pub(super) fn bars(title: &str, items: &[(String, f64)], unit: Unit) -> String {
     );
     for (i, (name, v)) in items.iter().enumerate() {
         let yy = 4.0 + row * i as f64;
-        let label: String = if name.chars().count() > 28 {
-            name.chars().take(27).chain(['…']).collect()
+        let label: String = if name.chars().count() > 24 {
+            name.chars().take(23).chain(['…']).collect()
         } else {
             name.clone()
         };

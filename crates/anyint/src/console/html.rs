@@ -14,7 +14,9 @@ pub(super) const CSS: &str = include_str!("assets/console.css");
 pub(super) const JS: &str = include_str!("assets/console.js");
 
 /// The headers of every console page: no caching (pages show secrets once and live data), no
-/// framing, no referrer, and only the console's own assets.
+/// framing, no referrer beyond the console itself (`same-origin`: with `no-referrer` browsers
+/// send `Origin: null` on form posts, which the CSRF check refuses), and only the console's own
+/// assets.
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -211,7 +213,7 @@ pub(super) fn secure_headers(h: &mut http::HeaderMap) {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
 }
 

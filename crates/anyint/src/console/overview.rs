@@ -167,7 +167,7 @@ pub(super) async fn page(
         &top(keys.data(), |id| {
             key_names
                 .get(id)
-                .map_or_else(|| id.to_owned(), |n| format!("{n} ({id})"))
+                .map_or_else(|| id.to_owned(), |n| (*n).to_owned())
         }),
         Unit::Requests,
     ));

@@ -164,24 +164,49 @@ async fn render_detail(
         );
     }
     let t = &task.body;
-    let ms = |f: &str| t[f].as_i64();
     let st = t["status"].as_str().unwrap_or("");
     let mut body = format!(
         "<dl class=\"facts\"><dt>Status</dt><dd><span class=\"badge b-{st}\">{st}</span> ({})</dd>\
          <dt>Model</dt><dd>{} → {}/{}</dd><dt>Account</dt><dd>{}</dd><dt>Key</dt><dd><a href=\"/console/keys/{k}\">{kt}</a></dd>\
-         <dt>Upstream ID</dt><dd><code>{}</code></dd><dt>Callback</dt><dd>{}</dd></dl>",
+         <dt>Upstream ID</dt><dd>{}</dd><dt>Callback</dt><dd>{}</dd></dl>",
         esc(t["native_status"].as_str().unwrap_or("")),
         esc(t["model"].as_str().unwrap_or("")),
         esc(t["provider"].as_str().unwrap_or("")),
         esc(t["upstream_model"].as_str().unwrap_or("")),
         esc(t["account"].as_str().unwrap_or("")),
-        esc(&html::show(&t["upstream_id"])),
+        t["upstream_id"]
+            .as_str()
+            .map_or_else(|| "—".to_owned(), |u| format!("<code>{}</code>", esc(u))),
         esc(&html::show(&t["callback_url"])),
         st = esc(st),
         k = esc(&html::url_enc(t["key_id"].as_str().unwrap_or(""))),
         kt = esc(t["key_id"].as_str().unwrap_or("")),
     );
-    // The timeline: the instants the task row records, in order.
+    body.push_str(&timeline(t));
+    body.push_str("<h2>Callback deliveries</h2>");
+    if deliveries.data().is_empty() {
+        body.push_str("<p class=\"muted\">No callback events (the task has no callback URL, or no state change to report yet).</p>");
+    }
+    for d in deliveries.data() {
+        body.push_str(&delivery(s, id, d));
+    }
+    html::respond(
+        status,
+        html::page(
+            &format!("Task {id}"),
+            "/console/tasks",
+            &s.csrf,
+            &notice,
+            &body,
+        ),
+    )
+}
+
+/// A task's timeline: the instants its row records (created, last poll, last change, finished
+/// or next poll), in order, with the charges.
+fn timeline(t: &Value) -> String {
+    let ms = |f: &str| t[f].as_i64();
+    let st = t["status"].as_str().unwrap_or("");
     let mut events: Vec<(i64, String)> = Vec::new();
     if let Some(c) = ms("created_at_ms") {
         events.push((
@@ -218,7 +243,7 @@ async fn render_detail(
         events.push((n, "next poll due".to_owned()));
     }
     events.sort_by_key(|(at, _)| *at);
-    body.push_str("<h2>Timeline</h2><ol class=\"timeline\">");
+    let mut body = String::from("<h2>Timeline</h2><ol class=\"timeline\">");
     for (at, what) in &events {
         let _ = write!(
             body,
@@ -227,23 +252,8 @@ async fn render_detail(
             esc(what)
         );
     }
-    body.push_str("</ol><h2>Callback deliveries</h2>");
-    if deliveries.data().is_empty() {
-        body.push_str("<p class=\"muted\">No callback events (the task has no callback URL, or no state change to report yet).</p>");
-    }
-    for d in deliveries.data() {
-        body.push_str(&delivery(s, id, d));
-    }
-    html::respond(
-        status,
-        html::page(
-            &format!("Task {id}"),
-            "/console/tasks",
-            &s.csrf,
-            &notice,
-            &body,
-        ),
-    )
+    body.push_str("</ol>");
+    body
 }
 
 fn delivery(s: &Session, task: &str, d: &Value) -> String {
