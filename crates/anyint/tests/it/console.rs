@@ -404,3 +404,53 @@ async fn console_pages_show_a_request_and_export_csv() {
         .unwrap();
     assert_eq!(anon.status(), StatusCode::SEE_OTHER);
 }
+
+#[test]
+fn serve_demo_prints_the_console_url_and_an_admin_token_that_opens_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_anyint"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("ANYINT_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let (mut console, mut token) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Console: ") {
+            console = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.strip_prefix("Admin token: ") {
+            token = Some(rest.trim().to_owned());
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let (console, token) = (console.unwrap(), token.unwrap());
+    assert!(console.ends_with("/console/"), "{console}");
+    assert!(token.starts_with("adm_") && token.len() > 40, "{token}");
+    let base = console.trim_end_matches("/console/").to_owned();
+    let status = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            reqwest::Client::builder()
+                .build()
+                .unwrap()
+                .get(format!("{base}/admin/v1/keys"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    let _ = demo.kill();
+    let _ = demo.wait();
+    assert_eq!(status, 200, "the printed token is the demo's admin token");
+}
