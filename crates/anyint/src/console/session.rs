@@ -14,10 +14,8 @@
 //!   sign-in form itself uses a double-submit token (a short-lived cookie and a field).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Extension, Request, State};
 use axum::response::Response;
 use hmac::{Hmac, Mac};
@@ -245,8 +243,8 @@ fn is_https(state: &SharedState, parts: &Parts) -> bool {
     }
     let peer = parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<crate::telemetry::PeerIp>()
+        .map(|p| p.0);
     let trusted = peer.is_some_and(|ip| {
         state
             .config
