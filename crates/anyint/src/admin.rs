@@ -30,7 +30,7 @@ use crate::store::{ApiKey, GroupBy, UsageQuery};
 pub fn routes(state: SharedState) -> Router<SharedState> {
     Router::new()
         .route("/admin/v1/keys", get(list_keys).post(create_key))
-        .route("/admin/v1/keys/{id}", delete(revoke_key))
+        .route("/admin/v1/keys/{id}", delete(revoke_key).patch(update_key))
         .route("/admin/v1/usage", get(usage))
         .route("/admin/v1/routes", get(routes_state))
         .route(
@@ -280,6 +280,90 @@ async fn revoke_key(
     Ok(json_response(StatusCode::OK, &key_json(&record)))
 }
 
+/// The fields `PATCH /admin/v1/keys/{id}` may replace (`null` clears one).
+const KEY_PATCH_FIELDS: &[&str] = &[
+    "models",
+    "expires_at",
+    "ip_allowlist",
+    "rpm",
+    "concurrency",
+    "budget_micros",
+    "tpm",
+];
+
+/// `PATCH /admin/v1/keys/{id}`: replaces the given restrictions of a key (its name, account
+/// and team stay); the change reaches the key cache at once.
+async fn update_key(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OpenAiError> {
+    let bytes = crate::families::read_body(&headers, body, 64 * 1024).await?;
+    let patch: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(None, format!("invalid JSON body: {e}")))?;
+    let Some(fields) = patch.as_object() else {
+        return Err(Error::invalid(None, "the body must be a JSON object").into());
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !KEY_PATCH_FIELDS.contains(&k.as_str()))
+    {
+        return Err(Error::invalid(
+            None,
+            format!(
+                "`{unknown}` cannot be changed; a key's changeable fields are {}",
+                KEY_PATCH_FIELDS.join(", ")
+            ),
+        )
+        .into());
+    }
+    let not_found = || {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("no key with id `{id}`; list keys with GET /admin/v1/keys"),
+        )
+        .with_code("key_not_found")
+    };
+    if !crate::store::is_valid_id(&id) {
+        return Err(not_found().into());
+    }
+    let keys = state.store.list_keys().await.map_err(Error::from)?;
+    let Some(existing) = keys.into_iter().find(|k| k.id == id) else {
+        return Err(not_found().into());
+    };
+    let mut merged = serde_json::to_value(&existing.limits).map_err(Error::internal)?;
+    let mut models = existing.models.clone();
+    for (k, v) in fields {
+        if k == "models" {
+            models = serde_json::from_value(v.clone()).map_err(|e| {
+                Error::invalid(
+                    Some("models"),
+                    format!("`models` must be a list of model IDs or null: {e}"),
+                )
+            })?;
+        } else {
+            merged[k] = v.clone();
+        }
+    }
+    let limits: crate::store::KeyLimits = serde_json::from_value(merged)
+        .map_err(|e| Error::invalid(None, format!("invalid restriction: {e}")))?;
+    validate_new_key(
+        Some(&state.config),
+        &existing.name,
+        models.as_deref(),
+        &limits,
+    )?;
+    let record = state
+        .store
+        .update_key(&id, models.as_deref(), &limits)
+        .await
+        .map_err(Error::from)?
+        .ok_or_else(not_found)?;
+    state.changed().await;
+    Ok(json_response(StatusCode::OK, &key_json(&record)))
+}
+
 /// The usage API's query parameters.
 const USAGE_PARAMS: &[&str] = &[
     "account",
@@ -328,6 +412,8 @@ pub fn usage_query<S: std::hash::BuildHasher>(
     };
     let group = match q.get("group_by").map(String::as_str) {
         None => None,
+        Some("minute") => Some(GroupBy::Minute),
+        Some("hour") => Some(GroupBy::Hour),
         Some("day") => Some(GroupBy::Day),
         Some("model") => Some(GroupBy::Model),
         Some("key") => Some(GroupBy::Key),
@@ -336,7 +422,9 @@ pub fn usage_query<S: std::hash::BuildHasher>(
         Some(other) => {
             return Err(Error::invalid(
                 Some("group_by"),
-                format!("`group_by` must be day, model, key, team or account, not `{other}`"),
+                format!(
+                    "`group_by` must be minute, hour, day, model, key, team or account, not `{other}`"
+                ),
             ));
         }
     };

@@ -7,7 +7,7 @@
 //!
 //! Modules import only downward: leaves (`error`, `clock`, `config`, `family`, `telemetry`),
 //! then `store`/`auth`, `policy`, `providers`, `router`/`meter`, `state`, `gateway`/`tasks`,
-//! `families`/`admin`, `server`, `cli`. `scripts/check-layers` enforces it; ARCHITECTURE.md
+//! `families`/`admin`/`console`, `server`, `cli`. `scripts/check-layers` enforces it; ARCHITECTURE.md
 //! has the table, the codemap and the life of a request.
 
 pub mod admin;
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod families;
 pub mod family;

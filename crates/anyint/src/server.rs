@@ -40,6 +40,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(families::dashscope::routes())
         .merge(families::music::routes())
         .merge(crate::admin::routes(state.clone()))
+        .merge(crate::console::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -202,6 +202,10 @@ pub struct UsageQuery {
 /// How usage is summed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupBy {
+    /// By UTC minute (the console's last-hour chart).
+    Minute,
+    /// By UTC hour (the console's last-day chart).
+    Hour,
     /// By UTC day.
     Day,
     /// By public model.
@@ -217,10 +221,13 @@ pub enum GroupBy {
 /// One group of summed usage. Tokens and cost are exact integers.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct UsageGroup {
-    /// The group's value: `YYYY-MM-DD`, a model ID or a key ID.
+    /// The group's value: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:00Z` (hour, minute), a model ID or a
+    /// key ID.
     pub group: String,
     /// Requests in the group.
     pub requests: i64,
+    /// Requests answered with an HTTP status of 400 or more.
+    pub errors: i64,
     /// Input tokens.
     pub prompt_tokens: i64,
     /// Output tokens.
@@ -254,6 +261,13 @@ pub trait Store: TaskStore + ResponseStore + Send + Sync {
     async fn key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKey>, Error>;
     /// Revokes a key; `None` when no such key exists.
     async fn revoke_key(&self, id: &str, now: i64) -> Result<Option<ApiKey>, Error>;
+    /// Replaces a key's model allowlist and restrictions; `None` when no such key exists.
+    async fn update_key(
+        &self,
+        id: &str,
+        models: Option<&[String]>,
+        limits: &KeyLimits,
+    ) -> Result<Option<ApiKey>, Error>;
     /// Inserts a policy entity; `Ok(false)` when one with this ID already exists.
     async fn insert_entity(&self, kind: EntityKind, entity: &Entity) -> Result<bool, Error>;
     /// Replaces an entity's spec; `Ok(false)` when it does not exist.

@@ -48,6 +48,12 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// The TCP peer's address (before any forwarding header is read), as a request extension set
+/// by `server::observe`; the console reads it to trust `X-Forwarded-Proto` only from a trusted
+/// proxy.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerIp(pub std::net::IpAddr);
+
 tokio::task_local! {
     /// The client's address for the request being handled on this task (socket peer, or the
     /// forwarded client behind a trusted proxy; `None` when that could not be read safely).

@@ -68,12 +68,19 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
         }
     });
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let config = config::demo_config(
+    let mut config = config::demo_config(
         &format!("http://{emulator_addr}"),
         listen,
         &config::process_env,
     )
     .map_err(|e| e.to_string())?;
+    // The demo always has an admin token, so the console and admin API work in the first
+    // minute: the operator's own (ANYINT_ADMIN_TOKEN), else a random one printed below.
+    let generated = config.server.admin_token.is_none().then(|| {
+        let token = format!("adm_{}", hex::encode(crate::auth::random_bytes::<24>()));
+        config.server.admin_token = Some(config::Secret::new(token.clone()));
+        token
+    });
     crate::telemetry::init_logging(config.server.log_format, &config.server.log_level);
     let store = crate::store::open(&config.store_url)
         .await
@@ -89,7 +96,6 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let listener = bind(config.server.listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let admin = config.server.admin_token.is_some();
     let running = crate::server::start_with_store(config, store, listener)
         .await
         .map_err(|e| e.message)?;
@@ -113,12 +119,13 @@ async fn run_demo(listen: Option<SocketAddr>) -> Result<(), String> {
          curl -s http://{addr}/dashscope/v1/services/aigc/video-generation/video-synthesis -H \"Authorization: Bearer $ANYINT_API_KEY\" \\\n  \
            -H 'Content-Type: application/json' -d '{{\"model\":\"wan2.2-t2v-plus\",\"input\":{{\"prompt\":\"a cat runs on grass\"}}}}'\n\n\
          The whole integration checklist: anyint verify --base-url http://{addr}\n\n\
-         Admin API: {}\nPress ctrl-c to stop.",
-        if admin {
-            "on (token from ANYINT_ADMIN_TOKEN)"
-        } else {
-            "off (set ANYINT_ADMIN_TOKEN to enable /admin/v1)"
-        }
+         Console: http://{addr}/console/ (sign in with the admin token)\n\
+         Admin token: {}\n\
+         Admin API: http://{addr}/admin/v1/keys -H \"Authorization: Bearer <admin token>\"\n\
+         Press ctrl-c to stop.",
+        generated
+            .as_deref()
+            .unwrap_or("the value of ANYINT_ADMIN_TOKEN")
     );
     stop.await;
     running.shutdown().await;

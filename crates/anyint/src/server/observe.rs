@@ -48,6 +48,7 @@ pub(crate) async fn observe(
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
+    req.extensions_mut().insert(telemetry::PeerIp(peer));
     let mut resp = telemetry::scope(client, id.clone(), next.run(req)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         // `request-id` is the name the Anthropic SDK reads.

@@ -201,6 +201,38 @@ impl Store for SqlStore {
         Ok(row.as_ref().map(key_from_row).transpose()?)
     }
 
+    async fn update_key(
+        &self,
+        id: &str,
+        models: Option<&[String]>,
+        limits: &KeyLimits,
+    ) -> Result<Option<ApiKey>, Error> {
+        sqlx::query(
+            "UPDATE api_keys SET models = $1, expires_at = $2, ip_allowlist = $3, rpm = $4, \
+             concurrency = $5, budget_micros = $6, tpm = $7 WHERE id = $8",
+        )
+        .bind(models.map(|m| serde_json::to_string(m).unwrap_or_default()))
+        .bind(limits.expires_at)
+        .bind(
+            limits
+                .ip_allowlist
+                .as_ref()
+                .map(|l| serde_json::to_string(l).unwrap_or_default()),
+        )
+        .bind(limits.rpm.map(i64::from))
+        .bind(limits.concurrency.map(i64::from))
+        .bind(limits.budget_micros)
+        .bind(limits.tpm.map(i64::from))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(key_from_row).transpose()?)
+    }
+
     async fn insert_entity(&self, kind: EntityKind, entity: &Entity) -> Result<bool, Error> {
         let done = sqlx::query(
             "INSERT INTO policy_entities (kind, id, spec, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, id) DO NOTHING",
@@ -281,6 +313,8 @@ impl Store for SqlStore {
         let (filter, binds) = usage_filter(q);
         let key = match group {
             // Integer division is floor division for non-negative values on both backends.
+            GroupBy::Minute => "CAST(created_at_ms / 60000 AS BIGINT)",
+            GroupBy::Hour => "CAST(created_at_ms / 3600000 AS BIGINT)",
             GroupBy::Day => "CAST(created_at_ms / 86400000 AS BIGINT)",
             GroupBy::Model => "model",
             GroupBy::Key => "key_id",
@@ -292,7 +326,8 @@ impl Store for SqlStore {
             "SELECT {key} AS g, COUNT(*) AS requests, CAST(SUM(prompt_tokens) AS BIGINT) AS p, \
              CAST(SUM(completion_tokens) AS BIGINT) AS c, CAST(SUM(cache_read_tokens) AS BIGINT) AS cr, \
              CAST(SUM(cache_write_tokens) AS BIGINT) AS cw, CAST(SUM(cost_micros) AS BIGINT) AS cost, \
-             CAST(SUM(web_searches) AS BIGINT) AS ws \
+             CAST(SUM(web_searches) AS BIGINT) AS ws, \
+             CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT) AS errors \
              FROM usage_ledger WHERE {filter} GROUP BY {key} ORDER BY {key}"
         );
         let rows = bind_all(sqlx::query(&sql), binds)
@@ -301,6 +336,12 @@ impl Store for SqlStore {
         rows.iter()
             .map(|r| {
                 let group_value = match group {
+                    GroupBy::Minute => {
+                        crate::clock::rfc3339(r.try_get::<i64, _>("g")?.saturating_mul(60))
+                    }
+                    GroupBy::Hour => {
+                        crate::clock::rfc3339(r.try_get::<i64, _>("g")?.saturating_mul(3600))
+                    }
                     GroupBy::Day => {
                         crate::clock::rfc3339(r.try_get::<i64, _>("g")?.saturating_mul(86_400))
                             .chars()
@@ -316,6 +357,7 @@ impl Store for SqlStore {
                 Ok(UsageGroup {
                     group: group_value,
                     requests: sum("requests")?,
+                    errors: sum("errors")?,
                     prompt_tokens: sum("p")?,
                     completion_tokens: sum("c")?,
                     cache_read_tokens: sum("cr")?,

@@ -215,3 +215,92 @@ async fn usage_api_groups_by_model_and_key_with_exact_cost() {
         assert_eq!(r.status(), 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn usage_groups_by_hour_and_counts_errors() {
+    let t = TestGateway::start().await;
+    assert_eq!(
+        t.chat(json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+            .await
+            .status(),
+        200
+    );
+    let bad = t
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("x [emulate: status=400]")}))
+        .await;
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+    for group in ["hour", "minute"] {
+        let v: Value = t
+            .admin(Method::GET, &format!("/admin/v1/usage?group_by={group}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let data = v["data"].as_array().unwrap();
+        let requests: i64 = data.iter().map(|g| g["requests"].as_i64().unwrap()).sum();
+        let errors: i64 = data.iter().map(|g| g["errors"].as_i64().unwrap()).sum();
+        assert_eq!((requests, errors), (2, 1), "{v}");
+        let label = data[0]["group"].as_str().unwrap();
+        assert!(label.ends_with(":00Z") && label.len() == 20, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn admin_api_edits_a_key_s_restrictions() {
+    let t = TestGateway::start().await;
+    let made: Value = t
+        .admin(Method::POST, "/admin/v1/keys")
+        .json(&json!({"name": "editable", "rpm": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = made["id"].as_str().unwrap();
+    let path = format!("/admin/v1/keys/{id}");
+    let resp = t
+        .admin(Method::PATCH, &path)
+        .json(&json!({"models": ["gpt-4o"], "rpm": null, "concurrency": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["models"], json!(["gpt-4o"]));
+    assert_eq!(v["rpm"], Value::Null);
+    assert_eq!(v["concurrency"], 2);
+    // The key cache has the change: the key may no longer use another model.
+    let key = made["key"].as_str().unwrap();
+    let resp = t
+        .http
+        .post(t.url("/openai/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    for (body, status) in [
+        (json!({"name": "renamed"}), 400),
+        (json!({"models": ["no-such-model"]}), 400),
+        (json!({"rpm": 0}), 400),
+    ] {
+        let resp = t
+            .admin(Method::PATCH, &path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{body}");
+    }
+    let resp = t
+        .admin(Method::PATCH, "/admin/v1/keys/key_nope")
+        .json(&json!({"rpm": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}

@@ -18,6 +18,7 @@ mod admin;
 mod binary;
 mod claude_code;
 mod conns;
+mod console;
 mod embeddings;
 mod encoding;
 mod fuzz;
