@@ -235,10 +235,10 @@ pub(super) async fn form_post(
     Ok((session, form))
 }
 
-/// Whether the request reached the gateway over https: the URI's scheme, or the
-/// `X-Forwarded-Proto` of a trusted proxy.
+/// Whether the request reached the gateway over https: the gateway's own TLS (its listener
+/// then serves nothing else), the URI's scheme, or the `X-Forwarded-Proto` of a trusted proxy.
 fn is_https(state: &SharedState, parts: &Parts) -> bool {
-    if parts.uri.scheme_str() == Some("https") {
+    if state.config.server.tls.is_some() || parts.uri.scheme_str() == Some("https") {
         return true;
     }
     let peer = parts

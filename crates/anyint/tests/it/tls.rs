@@ -83,6 +83,10 @@ async fn serves_https_with_h2_and_takes_up_a_swapped_certificate() {
         reqwest::Version::HTTP_2,
         "ALPN should pick h2"
     );
+    // The console's cookies are Secure when the gateway serves TLS itself.
+    let page = old.get(https(&t, "/console/sign-in")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
     // Plain HTTP on the TLS port gets no HTTP answer.
     assert!(t.http.get(t.url("/healthz")).send().await.is_err());
 
