@@ -1,7 +1,9 @@
 //! The HTTP server: shared state, the route table, and start/stop with a graceful drain.
 //!
 //! Shutdown order matters for "lose nothing": stop accepting, let in-flight requests and
-//! streams finish (up to `shutdown_grace`), then flush the usage meter, then exit.
+//! streams finish (up to `shutdown_grace`), then stop the usage meter (it writes every row and
+//! removes its journal, or leaves the journal for the next start), then exit. At start the
+//! meter replays stopped instances' journals before spend is loaded and before serving.
 
 mod conn;
 mod observe;

@@ -25,7 +25,7 @@ use crate::store::UsageRecord;
 /// A provisional row is journaled after this many events …
 pub const PROGRESS_EVENTS: u64 = 64;
 /// … or this long after the last one, whichever comes first.
-pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(20);
 /// The outcome of a provisional row: the gateway stopped before the stream ended.
 const INTERRUPTED: &str = "interrupted";
 
