@@ -92,8 +92,6 @@ impl Meter {
             })?),
             None => None,
         };
-        let (ctl, ctl_rx) = mpsc::unbounded_channel();
-        let wake = Arc::new(Notify::new());
         let memory = Arc::new(Mutex::new(Vec::new()));
         let writer = Writer {
             store,
@@ -102,7 +100,21 @@ impl Meter {
             memory: memory.clone(),
             tail,
             live: HashMap::new(),
+            rotate_bytes: journal::ROTATE_BYTES,
         };
+        Ok(Self::spawn(writer, prices, spend, limiter))
+    }
+
+    /// Starts `writer` and returns its handles.
+    fn spawn(
+        writer: Writer,
+        prices: HashMap<String, Price>,
+        spend: Arc<crate::policy::quota::SpendTracker>,
+        limiter: Arc<dyn crate::policy::limits::Limiter>,
+    ) -> (Self, MeterTask) {
+        let (ctl, ctl_rx) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
+        let (journal, memory) = (writer.journal.clone(), writer.memory.clone());
         let handle = tokio::spawn(writer.run(ctl_rx, wake.clone()));
         let meter = Self {
             ctl: ctl.clone(),
@@ -114,7 +126,7 @@ impl Meter {
             settlements: Arc::default(),
             limiter,
         };
-        Ok((meter, MeterTask { handle, ctl }))
+        (meter, MeterTask { handle, ctl })
     }
 
     /// `Err` naming the journal file and the error while rows cannot be journaled.
@@ -250,6 +262,8 @@ struct Writer {
     /// Streams in flight: request ID → its latest provisional entry, carried into the next
     /// segment at rotation.
     live: HashMap<String, Vec<u8>>,
+    /// A segment is rotated once the writer has read this far into it.
+    rotate_bytes: u64,
 }
 
 /// A final entry joins the batch; a provisional one replaces its request's earlier one.
@@ -355,7 +369,7 @@ impl Writer {
         let (Some(journal), Some(tail)) = (self.journal.clone(), self.tail.as_mut()) else {
             return;
         };
-        if tail.offset() < journal::ROTATE_BYTES {
+        if tail.offset() < self.rotate_bytes {
             return;
         }
         let mut batch = Vec::new();
@@ -482,5 +496,119 @@ async fn isolate(store: &dyn Store, batch: &mut Vec<UsageRecord>, n: usize) {
                 "usage row refused by the store; recorded here instead"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, completion: i64) -> UsageRecord {
+        UsageRecord {
+            request_id: id.to_owned(),
+            key_id: "key_t".into(),
+            account: "acct".into(),
+            model: "m".into(),
+            provider: "p".into(),
+            upstream_model: "m".into(),
+            family: "openai".into(),
+            stream: true,
+            prompt_tokens: 3,
+            completion_tokens: completion,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            web_searches: 0,
+            status: 200,
+            outcome: "ok".into(),
+            latency_ms: 1,
+            created_at_ms: 1,
+            cost_micros: 0,
+            team: None,
+        }
+    }
+
+    /// Rotation under way: rows are written, old segments removed, and a stream in flight keeps
+    /// its provisional row across segments, so a crash after many rotations still bills it.
+    #[tokio::test]
+    async fn rotation_keeps_streams_in_flight_and_removes_written_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let jdir = dir.path().join("journal");
+        let cfg = MeterConfig {
+            flush_interval: Duration::from_millis(1),
+            batch_size: 50,
+            journal_dir: Some(jdir.clone()),
+            fsync: crate::config::Fsync::Never,
+        };
+        let journal = Arc::new(Journal::open(&jdir, "inst_a", cfg.fsync).unwrap());
+        let (_, path) = journal.current().unwrap();
+        let writer = Writer {
+            store: store.clone(),
+            cfg,
+            journal: Some(journal.clone()),
+            memory: Arc::default(),
+            tail: Some(Tail::open(path).unwrap()),
+            live: HashMap::new(),
+            rotate_bytes: 2048,
+        };
+        drop(journal);
+        let (meter, task) = Meter::spawn(
+            writer,
+            HashMap::new(),
+            Arc::new(crate::policy::quota::SpendTracker::new()),
+            Arc::new(crate::policy::limits::LocalLimiter::new()),
+        );
+        meter.checkpoint(row("req_live", 7));
+        for i in 0..200 {
+            meter.record(row(&format!("req_{i}"), 1));
+            if i % 20 == 0 {
+                meter.flush().await;
+            }
+        }
+        meter.flush().await;
+        let stored = store
+            .usage(&crate::store::UsageQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 200);
+        let segments = |dir: &std::path::Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".journal"))
+                .collect::<Vec<_>>()
+        };
+        let now = segments(&jdir);
+        assert_eq!(now.len(), 1, "written segments are removed: {now:?}");
+        assert_ne!(now[0], "usage-inst_a-000000.journal", "it rotated");
+
+        // The process dies: nothing more is written, the lock is released.
+        task.handle.abort();
+        let _ = task.handle.await;
+        drop(meter);
+        let replayed = journal::replay(&jdir, "inst_b", store.as_ref(), 50)
+            .await
+            .unwrap();
+        assert!(replayed >= 1);
+        let live = store
+            .usage(&crate::store::UsageQuery {
+                request_id: Some("req_live".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            live.len(),
+            1,
+            "the stream in flight is billed after the crash"
+        );
+        assert_eq!(live[0].completion_tokens, 7);
+        assert!(segments(&jdir).is_empty(), "a replayed journal is removed");
     }
 }
