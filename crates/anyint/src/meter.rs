@@ -342,8 +342,9 @@ impl Writer {
                 return;
             }
             if !batch.is_empty() {
-                if let Some(j) = &self.journal {
-                    j.sync();
+                if let Some(j) = self.journal.clone() {
+                    // A disk flush can take milliseconds: not on a runtime thread.
+                    let _ = tokio::task::spawn_blocking(move || j.sync()).await;
                 }
                 write_with_retry(self.store.as_ref(), &mut batch, self.cfg.batch_size).await;
             }
