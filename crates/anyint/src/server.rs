@@ -311,17 +311,13 @@ pub async fn start_with_store(
     let spend = Arc::new(crate::policy::quota::SpendTracker::new());
     let instance_id = crate::auth::new_id("inst_");
     let limiter = build_limiter(&config, &instance_id).await?;
-    let prices = config
-        .models
-        .iter()
-        .map(|m| (m.id.clone(), m.price))
-        .collect();
+    let prices = config.models.iter().map(|m| (m.id.clone(), m.price));
     // The meter replays the journals of stopped instances first, so spend counts their rows.
     let (meter, meter_task) = Meter::start(
         store.clone(),
         config.meter.clone(),
         &instance_id,
-        prices,
+        prices.collect(),
         spend.clone(),
         limiter.clone(),
     )
