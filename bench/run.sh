@@ -25,6 +25,8 @@
 #   ANYINT_BIN=/path/to/anyint   use this binary and skip `cargo build --release`
 #   BENCH_KEEP_TMP=1             keep the temp dir (configs, logs, raw oha JSON) on exit
 #   BENCH_POLICY_REDIS=1         policy mode: also measure the Redis limiter (0 = in-process only)
+#   BENCH_JOURNAL=on             the usage journal (always on in the headline run); off: the
+#                                gateways run with [meter] journal = false, to measure its cost
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,6 +38,7 @@ CONCURRENCY="${BENCH_CONCURRENCY:-1 32}"
 MODES="${BENCH_MODES:-nonstream stream translated retry policy responses}"
 LOG_LEVELS="${BENCH_LOG_LEVELS:-warn info}"
 OHA_VERSION="${BENCH_OHA_VERSION:-1.16.0}"
+JOURNAL="${BENCH_JOURNAL:-on}"
 MODEL="gpt-4o-mini"
 PROMPT="Reply with exactly: hello world"
 ANTHROPIC_VERSION="2023-06-01"
@@ -74,6 +77,7 @@ for m in $MODES; do
     [[ "$m" =~ ^(nonstream|stream|translated|retry|policy|responses)$ ]] || { echo "bench: unknown mode '$m' in BENCH_MODES" >&2; exit 2; }
 done
 [[ -n "${MODES// /}" ]] || { echo "bench: BENCH_MODES is empty" >&2; exit 2; }
+[[ "$JOURNAL" =~ ^(on|off)$ ]] || { echo "bench: BENCH_JOURNAL must be on or off, got '$JOURNAL'" >&2; exit 2; }
 [[ "$POLICY_REDIS" =~ ^[01]$ ]] || { echo "bench: BENCH_POLICY_REDIS must be 0 or 1, got '$POLICY_REDIS'" >&2; exit 2; }
 # translated and responses are compared with the stream runs, retry and policy with the nonstream
 # runs: add them first when they were not asked for.
@@ -258,6 +262,10 @@ backoff_max_ms = 5
 
 [store]
 url = "sqlite://$dir/anyint.db"
+
+# The usage journal (journal/ beside the store) is on unless BENCH_JOURNAL=off.
+[meter]
+journal = $([[ "$JOURNAL" == off ]] && echo false || echo true)
 
 [[providers]]
 name = "emu"
@@ -584,6 +592,7 @@ policyconcurrency=$POLICY_CONCURRENCY
 respnative=$RESP_NATIVE
 respclaude=$RESP_CLAUDE
 respupstream=$RESP_UPSTREAM
+journal=$JOURNAL
 redis=$REDIS_NOTE"
 set +e
 python3 - "$MANIFEST" "$BENCH_DIR/results/latest.md" "$META" <<'PY'
@@ -655,6 +664,8 @@ lines = []
 lines.append("# anyint gateway overhead benchmark")
 lines.append("")
 lines.append(f"- date: {meta['date']}, {meta['version']}, commit: {meta['commit']}")
+lines.append(f"- usage journal: {meta['journal']}" + ("" if meta["journal"] == "on" else
+             " (BENCH_JOURNAL=off: rows wait in memory; not the headline configuration)"))
 lines.append(f"- host: {meta['host']}, CPUs: {meta['cpus']}, "
              f"load average at start: {meta['loadstart']}, at end: {meta['loadavg']}")
 lines.append(f"- load generator: {meta['oha']}, HTTP/1.1 keep-alive, "

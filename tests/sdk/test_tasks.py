@@ -228,8 +228,17 @@ def test_sdk_base_url_variants(gateway, suffix):
     assert done.output.task_id == rsp.output.task_id
 
 
-def test_music_without_custom_mode(gateway):
+def test_music_without_custom_mode_is_refused(gateway):
+    # The upstream requires customMode and instrumental: refused in the music envelope, not guessed.
     status, created = _music(
         gateway, "POST", "/music/v1/generate", {"model": "V4_5", "prompt": "[Verse] la", "style": "pop", "title": "T"}
+    )
+    assert status == 400 and created["code"] == 400 and created["data"] is None
+    assert "customMode" in created["msg"]
+    status, created = _music(
+        gateway,
+        "POST",
+        "/music/v1/generate",
+        {"model": "V4_5", "customMode": True, "instrumental": False, "prompt": "[Verse] la", "style": "pop", "title": "T"},
     )
     assert status == 200 and created["code"] == 200

@@ -110,7 +110,7 @@ struct CreateKey {
     name: String,
     account: Option<String>,
     models: Option<Vec<String>>,
-    expires_at: Option<i64>,
+    expires_at: Option<When>,
     ip_allowlist: Option<Vec<String>>,
     rpm: Option<u32>,
     concurrency: Option<u32>,
@@ -119,11 +119,39 @@ struct CreateKey {
     tpm: Option<u32>,
 }
 
-fn key_json(k: &ApiKey) -> serde_json::Value {
+/// A time the admin API takes: Unix seconds or an RFC 3339 timestamp.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum When {
+    Secs(i64),
+    Text(String),
+}
+
+impl When {
+    /// Unix seconds, or a 400 naming `param`.
+    fn secs(self, param: &'static str) -> Result<i64, Error> {
+        match self {
+            Self::Secs(s) => Ok(s),
+            Self::Text(t) => crate::clock::parse_rfc3339(&t).ok_or_else(|| {
+                Error::invalid(
+                    Some(param),
+                    format!(
+                        "`{param}` must be Unix seconds or an RFC 3339 timestamp like \
+                         \"2026-12-31T23:59:59Z\""
+                    ),
+                )
+            }),
+        }
+    }
+}
+
+/// A key as the admin API and `anyint keys … --json` show it (never the key itself);
+/// `expires_at` as RFC 3339.
+pub fn key_json(k: &ApiKey) -> serde_json::Value {
     json!({
         "id": k.id, "name": k.name, "account": k.account, "models": k.models,
         "prefix": k.prefix, "created_at": k.created_at, "revoked_at": k.revoked_at,
-        "expires_at": k.limits.expires_at, "ip_allowlist": k.limits.ip_allowlist,
+        "expires_at": k.limits.expires_at.map(crate::clock::rfc3339), "ip_allowlist": k.limits.ip_allowlist,
         "rpm": k.limits.rpm, "concurrency": k.limits.concurrency, "team": k.team, "budget_micros": k.limits.budget_micros, "tpm": k.limits.tpm,
     })
 }
@@ -181,7 +209,7 @@ async fn create_key(
         )
     })?;
     let limits = crate::store::KeyLimits {
-        expires_at: req.expires_at,
+        expires_at: req.expires_at.map(|t| t.secs("expires_at")).transpose()?,
         ip_allowlist: req.ip_allowlist,
         rpm: req.rpm,
         concurrency: req.concurrency,
@@ -234,15 +262,9 @@ async fn create_key(
     .map_err(Error::from)?;
     state.keys.insert(record.clone());
     state.changed().await;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({
-            "id": record.id, "key": key, "name": record.name, "account": record.account,
-            "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
-            "expires_at": record.limits.expires_at, "ip_allowlist": record.limits.ip_allowlist,
-            "rpm": record.limits.rpm, "concurrency": record.limits.concurrency, "team": record.team, "budget_micros": record.limits.budget_micros, "tpm": record.limits.tpm,
-        }),
-    ))
+    let mut body = key_json(&record);
+    body["key"] = json!(key);
+    Ok(json_response(StatusCode::CREATED, &body))
 }
 
 async fn list_keys(State(state): State<SharedState>) -> Result<Response, OpenAiError> {

@@ -47,23 +47,92 @@ pub fn parse_instant(s: &str) -> Option<i64> {
     if let Ok(secs) = s.parse::<i64>() {
         return Some(secs);
     }
-    let mut parts = s.splitn(3, '-');
-    let (y, m, d) = (
-        parts.next()?.parse::<i64>().ok()?,
-        parts.next()?.parse::<i64>().ok()?,
-        parts.next()?.parse::<i64>().ok()?,
+    let (y, m, d) = parse_date(s)?;
+    Some(days_from_civil(y, m, d) * 86_400)
+}
+
+/// Parses an RFC 3339 timestamp (`2026-12-31T23:59:59Z`, `2026-12-31T23:59:59.5+02:00`) to
+/// Unix seconds (fractions are dropped); `None` when it is not one.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let (date, rest) = s.split_at_checked(10)?;
+    let (y, m, d) = parse_date(date)?;
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let two = |t: &str| -> Option<i64> {
+        (t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let (hh, mm, ss) = (
+        two(rest.get(0..2)?)?,
+        two(rest.get(3..5)?)?,
+        two(rest.get(6..8)?)?,
     );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if rest.get(2..3)? != ":" || rest.get(5..6)? != ":" || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
-    // Howard Hinnant's days-from-civil.
+    let mut zone = rest.get(8..)?;
+    if let Some(frac) = zone.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        zone = frac.get(digits..)?;
+    }
+    let offset = match zone {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match zone.get(..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            if zone.len() != 6 || zone.get(3..4)? != ":" {
+                return None;
+            }
+            let (oh, om) = (two(zone.get(1..3)?)?, two(zone.get(4..6)?)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // A leap second counts as the next second's start.
+    Some(days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
+/// `YYYY-MM-DD` as (year, month, day), the day checked against the month's length.
+fn parse_date(text: &str) -> Option<(i64, i64, i64)> {
+    let bytes = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        bytes
+            .get(r.clone())
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .and_then(|_| text.get(r)?.parse::<i64>().ok())
+    };
+    if text.len() != 10 || bytes.get(4) != Some(&b'-') || bytes.get(7) != Some(&b'-') {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let len = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    (1..=len).contains(&day).then_some((year, month, day))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days-from-civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
     let mp = (m + 9) % 12;
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400)
+    era * 146_097 + doe - 719_468
 }
 
 /// The start of the UTC calendar month containing `secs`, and the start of the next one.
@@ -117,5 +186,35 @@ mod tests {
         assert_eq!(super::parse_instant("2000-02-29"), Some(951_782_400));
         assert_eq!(super::parse_instant("2025-13-01"), None);
         assert_eq!(super::parse_instant("yesterday"), None);
+    }
+
+    #[test]
+    fn rfc3339_parses_what_it_formats_and_offsets() {
+        use super::{parse_rfc3339, rfc3339};
+        for secs in [0, 951_827_696, 1_735_689_600, 1_798_761_599] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(parse_rfc3339("2026-12-31T23:59:59Z"), Some(1_798_761_599));
+        assert_eq!(
+            parse_rfc3339("2027-01-01T01:59:59.123+02:00"),
+            Some(1_798_761_599)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-31t18:29:59-05:30"),
+            Some(1_798_761_599)
+        );
+        for bad in [
+            "2026-12-31",
+            "2026-12-31T23:59:59",
+            "2026-02-29T00:00:00Z",
+            "2026-12-31T24:00:00Z",
+            "2026-12-31T23:59:59+0200",
+            "2026-12-31T23:59:59.Z",
+            "2026-1-31T23:59:59Z",
+            "1798761599",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -258,12 +258,34 @@ pub struct TlsFiles {
 }
 
 /// Usage meter settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct MeterConfig {
     /// Longest a usage row waits before it is written.
     pub flush_interval: Duration,
     /// Most rows written in one statement.
     pub batch_size: usize,
+    /// Where this instance's usage journal lives; `None` only for benchmarks that measure the
+    /// journal's cost (`journal = false`): rows then wait in memory and a crash loses them.
+    pub journal_dir: Option<std::path::PathBuf>,
+    /// When the journal is flushed to the disk.
+    pub fsync: Fsync,
+}
+
+/// When the usage journal is flushed to the disk (`[meter] fsync`). Every row is written to
+/// the journal before its response ends, which survives a crash of the process; this decides
+/// what also survives a power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Never: a power loss can lose the rows not yet in the store.
+    Never,
+    /// Once per write pass of the meter (every `flush_interval`), off the hot path: a power
+    /// loss can lose the last pass's rows (the default).
+    #[default]
+    Batch,
+    /// After every row, on the hot path: nothing is lost, at the cost of a disk flush per
+    /// response.
+    Always,
 }
 
 /// How a model picks among its healthy routes of the best priority tier.

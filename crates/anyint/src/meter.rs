@@ -1,26 +1,40 @@
-//! Usage metering: one ledger row per request, written in batches off the hot path.
+//! Usage metering: one ledger row per request, durable before its response ends, written to
+//! the store in batches off the hot path.
 //!
-//! Handlers hand finished rows to [`Meter::record`], which never blocks and never touches the
-//! database. A single writer task batches rows (up to `batch_size`, or every `flush_interval`)
-//! into one transaction. A failed write keeps its rows and retries with backoff, so a database
-//! hiccup delays usage but does not lose it. [`MeterTask::shutdown`] drains everything queued.
-//! Streams are metered by [`tap::UsageTap`], which reads usage from the events as they pass.
+//! Handlers hand finished rows to [`Meter::record`], which never blocks on the database: it
+//! appends the row to this instance's [`journal::Journal`] (one `write(2)`, so a crash of the
+//! process cannot lose it) and wakes the writer. A single writer task tails the journal and
+//! writes its rows to the store in batches (up to `batch_size` a statement, every
+//! `flush_interval`), then rotates the journal once its rows are committed. The journal is the
+//! queue: nothing grows in memory however far the store falls behind. A failed store write
+//! keeps its rows and retries with backoff. A stream in flight journals provisional rows
+//! ([`Meter::checkpoint`]) so that a crash mid-stream still bills what was delivered.
+//! [`MeterTask::shutdown`] writes everything and removes the journal. Streams are metered by
+//! [`tap::UsageTap`], which reads usage from the events as they pass.
 
+pub mod journal;
 pub mod tap;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use self::journal::{Entry, Journal, Tail};
 use crate::config::{MeterConfig, Price};
+use crate::error::Error;
 use crate::store::{Store, UsageRecord};
 
-enum Msg {
-    Row(Box<UsageRecord>),
+/// Longest shutdown waits for the store; rows it could not take stay in the journal for the
+/// next start.
+const SHUTDOWN_WRITE: Duration = Duration::from_secs(10);
+
+enum Ctl {
     Flush(oneshot::Sender<()>),
+    Stop(oneshot::Sender<()>),
 }
 
 /// A request admitted on an estimate: (estimated tokens, [(token scope, its limit)]).
@@ -29,7 +43,12 @@ type Settlement = (u32, Vec<(String, u32)>);
 /// The cheap, cloneable handle handlers record usage with.
 #[derive(Clone)]
 pub struct Meter {
-    tx: mpsc::UnboundedSender<Msg>,
+    ctl: mpsc::UnboundedSender<Ctl>,
+    wake: Arc<Notify>,
+    /// `None` only with `journal = false` (benchmarks).
+    journal: Option<Arc<Journal>>,
+    /// Rows waiting in memory: every row without a journal, and rows whose append failed.
+    memory: Arc<Mutex<Vec<UsageRecord>>>,
     /// Model ID → price, for each row's cost.
     prices: Arc<HashMap<String, Price>>,
     /// This month's spend, updated as rows are priced.
@@ -42,28 +61,77 @@ pub struct Meter {
 /// The writer task; await [`MeterTask::shutdown`] after the server has drained.
 pub struct MeterTask {
     handle: JoinHandle<()>,
-    tx: mpsc::UnboundedSender<Msg>,
+    ctl: mpsc::UnboundedSender<Ctl>,
 }
 
 impl Meter {
-    /// Starts the writer over `store`.
-    pub fn start(
+    /// Opens this instance's journal (an error naming the path when it cannot be written),
+    /// replays the journals of stopped instances into `store`, and starts the writer.
+    pub async fn start(
         store: Arc<dyn Store>,
         cfg: MeterConfig,
+        instance: &str,
+        prices: HashMap<String, Price>,
+        spend: Arc<crate::policy::quota::SpendTracker>,
+        limiter: Arc<dyn crate::policy::limits::Limiter>,
+    ) -> Result<(Self, MeterTask), Error> {
+        let journal = match &cfg.journal_dir {
+            Some(dir) => {
+                let journal = Journal::open(dir, instance, cfg.fsync)?;
+                journal::replay(dir, instance, store.as_ref(), cfg.batch_size).await?;
+                Some(Arc::new(journal))
+            }
+            None => None,
+        };
+        let tail = match journal.as_ref().and_then(|j| j.current()) {
+            Some((_, path)) => Some(Tail::open(path.clone()).map_err(|e| {
+                Error::internal(format!(
+                    "usage journal: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        let memory = Arc::new(Mutex::new(Vec::new()));
+        let writer = Writer {
+            store,
+            cfg,
+            journal: journal.clone(),
+            memory: memory.clone(),
+            tail,
+            live: HashMap::new(),
+            rotate_bytes: journal::ROTATE_BYTES,
+        };
+        Ok(Self::spawn(writer, prices, spend, limiter))
+    }
+
+    /// Starts `writer` and returns its handles.
+    fn spawn(
+        writer: Writer,
         prices: HashMap<String, Price>,
         spend: Arc<crate::policy::quota::SpendTracker>,
         limiter: Arc<dyn crate::policy::limits::Limiter>,
     ) -> (Self, MeterTask) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::spawn(writer(store, cfg, rx));
+        let (ctl, ctl_rx) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
+        let (journal, memory) = (writer.journal.clone(), writer.memory.clone());
+        let handle = tokio::spawn(writer.run(ctl_rx, wake.clone()));
         let meter = Self {
-            tx: tx.clone(),
+            ctl: ctl.clone(),
+            wake,
+            journal,
+            memory,
             prices: Arc::new(prices),
             spend,
             settlements: Arc::default(),
             limiter,
         };
-        (meter, MeterTask { handle, tx })
+        (meter, MeterTask { handle, ctl })
+    }
+
+    /// `Err` naming the journal file and the error while rows cannot be journaled.
+    pub fn health(&self) -> Result<(), String> {
+        self.journal.as_ref().map_or(Ok(()), |j| j.health())
     }
 
     /// Remembers that `request_id` was admitted on `estimate` tokens against `scopes`, to be
@@ -99,21 +167,30 @@ impl Meter {
         }));
     }
 
-    /// Queues a row, pricing it by its model. Never blocks; rows queued before shutdown are
-    /// always written.
+    /// Sets the row's cost from its model's price; `false` when the model has none.
+    fn price(&self, row: &mut UsageRecord) -> bool {
+        let Some(price) = self.prices.get(&row.model) else {
+            return false;
+        };
+        let tokens = |t: i64| u64::try_from(t).unwrap_or(0);
+        let usage = anyint_wire::Usage {
+            input_tokens: tokens(row.prompt_tokens),
+            output_tokens: tokens(row.completion_tokens),
+            cache_read_tokens: tokens(row.cache_read_tokens),
+            cache_write_tokens: tokens(row.cache_write_tokens),
+            reasoning_tokens: 0,
+            web_searches: tokens(row.web_searches),
+        };
+        row.cost_micros = i64::try_from(price.cost(&usage)).unwrap_or(i64::MAX);
+        true
+    }
+
+    /// Records a request's final row, pricing it by its model. Never blocks on the database;
+    /// when it returns the row is in the journal (or, only if the journal cannot be written,
+    /// queued in memory with `/readyz` failing).
     pub fn record(&self, mut row: UsageRecord) {
         self.settle(&row);
-        if let Some(price) = self.prices.get(&row.model) {
-            let tokens = |t: i64| u64::try_from(t).unwrap_or(0);
-            let usage = anyint_wire::Usage {
-                input_tokens: tokens(row.prompt_tokens),
-                output_tokens: tokens(row.completion_tokens),
-                cache_read_tokens: tokens(row.cache_read_tokens),
-                cache_write_tokens: tokens(row.cache_write_tokens),
-                reasoning_tokens: 0,
-                web_searches: tokens(row.web_searches),
-            };
-            row.cost_micros = i64::try_from(price.cost(&usage)).unwrap_or(i64::MAX);
+        if self.price(&mut row) {
             self.spend.add(&row);
         }
         // Only rows that produced tokens (always a configured model) touch the counters, so
@@ -128,72 +205,247 @@ impl Meter {
             metrics::counter!(crate::telemetry::METRIC_WEB_SEARCHES, "model" => row.model.clone(), "provider" => row.provider.clone())
                 .increment(u64::try_from(row.web_searches).unwrap_or(0));
         }
-        if self.tx.send(Msg::Row(Box::new(row))).is_err() {
-            tracing::error!("usage row recorded after the meter stopped; it was not stored");
+        if self.ctl.is_closed() {
+            tracing::error!(request_id = %row.request_id, "usage row recorded after the meter stopped; it was not stored");
+            return;
+        }
+        let journaled = self
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.append(true, &row).is_ok());
+        if !journaled && let Ok(mut memory) = self.memory.lock() {
+            memory.push(row);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Journals what a stream in flight would be billed if the gateway stopped now (a
+    /// provisional row, superseded by the final one). Without a journal it does nothing.
+    pub fn checkpoint(&self, mut row: UsageRecord) {
+        if let Some(journal) = &self.journal {
+            self.price(&mut row);
+            // A failure is counted, logged once and shown by `/readyz`; the final row still
+            // reaches the store through memory.
+            let _ = journal.append(false, &row);
         }
     }
 
-    /// Waits until every row queued before this call is written (read-your-writes for the
+    /// Waits until every row recorded before this call is written (read-your-writes for the
     /// usage API and tests).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Flush(done)).is_ok() {
+        if self.ctl.send(Ctl::Flush(done)).is_ok() {
             let _ = wait.await;
         }
     }
 }
 
 impl MeterTask {
-    /// Writes everything queued so far, then stops the writer.
+    /// Writes everything recorded so far, removes the journal, and stops the writer.
     pub async fn shutdown(self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Flush(done)).is_ok() {
+        if self.ctl.send(Ctl::Stop(done)).is_ok() {
             let _ = wait.await;
         }
-        self.handle.abort();
         let _ = self.handle.await;
     }
 }
 
-async fn writer(store: Arc<dyn Store>, cfg: MeterConfig, mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let mut batch: Vec<UsageRecord> = Vec::with_capacity(cfg.batch_size);
-    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
-    loop {
-        // Wait for the first message, then gather more until the batch is full or the
-        // interval passes. A flush request ends the gathering at once.
-        let Some(first) = rx.recv().await else { break };
-        let deadline = tokio::time::Instant::now() + cfg.flush_interval;
-        let mut msg = Some(first);
+/// The writer task's state.
+struct Writer {
+    store: Arc<dyn Store>,
+    cfg: MeterConfig,
+    journal: Option<Arc<Journal>>,
+    memory: Arc<Mutex<Vec<UsageRecord>>>,
+    /// Where the writer stands in the open segment.
+    tail: Option<Tail>,
+    /// Streams in flight: request ID → its latest provisional entry, carried into the next
+    /// segment at rotation.
+    live: HashMap<String, Vec<u8>>,
+    /// A segment is rotated once the writer has read this far into it.
+    rotate_bytes: u64,
+}
+
+/// A final entry joins the batch; a provisional one replaces its request's earlier one.
+fn take_entry(live: &mut HashMap<String, Vec<u8>>, e: Entry, batch: &mut Vec<UsageRecord>) {
+    if e.is_final {
+        live.remove(&e.row.request_id);
+        batch.push(e.row);
+    } else {
+        live.insert(e.row.request_id, e.line);
+    }
+}
+
+impl Writer {
+    async fn run(mut self, mut ctl: mpsc::UnboundedReceiver<Ctl>, wake: Arc<Notify>) {
         loop {
-            match msg.take() {
-                Some(Msg::Row(row)) => batch.push(*row),
-                Some(Msg::Flush(w)) => {
-                    waiters.push(w);
-                    // Take everything already queued, then write now.
-                    while let Ok(m) = rx.try_recv() {
-                        match m {
-                            Msg::Row(row) => batch.push(*row),
-                            Msg::Flush(w) => waiters.push(w),
-                        }
+            let mut waiters = Vec::new();
+            let mut stop = None;
+            let mut closed = false;
+            let mut take = |c: Option<Ctl>| match c {
+                Some(Ctl::Flush(w)) => waiters.push(w),
+                Some(Ctl::Stop(w)) => stop = Some(w),
+                None => closed = true,
+            };
+            tokio::select! {
+                () = wake.notified() => {
+                    // Gather rows for the flush interval, unless a flush is asked for first.
+                    tokio::select! {
+                        () = tokio::time::sleep(self.cfg.flush_interval) => {}
+                        c = ctl.recv() => take(c),
                     }
-                    break;
                 }
-                None => {}
+                c = ctl.recv() => take(c),
             }
-            if batch.len() >= cfg.batch_size {
-                break;
+            while let Ok(c) = ctl.try_recv() {
+                take(Some(c));
             }
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(m)) => msg = Some(m),
-                Ok(None) | Err(_) => break,
+            if let Some(done) = stop {
+                self.stop().await;
+                for w in waiters {
+                    let _ = w.send(());
+                }
+                let _ = done.send(());
+                return;
             }
-        }
-        write_with_retry(store.as_ref(), &mut batch, cfg.batch_size).await;
-        for w in waiters.drain(..) {
-            let _ = w.send(());
+            self.pass().await;
+            for w in waiters {
+                let _ = w.send(());
+            }
+            if closed {
+                return;
+            }
+            self.maybe_rotate().await;
         }
     }
-    write_with_retry(store.as_ref(), &mut batch, cfg.batch_size).await;
+
+    /// Writes every row journaled or queued so far.
+    async fn pass(&mut self) {
+        loop {
+            let mut batch = Vec::new();
+            let mut more = false;
+            if let Some(tail) = self.tail.as_mut() {
+                match tail.read() {
+                    Ok(entries) => {
+                        more = !entries.is_empty();
+                        for e in entries {
+                            take_entry(&mut self.live, e, &mut batch);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
+                    }
+                }
+            }
+            self.take_memory(&mut batch);
+            if batch.is_empty() && !more {
+                return;
+            }
+            if !batch.is_empty() {
+                if let Some(j) = self.journal.clone() {
+                    // A disk flush can take milliseconds: not on a runtime thread.
+                    let _ = tokio::task::spawn_blocking(move || j.sync()).await;
+                }
+                write_with_retry(self.store.as_ref(), &mut batch, self.cfg.batch_size).await;
+            }
+        }
+    }
+
+    /// Moves the rows queued in memory into `batch`.
+    fn take_memory(&mut self, batch: &mut Vec<UsageRecord>) {
+        let rows = self
+            .memory
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        for r in &rows {
+            self.live.remove(&r.request_id);
+        }
+        batch.extend(rows);
+    }
+
+    /// Starts a new segment once the open one is large and its rows are written: the streams
+    /// still in flight carry their provisional entries over, and the old segment is removed.
+    async fn maybe_rotate(&mut self) {
+        let (Some(journal), Some(tail)) = (self.journal.clone(), self.tail.as_mut()) else {
+            return;
+        };
+        if tail.offset() < self.rotate_bytes {
+            return;
+        }
+        let mut batch = Vec::new();
+        let live = &mut self.live;
+        let old = journal.rotate(|| {
+            match tail.read_to_end() {
+                Ok(entries) => {
+                    for e in entries {
+                        take_entry(live, e, &mut batch);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
+                }
+            }
+            live.values().flatten().copied().collect()
+        });
+        write_with_retry(self.store.as_ref(), &mut batch, self.cfg.batch_size).await;
+        let Some(old) = old else { return };
+        if let Some((_, path)) = journal.current() {
+            match Tail::open(path.clone()) {
+                Ok(t) => self.tail = Some(t),
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), "opening the new usage journal segment failed");
+                    return;
+                }
+            }
+        }
+        if let Err(e) = std::fs::remove_file(&old) {
+            tracing::warn!(error = %e, path = %old.display(), "removing a written usage journal segment failed");
+        }
+    }
+
+    /// Closes the journal, writes everything, and removes the journal when nothing is left.
+    async fn stop(&mut self) {
+        let mut batch = Vec::new();
+        let mut closed: Option<PathBuf> = None;
+        if let (Some(journal), Some(tail)) = (self.journal.clone(), self.tail.as_mut()) {
+            let live = &mut self.live;
+            closed = journal.close(|| match tail.read_to_end() {
+                Ok(entries) => {
+                    for e in entries {
+                        take_entry(live, e, &mut batch);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
+                }
+            });
+        }
+        self.take_memory(&mut batch);
+        let pending = batch.len();
+        let written = tokio::time::timeout(
+            SHUTDOWN_WRITE,
+            write_with_retry(self.store.as_ref(), &mut batch, self.cfg.batch_size),
+        )
+        .await
+        .is_ok();
+        match (&self.journal, closed) {
+            (Some(journal), Some(path)) if written && self.live.is_empty() => {
+                let _ = std::fs::remove_file(&path);
+                journal.remove_lock();
+            }
+            (Some(_), Some(path)) => {
+                tracing::warn!(path = %path.display(), streams = self.live.len(), written, "usage rows left in the journal; the next start replays them");
+            }
+            _ if !written => {
+                tracing::error!(
+                    rows = pending,
+                    "the store did not take the last usage rows before shutdown; they are lost"
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Writes `batch` in chunks, retrying failures with capped exponential backoff until it lands.
@@ -245,5 +497,119 @@ async fn isolate(store: &dyn Store, batch: &mut Vec<UsageRecord>, n: usize) {
                 "usage row refused by the store; recorded here instead"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, completion: i64) -> UsageRecord {
+        UsageRecord {
+            request_id: id.to_owned(),
+            key_id: "key_t".into(),
+            account: "acct".into(),
+            model: "m".into(),
+            provider: "p".into(),
+            upstream_model: "m".into(),
+            family: "openai".into(),
+            stream: true,
+            prompt_tokens: 3,
+            completion_tokens: completion,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            web_searches: 0,
+            status: 200,
+            outcome: "ok".into(),
+            latency_ms: 1,
+            created_at_ms: 1,
+            cost_micros: 0,
+            team: None,
+        }
+    }
+
+    /// Rotation under way: rows are written, old segments removed, and a stream in flight keeps
+    /// its provisional row across segments, so a crash after many rotations still bills it.
+    #[tokio::test]
+    async fn rotation_keeps_streams_in_flight_and_removes_written_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let jdir = dir.path().join("journal");
+        let cfg = MeterConfig {
+            flush_interval: Duration::from_millis(1),
+            batch_size: 50,
+            journal_dir: Some(jdir.clone()),
+            fsync: crate::config::Fsync::Never,
+        };
+        let journal = Arc::new(Journal::open(&jdir, "inst_a", cfg.fsync).unwrap());
+        let (_, path) = journal.current().unwrap();
+        let writer = Writer {
+            store: store.clone(),
+            cfg,
+            journal: Some(journal.clone()),
+            memory: Arc::default(),
+            tail: Some(Tail::open(path).unwrap()),
+            live: HashMap::new(),
+            rotate_bytes: 2048,
+        };
+        drop(journal);
+        let (meter, task) = Meter::spawn(
+            writer,
+            HashMap::new(),
+            Arc::new(crate::policy::quota::SpendTracker::new()),
+            Arc::new(crate::policy::limits::LocalLimiter::new()),
+        );
+        meter.checkpoint(row("req_live", 7));
+        for i in 0..200 {
+            meter.record(row(&format!("req_{i}"), 1));
+            if i % 20 == 0 {
+                meter.flush().await;
+            }
+        }
+        meter.flush().await;
+        let stored = store
+            .usage(&crate::store::UsageQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 200);
+        let segments = |dir: &std::path::Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".journal"))
+                .collect::<Vec<_>>()
+        };
+        let now = segments(&jdir);
+        assert_eq!(now.len(), 1, "written segments are removed: {now:?}");
+        assert_ne!(now[0], "usage-inst_a-000000.journal", "it rotated");
+
+        // The process dies: nothing more is written, the lock is released.
+        task.handle.abort();
+        let _ = task.handle.await;
+        drop(meter);
+        let replayed = journal::replay(&jdir, "inst_b", store.as_ref(), 50)
+            .await
+            .unwrap();
+        assert!(replayed >= 1);
+        let live = store
+            .usage(&crate::store::UsageQuery {
+                request_id: Some("req_live".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            live.len(),
+            1,
+            "the stream in flight is billed after the crash"
+        );
+        assert_eq!(live[0].completion_tokens, 7);
+        assert!(segments(&jdir).is_empty(), "a replayed journal is removed");
     }
 }

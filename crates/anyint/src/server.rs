@@ -1,7 +1,9 @@
 //! The HTTP server: shared state, the route table, and start/stop with a graceful drain.
 //!
 //! Shutdown order matters for "lose nothing": stop accepting, let in-flight requests and
-//! streams finish (up to `shutdown_grace`), then flush the usage meter, then exit.
+//! streams finish (up to `shutdown_grace`), then stop the usage meter (it writes every row and
+//! removes its journal, or leaves the journal for the next start), then exit. At start the
+//! meter replays stopped instances' journals before spend is loaded and before serving.
 
 mod conn;
 mod observe;
@@ -64,8 +66,8 @@ async fn healthz() -> Response {
 /// probe for its acquire timeout.
 const READY_WAIT: Duration = Duration::from_millis(800);
 
-/// `/readyz`: 200 when the store answers within [`READY_WAIT`] and, with
-/// `on_redis_error = "closed"`, the limiter's Redis answers; 503 otherwise. The body names
+/// `/readyz`: 200 when the store answers within [`READY_WAIT`], the usage journal can be
+/// written and, with `on_redis_error = "closed"`, the limiter's Redis answers; 503 otherwise. The body names
 /// each dependency's state and lists the ones down. Redis's state is the breaker's, read from
 /// memory.
 async fn readyz(State(state): State<SharedState>) -> Response {
@@ -85,21 +87,32 @@ async fn readyz(State(state): State<SharedState>) -> Response {
     };
     let redis = state.limiter.backend();
     let redis_ok = redis.is_none_or(|r| r.reachable);
+    let journal_ok = match state.meter.health() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed: the usage journal is not writable");
+            false
+        }
+    };
     let mut down = Vec::new();
     if !store_ok {
         down.push("store");
+    }
+    if !journal_ok {
+        down.push("journal");
     }
     if !redis_ok {
         down.push("redis");
     }
     // Redis down with "open" still serves (in-process limits): ready, but reported.
-    let ready = store_ok && (redis_ok || state.config.limits.fail_open);
+    let ready = store_ok && journal_ok && (redis_ok || state.config.limits.fail_open);
     let word = |ok: bool| if ok { "ok" } else { "down" };
     let mut body = serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "store": state.store.backend(),
         "checks": {
             "store": word(store_ok),
+            "journal": word(journal_ok),
             "redis": if redis.is_some() { word(redis_ok) } else { "not_configured" },
         },
         "down": down,
@@ -327,21 +340,20 @@ pub async fn start_with_store(
         .map(Provider::new)
         .collect::<Result<Vec<_>, _>>()?;
     let spend = Arc::new(crate::policy::quota::SpendTracker::new());
-    spend.reload(store.as_ref()).await?;
     let instance_id = crate::auth::new_id("inst_");
     let limiter = build_limiter(&config, &instance_id).await?;
-    let prices = config
-        .models
-        .iter()
-        .map(|m| (m.id.clone(), m.price))
-        .collect();
+    let prices = config.models.iter().map(|m| (m.id.clone(), m.price));
+    // The meter replays the journals of stopped instances first, so spend counts their rows.
     let (meter, meter_task) = Meter::start(
         store.clone(),
-        config.meter,
-        prices,
+        config.meter.clone(),
+        &instance_id,
+        prices.collect(),
         spend.clone(),
         limiter.clone(),
-    );
+    )
+    .await?;
+    spend.reload(store.as_ref()).await?;
     let metrics = crate::telemetry::metrics_handle();
     let routes = crate::router::Router::new(&config);
     let invalidator = build_invalidator(&config).await?;

@@ -136,7 +136,7 @@ pub struct KeyLimits {
 }
 
 /// One metered request. No prompt or completion text, by construction.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct UsageRecord {
     /// The gateway request ID (unique: a retried flush cannot double-count).
     pub request_id: String,
@@ -166,7 +166,8 @@ pub struct UsageRecord {
     pub web_searches: i64,
     /// HTTP status the client got.
     pub status: i64,
-    /// `ok`, `client_closed`, `upstream_cut` or an error kind.
+    /// `ok`, `client_closed`, `upstream_cut`, `interrupted` (the gateway stopped mid-stream;
+    /// billed up to its last progress record) or an error kind.
     pub outcome: String,
     /// Milliseconds from request to last byte.
     pub latency_ms: i64,

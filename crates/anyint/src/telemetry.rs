@@ -40,6 +40,8 @@ pub const METRIC_WEB_SEARCHES: &str = "anyint_web_searches_total";
 pub const METRIC_METER_DEAD_ROWS: &str = "anyint_meter_dead_rows_total";
 /// Failed usage writes (each is retried).
 pub const METRIC_METER_WRITE_ERRORS: &str = "anyint_meter_write_errors_total";
+/// Failed appends to the usage journal (the row is kept in memory; `/readyz` fails).
+pub const METRIC_METER_JOURNAL_ERRORS: &str = "anyint_meter_journal_errors_total";
 
 /// The response header carrying the request ID.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

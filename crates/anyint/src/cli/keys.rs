@@ -141,13 +141,8 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
             .await
             .map_err(|e| e.to_string())?;
             if json {
-                let v = serde_json::json!({
-                    "id": record.id, "key": key, "name": record.name, "account": record.account,
-                    "models": record.models, "prefix": record.prefix, "created_at": record.created_at,
-                    "expires_at": record.limits.expires_at, "ip_allowlist": record.limits.ip_allowlist,
-                    "rpm": record.limits.rpm, "concurrency": record.limits.concurrency,
-                    "team": record.team, "budget_micros": record.limits.budget_micros,
-                });
+                let mut v = crate::admin::key_json(&record);
+                v["key"] = serde_json::json!(key);
                 println!("{v}");
             } else {
                 println!(
@@ -160,10 +155,8 @@ pub(super) async fn run(config_path: Option<PathBuf>, action: KeysCommand) -> Re
         KeysCommand::List { json } => {
             let keys = store.list_keys().await.map_err(|e| e.to_string())?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&keys).map_err(|e| e.to_string())?
-                );
+                let keys: Vec<_> = keys.iter().map(crate::admin::key_json).collect();
+                println!("{}", serde_json::Value::from(keys));
             } else {
                 println!(
                     "{:<22} {:<20} {:<16} {:<18} {:<10} MODELS",

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{LogFormat, OnRedisError, Price, ProviderKind, Strategy};
+use super::{Fsync, LogFormat, OnRedisError, Price, ProviderKind, Strategy};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +89,9 @@ pub(super) struct StoreFile {
 pub(super) struct MeterFile {
     pub(super) flush_interval_ms: Option<u64>,
     pub(super) batch_size: Option<usize>,
+    pub(super) journal_dir: Option<String>,
+    pub(super) fsync: Option<Fsync>,
+    pub(super) journal: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

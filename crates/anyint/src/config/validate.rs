@@ -3,6 +3,7 @@
 //! fallbacks to models) checked. Every error names the file and the field at fault.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::file::{FileConfig, ModelFile, ProviderFile, RoutingFile, ServerFile, TasksFile};
@@ -11,6 +12,20 @@ use super::{
     LimitsConfig, MeterConfig, ModelApi, ModelConfig, OnRedisError, ProviderConfig, ProviderKind,
     ResponsesConfig, RouteConfig, RoutingConfig, Secret, ServerConfig, TasksConfig, UpstreamApi,
 };
+
+/// The journal's default home: `journal/` beside a SQLite file, `data/journal` otherwise.
+fn default_journal_dir(store_url: &str) -> PathBuf {
+    let sqlite = store_url
+        .strip_prefix("sqlite://")
+        .or_else(|| store_url.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .filter(|p| !p.is_empty() && *p != ":memory:");
+    match sqlite.map(Path::new).and_then(Path::parent) {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join("journal"),
+        Some(_) => PathBuf::from("journal"),
+        None => PathBuf::from("data/journal"),
+    }
+}
 
 pub(super) fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Result<Config, Error> {
     let err = |field: String, message: String| Error {
@@ -32,9 +47,22 @@ pub(super) fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Resul
             "must start with sqlite:// or postgres://".into(),
         ));
     }
+    let journal_dir = match (raw.meter.journal, raw.meter.journal_dir) {
+        (Some(false), _) => None,
+        (_, Some(dir)) if dir.trim().is_empty() => {
+            return Err(err(
+                "meter.journal_dir".into(),
+                "must name a directory".into(),
+            ));
+        }
+        (_, Some(dir)) => Some(PathBuf::from(dir)),
+        (_, None) => Some(default_journal_dir(&store_url)),
+    };
     let meter = MeterConfig {
         flush_interval: Duration::from_millis(raw.meter.flush_interval_ms.unwrap_or(200).max(1)),
         batch_size: raw.meter.batch_size.unwrap_or(500).clamp(1, 5000),
+        journal_dir,
+        fsync: raw.meter.fsync.unwrap_or_default(),
     };
 
     let routing = validate_routing(&raw.routing, &err)?;

@@ -3,7 +3,8 @@
 //!
 //! - `POST /music/v1/generate` (`prompt`, `style`, `title`, `customMode`, `instrumental`,
 //!   `model`, `callBackUrl`, tuning fields) → `{"code":200,"msg":"success","data":{"taskId"}}`
-//!   with the gateway's own task ID. `callBackUrl` is the client's: the gateway delivers the
+//!   with the gateway's own task ID. A body without the fields the upstream requires is
+//!   refused here (code 400), never completed with defaults. `callBackUrl` is the client's: the gateway delivers the
 //!   stages there itself, signed; upstream it registers its own per-task URL.
 //! - `GET /music/v1/generate/record-info?taskId=…` → the record-info shape, statuses passed
 //!   through (`PENDING`, `TEXT_SUCCESS`, `FIRST_SUCCESS`, `SUCCESS`, failure words).
@@ -99,23 +100,7 @@ async fn generate(
             .into());
         }
     };
-    // The reseller requires both flags; defaults follow what the request implies: custom mode
-    // when a style or title is given, vocals unless asked otherwise.
-    let implied_custom = obj.contains_key("style") || obj.contains_key("title");
-    for (field, default) in [("customMode", implied_custom), ("instrumental", false)] {
-        match obj.get(field) {
-            None | Some(Value::Null) => {
-                obj.insert(field.into(), Value::Bool(default));
-            }
-            Some(Value::Bool(_)) => {}
-            Some(_) => {
-                return Err(
-                    Error::invalid(None, format!("`{field}` must be true or false")).into(),
-                );
-            }
-        }
-    }
-    let custom = obj.get("customMode") == Some(&Value::Bool(true));
+    let custom = check_required(&obj)?;
     for (name, value) in &obj {
         super::bound_strings(value, name, &|path, _| limit(&model, custom, path))?;
     }
@@ -142,6 +127,52 @@ async fn generate(
     let created = crate::tasks::create::create(&state, &key, new).await?;
     let resp = super::replayed(ok(json!({"taskId": created.task.id})), created.replayed);
     Ok(with_log(resp, &key.id, Some(&model)))
+}
+
+/// Refuses a body without the fields the upstream requires (`customMode` and `instrumental`;
+/// in custom mode `style` and `title`, and `prompt` unless instrumental; in simple mode
+/// `prompt`), as the upstream would, rather than guessing them. Returns whether the body is in
+/// custom mode.
+fn check_required(obj: &serde_json::Map<String, Value>) -> Result<bool, Error> {
+    let flag = |field: &'static str| match obj.get(field) {
+        Some(Value::Bool(b)) => Ok(*b),
+        None | Some(Value::Null) => Err(Error::invalid(
+            Some(field),
+            format!("`{field}` is required: true or false"),
+        )),
+        Some(_) => Err(Error::invalid(
+            Some(field),
+            format!("`{field}` must be true or false"),
+        )),
+    };
+    let custom = flag("customMode")?;
+    let instrumental = flag("instrumental")?;
+    let (required, mode): (&[&'static str], &str) = match (custom, instrumental) {
+        (true, true) => (&["style", "title"], "in custom mode"),
+        (true, false) => (
+            &["style", "title", "prompt"],
+            "in custom mode with vocals (instrumental: false)",
+        ),
+        (false, _) => (&["prompt"], "in simple mode (customMode: false)"),
+    };
+    for &field in required {
+        match obj.get(field) {
+            Some(Value::String(s)) if !s.trim().is_empty() => {}
+            None | Some(Value::Null | Value::String(_)) => {
+                return Err(Error::invalid(
+                    Some(field),
+                    format!("`{field}` is required {mode}"),
+                ));
+            }
+            Some(_) => {
+                return Err(Error::invalid(
+                    Some(field),
+                    format!("`{field}` must be a string"),
+                ));
+            }
+        }
+    }
+    Ok(custom)
 }
 
 /// The record-info query.

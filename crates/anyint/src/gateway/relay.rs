@@ -4,8 +4,9 @@
 //! upstream chunks ─▶ SSE frames ─▶ usage tap (observes) ─▶ stage (client bytes) ─▶ client
 //! ```
 //!
-//! The [`UsageTap`] reads every upstream frame and writes the ledger row; the [`Stage`] decides
-//! what the client receives. Passthrough stages forward whole events, untouched: when a chunk
+//! The [`UsageTap`] reads every upstream frame and writes the ledger row (durably, before the
+//! chunk holding the stream's terminal event goes out); the [`Stage`] decides what the client
+//! receives. Passthrough stages forward whole events, untouched: when a chunk
 //! is exactly whole events (the common case) it goes out as it came, without a copy. Two
 //! passthrough stages drop or re-frame whole events and never re-encode one: an OpenAI client
 //! that did not ask for the usage chunk does not get it (the gateway asked the upstream for it
@@ -200,6 +201,8 @@ impl Relay {
         let pending_before = self.splitter.pending().len();
         let frames = self.splitter.push(chunk);
         let reports: Vec<_> = frames.iter().map(|f| self.tap.observe(f)).collect();
+        // Before any of these bytes go out: the row is final once the end is seen.
+        self.tap.checkpoint();
         // Passthrough forwards whole events only, so a cut mid-event never leaves half an
         // event before the error event.
         let aligned = pending_before == 0 && self.splitter.pending().is_empty();

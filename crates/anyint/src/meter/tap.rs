@@ -4,15 +4,30 @@
 //!
 //! It never changes a byte; what the client receives is the stream stage's business
 //! (`gateway::relay`). It holds the admission's concurrency permits until the stream ends.
+//!
+//! So that the row is durable before the client sees the end, the relay calls
+//! [`UsageTap::checkpoint`] after each upstream chunk and before forwarding it: the row is final
+//! as soon as the stream's terminal event is observed. Until then the tap journals provisional
+//! rows (at the start, then every [`PROGRESS_EVENTS`] events or [`PROGRESS_EVERY`]), so a crash
+//! of the gateway mid-stream leaves a row billed for what was delivered up to the last one.
 
 use anyint_wire::Usage;
 use anyint_wire::sse::Frame;
 use anyint_wire::translate::{FrameReport, Kind};
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::Meter;
 use crate::policy::limits::Permit;
 use crate::store::UsageRecord;
+
+/// A provisional row is journaled after this many events …
+pub const PROGRESS_EVENTS: u64 = 64;
+/// … or this long after the last one, whichever comes first.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(20);
+/// The outcome of a provisional row: the gateway stopped before the stream ended.
+const INTERRUPTED: &str = "interrupted";
 
 /// How the stream ended, for the ledger's `outcome`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,13 +61,19 @@ pub struct UsageTap {
     pending: Option<(Meter, UsageRecord, Instant)>,
     /// Concurrency slots held until the stream ends or the client leaves.
     hold: Vec<Permit>,
+    /// Events and time of the last provisional row.
+    journaled: (u64, Instant),
+    /// The stream's end was seen and journaled, but its last frames are still to come
+    /// (Gemini: a `finishReason` is per candidate, so only the upstream's EOF is final).
+    end_journaled: bool,
 }
 
 impl UsageTap {
     /// Observes a stream in `kind`'s format. `row` is the ledger row to complete; `started` is
     /// when the request arrived.
+    /// Journals the provisional row at once: from here on a crash still bills the stream.
     pub fn new(kind: Kind, (meter, row, started): (Meter, UsageRecord, Instant)) -> Self {
-        Self {
+        let tap = Self {
             kind,
             usage: Usage::default(),
             complete: false,
@@ -60,7 +81,11 @@ impl UsageTap {
             events: 0,
             pending: Some((meter, row, started)),
             hold: Vec::new(),
-        }
+            journaled: (0, Instant::now()),
+            end_journaled: false,
+        };
+        tap.journal(INTERRUPTED);
+        tap
     }
 
     /// Holds `permits` for the life of the stream.
@@ -99,11 +124,9 @@ impl UsageTap {
         self.upstream_errored
     }
 
-    /// Writes the ledger row (once; later calls do nothing).
-    pub fn finish(&mut self, end: End) {
-        let Some((meter, mut row, started)) = self.pending.take() else {
-            return;
-        };
+    /// The row as billed so far, with `outcome`.
+    fn billed(&self, row: &UsageRecord, started: Instant, outcome: &str) -> UsageRecord {
+        let mut row = row.clone();
         if self.usage == Usage::default() {
             // The stream ended before the upstream reported usage (it comes last). Bill what
             // was generated: the input estimate already in the row, and one token per content
@@ -118,9 +141,49 @@ impl UsageTap {
             row.cache_write_tokens = tokens(self.usage.cache_write_tokens);
             row.web_searches = tokens(self.usage.web_searches);
         }
-        end.as_str().clone_into(&mut row.outcome);
+        outcome.clone_into(&mut row.outcome);
         row.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        meter.record(row);
+        row
+    }
+
+    /// Journals a provisional row with `outcome`.
+    fn journal(&self, outcome: &str) {
+        if let Some((meter, row, started)) = &self.pending {
+            meter.checkpoint(self.billed(row, *started, outcome));
+        }
+    }
+
+    /// Called after each upstream chunk is observed and before its bytes go out: makes the
+    /// row final once the stream's terminal event is seen, and otherwise journals progress
+    /// now and then.
+    pub fn checkpoint(&mut self) {
+        if self.pending.is_none() {
+            return;
+        }
+        if self.complete {
+            if self.kind == Kind::Gemini {
+                if !self.end_journaled {
+                    self.end_journaled = true;
+                    self.journal(End::Complete.as_str());
+                }
+            } else {
+                self.finish(End::Complete);
+            }
+            return;
+        }
+        let (events, at) = self.journaled;
+        if self.events.saturating_sub(events) >= PROGRESS_EVENTS || at.elapsed() >= PROGRESS_EVERY {
+            self.journaled = (self.events, Instant::now());
+            self.journal(INTERRUPTED);
+        }
+    }
+
+    /// Writes the ledger row (once; later calls do nothing).
+    pub fn finish(&mut self, end: End) {
+        let Some((meter, row, started)) = self.pending.take() else {
+            return;
+        };
+        meter.record(self.billed(&row, started, end.as_str()));
     }
 }
 

@@ -8,12 +8,47 @@ use serde_json::{Value, json};
 
 use crate::harness::UPSTREAM_KEY;
 
-fn anyint() -> Command {
+/// The `anyint` binary, without the environment that would change its config.
+pub fn anyint() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_anyint"));
     c.env_remove("ANYINT_CONFIG")
         .env_remove("RUST_LOG")
         .env_remove("ANYINT_ADMIN_TOKEN");
     c
+}
+
+/// Starts an emulator for a gateway process to use, for the rest of the test; its base URL.
+pub async fn emulator() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emulator = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(anyint_emulator::serve(
+        listener,
+        anyint_emulator::Options {
+            api_key: Some(UPSTREAM_KEY.into()),
+        },
+        std::future::pending(),
+    ));
+    emulator
+}
+
+/// Reads a starting `anyint serve`'s stdout until it says where it listens; its base URL.
+pub async fn listening(stdout: std::process::ChildStdout) -> String {
+    let mut stdout = BufReader::new(stdout);
+    tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "gateway exited before listening"
+            );
+            if let Some(url) = line.trim().strip_prefix("anyint listening on ") {
+                return url.to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -162,15 +197,7 @@ fn keys_cli_creates_lists_and_revokes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_hold_no_keys_or_prompts_and_sigterm_flushes_usage() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emulator = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(anyint_emulator::serve(
-        listener,
-        anyint_emulator::Options {
-            api_key: Some(UPSTREAM_KEY.into()),
-        },
-        std::future::pending(),
-    ));
+    let emulator = emulator().await;
     // A long flush interval: rows reach the store only through the shutdown flush.
     let text = config(
         dir.path(),
@@ -199,28 +226,14 @@ async fn logs_hold_no_keys_or_prompts_and_sigterm_flushes_usage() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let stderr_reader = std::thread::spawn(move || {
         let mut s = String::new();
         stderr.read_to_string(&mut s).unwrap();
         s
     });
-    let base = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                stdout.read_line(&mut line).unwrap() > 0,
-                "gateway exited before listening"
-            );
-            if let Some(url) = line.trim().strip_prefix("anyint listening on ") {
-                return url.to_owned();
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let base = listening(stdout).await;
 
     let prompt = "Reply with exactly: PROMPT-canary-7f3a9";
     let http = reqwest::Client::new();
@@ -291,15 +304,7 @@ async fn logs_hold_no_keys_or_prompts_and_sigterm_flushes_usage() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_in_flight_streams_before_exiting() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emulator = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(anyint_emulator::serve(
-        listener,
-        anyint_emulator::Options {
-            api_key: Some(UPSTREAM_KEY.into()),
-        },
-        std::future::pending(),
-    ));
+    let emulator = emulator().await;
     let path = write(dir.path(), "c.toml", &config(dir.path(), &emulator, ""));
     let out = anyint()
         .args(["keys", "create", "--name", "drain", "--json", "--config"])
@@ -319,22 +324,7 @@ async fn sigterm_drains_in_flight_streams_before_exiting() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let base = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                stdout.read_line(&mut line).unwrap() > 0,
-                "gateway exited before listening"
-            );
-            if let Some(url) = line.trim().strip_prefix("anyint listening on ") {
-                return url.to_owned();
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let base = listening(child.stdout.take().unwrap()).await;
 
     let words = "w ".repeat(30);
     let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": format!("Reply with exactly: {words}[emulate: chunk_delay_ms=20]")}]});

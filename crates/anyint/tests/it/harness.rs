@@ -116,11 +116,16 @@ impl Builder {
                 None => fresh_pg_schema().await,
             },
         };
-        let text = config_text(&emulator, &store_url, self.max_body).replacen(
-            "[server]\n",
-            &format!("[server]\n{}", self.server_extra),
-            1,
-        ) + &self.extra.replace("{emulator}", &emulator);
+        // Each gateway journals into its own directory, so no test replays another's rows.
+        let journal = dir.path().join("journal");
+        let text = config_text(&emulator, &store_url, self.max_body)
+            .replacen(
+                "[meter]\n",
+                &format!("[meter]\njournal_dir = \"{}\"\n", journal.display()),
+                1,
+            )
+            .replacen("[server]\n", &format!("[server]\n{}", self.server_extra), 1)
+            + &self.extra.replace("{emulator}", &emulator);
         let admin = self.admin;
         let env = move |name: &str| match name {
             "ANYINT_ADMIN_TOKEN" if admin => Some(ADMIN_TOKEN.to_owned()),

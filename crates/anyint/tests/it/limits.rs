@@ -376,6 +376,66 @@ async fn forwarding_headers_the_gateway_cannot_read_never_pass_an_allowlist() {
 }
 
 #[tokio::test]
+async fn expires_at_takes_rfc3339_and_answers_with_it() {
+    let t = TestGateway::start().await;
+    let create = |expires_at: Value| {
+        t.admin(reqwest::Method::POST, "/admin/v1/keys")
+            .json(&json!({"name": "e", "expires_at": expires_at}))
+            .send()
+    };
+    let later: Value = create(json!("2126-12-31T23:59:59+01:00"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later["expires_at"], "2126-12-31T22:59:59Z", "{later}");
+    let past: Value = create(json!("2020-01-01T00:00:00Z"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(past["expires_at"], "2020-01-01T00:00:00Z");
+    // The timestamp is enforced: the past one is expired, the later one works.
+    let status = |key: String| {
+        let t = &t;
+        async move {
+            t.http
+                .post(t.url("/openai/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&chat_body("hi"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(past["key"].as_str().unwrap().to_owned()).await, 401);
+    assert_eq!(status(later["key"].as_str().unwrap().to_owned()).await, 200);
+    // The list shows the same form, and no key.
+    let list: Value = t
+        .admin(reqwest::Method::GET, "/admin/v1/keys")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shown: Vec<_> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["expires_at"].as_str())
+        .collect();
+    assert!(shown.contains(&"2126-12-31T22:59:59Z"), "{list}");
+    let bad = create(json!("tomorrow")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "expires_at", "{body}");
+}
+
+#[tokio::test]
 async fn admin_api_creates_keys_with_limits_and_rejects_bad_ones() {
     let t = TestGateway::start().await;
     let created: Value = t
@@ -391,6 +451,8 @@ async fn admin_api_creates_keys_with_limits_and_rejects_bad_ones() {
         (created["rpm"].as_u64(), created["concurrency"].as_u64()),
         (Some(2), Some(3))
     );
+    // Unix seconds in, RFC 3339 out.
+    assert_eq!(created["expires_at"], "2100-01-01T00:00:00Z");
     let key = created["key"].as_str().unwrap();
     for expected in [200, 200, 429] {
         let r = t
@@ -406,6 +468,9 @@ async fn admin_api_creates_keys_with_limits_and_rejects_bad_ones() {
     for bad in [
         json!({"name": "x", "ip_allowlist": ["nope"]}),
         json!({"name": "x", "rpm": 0}),
+        json!({"name": "x", "expires_at": "2026-12-31"}),
+        json!({"name": "x", "expires_at": "2026-02-30T00:00:00Z"}),
+        json!({"name": "x", "expires_at": true}),
     ] {
         let r = t
             .admin(reqwest::Method::POST, "/admin/v1/keys")

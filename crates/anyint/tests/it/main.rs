@@ -23,6 +23,7 @@ mod embeddings;
 mod encoding;
 mod fuzz;
 mod harness;
+mod journal;
 mod limits;
 mod openai;
 mod redis;

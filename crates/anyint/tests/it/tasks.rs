@@ -805,7 +805,7 @@ async fn sigkilled_gateway_delivers_pending_callbacks_after_restart() {
 }
 
 #[tokio::test]
-async fn dashscope_aliases_async_header_and_music_defaults() {
+async fn dashscope_aliases_async_header_and_music_requires_its_fields() {
     let gw = gateway("").await;
     // Whichever base the SDK is given: /dashscope/v1, /dashscope/api/v1 or /dashscope.
     for base in ["/dashscope/api/v1", "/dashscope"] {
@@ -841,10 +841,52 @@ async fn dashscope_aliases_async_header_and_music_defaults() {
         .unwrap();
     assert_eq!(sync.status(), 403);
     assert_eq!(sync.json::<Value>().await.unwrap()["code"], "AccessDenied");
-    // The field list has no customMode: it is implied (custom when style/title are set).
+    // The upstream requires the flags and the mode's fields: a body without them is refused
+    // in the music envelope, never completed with guesses.
+    for (body, field) in [
+        (
+            json!({"model": "V4_5", "prompt": "[Verse] la la", "style": "pop", "title": "Song"}),
+            "customMode",
+        ),
+        (
+            json!({"model": "V4_5", "customMode": true, "prompt": "la", "style": "pop", "title": "Song"}),
+            "instrumental",
+        ),
+        (
+            json!({"model": "V4_5", "customMode": true, "instrumental": true, "style": "pop"}),
+            "title",
+        ),
+        (
+            json!({"model": "V4_5", "customMode": true, "instrumental": false, "style": "pop", "title": "Song"}),
+            "prompt",
+        ),
+        (
+            json!({"model": "V4_5", "customMode": false, "instrumental": false, "prompt": "  "}),
+            "prompt",
+        ),
+        (
+            json!({"model": "V4_5", "customMode": "yes", "instrumental": false, "prompt": "a"}),
+            "customMode",
+        ),
+    ] {
+        let r = gw
+            .post("/music/v1/generate")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (v["code"].as_i64(), &v["data"]),
+            (Some(400), &Value::Null),
+            "{v}"
+        );
+        assert!(v["msg"].as_str().unwrap().contains(field), "{v}");
+    }
     let r = gw
         .post("/music/v1/generate")
-        .json(&json!({"model": "V4_5", "prompt": "[Verse] la la", "style": "pop", "title": "Song"}))
+        .json(&json!({"model": "V4_5", "customMode": true, "instrumental": false, "prompt": "[Verse] la la", "style": "pop", "title": "Song"}))
         .send()
         .await
         .unwrap();

@@ -1,0 +1,458 @@
+//! The usage journal: every ledger row is appended to a local file, one `write(2)` per row,
+//! before its response ends, so a crash of the process (the kernel keeps what was written)
+//! cannot lose it. The meter's writer tails the file into the store and rotates it once its
+//! rows are committed; at start-up the journals of instances that died are replayed.
+//!
+//! Files, in `[meter] journal_dir`: `usage-<instance>.lock` (held locked by the live instance,
+//! so a starting one never replays a live sibling's journal) and its segments
+//! `usage-<instance>-<seq>.journal`. Each segment is JSON lines: a header, then one entry per
+//! row, either final (the row as it goes to the store) or provisional (a stream in flight,
+//! billed for what was delivered so far; a later entry of the same request supersedes it).
+//! Rows are keyed by request ID and the store skips IDs it holds, so a replay never counts
+//! twice.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Fsync;
+use crate::error::Error;
+use crate::store::{Store, UsageRecord};
+
+/// A segment is rotated once the writer has read this far into it.
+pub(super) const ROTATE_BYTES: u64 = 16 << 20;
+/// Bytes the writer reads from a segment at once.
+const READ_CHUNK: usize = 1 << 20;
+const LOCK_SUFFIX: &str = ".lock";
+const SEGMENT_SUFFIX: &str = ".journal";
+const PREFIX: &str = "usage-";
+
+/// One line of a segment as written.
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    #[serde(rename = "final")]
+    is_final: bool,
+    row: &'a UsageRecord,
+}
+
+/// One line of a segment as read: a header (no `row`) or an entry.
+#[derive(Deserialize)]
+struct EntryIn {
+    #[serde(rename = "final", default)]
+    is_final: bool,
+    row: Option<UsageRecord>,
+}
+
+/// An entry read back.
+pub(super) struct Entry {
+    pub(super) is_final: bool,
+    pub(super) row: UsageRecord,
+    /// The line as written, to carry a provisional entry into the next segment.
+    pub(super) line: Vec<u8>,
+}
+
+/// A segment being appended to.
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    file: File,
+}
+
+/// The journal of this instance: the hot path's handle.
+pub struct Journal {
+    dir: PathBuf,
+    instance: String,
+    fsync: Fsync,
+    /// The open segment; `None` once the meter has stopped.
+    current: RwLock<Option<Segment>>,
+    /// Held for the life of the instance.
+    _lock: File,
+    /// The last append failed (the row went to memory instead); `/readyz` reports it.
+    broken: AtomicBool,
+    /// What failed, for `/readyz` and the log.
+    last_error: Mutex<Option<String>>,
+}
+
+/// Why a journal path cannot be used, naming it.
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
+    Error::internal(format!(
+        "usage journal: cannot {what} {}: {e}; the gateway does not run without a writable \
+         journal (set [meter] journal_dir to a writable directory)",
+        path.display()
+    ))
+}
+
+impl Journal {
+    /// Opens the journal of `instance` in `dir`: creates the directory, takes the instance's
+    /// lock and writes the first segment's header. Any failure is an error naming the path.
+    pub fn open(dir: &Path, instance: &str, fsync: Fsync) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, &e))?;
+        let lock_path = dir.join(format!("{PREFIX}{instance}{LOCK_SUFFIX}"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error("create", &lock_path, &e))?;
+        try_lock(&lock)
+            .map_err(|e| io_error("lock", &lock_path, &std::io::Error::other(e.to_string())))?;
+        let segment = create_segment(dir, instance, 0, fsync)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            instance: instance.to_owned(),
+            fsync,
+            current: RwLock::new(Some(segment)),
+            _lock: lock,
+            broken: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// Appends one entry with a single write. On failure the journal is marked broken (the
+    /// caller keeps the row elsewhere); the next successful append clears it.
+    pub(super) fn append(&self, is_final: bool, row: &UsageRecord) -> Result<(), Error> {
+        let mut line = serde_json::to_vec(&EntryOut { is_final, row }).map_err(Error::internal)?;
+        line.push(b'\n');
+        let result = {
+            let current = self
+                .current
+                .read()
+                .map_err(|_| Error::internal("usage journal lock poisoned"))?;
+            let Some(seg) = current.as_ref() else {
+                return Err(Error::internal("the meter has stopped"));
+            };
+            (&seg.file).write_all(&line).and_then(|()| {
+                if self.fsync == Fsync::Always {
+                    seg.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
+        };
+        match result {
+            Ok(()) => {
+                if self.broken.load(Ordering::Relaxed) {
+                    self.broken.store(false, Ordering::Relaxed);
+                    tracing::info!(dir = %self.dir.display(), "usage journal writable again");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!(crate::telemetry::METRIC_METER_JOURNAL_ERRORS).increment(1);
+                let message = format!("{}: {e}", self.segment_path().display());
+                if !self.broken.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %message, "usage journal write failed; rows are kept in memory until it recovers, and /readyz reports not ready");
+                }
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(message.clone());
+                }
+                Err(Error::internal(message))
+            }
+        }
+    }
+
+    /// `Err` with the path and error while the last append failed.
+    pub fn health(&self) -> Result<(), String> {
+        if !self.broken.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        Err(self
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .unwrap_or_else(|| self.dir.display().to_string()))
+    }
+
+    fn segment_path(&self) -> PathBuf {
+        self.current
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|s| s.path.clone()))
+            .unwrap_or_else(|| self.dir.clone())
+    }
+
+    /// The open segment's sequence number and path.
+    pub(super) fn current(&self) -> Option<(u64, PathBuf)> {
+        self.current
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|s| (s.seq, s.path.clone())))
+    }
+
+    /// Flushes the open segment to the disk (`fsync = "batch"`).
+    pub(super) fn sync(&self) {
+        if self.fsync != Fsync::Batch {
+            return;
+        }
+        if let Ok(current) = self.current.read()
+            && let Some(seg) = current.as_ref()
+            && let Err(e) = seg.file.sync_data()
+        {
+            tracing::warn!(error = %e, path = %seg.path.display(), "usage journal fsync failed");
+        }
+    }
+
+    /// Stops appends to the open segment while `f` runs with exclusive access: `f` reads the
+    /// segment to its end and returns the lines to carry over; they start the next segment,
+    /// which replaces it. Returns the old segment's path, or `None` when the new segment could
+    /// not be made (the old one stays open).
+    pub(super) fn rotate(&self, f: impl FnOnce() -> Vec<u8>) -> Option<PathBuf> {
+        let mut current = self.current.write().ok()?;
+        let carry = f();
+        let seq = current.as_ref()?.seq + 1;
+        let next = match create_segment(&self.dir, &self.instance, seq, self.fsync) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "usage journal rotation failed; appending to the old segment");
+                return None;
+            }
+        };
+        if !carry.is_empty()
+            && let Err(e) = (&next.file).write_all(&carry)
+        {
+            tracing::error!(error = %e, path = %next.path.display(), "usage journal rotation failed; appending to the old segment");
+            let _ = std::fs::remove_file(&next.path);
+            return None;
+        }
+        current.replace(next).map(|old| old.path)
+    }
+
+    /// Stops appends for good while `f` reads the open segment to its end; returns its path.
+    pub(super) fn close(&self, f: impl FnOnce()) -> Option<PathBuf> {
+        let mut current = self.current.write().ok()?;
+        f();
+        current.take().map(|s| s.path)
+    }
+
+    /// Removes the lock file once the journal has nothing left to replay.
+    pub(super) fn remove_lock(&self) {
+        let _ = std::fs::remove_file(
+            self.dir
+                .join(format!("{PREFIX}{}{LOCK_SUFFIX}", self.instance)),
+        );
+    }
+}
+
+/// Takes an exclusive advisory lock on `file` without waiting (released when the file closes,
+/// so also when the process dies).
+// `File::try_lock` is Rust 1.89; the workspace's declared 1.85 is already below what the code
+// needs (let chains are 1.88), so this does not raise the real minimum by much.
+#[expect(
+    clippy::incompatible_msrv,
+    reason = "std file locks are 1.89; let chains already need 1.88"
+)]
+fn try_lock(file: &File) -> Result<(), std::fs::TryLockError> {
+    file.try_lock()
+}
+
+/// Creates segment `seq` and writes its header.
+fn create_segment(dir: &Path, instance: &str, seq: u64, fsync: Fsync) -> Result<Segment, Error> {
+    let path = dir.join(format!("{PREFIX}{instance}-{seq:06}{SEGMENT_SUFFIX}"));
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| io_error("create", &path, &e))?;
+    let header = serde_json::json!({"journal": 1, "instance": instance});
+    let mut line = header.to_string().into_bytes();
+    line.push(b'\n');
+    // The header is the first write: a full disk shows here, not on a client's request.
+    file.write_all(&line)
+        .map_err(|e| io_error("write", &path, &e))?;
+    if fsync != Fsync::Never {
+        let _ = file.sync_all();
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(Segment { seq, path, file })
+}
+
+/// Reads a segment from an offset, returning whole lines only.
+pub(super) struct Tail {
+    file: File,
+    pub(super) path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    /// Reads `path` from its start.
+    pub(super) fn open(path: PathBuf) -> std::io::Result<Self> {
+        Ok(Self {
+            file: File::open(&path)?,
+            path,
+            offset: 0,
+            partial: Vec::new(),
+        })
+    }
+
+    /// How far into the segment the reader is.
+    pub(super) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The entries of the next whole lines (up to about a megabyte of them); empty at the end.
+    pub(super) fn read(&mut self) -> std::io::Result<Vec<Entry>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut buf = vec![0u8; READ_CHUNK];
+        self.file.seek(SeekFrom::Start(self.offset))?;
+        let n = self.file.read(&mut buf)?;
+        buf.truncate(n);
+        self.offset += n as u64;
+        self.partial.extend_from_slice(&buf);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        let rest = self.partial.split_off(end + 1);
+        let whole = std::mem::replace(&mut self.partial, rest);
+        Ok(parse_lines(&whole, &self.path))
+    }
+
+    /// Reads every whole line left.
+    pub(super) fn read_to_end(&mut self) -> std::io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        loop {
+            let before = self.offset;
+            out.extend(self.read()?);
+            if self.offset == before {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// The entries of complete lines; a line that does not parse is skipped with a warning.
+fn parse_lines(bytes: &[u8], path: &Path) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<EntryIn>(line) {
+            Ok(EntryIn {
+                is_final,
+                row: Some(row),
+            }) => out.push(Entry {
+                is_final,
+                row,
+                line: [line, b"\n"].concat(),
+            }),
+            Ok(EntryIn { row: None, .. }) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "skipping an unreadable usage journal line");
+            }
+        }
+    }
+    out
+}
+
+/// What a journal file's name says: (instance, `None` for its lock file or `Some(seq)`).
+fn parse_name(name: &str) -> Option<(&str, Option<u64>)> {
+    let rest = name.strip_prefix(PREFIX)?;
+    if let Some(instance) = rest.strip_suffix(LOCK_SUFFIX) {
+        return Some((instance, None));
+    }
+    let stem = rest.strip_suffix(SEGMENT_SUFFIX)?;
+    let (instance, seq) = stem.rsplit_once('-')?;
+    Some((instance, Some(seq.parse().ok()?)))
+}
+
+/// Replays into `store` the journals in `dir` of instances that are not running (their lock
+/// is free), then deletes them. Returns how many rows were replayed (the store skips the ones
+/// it already holds). A journal the store cannot take is kept and the error returned.
+pub async fn replay(
+    dir: &Path,
+    own: &str,
+    store: &dyn Store,
+    batch_size: usize,
+) -> Result<usize, Error> {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let mut instances: HashMap<String, Vec<(u64, PathBuf)>> = HashMap::new();
+    for entry in listing.flatten() {
+        let name = entry.file_name();
+        let Some((instance, seq)) = name.to_str().and_then(parse_name) else {
+            continue;
+        };
+        if instance == own {
+            continue;
+        }
+        let segments = instances.entry(instance.to_owned()).or_default();
+        if let Some(seq) = seq {
+            segments.push((seq, entry.path()));
+        }
+    }
+    let mut replayed = 0;
+    for (instance, mut segments) in instances {
+        let lock_path = dir.join(format!("{PREFIX}{instance}{LOCK_SUFFIX}"));
+        let Ok(lock) = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+        else {
+            continue;
+        };
+        if try_lock(&lock).is_err() {
+            // A live instance's journal: it writes its rows itself.
+            continue;
+        }
+        segments.sort();
+        // The latest entry of each request, a final one over any provisional one.
+        let mut rows: HashMap<String, (bool, UsageRecord)> = HashMap::new();
+        for (_, path) in &segments {
+            let entries = match Tail::open(path.clone()).and_then(|mut t| t.read_to_end()) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error("read", path, &e)),
+            };
+            for e in entries {
+                match rows.get(&e.row.request_id) {
+                    Some((true, _)) if !e.is_final => {}
+                    _ => {
+                        rows.insert(e.row.request_id.clone(), (e.is_final, e.row));
+                    }
+                }
+            }
+        }
+        let rows: Vec<UsageRecord> = rows.into_values().map(|(_, r)| r).collect();
+        for chunk in rows.chunks(batch_size.max(1)) {
+            store.insert_usage(chunk).await.map_err(|e| {
+                Error::internal(format!(
+                    "replaying the usage journal of {instance} in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        replayed += rows.len();
+        for (_, path) in &segments {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = std::fs::remove_file(&lock_path);
+        if !rows.is_empty() {
+            tracing::info!(instance = %instance, rows = rows.len(), dir = %dir.display(), "replayed the usage journal of a stopped instance");
+        }
+    }
+    Ok(replayed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            parse_name("usage-inst_ab-000012.journal"),
+            Some(("inst_ab", Some(12)))
+        );
+        assert_eq!(parse_name("usage-inst_ab.lock"), Some(("inst_ab", None)));
+        assert_eq!(parse_name("usage-inst_ab-x.journal"), None);
+        assert_eq!(parse_name("other.journal"), None);
+    }
+}
