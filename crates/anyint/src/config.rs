@@ -248,6 +248,13 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
 }
 
+impl ServerConfig {
+    /// The scheme the listener serves: `https` when the gateway terminates TLS itself.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
 /// `[server] tls_cert_file` and `tls_key_file`.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {

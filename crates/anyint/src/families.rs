@@ -331,23 +331,29 @@ pub async fn require_utf8_path(
 /// Whether `path`, percent-decoded, is UTF-8 (a `%` not followed by two hex digits stays as it
 /// is, as the router reads it).
 fn decodes_to_utf8(path: &str) -> bool {
-    if !path.contains('%') {
-        return true;
-    }
-    let bytes = path.as_bytes();
+    !path.contains('%') || std::str::from_utf8(&percent_decode(path, false)).is_ok()
+}
+
+/// Percent-decodes `s` (`+` as a space too when `plus_is_space`, as forms encode it); a `%` not
+/// followed by two hex digits is kept as it is.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
+    let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         let hex = |j: usize| bytes.get(j).and_then(|c| char::from(*c).to_digit(16));
-        if let (b'%', Some(hi), Some(lo)) = (b, hex(i + 1), hex(i + 2)) {
-            out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
+        match (b, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
+                i += 3;
+                continue;
+            }
+            (b'+', ..) if plus_is_space => out.push(b' '),
+            _ => out.push(b),
         }
+        i += 1;
     }
-    std::str::from_utf8(&out).is_ok()
+    out
 }
 
 /// The answer for a route called with a method it does not accept, in its family's envelope.

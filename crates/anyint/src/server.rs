@@ -284,13 +284,14 @@ fn spawn_upkeep(metrics: PrometheusHandle) -> JoinHandle<()> {
 
 /// The URL the gateway names itself by (task callbacks): `[tasks] public_url`, or the listen
 /// address (loopback for an unspecified one) with the scheme served.
-fn public_url(config: &Config, addr: SocketAddr, scheme: &str) -> String {
+fn public_url(config: &Config, addr: SocketAddr) -> String {
     config.tasks.public_url.clone().unwrap_or_else(|| {
         let ip = if addr.ip().is_unspecified() {
             std::net::IpAddr::from([127, 0, 0, 1])
         } else {
             addr.ip()
         };
+        let scheme = config.server.scheme();
         format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
     })
 }
@@ -361,8 +362,7 @@ pub async fn start_with_store(
     let tls = (config.server.tls.as_ref())
         .map(|f| tls::Tls::load(&f.cert, &f.key))
         .transpose()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let public_url = public_url(&config, addr, scheme);
+    let public_url = public_url(&config, addr);
     let state = Arc::new(AppState {
         public_url,
         config: config.clone(),

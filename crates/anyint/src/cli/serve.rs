@@ -36,11 +36,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 async fn serve_until_signal(config: Config) -> Result<(), String> {
     let listener = bind(config.server.listen).await?;
     let store = crate::store::redact_url(&config.store_url);
-    let scheme = if config.server.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = config.server.scheme();
     let running = crate::server::start(config, listener).await.map_err(|e| {
         let cause = e.cause.clone().unwrap_or_default();
         format!("{}: {cause}", e.message)

@@ -61,31 +61,8 @@ pub(super) fn query(pairs: &[(&str, &str)]) -> String {
 
 /// Decodes an `application/x-www-form-urlencoded` body (or query) into pairs, in order.
 pub(super) fn parse_form(bytes: &[u8]) -> Vec<(String, String)> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while let Some(&b) = bytes.get(i) {
-            match b {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = bytes
-                        .get(i + 1..i + 3)
-                        .and_then(|h| std::str::from_utf8(h).ok())
-                        .and_then(|h| u8::from_str_radix(h, 16).ok());
-                    if let Some(v) = hex {
-                        out.push(v);
-                        i += 2;
-                    } else {
-                        out.push(b'%');
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
+    let decode =
+        |s: &str| String::from_utf8_lossy(&crate::families::percent_decode(s, true)).into_owned();
     String::from_utf8_lossy(bytes)
         .split('&')
         .filter(|p| !p.is_empty())
