@@ -19,20 +19,19 @@ import os
 import pathlib
 import random
 import re
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, TOKEN, binary, fill_aggregates, start, stop  # noqa: E402
+
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-TOKEN = "bench-admin-token"
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5", "gemini-2.5-flash", "gpt-4.1", "o4-mini"]
 PAGES = [
     "/console/?range=hour",
@@ -46,14 +45,6 @@ PAGES = [
 ]
 
 
-def binary():
-    if os.environ.get("ANYINT_BIN"):
-        return os.environ["ANYINT_BIN"]
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    for profile in ("release", "debug"):
-        if (target / profile / "anyint").exists():
-            return str(target / profile / "anyint")
-    sys.exit("build anyint first (cargo build --release -p anyint)")
 
 
 def config(store):
@@ -69,25 +60,8 @@ def config(store):
     )
 
 
-def start(cfg):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYINT_")}
-    env["ANYINT_ADMIN_TOKEN"] = TOKEN
-    proc = subprocess.Popen(
-        [binary(), "serve", "--config", str(cfg)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    for line in proc.stdout:
-        if line.startswith("anyint listening on "):
-            return proc, line.split()[-1]
-    sys.exit("anyint exited before it listened")
 
 
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
 
 
 def seed(store):
@@ -122,6 +96,7 @@ def seed(store):
         rows(),
     )
     db.commit()
+    fill_aggregates(db)
     db.execute("ANALYZE")
     db.close()
     print(f"seeded {ROWS - have} ledger rows in {time.monotonic() - started:.1f} s")
@@ -143,10 +118,10 @@ def main():
     store = os.environ.get("BENCH_STORE") or os.path.join(tmp, "ledger.db")
     cfg = pathlib.Path(tmp) / "anyint.toml"
     cfg.write_text(config(store))
-    proc, _ = start(cfg)  # applies the migrations
+    proc, _, _ = start(cfg)  # applies the migrations
     stop(proc)
     seed(store)
-    proc, base = start(cfg)
+    proc, base, _ = start(cfg)
     try:
         opener = signed_in(base)
         day_ago = str(int(time.time()) - 86_400)

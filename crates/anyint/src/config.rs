@@ -276,6 +276,9 @@ pub struct MeterConfig {
     pub journal_dir: Option<std::path::PathBuf>,
     /// When the journal is flushed to the disk.
     pub fsync: Fsync,
+    /// Days raw ledger rows are kept (`None`: forever). Hourly buckets and monthly totals are
+    /// kept regardless, so usage and spend stay readable after the rows go.
+    pub retention_days: Option<u32>,
 }
 
 /// When the usage journal is flushed to the disk (`[meter] fsync`). Every row is written to

@@ -62,6 +62,8 @@ pub struct Meter {
 pub struct MeterTask {
     handle: JoinHandle<()>,
     ctl: mpsc::UnboundedSender<Ctl>,
+    /// The ledger's upkeep (partitions, retention); `None` in unit tests.
+    upkeep: Option<JoinHandle<()>>,
 }
 
 impl Meter {
@@ -102,7 +104,10 @@ impl Meter {
             live: HashMap::new(),
             rotate_bytes: journal::ROTATE_BYTES,
         };
-        Ok(Self::spawn(writer, prices, spend, limiter))
+        let upkeep = tokio::spawn(upkeep(writer.store.clone(), writer.cfg.retention_days));
+        let (meter, mut task) = Self::spawn(writer, prices, spend, limiter);
+        task.upkeep = Some(upkeep);
+        Ok((meter, task))
     }
 
     /// Starts `writer` and returns its handles.
@@ -126,7 +131,14 @@ impl Meter {
             settlements: Arc::default(),
             limiter,
         };
-        (meter, MeterTask { handle, ctl })
+        (
+            meter,
+            MeterTask {
+                handle,
+                ctl,
+                upkeep: None,
+            },
+        )
     }
 
     /// `Err` naming the journal file and the error while rows cannot be journaled.
@@ -248,6 +260,9 @@ impl MeterTask {
             let _ = wait.await;
         }
         let _ = self.handle.await;
+        if let Some(upkeep) = self.upkeep {
+            upkeep.abort();
+        }
     }
 }
 
@@ -448,6 +463,31 @@ impl Writer {
     }
 }
 
+/// How often the ledger's upkeep runs.
+const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// The ledger's upkeep, at start and hourly: next month's storage is prepared ahead of time
+/// and raw rows past `retention_days` are removed (their hourly buckets and monthly totals
+/// stay). A failure is logged and tried again at the next turn.
+async fn upkeep(store: Arc<dyn Store>, retention_days: Option<u32>) {
+    loop {
+        let now = crate::clock::unix_millis();
+        let keep_from = retention_days.map(|d| now - i64::from(d) * 86_400_000);
+        match store.maintain_usage(now, keep_from).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                removed = n,
+                retention_days,
+                "removed usage ledger rows past their retention"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "the usage ledger's upkeep failed; it runs again in an hour");
+            }
+        }
+        tokio::time::sleep(UPKEEP_EVERY).await;
+    }
+}
+
 /// Writes `batch` in chunks, retrying failures with capped exponential backoff until it lands.
 /// A chunk that keeps failing while the store answers pings holds a row the store refuses; it
 /// is written row by row and a refused row goes to the error log (IDs and counts only), so one
@@ -542,6 +582,7 @@ mod tests {
             batch_size: 50,
             journal_dir: Some(jdir.clone()),
             fsync: crate::config::Fsync::Never,
+            retention_days: None,
         };
         let journal = Arc::new(Journal::open(&jdir, "inst_a", cfg.fsync).unwrap());
         let (_, path) = journal.current().unwrap();

@@ -355,6 +355,7 @@ pub async fn start_with_store(
     )
     .await?;
     spend.reload(store.as_ref()).await?;
+    spend.share(limiter.clone(), store.clone());
     let metrics = crate::telemetry::metrics_handle();
     let routes = crate::router::Router::new(&config);
     let invalidator = build_invalidator(&config).await?;

@@ -7,6 +7,7 @@
 //! `migrations.rs`. The hot path never calls the store directly: keys come from
 //! `auth::KeyCache` and usage goes through `meter`.
 
+mod ledger_sql;
 mod migrations;
 mod postgres;
 mod responses;
@@ -243,6 +244,28 @@ pub struct UsageGroup {
     pub cost_micros: i64,
 }
 
+/// What a spend total belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpendScope {
+    /// A key's budget.
+    Key,
+    /// A team's budget.
+    Team,
+    /// An account's plan cap.
+    Account,
+}
+
+/// One month's spend of one key, team or account, kept as ledger rows are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpendTotal {
+    /// Whose spend.
+    pub scope: SpendScope,
+    /// The key, team or account ID.
+    pub id: String,
+    /// Micro-units.
+    pub cost_micros: i64,
+}
+
 /// The persistence boundary. Object-safe so backends are chosen at runtime.
 #[async_trait]
 pub trait Store: TaskStore + ResponseStore + Send + Sync {
@@ -287,6 +310,13 @@ pub trait Store: TaskStore + ResponseStore + Send + Sync {
     /// Sums usage matching `q` (its `limit` is ignored) by `group`.
     async fn usage_summary(&self, q: &UsageQuery, group: GroupBy)
     -> Result<Vec<UsageGroup>, Error>;
+    /// The spend of every key, team and account in the UTC month starting at `month_ms`, as
+    /// kept beside the ledger (a row per scope, never a scan of the ledger).
+    async fn spend_totals(&self, month_ms: i64) -> Result<Vec<SpendTotal>, Error>;
+    /// The ledger's upkeep, off the hot path: prepares the storage for this month and the
+    /// next, and removes raw rows from before `keep_from_ms` (hourly buckets and totals are
+    /// kept). Returns how many rows (SQLite) or monthly partitions (Postgres) went.
+    async fn maintain_usage(&self, now_ms: i64, keep_from_ms: Option<i64>) -> Result<u64, Error>;
 }
 
 /// Opens the store at `url` (`sqlite://…` or `postgres://…`) and migrates it.

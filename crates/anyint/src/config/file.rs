@@ -92,6 +92,7 @@ pub(super) struct MeterFile {
     pub(super) journal_dir: Option<String>,
     pub(super) fsync: Option<Fsync>,
     pub(super) journal: Option<bool>,
+    pub(super) retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -63,6 +63,12 @@ pub(super) fn validate(raw: FileConfig, file: &str, env: EnvLookup<'_>) -> Resul
         batch_size: raw.meter.batch_size.unwrap_or(500).clamp(1, 5000),
         journal_dir,
         fsync: raw.meter.fsync.unwrap_or_default(),
+        // 0 keeps raw rows forever.
+        retention_days: match raw.meter.retention_days {
+            Some(0) => None,
+            Some(days) => Some(days),
+            None => Some(90),
+        },
     };
 
     let routing = validate_routing(&raw.routing, &err)?;

@@ -11,7 +11,7 @@ use crate::store::ApiKey;
 /// the 429 naming the rule, with the rate state for the family's headers.
 pub async fn admit(state: &AppState, key: &ApiKey, tokens: u32) -> Result<Admission, Box<Refusal>> {
     let dir = state.directory.get();
-    if let Err(error) = state.spend.check(&dir, key) {
+    if let Err(error) = state.spend.check(&dir, key).await {
         return Err(Box::new(Refusal { error, rate: None }));
     }
     let scopes = dir.scopes(key);

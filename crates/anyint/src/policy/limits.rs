@@ -90,6 +90,39 @@ pub trait Limiter: Send + Sync {
     fn backend(&self) -> Option<BackendStatus> {
         None
     }
+    /// Whether this limiter keeps monthly spend counters every instance shares. The
+    /// in-process limiter does not: spend is then counted by `policy::quota` alone.
+    fn shares_spend(&self) -> bool {
+        false
+    }
+    /// The month's spend of each named counter (`key:ID`, `team:ID`, `account:ID`; 0 when
+    /// never charged), or `None` when the month's counters are not built (after a restart of
+    /// the shared backend): the caller rebuilds them.
+    async fn spend_read(
+        &self,
+        _month_ms: i64,
+        _names: &[String],
+    ) -> Result<Option<Vec<i64>>, Unavailable> {
+        Ok(None)
+    }
+    /// Adds each delta to its counter, atomically; a month whose counters are not built takes
+    /// nothing (its rebuild reads the store, which holds these rows).
+    async fn spend_add(
+        &self,
+        _month_ms: i64,
+        _deltas: &[(String, i64)],
+    ) -> Result<(), Unavailable> {
+        Ok(())
+    }
+    /// Sets the month's counters to `counts` unless another instance built them first;
+    /// `true` when this call built them.
+    async fn spend_rebuild(
+        &self,
+        _month_ms: i64,
+        _counts: &[(String, i64)],
+    ) -> Result<bool, Unavailable> {
+        Ok(false)
+    }
 }
 
 /// What the limiter knows of its shared backend (Redis).

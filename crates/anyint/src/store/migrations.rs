@@ -2,53 +2,42 @@
 //! list serves both backends; the task tables (V7) sit here too rather than beside the task SQL,
 //! so that the generic SQL code never has to reach into the task code for its schema.
 
-/// One migration step: a version and its statements, applied in one transaction.
+/// One migration step: a version and its statements, applied in one transaction: first the
+/// shared ones, then the backend's own (date arithmetic and partitioning differ).
 pub(super) struct Migration {
     pub(super) version: i64,
     pub(super) statements: &'static [&'static str],
+    pub(super) sqlite: &'static [&'static str],
+    pub(super) postgres: &'static [&'static str],
+}
+
+/// A step whose statements both backends run alike.
+const fn shared(version: i64, statements: &'static [&'static str]) -> Migration {
+    Migration {
+        version,
+        statements,
+        sqlite: &[],
+        postgres: &[],
+    }
 }
 
 /// Every schema version in order; both backends share one schema.
 pub(super) const MIGRATIONS: &[Migration] = &[
+    shared(1, V1),
+    shared(2, V2),
+    shared(3, V3),
+    shared(4, V4),
+    shared(5, V5),
+    shared(6, V6),
+    shared(7, V7),
+    shared(8, V8),
+    shared(9, V9),
+    shared(10, V10),
     Migration {
-        version: 1,
-        statements: V1,
-    },
-    Migration {
-        version: 2,
-        statements: V2,
-    },
-    Migration {
-        version: 3,
-        statements: V3,
-    },
-    Migration {
-        version: 4,
-        statements: V4,
-    },
-    Migration {
-        version: 5,
-        statements: V5,
-    },
-    Migration {
-        version: 6,
-        statements: V6,
-    },
-    Migration {
-        version: 7,
-        statements: V7,
-    },
-    Migration {
-        version: 8,
-        statements: V8,
-    },
-    Migration {
-        version: 9,
-        statements: V9,
-    },
-    Migration {
-        version: 10,
-        statements: V10,
+        version: 11,
+        statements: V11,
+        sqlite: V11_SQLITE,
+        postgres: V11_POSTGRES,
     },
 ];
 
@@ -169,4 +158,127 @@ const V10: &[&str] = &[
      team_id, status, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
      web_searches, cost_micros)",
     "DROP INDEX usage_ledger_time",
+];
+
+/// Schema version 11: spend and usage kept incrementally. `usage_hourly` holds one row per
+/// (UTC hour, key, model, account, team) and `usage_totals` one per (UTC month, scope, ID);
+/// both are updated in the transaction that writes the ledger rows, so the spend a restart
+/// loads and the usage API's grouped sums read a few rows instead of the ledger. Both are
+/// filled here from the existing ledger. The wide summary index of V10 is no longer read by
+/// anything; a plain time index serves the raw reads (partial hours, minutes, retention).
+/// On Postgres the ledger becomes a table partitioned by UTC month, so that retention drops
+/// whole months.
+const V11: &[&str] = &[
+    "CREATE TABLE usage_hourly (
+        hour_ms BIGINT NOT NULL,
+        key_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        account TEXT NOT NULL,
+        team_id TEXT NOT NULL,
+        requests BIGINT NOT NULL,
+        errors BIGINT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cache_read_tokens BIGINT NOT NULL,
+        cache_write_tokens BIGINT NOT NULL,
+        web_searches BIGINT NOT NULL,
+        cost_micros BIGINT NOT NULL,
+        PRIMARY KEY (hour_ms, key_id, model, account, team_id)
+    )",
+    "CREATE TABLE usage_totals (
+        month_ms BIGINT NOT NULL,
+        scope TEXT NOT NULL,
+        id TEXT NOT NULL,
+        requests BIGINT NOT NULL,
+        cost_micros BIGINT NOT NULL,
+        PRIMARY KEY (month_ms, scope, id)
+    )",
+    "INSERT INTO usage_hourly (hour_ms, key_id, model, account, team_id, requests, errors, \
+     prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, web_searches, \
+     cost_micros) \
+     SELECT CAST(created_at_ms / 3600000 AS BIGINT) * 3600000, key_id, model, account, \
+     COALESCE(team_id, ''), COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), \
+     SUM(prompt_tokens), SUM(completion_tokens), SUM(cache_read_tokens), \
+     SUM(cache_write_tokens), SUM(web_searches), SUM(cost_micros) \
+     FROM usage_ledger GROUP BY 1, 2, 3, 4, 5",
+    "DROP INDEX usage_ledger_time_sums",
+];
+
+/// The month of an hour bucket, in SQLite's date functions.
+const V11_SQLITE: &[&str] = &[
+    "INSERT INTO usage_totals (month_ms, scope, id, requests, cost_micros) \
+     SELECT m, scope, id, SUM(requests), SUM(cost_micros) FROM ( \
+       SELECT CAST(strftime('%s', hour_ms / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000 AS m, \
+       'key' AS scope, key_id AS id, requests, cost_micros FROM usage_hourly \
+       UNION ALL \
+       SELECT CAST(strftime('%s', hour_ms / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000, \
+       'team', team_id, requests, cost_micros FROM usage_hourly WHERE team_id <> '' \
+       UNION ALL \
+       SELECT CAST(strftime('%s', hour_ms / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000, \
+       'account', account, requests, cost_micros FROM usage_hourly \
+     ) GROUP BY m, scope, id",
+    "CREATE INDEX usage_ledger_time ON usage_ledger (created_at_ms)",
+];
+
+/// The same totals in Postgres's date functions, then the ledger moved into a table
+/// partitioned by UTC month (`usage_ledger_mYYYYMM`; the gateway creates later months as it
+/// needs them). The primary key holds the partition column, as Postgres requires; a row's
+/// request ID and arrival time never change, so it still refuses a replayed row.
+const V11_POSTGRES: &[&str] = &[
+    "INSERT INTO usage_totals (month_ms, scope, id, requests, cost_micros) \
+     SELECT m, scope, id, SUM(requests), SUM(cost_micros) FROM ( \
+       SELECT CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(hour_ms / 1000) AT TIME ZONE 'UTC')) AS BIGINT) * 1000 AS m, \
+       'key' AS scope, key_id AS id, requests, cost_micros FROM usage_hourly \
+       UNION ALL \
+       SELECT CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(hour_ms / 1000) AT TIME ZONE 'UTC')) AS BIGINT) * 1000, \
+       'team', team_id, requests, cost_micros FROM usage_hourly WHERE team_id <> '' \
+       UNION ALL \
+       SELECT CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(hour_ms / 1000) AT TIME ZONE 'UTC')) AS BIGINT) * 1000, \
+       'account', account, requests, cost_micros FROM usage_hourly \
+     ) AS parts GROUP BY m, scope, id",
+    "ALTER TABLE usage_ledger RENAME TO usage_ledger_v10",
+    "ALTER INDEX usage_ledger_pkey RENAME TO usage_ledger_v10_pkey",
+    "ALTER INDEX usage_ledger_key_time RENAME TO usage_ledger_v10_key_time",
+    "CREATE TABLE usage_ledger (
+        request_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        upstream_model TEXT NOT NULL,
+        family TEXT NOT NULL,
+        stream BIGINT NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cache_read_tokens BIGINT NOT NULL,
+        cache_write_tokens BIGINT NOT NULL,
+        status BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        latency_ms BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        cost_micros BIGINT NOT NULL DEFAULT 0,
+        team_id TEXT NULL,
+        web_searches BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (request_id, created_at_ms)
+    ) PARTITION BY RANGE (created_at_ms)",
+    "DO $$
+     DECLARE m BIGINT;
+     BEGIN
+       FOR m IN SELECT DISTINCT CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(created_at_ms / 1000) AT TIME ZONE 'UTC')) AS BIGINT)
+                FROM usage_ledger_v10 LOOP
+         EXECUTE format('CREATE TABLE %I PARTITION OF usage_ledger FOR VALUES FROM (%s) TO (%s)',
+           'usage_ledger_m' || to_char(to_timestamp(m) AT TIME ZONE 'UTC', 'YYYYMM'),
+           m * 1000,
+           CAST(EXTRACT(EPOCH FROM (to_timestamp(m) AT TIME ZONE 'UTC') + interval '1 month') AS BIGINT) * 1000);
+       END LOOP;
+     END $$",
+    "INSERT INTO usage_ledger (request_id, key_id, account, model, provider, upstream_model, \
+     family, stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, \
+     status, outcome, latency_ms, created_at_ms, cost_micros, team_id, web_searches) \
+     SELECT request_id, key_id, account, model, provider, upstream_model, family, stream, \
+     prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, outcome, \
+     latency_ms, created_at_ms, cost_micros, team_id, web_searches FROM usage_ledger_v10",
+    "DROP TABLE usage_ledger_v10",
+    "CREATE INDEX usage_ledger_key_time ON usage_ledger (key_id, created_at_ms)",
+    "CREATE INDEX usage_ledger_time ON usage_ledger (created_at_ms)",
 ];

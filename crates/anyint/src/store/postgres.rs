@@ -22,5 +22,6 @@ pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
         migrations: MIGRATIONS,
         migration_lock: Some(MIGRATION_LOCK),
         anonymous_placeholders: false,
+        ledger_months: std::sync::Mutex::default(),
     })
 }

@@ -4,14 +4,13 @@
 use async_trait::async_trait;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
-use std::fmt::Write as _;
 
 use sqlx::Row;
 
 use super::migrations::Migration;
 use super::{
-    ApiKey, Entity, EntityKind, Error, GroupBy, KeyLimits, Store, UsageGroup, UsageQuery,
-    UsageRecord,
+    ApiKey, Entity, EntityKind, Error, GroupBy, KeyLimits, SpendTotal, Store, UsageGroup,
+    UsageQuery, UsageRecord,
 };
 
 /// A store over an `Any` pool; `backend` picks the migrations and the lock strategy.
@@ -24,14 +23,12 @@ pub(super) struct SqlStore {
     /// Whether bulk inserts use anonymous `?` placeholders. SQLite looks numbered ones up by
     /// name, which made an 8,000-parameter batch insert quadratic; Postgres needs `$n`.
     pub(super) anonymous_placeholders: bool,
+    /// Ledger months known to have their partition (Postgres), as month starts in Unix ms.
+    pub(super) ledger_months: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at, \
     expires_at, ip_allowlist, rpm, concurrency, team_id, budget_micros, tpm";
-const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, upstream_model, family, \
-    stream, prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, status, \
-    outcome, latency_ms, created_at_ms, cost_micros, team_id, web_searches";
-
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
     let models: Option<String> = row.try_get("models")?;
     Ok(ApiKey {
@@ -63,30 +60,6 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
     })
 }
 
-fn usage_from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
-    Ok(UsageRecord {
-        request_id: row.try_get("request_id")?,
-        key_id: row.try_get("key_id")?,
-        account: row.try_get("account")?,
-        model: row.try_get("model")?,
-        provider: row.try_get("provider")?,
-        upstream_model: row.try_get("upstream_model")?,
-        family: row.try_get("family")?,
-        stream: row.try_get::<i64, _>("stream")? != 0,
-        prompt_tokens: row.try_get("prompt_tokens")?,
-        completion_tokens: row.try_get("completion_tokens")?,
-        cache_read_tokens: row.try_get("cache_read_tokens")?,
-        cache_write_tokens: row.try_get("cache_write_tokens")?,
-        web_searches: row.try_get("web_searches")?,
-        status: row.try_get("status")?,
-        outcome: row.try_get("outcome")?,
-        latency_ms: row.try_get("latency_ms")?,
-        cost_micros: row.try_get("cost_micros")?,
-        team: row.try_get("team_id")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-    })
-}
-
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
@@ -114,7 +87,12 @@ impl Store for SqlStore {
             .iter()
             .filter(|m| !applied.contains(&m.version))
         {
-            for stmt in m.statements {
+            let own = if self.backend == "postgres" {
+                m.postgres
+            } else {
+                m.sqlite
+            };
+            for stmt in m.statements.iter().chain(own) {
                 sqlx::query(stmt).execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO anyint_migrations (version, applied_at) VALUES ($1, $2)")
@@ -282,27 +260,11 @@ impl Store for SqlStore {
     }
 
     async fn insert_usage(&self, rows: &[UsageRecord]) -> Result<(), Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        insert_usage_rows(&mut tx, rows, self.anonymous_placeholders).await?;
-        tx.commit().await?;
-        Ok(())
+        self.ledger_insert(rows).await
     }
 
     async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRecord>, Error> {
-        let (filter, binds) = usage_filter(q);
-        let sql = format!(
-            "SELECT {USAGE_COLUMNS} FROM usage_ledger WHERE {filter} ORDER BY created_at_ms DESC, request_id LIMIT ${}",
-            binds.len() + 1
-        );
-        let query = bind_all(sqlx::query(&sql), binds);
-        let rows = query
-            .bind(q.limit.clamp(1, 10_000))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(usage_from_row).collect::<Result<_, _>>()?)
+        self.ledger_rows(q).await
     }
 
     async fn usage_summary(
@@ -310,176 +272,14 @@ impl Store for SqlStore {
         q: &UsageQuery,
         group: GroupBy,
     ) -> Result<Vec<UsageGroup>, Error> {
-        let (filter, binds) = usage_filter(q);
-        let key = match group {
-            // Integer division is floor division for non-negative values on both backends.
-            GroupBy::Minute => "CAST(created_at_ms / 60000 AS BIGINT)",
-            GroupBy::Hour => "CAST(created_at_ms / 3600000 AS BIGINT)",
-            GroupBy::Day => "CAST(created_at_ms / 86400000 AS BIGINT)",
-            GroupBy::Model => "model",
-            GroupBy::Key => "key_id",
-            GroupBy::Team => "team_id",
-            GroupBy::Account => "account",
-        };
-        // SUM over BIGINT is NUMERIC on Postgres, which the Any driver cannot decode: cast back.
-        let sql = format!(
-            "SELECT {key} AS g, COUNT(*) AS requests, CAST(SUM(prompt_tokens) AS BIGINT) AS p, \
-             CAST(SUM(completion_tokens) AS BIGINT) AS c, CAST(SUM(cache_read_tokens) AS BIGINT) AS cr, \
-             CAST(SUM(cache_write_tokens) AS BIGINT) AS cw, CAST(SUM(cost_micros) AS BIGINT) AS cost, \
-             CAST(SUM(web_searches) AS BIGINT) AS ws, \
-             CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT) AS errors \
-             FROM usage_ledger WHERE {filter} GROUP BY {key} ORDER BY {key}"
-        );
-        let rows = bind_all(sqlx::query(&sql), binds)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let group_value = match group {
-                    GroupBy::Minute => {
-                        crate::clock::rfc3339(r.try_get::<i64, _>("g")?.saturating_mul(60))
-                    }
-                    GroupBy::Hour => {
-                        crate::clock::rfc3339(r.try_get::<i64, _>("g")?.saturating_mul(3600))
-                    }
-                    GroupBy::Day => {
-                        crate::clock::rfc3339(r.try_get::<i64, _>("g")?.saturating_mul(86_400))
-                            .chars()
-                            .take(10)
-                            .collect()
-                    }
-                    GroupBy::Model | GroupBy::Key | GroupBy::Account => {
-                        r.try_get::<String, _>("g")?
-                    }
-                    GroupBy::Team => r.try_get::<Option<String>, _>("g")?.unwrap_or_default(),
-                };
-                let sum = |name: &str| r.try_get::<i64, _>(name);
-                Ok(UsageGroup {
-                    group: group_value,
-                    requests: sum("requests")?,
-                    errors: sum("errors")?,
-                    prompt_tokens: sum("p")?,
-                    completion_tokens: sum("c")?,
-                    cache_read_tokens: sum("cr")?,
-                    cache_write_tokens: sum("cw")?,
-                    web_searches: sum("ws")?,
-                    cost_micros: sum("cost")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Error::from)
+        self.ledger_summary(q, group).await
     }
-}
 
-/// Text for a bind: without NUL characters, which Postgres refuses in text columns.
-fn text(s: &str) -> String {
-    if s.contains('\0') {
-        s.replace('\0', "")
-    } else {
-        s.to_owned()
+    async fn spend_totals(&self, month_ms: i64) -> Result<Vec<SpendTotal>, Error> {
+        self.ledger_spend_totals(month_ms).await
     }
-}
 
-/// The WHERE clause for a usage query, with `$n` placeholders (numbered by hand: the Any
-/// driver's query builder emits `?`, which Postgres rejects) and the values to bind.
-fn usage_filter(q: &UsageQuery) -> (String, Vec<FilterValue>) {
-    let mut sql = String::from("1=1");
-    let mut binds: Vec<FilterValue> = Vec::new();
-    for (column, value) in [
-        ("account", &q.account),
-        ("team_id", &q.team),
-        ("key_id", &q.key_id),
-        ("model", &q.model),
-        ("request_id", &q.request_id),
-    ] {
-        if let Some(v) = value {
-            binds.push(FilterValue::Text(v.clone()));
-            let _ = write!(sql, " AND {column} = ${}", binds.len());
-        }
+    async fn maintain_usage(&self, now_ms: i64, keep_from_ms: Option<i64>) -> Result<u64, Error> {
+        self.ledger_maintain(now_ms, keep_from_ms).await
     }
-    if let Some(from) = q.from_ms {
-        binds.push(FilterValue::Int(from));
-        let _ = write!(sql, " AND created_at_ms >= ${}", binds.len());
-    }
-    if let Some(to) = q.to_ms {
-        binds.push(FilterValue::Int(to));
-        let _ = write!(sql, " AND created_at_ms < ${}", binds.len());
-    }
-    (sql, binds)
-}
-
-enum FilterValue {
-    Text(String),
-    Int(i64),
-}
-
-fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    binds: Vec<FilterValue>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for b in binds {
-        query = match b {
-            FilterValue::Text(t) => query.bind(t),
-            FilterValue::Int(i) => query.bind(i),
-        };
-    }
-    query
-}
-
-/// `INSERT … VALUES ($1, …, $19), ($20, …) ON CONFLICT (request_id) DO NOTHING` for `n` rows
-/// (or with `?` placeholders).
-/// Inserts ledger rows inside `tx`; rows whose request ID is stored already are skipped.
-pub(super) async fn insert_usage_rows(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    rows: &[UsageRecord],
-    anonymous: bool,
-) -> Result<(), sqlx::Error> {
-    // 19 binds a row; 100 rows a statement stays far under both backends' bind limits.
-    for chunk in rows.chunks(100) {
-        let sql = insert_usage_sql(chunk.len(), anonymous);
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            q = q
-                .bind(text(&r.request_id))
-                .bind(text(&r.key_id))
-                .bind(text(&r.account))
-                .bind(text(&r.model))
-                .bind(text(&r.provider))
-                .bind(text(&r.upstream_model))
-                .bind(text(&r.family))
-                .bind(i64::from(r.stream))
-                .bind(r.prompt_tokens)
-                .bind(r.completion_tokens)
-                .bind(r.cache_read_tokens)
-                .bind(r.cache_write_tokens)
-                .bind(r.status)
-                .bind(text(&r.outcome))
-                .bind(r.latency_ms)
-                .bind(r.created_at_ms)
-                .bind(r.cost_micros)
-                .bind(r.team.as_deref().map(text))
-                .bind(r.web_searches);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-fn insert_usage_sql(n: usize, anonymous: bool) -> String {
-    const COLS: usize = 19;
-    let mut sql = format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES ");
-    for row in 0..n {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for col in 0..COLS {
-            let sep = if col == 0 { "" } else { ", " };
-            if anonymous {
-                let _ = write!(sql, "{sep}?");
-            } else {
-                let _ = write!(sql, "{sep}${}", row * COLS + col + 1);
-            }
-        }
-        sql.push(')');
-    }
-    sql.push_str(" ON CONFLICT (request_id) DO NOTHING");
-    sql
 }

@@ -113,5 +113,6 @@ pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
         migrations: MIGRATIONS,
         migration_lock: None,
         anonymous_placeholders: true,
+        ledger_months: std::sync::Mutex::default(),
     })
 }

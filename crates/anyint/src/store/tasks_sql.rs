@@ -13,7 +13,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Error;
-use super::sql::{SqlStore, insert_usage_rows};
+use super::ledger_sql::insert_usage_rows;
+use super::sql::SqlStore;
 use super::tasks::{
     Delivery, DeliveryAttempt, DeliveryNext, Reservation, Submitted, Task, TaskStatus, TaskStore,
     TaskUpdate,
@@ -280,6 +281,9 @@ impl TaskStore for SqlStore {
     }
 
     async fn apply_task(&self, u: &TaskUpdate) -> Result<bool, Error> {
+        if let Some(row) = &u.settlement {
+            self.ledger_prepare(std::slice::from_ref(row)).await?;
+        }
         let mut tx = self.pool.begin().await?;
         let settled = u.settlement.is_some();
         // A leased update also releases the lease; a callback's leaves any poller's alone.

@@ -30,6 +30,7 @@ mod redis;
 mod responses;
 mod routing;
 mod security;
+mod spend;
 mod store;
 mod tasks;
 mod tls;

@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use crate::harness::{TestGateway, user};
 
 /// A private Redis on its own port, so restarting it disturbs no other test.
-struct PrivateRedis {
+pub struct PrivateRedis {
     port: u16,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -26,7 +26,7 @@ impl PrivateRedis {
         r
     }
 
-    async fn spawn(&mut self) {
+    pub async fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -57,14 +57,14 @@ impl PrivateRedis {
         panic!("redis-server on port {} did not start", self.port);
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }

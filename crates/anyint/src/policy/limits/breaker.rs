@@ -219,6 +219,41 @@ impl Limiter for Breaker {
             fleet: self.inner.fleet.load(Ordering::Relaxed),
         })
     }
+
+    fn shares_spend(&self) -> bool {
+        true
+    }
+
+    // Spend calls are never answered in-process here: an `Err` tells `policy::quota` to use
+    // its own counts (reads) or to keep the change until Redis answers (writes).
+    async fn spend_read(
+        &self,
+        month_ms: i64,
+        names: &[String],
+    ) -> Result<Option<Vec<i64>>, Unavailable> {
+        let i = &self.inner;
+        i.via_redis(i.redis.spend_read(month_ms, names))
+            .await
+            .ok_or_else(|| Unavailable("redis is unreachable".into()))
+    }
+
+    async fn spend_add(&self, month_ms: i64, deltas: &[(String, i64)]) -> Result<(), Unavailable> {
+        let i = &self.inner;
+        i.via_redis(i.redis.spend_add(month_ms, deltas))
+            .await
+            .ok_or_else(|| Unavailable("redis is unreachable".into()))
+    }
+
+    async fn spend_rebuild(
+        &self,
+        month_ms: i64,
+        counts: &[(String, i64)],
+    ) -> Result<bool, Unavailable> {
+        let i = &self.inner;
+        i.via_redis(i.redis.spend_rebuild(month_ms, counts))
+            .await
+            .ok_or_else(|| Unavailable("redis is unreachable".into()))
+    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,36 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return redis.call('ZCARD', KEYS[1])
 ";
 
+/// Adds ARGV[i] to counter KEYS[i+1] when the month's marker KEYS[1] exists (the counters are
+/// built); ARGV[#KEYS] is their time to live in ms. Returns 1 when added, 0 when not built.
+const SPEND_ADD_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ttl = ARGV[#KEYS]
+redis.call('PEXPIRE', KEYS[1], ttl)
+for i = 2, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[i - 1])
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return 1
+";
+
+/// Sets counter KEYS[i+1] to ARGV[i] and then the marker KEYS[1], unless the marker exists
+/// (another instance rebuilt first). ARGV[#KEYS] is the time to live in ms. Returns 1 when
+/// this call built the counters.
+const SPEND_REBUILD_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local ttl = ARGV[#KEYS]
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i - 1], 'PX', ttl)
+end
+redis.call('SET', KEYS[1], '1', 'PX', ttl)
+return 1
+";
+
+/// How long a month's spend counters live: past the month's end, so late settlements of its
+/// last requests still land, then they expire on their own.
+const SPEND_TTL: Duration = Duration::from_secs(40 * 86_400);
+
 /// How long an in-flight slot may outlive a crashed instance.
 const SLOT_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -86,6 +116,8 @@ pub struct RedisLimiter {
     acquire: Script,
     release: Script,
     fleet: Script,
+    spend_add: Script,
+    spend_rebuild: Script,
     timeout: Duration,
 }
 
@@ -110,6 +142,8 @@ impl RedisLimiter {
             acquire: Script::new(ACQUIRE_SCRIPT),
             release: Script::new(RELEASE_SCRIPT),
             fleet: Script::new(FLEET_SCRIPT),
+            spend_add: Script::new(SPEND_ADD_SCRIPT),
+            spend_rebuild: Script::new(SPEND_REBUILD_SCRIPT),
             timeout,
         })
     }
@@ -135,6 +169,84 @@ impl RedisLimiter {
             .map_err(|_| Unavailable("redis did not answer in time".into()))?
             .map_err(|e| Unavailable(e.to_string()))?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The month's marker (present while its counters are built) and a counter's key.
+    fn spend_key(&self, month_ms: i64, name: Option<&str>) -> String {
+        match name {
+            None => format!("{}:spend:{month_ms}", self.prefix),
+            Some(name) => format!("{}:spend:{month_ms}:{name}", self.prefix),
+        }
+    }
+
+    /// The month's counters, or `None` when they are not built; one `MGET`.
+    pub async fn spend_read(
+        &self,
+        month_ms: i64,
+        names: &[String],
+    ) -> Result<Option<Vec<i64>>, Unavailable> {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.spend_key(month_ms, None));
+        for name in names {
+            cmd.arg(self.spend_key(month_ms, Some(name)));
+        }
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<i64>> =
+            tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
+                .await
+                .map_err(|_| Unavailable("redis did not answer in time".into()))?
+                .map_err(|e| Unavailable(e.to_string()))?;
+        let mut values = values.into_iter();
+        if values.next().flatten().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(values.map(|v| v.unwrap_or(0)).collect()))
+    }
+
+    /// Runs a spend script over the month's marker and `pairs` of (counter, value).
+    async fn spend_script(
+        &self,
+        script: &Script,
+        month_ms: i64,
+        pairs: &[(String, i64)],
+    ) -> Result<bool, Unavailable> {
+        let mut invocation = script.key(self.spend_key(month_ms, None));
+        for (name, value) in pairs {
+            invocation
+                .key(self.spend_key(month_ms, Some(name)))
+                .arg(*value);
+        }
+        invocation.arg(u64::try_from(SPEND_TTL.as_millis()).unwrap_or(u64::MAX));
+        let mut conn = self.conn.clone();
+        let done: i64 = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+            .await
+            .map_err(|_| Unavailable("redis did not answer in time".into()))?
+            .map_err(|e| Unavailable(e.to_string()))?;
+        Ok(done == 1)
+    }
+
+    /// Adds the deltas to the month's counters when they are built.
+    pub async fn spend_add(
+        &self,
+        month_ms: i64,
+        deltas: &[(String, i64)],
+    ) -> Result<(), Unavailable> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        self.spend_script(&self.spend_add, month_ms, deltas)
+            .await
+            .map(|_| ())
+    }
+
+    /// Builds the month's counters from `counts` unless they exist.
+    pub async fn spend_rebuild(
+        &self,
+        month_ms: i64,
+        counts: &[(String, i64)],
+    ) -> Result<bool, Unavailable> {
+        self.spend_script(&self.spend_rebuild, month_ms, counts)
+            .await
     }
 
     fn key(&self, kind: &str, scope: &str) -> String {
