@@ -1,7 +1,8 @@
 //! Admin views of async tasks and their callback deliveries, and the per-account callback
 //! signing secrets:
 //!
-//! - `GET /admin/v1/tasks?account=&limit=`, `GET /admin/v1/tasks/{id}`;
+//! - `GET /admin/v1/tasks?account=&status=&limit=` (newest first; `status` one of
+//!   `submitting`, `pending`, `running`, `succeeded`, `failed`, `canceled`), `GET /admin/v1/tasks/{id}`;
 //! - `GET /admin/v1/tasks/{id}/deliveries`: the delivery log (every attempt, its status or
 //!   error); `POST /admin/v1/tasks/{id}/deliveries/{event_id}/replay` re-queues a delivery
 //!   that is dead (or still failing) with a fresh retry horizon;
@@ -22,6 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::families::json_response;
 use crate::families::openai::OpenAiError;
 use crate::state::SharedState;
+use crate::store::TaskStatus;
 
 fn no_task(id: &str) -> Error {
     Error::new(ErrorKind::NotFound, format!("no task `{id}`")).with_code("task_not_found")
@@ -49,14 +51,30 @@ pub async fn list(
         .and_then(|l| l.parse::<i64>().ok())
         .unwrap_or(100)
         .clamp(1, 1_000);
-    let account = q.get("account").map(String::as_str);
+    let account = q
+        .get("account")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty());
+    let status = match q.get("status").map(String::as_str).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "unknown task status `{}`; use one of submitting, pending, running, succeeded, failed, canceled",
+                    s.chars().take(40).collect::<String>()
+                ),
+            )
+            .with_param("status")
+        })?),
+    };
     // An account outside the ID rule has no tasks.
     let tasks = if account.is_some_and(|a| !crate::store::is_valid_id(a)) {
         Vec::new()
     } else {
         state
             .store
-            .tasks(account, limit)
+            .tasks(account, status, limit)
             .await
             .map_err(Error::from)?
     };

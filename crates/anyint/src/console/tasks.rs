@@ -25,7 +25,7 @@ const STATUSES: &[&str] = &[
     "failed",
     "canceled",
 ];
-/// Tasks read for the list (newest first); the status filter applies to these.
+/// Tasks shown in the list (newest first, after the filters, which the admin API applies).
 const LIST_LIMIT: &str = "500";
 
 /// `GET /console/tasks`.
@@ -45,7 +45,11 @@ pub(super) async fn list(
         &state,
         format!(
             "/admin/v1/tasks?{}",
-            html::query(&[("account", account), ("limit", LIST_LIMIT)])
+            html::query(&[
+                ("account", account),
+                ("status", status),
+                ("limit", LIST_LIMIT)
+            ])
         ),
     )
     .await;
@@ -78,11 +82,7 @@ pub(super) async fn list(
          <th>Account</th><th>Status</th><th class=\"num\">Polls</th><th class=\"num\">Charged</th><th>Callback</th></tr></thead><tbody>",
     );
     let mut shown = 0;
-    for t in reply
-        .data()
-        .iter()
-        .filter(|t| status.is_empty() || t["status"].as_str() == Some(status))
-    {
+    for t in reply.data() {
         shown += 1;
         let id = t["id"].as_str().unwrap_or("");
         let st = t["status"].as_str().unwrap_or("");

@@ -39,6 +39,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sqlite: V11_SQLITE,
         postgres: V11_POSTGRES,
     },
+    shared(12, V12),
 ];
 
 /// Schema version 1, identical on both backends.
@@ -282,3 +283,7 @@ const V11_POSTGRES: &[&str] = &[
     "CREATE INDEX usage_ledger_key_time ON usage_ledger (key_id, created_at_ms)",
     "CREATE INDEX usage_ledger_time ON usage_ledger (created_at_ms)",
 ];
+
+/// Schema version 12: the task list filtered by status (the console's Tasks page) reads an
+/// index instead of every task.
+const V12: &[&str] = &["CREATE INDEX tasks_status ON tasks (status, created_at_ms)"];

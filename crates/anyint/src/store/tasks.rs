@@ -290,8 +290,13 @@ pub trait TaskStore: Send + Sync {
     async fn clear_idempotency(&self, id: &str) -> Result<(), Error>;
     /// The task whose upstream-callback token hashes to `hash`.
     async fn task_by_callback_token(&self, hash: &str) -> Result<Option<Task>, Error>;
-    /// Tasks, newest first, optionally of one account.
-    async fn tasks(&self, account: Option<&str>, limit: i64) -> Result<Vec<Task>, Error>;
+    /// Tasks, newest first, optionally of one account and in one status.
+    async fn tasks(
+        &self,
+        account: Option<&str>,
+        status: Option<TaskStatus>,
+        limit: i64,
+    ) -> Result<Vec<Task>, Error>;
     /// Leases up to `limit` unfinished tasks whose poll is due to `owner`.
     async fn claim_due_tasks(
         &self,

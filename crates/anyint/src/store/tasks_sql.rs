@@ -225,12 +225,18 @@ impl TaskStore for SqlStore {
         self.one_task("callback_token_hash = $1", &[hash]).await
     }
 
-    async fn tasks(&self, account: Option<&str>, limit: i64) -> Result<Vec<Task>, Error> {
+    async fn tasks(
+        &self,
+        account: Option<&str>,
+        status: Option<TaskStatus>,
+        limit: i64,
+    ) -> Result<Vec<Task>, Error> {
         let rows = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE ($1 IS NULL OR account = $1) \
-             ORDER BY created_at_ms DESC, id LIMIT $2"
+             AND ($2 IS NULL OR status = $2) ORDER BY created_at_ms DESC, id LIMIT $3"
         ))
         .bind(account)
+        .bind(status.map(TaskStatus::as_str))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -170,6 +170,40 @@ async fn failed_task_is_refunded_and_timeout_fails_the_task() {
     assert_eq!(v["output"]["code"], "TaskTimeout");
     let rows = gw.usage(&stuck).await;
     assert_eq!((rows.len(), rows[0].cost_micros), (1, 0));
+
+    // The admin list filters by status in the store; an unknown status is a 400 naming it.
+    let ok = create_video(&gw, "a cat runs [emulate: polls=1]").await;
+    assert_eq!(
+        poll_until_final(&gw, &ok).await["output"]["task_status"],
+        "SUCCEEDED"
+    );
+    let ids = |status: &'static str| {
+        let req = gw.admin(
+            reqwest::Method::GET,
+            &format!("/admin/v1/tasks?status={status}"),
+        );
+        async move {
+            let v: Value = req.send().await.unwrap().json().await.unwrap();
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids("failed").await, vec![stuck.clone(), failed.clone()]);
+    assert_eq!(ids("succeeded").await, vec![ok]);
+    assert!(ids("running").await.is_empty());
+    let resp = gw
+        .admin(reqwest::Method::GET, "/admin/v1/tasks?status=done")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "status");
+    assert!(v["error"]["message"].as_str().unwrap().contains("`done`"));
     gw.shutdown().await;
 }
 
@@ -227,7 +261,7 @@ async fn upstream_refusal_leaves_no_task_and_errors_use_dashscope_shape() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "ServiceUnavailable");
     assert!(v["request_id"].as_str().is_some_and(|s| !s.is_empty()));
-    assert!(gw.store.tasks(None, 10).await.unwrap().is_empty());
+    assert!(gw.store.tasks(None, None, 10).await.unwrap().is_empty());
 
     let r = gw
         .post(VIDEO)
@@ -297,7 +331,7 @@ async fn idempotency_key_replays_the_same_task_and_refuses_another_body() {
         .await
         .unwrap();
     assert_eq!(other_callback.status(), 409);
-    assert_eq!(gw.store.tasks(None, 10).await.unwrap().len(), 1);
+    assert_eq!(gw.store.tasks(None, None, 10).await.unwrap().len(), 1);
     gw.shutdown().await;
 }
 
@@ -321,7 +355,7 @@ async fn private_callback_urls_are_refused_unless_allowlisted() {
         assert_eq!(v["code"], "InvalidParameter");
         assert!(v["message"].as_str().unwrap().contains("callback"), "{v}");
     }
-    assert!(gw.store.tasks(None, 10).await.unwrap().is_empty());
+    assert!(gw.store.tasks(None, None, 10).await.unwrap().is_empty());
     gw.shutdown().await;
 }
 
@@ -655,7 +689,7 @@ async fn pg_two_instances_poll_a_thousand_tasks_once_each() {
     let store = a.store.clone();
     eventually("every task to settle", || async {
         let settled = store
-            .tasks(None, 2_000)
+            .tasks(None, None, 2_000)
             .await
             .unwrap()
             .iter()
@@ -1036,7 +1070,7 @@ async fn oversized_task_fields_are_refused_naming_the_field() {
         "custom-mode lyrics up to 5000 characters pass"
     );
     assert_eq!(
-        gw.store.tasks(None, 10).await.unwrap().len(),
+        gw.store.tasks(None, None, 10).await.unwrap().len(),
         2,
         "refused tasks leave no row"
     );

@@ -281,7 +281,7 @@ async fn task_that_never_finishes_fails_the_task_check_within_the_timeout() {
             .contains("never create it again")
     );
     // The task was created once, not re-created.
-    let created = gw.store.tasks(None, 100).await.unwrap();
+    let created = gw.store.tasks(None, None, 100).await.unwrap();
     assert_eq!(
         created.iter().filter(|t| t.model == "stuck-video").count(),
         1
