@@ -455,4 +455,78 @@ mod tests {
         assert_eq!(parse_name("usage-inst_ab-x.journal"), None);
         assert_eq!(parse_name("other.journal"), None);
     }
+
+    /// The journal's cost on the hot path, which an end-to-end benchmark on a shared machine
+    /// cannot resolve: the time of one append (serialising the row and its one `write`).
+    /// A benchmark, not a test; run it with
+    /// `cargo test --release -p anyint --lib journal_append_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints the cost of an append"]
+    fn journal_append_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "inst_bench", Fsync::Batch).unwrap();
+        let row = UsageRecord {
+            request_id: "req_0123456789abcdef0123456789".into(),
+            key_id: "key_0123456789abcdef".into(),
+            account: "acme".into(),
+            model: "gpt-4o-mini".into(),
+            provider: "openai".into(),
+            upstream_model: "gpt-4o-mini-2024-07-18".into(),
+            family: "openai".into(),
+            stream: true,
+            prompt_tokens: 1234,
+            completion_tokens: 567,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            web_searches: 0,
+            status: 200,
+            outcome: "ok".into(),
+            latency_ms: 12,
+            created_at_ms: 1_796_300_000_000,
+            cost_micros: 8910,
+            team: Some("research".into()),
+        };
+        for (label, n) in [("warm-up", 10_000_u32), ("measured", 200_000)] {
+            let started = std::time::Instant::now();
+            for i in 0..n {
+                journal.append(i % 2 == 0, &row).unwrap();
+            }
+            let per = started.elapsed() / n;
+            println!("{label}: {n} appends, {per:?} per append");
+        }
+        // The writer's flush (`fsync = "batch"`) runs beside the appends: does it stall them?
+        let journal = std::sync::Arc::new(journal);
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let syncer = {
+            let (journal, stop) = (journal.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut syncs = 0_u32;
+                while !stop.load(Ordering::Relaxed) {
+                    journal.sync();
+                    syncs += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                syncs
+            })
+        };
+        let mut each: Vec<std::time::Duration> = (0..100_000)
+            .map(|i| {
+                let t = std::time::Instant::now();
+                journal.append(i % 2 == 0, &row).unwrap();
+                t.elapsed()
+            })
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        let syncs = syncer.join().unwrap();
+        each.sort();
+        // Per mille: 500 is the median.
+        let at = |per_mille: usize| each[(each.len() - 1) * per_mille / 1000];
+        println!(
+            "with a flush every ~1 ms ({syncs} flushes): p50 {:?}, p99 {:?}, p99.9 {:?}, max {:?}",
+            at(500),
+            at(990),
+            at(999),
+            at(1000)
+        );
+    }
 }
