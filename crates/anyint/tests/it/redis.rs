@@ -75,6 +75,20 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// Two gateways on one fresh Postgres schema with `toml` appended, each refreshing its key and
+/// policy caches only once an hour, so only Redis can carry news between them in a test.
+pub async fn two_on_one_postgres(toml: &str) -> (TestGateway, TestGateway) {
+    let store = crate::harness::fresh_pg_schema().await;
+    let gateway = || {
+        TestGateway::builder()
+            .shared_postgres(&store)
+            .server("key_cache_refresh_secs = 3600")
+            .toml(toml)
+            .start()
+    };
+    (gateway().await, gateway().await)
+}
+
 fn limits_toml(url: &str, prefix: &str, mode: &str) -> String {
     format!(
         "\n[limits]\nredis_url = \"{url}\"\nkey_prefix = \"{prefix}\"\non_redis_error = \"{mode}\"\nredis_timeout_ms = 500\n"
@@ -196,17 +210,8 @@ async fn redis_outage_follows_the_configured_mode_and_a_restart_recovers() {
 async fn pg_admin_changes_reach_other_instances_through_redis() {
     let redis = PrivateRedis::start().await;
     let prefix = format!("t{}", hex::encode(anyint::auth::random_bytes::<4>()));
-    let store = crate::harness::fresh_pg_schema().await;
     // A refresh interval of an hour: only the pub/sub message can update the other instance.
-    let gateway = || {
-        TestGateway::builder()
-            .shared_postgres(&store)
-            .server("key_cache_refresh_secs = 3600")
-            .toml(&limits_toml(&redis.url(), &prefix, "open"))
-            .start()
-    };
-    let a = gateway().await;
-    let b = gateway().await;
+    let (a, b) = two_on_one_postgres(&limits_toml(&redis.url(), &prefix, "open")).await;
     let created: Value = a
         .admin(reqwest::Method::POST, "/admin/v1/keys")
         .json(&json!({"name": "x"}))

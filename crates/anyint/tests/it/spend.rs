@@ -310,6 +310,21 @@ async fn pg_retention_drops_whole_months() {
     );
 }
 
+/// A request to the priced model with `key`, its whole answer read (so its row is recorded
+/// before the caller's next step): the status and the body.
+async fn priced_chat(t: &TestGateway, key: &str) -> (u16, Value) {
+    let resp = t
+        .http
+        .post(t.url("/openai/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": "gpt-4o", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
 fn cap_config(redis: &str, prefix: &str) -> String {
     format!(
         "\n[limits]\nredis_url = \"{redis}\"\nkey_prefix = \"{prefix}\"\non_redis_error = \"open\"\nredis_timeout_ms = 500\n"
@@ -338,16 +353,7 @@ async fn post_admin(t: &TestGateway, path: &str, body: Value) {
 async fn pg_two_instances_hold_a_plan_cap_through_redis() {
     let redis = PrivateRedis::start().await;
     let prefix = format!("t{}", hex::encode(anyint::auth::random_bytes::<4>()));
-    let store = crate::harness::fresh_pg_schema().await;
-    let gateway = || {
-        TestGateway::builder()
-            .shared_postgres(&store)
-            .server("key_cache_refresh_secs = 3600")
-            .toml(&cap_config(&redis.url(), &prefix))
-            .start()
-    };
-    let a = gateway().await;
-    let b = gateway().await;
+    let (a, b) = crate::redis::two_on_one_postgres(&cap_config(&redis.url(), &prefix)).await;
     // One request's cost, measured on a key without a cap.
     let resp = a
         .chat(json!({"model": "gpt-4o", "messages": user("hi")}))
@@ -392,16 +398,7 @@ async fn pg_two_instances_hold_a_plan_cap_through_redis() {
         async move {
             let mut seen = Vec::new();
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 200 {
-                let resp = t
-                    .http
-                    .post(t.url("/openai/v1/chat/completions"))
-                    .bearer_auth(&key)
-                    .json(&json!({"model": "gpt-4o", "messages": user("hi")}))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = resp.status().as_u16();
-                let body: Value = resp.json().await.unwrap();
+                let (status, body) = priced_chat(t, &key).await;
                 seen.push((status, body["error"]["code"].as_str().map(str::to_owned)));
             }
             seen
@@ -466,20 +463,7 @@ async fn shared_spend_counters_are_rebuilt_after_a_redis_restart() {
         created["key"].as_str().unwrap().to_owned(),
         created["id"].as_str().unwrap().to_owned(),
     );
-    // The whole answer is read, so its row is recorded before the next step.
-    let ask = || async {
-        let resp = t
-            .http
-            .post(t.url("/openai/v1/chat/completions"))
-            .bearer_auth(&key)
-            .json(&json!({"model": "gpt-4o", "messages": user("hi")}))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        resp.text().await.unwrap();
-        status
-    };
+    let ask = || async { priced_chat(&t, &key).await.0 };
     let month_ms = anyint::clock::month_bounds(anyint::clock::unix_secs()).0 * 1000;
     let counter = format!("{prefix}:spend:{month_ms}:key:{id}");
     let stored = || async {
