@@ -136,7 +136,23 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// The start of the UTC calendar month containing `secs`, and the start of the next one.
+/// Spend is counted per month on every settlement and capped admission, so the last answer is
+/// kept: nearly every call falls in the same month and costs a lock instead of date formatting.
 pub fn month_bounds(secs: i64) -> (i64, i64) {
+    static LAST: std::sync::Mutex<(i64, i64)> = std::sync::Mutex::new((0, 0));
+    if let Ok(last) = LAST.lock()
+        && (last.0..last.1).contains(&secs)
+    {
+        return *last;
+    }
+    let bounds = compute_month_bounds(secs);
+    if let Ok(mut last) = LAST.lock() {
+        *last = bounds;
+    }
+    bounds
+}
+
+fn compute_month_bounds(secs: i64) -> (i64, i64) {
     let date = rfc3339(secs);
     let year: i64 = date.get(..4).and_then(|y| y.parse().ok()).unwrap_or(1970);
     let month: i64 = date.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);

@@ -87,6 +87,16 @@ fn counter(scope: SpendScope, id: &str) -> String {
     format!("{kind}:{id}")
 }
 
+/// Adds `delta` to `id`'s count, allocating its name only the first time it is seen.
+fn add_to(counts: &mut HashMap<String, i64>, id: &str, delta: i64) {
+    match counts.get_mut(id) {
+        Some(c) => *c += delta,
+        None => {
+            counts.insert(id.to_owned(), delta);
+        }
+    }
+}
+
 fn month_ms(at_secs: i64) -> i64 {
     crate::clock::month_bounds(at_secs).0.saturating_mul(1000)
 }
@@ -157,11 +167,11 @@ impl SpendTracker {
                 ..Month::default()
             };
         }
-        *m.by_key.entry(key_id.to_owned()).or_default() += delta;
+        add_to(&mut m.by_key, key_id, delta);
         if let Some(team) = team {
-            *m.by_team.entry(team.to_owned()).or_default() += delta;
+            add_to(&mut m.by_team, team, delta);
         }
-        *m.by_account.entry(account.to_owned()).or_default() += delta;
+        add_to(&mut m.by_account, account, delta);
         // Sent under the lock: a rebuild, which takes the counts and the queued changes under
         // the same lock, then sees every change exactly once.
         if let Some(shared) = self.shared.get() {
