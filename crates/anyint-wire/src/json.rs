@@ -2,7 +2,10 @@
 //!
 //! The passthrough path must read a few fields (`model`, `stream`) and rewrite one without
 //! parsing or re-encoding the prompt, which is most of the bytes. Values stay as borrowed
-//! [`RawValue`] slices of the client's body; re-encoding copies them verbatim.
+//! [`RawJson`] slices of the client's body, found in one pass by [`scan`]; re-encoding copies
+//! them verbatim.
+
+pub mod scan;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,16 +15,33 @@ use serde_json::value::RawValue;
 
 use crate::DecodeError;
 
+/// A JSON value's text, borrowed from a document already validated (like serde_json's
+/// `RawValue`, without checking it again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// The value's JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
 /// The top-level fields of a JSON object, in their original order, values unparsed.
 #[derive(Debug)]
 pub struct RawObject<'a> {
-    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    fields: Vec<(Cow<'a, str>, &'a str)>,
 }
 
 impl<'a> RawObject<'a> {
     /// Splits `body` into its top-level fields. Fails with a client-facing message when the
     /// body is not a JSON object.
     pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
+        if let Some(fields) = scan::object_fields(body) {
+            return Ok(Self { fields });
+        }
+        // Not an object of valid JSON (or an escaped key): serde_json decides, and words the
+        // error.
         let mut de = serde_json::Deserializer::from_slice(body);
         let fields = de.deserialize_map(FieldsVisitor).map_err(|e| {
             if e.is_data() {
@@ -32,17 +52,19 @@ impl<'a> RawObject<'a> {
         })?;
         de.end()
             .map_err(|e| DecodeError::body(format!("the request body is not valid JSON: {e}")))?;
-        Ok(Self { fields })
+        Ok(Self {
+            fields: fields.into_iter().map(|(k, v)| (k, v.get())).collect(),
+        })
     }
 
     /// The raw value of field `name`, if present. A duplicated key yields its last value, as
     /// most JSON parsers (and the providers) do.
-    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, name: &str) -> Option<RawJson<'a>> {
         self.fields
             .iter()
             .rev()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| RawJson(v))
     }
 
     /// Whether field `name` is present and not `null`.
@@ -61,7 +83,7 @@ impl<'a> RawObject<'a> {
         let size = self
             .fields
             .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .map(|(k, v)| k.len() + v.len() + 4)
             .sum::<usize>()
             + overrides
                 .iter()
@@ -90,7 +112,7 @@ impl<'a> RawObject<'a> {
             let value = overrides
                 .iter()
                 .find(|(k, _)| k == key)
-                .map_or(value.get(), |(_, v)| *v);
+                .map_or(*value, |(_, v)| *v);
             push(&mut out, key, value);
         }
         for (key, value) in overrides {

@@ -528,6 +528,78 @@ proptest! {
     }
 }
 
+/// serde_json's split of an object into raw top-level fields: what [`json::scan`] must agree
+/// with.
+fn serde_fields(body: &[u8]) -> Option<Vec<(String, String)>> {
+    struct Fields;
+    impl<'de> serde::de::Visitor<'de> for Fields {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                let v: &'de serde_json::value::RawValue = map.next_value()?;
+                out.push((k.into_owned(), v.get().to_owned()));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let fields = serde::Deserializer::deserialize_map(&mut de, Fields).ok()?;
+    de.end().ok()?;
+    Some(fields)
+}
+
+/// Bytes that change a JSON document's meaning or validity.
+const JSON_BYTES: &[u8] = b"\"\\{}[],:0-.eE+ u\x01\xff\ttnf1";
+
+/// Byte edits (insert, replace, delete) of `text` at the given positions.
+fn edit_bytes(text: &[u8], edits: &[(usize, usize, u8)]) -> Vec<u8> {
+    let mut body = text.to_vec();
+    for &(at, byte, op) in edits {
+        let i = if body.is_empty() { 0 } else { at % body.len() };
+        let b = JSON_BYTES[byte % JSON_BYTES.len()];
+        match op % 3 {
+            0 => body.insert(i, b),
+            1 if i < body.len() => body[i] = b,
+            _ if i < body.len() => {
+                body.remove(i);
+            }
+            _ => {}
+        }
+    }
+    body
+}
+
+proptest! {
+    #![proptest_config(cases(2048))]
+
+    /// The scanner accepts a body only when serde_json does, with the same fields; and it takes
+    /// every valid object without escapes (the fast path is the common one).
+    #[test]
+    fn the_scanner_agrees_with_serde(
+        v in arb_json(),
+        edits in prop::collection::vec((any::<usize>(), any::<usize>(), any::<u8>()), 0..4),
+    ) {
+        let v = if v.is_object() { v } else { json!({"model": "m", "messages": v}) };
+        let body = edit_bytes(&serde_json::to_vec(&v).unwrap_or_default(), &edits);
+        let fast = json::scan::object_fields(&body)
+            .map(|f| f.into_iter().map(|(k, v)| (k.into_owned(), v.to_owned())).collect::<Vec<_>>());
+        let slow = serde_fields(&body);
+        if fast.is_some() {
+            prop_assert_eq!(&fast, &slow, "{}", String::from_utf8_lossy(&body));
+        } else if slow.is_some() {
+            // The scanner leaves escaped top-level keys to serde; nothing else.
+            prop_assert!(body.contains(&b'\\'), "serde accepts what the scanner refused: {}", String::from_utf8_lossy(&body));
+        }
+    }
+}
+
 #[test]
 fn the_mutator_reaches_nested_fields() {
     // Guards the fuzzer itself: a walk must be able to change something below the top level.

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::DecodeError;
-use crate::json::RawObject;
+use crate::json::{RawJson, RawObject};
 
 /// What the gateway reads from a chat request: enough to authorize, route and meter it.
 /// The messages stay unparsed in `body`.
@@ -110,7 +110,21 @@ impl<'a> ChatRequestHead<'a> {
     }
 }
 
-fn check_messages(raw: Option<&RawValue>) -> Result<(), DecodeError> {
+fn check_messages(raw: Option<RawJson<'_>>) -> Result<(), DecodeError> {
+    // The common case in one quick pass over the (already validated) array: objects with a
+    // plain role string that is allowed. Anything else is decoded below, which words the error.
+    let fast = raw
+        .and_then(|r| crate::json::scan::array_object_fields(r.get(), ["role"]))
+        .is_some_and(|messages| {
+            !messages.is_empty()
+                && messages.iter().all(|[role]| {
+                    role.and_then(crate::json::scan::plain_string)
+                        .is_some_and(|r| ROLES.contains(&r))
+                })
+        });
+    if fast {
+        return Ok(());
+    }
     let Some(raw) = raw else {
         return Err(DecodeError::field(
             "messages",

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::native::{self, NativeOnly};
 use crate::DecodeError;
-use crate::json::{RawObject, json_string};
+use crate::json::{RawJson, RawObject, json_string};
 
 /// The `include` value that asks for reasoning state in `encrypted_content`.
 pub const INCLUDE_ENCRYPTED: &str = "reasoning.encrypted_content";
@@ -36,7 +36,7 @@ pub struct RequestHead<'a> {
 }
 
 fn parse<'de, T: Deserialize<'de>>(
-    raw: Option<&'de RawValue>,
+    raw: Option<RawJson<'de>>,
     param: &'static str,
     what: &str,
 ) -> Result<Option<T>, DecodeError> {

@@ -1,0 +1,539 @@
+#!/usr/bin/env python3
+"""Helpers for bench/proxy.sh (standard library only).
+
+  bodies DIR MODEL            write the body-size sweep's request bodies into DIR
+  procstat PID...             CPU ticks (utime+stime), VmHWM and VmRSS (kB) summed over PIDs, as JSON
+  resethwm PID...             reset the peak RSS (VmHWM) of PIDs (/proc/PID/clear_refs, "5")
+  streams URL KEY BODY C SECS OUT
+                              C connections, each sending BODY again as soon as its stream ended
+                              (closed loop, keep-alive) for SECS; per stream: time to the first
+                              `data:` byte and to the last byte; writes a JSON summary to OUT
+  burst URL KEY BODY N OUT PID...
+                              N streams opened at once, each read to its end; samples the summed
+                              RSS of PIDs every 100 ms; writes a JSON summary to OUT
+  report RAWDIR               the markdown report of proxy.sh from its raw results (stdout);
+                              also writes RAWDIR/results.json
+
+The HTTP client is asyncio's low-level Protocol over raw sockets, so that one event costs one
+callback and the client stays cheap next to the servers it measures.
+"""
+
+import asyncio
+import json
+import os
+import random
+import resource
+import sys
+import time
+from urllib.parse import urlsplit
+
+
+# --- request bodies ------------------------------------------------------------------------------
+
+WORDS = ("the gateway forwards each request to its upstream and meters the usage of every call "
+         "while the client waits for tokens; coding agents resend the whole conversation").split()
+
+
+def text_of(size, rng):
+    out, n = [], 0
+    while n < size:
+        w = rng.choice(WORDS)
+        out.append(w)
+        n += len(w) + 1
+    return " ".join(out)[:size]
+
+
+def single_message(model, size, rng):
+    # The JSON envelope is ~60 bytes; the content makes up the rest.
+    content = text_of(max(size - 80, 1), rng)
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": content}]})
+
+
+def agent_history(model, target, rng):
+    """An agent transcript: a system prompt, then turns of user text, assistant tool calls
+    (arguments are JSON inside a string) and tool results (code with quotes and newlines)."""
+    messages = [{"role": "system", "content": text_of(4000, rng)}]
+    i = 0
+    while len(messages) < 300:
+        if i % 3 == 0:
+            messages.append({"role": "user", "content": text_of(rng.randint(100, 600), rng)})
+        elif i % 3 == 1:
+            args = {"path": f"src/module_{i}.rs", "pattern": "fn \"main\"", "context": rng.randint(1, 9)}
+            messages.append({"role": "assistant", "content": None, "tool_calls": [{
+                "id": f"call_{i:04d}", "type": "function",
+                "function": {"name": "read_file", "arguments": json.dumps(args)}}]})
+        else:
+            lines = [f'    let x{j} = "{text_of(40, rng)}";\t// {j}' for j in range(rng.randint(20, 60))]
+            messages.append({"role": "tool", "tool_call_id": f"call_{i - 1:04d}",
+                             "content": "fn main() {\n" + "\n".join(lines) + "\n}\n"})
+        i += 1
+    body = {"model": model, "messages": messages,
+            "tools": [{"type": "function", "function": {
+                "name": "read_file", "description": "Read a file",
+                "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}]}
+    # Scale the tool results until the body is within 1% of the target size.
+    tools = [m for m in messages if m["role"] == "tool"]
+    originals = [m["content"] for m in tools]
+    scale = 1.0
+    for _ in range(20):
+        size = len(json.dumps(body))
+        if abs(size - target) < target / 100:
+            break
+        fixed = size - sum(len(json.dumps(m["content"])) for m in tools)
+        scale *= (target - fixed) / (size - fixed)
+        for m, c in zip(tools, originals):
+            m["content"] = (c * (int(scale) + 1))[: int(len(c) * scale)]
+    return json.dumps(body)
+
+
+def cmd_bodies(out_dir, model):
+    rng = random.Random(7)
+    os.makedirs(out_dir, exist_ok=True)
+    sizes = {"1k": 1024, "64k": 64 * 1024, "512k": 512 * 1024, "2m": 2 * 1024 * 1024}
+    for name, size in sizes.items():
+        with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+            f.write(single_message(model, size, rng))
+    with open(os.path.join(out_dir, "agent500k.json"), "w") as f:
+        f.write(agent_history(model, 500 * 1024, rng))
+    names = list(sizes) + ["agent500k"]
+    with open(os.path.join(out_dir, "sizes.json"), "w") as f:
+        json.dump({n: os.path.getsize(os.path.join(out_dir, f"{n}.json")) for n in names}, f)
+
+
+# --- /proc ---------------------------------------------------------------------------------------
+
+def procstat(pids):
+    ticks = hwm = rss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # fields[0] is field 3 (state): utime is field 14, stime field 15.
+            ticks += int(fields[11]) + int(fields[12])
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        hwm += int(line.split()[1])
+                    elif line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return {"ticks": ticks, "hz": os.sysconf("SC_CLK_TCK"), "hwm_kb": hwm, "rss_kb": rss,
+            "pss_kb": pss_kb(pids)}
+
+
+def rss_kb(pids):
+    return procstat(pids)["rss_kb"]
+
+
+def pss_kb(pids):
+    """Proportional set size summed over PIDs: shared pages counted once across processes
+    (nginx's master and workers share most of theirs)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+# --- HTTP client ---------------------------------------------------------------------------------
+
+def request_bytes(url, key, body):
+    u = urlsplit(url)
+    head = (f"POST {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return u.hostname, u.port, head.encode() + body
+
+
+class Exchange(asyncio.Protocol):
+    """One keep-alive connection; `run()` sends the request and resolves when its response has
+    ended, with (status, time to first `data:`, time to the end, saw [DONE])."""
+
+    def __init__(self, request):
+        self.request = request
+        self.transport = None
+        self.done = None
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(ConnectionError("connection closed mid-response"))
+
+    def run(self):
+        self.done = asyncio.get_running_loop().create_future()
+        self.buf = b""
+        self.head = None
+        self.status = 0
+        self.chunked = False
+        self.remaining = None  # content-length left, or bytes left in the current chunk
+        self.ttfb = None
+        self.tail = b""
+        self.sent = time.perf_counter()
+        self.transport.write(self.request)
+        return self.done
+
+    def data_received(self, data):
+        if self.done is None or self.done.done():
+            return
+        if self.ttfb is None and (b"data:" in data or (self.tail + data[:8]).find(b"data:") >= 0):
+            self.ttfb = time.perf_counter() - self.sent
+        if self.head is None:
+            self.buf += data
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.head = self.buf[:end].decode("latin-1").lower()
+            self.status = int(self.head.split(" ", 2)[1])
+            self.chunked = "transfer-encoding: chunked" in self.head
+            if not self.chunked:
+                for line in self.head.split("\r\n"):
+                    if line.startswith("content-length:"):
+                        self.remaining = int(line.split(":", 1)[1])
+            data, self.buf = self.buf[end + 4:], b""
+        self.feed(data)
+
+    def feed(self, data):
+        self.tail = (self.tail + data)[-24:]
+        if not self.chunked:
+            self.remaining -= len(data)
+            if self.remaining <= 0:
+                self.finish()
+            return
+        # Chunked: skip chunk payloads by length, parse the size lines.
+        self.buf += data
+        while True:
+            if self.remaining:
+                take = min(self.remaining, len(self.buf))
+                self.buf = self.buf[take:]
+                self.remaining -= take
+                if self.remaining:
+                    return
+            nl = self.buf.find(b"\r\n")
+            if nl < 0:
+                return
+            line = self.buf[:nl]
+            self.buf = self.buf[nl + 2:]
+            if not line:
+                continue  # the CRLF after a chunk's payload
+            size = int(line.split(b";")[0], 16)
+            if size == 0:
+                self.finish()
+                return
+            self.remaining = size
+
+    def finish(self):
+        self.done.set_result((self.status, self.ttfb, time.perf_counter() - self.sent,
+                              b"[DONE]" in self.tail))
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def pct(values, p):
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+async def streams(url, key, body, conc, secs):
+    host, port, req = request_bytes(url, key, body)
+    loop = asyncio.get_running_loop()
+    ttfbs, totals, bad = [], [], []
+    deadline = time.perf_counter() + secs
+
+    async def worker():
+        _, proto = await loop.create_connection(lambda: Exchange(req), host, port)
+        try:
+            while time.perf_counter() < deadline:
+                try:
+                    status, ttfb, total, done = await proto.run()
+                except ConnectionError as e:
+                    bad.append(str(e))
+                    return
+                if status != 200 or not done or ttfb is None:
+                    bad.append(f"status {status}, [DONE] {'seen' if done else 'missing'}")
+                    continue
+                ttfbs.append(ttfb)
+                totals.append(total)
+        finally:
+            proto.transport.close()
+
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    return {"ok": len(totals), "bad": len(bad), "bad_examples": bad[:3], "seconds": secs,
+            "ttfb_p50": pct(ttfbs, 50), "ttfb_p99": pct(ttfbs, 99),
+            "p50": pct(totals, 50), "p99": pct(totals, 99)}
+
+
+async def burst(url, key, body, n, pids):
+    host, port, req = request_bytes(url, key, body)
+    loop = asyncio.get_running_loop()
+    peak = rss_kb(pids)
+    peak_pss = pss_kb(pids)
+    stop = asyncio.Event()
+
+    async def sample():
+        nonlocal peak, peak_pss
+        while not stop.is_set():
+            peak = max(peak, rss_kb(pids))
+            peak_pss = max(peak_pss, pss_kb(pids))
+            try:
+                await asyncio.wait_for(stop.wait(), 0.1)
+            except asyncio.TimeoutError:
+                pass
+
+    sampler = asyncio.create_task(sample())
+    results, bad = [], []
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(256)  # connects in flight at once (the listen backlogs are finite)
+
+    async def one():
+        try:
+            async with gate:
+                _, proto = await loop.create_connection(lambda: Exchange(req), host, port)
+            try:
+                status, ttfb, total, done = await proto.run()
+            finally:
+                proto.transport.close()
+            if status == 200 and done:
+                results.append(total)
+            else:
+                bad.append(f"status {status}, [DONE] {'seen' if done else 'missing'}")
+        except OSError as e:
+            bad.append(f"{type(e).__name__}: {e}")
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await sampler
+    return {"n": n, "ok": len(results), "bad": len(bad), "bad_examples": bad[:3],
+            "seconds": elapsed, "p50": pct(results, 50), "max": max(results, default=None),
+            "sampled_peak_rss_kb": peak, "sampled_peak_pss_kb": peak_pss,
+            "hwm_kb": procstat(pids)["hwm_kb"]}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def oha_run(path, cpu_path=None):
+    """An oha JSON result (and the proxy's CPU ticks around it) as one run's figures."""
+    o = json.load(open(path))
+    codes = o.get("statusCodeDistribution", {})
+    ok = sum(v for k, v in codes.items() if k.startswith("2"))
+    errors = {k: v for k, v in o.get("errorDistribution", {}).items() if k != "aborted due to deadline"}
+    total = o["summary"]["total"]
+    pctl = o.get("latencyPercentiles", {})
+    run = {"rps": ok / total if total else 0.0, "p50": pctl.get("p50"), "p99": pctl.get("p99"),
+           "ok": ok, "requests": sum(codes.values()),
+           "bad": sum(v for k, v in codes.items() if not k.startswith("2")) + sum(errors.values()),
+           "codes": codes, "errors": errors}
+    if cpu_path:
+        before, after = (json.loads(line) for line in open(cpu_path).read().splitlines())
+        run["cpu_s"] = (after["ticks"] - before["ticks"]) / after["hz"]
+    return run
+
+
+def load_raw(raw):
+    """The results of one proxy.sh run from its raw directory."""
+    meta = json.load(open(os.path.join(raw, "meta.json")))
+    r = {"meta": meta, "main": {}, "bodies": {}, "slow": [], "failures": []}
+    for proxy in ("nginx", "anyint"):
+        for mode in ("json", "sse", "open"):
+            f = os.path.join(raw, f"main-{mode}-{proxy}.oha.json")
+            if os.path.exists(f):
+                cpu = os.path.join(raw, f"main-{mode}-{proxy}.cpu")
+                r["main"][f"{mode}-{proxy}"] = oha_run(f, cpu if os.path.exists(cpu) else None)
+        f = os.path.join(raw, f"main-paced-{proxy}.json")
+        if os.path.exists(f):
+            run = json.load(open(f))
+            run["requests"] = run["ok"] + run["bad"]
+            r["main"][f"paced-{proxy}"] = run
+    for key, run in r["main"].items():
+        if run["bad"] or not run["ok"]:
+            r["failures"].append(f"{key}: {run['ok']} ok, {run['bad']} failed "
+                                 f"{run.get('codes') or run.get('bad_examples') or ''} {run.get('errors') or ''}")
+    rss = os.path.join(raw, "rss.json")
+    if os.path.exists(rss):
+        r["rss"] = json.load(open(rss))
+    for name in meta.get("bodies", []):
+        runs = {}
+        for proxy in ("nginx", "anyint"):
+            f = os.path.join(raw, f"body-{name}-{proxy}.oha.json")
+            if os.path.exists(f):
+                runs[proxy] = oha_run(f, os.path.join(raw, f"body-{name}-{proxy}.cpu"))
+                if runs[proxy]["bad"] or not runs[proxy]["ok"]:
+                    r["failures"].append(f"body {name} via {proxy}: {runs[proxy]['ok']} ok, "
+                                         f"{runs[proxy]['codes']} {runs[proxy]['errors']}")
+        if len(runs) == 2:
+            runs["bytes"] = json.load(open(os.path.join(raw, "body-sizes.json")))[name]
+            r["bodies"][name] = runs
+    for n in meta.get("streams", []):
+        for proxy in ("nginx", "anyint"):
+            f = os.path.join(raw, f"slow-{n}-{proxy}.json")
+            if not os.path.exists(f):
+                continue
+            s = json.load(open(f))
+            extra = json.load(open(os.path.join(raw, f"slow-{n}-{proxy}.rss.json")))
+            s.update(extra)
+            s["proxy"] = proxy
+            s["peak_kb"] = max(s["sampled_peak_rss_kb"], s["hwm_kb"])
+            r["slow"].append(s)
+            if s["bad"] or s["ok"] != s["n"]:
+                r["failures"].append(f"{n} slow streams via {proxy}: {s['ok']} completed, "
+                                     f"{s['bad']} failed {s['bad_examples']}")
+    return r
+
+
+def cmd_report(raw):
+    r = load_raw(raw)
+    json.dump(r, open(os.path.join(raw, "results.json"), "w"), indent=1)
+    meta = r["meta"]
+    out = []
+    w = out.append
+    w(f"# Proxy benchmark: anyint vs nginx proxy_pass")
+    w("")
+    w(f"- commit: {meta['commit']}; {meta['anyint']}; {meta['nginx']}; {meta['oha']}")
+    w(f"- {meta['cpus']} CPUs, load average at start {meta['load']}; {meta['seconds']} s per run "
+      f"after {meta['warmup']} s of warm-up; nginx proxy: {meta['nginx_workers']} worker(s)")
+    w("- upstream: static nginx (echo module: a chat completion, an SSE body of 20 events in one "
+      "write, 21 events 1 ms or 100 ms apart); gateway: a key with rpm and concurrency limits, "
+      "SQLite ledger, journal on, `log_level = \"warn\"`")
+    w("")
+
+    def cpu_ms(run):
+        return run["cpu_s"] * 1000 / run["requests"] if run.get("requests") else None
+
+    def ms(v, d=2):
+        return "n/a" if v is None else f"{v * 1000:.{d}f}"
+
+    def num(v, fmt="{:,.0f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    def ratio(a, b, fmt="{:.0%}"):
+        return "n/a" if a is None or b is None or b == 0 else fmt.format(a / b)
+
+    def diff_ms(a, b):
+        return "n/a" if a is None or b is None else f"{(b - a) * 1000:+.2f} ms"
+
+    m = r["main"]
+    rows = []
+    for mode, label in (("json", "c32 non-streaming, req/s"), ("sse", "c32 streaming (20 events, one write), req/s")):
+        n, g = m.get(f"{mode}-nginx"), m.get(f"{mode}-anyint")
+        if n and g:
+            rows.append((label, num(n["rps"]), num(g["rps"]), ratio(g["rps"], n["rps"])))
+    n, g = m.get("json-nginx"), m.get("json-anyint")
+    if n and g:
+        rows.append(("CPU per request, c32 non-streaming, ms", num(cpu_ms(n), "{:.3f}"),
+                     num(cpu_ms(g), "{:.3f}"), ratio(cpu_ms(g), cpu_ms(n), "{:.1f}×")))
+    n, g = m.get("sse-nginx"), m.get("sse-anyint")
+    if n and g:
+        rows.append(("CPU per request, c32 streaming, ms", num(cpu_ms(n), "{:.3f}"),
+                     num(cpu_ms(g), "{:.3f}"), ratio(cpu_ms(g), cpu_ms(n), "{:.1f}×")))
+    n, g = m.get("open-nginx"), m.get("open-anyint")
+    if n and g:
+        rows.append((f"{meta['rate']} req/s open loop, p50 / p99, ms", f"{ms(n['p50'])} / {ms(n['p99'])}",
+                     f"{ms(g['p50'])} / {ms(g['p99'])}",
+                     f"{diff_ms(n['p50'], g['p50'])} / {diff_ms(n['p99'], g['p99'])}"))
+    n, g = m.get("paced-nginx"), m.get("paced-anyint")
+    if n and g:
+        rows.append((f"{meta['paced_c']} paced streams (21 events 1 ms apart): TTFB p50, ms",
+                     ms(n["ttfb_p50"]), ms(g["ttfb_p50"]), diff_ms(n["ttfb_p50"], g["ttfb_p50"])))
+        rows.append((f"{meta['paced_c']} paced streams: p99 latency, ms", ms(n["p99"], 1), ms(g["p99"], 1),
+                     ratio(g["p99"], n["p99"], "{:.2f}×")))
+    rss = r.get("rss", {})
+    if rss:
+        rows.append(("RSS peak during the runs above (VmHWM), MB", num(rss["nginx_hwm_kb"] / 1024, "{:.0f}"),
+                     num(rss["anyint_hwm_kb"] / 1024, "{:.0f}"),
+                     ratio(rss["anyint_hwm_kb"], rss["nginx_hwm_kb"], "{:.1f}×")))
+        rows.append(("RSS idle after start, MB", num(rss["nginx_idle_kb"] / 1024, "{:.0f}"),
+                     num(rss["anyint_idle_kb"] / 1024, "{:.0f}"), ""))
+    if rows:
+        w("| test | nginx proxy_pass | anyint | anyint ÷ nginx |")
+        w("|---|---:|---:|---:|")
+        for row in rows:
+            w("| " + " | ".join(row) + " |")
+        w("")
+        w("(nginx figures are summed over its master and worker processes; the upstream's own CPU is not counted.)")
+        w("")
+
+    if r.get("bodies"):
+        w("## Body-size sweep (c=1, non-streaming, OpenAI passthrough)")
+        w("")
+        w("| body | bytes | nginx CPU/req, ms | anyint CPU/req, ms | CPU ratio | nginx p50, ms | anyint p50, ms | added p50 | target added p50 |")
+        w("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for name, b in r["bodies"].items():
+            n, g = b["nginx"], b["anyint"]
+            target = 0.1 + 0.25 * b["bytes"] / 1e6
+            w(f"| {name} | {b['bytes']:,} | {num(cpu_ms(n), '{:.3f}')} | {num(cpu_ms(g), '{:.3f}')} | "
+              f"{ratio(cpu_ms(g), cpu_ms(n), '{:.1f}×')} | {ms(n['p50'], 3)} | {ms(g['p50'], 3)} | "
+              f"{diff_ms(n['p50'], g['p50'])} | ≤ {target:.2f} ms |")
+        w("")
+
+    if r.get("slow"):
+        w("## Many slow streams (21 events 100 ms apart, all opened at once)")
+        w("")
+        w(f"RSS after: VmRSS {meta['after']} s after the last stream of the burst ended.")
+        w("")
+        w("RSS is summed over the proxy's processes (nginx: master and workers, which share pages, "
+          "so PSS is given too).")
+        w("")
+        w("| streams | proxy | completed | failed | wall, s | peak RSS, MB | peak PSS, MB | per open stream (RSS), KB | RSS before, MB | RSS after, MB | PSS after, MB |")
+        w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for s in r["slow"]:
+            per = (s["peak_kb"] - s["before_kb"]) / s["n"]
+            w(f"| {s['n']:,} | {s['proxy']} | {s['ok']:,} | {s['bad']:,} | {s['seconds']:.1f} | "
+              f"{s['peak_kb'] / 1024:.0f} | {s['sampled_peak_pss_kb'] / 1024:.0f} | {per:.0f} | "
+              f"{s['before_kb'] / 1024:.0f} | {s['after_kb'] / 1024:.0f} | {s['after_pss_kb'] / 1024:.0f} |")
+        w("")
+
+    bad = r.get("failures", [])
+    if bad:
+        w("**Runs with errors — these figures are not valid:**")
+        w("")
+        for b in bad:
+            w(f"- {b}")
+        w("")
+    sys.stdout.write("\n".join(out) + "\n")
+    sys.exit(1 if bad else 0)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "bodies":
+        cmd_bodies(args[0], args[1])
+    elif cmd == "procstat":
+        print(json.dumps(procstat([int(p) for p in args])))
+    elif cmd == "resethwm":
+        for p in args:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")
+    elif cmd == "streams":
+        url, key, body, conc, secs, out = args
+        raise_nofile()
+        res = asyncio.run(streams(url, key, open(body, "rb").read(), int(conc), float(secs)))
+        json.dump(res, open(out, "w"))
+    elif cmd == "burst":
+        url, key, body, n, out, *pids = args
+        raise_nofile()
+        res = asyncio.run(burst(url, key, open(body, "rb").read(), int(n), [int(p) for p in pids]))
+        json.dump(res, open(out, "w"))
+    elif cmd == "report":
+        cmd_report(args[0])
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
