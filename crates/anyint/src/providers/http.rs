@@ -24,9 +24,14 @@ pub const CODE_ROUTE_BROKEN: &str = "upstream_misconfigured";
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// A pooled client for one provider: TCP_NODELAY on (Nagle stalls small SSE writes on reused
-/// connections), the provider's connect timeout, generous keep-alive.
+/// connections), the provider's connect timeout, generous keep-alive. Redirects are not
+/// followed: an AI API does not redirect its calls, so a 3xx means a wrong `base_url`, and
+/// following it would send the provider's key (`x-api-key`, `x-goog-api-key`, which reqwest
+/// does not strip across hosts) wherever the redirect points. It also spares every request
+/// the redirect policy's URL re-parse.
 pub fn client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .connect_timeout(p.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -215,6 +220,11 @@ pub fn classify(
         408 => Error::new(ErrorKind::UpstreamTimeout, "the upstream provider timed out; retry the request")
             .with_code("upstream_timeout")
             .with_retry_after(retry_after),
+        code @ 300..=399 => Error::new(
+            ErrorKind::UpstreamUnavailable,
+            format!("the upstream provider redirected the call (HTTP {code}) and the gateway does not follow redirects; the operator must fix the provider's base_url"),
+        )
+        .with_code(CODE_ROUTE_BROKEN),
         // Any other 4xx is the upstream refusing this request: not an outage, not retried.
         code @ 405..=499 => Error::invalid(
             None,

@@ -21,10 +21,22 @@ use crate::telemetry::{self, METRIC_LATENCY, METRIC_REQUESTS, REQUEST_ID_HEADER,
 /// the largest cost of metering under load).
 fn new_request_id() -> String {
     let millis = u64::try_from(crate::clock::unix_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
-    format!(
-        "req_{millis:012x}{}",
-        hex::encode(crate::auth::random_bytes::<8>())
-    )
+    format!("req_{millis:012x}{:016x}", id_suffix())
+}
+
+/// The random-looking half of a request ID without a system call per request: a counter
+/// scrambled by SplitMix64's finaliser under a key drawn once per process. The finaliser is a
+/// bijection and the counter's steps are odd, so no two requests of a process share a suffix;
+/// the random key keeps instances apart. Request IDs are identifiers, not secrets.
+fn id_suffix() -> u64 {
+    static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let key = *KEY.get_or_init(|| u64::from_le_bytes(crate::auth::random_bytes::<8>()));
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut z = key.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The observe middleware: request ID, access log, metrics.
@@ -85,4 +97,20 @@ pub(crate) async fn observe(
         tracing::info!(request_id = %id, %method, route, status, ms, model, key_id, "request");
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_unique_and_keep_their_shape() {
+        let ids: std::collections::HashSet<String> =
+            (0..200_000).map(|_| super::new_request_id()).collect();
+        assert_eq!(ids.len(), 200_000);
+        for id in ids.iter().take(100) {
+            let hex = id.strip_prefix("req_").unwrap();
+            assert_eq!(hex.len(), 28, "{id}");
+            assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+            assert!(crate::store::is_valid_id(id));
+        }
+    }
 }

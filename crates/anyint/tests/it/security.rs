@@ -392,3 +392,53 @@ async fn metrics_is_open_by_default_and_needs_the_token_when_one_is_set() {
     assert!(resp.text().await.unwrap().contains("anyint_"));
     gw.shutdown().await;
 }
+
+/// An upstream that redirects is a wrong `base_url`: the gateway does not follow it (the
+/// provider key would go wherever the redirect points: reqwest keeps `x-api-key` across
+/// hosts), and the client gets an answer naming the operator's fix.
+#[tokio::test]
+async fn upstream_redirects_are_not_followed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let target = {
+        let hits = hits.clone();
+        axum::Router::new().fallback(move || {
+            hits.fetch_add(1, Ordering::SeqCst);
+            async { "{}" }
+        })
+    };
+    let target_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target_listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(target_listener, target).await });
+    let redirector = axum::Router::new().fallback(move || async move {
+        (
+            axum::http::StatusCode::TEMPORARY_REDIRECT,
+            [("location", format!("http://{target_addr}/v1/messages"))],
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, redirector).await });
+    let gw = TestGateway::builder()
+        .toml(&format!(
+            "\n[[providers]]\nname = \"moved\"\nkind = \"anthropic\"\nbase_url = \"http://{redirect_addr}\"\napi_key = \"sk-upstream-secret\"\n\n[[models]]\nid = \"moved\"\nroutes = [{{ provider = \"moved\", upstream_model = \"claude-sonnet-4-5\" }}]\n"
+        ))
+        .start()
+        .await;
+    let resp = gw
+        .post("/openai/v1/chat/completions")
+        .json(&serde_json::json!({"model": "moved", "messages": crate::harness::user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap();
+    assert!(status >= 500, "{status} {v}");
+    assert_eq!(v["error"]["code"], "upstream_misconfigured", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("base_url"),
+        "{v}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+}
