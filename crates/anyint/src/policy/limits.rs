@@ -105,14 +105,14 @@ pub trait Limiter: Send + Sync {
     ) -> Result<Option<Vec<i64>>, Unavailable> {
         Ok(None)
     }
-    /// Adds each delta to its counter, atomically; a month whose counters are not built takes
-    /// nothing (its rebuild reads the store, which holds these rows).
+    /// Adds each delta to its counter, atomically; `false` when the month's counters are not
+    /// built (after a restart of the shared backend), which then takes nothing.
     async fn spend_add(
         &self,
         _month_ms: i64,
         _deltas: &[(String, i64)],
-    ) -> Result<(), Unavailable> {
-        Ok(())
+    ) -> Result<bool, Unavailable> {
+        Ok(true)
     }
     /// Sets the month's counters to `counts` unless another instance built them first;
     /// `true` when this call built them.

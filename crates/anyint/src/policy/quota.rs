@@ -388,8 +388,15 @@ impl Forwarder {
                 .filter(|(_, d)| **d != 0)
                 .map(|(n, d)| (n.clone(), *d))
                 .collect();
-            if self.limiter.spend_add(month_ms, &deltas).await.is_ok() {
-                self.pending.remove(&month_ms);
+            match self.limiter.spend_add(month_ms, &deltas).await {
+                Ok(true) => {
+                    self.pending.remove(&month_ms);
+                }
+                // Redis lost the counters: rebuild them from the store and this instance's
+                // counts, which hold these changes; if another instance rebuilt first, they are
+                // added on top (counted twice at worst, never lost).
+                Ok(false) => self.rebuild(month_ms).await,
+                Err(_) => {}
             }
         }
     }

@@ -175,6 +175,9 @@ url = "{store_url}"
 
 [meter]
 flush_interval_ms = 20
+# Tests write rows with fixed, old timestamps; a gateway's retention upkeep would remove them
+# under the test (retention has its own tests, calling the store's upkeep directly).
+retention_days = 0
 
 [routing]
 max_attempts = 3

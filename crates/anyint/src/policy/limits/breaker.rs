@@ -237,7 +237,11 @@ impl Limiter for Breaker {
             .ok_or_else(|| Unavailable("redis is unreachable".into()))
     }
 
-    async fn spend_add(&self, month_ms: i64, deltas: &[(String, i64)]) -> Result<(), Unavailable> {
+    async fn spend_add(
+        &self,
+        month_ms: i64,
+        deltas: &[(String, i64)],
+    ) -> Result<bool, Unavailable> {
         let i = &self.inner;
         i.via_redis(i.redis.spend_add(month_ms, deltas))
             .await

@@ -225,18 +225,16 @@ impl RedisLimiter {
         Ok(done == 1)
     }
 
-    /// Adds the deltas to the month's counters when they are built.
+    /// Adds the deltas to the month's counters when they are built; `false` when they are not.
     pub async fn spend_add(
         &self,
         month_ms: i64,
         deltas: &[(String, i64)],
-    ) -> Result<(), Unavailable> {
+    ) -> Result<bool, Unavailable> {
         if deltas.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
-        self.spend_script(&self.spend_add, month_ms, deltas)
-            .await
-            .map(|_| ())
+        self.spend_script(&self.spend_add, month_ms, deltas).await
     }
 
     /// Builds the month's counters from `counts` unless they exist.
