@@ -38,6 +38,16 @@ struct Month {
 }
 
 impl Month {
+    /// Starts the month beginning at `start` (Unix seconds) afresh, unless it is the one kept.
+    fn roll_to(&mut self, start: i64) {
+        if self.start != start {
+            *self = Self {
+                start,
+                ..Self::default()
+            };
+        }
+    }
+
     fn map(&mut self, scope: SpendScope) -> &mut HashMap<String, i64> {
         match scope {
             SpendScope::Key => &mut self.by_key,
@@ -161,12 +171,7 @@ impl SpendTracker {
         }
         let (start, _) = crate::clock::month_bounds(at_secs);
         let Ok(mut m) = self.month.lock() else { return };
-        if m.start != start {
-            *m = Month {
-                start,
-                ..Month::default()
-            };
-        }
+        m.roll_to(start);
         add_to(&mut m.by_key, key_id, delta);
         if let Some(team) = team {
             add_to(&mut m.by_team, team, delta);
@@ -202,12 +207,7 @@ impl SpendTracker {
         let (start, _) = crate::clock::month_bounds(crate::clock::unix_secs());
         let stored = totals(store, start.saturating_mul(1000)).await?;
         if let Ok(mut m) = self.month.lock() {
-            if m.start != start {
-                *m = Month {
-                    start,
-                    ..Month::default()
-                };
-            }
+            m.roll_to(start);
             for ((scope, id), micros) in stored {
                 let count = m.map(scope).entry(id).or_default();
                 *count = (*count).max(micros);
@@ -266,10 +266,11 @@ impl SpendTracker {
         let shared = match self.shared.get() {
             Some(shared) => {
                 let names: Vec<String> = caps.iter().map(|c| counter(c.2, c.3)).collect();
-                match shared.limiter.spend_read(month_ms(now), &names).await {
+                let month = month_ms(now);
+                match shared.limiter.spend_read(month, &names).await {
                     Ok(Some(values)) => Some(values),
                     Ok(None) => {
-                        self.rebuild_shared(month_ms(now));
+                        self.rebuild_shared(month);
                         None
                     }
                     // The breaker has opened; it logs the outage once.

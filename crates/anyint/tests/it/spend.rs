@@ -206,12 +206,18 @@ async fn totals_and_buckets_equal_the_ledger(store: &dyn Store) {
     }
 }
 
-#[tokio::test]
-async fn totals_and_buckets_equal_the_ledger_sqlite() {
+/// A store in a fresh SQLite file; the directory lives as long as the returned guard.
+async fn sqlite_store() -> (tempfile::TempDir, std::sync::Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = anyint::store::open(&format!("sqlite://{}/s.db", dir.path().display()))
         .await
         .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn totals_and_buckets_equal_the_ledger_sqlite() {
+    let (_dir, store) = sqlite_store().await;
     totals_and_buckets_equal_the_ledger(store.as_ref()).await;
 }
 
@@ -275,10 +281,7 @@ async fn retention_keeps_the_sums(store: &dyn Store, removes_months: bool) {
 
 #[tokio::test]
 async fn retention_keeps_the_sums_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = anyint::store::open(&format!("sqlite://{}/s.db", dir.path().display()))
-        .await
-        .unwrap();
+    let (_dir, store) = sqlite_store().await;
     retention_keeps_the_sums(store.as_ref(), false).await;
 }
 
