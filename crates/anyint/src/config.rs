@@ -243,6 +243,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// File descriptors kept out of the connection cap for the store, Redis and upstreams.
     pub fd_reserve: usize,
+    /// Serving threads, each with its own single-threaded runtime, accept loop and upstream
+    /// connection pools (default: one per CPU core).
+    pub workers: usize,
     /// TLS for clients, when both files are set: the PEM certificate chain and private key,
     /// reloaded when they change.
     pub tls: Option<TlsFiles>,

@@ -27,8 +27,9 @@ pub struct Provider {
     pub config: ProviderConfig,
     /// The kind-specific adapter.
     pub adapter: ProviderAdapter,
-    /// A pooled client for this provider.
-    pub client: reqwest::Client,
+    /// Pooled clients for this provider: one per serving worker (index 0 for every other
+    /// thread), so an upstream connection is driven by the runtime whose requests use it.
+    clients: Box<[reqwest::Client]>,
     /// The chat endpoint, parsed once (OpenAI and Anthropic; Gemini's URL names the model).
     pub chat_url: Option<reqwest::Url>,
 }
@@ -72,8 +73,9 @@ impl ProviderAdapter {
 }
 
 impl Provider {
-    /// Builds the adapter and client for one provider.
-    pub fn new(config: ProviderConfig) -> Result<Self, crate::error::Error> {
+    /// Builds the adapter and the clients for one provider: `pools` upstream connection pools
+    /// (the serving workers' count plus one).
+    pub fn new(config: ProviderConfig, pools: usize) -> Result<Self, crate::error::Error> {
         let adapter = match config.kind {
             ProviderKind::OpenAi if config.api == UpstreamApi::Responses => {
                 ProviderAdapter::OpenAiResponses
@@ -84,7 +86,9 @@ impl Provider {
             ProviderKind::DashScope => ProviderAdapter::DashScope,
             ProviderKind::Music => ProviderAdapter::Music,
         };
-        let client = http::client(&config)?;
+        let clients = (0..pools.max(1))
+            .map(|_| http::client(&config))
+            .collect::<Result<Box<[_]>, _>>()?;
         let chat_path = match adapter {
             ProviderAdapter::OpenAi => Some("/chat/completions"),
             ProviderAdapter::OpenAiResponses => Some("/responses"),
@@ -100,9 +104,14 @@ impl Provider {
         Ok(Self {
             config,
             adapter,
-            client,
+            clients,
             chat_url,
         })
+    }
+
+    /// The client of the calling thread's worker (see [`http::bind_worker`]).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.clients[http::worker() % self.clients.len()]
     }
 }
 

@@ -8,6 +8,7 @@
 mod conn;
 mod observe;
 pub mod tls;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +21,6 @@ use axum::routing::get;
 use http::{StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::KeyCache;
@@ -187,8 +187,7 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The shared state (tests read the meter and caches through it).
     pub state: SharedState,
-    stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<()>,
+    workers: workers::Workers,
     background: Vec<JoinHandle<()>>,
     meter_task: MeterTask,
     grace: Duration,
@@ -296,22 +295,6 @@ fn public_url(config: &Config, addr: SocketAddr) -> String {
     })
 }
 
-/// The client listener: the connection cap (lowered by the open-file limit), the connection
-/// timers, and TLS when configured. Returns it with the cap in force.
-fn client_listener(
-    config: &Config,
-    listener: TcpListener,
-    tls: Option<&tls::Tls>,
-) -> (conn::CappedListener, usize) {
-    let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
-    let timeouts = conn::Timeouts::new(&config.server);
-    let acceptor = tls.map(tls::Tls::acceptor);
-    (
-        conn::CappedListener::new(listener, cap, timeouts, acceptor),
-        cap,
-    )
-}
-
 /// Opens the store, warms the key cache, and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Running, Error> {
     let store = crate::store::open(&config.store_url).await.map_err(|e| {
@@ -338,7 +321,7 @@ pub async fn start_with_store(
         .providers
         .iter()
         .cloned()
-        .map(Provider::new)
+        .map(|p| Provider::new(p, config.server.workers + 1))
         .collect::<Result<Vec<_>, _>>()?;
     let spend = Arc::new(crate::policy::quota::SpendTracker::new());
     let instance_id = crate::auth::new_id("inst_");
@@ -394,27 +377,20 @@ pub async fn start_with_store(
     let upkeep = spawn_upkeep(metrics);
 
     let app = router(state.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (listener, cap) = client_listener(&config, listener, tls.as_ref());
-    let slots = listener.slots();
+    let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     let cert_reload = tls.as_ref().map(tls::Tls::spawn_reload);
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<conn::Peer>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "server error");
-        }
-    });
+    let serving = workers::Serving {
+        app,
+        slots: slots.clone(),
+        timeouts: conn::Timeouts::new(&config.server),
+        tls: tls.as_ref().map(tls::Tls::acceptor),
+    };
+    let workers = workers::Workers::start(config.server.workers, listener, serving).await?;
     Ok(Running {
         addr,
         state,
-        stop: Some(stop),
-        server,
+        workers,
         background: [key_refresher, upkeep, poller, outbox]
             .into_iter()
             .chain(listener_task)
@@ -439,17 +415,12 @@ impl Running {
     }
 
     /// Stops accepting, drains in-flight requests (up to the grace period), flushes usage.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let mut server = self.server;
-        if tokio::time::timeout(self.grace, &mut server).await.is_err() {
+    pub async fn shutdown(self) {
+        if !self.workers.drain(self.grace).await {
             tracing::warn!(
                 grace_secs = self.grace.as_secs(),
-                "in-flight requests outlived the shutdown grace period; closing them"
+                "in-flight requests outlived the shutdown grace period; they end with the process"
             );
-            server.abort();
         }
         for task in &self.background {
             task.abort();

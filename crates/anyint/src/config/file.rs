@@ -74,6 +74,7 @@ pub(super) struct ServerFile {
     pub(super) body_read_timeout_secs: Option<u64>,
     pub(super) max_connections: Option<usize>,
     pub(super) fd_reserve: Option<usize>,
+    pub(super) workers: Option<usize>,
     pub(super) tls_cert_file: Option<std::path::PathBuf>,
     pub(super) tls_key_file: Option<std::path::PathBuf>,
 }

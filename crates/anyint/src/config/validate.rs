@@ -172,6 +172,17 @@ fn validate_server(
             "must be at least 1".into(),
         ));
     }
+    // Like nginx's `worker_processes auto`: one serving worker per core.
+    let workers = match raw.workers {
+        Some(0) => {
+            return Err(err(
+                "server.workers".into(),
+                "must be at least 1 (serving threads; leave it out for one per CPU core)".into(),
+            ));
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    };
     let tls = match (raw.tls_cert_file, raw.tls_key_file) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(super::TlsFiles { cert, key }),
@@ -195,6 +206,7 @@ fn validate_server(
         body_read_timeout,
         max_connections,
         fd_reserve: raw.fd_reserve.unwrap_or(128),
+        workers,
         listen,
         admin_token,
         admin_token_env,
@@ -654,11 +666,22 @@ routes = [{ provider = "up", upstream_model = "u1" }]
         assert!(s.idle_timeout + s.header_read_timeout <= Duration::from_secs(45));
         assert!(s.body_read_timeout <= Duration::from_secs(45));
         assert_eq!((s.max_connections, s.fd_reserve), (4096, 128));
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        assert_eq!(s.workers, cores, "one serving worker per core by default");
+        let three = OK.replace("[server]\n", "[server]\nworkers = 3\n");
+        assert_eq!(
+            Config::parse(&three, "t.toml", &env)
+                .unwrap()
+                .server
+                .workers,
+            3
+        );
         for key in [
             "idle_timeout_secs",
             "header_read_timeout_secs",
             "body_read_timeout_secs",
             "max_connections",
+            "workers",
         ] {
             let zero = OK.replace("[server]\n", &format!("[server]\n{key} = 0\n"));
             let e = Config::parse(&zero, "t.toml", &env)

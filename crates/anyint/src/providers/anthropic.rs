@@ -19,8 +19,8 @@ fn post(
         .as_deref()
         .unwrap_or(&p.config.anthropic_version);
     let req = match &p.chat_url {
-        Some(u) if path == "/v1/messages" => p.client.post(u.clone()),
-        _ => p.client.post(format!("{}{path}", p.config.base_url)),
+        Some(u) if path == "/v1/messages" => p.client().post(u.clone()),
+        _ => p.client().post(format!("{}{path}", p.config.base_url)),
     };
     let mut req = req
         .timeout(call.total)

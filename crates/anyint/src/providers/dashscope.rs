@@ -17,7 +17,7 @@ pub fn create_request(
     service: &str,
     body: Vec<u8>,
 ) -> reqwest::RequestBuilder {
-    p.client
+    p.client()
         .post(format!("{}/services/{service}", p.config.base_url))
         .timeout(call.total)
         .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
@@ -28,7 +28,7 @@ pub fn create_request(
 
 /// The status request for an upstream task.
 pub fn status_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwest::RequestBuilder {
-    p.client
+    p.client()
         .get(format!(
             "{}/tasks/{}",
             p.config.base_url,
@@ -40,7 +40,7 @@ pub fn status_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwe
 
 /// The cancel request for an upstream task.
 pub fn cancel_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwest::RequestBuilder {
-    p.client
+    p.client()
         .post(format!(
             "{}/tasks/{}/cancel",
             p.config.base_url,

@@ -61,7 +61,7 @@ pub fn embed_request(
 }
 
 fn post(p: &Provider, call: &Call<'_>, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-    p.client
+    p.client()
         .post(url)
         .timeout(call.total)
         .header("x-goog-api-key", call.key.expose())

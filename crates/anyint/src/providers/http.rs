@@ -23,6 +23,26 @@ pub const CODE_ROUTE_BROKEN: &str = "upstream_misconfigured";
 /// Largest upstream error body read (error bodies are small; a huge one is not echoed anyway).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+thread_local! {
+    /// The serving worker this thread runs (0: not a worker).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as serving worker `index` (from 1), so [`Provider::client`]
+/// hands it the worker's own pool. hyper drives each pooled connection in a task of the
+/// runtime that opened it; a pool shared by the workers would have one worker's requests wake
+/// another worker's thread to write every request and read every response.
+///
+/// [`Provider::client`]: super::Provider::client
+pub fn bind_worker(index: usize) {
+    WORKER.with(|w| w.set(index));
+}
+
+/// The calling thread's worker index (0: not a worker).
+pub fn worker() -> usize {
+    WORKER.with(std::cell::Cell::get)
+}
+
 /// A pooled client for one provider: TCP_NODELAY on (Nagle stalls small SSE writes on reused
 /// connections), the provider's connect timeout, generous keep-alive. Redirects are not
 /// followed: an AI API does not redirect its calls, so a 3xx means a wrong `base_url`, and
@@ -312,17 +332,59 @@ pub async fn open_stream(
         Ok(Some(Err(e))) => return Err(transport_error(provider, &e)),
         Ok(Some(Ok(b))) => b,
     };
-    let remaining = futures_util::stream::unfold(body, move |mut upstream| async move {
-        match tokio::time::timeout(idle, upstream.next()).await {
-            Ok(Some(Ok(b))) => Some((Ok(b), upstream)),
-            Ok(Some(Err(e))) => Some((Err(StreamFailure::Transport(describe(&e))), upstream)),
-            Ok(None) => None,
-            Err(_) => Some((Err(StreamFailure::Idle(idle)), upstream)),
-        }
-    });
+    let remaining = IdleLimit {
+        inner: body,
+        idle,
+        last: tokio::time::Instant::now(),
+        timer: Box::pin(tokio::time::sleep(idle)),
+    };
     Ok(futures_util::stream::once(async move { Ok(first) })
         .chain(remaining)
         .boxed())
+}
+
+/// An upstream body that fails with [`StreamFailure::Idle`] after `idle` without a chunk. One
+/// timer serves the whole stream: a chunk only notes its time, and the timer, when it fires,
+/// is set again to the last chunk's time + `idle` (a timer per chunk would be registered and
+/// cancelled for every event of every stream).
+struct IdleLimit<S> {
+    inner: S,
+    idle: Duration,
+    last: tokio::time::Instant,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> futures_util::Stream for IdleLimit<S>
+where
+    S: futures_util::Stream<Item = reqwest::Result<Bytes>> + Unpin,
+{
+    type Item = Result<Bytes, StreamFailure>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match this.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                this.last = tokio::time::Instant::now();
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(StreamFailure::Transport(describe(&e)))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => loop {
+                std::task::ready!(this.timer.as_mut().poll(cx));
+                let deadline = this.last + this.idle;
+                if tokio::time::Instant::now() >= deadline {
+                    return Poll::Ready(Some(Err(StreamFailure::Idle(this.idle))));
+                }
+                this.timer.as_mut().reset(deadline);
+            },
+        }
+    }
 }
 
 /// The error for an upstream that sent nothing within the time-to-first-byte limit.

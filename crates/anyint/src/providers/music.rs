@@ -14,7 +14,7 @@ use crate::store::TaskStatus;
 
 /// The create request.
 pub fn create_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {
-    p.client
+    p.client()
         .post(format!("{}/api/v1/generate", p.config.base_url))
         .timeout(call.total)
         .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
@@ -24,7 +24,7 @@ pub fn create_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::
 
 /// The record-info request for an upstream task.
 pub fn status_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwest::RequestBuilder {
-    p.client
+    p.client()
         .get(format!("{}/api/v1/generate/record-info", p.config.base_url))
         .query(&[("taskId", upstream_id)])
         .timeout(call.total)

@@ -9,9 +9,9 @@ use crate::error::Error;
 /// Builds `POST {base_url}/chat/completions` with the provider's key.
 pub fn chat_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {
     let req = match &p.chat_url {
-        Some(u) => p.client.post(u.clone()),
+        Some(u) => p.client().post(u.clone()),
         None => p
-            .client
+            .client()
             .post(format!("{}/chat/completions", p.config.base_url)),
     };
     req.timeout(call.total)
@@ -36,7 +36,7 @@ pub fn embeddings_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwe
 
 /// `POST {base_url}{path}` with the provider's key and a JSON body.
 fn post(p: &Provider, call: &Call<'_>, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-    p.client
+    p.client()
         .post(format!("{}{path}", p.config.base_url))
         .timeout(call.total)
         .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))

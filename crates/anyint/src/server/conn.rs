@@ -145,23 +145,19 @@ pub(crate) struct CappedListener {
 }
 
 impl CappedListener {
+    /// One worker's listener; `slots` is the connection cap, shared by every worker.
     pub(crate) fn new(
         inner: TcpListener,
-        max_connections: usize,
+        slots: Arc<Semaphore>,
         timeouts: Timeouts,
         tls: Option<TlsAcceptor>,
     ) -> Self {
         Self {
             inner,
-            slots: Arc::new(Semaphore::new(max_connections)),
+            slots,
             timeouts,
             tls,
         }
-    }
-
-    /// The slots, so the running server can report how many connections are open.
-    pub(crate) fn slots(&self) -> Arc<Semaphore> {
-        self.slots.clone()
     }
 }
 
@@ -250,11 +246,19 @@ impl AsyncRead for TimedIo {
                 let Some(deadline) = this.clock.deadline() else {
                     return Poll::Pending;
                 };
-                if this.timer.deadline() != deadline {
+                // The timer is moved only when the deadline comes nearer (a request head
+                // began) or when it fires early; a deadline pushed later by each request
+                // costs no timer operation per request.
+                if this.timer.deadline() > deadline {
                     this.timer.as_mut().reset(deadline);
                 }
-                ready!(this.timer.as_mut().poll(cx));
-                Poll::Ready(Err(timed_out()))
+                loop {
+                    ready!(this.timer.as_mut().poll(cx));
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(Err(timed_out()));
+                    }
+                    this.timer.as_mut().reset(deadline);
+                }
             }
         }
     }
@@ -330,10 +334,13 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
 }
 
 /// A request body that fails with [`BodyStalled`] when no frame arrives for `stall` (the timer
-/// starts when the handler first reads).
+/// starts when the handler first reads). One timer serves the whole body: a frame only notes
+/// its time, and the timer, when it fires, is set again to the last frame's time + `stall`.
 struct StallBody {
     inner: Body,
     stall: Duration,
+    /// When the last frame arrived (or the first read began).
+    last: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -342,6 +349,7 @@ impl StallBody {
         Self {
             inner,
             stall,
+            last: None,
             timer: None,
         }
     }
@@ -358,17 +366,21 @@ impl HttpBody for StallBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.timer = None;
+                this.last = Some(Instant::now());
                 Poll::Ready(frame)
             }
             Poll::Pending => {
-                let stall = this.stall;
+                let deadline = *this.last.get_or_insert_with(Instant::now) + this.stall;
                 let timer = this
                     .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
-                ready!(timer.as_mut().poll(cx));
-                this.timer = None;
-                Poll::Ready(Some(Err(axum::Error::new(BodyStalled(stall)))))
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                loop {
+                    ready!(timer.as_mut().poll(cx));
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(Some(Err(axum::Error::new(BodyStalled(this.stall)))));
+                    }
+                    timer.as_mut().reset(deadline);
+                }
             }
         }
     }

@@ -217,3 +217,77 @@ async fn http2_requests_and_slow_streams_are_not_cut_by_the_timers() {
     assert!(body.contains("[DONE]"), "the stream ended properly: {body}");
     gw.shutdown().await;
 }
+
+/// The serving threads' names in this (test) process.
+#[cfg(target_os = "linux")]
+fn worker_threads() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| n.starts_with("anyint-worker-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `[server] workers = 3` starts three serving threads; streams held open on many connections
+/// at once are all served to their end, and a shutdown begun while they stream waits for
+/// every worker's streams before it returns.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_serves_and_shutdown_waits_for_all_their_streams() {
+    let before = worker_threads().len();
+    let gw = TestGateway::builder().server("workers = 3").start().await;
+    let names = worker_threads();
+    assert_eq!(names.len() - before, 3, "{names:?}");
+    for i in 1..=3 {
+        assert!(names.contains(&format!("anyint-worker-{i}")), "{names:?}");
+    }
+    // Separate clients: separate connections, which the workers accept between them.
+    let (begun, mut started) = tokio::sync::mpsc::channel::<()>(12);
+    let streams: Vec<_> = (0..12)
+        .map(|i| {
+            let url = gw.url("/openai/v1/chat/completions");
+            let key = gw.key.clone();
+            let begun = begun.clone();
+            tokio::spawn(async move {
+                let resp = reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"model": "gpt-4o-mini", "stream": true,
+                        "messages": user(&format!("[emulate: chunk_delay_ms=150] stream {i}"))}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                begun.send(()).await.unwrap();
+                resp.text().await.unwrap()
+            })
+        })
+        .collect();
+    // Every stream has its response head before the shutdown begins.
+    for _ in 0..12 {
+        started.recv().await.unwrap();
+    }
+    let store = gw.store.clone();
+    gw.shutdown().await;
+    // Had the shutdown not waited for every worker's streams, their usage rows would come
+    // after the meter's last flush.
+    let rows = store
+        .usage(&anyint::store::UsageQuery {
+            limit: 100,
+            ..anyint::store::UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        12,
+        "every stream metered before shutdown returned"
+    );
+    for s in streams {
+        let body = s.await.unwrap();
+        assert!(body.contains("[DONE]"), "cut short by the shutdown: {body}");
+    }
+}

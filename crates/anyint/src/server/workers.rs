@@ -1,0 +1,159 @@
+//! Serving workers: `[server] workers` threads, each running its own single-threaded Tokio
+//! runtime that accepts from the shared listening socket and serves its connections from the
+//! first byte to the last, like nginx's worker processes.
+//!
+//! Why not one multi-threaded runtime: a request there hops threads (the client connection's
+//! task, the handler, the upstream connection's task, work stealing), and every hop is a
+//! wake-up through the kernel. On a worker, the client socket, the handler and the upstream
+//! connection (from the worker's own pool, see `providers::http::bind_worker`) share one
+//! thread, so a request costs no cross-thread wake-up. Idle workers win the race to accept, so
+//! new connections go where there is room.
+//!
+//! Background work (the meter's writer, refreshers, the task poller and outbox) stays on the
+//! runtime that started the gateway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::conn;
+use crate::error::Error;
+
+/// The running workers.
+pub(crate) struct Workers {
+    stop: watch::Sender<bool>,
+    drained: Vec<oneshot::Receiver<()>>,
+}
+
+/// What every worker serves with.
+pub(crate) struct Serving {
+    pub(crate) app: Router,
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) timeouts: conn::Timeouts,
+    pub(crate) tls: Option<TlsAcceptor>,
+}
+
+impl Workers {
+    /// Starts `n` workers accepting from `listener`; returns once every one is accepting.
+    pub(crate) async fn start(
+        n: usize,
+        listener: TcpListener,
+        serving: Serving,
+    ) -> Result<Self, Error> {
+        let listener = listener.into_std().map_err(Error::internal)?;
+        let (stop, stopped) = watch::channel(false);
+        let mut drained = Vec::with_capacity(n);
+        let mut started = Vec::with_capacity(n);
+        for index in 1..=n {
+            // A duplicate descriptor of the same socket: each worker's runtime watches it.
+            let listener = listener.try_clone().map_err(Error::internal)?;
+            let (ready, is_ready) = oneshot::channel::<Result<(), String>>();
+            let (done, is_done) = oneshot::channel();
+            let worker = Worker {
+                index,
+                listener,
+                app: serving.app.clone(),
+                slots: serving.slots.clone(),
+                timeouts: serving.timeouts,
+                tls: serving.tls.clone(),
+                stopped: stopped.clone(),
+                logs: tracing::dispatcher::get_default(Clone::clone),
+            };
+            std::thread::Builder::new()
+                .name(format!("anyint-worker-{index}"))
+                .spawn(move || worker.run(ready, done))
+                .map_err(|e| Error::internal(format!("starting serving worker {index}: {e}")))?;
+            started.push(is_ready);
+            drained.push(is_done);
+        }
+        for is_ready in started {
+            match is_ready.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::internal(e)),
+                Err(_) => return Err(Error::internal("a serving worker stopped while starting")),
+            }
+        }
+        Ok(Self { stop, drained })
+    }
+
+    /// Stops accepting on every worker and waits up to `grace` for their in-flight requests
+    /// and streams to end; `false` when some outlived it (they are left to the process's exit).
+    pub(crate) async fn drain(self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let all = futures_util::future::join_all(self.drained);
+        tokio::time::timeout(grace, all).await.is_ok()
+    }
+}
+
+/// One worker, before its thread starts.
+struct Worker {
+    index: usize,
+    listener: std::net::TcpListener,
+    app: Router,
+    slots: Arc<Semaphore>,
+    timeouts: conn::Timeouts,
+    tls: Option<TlsAcceptor>,
+    stopped: watch::Receiver<bool>,
+    /// The log subscriber of the thread that started the gateway (the global one in the
+    /// binary; a test's own when it set one for its thread).
+    logs: tracing::Dispatch,
+}
+
+impl Worker {
+    /// The worker thread: serve until stopped, report drained, then keep the runtime up.
+    fn run(self, ready: oneshot::Sender<Result<(), String>>, done: oneshot::Sender<()>) {
+        let Self {
+            index,
+            listener,
+            app,
+            slots,
+            timeouts,
+            tls,
+            mut stopped,
+            logs,
+        } = self;
+        let _logs = tracing::dispatcher::set_default(&logs);
+        crate::providers::http::bind_worker(index);
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready.send(Err(format!(
+                    "serving worker {index}: cannot start its runtime: {e}"
+                )));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let listener = match TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready.send(Err(format!("serving worker {index}: {e}")));
+                    return;
+                }
+            };
+            let _ = ready.send(Ok(()));
+            let listener = conn::CappedListener::new(listener, slots, timeouts, tls);
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<conn::Peer>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(worker = index, error = %e, "server error");
+            }
+            let _ = done.send(());
+            // The runtime stays up until the process exits: store and Redis connections this
+            // worker opened are driven by its reactor, and the meter's last flush may use them.
+            std::future::pending::<()>().await;
+        });
+    }
+}
