@@ -193,6 +193,7 @@ pub struct Running {
     grace: Duration,
     slots: Arc<tokio::sync::Semaphore>,
     cap: usize,
+    balance: Arc<conn::Balance>,
 }
 
 /// The in-process limiter, or the Redis one (behind its breaker) when `[limits] redis_url` is
@@ -380,8 +381,10 @@ pub async fn start_with_store(
     let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
     let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     let cert_reload = tls.as_ref().map(tls::Tls::spawn_reload);
+    let balance = conn::Balance::new(config.server.workers);
     let serving = workers::Serving {
         app,
+        balance: balance.clone(),
         slots: slots.clone(),
         timeouts: conn::Timeouts::new(&config.server),
         tls: tls.as_ref().map(tls::Tls::acceptor),
@@ -400,6 +403,7 @@ pub async fn start_with_store(
         grace: config.server.shutdown_grace,
         slots,
         cap,
+        balance,
     })
 }
 
@@ -407,6 +411,11 @@ impl Running {
     /// Client connections open now (each holds a slot of the connection cap).
     pub fn open_connections(&self) -> usize {
         self.cap.saturating_sub(self.slots.available_permits())
+    }
+
+    /// Client connections open on each serving worker.
+    pub fn connections_by_worker(&self) -> Vec<usize> {
+        self.balance.counts()
     }
 
     /// The connection cap in force (`max_connections`, lowered by the open-file limit).

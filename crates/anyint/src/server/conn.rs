@@ -136,27 +136,90 @@ impl Drop for InFlight {
     }
 }
 
+/// How many connections each serving worker holds, so a busier worker leaves new ones to
+/// the others. Every worker's runtime is woken for a new connection and the first to call
+/// `accept` takes it; without this, one worker can take a whole burst (a load balancer's or a
+/// client's pool opened at once) and serve it alone while the other cores idle.
+#[derive(Debug)]
+pub(crate) struct Balance {
+    open: Box<[std::sync::atomic::AtomicUsize]>,
+}
+
+/// Longest a busier worker holds back from a new connection (then it takes it anyway: the
+/// others may be busy serving).
+const BALANCE_WAIT: Duration = Duration::from_millis(1);
+
+impl Balance {
+    pub(crate) fn new(workers: usize) -> Arc<Self> {
+        Arc::new(Self {
+            open: (0..workers.max(1))
+                .map(|_| std::sync::atomic::AtomicUsize::new(0))
+                .collect(),
+        })
+    }
+
+    /// Connections open on each worker.
+    pub(crate) fn counts(&self) -> Vec<usize> {
+        (0..self.open.len()).map(|w| self.count(w)).collect()
+    }
+
+    fn count(&self, worker: usize) -> usize {
+        self.open[worker].load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether `worker` holds at least two connections more than the least busy worker.
+    fn busier(&self, worker: usize) -> bool {
+        let least = (0..self.open.len())
+            .map(|w| self.count(w))
+            .min()
+            .unwrap_or(0);
+        self.count(worker) >= least + 2
+    }
+
+    fn hold(self: &Arc<Self>, worker: usize) -> Held {
+        self.open[worker].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Held(self.clone(), worker)
+    }
+}
+
+/// One connection counted for its worker until dropped.
+struct Held(Arc<Balance>, usize);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.open[self.1].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The listener: the connection cap, and a [`TimedIo`] around every accepted socket.
 pub(crate) struct CappedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
     timeouts: Timeouts,
     tls: Option<TlsAcceptor>,
+    /// The workers' connection counts, and this worker's index among them.
+    balance: Arc<Balance>,
+    worker: usize,
 }
 
 impl CappedListener {
-    /// One worker's listener; `slots` is the connection cap, shared by every worker.
+    /// Worker `worker`'s listener; `slots` (the connection cap) and `balance` are shared by
+    /// every worker.
     pub(crate) fn new(
         inner: TcpListener,
         slots: Arc<Semaphore>,
         timeouts: Timeouts,
         tls: Option<TlsAcceptor>,
+        balance: Arc<Balance>,
+        worker: usize,
     ) -> Self {
         Self {
             inner,
             slots,
             timeouts,
             tls,
+            balance,
+            worker,
         }
     }
 }
@@ -172,6 +235,10 @@ impl axum::serve::Listener for CappedListener {
             // The semaphore is never closed; should it be, stop accepting rather than spin.
             Err(_) => std::future::pending().await,
         };
+        // A worker well ahead of the least busy one gives the others a moment to take it.
+        if self.balance.busier(self.worker) {
+            tokio::time::sleep(BALANCE_WAIT).await;
+        }
         loop {
             match self.inner.accept().await {
                 Ok((tcp, addr)) => {
@@ -179,7 +246,8 @@ impl axum::serve::Listener for CappedListener {
                     let _ = tcp.set_nodelay(true);
                     let clock = Arc::new(ConnClock::new(self.timeouts));
                     let io = Transport::new(tcp, self.tls.as_ref());
-                    return (TimedIo::new(io, clock, permit), addr);
+                    let held = self.balance.hold(self.worker);
+                    return (TimedIo::new(io, clock, permit, held), addr);
                 }
                 Err(e) => {
                     // Out of descriptors (or a connection reset before accept): back off
@@ -203,16 +271,18 @@ pub(crate) struct TimedIo {
     clock: Arc<ConnClock>,
     timer: Pin<Box<Sleep>>,
     _slot: OwnedSemaphorePermit,
+    _held: Held,
 }
 
 impl TimedIo {
-    fn new(tcp: Transport, clock: Arc<ConnClock>, slot: OwnedSemaphorePermit) -> Self {
+    fn new(tcp: Transport, clock: Arc<ConnClock>, slot: OwnedSemaphorePermit, held: Held) -> Self {
         let first = clock.deadline().unwrap_or_else(Instant::now);
         Self {
             tcp,
             clock,
             timer: Box::pin(tokio::time::sleep_until(first)),
             _slot: slot,
+            _held: held,
         }
     }
 }

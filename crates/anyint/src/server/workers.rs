@@ -6,8 +6,9 @@
 //! task, the handler, the upstream connection's task, work stealing), and every hop is a
 //! wake-up through the kernel. On a worker, the client socket, the handler and the upstream
 //! connection (from the worker's own pool, see `providers::http::bind_worker`) share one
-//! thread, so a request costs no cross-thread wake-up. Idle workers win the race to accept, so
-//! new connections go where there is room.
+//! thread, so a request costs no cross-thread wake-up. Every worker is woken for a new
+//! connection; one holding two or more connections above the least busy waits a moment
+//! (`conn::Balance`), so a burst of connections opened at once is spread over the cores.
 //!
 //! Background work (the meter's writer, refreshers, the task poller and outbox) stays on the
 //! runtime that started the gateway.
@@ -35,6 +36,8 @@ pub(crate) struct Serving {
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) timeouts: conn::Timeouts,
     pub(crate) tls: Option<TlsAcceptor>,
+    /// The workers' connection counts (`n` of them).
+    pub(crate) balance: Arc<conn::Balance>,
 }
 
 impl Workers {
@@ -60,6 +63,7 @@ impl Workers {
                 slots: serving.slots.clone(),
                 timeouts: serving.timeouts,
                 tls: serving.tls.clone(),
+                balance: serving.balance.clone(),
                 stopped: stopped.clone(),
                 logs: tracing::dispatcher::get_default(Clone::clone),
             };
@@ -97,6 +101,7 @@ struct Worker {
     slots: Arc<Semaphore>,
     timeouts: conn::Timeouts,
     tls: Option<TlsAcceptor>,
+    balance: Arc<conn::Balance>,
     stopped: watch::Receiver<bool>,
     /// The log subscriber of the thread that started the gateway (the global one in the
     /// binary; a test's own when it set one for its thread).
@@ -113,6 +118,7 @@ impl Worker {
             slots,
             timeouts,
             tls,
+            balance,
             mut stopped,
             logs,
         } = self;
@@ -139,7 +145,8 @@ impl Worker {
                 }
             };
             let _ = ready.send(Ok(()));
-            let listener = conn::CappedListener::new(listener, slots, timeouts, tls);
+            let listener =
+                conn::CappedListener::new(listener, slots, timeouts, tls, balance, index - 1);
             let serve = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<conn::Peer>(),
