@@ -27,9 +27,12 @@ pub struct Provider {
     pub config: ProviderConfig,
     /// The kind-specific adapter.
     pub adapter: ProviderAdapter,
-    /// Pooled clients for this provider: one per serving worker (index 0 for every other
-    /// thread), so an upstream connection is driven by the runtime whose requests use it.
-    clients: Box<[reqwest::Client]>,
+    /// The pooled client of threads that are not serving workers (background tasks).
+    shared: reqwest::Client,
+    /// One pooled client per serving worker, so an upstream connection is driven by the
+    /// runtime whose requests use it; built on the worker's first call (a client holds its
+    /// own TLS root store, about 1 MB, so idle workers do not pay for one).
+    per_worker: Box<[std::sync::OnceLock<reqwest::Client>]>,
     /// The chat endpoint, parsed once (OpenAI and Anthropic; Gemini's URL names the model).
     pub chat_url: Option<reqwest::Url>,
 }
@@ -73,9 +76,9 @@ impl ProviderAdapter {
 }
 
 impl Provider {
-    /// Builds the adapter and the clients for one provider: `pools` upstream connection pools
-    /// (the serving workers' count plus one).
-    pub fn new(config: ProviderConfig, pools: usize) -> Result<Self, crate::error::Error> {
+    /// Builds the adapter and the shared client for one provider, with room for `workers`
+    /// serving workers' own clients.
+    pub fn new(config: ProviderConfig, workers: usize) -> Result<Self, crate::error::Error> {
         let adapter = match config.kind {
             ProviderKind::OpenAi if config.api == UpstreamApi::Responses => {
                 ProviderAdapter::OpenAiResponses
@@ -86,9 +89,10 @@ impl Provider {
             ProviderKind::DashScope => ProviderAdapter::DashScope,
             ProviderKind::Music => ProviderAdapter::Music,
         };
-        let clients = (0..pools.max(1))
-            .map(|_| http::client(&config))
-            .collect::<Result<Box<[_]>, _>>()?;
+        let shared = http::client(&config)?;
+        let per_worker = (0..workers.max(1))
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         let chat_path = match adapter {
             ProviderAdapter::OpenAi => Some("/chat/completions"),
             ProviderAdapter::OpenAiResponses => Some("/responses"),
@@ -104,14 +108,29 @@ impl Provider {
         Ok(Self {
             config,
             adapter,
-            clients,
+            shared,
+            per_worker,
             chat_url,
         })
     }
 
-    /// The client of the calling thread's worker (see [`http::bind_worker`]).
+    /// The client of the calling thread's worker (see [`http::bind_worker`]), or the shared
+    /// one off the workers.
     pub fn client(&self) -> &reqwest::Client {
-        &self.clients[http::worker() % self.clients.len()]
+        let worker = http::worker();
+        if worker == 0 {
+            return &self.shared;
+        }
+        let slot = &self.per_worker[(worker - 1) % self.per_worker.len()];
+        if let Some(c) = slot.get() {
+            return c;
+        }
+        // The shared client was built from the same settings, so this does not fail in
+        // practice; if it did, the shared pool still serves (with cross-thread wake-ups).
+        match http::client(&self.config) {
+            Ok(c) => slot.get_or_init(|| c),
+            Err(_) => &self.shared,
+        }
     }
 }
 

@@ -322,7 +322,7 @@ pub async fn start_with_store(
         .providers
         .iter()
         .cloned()
-        .map(|p| Provider::new(p, config.server.workers + 1))
+        .map(|p| Provider::new(p, config.server.workers))
         .collect::<Result<Vec<_>, _>>()?;
     let spend = Arc::new(crate::policy::quota::SpendTracker::new());
     let instance_id = crate::auth::new_id("inst_");
