@@ -8,7 +8,9 @@
 #   BENCH_WARMUP=2            warm-up seconds before each measured run (0 = none)
 #   BENCH_RATE=200            the open-loop run's request rate (oha -q)
 #   BENCH_PACED_C=64          concurrent paced streams
-#   BENCH_PARTS="main bodies slow"   which parts to run
+#   BENCH_PARTS="main bodies slow"   which parts to run ("soak" is opt-in: add it to the list)
+#   BENCH_SOAK=600            the soak's seconds of c32 non-streaming load through the gateway
+#   BENCH_SOAK_EVERY=30       seconds between the soak's RSS readings
 #   BENCH_BODIES="1k 64k 512k 2m agent500k"   the body-size sweep's bodies
 #   BENCH_BODY_SECONDS=5      measured seconds per body and proxy (c=1)
 #   BENCH_STREAMS=1000        many-slow-streams burst sizes, e.g. "1000 5000"
@@ -35,14 +37,16 @@ BODIES="${BENCH_BODIES:-1k 64k 512k 2m agent500k}"
 BODY_SECS="${BENCH_BODY_SECONDS:-5}"
 STREAMS="${BENCH_STREAMS:-1000}"
 AFTER="${BENCH_AFTER:-60}"
+SOAK="${BENCH_SOAK:-600}"
+SOAK_EVERY="${BENCH_SOAK_EVERY:-30}"
 NGINX_WORKERS="${BENCH_NGINX_WORKERS:-$(nproc)}"
 OHA_VERSION="${BENCH_OHA_VERSION:-1.16.0}"
 
-for v in "$SECS" "$WARMUP" "$RATE" "$PACED_C" "$BODY_SECS" "$AFTER" "$NGINX_WORKERS"; do
+for v in "$SECS" "$WARMUP" "$RATE" "$PACED_C" "$BODY_SECS" "$AFTER" "$NGINX_WORKERS" "$SOAK" "$SOAK_EVERY"; do
     [[ "$v" =~ ^[0-9]+$ ]] || { echo "proxy bench: numeric knobs must be whole numbers, got '$v'" >&2; exit 2; }
 done
 for p in $PARTS; do
-    [[ "$p" =~ ^(main|bodies|slow)$ ]] || { echo "proxy bench: unknown part '$p' in BENCH_PARTS" >&2; exit 2; }
+    [[ "$p" =~ ^(main|bodies|slow|soak)$ ]] || { echo "proxy bench: unknown part '$p' in BENCH_PARTS" >&2; exit 2; }
 done
 for b in $BODIES; do
     [[ "$b" =~ ^(1k|64k|512k|2m|agent500k)$ ]] || { echo "proxy bench: unknown body '$b' in BENCH_BODIES" >&2; exit 2; }
@@ -505,6 +509,32 @@ print(json.dumps({"before_kb": before["rss_kb"], "after_kb": after["rss_kb"],
 PY
         done
     done
+fi
+
+if has_part soak; then
+    # A fresh gateway, then closed-loop load for BENCH_SOAK seconds with its RSS read every
+    # BENCH_SOAK_EVERY seconds: memory must level off, not grow with the requests served.
+    if has_part main || has_part bodies || has_part slow; then
+        stop_gateway
+        start_gateway
+    fi
+    log "soak: c32 non-streaming through the gateway for $SOAK s, RSS every $SOAK_EVERY s"
+    "$OHA" --no-tui --output-format json -o "$RAW/soak.oha.json" -z "${SOAK}s" -c 32 -m POST \
+        -H "Authorization: Bearer $KEY" -T application/json -D "$BODY_DIR/json.json" \
+        "$(url_of anyint json)" >/dev/null &
+    CHILD=$!
+    soak_start="$(date +%s)"
+    : >"$RAW/soak.rss"
+    while kill -0 "$CHILD" 2>/dev/null; do
+        echo "{\"t\": $(( $(date +%s) - soak_start )), \"stat\": $(procstat anyint)}" >>"$RAW/soak.rss"
+        sleep "$SOAK_EVERY"
+    done
+    soak_rc=0
+    wait "$CHILD" || soak_rc=$?
+    CHILD=""
+    [[ "$soak_rc" == 0 ]] || { echo "proxy bench: the soak's load generator failed ($soak_rc)" >&2; exit 1; }
+    echo "{\"t\": $(( $(date +%s) - soak_start )), \"stat\": $(procstat anyint)}" >>"$RAW/soak.rss"
+    check_alive
 fi
 
 # --- report ----------------------------------------------------------------------------------------

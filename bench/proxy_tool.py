@@ -393,6 +393,13 @@ def load_raw(raw):
             if s["bad"] or s["ok"] != s["n"]:
                 r["failures"].append(f"{n} slow streams via {proxy}: {s['ok']} completed, "
                                      f"{s['bad']} failed {s['bad_examples']}")
+    soak = os.path.join(raw, "soak.rss")
+    if os.path.exists(soak):
+        samples = [json.loads(line) for line in open(soak).read().splitlines() if line.strip()]
+        run = oha_run(os.path.join(raw, "soak.oha.json"))
+        r["soak"] = {"samples": samples, "run": run}
+        if run["bad"] or not run["ok"]:
+            r["failures"].append(f"soak: {run['ok']} ok, {run['bad']} failed {run['codes']} {run['errors']}")
     return r
 
 
@@ -496,6 +503,25 @@ def cmd_report(raw):
             w(f"| {s['n']:,} | {s['proxy']} | {s['ok']:,} | {s['bad']:,} | {s['seconds']:.1f} | "
               f"{s['peak_kb'] / 1024:.0f} | {s['sampled_peak_pss_kb'] / 1024:.0f} | {per:.0f} | "
               f"{s['before_kb'] / 1024:.0f} | {s['after_kb'] / 1024:.0f} | {s['after_pss_kb'] / 1024:.0f} |")
+        w("")
+
+    if r.get("soak"):
+        samples, run = r["soak"]["samples"], r["soak"]["run"]
+        w("## Soak (c32 non-streaming through the gateway, fresh store)")
+        w("")
+        w(f"{run['ok']:,} requests at {run['rps']:,.0f} req/s. RSS (VmRSS) of the gateway over the run:")
+        w("")
+        w("| seconds | RSS, MB | peak so far (VmHWM), MB |")
+        w("|--:|--:|--:|")
+        for s in samples:
+            w(f"| {s['t']} | {s['stat']['rss_kb'] / 1024:.1f} | {s['stat']['hwm_kb'] / 1024:.1f} |")
+        # Flat: the second half's readings against the first minute's (warm-up) reading.
+        late = [s["stat"]["rss_kb"] for s in samples if s["t"] >= 60]
+        if len(late) >= 2:
+            half = late[len(late) // 2:]
+            w("")
+            w(f"From the first reading after a minute to the last: {late[0] / 1024:.1f} → {late[-1] / 1024:.1f} MB "
+              f"({(late[-1] - late[0]) / late[0]:+.1%}); second half min–max {min(half) / 1024:.1f}–{max(half) / 1024:.1f} MB.")
         w("")
 
     bad = r.get("failures", [])
