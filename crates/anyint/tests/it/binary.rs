@@ -325,6 +325,24 @@ async fn sigterm_drains_in_flight_streams_before_exiting() {
         .spawn()
         .unwrap();
     let base = listening(child.stdout.take().unwrap()).await;
+    #[cfg(target_os = "linux")]
+    {
+        // The process runs with transparent huge pages off (where the kernel reports it), and
+        // serves on its worker threads.
+        let pid = child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+            assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+        }
+        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .collect();
+        assert!(
+            threads.iter().any(|t| t.trim() == "anyint-worker-1"),
+            "{threads:?}"
+        );
+    }
 
     let words = "w ".repeat(30);
     let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": format!("Reply with exactly: {words}[emulate: chunk_delay_ms=20]")}]});
