@@ -103,7 +103,7 @@ def cmd_bodies(out_dir, model):
 # --- /proc ---------------------------------------------------------------------------------------
 
 def procstat(pids):
-    ticks = hwm = rss = 0
+    ticks = hwm = rss = anon = file_ = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -116,10 +116,14 @@ def procstat(pids):
                         hwm += int(line.split()[1])
                     elif line.startswith("VmRSS:"):
                         rss += int(line.split()[1])
+                    elif line.startswith("RssAnon:"):
+                        anon += int(line.split()[1])
+                    elif line.startswith("RssFile:"):
+                        file_ += int(line.split()[1])
         except (FileNotFoundError, ProcessLookupError):
             continue
     return {"ticks": ticks, "hz": os.sysconf("SC_CLK_TCK"), "hwm_kb": hwm, "rss_kb": rss,
-            "pss_kb": pss_kb(pids)}
+            "anon_kb": anon, "file_kb": file_, "pss_kb": pss_kb(pids)}
 
 
 def rss_kb(pids):
@@ -511,10 +515,12 @@ def cmd_report(raw):
         w("")
         w(f"{run['ok']:,} requests at {run['rps']:,.0f} req/s. RSS (VmRSS) of the gateway over the run:")
         w("")
-        w("| seconds | RSS, MB | peak so far (VmHWM), MB |")
-        w("|--:|--:|--:|")
+        w("| seconds | RSS, MB | of it anonymous, MB | of it file-backed (binary, SQLite's map), MB | peak so far (VmHWM), MB |")
+        w("|--:|--:|--:|--:|--:|")
         for s in samples:
-            w(f"| {s['t']} | {s['stat']['rss_kb'] / 1024:.1f} | {s['stat']['hwm_kb'] / 1024:.1f} |")
+            st = s["stat"]
+            w(f"| {s['t']} | {st['rss_kb'] / 1024:.1f} | {st.get('anon_kb', 0) / 1024:.1f} | "
+              f"{st.get('file_kb', 0) / 1024:.1f} | {st['hwm_kb'] / 1024:.1f} |")
         # Flat: the second half's readings against the first minute's (warm-up) reading.
         late = [s["stat"]["rss_kb"] for s in samples if s["t"] >= 60]
         if len(late) >= 2:

@@ -191,7 +191,6 @@ pub struct Running {
     background: Vec<JoinHandle<()>>,
     meter_task: MeterTask,
     grace: Duration,
-    slots: Arc<tokio::sync::Semaphore>,
     cap: usize,
     balance: Arc<conn::Balance>,
 }
@@ -365,31 +364,29 @@ pub async fn start_with_store(
         outbox_wake: tokio::sync::Notify::new(),
     });
 
+    let outbox = crate::tasks::outbox::Outbox::new(&config.tasks)?;
+    let app = router(state.clone());
+    let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
+    let (balance, handoffs) = conn::Balance::new(config.server.workers);
+    let serving = workers::Serving {
+        app,
+        balance: balance.clone(),
+        handoffs,
+        slots: Arc::new(tokio::sync::Semaphore::new(cap)),
+        timeouts: conn::Timeouts::new(&config.server),
+        tls: tls.as_ref().map(tls::Tls::acceptor),
+    };
+    // Serving starts before the background tasks, so a failure to start leaves none running.
+    let workers = workers::Workers::start(config.server.workers, listener, serving).await?;
     let key_refresher = spawn_refresher(state.clone());
     let poller = tokio::spawn(crate::tasks::poller::run(state.clone()));
-    let outbox = tokio::spawn(crate::tasks::outbox::run(
-        state.clone(),
-        crate::tasks::outbox::Outbox::new(&config.tasks)?,
-    ));
+    let outbox = tokio::spawn(crate::tasks::outbox::run(state.clone(), outbox));
     let listener_task = state
         .invalidator
         .clone()
         .map(|inv| tokio::spawn(inv.listen(state.keys.clone(), state.directory.clone())));
     let upkeep = spawn_upkeep(metrics);
-
-    let app = router(state.clone());
-    let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
-    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     let cert_reload = tls.as_ref().map(tls::Tls::spawn_reload);
-    let balance = conn::Balance::new(config.server.workers);
-    let serving = workers::Serving {
-        app,
-        balance: balance.clone(),
-        slots: slots.clone(),
-        timeouts: conn::Timeouts::new(&config.server),
-        tls: tls.as_ref().map(tls::Tls::acceptor),
-    };
-    let workers = workers::Workers::start(config.server.workers, listener, serving).await?;
     Ok(Running {
         addr,
         state,
@@ -401,16 +398,15 @@ pub async fn start_with_store(
             .collect(),
         meter_task,
         grace: config.server.shutdown_grace,
-        slots,
         cap,
         balance,
     })
 }
 
 impl Running {
-    /// Client connections open now (each holds a slot of the connection cap).
+    /// Client connections open now.
     pub fn open_connections(&self) -> usize {
-        self.cap.saturating_sub(self.slots.available_permits())
+        self.balance.counts().iter().sum()
     }
 
     /// Client connections open on each serving worker.

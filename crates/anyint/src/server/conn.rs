@@ -16,6 +16,7 @@ use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -28,8 +29,8 @@ use axum::response::Response;
 use axum::serve::IncomingStream;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, Sleep};
 
 use tokio_rustls::TlsAcceptor;
@@ -136,26 +137,41 @@ impl Drop for InFlight {
     }
 }
 
-/// How many connections each serving worker holds, so a busier worker leaves new ones to
-/// the others. Every worker's runtime is woken for a new connection and the first to call
-/// `accept` takes it; without this, one worker can take a whole burst (a load balancer's or a
-/// client's pool opened at once) and serve it alone while the other cores idle.
+/// How many connections each serving worker holds, and a hand-off channel into each worker.
+/// Every worker's runtime is woken for a new connection and the first to call `accept` takes
+/// it; without this, one worker can take a whole burst (a load balancer's or a client's pool
+/// opened at once) and serve it alone while the other cores idle. A worker that accepts while
+/// holding two or more connections above the least busy one hands the socket to that worker.
+/// Counts are taken at accept (and at hand-off, for the receiver), so a burst is spread by
+/// the counts alone, whichever thread the kernel wakes first.
 #[derive(Debug)]
 pub(crate) struct Balance {
-    open: Box<[std::sync::atomic::AtomicUsize]>,
+    open: Box<[AtomicUsize]>,
+    handoff: Box<[mpsc::UnboundedSender<Handed>]>,
 }
 
-/// Longest a busier worker holds back from a new connection (then it takes it anyway: the
-/// others may be busy serving).
-const BALANCE_WAIT: Duration = Duration::from_millis(1);
+/// An accepted socket on its way to a less busy worker, already counted for it.
+#[derive(Debug)]
+pub(crate) struct Handed {
+    tcp: std::net::TcpStream,
+    addr: SocketAddr,
+    held: Held,
+}
+
+/// A worker's end of its hand-off channel.
+pub(crate) type Handoffs = mpsc::UnboundedReceiver<Handed>;
 
 impl Balance {
-    pub(crate) fn new(workers: usize) -> Arc<Self> {
-        Arc::new(Self {
-            open: (0..workers.max(1))
-                .map(|_| std::sync::atomic::AtomicUsize::new(0))
-                .collect(),
-        })
+    /// The balance of `workers` workers and each worker's receiving end, in worker order.
+    pub(crate) fn new(workers: usize) -> (Arc<Self>, Vec<Handoffs>) {
+        let (senders, receivers) = (0..workers.max(1))
+            .map(|_| mpsc::unbounded_channel())
+            .unzip();
+        let balance = Self {
+            open: (0..workers.max(1)).map(|_| AtomicUsize::new(0)).collect(),
+            handoff: Vec::into_boxed_slice(senders),
+        };
+        (Arc::new(balance), receivers)
     }
 
     /// Connections open on each worker.
@@ -164,30 +180,45 @@ impl Balance {
     }
 
     fn count(&self, worker: usize) -> usize {
-        self.open[worker].load(std::sync::atomic::Ordering::Relaxed)
+        self.open[worker].load(Ordering::Relaxed)
     }
 
-    /// Whether `worker` holds at least two connections more than the least busy worker.
-    fn busier(&self, worker: usize) -> bool {
-        let least = (0..self.open.len())
-            .map(|w| self.count(w))
-            .min()
-            .unwrap_or(0);
-        self.count(worker) >= least + 2
+    /// The least busy worker, when `worker` holds at least two connections more than it.
+    fn less_busy_than(&self, worker: usize) -> Option<usize> {
+        let (least, n) = (0..self.open.len())
+            .map(|w| (w, self.count(w)))
+            .min_by_key(|&(_, n)| n)?;
+        (self.count(worker) >= n + 2).then_some(least)
     }
 
     fn hold(self: &Arc<Self>, worker: usize) -> Held {
-        self.open[worker].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.open[worker].fetch_add(1, Ordering::Relaxed);
         Held(self.clone(), worker)
+    }
+
+    /// Passes `tcp` to `worker`; gives it back if that worker no longer takes connections.
+    fn hand(
+        self: &Arc<Self>,
+        worker: usize,
+        tcp: std::net::TcpStream,
+        addr: SocketAddr,
+    ) -> Result<(), std::net::TcpStream> {
+        let handed = Handed {
+            tcp,
+            addr,
+            held: self.hold(worker),
+        };
+        self.handoff[worker].send(handed).map_err(|e| e.0.tcp)
     }
 }
 
 /// One connection counted for its worker until dropped.
+#[derive(Debug)]
 struct Held(Arc<Balance>, usize);
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0.open[self.1].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.open[self.1].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -197,14 +228,16 @@ pub(crate) struct CappedListener {
     slots: Arc<Semaphore>,
     timeouts: Timeouts,
     tls: Option<TlsAcceptor>,
-    /// The workers' connection counts, and this worker's index among them.
+    /// The workers' connection counts, this worker's index among them, and the sockets other
+    /// workers hand to it.
     balance: Arc<Balance>,
     worker: usize,
+    handed: Handoffs,
 }
 
 impl CappedListener {
     /// Worker `worker`'s listener; `slots` (the connection cap) and `balance` are shared by
-    /// every worker.
+    /// every worker, `handed` is this worker's end of its hand-off channel.
     pub(crate) fn new(
         inner: TcpListener,
         slots: Arc<Semaphore>,
@@ -212,6 +245,7 @@ impl CappedListener {
         tls: Option<TlsAcceptor>,
         balance: Arc<Balance>,
         worker: usize,
+        handed: Handoffs,
     ) -> Self {
         Self {
             inner,
@@ -220,6 +254,45 @@ impl CappedListener {
             tls,
             balance,
             worker,
+            handed,
+        }
+    }
+
+    /// The next connection for this worker: handed over by another worker, or accepted here
+    /// (and handed on when this worker is the busier one).
+    async fn next(&mut self) -> (TcpStream, SocketAddr, Held) {
+        loop {
+            tokio::select! {
+                biased;
+                Some(h) = self.handed.recv() => match TcpStream::from_std(h.tcp) {
+                    Ok(tcp) => return (tcp, h.addr, h.held),
+                    Err(e) => tracing::warn!(error = %e, "taking over a connection failed"),
+                },
+                accepted = self.inner.accept() => match accepted {
+                    Ok((tcp, addr)) => {
+                        let Some(other) = self.balance.less_busy_than(self.worker) else {
+                            return (tcp, addr, self.balance.hold(self.worker));
+                        };
+                        let tcp = match tcp.into_std() {
+                            Ok(std) => match self.balance.hand(other, std, addr) {
+                                Ok(()) => continue,
+                                Err(std) => TcpStream::from_std(std),
+                            },
+                            Err(e) => Err(e),
+                        };
+                        match tcp {
+                            Ok(tcp) => return (tcp, addr, self.balance.hold(self.worker)),
+                            Err(e) => tracing::warn!(error = %e, "handing a connection over failed"),
+                        }
+                    }
+                    Err(e) => {
+                        // Out of descriptors (or a connection reset before accept): back off
+                        // briefly instead of spinning, as axum's own listener does.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
         }
     }
 }
@@ -235,28 +308,12 @@ impl axum::serve::Listener for CappedListener {
             // The semaphore is never closed; should it be, stop accepting rather than spin.
             Err(_) => std::future::pending().await,
         };
-        // A worker well ahead of the least busy one gives the others a moment to take it.
-        if self.balance.busier(self.worker) {
-            tokio::time::sleep(BALANCE_WAIT).await;
-        }
-        loop {
-            match self.inner.accept().await {
-                Ok((tcp, addr)) => {
-                    // Nagle's algorithm would hold small SSE writes back on reused connections.
-                    let _ = tcp.set_nodelay(true);
-                    let clock = Arc::new(ConnClock::new(self.timeouts));
-                    let io = Transport::new(tcp, self.tls.as_ref());
-                    let held = self.balance.hold(self.worker);
-                    return (TimedIo::new(io, clock, permit, held), addr);
-                }
-                Err(e) => {
-                    // Out of descriptors (or a connection reset before accept): back off
-                    // briefly instead of spinning, as axum's own listener does.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
+        let (tcp, addr, held) = self.next().await;
+        // Nagle's algorithm would hold small SSE writes back on reused connections.
+        let _ = tcp.set_nodelay(true);
+        let clock = Arc::new(ConnClock::new(self.timeouts));
+        let io = Transport::new(tcp, self.tls.as_ref());
+        (TimedIo::new(io, clock, permit, held), addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {

@@ -6,12 +6,17 @@
 //! task, the handler, the upstream connection's task, work stealing), and every hop is a
 //! wake-up through the kernel. On a worker, the client socket, the handler and the upstream
 //! connection (from the worker's own pool, see `providers::http::bind_worker`) share one
-//! thread, so a request costs no cross-thread wake-up. Every worker is woken for a new
-//! connection; one holding two or more connections above the least busy waits a moment
-//! (`conn::Balance`), so a burst of connections opened at once is spread over the cores.
+//! thread, so a plain request costs no cross-thread wake-up. Every worker is woken for a new
+//! connection; one that accepts while two or more connections ahead of the least busy hands
+//! the socket over (`conn::Balance`), so a burst opened at once is spread over the cores.
 //!
-//! Background work (the meter's writer, refreshers, the task poller and outbox) stays on the
-//! runtime that started the gateway.
+//! What is not per worker: the gateway's background tasks (the meter's writer, refreshers,
+//! the task poller and outbox) run on the runtime that started it, and so do the store's and
+//! Redis's connections opened at start; a request that uses Redis limits or the store talks
+//! to them across threads. A connection the store's pool or Redis's client opens later, from
+//! a worker, is driven by that worker's reactor for everyone, which is why a worker's runtime
+//! stays up after its drain until the process exits. Tasks a request spawns (a task's
+//! creation, a limiter's retry) run on its worker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +41,9 @@ pub(crate) struct Serving {
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) timeouts: conn::Timeouts,
     pub(crate) tls: Option<TlsAcceptor>,
-    /// The workers' connection counts (`n` of them).
+    /// The workers' connection counts, and each worker's hand-off channel (`n` of them).
     pub(crate) balance: Arc<conn::Balance>,
+    pub(crate) handoffs: Vec<conn::Handoffs>,
 }
 
 impl Workers {
@@ -51,7 +57,11 @@ impl Workers {
         let (stop, stopped) = watch::channel(false);
         let mut drained = Vec::with_capacity(n);
         let mut started = Vec::with_capacity(n);
+        let mut handoffs = serving.handoffs.into_iter();
         for index in 1..=n {
+            let Some(handed) = handoffs.next() else {
+                return Err(Error::internal("a serving worker has no hand-off channel"));
+            };
             // A duplicate descriptor of the same socket: each worker's runtime watches it.
             let listener = listener.try_clone().map_err(Error::internal)?;
             let (ready, is_ready) = oneshot::channel::<Result<(), String>>();
@@ -64,7 +74,12 @@ impl Workers {
                 timeouts: serving.timeouts,
                 tls: serving.tls.clone(),
                 balance: serving.balance.clone(),
+                handed,
                 stopped: stopped.clone(),
+                // The starting thread's log subscriber: the global one in the binary, a
+                // test's own when it set one for its thread. (A scoped default makes enabled
+                // log calls look the subscriber up per thread; calls below the level filter
+                // never get that far.)
                 logs: tracing::dispatcher::get_default(Clone::clone),
             };
             std::thread::Builder::new()
@@ -102,9 +117,9 @@ struct Worker {
     timeouts: conn::Timeouts,
     tls: Option<TlsAcceptor>,
     balance: Arc<conn::Balance>,
+    handed: conn::Handoffs,
     stopped: watch::Receiver<bool>,
-    /// The log subscriber of the thread that started the gateway (the global one in the
-    /// binary; a test's own when it set one for its thread).
+    /// The log subscriber of the thread that started the gateway.
     logs: tracing::Dispatch,
 }
 
@@ -119,6 +134,7 @@ impl Worker {
             timeouts,
             tls,
             balance,
+            handed,
             mut stopped,
             logs,
         } = self;
@@ -145,8 +161,15 @@ impl Worker {
                 }
             };
             let _ = ready.send(Ok(()));
-            let listener =
-                conn::CappedListener::new(listener, slots, timeouts, tls, balance, index - 1);
+            let listener = conn::CappedListener::new(
+                listener,
+                slots,
+                timeouts,
+                tls,
+                balance,
+                index - 1,
+                handed,
+            );
             let serve = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<conn::Peer>(),

@@ -293,7 +293,7 @@ async fn every_worker_serves_and_shutdown_waits_for_all_their_streams() {
 }
 
 /// A burst of connections (all in the listen backlog before any is accepted) is spread over
-/// the workers: a worker two connections ahead of another leaves the next one to it.
+/// the workers: a worker two connections ahead of another hands the next one to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_connections_is_spread_over_the_workers() {
     let gw = TestGateway::builder().server("workers = 2").start().await;
@@ -315,9 +315,10 @@ async fn a_burst_of_connections_is_spread_over_the_workers() {
     }
     let by_worker = running.connections_by_worker();
     assert_eq!(by_worker.iter().sum::<usize>(), 32, "{by_worker:?}");
-    // Balanced to within 2 on a quiet machine; on a loaded one a worker may not run within
-    // the moment the busier one holds back, so the bound asserted is looser.
-    assert!(by_worker.iter().all(|&n| n >= 8), "{by_worker:?}");
+    // Spread by the counts (a worker two ahead hands the socket over), not by timing: two
+    // workers accepting at the same moment can each take one before the other's count shows.
+    let (min, max) = (by_worker.iter().min(), by_worker.iter().max());
+    assert!(max.unwrap() - min.unwrap() <= 4, "{by_worker:?}");
     drop(open);
     gw.shutdown().await;
 }
