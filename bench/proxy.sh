@@ -524,16 +524,17 @@ if has_part soak; then
         "$(url_of anyint json)" >/dev/null &
     CHILD=$!
     soak_start="$(date +%s)"
+    soak_sample() { echo "{\"t\": $(( $(date +%s) - soak_start )), \"stat\": $(procstat anyint)}" >>"$RAW/soak.rss"; }
     : >"$RAW/soak.rss"
     while kill -0 "$CHILD" 2>/dev/null; do
-        echo "{\"t\": $(( $(date +%s) - soak_start )), \"stat\": $(procstat anyint)}" >>"$RAW/soak.rss"
+        soak_sample
         sleep "$SOAK_EVERY"
     done
     soak_rc=0
     wait "$CHILD" || soak_rc=$?
     CHILD=""
     [[ "$soak_rc" == 0 ]] || { echo "proxy bench: the soak's load generator failed ($soak_rc)" >&2; exit 1; }
-    echo "{\"t\": $(( $(date +%s) - soak_start )), \"stat\": $(procstat anyint)}" >>"$RAW/soak.rss"
+    soak_sample
     check_alive
 fi
 

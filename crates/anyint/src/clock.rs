@@ -1,7 +1,30 @@
 //! Wall-clock timestamps for stored records. Durations and timeouts use tokio's clock instead,
-//! so tests can pause time.
+//! so tests can pause time; [`poll_deadline`] is the one way a long-lived timer waits for a
+//! deadline that activity keeps pushing later.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::time::{Instant, Sleep};
+
+/// Ready once `deadline` has passed. `timer` may be set earlier than `deadline` (a deadline
+/// only ever moves later as activity is seen): when it fires early it is set again to
+/// `deadline`. So a connection, body or stream keeps one timer for its whole life and
+/// activity costs only a timestamp, not a timer registration each time.
+pub fn poll_deadline(
+    mut timer: Pin<&mut Sleep>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    loop {
+        ready!(timer.as_mut().poll(cx));
+        if Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        timer.as_mut().reset(deadline);
+    }
+}
 
 /// Seconds since the Unix epoch.
 pub fn unix_secs() -> i64 {

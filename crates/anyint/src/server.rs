@@ -371,13 +371,12 @@ pub async fn start_with_store(
     let serving = workers::Serving {
         app,
         balance: balance.clone(),
-        handoffs,
         slots: Arc::new(tokio::sync::Semaphore::new(cap)),
         timeouts: conn::Timeouts::new(&config.server),
         tls: tls.as_ref().map(tls::Tls::acceptor),
     };
     // Serving starts before the background tasks, so a failure to start leaves none running.
-    let workers = workers::Workers::start(config.server.workers, listener, serving).await?;
+    let workers = workers::Workers::start(listener, serving, handoffs).await?;
     let key_refresher = spawn_refresher(state.clone());
     let poller = tokio::spawn(crate::tasks::poller::run(state.clone()));
     let outbox = tokio::spawn(crate::tasks::outbox::run(state.clone(), outbox));

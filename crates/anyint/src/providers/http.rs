@@ -344,9 +344,8 @@ pub async fn open_stream(
 }
 
 /// An upstream body that fails with [`StreamFailure::Idle`] after `idle` without a chunk. One
-/// timer serves the whole stream: a chunk only notes its time, and the timer, when it fires,
-/// is set again to the last chunk's time + `idle` (a timer per chunk would be registered and
-/// cancelled for every event of every stream).
+/// timer serves the whole stream ([`crate::clock::poll_deadline`]): a chunk only notes its
+/// time (a timer per chunk would be registered and cancelled for every event of every stream).
 struct IdleLimit<S> {
     inner: S,
     idle: Duration,
@@ -375,14 +374,15 @@ where
                 Poll::Ready(Some(Err(StreamFailure::Transport(describe(&e)))))
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => loop {
-                std::task::ready!(this.timer.as_mut().poll(cx));
+            Poll::Pending => {
                 let deadline = this.last + this.idle;
-                if tokio::time::Instant::now() >= deadline {
-                    return Poll::Ready(Some(Err(StreamFailure::Idle(this.idle))));
-                }
-                this.timer.as_mut().reset(deadline);
-            },
+                std::task::ready!(crate::clock::poll_deadline(
+                    this.timer.as_mut(),
+                    deadline,
+                    cx
+                ));
+                Poll::Ready(Some(Err(StreamFailure::Idle(this.idle))))
+            }
         }
     }
 }

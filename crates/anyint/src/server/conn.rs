@@ -12,7 +12,6 @@
 //! The cap is a semaphore taken before `accept`: over it, new connections wait in the
 //! kernel's listen backlog and are served as others close.
 
-use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -164,11 +163,10 @@ pub(crate) type Handoffs = mpsc::UnboundedReceiver<Handed>;
 impl Balance {
     /// The balance of `workers` workers and each worker's receiving end, in worker order.
     pub(crate) fn new(workers: usize) -> (Arc<Self>, Vec<Handoffs>) {
-        let (senders, receivers) = (0..workers.max(1))
-            .map(|_| mpsc::unbounded_channel())
-            .unzip();
+        let workers = workers.max(1);
+        let (senders, receivers) = (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
         let balance = Self {
-            open: (0..workers.max(1)).map(|_| AtomicUsize::new(0)).collect(),
+            open: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             handoff: Vec::into_boxed_slice(senders),
         };
         (Arc::new(balance), receivers)
@@ -379,13 +377,12 @@ impl AsyncRead for TimedIo {
                 if this.timer.deadline() > deadline {
                     this.timer.as_mut().reset(deadline);
                 }
-                loop {
-                    ready!(this.timer.as_mut().poll(cx));
-                    if Instant::now() >= deadline {
-                        return Poll::Ready(Err(timed_out()));
-                    }
-                    this.timer.as_mut().reset(deadline);
-                }
+                ready!(crate::clock::poll_deadline(
+                    this.timer.as_mut(),
+                    deadline,
+                    cx
+                ));
+                Poll::Ready(Err(timed_out()))
             }
         }
     }
@@ -501,13 +498,8 @@ impl HttpBody for StallBody {
                 let timer = this
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                loop {
-                    ready!(timer.as_mut().poll(cx));
-                    if Instant::now() >= deadline {
-                        return Poll::Ready(Some(Err(axum::Error::new(BodyStalled(this.stall)))));
-                    }
-                    timer.as_mut().reset(deadline);
-                }
+                ready!(crate::clock::poll_deadline(timer.as_mut(), deadline, cx));
+                Poll::Ready(Some(Err(axum::Error::new(BodyStalled(this.stall)))))
             }
         }
     }

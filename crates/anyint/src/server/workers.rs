@@ -36,32 +36,29 @@ pub(crate) struct Workers {
 }
 
 /// What every worker serves with.
+#[derive(Clone)]
 pub(crate) struct Serving {
     pub(crate) app: Router,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) timeouts: conn::Timeouts,
     pub(crate) tls: Option<TlsAcceptor>,
-    /// The workers' connection counts, and each worker's hand-off channel (`n` of them).
+    /// The workers' connection counts.
     pub(crate) balance: Arc<conn::Balance>,
-    pub(crate) handoffs: Vec<conn::Handoffs>,
 }
 
 impl Workers {
-    /// Starts `n` workers accepting from `listener`; returns once every one is accepting.
+    /// Starts one worker per hand-off channel, accepting from `listener`; returns once every
+    /// one is accepting.
     pub(crate) async fn start(
-        n: usize,
         listener: TcpListener,
         serving: Serving,
+        handoffs: Vec<conn::Handoffs>,
     ) -> Result<Self, Error> {
         let listener = listener.into_std().map_err(Error::internal)?;
         let (stop, stopped) = watch::channel(false);
-        let mut drained = Vec::with_capacity(n);
-        let mut started = Vec::with_capacity(n);
-        let mut handoffs = serving.handoffs.into_iter();
-        for index in 1..=n {
-            let Some(handed) = handoffs.next() else {
-                return Err(Error::internal("a serving worker has no hand-off channel"));
-            };
+        let mut drained = Vec::with_capacity(handoffs.len());
+        let mut started = Vec::with_capacity(handoffs.len());
+        for (index, handed) in (1..).zip(handoffs) {
             // A duplicate descriptor of the same socket: each worker's runtime watches it.
             let listener = listener.try_clone().map_err(Error::internal)?;
             let (ready, is_ready) = oneshot::channel::<Result<(), String>>();
@@ -69,11 +66,7 @@ impl Workers {
             let worker = Worker {
                 index,
                 listener,
-                app: serving.app.clone(),
-                slots: serving.slots.clone(),
-                timeouts: serving.timeouts,
-                tls: serving.tls.clone(),
-                balance: serving.balance.clone(),
+                serving: serving.clone(),
                 handed,
                 stopped: stopped.clone(),
                 // The starting thread's log subscriber: the global one in the binary, a
@@ -112,11 +105,7 @@ impl Workers {
 struct Worker {
     index: usize,
     listener: std::net::TcpListener,
-    app: Router,
-    slots: Arc<Semaphore>,
-    timeouts: conn::Timeouts,
-    tls: Option<TlsAcceptor>,
-    balance: Arc<conn::Balance>,
+    serving: Serving,
     handed: conn::Handoffs,
     stopped: watch::Receiver<bool>,
     /// The log subscriber of the thread that started the gateway.
@@ -129,11 +118,7 @@ impl Worker {
         let Self {
             index,
             listener,
-            app,
-            slots,
-            timeouts,
-            tls,
-            balance,
+            serving,
             handed,
             mut stopped,
             logs,
@@ -163,16 +148,18 @@ impl Worker {
             let _ = ready.send(Ok(()));
             let listener = conn::CappedListener::new(
                 listener,
-                slots,
-                timeouts,
-                tls,
-                balance,
+                serving.slots,
+                serving.timeouts,
+                serving.tls,
+                serving.balance,
                 index - 1,
                 handed,
             );
             let serve = axum::serve(
                 listener,
-                app.into_make_service_with_connect_info::<conn::Peer>(),
+                serving
+                    .app
+                    .into_make_service_with_connect_info::<conn::Peer>(),
             )
             .with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;

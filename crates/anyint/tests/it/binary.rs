@@ -334,12 +334,9 @@ async fn sigterm_drains_in_flight_streams_before_exiting() {
         if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
             assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
         }
-        let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .collect();
+        let threads = crate::harness::worker_threads(&pid.to_string());
         assert!(
-            threads.iter().any(|t| t.trim() == "anyint-worker-1"),
+            threads.iter().any(|t| t == "anyint-worker-1"),
             "{threads:?}"
         );
     }

@@ -218,28 +218,15 @@ async fn http2_requests_and_slow_streams_are_not_cut_by_the_timers() {
     gw.shutdown().await;
 }
 
-/// The serving threads' names in this (test) process.
-#[cfg(target_os = "linux")]
-fn worker_threads() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_owned())
-        .filter(|n| n.starts_with("anyint-worker-"))
-        .collect();
-    names.sort();
-    names
-}
-
 /// `[server] workers = 3` starts three serving threads; streams held open on many connections
 /// at once are all served to their end, and a shutdown begun while they stream waits for
 /// every worker's streams before it returns.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_worker_serves_and_shutdown_waits_for_all_their_streams() {
-    let before = worker_threads().len();
+    let before = crate::harness::worker_threads("self").len();
     let gw = TestGateway::builder().server("workers = 3").start().await;
-    let names = worker_threads();
+    let names = crate::harness::worker_threads("self");
     assert_eq!(names.len() - before, 3, "{names:?}");
     for i in 1..=3 {
         assert!(names.contains(&format!("anyint-worker-{i}")), "{names:?}");

@@ -403,3 +403,17 @@ impl Captured {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
+
+/// The serving threads' names (`anyint-worker-N`) of process `pid` ("self": this test
+/// process), sorted.
+#[cfg(target_os = "linux")]
+pub fn worker_threads(pid: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| n.starts_with("anyint-worker-"))
+        .collect();
+    names.sort();
+    names
+}
