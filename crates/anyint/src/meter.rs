@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use self::journal::{Entry, Journal, Tail};
+use self::journal::{Entry, Journal, Pending, Tail};
 use crate::config::{MeterConfig, Price};
 use crate::error::Error;
 use crate::store::{Store, UsageRecord};
@@ -85,22 +85,14 @@ impl Meter {
             }
             None => None,
         };
-        let tail = match journal.as_ref().and_then(|j| j.current()) {
-            Some((_, path)) => Some(Tail::open(path.clone()).map_err(|e| {
-                Error::internal(format!(
-                    "usage journal: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?),
-            None => None,
-        };
         let memory = Arc::new(Mutex::new(Vec::new()));
         let writer = Writer {
             store,
             cfg,
             journal: journal.clone(),
             memory: memory.clone(),
-            tail,
+            spilled: None,
+            segment_len: 0,
             live: HashMap::new(),
             rotate_bytes: journal::ROTATE_BYTES,
         };
@@ -208,10 +200,11 @@ impl Meter {
         // Only rows that produced tokens (always a configured model) touch the counters, so
         // refused requests with made-up model names cannot create metric series.
         if row.prompt_tokens > 0 || row.completion_tokens > 0 {
-            metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "input", "model" => row.model.clone())
-                .increment(u64::try_from(row.prompt_tokens).unwrap_or(0));
-            metrics::counter!(crate::telemetry::METRIC_TOKENS, "direction" => "output", "model" => row.model.clone())
-                .increment(u64::try_from(row.completion_tokens).unwrap_or(0));
+            crate::telemetry::record_tokens(
+                &row.model,
+                u64::try_from(row.prompt_tokens).unwrap_or(0),
+                u64::try_from(row.completion_tokens).unwrap_or(0),
+            );
         }
         if row.web_searches > 0 {
             metrics::counter!(crate::telemetry::METRIC_WEB_SEARCHES, "model" => row.model.clone(), "provider" => row.provider.clone())
@@ -221,11 +214,13 @@ impl Meter {
             tracing::error!(request_id = %row.request_id, "usage row recorded after the meter stopped; it was not stored");
             return;
         }
-        let journaled = self
-            .journal
-            .as_ref()
-            .is_some_and(|j| j.append(true, &row).is_ok());
-        if !journaled && let Ok(mut memory) = self.memory.lock() {
+        let unjournaled = match &self.journal {
+            Some(j) => j.append(true, row),
+            None => Some(row),
+        };
+        if let Some(row) = unjournaled
+            && let Ok(mut memory) = self.memory.lock()
+        {
             memory.push(row);
         }
         self.wake.notify_one();
@@ -238,7 +233,7 @@ impl Meter {
             self.price(&mut row);
             // A failure is counted, logged once and shown by `/readyz`; the final row still
             // reaches the store through memory.
-            let _ = journal.append(false, &row);
+            let _ = journal.append(false, row);
         }
     }
 
@@ -272,8 +267,11 @@ struct Writer {
     cfg: MeterConfig,
     journal: Option<Arc<Journal>>,
     memory: Arc<Mutex<Vec<UsageRecord>>>,
-    /// Where the writer stands in the open segment.
-    tail: Option<Tail>,
+    /// The part of the open segment that overflowed the journal's queue and is still to be
+    /// read from the file.
+    spilled: Option<Tail>,
+    /// The open segment's length at the last take.
+    segment_len: u64,
     /// Streams in flight: request ID → its latest provisional entry, carried into the next
     /// segment at rotation.
     live: HashMap<String, Vec<u8>>,
@@ -334,23 +332,32 @@ impl Writer {
         }
     }
 
-    /// Writes every row journaled or queued so far.
+    /// Writes every row journaled or queued so far: the journal's queue, then what overflowed
+    /// it (read from the file a megabyte at a time), then rows kept in memory.
     async fn pass(&mut self) {
         loop {
             let mut batch = Vec::new();
             let mut more = false;
-            if let Some(tail) = self.tail.as_mut() {
+            if let Some(tail) = self.spilled.as_mut() {
                 match tail.read() {
                     Ok(entries) => {
-                        more = !entries.is_empty();
+                        more = true;
                         for e in entries {
                             take_entry(&mut self.live, e, &mut batch);
                         }
+                        if tail.done() {
+                            self.spilled = None;
+                        }
                     }
                     Err(e) => {
+                        // Kept: the next pass reads it again; rotation keeps the segment.
                         tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
                     }
                 }
+            } else if let Some(journal) = &self.journal {
+                let pending = journal.take();
+                more = !pending.entries.is_empty() || pending.spilled.is_some();
+                self.take_pending(pending, &mut batch);
             }
             self.take_memory(&mut batch);
             if batch.is_empty() && !more {
@@ -364,6 +371,45 @@ impl Writer {
                 write_with_retry(self.store.as_ref(), &mut batch, self.cfg.batch_size).await;
             }
         }
+    }
+
+    /// Moves what the journal queued into `batch` and notes what overflowed it.
+    fn take_pending(&mut self, pending: Pending, batch: &mut Vec<UsageRecord>) {
+        self.segment_len = pending.segment_len;
+        for e in pending.entries {
+            take_entry(&mut self.live, e, batch);
+        }
+        self.spilled = pending.spilled;
+    }
+
+    /// Everything not yet taken, read to the end (at rotation and stop, appends held):
+    /// `false` when part of the file could not be read.
+    fn take_all(&mut self, pending: Pending, batch: &mut Vec<UsageRecord>) -> bool {
+        let earlier = self.spilled.take();
+        let mut read = true;
+        let mut drain = |tail: Option<Tail>,
+                         live: &mut HashMap<String, Vec<u8>>,
+                         batch: &mut Vec<UsageRecord>| {
+            let Some(mut tail) = tail else { return };
+            match tail.read_to_end() {
+                Ok(entries) => {
+                    for e in entries {
+                        take_entry(live, e, batch);
+                    }
+                }
+                Err(e) => {
+                    read = false;
+                    tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
+                }
+            }
+        };
+        drain(earlier, &mut self.live, batch);
+        self.segment_len = pending.segment_len;
+        for e in pending.entries {
+            take_entry(&mut self.live, e, batch);
+        }
+        drain(pending.spilled, &mut self.live, batch);
+        read
     }
 
     /// Moves the rows queued in memory into `batch`.
@@ -380,39 +426,27 @@ impl Writer {
     }
 
     /// Starts a new segment once the open one is large and its rows are written: the streams
-    /// still in flight carry their provisional entries over, and the old segment is removed.
+    /// still in flight carry their provisional entries over, and the old segment is removed
+    /// (kept for the next start's replay if part of it could not be read).
     async fn maybe_rotate(&mut self) {
-        let (Some(journal), Some(tail)) = (self.journal.clone(), self.tail.as_mut()) else {
+        let Some(journal) = self.journal.clone() else {
             return;
         };
-        if tail.offset() < self.rotate_bytes {
+        if self.segment_len < self.rotate_bytes {
             return;
         }
         let mut batch = Vec::new();
-        let live = &mut self.live;
-        let old = journal.rotate(|| {
-            match tail.read_to_end() {
-                Ok(entries) => {
-                    for e in entries {
-                        take_entry(live, e, &mut batch);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
-                }
-            }
-            live.values().flatten().copied().collect()
+        let mut read = true;
+        let old = journal.rotate(|pending| {
+            read = self.take_all(pending, &mut batch);
+            self.live.values().flatten().copied().collect()
         });
+        self.segment_len = 0;
         write_with_retry(self.store.as_ref(), &mut batch, self.cfg.batch_size).await;
         let Some(old) = old else { return };
-        if let Some((_, path)) = journal.current() {
-            match Tail::open(path.clone()) {
-                Ok(t) => self.tail = Some(t),
-                Err(e) => {
-                    tracing::error!(error = %e, path = %path.display(), "opening the new usage journal segment failed");
-                    return;
-                }
-            }
+        if !read {
+            tracing::error!(path = %old.display(), "a usage journal segment could not be read back; it is kept for the next start to replay");
+            return;
         }
         if let Err(e) = std::fs::remove_file(&old) {
             tracing::warn!(error = %e, path = %old.display(), "removing a written usage journal segment failed");
@@ -423,18 +457,9 @@ impl Writer {
     async fn stop(&mut self) {
         let mut batch = Vec::new();
         let mut closed: Option<PathBuf> = None;
-        if let (Some(journal), Some(tail)) = (self.journal.clone(), self.tail.as_mut()) {
-            let live = &mut self.live;
-            closed = journal.close(|| match tail.read_to_end() {
-                Ok(entries) => {
-                    for e in entries {
-                        take_entry(live, e, &mut batch);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
-                }
-            });
+        let mut read = true;
+        if let Some(journal) = self.journal.clone() {
+            closed = journal.close(|pending| read = self.take_all(pending, &mut batch));
         }
         self.take_memory(&mut batch);
         let pending = batch.len();
@@ -445,7 +470,7 @@ impl Writer {
         .await
         .is_ok();
         match (&self.journal, closed) {
-            (Some(journal), Some(path)) if written && self.live.is_empty() => {
+            (Some(journal), Some(path)) if written && read && self.live.is_empty() => {
                 let _ = std::fs::remove_file(&path);
                 journal.remove_lock();
             }
@@ -546,30 +571,15 @@ mod tests {
 
     fn row(id: &str, completion: i64) -> UsageRecord {
         UsageRecord {
-            request_id: id.to_owned(),
-            key_id: "key_t".into(),
-            account: "acct".into(),
-            model: "m".into(),
-            provider: "p".into(),
-            upstream_model: "m".into(),
-            family: "openai".into(),
             stream: true,
-            prompt_tokens: 3,
             completion_tokens: completion,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            web_searches: 0,
-            status: 200,
-            outcome: "ok".into(),
-            latency_ms: 1,
-            created_at_ms: 1,
-            cost_micros: 0,
-            team: None,
+            ..journal::tests::row(id)
         }
     }
 
-    /// Rotation under way: rows are written, old segments removed, and a stream in flight keeps
-    /// its provisional row across segments, so a crash after many rotations still bills it.
+    /// Rotation under way, with the journal's queue overflowing: every row is written once,
+    /// old segments removed, and a stream in flight keeps its provisional row across segments,
+    /// so a crash after many rotations still bills it.
     #[tokio::test]
     async fn rotation_keeps_streams_in_flight_and_removes_written_segments() {
         let dir = tempfile::tempdir().unwrap();
@@ -584,14 +594,20 @@ mod tests {
             fsync: crate::config::Fsync::Never,
             retention_days: None,
         };
-        let journal = Arc::new(Journal::open(&jdir, "inst_a", cfg.fsync).unwrap());
-        let (_, path) = journal.current().unwrap();
+        // A queue smaller than the rows between flushes: each pass also reads an overflow
+        // from the file.
+        let journal = Arc::new(
+            Journal::open(&jdir, "inst_a", cfg.fsync)
+                .unwrap()
+                .with_queue_rows(7),
+        );
         let writer = Writer {
             store: store.clone(),
             cfg,
             journal: Some(journal.clone()),
             memory: Arc::default(),
-            tail: Some(Tail::open(path).unwrap()),
+            spilled: None,
+            segment_len: 0,
             live: HashMap::new(),
             rotate_bytes: 2048,
         };
