@@ -30,15 +30,26 @@ impl SseSplitter {
         Self::default()
     }
 
-    /// Appends `chunk` and returns the events it completed, in order.
+    /// Appends `chunk` and returns the events it completed, in order. A chunk of many events
+    /// (an upstream that writes a whole answer at once) is scanned once and its consumed bytes
+    /// dropped once, not once per event.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Frame> {
         self.buf.extend_from_slice(chunk);
         let mut frames = Vec::new();
-        while let Some(end) = find_event_end(&self.buf, self.scanned) {
-            let rest = self.buf.split_off(end);
-            let raw = std::mem::replace(&mut self.buf, rest);
+        let mut start = 0;
+        let mut from = self.scanned;
+        while let Some(end) = find_event_end(&self.buf, from) {
+            let raw = self
+                .buf
+                .get(start..end)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
             frames.push(decode_frame(raw));
-            self.scanned = 0;
+            start = end;
+            from = end;
+        }
+        if start > 0 {
+            self.buf.drain(..start);
         }
         self.scanned = self.buf.len().saturating_sub(3);
         frames
@@ -65,16 +76,15 @@ impl SseSplitter {
 /// `from`.
 fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
-    while i < buf.len() {
+    loop {
+        // Line ends are far apart (an event's JSON): jump to the next one.
+        i += memchr::memchr2(b'\n', b'\r', buf.get(i..)?)?;
         let line_end = match buf.get(i) {
             Some(b'\n') => i + 1,
             Some(b'\r') if buf.get(i + 1) == Some(&b'\n') => i + 2,
             Some(b'\r') if i + 1 < buf.len() => i + 1,
             // A lone `\r` at the end might be the start of `\r\n`: wait for more bytes.
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => return None,
         };
         match buf.get(line_end) {
             Some(b'\n') => return Some(line_end + 1),
@@ -83,14 +93,38 @@ fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
             _ => i = line_end,
         }
     }
-    None
+}
+
+/// The non-empty lines of `text`, split at `\n` and `\r` by a byte search (a `char` pattern
+/// decodes every character of the event's JSON).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let at = memchr::memchr2(b'\n', b'\r', rest.as_bytes()).unwrap_or(rest.len());
+            // `at` is an ASCII byte's index or the end: both are character boundaries.
+            let (line, tail) = rest.split_at(at);
+            rest = tail.get(1..).unwrap_or("");
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+    })
 }
 
 fn decode_frame(raw: Vec<u8>) -> Frame {
-    let text = String::from_utf8_lossy(&raw);
+    // Valid UTF-8 (every real stream) is checked once and borrowed; only invalid bytes take
+    // the replacing copy.
+    let text = match std::str::from_utf8(&raw) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(&raw),
+    };
     let mut event = None;
     let mut data: Option<String> = None;
-    for line in text.split(['\n', '\r']) {
+    for line in lines(&text) {
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
             None => (line, ""),

@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 
 use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::error::{BodyStalled, Error, ErrorKind};
 pub use crate::family::Family;
@@ -118,13 +118,56 @@ pub fn with_log(mut resp: Response, key_id: &str, model: Option<&str>) -> Respon
 /// the access-log fields.
 pub fn finish(mut resp: Response, log: RequestLog, family: Family) -> Response {
     if let Some(rate) = log.rate {
-        rate_headers(resp.headers_mut(), family, &rate, "requests");
+        rate_headers(resp.headers_mut(), family, &rate, RateUnit::Requests);
     }
     if let Some(tokens) = log.tokens {
-        rate_headers(resp.headers_mut(), family, &tokens, "tokens");
+        rate_headers(resp.headers_mut(), family, &tokens, RateUnit::Tokens);
     }
     resp.extensions_mut().insert(log);
     resp
+}
+
+/// What a rate-limit header counts.
+#[derive(Clone, Copy)]
+enum RateUnit {
+    Requests,
+    Tokens,
+}
+
+/// Rate-limit header names, made once: a `&str` name is copied into a new header name on every
+/// insert.
+static OPENAI_REQUESTS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+];
+static OPENAI_TOKENS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
+static ANTHROPIC_REQUESTS: [HeaderName; 3] = [
+    HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+    HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+    HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+];
+static ANTHROPIC_TOKENS: [HeaderName; 3] = [
+    HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+    HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+    HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+];
+
+impl RateUnit {
+    /// The header names (limit, remaining, reset) of `family`; Gemini has none.
+    fn names(self, family: Family) -> Option<&'static [HeaderName; 3]> {
+        Some(match (family, self) {
+            (Family::OpenAi | Family::Responses, Self::Requests) => &OPENAI_REQUESTS,
+            (Family::OpenAi | Family::Responses, Self::Tokens) => &OPENAI_TOKENS,
+            (Family::Anthropic, Self::Requests) => &ANTHROPIC_REQUESTS,
+            (Family::Anthropic, Self::Tokens) => &ANTHROPIC_TOKENS,
+            (Family::Gemini, _) => return None,
+        })
+    }
 }
 
 /// `x-ratelimit-*-requests` (OpenAI, durations like `1s` or `6m0s`) or
@@ -133,42 +176,22 @@ fn rate_headers(
     headers: &mut http::HeaderMap,
     family: Family,
     rate: &crate::policy::limits::RateDecision,
-    unit: &str,
+    unit: RateUnit,
 ) {
-    let mut put = |name: String, value: String| {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            headers.insert(n, v);
-        }
+    let Some([limit, remaining, reset]) = unit.names(family) else {
+        return;
     };
-    match family {
-        Family::OpenAi | Family::Responses => {
-            put(format!("x-ratelimit-limit-{unit}"), rate.limit.to_string());
-            put(
-                format!("x-ratelimit-remaining-{unit}"),
-                rate.remaining.to_string(),
-            );
-            put(format!("x-ratelimit-reset-{unit}"), go_duration(rate.reset));
-        }
-        Family::Anthropic => {
-            let reset = crate::clock::unix_secs()
-                .saturating_add(i64::try_from(rate.reset.as_secs()).unwrap_or(0) + 1);
-            put(
-                format!("anthropic-ratelimit-{unit}-limit"),
-                rate.limit.to_string(),
-            );
-            put(
-                format!("anthropic-ratelimit-{unit}-remaining"),
-                rate.remaining.to_string(),
-            );
-            put(
-                format!("anthropic-ratelimit-{unit}-reset"),
-                crate::clock::rfc3339(reset),
-            );
-        }
-        Family::Gemini => {}
+    let reset_value = if family == Family::Anthropic {
+        let at = crate::clock::unix_secs()
+            .saturating_add(i64::try_from(rate.reset.as_secs()).unwrap_or(0) + 1);
+        crate::clock::rfc3339(at)
+    } else {
+        go_duration(rate.reset)
+    };
+    headers.insert(limit.clone(), HeaderValue::from(rate.limit));
+    headers.insert(remaining.clone(), HeaderValue::from(rate.remaining));
+    if let Ok(v) = HeaderValue::from_str(&reset_value) {
+        headers.insert(reset.clone(), v);
     }
 }
 
@@ -309,22 +332,20 @@ pub fn unknown_route(path: &str) -> Response {
     prefix.render(Error::new(ErrorKind::NotFound, message).with_code("unknown_route"))
 }
 
-/// Middleware: a path whose percent-decoding is not UTF-8 is refused here, in its family's
-/// envelope (the routes' path extractors would answer it in plain text).
-pub async fn require_utf8_path(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let path = req.uri().path();
+/// The refusal of a path whose percent-decoding is not UTF-8, in its family's envelope (the
+/// routes' path extractors would answer it in plain text); `None` for any other path.
+pub fn refuse_undecodable_path(path: &str) -> Option<Response> {
     if decodes_to_utf8(path) {
-        return next.run(req).await;
+        return None;
     }
-    Prefix::of(path).render(
-        Error::invalid(
-            None,
-            "the URL path is not valid UTF-8 once percent-decoded; percent-encode path parameters from UTF-8 text",
-        )
-        .with_code("invalid_path"),
+    Some(
+        Prefix::of(path).render(
+            Error::invalid(
+                None,
+                "the URL path is not valid UTF-8 once percent-decoded; percent-encode path parameters from UTF-8 text",
+            )
+            .with_code("invalid_path"),
+        ),
     )
 }
 

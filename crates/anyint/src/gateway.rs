@@ -26,7 +26,7 @@ use anyint_wire::json::RawObject;
 use anyint_wire::openai::ChatRequestHead;
 use anyint_wire::translate::ClientShape;
 use axum::response::Response;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use crate::config::ModelApi;
@@ -36,13 +36,14 @@ use crate::providers::{ForwardHeaders, ProviderAdapter};
 use crate::state::AppState;
 use crate::store::ApiKey;
 
-/// Response header naming the model that served the request (differs after a fallback).
-pub const HEADER_SERVED_MODEL: &str = "x-anyint-served-model";
+/// Response header naming the model that served the request (differs after a fallback). The
+/// response headers are made once: a `&str` name is copied into a new one on every insert.
+pub static HEADER_SERVED_MODEL: HeaderName = HeaderName::from_static("x-anyint-served-model");
 /// Response header naming the route that served it: `provider/upstream_model`, no secrets.
-pub const HEADER_ROUTE: &str = "x-anyint-route";
+pub static HEADER_ROUTE: HeaderName = HeaderName::from_static("x-anyint-route");
 /// Response header saying what the gateway could not do for the request although it answered
 /// (a hosted web search an upstream cannot combine with function tools).
-pub const HEADER_WARNING: &str = "x-anyint-warning";
+pub static HEADER_WARNING: HeaderName = HeaderName::from_static("x-anyint-warning");
 
 /// What a handler tells the access log about the request (no secrets, no content).
 #[derive(Clone, Debug, Default)]
@@ -304,11 +305,11 @@ pub(crate) async fn serve<W: attempt::Work<Output = Response>>(
 fn served(mut resp: Response, via: &attempt::Via<'_>) -> Response {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&via.model.id) {
-        h.insert(HEADER_SERVED_MODEL, v);
+        h.insert(HEADER_SERVED_MODEL.clone(), v);
     }
     let label = format!("{}/{}", via.provider.config.name, via.route.upstream_model);
     if let Ok(v) = HeaderValue::from_str(&label) {
-        h.insert(HEADER_ROUTE, v);
+        h.insert(HEADER_ROUTE.clone(), v);
     }
     resp
 }

@@ -48,13 +48,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(families::require_utf8_path))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            observe::observe,
+            observe::edge,
         ))
-        // Outermost, so a request counts as in flight on its connection until its last byte.
-        .layer(axum::middleware::from_fn(conn::track))
         .with_state(state)
 }
 

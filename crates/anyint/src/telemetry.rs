@@ -5,8 +5,11 @@
 //! `server::observe`; what it logs comes from response extensions, never from headers or
 //! bodies, which is what keeps keys and prompts out of the logs.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -44,7 +47,10 @@ pub const METRIC_METER_WRITE_ERRORS: &str = "anyint_meter_write_errors_total";
 pub const METRIC_METER_JOURNAL_ERRORS: &str = "anyint_meter_journal_errors_total";
 
 /// The response header carrying the request ID.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub static REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
+/// The same ID under the name the Anthropic SDK reads.
+pub static REQUEST_ID_HEADER_ANTHROPIC: http::HeaderName =
+    http::HeaderName::from_static("request-id");
 
 /// The request's ID, available to handlers as an extension.
 #[derive(Clone, Debug)]
@@ -109,9 +115,11 @@ pub fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
+/// The process-wide Prometheus recorder's handle, once installed.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
 /// The process-wide Prometheus recorder (installed once; later calls share it).
 pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
@@ -130,6 +138,111 @@ pub fn metrics_handle() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// Most metric handles one thread keeps ([`Handles`]); past it, series go through the
+/// recorder's own lookup.
+const HANDLES_PER_THREAD: usize = 4096;
+
+/// The handles of the per-request series, cached per thread: the `metrics` macros build a key
+/// (allocating each label) and look it up in the recorder's shared registry on every call,
+/// which for the few series a request touches cost more than the rest of its metering. Looked
+/// up by borrowed strings, so a hit allocates nothing. Only once the recorder is installed:
+/// a handle taken before would be a no-op for good.
+#[derive(Default)]
+struct Handles {
+    /// route → model → status → `anyint_requests_total`.
+    requests: HashMap<String, HashMap<String, HashMap<u16, Counter>>>,
+    /// route → `anyint_request_duration_seconds`.
+    latency: HashMap<String, Histogram>,
+    /// model → `anyint_tokens_total` (input, output).
+    tokens: HashMap<String, (Counter, Counter)>,
+    len: usize,
+}
+
+thread_local! {
+    static HANDLES: RefCell<Handles> = RefCell::default();
+}
+
+/// Runs `f` on this thread's handles, or returns `None` when they cannot be used (no
+/// recorder yet, the cache full, or re-entered).
+fn with_handles<T>(f: impl FnOnce(&mut Handles) -> T) -> Option<T> {
+    HANDLE.get()?;
+    HANDLES
+        .try_with(|h| h.try_borrow_mut().ok().map(|mut h| f(&mut h)))
+        .ok()
+        .flatten()
+}
+
+/// Counts a finished request and its latency.
+pub fn record_request(route: &str, model: &str, status: u16, seconds: f64) {
+    let cached = with_handles(|h| {
+        let full = h.len >= HANDLES_PER_THREAD;
+        let counter = match h
+            .requests
+            .get(route)
+            .and_then(|m| m.get(model))
+            .and_then(|s| s.get(&status))
+        {
+            Some(c) => c.clone(),
+            None if full => return false,
+            None => {
+                let c = metrics::counter!(METRIC_REQUESTS, "route" => route.to_owned(), "model" => model.to_owned(), "status" => status.to_string());
+                h.len += 1;
+                (h.requests.entry(route.to_owned()).or_default())
+                    .entry(model.to_owned())
+                    .or_default()
+                    .insert(status, c.clone());
+                c
+            }
+        };
+        let histogram = match h.latency.get(route) {
+            Some(l) => l.clone(),
+            None if full => return false,
+            None => {
+                let l = metrics::histogram!(METRIC_LATENCY, "route" => route.to_owned());
+                h.len += 1;
+                h.latency.insert(route.to_owned(), l.clone());
+                l
+            }
+        };
+        counter.increment(1);
+        histogram.record(seconds);
+        true
+    });
+    if cached != Some(true) {
+        metrics::counter!(METRIC_REQUESTS, "route" => route.to_owned(), "model" => model.to_owned(), "status" => status.to_string())
+            .increment(1);
+        metrics::histogram!(METRIC_LATENCY, "route" => route.to_owned()).record(seconds);
+    }
+}
+
+/// Counts a request's tokens for `model`.
+pub fn record_tokens(model: &str, input: u64, output: u64) {
+    let cached = with_handles(|h| {
+        let (i, o) = match h.tokens.get(model) {
+            Some(pair) => pair.clone(),
+            None if h.len >= HANDLES_PER_THREAD => return false,
+            None => {
+                let pair = (
+                    metrics::counter!(METRIC_TOKENS, "direction" => "input", "model" => model.to_owned()),
+                    metrics::counter!(METRIC_TOKENS, "direction" => "output", "model" => model.to_owned()),
+                );
+                h.len += 1;
+                h.tokens.insert(model.to_owned(), pair.clone());
+                pair
+            }
+        };
+        i.increment(input);
+        o.increment(output);
+        true
+    });
+    if cached != Some(true) {
+        metrics::counter!(METRIC_TOKENS, "direction" => "input", "model" => model.to_owned())
+            .increment(input);
+        metrics::counter!(METRIC_TOKENS, "direction" => "output", "model" => model.to_owned())
+            .increment(output);
+    }
 }
 
 /// Whether the store is failing, as the background loops and `/readyz` last saw it: a store

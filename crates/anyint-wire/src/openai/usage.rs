@@ -100,8 +100,12 @@ pub fn usage_from_chunk(data: &str) -> StreamUsage {
 }
 
 fn has_usage_object(data: &str) -> bool {
+    // One searcher for every chunk of every stream: `str::find` builds one per call, which
+    // cost more than the search itself on a short chunk.
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
     let mut rest = data;
-    while let Some(pos) = rest.find("\"usage\"") {
+    while let Some(pos) = USAGE.find(rest.as_bytes()) {
         rest = rest.get(pos + 7..).unwrap_or("");
         let after = rest.trim_start();
         if let Some(after) = after.strip_prefix(':')

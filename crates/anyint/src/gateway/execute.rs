@@ -279,8 +279,10 @@ impl Work for ChatWork<'_, '_> {
             }
         };
         if search_dropped {
-            resp.headers_mut()
-                .insert(HEADER_WARNING, HeaderValue::from_static(SEARCH_DROPPED));
+            resp.headers_mut().insert(
+                HEADER_WARNING.clone(),
+                HeaderValue::from_static(SEARCH_DROPPED),
+            );
         }
         Ok((resp, Some(ttfb)))
     }

@@ -44,7 +44,10 @@ pub fn worker() -> usize {
 }
 
 /// A pooled client for one provider: TCP_NODELAY on (Nagle stalls small SSE writes on reused
-/// connections), the provider's connect timeout, generous keep-alive. Redirects are not
+/// connections), the provider's connect timeout, generous keep-alive. reqwest's own retry of
+/// refused HTTP/2 streams is off: the gateway's router retries, within the request's budget,
+/// and reqwest's policy copied every request's headers and extensions in case it retried.
+/// Redirects are not
 /// followed: an AI API does not redirect its calls, so a 3xx means a wrong `base_url`, and
 /// following it would send the provider's key (`x-api-key`, `x-goog-api-key`, which reqwest
 /// does not strip across hosts) wherever the redirect points. It also spares every request
@@ -52,6 +55,7 @@ pub fn worker() -> usize {
 pub fn client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .tcp_nodelay(true)
         .connect_timeout(p.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))

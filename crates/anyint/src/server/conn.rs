@@ -23,7 +23,6 @@ use std::time::Duration;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request};
-use axum::middleware::Next;
 use axum::response::Response;
 use axum::serve::IncomingStream;
 use http_body_util::BodyExt;
@@ -434,20 +433,25 @@ impl Connected<IncomingStream<'_, CappedListener>> for Peer {
     }
 }
 
-/// Middleware: marks the request in flight on its connection until its response body is done,
-/// and fails a request body that stalls longer than `body_read_timeout`.
-pub(crate) async fn track(req: Request, next: Next) -> Response {
+/// Around `inner` (the outermost step of the edge middleware): marks the request in flight on
+/// its connection until its response body is done, and fails a request body that stalls
+/// longer than `body_read_timeout`.
+pub(crate) async fn track<F, Fut>(req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let Some(peer) = req
         .extensions()
         .get::<ConnectInfo<Peer>>()
         .map(|c| c.0.clone())
     else {
-        return next.run(req).await;
+        return inner(req).await;
     };
     let guard = peer.clock.begin();
     let stall = peer.clock.timeouts.body;
     let req = req.map(|body| Body::new(StallBody::new(body, stall)));
-    let resp = next.run(req).await;
+    let resp = inner(req).await;
     resp.map(|body| {
         Body::new(body.map_frame(move |frame| {
             // The guard lives as long as the response body: dropped after its last byte.

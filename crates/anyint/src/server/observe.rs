@@ -1,6 +1,6 @@
-//! The access-log middleware: gives every request an ID, echoes it as `x-request-id` (and
-//! `request-id`, which the Anthropic SDK reads), and logs and counts the outcome. It reads
-//! what it logs from response extensions set by the handlers ([`RequestLog`], the gateway
+//! The edge middleware ([`edge`]) every request passes, and in it the access log: each request
+//! gets an ID, echoed as `x-request-id` (and `request-id`, which the Anthropic SDK reads), and
+//! its outcome is logged and counted. The log reads what it logs from response extensions set by the handlers ([`RequestLog`], the gateway
 //! [`Error`]); it never reads headers or bodies, which is what keeps keys and prompts out of
 //! the logs. Paths are logged without their query string.
 
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::error::{Error, Fault};
 use crate::gateway::RequestLog;
 use crate::state::SharedState;
-use crate::telemetry::{self, METRIC_LATENCY, METRIC_REQUESTS, REQUEST_ID_HEADER, RequestId};
+use crate::telemetry::{self, REQUEST_ID_HEADER, REQUEST_ID_HEADER_ANTHROPIC, RequestId};
 
 /// A new request ID: `req_`, 12 hex digits of Unix milliseconds, then 16 random hex digits.
 /// Time-ordered IDs sort by arrival in logs, and append to the ledger's primary-key index
@@ -39,12 +39,28 @@ fn id_suffix() -> u64 {
     z ^ (z >> 31)
 }
 
-/// The observe middleware: request ID, access log, metrics.
-pub(crate) async fn observe(
-    State(state): State<SharedState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// The one middleware every request passes (one layer, not three: each `from_fn` layer
+/// boxes a service and a future per request), outermost first: the connection's in-flight
+/// mark and body-stall timer ([`super::conn::track`]), then request ID, access log and
+/// metrics, then the refusal of a path that is not UTF-8 once decoded.
+pub(crate) async fn edge(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    super::conn::track(req, |req| {
+        observe(state, req, |req: Request| async move {
+            match crate::families::refuse_undecodable_path(req.uri().path()) {
+                Some(refused) => refused,
+                None => next.run(req).await,
+            }
+        })
+    })
+    .await
+}
+
+/// Request ID, access log, metrics, around `inner`.
+async fn observe<F, Fut>(state: SharedState, mut req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let started = Instant::now();
     let id = new_request_id();
     let peer = req
@@ -61,11 +77,12 @@ pub(crate) async fn observe(
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(telemetry::PeerIp(peer));
-    let mut resp = telemetry::scope(client, id.clone(), next.run(req)).await;
+    let mut resp = telemetry::scope(client, id.clone(), inner(req)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         // `request-id` is the name the Anthropic SDK reads.
-        resp.headers_mut().insert("request-id", v.clone());
-        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+        resp.headers_mut()
+            .insert(REQUEST_ID_HEADER_ANTHROPIC.clone(), v.clone());
+        resp.headers_mut().insert(REQUEST_ID_HEADER.clone(), v);
     }
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
@@ -75,9 +92,7 @@ pub(crate) async fn observe(
         .cloned()
         .unwrap_or_default();
     let model = log.model.as_deref().unwrap_or("");
-    metrics::counter!(METRIC_REQUESTS, "route" => route.clone(), "model" => model.to_owned(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!(METRIC_LATENCY, "route" => route.clone()).record(elapsed.as_secs_f64());
+    telemetry::record_request(&route, model, status, elapsed.as_secs_f64());
     let key_id = log.key_id.as_deref().unwrap_or("");
     let ms = elapsed.as_secs_f64() * 1000.0;
     if let Some(e) = resp.extensions().get::<Error>() {
