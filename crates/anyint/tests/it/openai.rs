@@ -839,3 +839,75 @@ async fn a_path_that_is_not_utf8_and_a_get_on_a_gemini_action_answer_in_the_fami
     assert_eq!(status, 405, "{v}");
     assert!(v["error"]["status"].is_string(), "{v}");
 }
+
+/// The value of the one series of `name` whose labels include all of `labels`, 0 when absent.
+fn series(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The per-request series count every request and token exactly (their handles are cached
+/// per serving thread after the first request): a model only this test uses, so other tests
+/// sharing the process cannot move its series.
+#[tokio::test]
+async fn request_and_token_metrics_count_each_request_exactly() {
+    let t = TestGateway::builder()
+        .toml(
+            "[[models]]\nid = \"metrics-only\"\nroutes = [{ provider = \"emu\", upstream_model = \"gpt-4o-mini\" }]\n",
+        )
+        .start()
+        .await;
+    let (mut input, mut output) = (0.0, 0.0);
+    for _ in 0..5 {
+        let resp = t
+            .chat(json!({"model": "metrics-only", "messages": user("count me")}))
+            .await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        input += body["usage"]["prompt_tokens"].as_f64().unwrap();
+        output += body["usage"]["completion_tokens"].as_f64().unwrap();
+    }
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let model = "model=\"metrics-only\"";
+    let route = "route=\"/openai/v1/chat/completions\"";
+    assert_eq!(
+        series(
+            &metrics,
+            "anyint_requests_total",
+            &[model, route, "status=\"200\""]
+        ),
+        5.0,
+        "{metrics}"
+    );
+    assert!(input > 0.0 && output > 0.0);
+    assert_eq!(
+        series(
+            &metrics,
+            "anyint_tokens_total",
+            &[model, "direction=\"input\""]
+        ),
+        input
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            "anyint_tokens_total",
+            &[model, "direction=\"output\""]
+        ),
+        output
+    );
+    assert!(series(&metrics, "anyint_request_duration_seconds_count", &[route]) >= 5.0);
+    t.shutdown().await;
+}
