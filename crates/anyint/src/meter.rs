@@ -376,6 +376,7 @@ impl Writer {
     /// Moves what the journal queued into `batch` and notes what overflowed it.
     fn take_pending(&mut self, pending: Pending, batch: &mut Vec<UsageRecord>) {
         self.segment_len = pending.segment_len;
+        self.live.extend(pending.progress);
         for e in pending.entries {
             take_entry(&mut self.live, e, batch);
         }
@@ -405,6 +406,7 @@ impl Writer {
         };
         drain(earlier, &mut self.live, batch);
         self.segment_len = pending.segment_len;
+        self.live.extend(pending.progress);
         for e in pending.entries {
             take_entry(&mut self.live, e, batch);
         }

@@ -71,16 +71,22 @@ struct Segment {
     file: Arc<File>,
     /// Bytes in the segment.
     len: u64,
-    /// Entries appended since the writer last took, in file order.
+    /// Final entries appended since the writer last took, in file order.
     queue: Vec<Entry>,
+    /// Streams in flight since the writer last took: request ID → its latest provisional
+    /// line (a stream journals one every few events; only the latest matters, and each stream
+    /// keeps one line here however long it runs).
+    progress: HashMap<String, Vec<u8>>,
     /// Where `queue`'s last entry ends; entries from here to `len` overflowed the queue and
     /// are only in the file.
     queued_to: u64,
 }
 
-/// What the writer takes from the journal at once: the queued entries, then the file range
-/// holding those that overflowed the queue (empty when none did).
+/// What the writer takes from the journal at once: the streams' latest provisional lines,
+/// the queued final entries (no stream's provisional line comes after its final one), then
+/// the file range holding what overflowed the queue (empty when nothing did).
 pub(super) struct Pending {
+    pub(super) progress: HashMap<String, Vec<u8>>,
     pub(super) entries: Vec<Entry>,
     pub(super) spilled: Option<Tail>,
     /// The segment's length when taken (the writer rotates a long segment).
@@ -170,13 +176,15 @@ impl Journal {
                 seg.len += line.len() as u64;
                 // Once an entry overflowed, the rest of the range stays in the file too, so
                 // the file holds queued entries and then one overflowed range.
-                if seg.queued_to == at && seg.queue.len() < self.queue_rows {
+                if seg.queued_to == at && !is_final {
                     seg.queued_to = seg.len;
-                    let line = if is_final { Vec::new() } else { line };
+                    seg.progress.insert(row.request_id, line);
+                } else if seg.queued_to == at && seg.queue.len() < self.queue_rows {
+                    seg.queued_to = seg.len;
                     seg.queue.push(Entry {
                         is_final,
                         row,
-                        line,
+                        line: Vec::new(),
                     });
                 }
                 Ok(seg.file.clone())
@@ -349,6 +357,7 @@ fn create_segment(dir: &Path, instance: &str, seq: u64, fsync: Fsync) -> Result<
         file: Arc::new(file),
         len,
         queue: Vec::new(),
+        progress: HashMap::new(),
         queued_to: len,
     })
 }
@@ -379,6 +388,7 @@ impl Segment {
         });
         self.queued_to = self.len;
         Pending {
+            progress: std::mem::take(&mut self.progress),
             entries: std::mem::take(&mut self.queue),
             spilled,
             segment_len: self.len,
@@ -389,6 +399,7 @@ impl Segment {
 impl Pending {
     fn empty() -> Self {
         Self {
+            progress: HashMap::new(),
             entries: Vec::new(),
             spilled: None,
             segment_len: 0,
@@ -624,8 +635,9 @@ pub(super) mod tests {
         entries.iter().map(|e| e.row.request_id.clone()).collect()
     }
 
-    /// The writer gets each entry exactly once: from memory while the queue has room, then
-    /// from the file for the range that overflowed it; the next take starts afresh in memory.
+    /// The writer gets each entry exactly once: from memory while the queue has room (a
+    /// stream's provisional line by its request, not queued), then from the file for the range
+    /// that overflowed it; the next take starts afresh in memory.
     #[test]
     fn entries_past_the_queue_are_read_from_the_file_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -643,15 +655,22 @@ pub(super) mod tests {
         let queued = ids(&pending.entries);
         assert_eq!(queued.len(), 10, "the queue holds at most its bound");
         assert_eq!(queued.first().map(String::as_str), Some("req_00"));
-        assert!(!pending.entries[3].is_final && !pending.entries[3].line.is_empty());
         assert!(
-            pending.entries[4].line.is_empty(),
-            "a queued final row keeps no line"
+            !queued.contains(&"req_03".to_owned()),
+            "a provisional entry is not queued"
         );
+        assert!(
+            pending
+                .entries
+                .iter()
+                .all(|e| e.is_final && e.line.is_empty())
+        );
+        let line = pending.progress.get("req_03").expect("the stream's line");
+        assert!(line.ends_with(b"\n") && line.starts_with(b"{\"final\":false"));
         let mut tail = pending.spilled.take().expect("an overflowed range");
         let spilled = ids(&tail.read_to_end().unwrap());
         assert!(tail.done());
-        let expected: Vec<String> = (10..25).map(|i| format!("req_{i:02}")).collect();
+        let expected: Vec<String> = (11..25).map(|i| format!("req_{i:02}")).collect();
         assert_eq!(
             spilled, expected,
             "the overflow is read in file order, nothing twice"
