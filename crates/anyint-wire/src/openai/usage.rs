@@ -99,6 +99,17 @@ pub fn usage_from_chunk(data: &str) -> StreamUsage {
     }
 }
 
+/// Whether a chat stream chunk sets a finish reason (`"finish_reason":"stop"`, not `null`).
+pub fn gives_finish_reason(data: &str) -> bool {
+    static FINISH: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\""));
+    FINISH.find(data.as_bytes()).is_some_and(|at| {
+        data.get(at + 15..)
+            .and_then(|rest| rest.trim_start().strip_prefix(':'))
+            .is_some_and(|v| v.trim_start().starts_with('"'))
+    })
+}
+
 fn has_usage_object(data: &str) -> bool {
     // One searcher for every chunk of every stream: `str::find` builds one per call, which
     // cost more than the search itself on a short chunk.
@@ -120,6 +131,22 @@ fn has_usage_object(data: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finish_reasons_are_told_from_null_ones() {
+        assert!(gives_finish_reason(
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#
+        ));
+        assert!(gives_finish_reason(
+            r#"{"choices":[{"finish_reason" : "length"}]}"#
+        ));
+        assert!(!gives_finish_reason(
+            r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#
+        ));
+        assert!(!gives_finish_reason(
+            r#"{"choices":[{"delta":{"content":"finish_reason"}}]}"#
+        ));
+    }
 
     #[test]
     fn response_usage_with_details() {

@@ -97,10 +97,15 @@ impl UsageTap {
 
     /// Reads one upstream frame; returns what it said.
     pub fn observe(&mut self, frame: &Frame) -> FrameReport {
-        if !frame.data.is_empty() {
+        let report = self.kind.report(frame);
+        // Frames that close the answer ([DONE], OpenAI's finish chunk, the usage chunk) add
+        // no tokens to the estimate a cut stream is billed by.
+        let closes = report.ends
+            || report.usage_only
+            || (self.kind == Kind::OpenAi && anyint_wire::openai::gives_finish_reason(&frame.data));
+        if !frame.data.is_empty() && !closes {
             self.events += 1;
         }
-        let report = self.kind.report(frame);
         if let Some(u) = report.usage {
             // OpenAI chunks and the Responses terminal event carry the total; the others report
             // parts to merge.
