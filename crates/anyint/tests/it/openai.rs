@@ -841,13 +841,13 @@ async fn a_path_that_is_not_utf8_and_a_get_on_a_gemini_action_answer_in_the_fami
 }
 
 /// The value of the one series of `name` whose labels include all of `labels`, 0 when absent.
-fn series(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+fn series(metrics: &str, name: &str, labels: &[&str]) -> u64 {
     metrics
         .lines()
         .filter(|l| l.starts_with(&format!("{name}{{")))
         .find(|l| labels.iter().all(|want| l.contains(want)))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or(0)
 }
 
 /// The per-request series count every request and token exactly (their handles are cached
@@ -861,15 +861,15 @@ async fn request_and_token_metrics_count_each_request_exactly() {
         )
         .start()
         .await;
-    let (mut input, mut output) = (0.0, 0.0);
+    let (mut input, mut output) = (0, 0);
     for _ in 0..5 {
         let resp = t
             .chat(json!({"model": "metrics-only", "messages": user("count me")}))
             .await;
         assert_eq!(resp.status(), 200);
         let body: Value = resp.json().await.unwrap();
-        input += body["usage"]["prompt_tokens"].as_f64().unwrap();
-        output += body["usage"]["completion_tokens"].as_f64().unwrap();
+        input += body["usage"]["prompt_tokens"].as_u64().unwrap();
+        output += body["usage"]["completion_tokens"].as_u64().unwrap();
     }
     let metrics = t
         .http
@@ -888,10 +888,10 @@ async fn request_and_token_metrics_count_each_request_exactly() {
             "anyint_requests_total",
             &[model, route, "status=\"200\""]
         ),
-        5.0,
+        5,
         "{metrics}"
     );
-    assert!(input > 0.0 && output > 0.0);
+    assert!(input > 0 && output > 0);
     assert_eq!(
         series(
             &metrics,
@@ -908,6 +908,6 @@ async fn request_and_token_metrics_count_each_request_exactly() {
         ),
         output
     );
-    assert!(series(&metrics, "anyint_request_duration_seconds_count", &[route]) >= 5.0);
+    assert!(series(&metrics, "anyint_request_duration_seconds_count", &[route]) >= 5);
     t.shutdown().await;
 }
