@@ -671,4 +671,73 @@ mod tests {
         assert_eq!(live[0].completion_tokens, 7);
         assert!(segments(&jdir).is_empty(), "a replayed journal is removed");
     }
+
+    /// A stream cut before its usage chunk is billed one token per content event: the role
+    /// chunk, the finish chunk and the usage chunk's absence add nothing.
+    #[tokio::test]
+    async fn a_cut_stream_is_billed_for_its_content_events_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let writer = Writer {
+            store: store.clone(),
+            cfg: MeterConfig {
+                flush_interval: Duration::from_millis(1),
+                batch_size: 50,
+                journal_dir: None,
+                fsync: crate::config::Fsync::Never,
+                retention_days: None,
+            },
+            journal: None,
+            memory: Arc::default(),
+            spilled: None,
+            segment_len: 0,
+            live: HashMap::new(),
+            rotate_bytes: 2048,
+        };
+        let (meter, _task) = Meter::spawn(
+            writer,
+            HashMap::new(),
+            Arc::new(crate::policy::quota::SpendTracker::new()),
+            Arc::new(crate::policy::limits::LocalLimiter::new()),
+        );
+        let mut tap = tap::UsageTap::new(
+            anyint_wire::translate::Kind::OpenAi,
+            (
+                meter.clone(),
+                row("req_cut", 0),
+                tokio::time::Instant::now(),
+            ),
+        );
+        let mut splitter = anyint_wire::sse::SseSplitter::new();
+        let chunk = |delta: &str, finish: &str| {
+            format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+            )
+        };
+        let stream = [
+            chunk(r#"{"role":"assistant","content":""}"#, "null"),
+            chunk(r#"{"content":"a"}"#, "null"),
+            chunk(r#"{"content":"b"}"#, "null"),
+            chunk(r#"{"content":"c"}"#, "null"),
+            chunk("{}", r#""stop""#),
+        ]
+        .concat();
+        for frame in splitter.push(stream.as_bytes()) {
+            tap.observe(&frame);
+        }
+        tap.finish(tap::End::UpstreamCut);
+        meter.flush().await;
+        let rows = store
+            .usage(&crate::store::UsageQuery {
+                request_id: Some("req_cut".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].completion_tokens, 3, "{:?}", rows[0]);
+    }
 }
