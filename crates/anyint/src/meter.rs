@@ -93,6 +93,7 @@ impl Meter {
             memory: memory.clone(),
             spilled: None,
             segment_len: 0,
+            unread: false,
             live: HashMap::new(),
             rotate_bytes: journal::ROTATE_BYTES,
         };
@@ -272,6 +273,9 @@ struct Writer {
     spilled: Option<Tail>,
     /// The open segment's length at the last take.
     segment_len: u64,
+    /// Part of the open segment could not be read back: its rows stay in the file for the
+    /// next start's replay, so the segment is kept.
+    unread: bool,
     /// Streams in flight: request ID → its latest provisional entry, carried into the next
     /// segment at rotation.
     live: HashMap<String, Vec<u8>>,
@@ -350,8 +354,9 @@ impl Writer {
                         }
                     }
                     Err(e) => {
-                        // Kept: the next pass reads it again; rotation keeps the segment.
-                        tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
+                        tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed; its unread rows stay in the file for the next start's replay");
+                        self.spilled = None;
+                        self.unread = true;
                     }
                 }
             } else if let Some(journal) = &self.journal {
@@ -440,10 +445,13 @@ impl Writer {
         let mut batch = Vec::new();
         let mut read = true;
         let old = journal.rotate(|pending| {
-            read = self.take_all(pending, &mut batch);
+            read = self.take_all(pending, &mut batch) && !self.unread;
             self.live.values().flatten().copied().collect()
         });
         self.segment_len = 0;
+        if old.is_some() {
+            self.unread = false;
+        }
         write_with_retry(self.store.as_ref(), &mut batch, self.cfg.batch_size).await;
         let Some(old) = old else { return };
         if !read {
@@ -461,7 +469,8 @@ impl Writer {
         let mut closed: Option<PathBuf> = None;
         let mut read = true;
         if let Some(journal) = self.journal.clone() {
-            closed = journal.close(|pending| read = self.take_all(pending, &mut batch));
+            closed =
+                journal.close(|pending| read = self.take_all(pending, &mut batch) && !self.unread);
         }
         self.take_memory(&mut batch);
         let pending = batch.len();
@@ -610,6 +619,7 @@ mod tests {
             memory: Arc::default(),
             spilled: None,
             segment_len: 0,
+            unread: false,
             live: HashMap::new(),
             rotate_bytes: 2048,
         };
@@ -693,6 +703,7 @@ mod tests {
             memory: Arc::default(),
             spilled: None,
             segment_len: 0,
+            unread: false,
             live: HashMap::new(),
             rotate_bytes: 2048,
         };

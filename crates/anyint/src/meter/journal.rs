@@ -449,6 +449,14 @@ impl Tail {
         let mut buf = vec![0u8; want];
         file.seek(SeekFrom::Start(self.offset))?;
         let n = file.read(&mut buf)?;
+        if n == 0 && self.end.is_some() {
+            // A bounded range the file no longer holds (cut short by something else): an
+            // error, not an endless wait for bytes that will not come.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the segment ends before what was written to it",
+            ));
+        }
         buf.truncate(n);
         self.offset += n as u64;
         self.partial.extend_from_slice(&buf);
@@ -693,6 +701,29 @@ pub(super) mod tests {
                 .unwrap()
                 .len()
         );
+    }
+
+    /// An overflow range the file no longer holds (cut short by something else) is an error
+    /// for the writer to report, not a read that waits forever.
+    #[test]
+    fn an_overflow_range_cut_from_the_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "inst_c", Fsync::Never)
+            .unwrap()
+            .with_queue_rows(1);
+        for i in 0..4 {
+            assert!(journal.append(true, row(&format!("req_{i}"))).is_none());
+        }
+        let mut tail = journal.take().spilled.expect("an overflowed range");
+        let path = dir.path().join("usage-inst_c-000000.journal");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        let err = tail.read_to_end().err().expect("the cut is reported");
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     /// The journal's cost on the hot path, which an end-to-end benchmark on a shared machine
