@@ -588,6 +588,46 @@ mod tests {
         }
     }
 
+    /// A meter writing to `store`, through `journal` when given (flushing every millisecond,
+    /// rotating segments past 2 KB).
+    fn spawn_meter(store: Arc<dyn Store>, journal: Option<Journal>) -> (Meter, MeterTask) {
+        let writer = Writer {
+            store,
+            cfg: MeterConfig {
+                flush_interval: Duration::from_millis(1),
+                batch_size: 50,
+                journal_dir: None,
+                fsync: crate::config::Fsync::Never,
+                retention_days: None,
+            },
+            journal: journal.map(Arc::new),
+            memory: Arc::default(),
+            spilled: None,
+            segment_len: 0,
+            unread: false,
+            live: HashMap::new(),
+            rotate_bytes: 2048,
+        };
+        Meter::spawn(
+            writer,
+            HashMap::new(),
+            Arc::new(crate::policy::quota::SpendTracker::new()),
+            Arc::new(crate::policy::limits::LocalLimiter::new()),
+        )
+    }
+
+    /// The stored rows of `request_id`.
+    async fn rows_of(store: &dyn Store, request_id: &str) -> Vec<UsageRecord> {
+        store
+            .usage(&crate::store::UsageQuery {
+                request_id: Some(request_id.into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+
     /// Rotation under way, with the journal's queue overflowing: every row is written once,
     /// old segments removed, and a stream in flight keeps its provisional row across segments,
     /// so a crash after many rotations still bills it.
@@ -598,38 +638,12 @@ mod tests {
             .await
             .unwrap();
         let jdir = dir.path().join("journal");
-        let cfg = MeterConfig {
-            flush_interval: Duration::from_millis(1),
-            batch_size: 50,
-            journal_dir: Some(jdir.clone()),
-            fsync: crate::config::Fsync::Never,
-            retention_days: None,
-        };
         // A queue smaller than the rows between flushes: each pass also reads an overflow
         // from the file.
-        let journal = Arc::new(
-            Journal::open(&jdir, "inst_a", cfg.fsync)
-                .unwrap()
-                .with_queue_rows(7),
-        );
-        let writer = Writer {
-            store: store.clone(),
-            cfg,
-            journal: Some(journal.clone()),
-            memory: Arc::default(),
-            spilled: None,
-            segment_len: 0,
-            unread: false,
-            live: HashMap::new(),
-            rotate_bytes: 2048,
-        };
-        drop(journal);
-        let (meter, task) = Meter::spawn(
-            writer,
-            HashMap::new(),
-            Arc::new(crate::policy::quota::SpendTracker::new()),
-            Arc::new(crate::policy::limits::LocalLimiter::new()),
-        );
+        let journal = Journal::open(&jdir, "inst_a", crate::config::Fsync::Never)
+            .unwrap()
+            .with_queue_rows(7);
+        let (meter, task) = spawn_meter(store.clone(), Some(journal));
         meter.checkpoint(row("req_live", 7));
         for i in 0..200 {
             meter.record(row(&format!("req_{i}"), 1));
@@ -665,14 +679,7 @@ mod tests {
             .await
             .unwrap();
         assert!(replayed >= 1);
-        let live = store
-            .usage(&crate::store::UsageQuery {
-                request_id: Some("req_live".into()),
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let live = rows_of(store.as_ref(), "req_live").await;
         assert_eq!(
             live.len(),
             1,
@@ -690,29 +697,7 @@ mod tests {
         let store = crate::store::open(&format!("sqlite://{}/t.db", dir.path().display()))
             .await
             .unwrap();
-        let writer = Writer {
-            store: store.clone(),
-            cfg: MeterConfig {
-                flush_interval: Duration::from_millis(1),
-                batch_size: 50,
-                journal_dir: None,
-                fsync: crate::config::Fsync::Never,
-                retention_days: None,
-            },
-            journal: None,
-            memory: Arc::default(),
-            spilled: None,
-            segment_len: 0,
-            unread: false,
-            live: HashMap::new(),
-            rotate_bytes: 2048,
-        };
-        let (meter, _task) = Meter::spawn(
-            writer,
-            HashMap::new(),
-            Arc::new(crate::policy::quota::SpendTracker::new()),
-            Arc::new(crate::policy::limits::LocalLimiter::new()),
-        );
+        let (meter, _task) = spawn_meter(store.clone(), None);
         let mut tap = tap::UsageTap::new(
             anyint_wire::translate::Kind::OpenAi,
             (
@@ -740,14 +725,7 @@ mod tests {
         }
         tap.finish(tap::End::UpstreamCut);
         meter.flush().await;
-        let rows = store
-            .usage(&crate::store::UsageQuery {
-                request_id: Some("req_cut".into()),
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let rows = rows_of(store.as_ref(), "req_cut").await;
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].completion_tokens, 3, "{:?}", rows[0]);
     }

@@ -295,6 +295,18 @@ impl TestGateway {
             .bearer_auth(ADMIN_TOKEN)
     }
 
+    /// The body of `GET path` as text.
+    pub async fn text_of(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
         self.post("/openai/v1/chat/completions")
             .json(&body)

@@ -871,15 +871,7 @@ async fn request_and_token_metrics_count_each_request_exactly() {
         input += body["usage"]["prompt_tokens"].as_u64().unwrap();
         output += body["usage"]["completion_tokens"].as_u64().unwrap();
     }
-    let metrics = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.text_of("/metrics").await;
     let model = "model=\"metrics-only\"";
     let route = "route=\"/openai/v1/chat/completions\"";
     assert_eq!(
