@@ -286,10 +286,21 @@ struct Writer {
 /// A final entry joins the batch; a provisional one replaces its request's earlier one.
 fn take_entry(live: &mut HashMap<String, Vec<u8>>, e: Entry, batch: &mut Vec<UsageRecord>) {
     if e.is_final {
-        live.remove(&e.row.request_id);
-        batch.push(e.row);
+        take_rows(live, [e.row], batch);
     } else {
         live.insert(e.row.request_id, e.line);
+    }
+}
+
+/// Final rows join the batch; their streams are no longer in flight.
+fn take_rows(
+    live: &mut HashMap<String, Vec<u8>>,
+    rows: impl IntoIterator<Item = UsageRecord>,
+    batch: &mut Vec<UsageRecord>,
+) {
+    for r in rows {
+        live.remove(&r.request_id);
+        batch.push(r);
     }
 }
 
@@ -361,7 +372,7 @@ impl Writer {
                 }
             } else if let Some(journal) = &self.journal {
                 let pending = journal.take();
-                more = !pending.entries.is_empty() || pending.spilled.is_some();
+                more = !pending.rows.is_empty() || pending.spilled.is_some();
                 self.take_pending(pending, &mut batch);
             }
             self.take_memory(&mut batch);
@@ -382,41 +393,33 @@ impl Writer {
     fn take_pending(&mut self, pending: Pending, batch: &mut Vec<UsageRecord>) {
         self.segment_len = pending.segment_len;
         self.live.extend(pending.progress);
-        for e in pending.entries {
-            take_entry(&mut self.live, e, batch);
-        }
+        take_rows(&mut self.live, pending.rows, batch);
         self.spilled = pending.spilled;
     }
 
     /// Everything not yet taken, read to the end (at rotation and stop, appends held):
-    /// `false` when part of the file could not be read.
+    /// `false` when part of the segment could not be read, now or by an earlier pass.
     fn take_all(&mut self, pending: Pending, batch: &mut Vec<UsageRecord>) -> bool {
-        let earlier = self.spilled.take();
-        let mut read = true;
-        let mut drain = |tail: Option<Tail>,
-                         live: &mut HashMap<String, Vec<u8>>,
-                         batch: &mut Vec<UsageRecord>| {
-            let Some(mut tail) = tail else { return };
-            match tail.read_to_end() {
-                Ok(entries) => {
-                    for e in entries {
-                        take_entry(live, e, batch);
-                    }
+        let earlier = self.spilled.take().map(|t| self.read_rest(t, batch));
+        self.take_pending(pending, batch);
+        let later = self.spilled.take().map(|t| self.read_rest(t, batch));
+        earlier != Some(false) && later != Some(false) && !self.unread
+    }
+
+    /// Reads what is left of `tail` into `batch`; `false` when it could not be read.
+    fn read_rest(&mut self, mut tail: Tail, batch: &mut Vec<UsageRecord>) -> bool {
+        match tail.read_to_end() {
+            Ok(entries) => {
+                for e in entries {
+                    take_entry(&mut self.live, e, batch);
                 }
-                Err(e) => {
-                    read = false;
-                    tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
-                }
+                true
             }
-        };
-        drain(earlier, &mut self.live, batch);
-        self.segment_len = pending.segment_len;
-        self.live.extend(pending.progress);
-        for e in pending.entries {
-            take_entry(&mut self.live, e, batch);
+            Err(e) => {
+                tracing::error!(error = %e, path = %tail.path.display(), "reading the usage journal failed");
+                false
+            }
         }
-        drain(pending.spilled, &mut self.live, batch);
-        read
     }
 
     /// Moves the rows queued in memory into `batch`.
@@ -426,10 +429,7 @@ impl Writer {
             .lock()
             .map(|mut m| std::mem::take(&mut *m))
             .unwrap_or_default();
-        for r in &rows {
-            self.live.remove(&r.request_id);
-        }
-        batch.extend(rows);
+        take_rows(&mut self.live, rows, batch);
     }
 
     /// Starts a new segment once the open one is large and its rows are written: the streams
@@ -445,7 +445,7 @@ impl Writer {
         let mut batch = Vec::new();
         let mut read = true;
         let old = journal.rotate(|pending| {
-            read = self.take_all(pending, &mut batch) && !self.unread;
+            read = self.take_all(pending, &mut batch);
             self.live.values().flatten().copied().collect()
         });
         self.segment_len = 0;
@@ -469,8 +469,7 @@ impl Writer {
         let mut closed: Option<PathBuf> = None;
         let mut read = true;
         if let Some(journal) = self.journal.clone() {
-            closed =
-                journal.close(|pending| read = self.take_all(pending, &mut batch) && !self.unread);
+            closed = journal.close(|pending| read = self.take_all(pending, &mut batch));
         }
         self.take_memory(&mut batch);
         let pending = batch.len();

@@ -54,12 +54,11 @@ struct EntryIn {
     row: Option<UsageRecord>,
 }
 
-/// An entry, as queued or read back.
+/// An entry read back.
 pub(super) struct Entry {
     pub(super) is_final: bool,
     pub(super) row: UsageRecord,
-    /// The line as written, to carry a provisional entry into the next segment (empty for a
-    /// final entry taken from the queue: it is never carried).
+    /// The line as written, to carry a provisional entry into the next segment.
     pub(super) line: Vec<u8>,
 }
 
@@ -71,8 +70,8 @@ struct Segment {
     file: Arc<File>,
     /// Bytes in the segment.
     len: u64,
-    /// Final entries appended since the writer last took, in file order.
-    queue: Vec<Entry>,
+    /// Final rows appended since the writer last took, in file order.
+    queue: Vec<UsageRecord>,
     /// Streams in flight since the writer last took: request ID → its latest provisional
     /// line (a stream journals one every few events; only the latest matters, and each stream
     /// keeps one line here however long it runs).
@@ -83,11 +82,12 @@ struct Segment {
 }
 
 /// What the writer takes from the journal at once: the streams' latest provisional lines,
-/// the queued final entries (no stream's provisional line comes after its final one), then
-/// the file range holding what overflowed the queue (empty when nothing did).
+/// the queued final rows (no stream's provisional line comes after its final one), then the
+/// file range holding what overflowed the queue (empty when nothing did).
+#[derive(Default)]
 pub(super) struct Pending {
     pub(super) progress: HashMap<String, Vec<u8>>,
-    pub(super) entries: Vec<Entry>,
+    pub(super) rows: Vec<UsageRecord>,
     pub(super) spilled: Option<Tail>,
     /// The segment's length when taken (the writer rotates a long segment).
     pub(super) segment_len: u64,
@@ -181,11 +181,7 @@ impl Journal {
                     seg.progress.insert(row.request_id, line);
                 } else if seg.queued_to == at && seg.queue.len() < self.queue_rows {
                     seg.queued_to = seg.len;
-                    seg.queue.push(Entry {
-                        is_final,
-                        row,
-                        line: Vec::new(),
-                    });
+                    seg.queue.push(row);
                 }
                 Ok(seg.file.clone())
             }
@@ -251,9 +247,11 @@ impl Journal {
     /// range that overflowed the queue.
     pub(super) fn take(&self) -> Pending {
         let Ok(mut current) = self.current.lock() else {
-            return Pending::empty();
+            return Pending::default();
         };
-        current.as_mut().map_or_else(Pending::empty, Segment::take)
+        current
+            .as_mut()
+            .map_or_else(Pending::default, Segment::take)
     }
 
     /// Flushes the open segment to the disk (`fsync = "batch"`), beside appends.
@@ -389,20 +387,9 @@ impl Segment {
         self.queued_to = self.len;
         Pending {
             progress: std::mem::take(&mut self.progress),
-            entries: std::mem::take(&mut self.queue),
+            rows: std::mem::take(&mut self.queue),
             spilled,
             segment_len: self.len,
-        }
-    }
-}
-
-impl Pending {
-    fn empty() -> Self {
-        Self {
-            progress: HashMap::new(),
-            entries: Vec::new(),
-            spilled: None,
-            segment_len: 0,
         }
     }
 }
@@ -660,19 +647,19 @@ pub(super) mod tests {
             );
         }
         let mut pending = journal.take();
-        let queued = ids(&pending.entries);
+        let queued: Vec<String> = pending.rows.iter().map(|r| r.request_id.clone()).collect();
         assert_eq!(queued.len(), 10, "the queue holds at most its bound");
         assert_eq!(queued.first().map(String::as_str), Some("req_00"));
         assert!(
             !queued.contains(&"req_03".to_owned()),
             "a provisional entry is not queued"
         );
-        assert!(
-            pending
-                .entries
-                .iter()
-                .all(|e| e.is_final && e.line.is_empty())
-        );
+        // Only final rows are queued (the type says so now): exactly the first ten of them.
+        let finals: Vec<String> = (0..=10)
+            .filter(|&i| i != 3)
+            .map(|i| format!("req_{i:02}"))
+            .collect();
+        assert_eq!(queued, finals);
         let line = pending.progress.get("req_03").expect("the stream's line");
         assert!(line.ends_with(b"\n") && line.starts_with(b"{\"final\":false"));
         let mut tail = pending.spilled.take().expect("an overflowed range");
@@ -688,7 +675,7 @@ pub(super) mod tests {
             assert!(journal.append(true, row(&format!("req_{i:02}"))).is_none());
         }
         let pending = journal.take();
-        assert_eq!(ids(&pending.entries).len(), 5);
+        assert_eq!(pending.rows.len(), 5);
         assert!(pending.spilled.is_none(), "the queue has room again");
         // The file holds every entry, for a crash.
         let all = Tail::open(dir.path().join("usage-inst_q-000000.journal"))
