@@ -165,84 +165,91 @@ thread_local! {
 }
 
 /// Runs `f` on this thread's handles, or returns `None` when they cannot be used (no
-/// recorder yet, the cache full, or re-entered).
-fn with_handles<T>(f: impl FnOnce(&mut Handles) -> T) -> Option<T> {
+/// recorder yet, or re-entered) or `f` finds the cache full.
+fn with_handles<T>(f: impl FnOnce(&mut Handles) -> Option<T>) -> Option<T> {
     HANDLE.get()?;
     HANDLES
-        .try_with(|h| h.try_borrow_mut().ok().map(|mut h| f(&mut h)))
+        .try_with(|h| h.try_borrow_mut().ok().and_then(|mut h| f(&mut h)))
         .ok()
         .flatten()
 }
 
+/// The handle in `slot`, or a new one from `make` put there while the cache has room.
+fn cached<H: Clone>(
+    slot: Option<&H>,
+    len: &mut usize,
+    make: impl FnOnce() -> H,
+) -> Option<(H, bool)> {
+    match slot {
+        Some(h) => Some((h.clone(), false)),
+        None if *len >= HANDLES_PER_THREAD => None,
+        None => {
+            *len += 1;
+            Some((make(), true))
+        }
+    }
+}
+
+fn requests_counter(route: &str, model: &str, status: u16) -> Counter {
+    metrics::counter!(METRIC_REQUESTS, "route" => route.to_owned(), "model" => model.to_owned(), "status" => status.to_string())
+}
+
+fn latency_histogram(route: &str) -> Histogram {
+    metrics::histogram!(METRIC_LATENCY, "route" => route.to_owned())
+}
+
+fn token_counters(model: &str) -> (Counter, Counter) {
+    (
+        metrics::counter!(METRIC_TOKENS, "direction" => "input", "model" => model.to_owned()),
+        metrics::counter!(METRIC_TOKENS, "direction" => "output", "model" => model.to_owned()),
+    )
+}
+
 /// Counts a finished request and its latency.
 pub fn record_request(route: &str, model: &str, status: u16, seconds: f64) {
-    let cached = with_handles(|h| {
-        let full = h.len >= HANDLES_PER_THREAD;
-        let counter = match h
+    let handles = with_handles(|h| {
+        let slot = h
             .requests
             .get(route)
             .and_then(|m| m.get(model))
-            .and_then(|s| s.get(&status))
-        {
-            Some(c) => c.clone(),
-            None if full => return false,
-            None => {
-                let c = metrics::counter!(METRIC_REQUESTS, "route" => route.to_owned(), "model" => model.to_owned(), "status" => status.to_string());
-                h.len += 1;
-                (h.requests.entry(route.to_owned()).or_default())
-                    .entry(model.to_owned())
-                    .or_default()
-                    .insert(status, c.clone());
-                c
-            }
-        };
-        let histogram = match h.latency.get(route) {
-            Some(l) => l.clone(),
-            None if full => return false,
-            None => {
-                let l = metrics::histogram!(METRIC_LATENCY, "route" => route.to_owned());
-                h.len += 1;
-                h.latency.insert(route.to_owned(), l.clone());
-                l
-            }
-        };
-        counter.increment(1);
-        histogram.record(seconds);
-        true
+            .and_then(|s| s.get(&status));
+        let (counter, new) = cached(slot, &mut h.len, || requests_counter(route, model, status))?;
+        if new {
+            (h.requests.entry(route.to_owned()).or_default())
+                .entry(model.to_owned())
+                .or_default()
+                .insert(status, counter.clone());
+        }
+        let (histogram, new) = cached(h.latency.get(route), &mut h.len, || {
+            latency_histogram(route)
+        })?;
+        if new {
+            h.latency.insert(route.to_owned(), histogram.clone());
+        }
+        Some((counter, histogram))
     });
-    if cached != Some(true) {
-        metrics::counter!(METRIC_REQUESTS, "route" => route.to_owned(), "model" => model.to_owned(), "status" => status.to_string())
-            .increment(1);
-        metrics::histogram!(METRIC_LATENCY, "route" => route.to_owned()).record(seconds);
-    }
+    let (counter, histogram) = handles.unwrap_or_else(|| {
+        (
+            requests_counter(route, model, status),
+            latency_histogram(route),
+        )
+    });
+    counter.increment(1);
+    histogram.record(seconds);
 }
 
 /// Counts a request's tokens for `model`.
 pub fn record_tokens(model: &str, input: u64, output: u64) {
-    let cached = with_handles(|h| {
-        let (i, o) = match h.tokens.get(model) {
-            Some(pair) => pair.clone(),
-            None if h.len >= HANDLES_PER_THREAD => return false,
-            None => {
-                let pair = (
-                    metrics::counter!(METRIC_TOKENS, "direction" => "input", "model" => model.to_owned()),
-                    metrics::counter!(METRIC_TOKENS, "direction" => "output", "model" => model.to_owned()),
-                );
-                h.len += 1;
-                h.tokens.insert(model.to_owned(), pair.clone());
-                pair
-            }
-        };
-        i.increment(input);
-        o.increment(output);
-        true
+    let handles = with_handles(|h| {
+        let (pair, new) = cached(h.tokens.get(model), &mut h.len, || token_counters(model))?;
+        if new {
+            h.tokens.insert(model.to_owned(), pair.clone());
+        }
+        Some(pair)
     });
-    if cached != Some(true) {
-        metrics::counter!(METRIC_TOKENS, "direction" => "input", "model" => model.to_owned())
-            .increment(input);
-        metrics::counter!(METRIC_TOKENS, "direction" => "output", "model" => model.to_owned())
-            .increment(output);
-    }
+    let (i, o) = handles.unwrap_or_else(|| token_counters(model));
+    i.increment(input);
+    o.increment(output);
 }
 
 /// Whether the store is failing, as the background loops and `/readyz` last saw it: a store
