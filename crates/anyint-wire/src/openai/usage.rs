@@ -103,11 +103,7 @@ pub fn usage_from_chunk(data: &str) -> StreamUsage {
 pub fn gives_finish_reason(data: &str) -> bool {
     static FINISH: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\""));
-    FINISH.find(data.as_bytes()).is_some_and(|at| {
-        data.get(at + 15..)
-            .and_then(|rest| rest.trim_start().strip_prefix(':'))
-            .is_some_and(|v| v.trim_start().starts_with('"'))
-    })
+    has_field_starting(data, &FINISH, '"')
 }
 
 fn has_usage_object(data: &str) -> bool {
@@ -115,12 +111,18 @@ fn has_usage_object(data: &str) -> bool {
     // cost more than the search itself on a short chunk.
     static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    has_field_starting(data, &USAGE, '{')
+}
+
+/// Whether some occurrence of the quoted key `key` (its finder) in `data` is followed by `:`
+/// and a value starting with `first` (an occurrence inside a string value is followed by
+/// something else, and the search goes on).
+fn has_field_starting(data: &str, key: &memchr::memmem::Finder<'_>, first: char) -> bool {
     let mut rest = data;
-    while let Some(pos) = USAGE.find(rest.as_bytes()) {
-        rest = rest.get(pos + 7..).unwrap_or("");
-        let after = rest.trim_start();
-        if let Some(after) = after.strip_prefix(':')
-            && after.trim_start().starts_with('{')
+    while let Some(pos) = key.find(rest.as_bytes()) {
+        rest = rest.get(pos + key.needle().len()..).unwrap_or("");
+        if let Some(after) = rest.trim_start().strip_prefix(':')
+            && after.trim_start().starts_with(first)
         {
             return true;
         }
@@ -145,6 +147,10 @@ mod tests {
         ));
         assert!(!gives_finish_reason(
             r#"{"choices":[{"delta":{"content":"finish_reason"}}]}"#
+        ));
+        // The key inside a string comes first; the field after it still counts.
+        assert!(gives_finish_reason(
+            r#"{"choices":[{"delta":{"content":"finish_reason"},"finish_reason":"stop"}]}"#
         ));
     }
 
