@@ -8,6 +8,7 @@
 //! over whole hours sums buckets. A range that starts or ends inside an hour reads the raw
 //! rows of those partial hours only, so every answer stays exact to the row.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
@@ -104,25 +105,30 @@ impl Sums {
     }
 }
 
-/// Text for a bind: without NUL characters, which Postgres refuses in text columns.
-fn text(s: &str) -> String {
+/// Text for a bind: without NUL characters, which Postgres refuses in text columns; borrowed
+/// when it has none.
+fn clean(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
-        s.replace('\0', "")
+        Cow::Owned(s.replace('\0', ""))
     } else {
-        s.to_owned()
+        Cow::Borrowed(s)
     }
+}
+
+/// [`clean`] text, owned.
+fn text(s: &str) -> String {
+    clean(s).into_owned()
 }
 
 /// A ledger insert being built.
 type Insert<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Binds `s` as [`text`] does, borrowing it when it has no NUL (the ledger's writes bind nine
+/// Binds `s` [`clean`]ed, borrowing it when it has no NUL (the ledger's writes bind nine
 /// strings a row: an owned copy of each was a tenth of the writer's work).
 fn bind_text<'q>(q: Insert<'q>, s: &'q str) -> Insert<'q> {
-    if s.contains('\0') {
-        q.bind(text(s))
-    } else {
-        q.bind(s)
+    match clean(s) {
+        Cow::Borrowed(s) => q.bind(s),
+        Cow::Owned(s) => q.bind(s),
     }
 }
 
@@ -201,12 +207,7 @@ pub(super) async fn insert_usage_rows(
             .collect::<Result<_, _>>()?;
         for r in chunk {
             // A request ID twice in one chunk is inserted once: count its first row only.
-            let removed = if r.request_id.contains('\0') {
-                inserted.remove(&text(&r.request_id))
-            } else {
-                inserted.remove(r.request_id.as_str())
-            };
-            if !removed {
+            if !inserted.remove(clean(&r.request_id).as_ref()) {
                 continue;
             }
             let hour = r.created_at_ms.div_euclid(HOUR_MS) * HOUR_MS;
