@@ -307,8 +307,7 @@ fn served(mut resp: Response, via: &attempt::Via<'_>) -> Response {
     if let Ok(v) = HeaderValue::from_str(&via.model.id) {
         h.insert(HEADER_SERVED_MODEL.clone(), v);
     }
-    let label = format!("{}/{}", via.provider.config.name, via.route.upstream_model);
-    if let Ok(v) = HeaderValue::from_str(&label) {
+    if let Ok(v) = HeaderValue::from_str(&via.route_label()) {
         h.insert(HEADER_ROUTE.clone(), v);
     }
     resp

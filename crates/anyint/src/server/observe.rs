@@ -1,8 +1,9 @@
 //! The edge middleware ([`edge`]) every request passes, and in it the access log: each request
 //! gets an ID, echoed as `x-request-id` (and `request-id`, which the Anthropic SDK reads), and
-//! its outcome is logged and counted. The log reads what it logs from response extensions set by the handlers ([`RequestLog`], the gateway
-//! [`Error`]); it never reads headers or bodies, which is what keeps keys and prompts out of
-//! the logs. Paths are logged without their query string.
+//! its outcome is logged and counted. The log reads what it logs from response extensions set
+//! by the handlers ([`RequestLog`], the gateway [`Error`]); it never reads headers or bodies,
+//! which is what keeps keys and prompts out of the logs. Paths are logged without their query
+//! string.
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
