@@ -132,6 +132,77 @@ fn bind_text<'q>(q: Insert<'q>, s: &'q str) -> Insert<'q> {
     }
 }
 
+/// Rows per statement a batch is cut into, largest first. A batch of any size runs as a few
+/// statements of these fixed shapes, so a connection parses each statement once (sqlx keeps
+/// prepared statements by their text). With one statement text per batch size, SQLite parsed
+/// a new VALUES list for most batches, and parsing cost more than the inserts themselves.
+const SHAPES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// `rows` cut into chunks of [`SHAPES`] sizes (largest first), each with its shape's index.
+fn shaped<T>(rows: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let shape = SHAPES.iter().position(|&size| size <= rest.len())?;
+        let (chunk, tail) = rest.split_at(SHAPES[shape]);
+        rest = tail;
+        Some((shape, chunk))
+    })
+}
+
+/// A multi-row statement's text for every shape and placeholder style, built on first use.
+struct ShapedSql {
+    cols: usize,
+    build: fn(&str) -> String,
+    texts: [std::sync::OnceLock<String>; 2 * SHAPES.len()],
+}
+
+impl ShapedSql {
+    const fn new(cols: usize, build: fn(&str) -> String) -> Self {
+        Self {
+            cols,
+            build,
+            texts: [const { std::sync::OnceLock::new() }; 2 * SHAPES.len()],
+        }
+    }
+
+    /// The statement for shape `shape` (an index into [`SHAPES`]).
+    fn text(&self, shape: usize, anonymous: bool) -> &str {
+        self.texts[shape * 2 + usize::from(anonymous)]
+            .get_or_init(|| (self.build)(&values(SHAPES[shape], self.cols, anonymous)))
+    }
+}
+
+static LEDGER_INSERT: ShapedSql = ShapedSql::new(19, |rows| {
+    format!(
+        "INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES {rows} ON CONFLICT DO NOTHING RETURNING request_id"
+    )
+});
+
+static HOURLY_UPSERT: ShapedSql = ShapedSql::new(13, |rows| {
+    format!(
+        "INSERT INTO usage_hourly (hour_ms, key_id, model, account, team_id, requests, errors, \
+         prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, web_searches, \
+         cost_micros) VALUES {rows} ON CONFLICT (hour_ms, key_id, model, account, team_id) DO UPDATE SET \
+         requests = usage_hourly.requests + excluded.requests, \
+         errors = usage_hourly.errors + excluded.errors, \
+         prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
+         completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
+         cache_read_tokens = usage_hourly.cache_read_tokens + excluded.cache_read_tokens, \
+         cache_write_tokens = usage_hourly.cache_write_tokens + excluded.cache_write_tokens, \
+         web_searches = usage_hourly.web_searches + excluded.web_searches, \
+         cost_micros = usage_hourly.cost_micros + excluded.cost_micros"
+    )
+});
+
+static TOTALS_UPSERT: ShapedSql = ShapedSql::new(5, |rows| {
+    format!(
+        "INSERT INTO usage_totals (month_ms, scope, id, requests, cost_micros) VALUES {rows} \
+         ON CONFLICT (month_ms, scope, id) DO UPDATE SET \
+         requests = usage_totals.requests + excluded.requests, \
+         cost_micros = usage_totals.cost_micros + excluded.cost_micros"
+    )
+});
+
 /// `($1, …, $c), ($c+1, …)` for `rows` rows of `cols` columns (or with `?` placeholders).
 fn values(rows: usize, cols: usize, anonymous: bool) -> String {
     let mut sql = String::new();
@@ -163,13 +234,9 @@ pub(super) async fn insert_usage_rows(
     let mut hourly = Hourly::new();
     let mut totals = Totals::new();
     let mut months: HashMap<i64, i64> = HashMap::new();
-    // 19 binds a row; 100 rows a statement stays far under both backends' bind limits.
-    for chunk in rows.chunks(100) {
-        let sql = format!(
-            "INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING RETURNING request_id",
-            values(chunk.len(), 19, anonymous)
-        );
-        let mut q = sqlx::query(&sql);
+    // 19 binds a row; 64 rows a statement stays far under both backends' bind limits.
+    for (shape, chunk) in shaped(rows) {
+        let mut q = sqlx::query(LEDGER_INSERT.text(shape, anonymous));
         for r in chunk {
             for s in [
                 &r.request_id,
@@ -243,22 +310,8 @@ async fn upsert_hourly(
     anonymous: bool,
 ) -> Result<(), sqlx::Error> {
     let hourly: Vec<_> = hourly.into_iter().collect();
-    for chunk in hourly.chunks(100) {
-        let sql = format!(
-            "INSERT INTO usage_hourly (hour_ms, key_id, model, account, team_id, requests, errors, \
-             prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, web_searches, \
-             cost_micros) VALUES {} ON CONFLICT (hour_ms, key_id, model, account, team_id) DO UPDATE SET \
-             requests = usage_hourly.requests + excluded.requests, \
-             errors = usage_hourly.errors + excluded.errors, \
-             prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
-             completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
-             cache_read_tokens = usage_hourly.cache_read_tokens + excluded.cache_read_tokens, \
-             cache_write_tokens = usage_hourly.cache_write_tokens + excluded.cache_write_tokens, \
-             web_searches = usage_hourly.web_searches + excluded.web_searches, \
-             cost_micros = usage_hourly.cost_micros + excluded.cost_micros",
-            values(chunk.len(), 13, anonymous)
-        );
-        let mut q = sqlx::query(&sql);
+    for (shape, chunk) in shaped(&hourly) {
+        let mut q = sqlx::query(HOURLY_UPSERT.text(shape, anonymous));
         for ((hour, key, model, account, team), s) in chunk {
             q = q
                 .bind(*hour)
@@ -287,15 +340,8 @@ async fn upsert_totals(
     anonymous: bool,
 ) -> Result<(), sqlx::Error> {
     let totals: Vec<_> = totals.into_iter().collect();
-    for chunk in totals.chunks(200) {
-        let sql = format!(
-            "INSERT INTO usage_totals (month_ms, scope, id, requests, cost_micros) VALUES {} \
-             ON CONFLICT (month_ms, scope, id) DO UPDATE SET \
-             requests = usage_totals.requests + excluded.requests, \
-             cost_micros = usage_totals.cost_micros + excluded.cost_micros",
-            values(chunk.len(), 5, anonymous)
-        );
-        let mut q = sqlx::query(&sql);
+    for (shape, chunk) in shaped(&totals) {
+        let mut q = sqlx::query(TOTALS_UPSERT.text(shape, anonymous));
         for ((month, scope, id), s) in chunk {
             q = q
                 .bind(*month)
@@ -823,6 +869,39 @@ mod tests {
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
         migration_fills_aggregates(super::super::postgres::open(&url).await.unwrap()).await;
+    }
+
+    #[test]
+    fn a_batch_is_cut_into_fixed_shapes_in_order() {
+        for n in 0..300usize {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<(usize, &[usize])> = shaped(&rows).collect();
+            let sizes: Vec<usize> = chunks.iter().map(|(_, c)| c.len()).collect();
+            // Every row once, in order, each chunk of its shape's size, largest shapes first.
+            assert_eq!(
+                chunks
+                    .iter()
+                    .flat_map(|(_, c)| c.iter().copied())
+                    .collect::<Vec<_>>(),
+                rows
+            );
+            assert!(
+                chunks.iter().all(|(shape, c)| SHAPES[*shape] == c.len()),
+                "{n}: {sizes:?}"
+            );
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{n}: {sizes:?}");
+            // At most one chunk of each shape below the largest.
+            assert!(sizes.len() < n / SHAPES[0] + SHAPES.len(), "{n}: {sizes:?}");
+        }
+    }
+
+    #[test]
+    fn each_shape_has_one_statement_text() {
+        let text = LEDGER_INSERT.text(2, false);
+        assert_eq!(text.matches('(').count(), 1 + 16, "{text}");
+        assert!(text.contains("$304)") && !text.contains("$305"), "{text}");
+        assert!(std::ptr::eq(text, LEDGER_INSERT.text(2, false)));
+        assert_eq!(TOTALS_UPSERT.text(6, true).matches('?').count(), 5);
     }
 
     #[test]
