@@ -324,8 +324,10 @@ pub(crate) struct TimedIo {
     tcp: Transport,
     clock: Arc<ConnClock>,
     timer: Pin<Box<Sleep>>,
-    _slot: OwnedSemaphorePermit,
+    // Fields drop in this order: the connection leaves its worker's count before its slot
+    // frees, so a connection accepted into the slot never finds the count over the cap.
     _held: Held,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl TimedIo {
@@ -335,8 +337,8 @@ impl TimedIo {
             tcp,
             clock,
             timer: Box::pin(tokio::time::sleep_until(first)),
-            _slot: slot,
             _held: held,
+            _slot: slot,
         }
     }
 }
