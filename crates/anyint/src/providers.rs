@@ -28,13 +28,13 @@ pub struct Provider {
     /// The kind-specific adapter.
     pub adapter: ProviderAdapter,
     /// The pooled client of threads that are not serving workers (background tasks).
-    shared: reqwest::Client,
+    shared: http::Client,
     /// One pooled client per serving worker, so an upstream connection is driven by the
     /// runtime whose requests use it; built on the worker's first call (a client holds its
     /// own TLS root store, about 1 MB, so idle workers do not pay for one).
-    per_worker: Box<[std::sync::OnceLock<reqwest::Client>]>,
+    per_worker: Box<[std::sync::OnceLock<http::Client>]>,
     /// The chat endpoint, parsed once (OpenAI and Anthropic; Gemini's URL names the model).
-    pub chat_url: Option<reqwest::Url>,
+    pub chat_url: Option<::http::Uri>,
 }
 
 /// Kind-specific behaviour.
@@ -89,7 +89,7 @@ impl Provider {
             ProviderKind::DashScope => ProviderAdapter::DashScope,
             ProviderKind::Music => ProviderAdapter::Music,
         };
-        let shared = http::client(&config)?;
+        let shared = http::Client::new(&config)?;
         let per_worker = (0..workers.max(1))
             .map(|_| std::sync::OnceLock::new())
             .collect();
@@ -100,7 +100,7 @@ impl Provider {
             ProviderAdapter::Gemini | ProviderAdapter::DashScope | ProviderAdapter::Music => None,
         };
         let chat_url = chat_path
-            .map(|p| reqwest::Url::parse(&format!("{}{p}", config.base_url)))
+            .map(|p| format!("{}{p}", config.base_url).parse::<::http::Uri>())
             .transpose()
             .map_err(|e| {
                 crate::error::Error::internal(format!("provider {}: base_url: {e}", config.name))
@@ -116,7 +116,7 @@ impl Provider {
 
     /// The client of the calling thread's worker (see [`http::bind_worker`]), or the shared
     /// one off the workers.
-    pub fn client(&self) -> &reqwest::Client {
+    pub fn client(&self) -> &http::Client {
         let worker = http::worker();
         if worker == 0 {
             return &self.shared;
@@ -127,7 +127,7 @@ impl Provider {
         }
         // The shared client was built from the same settings, so this does not fail in
         // practice; if it did, the shared pool still serves (with cross-thread wake-ups).
-        match http::client(&self.config) {
+        match http::Client::new(&self.config) {
             Ok(c) => slot.get_or_init(|| c),
             Err(_) => &self.shared,
         }
@@ -212,7 +212,7 @@ impl Provider {
         body: Vec<u8>,
         stream: bool,
         forward: &ForwardHeaders,
-    ) -> reqwest::RequestBuilder {
+    ) -> http::Request {
         match self.adapter {
             // Task models never reach the chat path (`entitlement::resolve` refuses them).
             ProviderAdapter::OpenAi
@@ -229,7 +229,7 @@ impl Provider {
     /// gateway error. Also returns the time to the answer's first byte.
     pub async fn exchange(
         &self,
-        req: reqwest::RequestBuilder,
+        req: http::Request,
         stream: bool,
         limits: crate::config::Deadlines,
         started: tokio::time::Instant,
@@ -254,10 +254,7 @@ impl Provider {
     }
 
     /// Sends the upstream request and turns an error reply into the gateway error.
-    async fn send(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, crate::error::Error> {
+    async fn send(&self, req: http::Request) -> Result<http::Response, crate::error::Error> {
         let resp = http::send(&self.config.name, req).await?;
         let status = resp.status();
         if status.is_success() {
@@ -270,10 +267,7 @@ impl Provider {
 
     /// Sends a request whose whole JSON answer is relayed as it is (`count_tokens` on a
     /// same-family upstream); an error reply becomes the gateway error.
-    pub async fn fetch(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<bytes::Bytes, crate::error::Error> {
+    pub async fn fetch(&self, req: http::Request) -> Result<bytes::Bytes, crate::error::Error> {
         let resp = http::send(&self.config.name, req).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -287,8 +281,8 @@ impl Provider {
     /// Maps an upstream error reply to the gateway error.
     pub fn decode_error(
         &self,
-        status: reqwest::StatusCode,
-        headers: &reqwest::header::HeaderMap,
+        status: ::http::StatusCode,
+        headers: &::http::HeaderMap,
         body: &[u8],
     ) -> crate::error::Error {
         match self.adapter {

@@ -95,7 +95,7 @@ impl EmbedWork<'_> {
     /// One upstream call; its whole body and the time to it.
     async fn exchange(
         at: &Attempt<'_>,
-        req: reqwest::RequestBuilder,
+        req: crate::providers::http::Request,
     ) -> Result<(Bytes, Duration), Error> {
         match at
             .provider

@@ -2,7 +2,7 @@
 //! `anthropic-version` value.
 
 use bytes::Bytes;
-use reqwest::header::CONTENT_TYPE;
+use http::header::CONTENT_TYPE;
 
 use super::{Call, ForwardHeaders, Provider};
 use crate::error::Error;
@@ -13,7 +13,7 @@ fn post(
     path: &str,
     body: Vec<u8>,
     forward: &ForwardHeaders,
-) -> reqwest::RequestBuilder {
+) -> crate::providers::http::Request {
     let version = forward
         .anthropic_version
         .as_deref()
@@ -40,7 +40,7 @@ pub fn chat_request(
     call: &Call<'_>,
     body: Vec<u8>,
     forward: &ForwardHeaders,
-) -> reqwest::RequestBuilder {
+) -> crate::providers::http::Request {
     post(p, call, "/v1/messages", body, forward)
 }
 
@@ -50,15 +50,15 @@ pub fn count_tokens_request(
     call: &Call<'_>,
     body: Vec<u8>,
     forward: &ForwardHeaders,
-) -> reqwest::RequestBuilder {
+) -> crate::providers::http::Request {
     post(p, call, "/v1/messages/count_tokens", body, forward)
 }
 
 /// Maps an Anthropic error reply (`{"type":"error","error":{"type","message"}}`).
 pub fn decode_error(
     p: &Provider,
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
+    status: http::StatusCode,
+    headers: &http::header::HeaderMap,
     body: &[u8],
 ) -> Error {
     let decoded = anyint_wire::anthropic::decode_error(body);

@@ -16,7 +16,7 @@ pub fn create_request(
     call: &Call<'_>,
     service: &str,
     body: Vec<u8>,
-) -> reqwest::RequestBuilder {
+) -> crate::providers::http::Request {
     p.client()
         .post(format!("{}/services/{service}", p.config.base_url))
         .timeout(call.total)
@@ -27,7 +27,11 @@ pub fn create_request(
 }
 
 /// The status request for an upstream task.
-pub fn status_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwest::RequestBuilder {
+pub fn status_request(
+    p: &Provider,
+    call: &Call<'_>,
+    upstream_id: &str,
+) -> crate::providers::http::Request {
     p.client()
         .get(format!(
             "{}/tasks/{}",
@@ -39,7 +43,11 @@ pub fn status_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwe
 }
 
 /// The cancel request for an upstream task.
-pub fn cancel_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwest::RequestBuilder {
+pub fn cancel_request(
+    p: &Provider,
+    call: &Call<'_>,
+    upstream_id: &str,
+) -> crate::providers::http::Request {
     p.client()
         .post(format!(
             "{}/tasks/{}/cancel",
@@ -148,8 +156,8 @@ fn billed_units(usage: &Value) -> Option<u64> {
 /// Maps a DashScope error reply (`{code, message, request_id}`) to the gateway error.
 pub fn decode_error(
     p: &Provider,
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
+    status: http::StatusCode,
+    headers: &http::header::HeaderMap,
     body: &[u8],
 ) -> Error {
     let v: Option<Value> = serde_json::from_slice(body).ok();

@@ -2,7 +2,7 @@
 //! `alt=sse` for streams.
 
 use bytes::Bytes;
-use reqwest::header::CONTENT_TYPE;
+use http::header::CONTENT_TYPE;
 
 use super::{Call, Provider};
 use crate::error::Error;
@@ -14,7 +14,7 @@ pub fn chat_request(
     model: &str,
     body: Vec<u8>,
     stream: bool,
-) -> reqwest::RequestBuilder {
+) -> crate::providers::http::Request {
     let action = if stream {
         "streamGenerateContent?alt=sse"
     } else {
@@ -34,7 +34,7 @@ pub fn count_tokens_request(
     call: &Call<'_>,
     model: &str,
     body: Vec<u8>,
-) -> reqwest::RequestBuilder {
+) -> crate::providers::http::Request {
     post(
         p,
         call,
@@ -51,7 +51,7 @@ pub fn embed_request(
     model: &str,
     action: &str,
     body: Vec<u8>,
-) -> reqwest::RequestBuilder {
+) -> crate::providers::http::Request {
     post(
         p,
         call,
@@ -60,7 +60,12 @@ pub fn embed_request(
     )
 }
 
-fn post(p: &Provider, call: &Call<'_>, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+fn post(
+    p: &Provider,
+    call: &Call<'_>,
+    url: &str,
+    body: Vec<u8>,
+) -> crate::providers::http::Request {
     p.client()
         .post(url)
         .timeout(call.total)
@@ -72,8 +77,8 @@ fn post(p: &Provider, call: &Call<'_>, url: &str, body: Vec<u8>) -> reqwest::Req
 /// Maps a Google RPC error reply (`{"error":{"code","message","status"}}`).
 pub fn decode_error(
     p: &Provider,
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
+    status: http::StatusCode,
+    headers: &http::header::HeaderMap,
     body: &[u8],
 ) -> Error {
     let decoded = anyint_wire::gemini::decode_error(body);

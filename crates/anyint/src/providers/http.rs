@@ -1,13 +1,16 @@
 //! The one place upstream HTTP happens: client construction, sending, and turning transport
 //! failures and upstream error replies into gateway errors.
 
+pub mod client;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
-use crate::config::ProviderConfig;
+pub use client::{Client, Request, Response, TransportError};
+
 use crate::error::{Error, ErrorKind};
 
 /// Client-visible code for an upstream whose quota or billing is exhausted (not retried on the
@@ -43,64 +46,19 @@ pub fn worker() -> usize {
     WORKER.with(std::cell::Cell::get)
 }
 
-/// A pooled client for one provider: TCP_NODELAY on (Nagle stalls small SSE writes on reused
-/// connections), the provider's connect timeout, generous keep-alive. reqwest's own retry of
-/// refused HTTP/2 streams is off: the gateway's router retries, within the request's budget,
-/// and reqwest's policy copied every request's headers and extensions in case it retried.
-/// Redirects are not
-/// followed: an AI API does not redirect its calls, so a 3xx means a wrong `base_url`, and
-/// following it would send the provider's key (`x-api-key`, `x-goog-api-key`, which reqwest
-/// does not strip across hosts) wherever the redirect points. It also spares every request
-/// the redirect policy's URL re-parse.
-pub fn client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never().max_retries_per_request(0))
-        .tcp_nodelay(true)
-        .connect_timeout(p.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .user_agent(concat!("anyint/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::internal(format!("building the HTTP client for {}: {e}", p.name)))
-}
-
-/// A transport error described without its URL's query (which could carry a key).
+/// A reqwest transport error (the task callbacks' and `anyint verify`'s clients) described
+/// like an upstream call's, without its URL's query (which could carry a key).
 pub fn describe(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "body read failed"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "transport error"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        what.to_owned()
-    } else {
-        format!("{what}: {detail}")
-    }
+    TransportError::from_reqwest(e).to_string()
 }
 
 /// Sends `req`, mapping transport failures to 503/504.
-pub async fn send(
-    provider: &str,
-    req: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, Error> {
+pub async fn send(provider: &str, req: Request) -> Result<Response, Error> {
     req.send().await.map_err(|e| transport_error(provider, &e))
 }
 
 /// Reads a whole response body; a transport failure mid-body maps like one before it.
-pub async fn read_body(provider: &str, resp: reqwest::Response) -> Result<Bytes, Error> {
+pub async fn read_body(provider: &str, resp: Response) -> Result<Bytes, Error> {
     resp.bytes()
         .await
         .map_err(|e| transport_error(provider, &e))
@@ -118,7 +76,7 @@ pub fn protocol_error(provider: &str, what: &str) -> Error {
 }
 
 /// A gateway error for a transport failure talking to `provider`.
-pub fn transport_error(provider: &str, e: &reqwest::Error) -> Error {
+pub fn transport_error(provider: &str, e: &TransportError) -> Error {
     let kind = if e.is_timeout() {
         ErrorKind::UpstreamTimeout
     } else {
@@ -137,11 +95,11 @@ pub fn transport_error(provider: &str, e: &reqwest::Error) -> Error {
     };
     Error::new(kind, message)
         .with_code(code)
-        .with_cause(format!("provider {provider}: {}", describe(e)))
+        .with_cause(format!("provider {provider}: {e}"))
 }
 
 /// Reads at most [`MAX_ERROR_BODY`] bytes of an error response.
-pub async fn read_error_body(resp: reqwest::Response) -> Vec<u8> {
+pub async fn read_error_body(resp: Response) -> Vec<u8> {
     let mut resp = resp;
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = resp.chunk().await {
@@ -155,7 +113,7 @@ pub async fn read_error_body(resp: reqwest::Response) -> Vec<u8> {
 }
 
 /// The upstream's retry hint: `retry-after-ms`, else `retry-after` in seconds.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let get = |name: &str| {
         headers
             .get(name)
@@ -200,7 +158,7 @@ const NO_REASON: &str = "no reason given";
 /// decides the kind; the provider's decoded message is used only for client-fixable errors.
 pub fn classify(
     provider: &str,
-    status: reqwest::StatusCode,
+    status: http::StatusCode,
     retry_after: Option<Duration>,
     upstream_message: Option<&str>,
     quota_exhausted: bool,
@@ -273,9 +231,9 @@ pub enum Reply {
 }
 
 /// Whether an answer is an SSE stream.
-pub fn is_sse(resp: &reqwest::Response) -> bool {
+pub fn is_sse(resp: &Response) -> bool {
     resp.headers()
-        .get(reqwest::header::CONTENT_TYPE)
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"))
 }
@@ -299,6 +257,8 @@ pub enum StreamFailure {
     Transport(String),
     /// No bytes arrived within the idle limit.
     Idle(Duration),
+    /// The call's total time limit passed before the stream's end.
+    Total,
 }
 
 impl std::fmt::Display for StreamFailure {
@@ -306,6 +266,7 @@ impl std::fmt::Display for StreamFailure {
         match self {
             Self::Transport(e) => write!(f, "{e}"),
             Self::Idle(d) => write!(f, "no bytes for {} ms", d.as_millis()),
+            Self::Total => f.write_str("the call's total time limit passed"),
         }
     }
 }
@@ -315,15 +276,18 @@ pub type UpstreamStream = BoxStream<'static, Result<Bytes, StreamFailure>>;
 
 /// Waits up to `first_byte` for the stream's first bytes, so a stalled upstream fails over
 /// before anything reaches the client, then returns the whole stream with an idle limit
-/// between chunks. Dropping the returned stream drops the upstream connection.
+/// between chunks and the call's total limit over all of it. Dropping the returned stream
+/// drops the upstream connection.
 pub async fn open_stream(
     provider: &str,
-    resp: reqwest::Response,
+    resp: Response,
     first_byte: Duration,
     idle: Duration,
 ) -> Result<UpstreamStream, Error> {
-    let mut body = resp.bytes_stream();
-    let first = match tokio::time::timeout(first_byte, body.next()).await {
+    let total = resp.deadline();
+    let mut body = resp.into_stream();
+    let first_by = earliest(tokio::time::Instant::now() + first_byte, total);
+    let first = match tokio::time::timeout_at(first_by, body.next()).await {
         Err(_) => return Err(ttfb_timeout(provider)),
         Ok(None) => {
             return Err(Error::new(
@@ -336,30 +300,40 @@ pub async fn open_stream(
         Ok(Some(Err(e))) => return Err(transport_error(provider, &e)),
         Ok(Some(Ok(b))) => b,
     };
+    let last = tokio::time::Instant::now();
+    // The timer starts at the first deadline: it may be set early, never late.
     let remaining = IdleLimit {
         inner: body,
         idle,
-        last: tokio::time::Instant::now(),
-        timer: Box::pin(tokio::time::sleep(idle)),
+        total,
+        last,
+        timer: Box::pin(tokio::time::sleep_until(earliest(last + idle, total))),
     };
     Ok(futures_util::stream::once(async move { Ok(first) })
         .chain(remaining)
         .boxed())
 }
 
-/// An upstream body that fails with [`StreamFailure::Idle`] after `idle` without a chunk. One
-/// timer serves the whole stream ([`crate::clock::poll_deadline`]): a chunk only notes its
-/// time (a timer per chunk would be registered and cancelled for every event of every stream).
+/// The earlier of `at` and `limit`.
+fn earliest(at: tokio::time::Instant, limit: Option<tokio::time::Instant>) -> tokio::time::Instant {
+    limit.map_or(at, |l| l.min(at))
+}
+
+/// An upstream body that fails with [`StreamFailure::Idle`] after `idle` without a chunk, and
+/// with [`StreamFailure::Total`] at the call's total limit. One timer serves the whole stream
+/// ([`crate::clock::poll_deadline`]): a chunk only notes its time (a timer per chunk would be
+/// registered and cancelled for every event of every stream).
 struct IdleLimit<S> {
     inner: S,
     idle: Duration,
+    total: Option<tokio::time::Instant>,
     last: tokio::time::Instant,
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<S> futures_util::Stream for IdleLimit<S>
 where
-    S: futures_util::Stream<Item = reqwest::Result<Bytes>> + Unpin,
+    S: futures_util::Stream<Item = Result<Bytes, TransportError>> + Unpin,
 {
     type Item = Result<Bytes, StreamFailure>;
 
@@ -375,17 +349,21 @@ where
                 Poll::Ready(Some(Ok(b)))
             }
             Poll::Ready(Some(Err(e))) => {
-                Poll::Ready(Some(Err(StreamFailure::Transport(describe(&e)))))
+                Poll::Ready(Some(Err(StreamFailure::Transport(e.to_string()))))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let deadline = this.last + this.idle;
+                let deadline = earliest(this.last + this.idle, this.total);
                 std::task::ready!(crate::clock::poll_deadline(
                     this.timer.as_mut(),
                     deadline,
                     cx
                 ));
-                Poll::Ready(Some(Err(StreamFailure::Idle(this.idle))))
+                if this.total.is_some_and(|t| t <= deadline) {
+                    Poll::Ready(Some(Err(StreamFailure::Total)))
+                } else {
+                    Poll::Ready(Some(Err(StreamFailure::Idle(this.idle))))
+                }
             }
         }
     }

@@ -13,7 +13,11 @@ use crate::error::Error;
 use crate::store::TaskStatus;
 
 /// The create request.
-pub fn create_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {
+pub fn create_request(
+    p: &Provider,
+    call: &Call<'_>,
+    body: Vec<u8>,
+) -> crate::providers::http::Request {
     p.client()
         .post(format!("{}/api/v1/generate", p.config.base_url))
         .timeout(call.total)
@@ -23,7 +27,11 @@ pub fn create_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::
 }
 
 /// The record-info request for an upstream task.
-pub fn status_request(p: &Provider, call: &Call<'_>, upstream_id: &str) -> reqwest::RequestBuilder {
+pub fn status_request(
+    p: &Provider,
+    call: &Call<'_>,
+    upstream_id: &str,
+) -> crate::providers::http::Request {
     p.client()
         .get(format!("{}/api/v1/generate/record-info", p.config.base_url))
         .query(&[("taskId", upstream_id)])
@@ -57,9 +65,9 @@ fn unwrap(p: &Provider, body: &[u8]) -> Result<Value, Error> {
 fn business_error(p: &Provider, code: i64, msg: Option<&str>) -> Error {
     let status = u16::try_from(code)
         .ok()
-        .and_then(|c| reqwest::StatusCode::from_u16(c).ok())
+        .and_then(|c| http::StatusCode::from_u16(c).ok())
         .filter(|s| s.is_client_error() || s.is_server_error())
-        .unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
+        .unwrap_or(http::StatusCode::BAD_GATEWAY);
     let mut e = super::http::classify(&p.config.name, status, None, msg, code == 402);
     // Validation codes reach the client as the upstream said them.
     if matches!(code, 400 | 413 | 422) {
@@ -219,8 +227,8 @@ pub fn decode_callback(body: &[u8]) -> Result<(Option<String>, Observation), Err
 /// Maps a music error reply with a non-2xx HTTP status to the gateway error.
 pub fn decode_error(
     p: &Provider,
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
+    status: http::StatusCode,
+    headers: &http::header::HeaderMap,
     body: &[u8],
 ) -> Error {
     let v: Option<Value> = serde_json::from_slice(body).ok();

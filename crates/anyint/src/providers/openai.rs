@@ -1,13 +1,17 @@
 //! The OpenAI-compatible upstream adapter (`kind = "openai"`).
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 
 use super::{Call, Provider};
 use crate::error::Error;
 
 /// Builds `POST {base_url}/chat/completions` with the provider's key.
-pub fn chat_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {
+pub fn chat_request(
+    p: &Provider,
+    call: &Call<'_>,
+    body: Vec<u8>,
+) -> crate::providers::http::Request {
     let req = match &p.chat_url {
         Some(u) => p.client().post(u.clone()),
         None => p
@@ -25,17 +29,26 @@ pub fn input_tokens_request(
     p: &Provider,
     call: &Call<'_>,
     body: Vec<u8>,
-) -> reqwest::RequestBuilder {
+) -> crate::providers::http::Request {
     post(p, call, "/responses/input_tokens", body)
 }
 
 /// Builds `POST {base_url}/embeddings`.
-pub fn embeddings_request(p: &Provider, call: &Call<'_>, body: Vec<u8>) -> reqwest::RequestBuilder {
+pub fn embeddings_request(
+    p: &Provider,
+    call: &Call<'_>,
+    body: Vec<u8>,
+) -> crate::providers::http::Request {
     post(p, call, "/embeddings", body)
 }
 
 /// `POST {base_url}{path}` with the provider's key and a JSON body.
-fn post(p: &Provider, call: &Call<'_>, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+fn post(
+    p: &Provider,
+    call: &Call<'_>,
+    path: &str,
+    body: Vec<u8>,
+) -> crate::providers::http::Request {
     p.client()
         .post(format!("{}{path}", p.config.base_url))
         .timeout(call.total)
@@ -47,8 +60,8 @@ fn post(p: &Provider, call: &Call<'_>, path: &str, body: Vec<u8>) -> reqwest::Re
 /// Maps an OpenAI-shaped error reply to the gateway error.
 pub fn decode_error(
     p: &Provider,
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
+    status: http::StatusCode,
+    headers: &http::header::HeaderMap,
     body: &[u8],
 ) -> Error {
     let decoded = anyint_wire::openai::decode_error(body);

@@ -456,3 +456,112 @@ fn cli_manages_plans_accounts_teams_and_team_keys() {
     assert!(ok);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()[0]["id"], "ops");
 }
+
+/// A forward HTTP proxy that answers every request itself with one chat completion, and
+/// reports each request's line and `authorization` header.
+fn answering_proxy() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (seen, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                use std::io::Write as _;
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let (mut auth, mut length) = (String::new(), 0usize);
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    let (name, value) = h.split_once(':').unwrap();
+                    match name.to_ascii_lowercase().as_str() {
+                        "authorization" => value.trim().clone_into(&mut auth),
+                        "content-length" => length = value.trim().parse().unwrap(),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0u8; length];
+                reader.read_exact(&mut body).unwrap();
+                seen.send((line.trim().to_owned(), auth)).unwrap();
+                let answer = json!({"id": "chatcmpl-proxy", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini", "choices": [{"index": 0, "message": {"role": "assistant", "content": "via the proxy"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}).to_string();
+                let mut out = conn;
+                write!(out, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}", answer.len()).unwrap();
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_the_environment_proxies_is_called_through_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = emulator().await;
+    let (proxy, seen) = answering_proxy();
+    // One provider at a host only the proxy knows; the emulator is exempt through NO_PROXY.
+    let text = config(dir.path(), &emulator, "")
+        + "\n[[providers]]\nname = \"far\"\nkind = \"openai\"\nbase_url = \"http://upstream.example.invalid/v1\"\napi_key = \"far-secret\"\n\n\
+           [[models]]\nid = \"far-model\"\nroutes = [{ provider = \"far\", upstream_model = \"gpt-4o-mini\" }]\n";
+    let path = write(dir.path(), "c.toml", &text);
+    let with_env = |c: &mut Command| {
+        c.env("UPSTREAM_SECRET", UPSTREAM_KEY)
+            .env("HTTP_PROXY", &proxy)
+            .env("NO_PROXY", "127.0.0.1")
+            .env_remove("http_proxy")
+            .env_remove("no_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy");
+    };
+    let mut create = anyint();
+    create
+        .args(["keys", "create", "--name", "p", "--json", "--config"])
+        .arg(&path);
+    with_env(&mut create);
+    let out = create.output().unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut serve = anyint();
+    serve
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    with_env(&mut serve);
+    let mut child = serve.spawn().unwrap();
+    let base = listening(child.stdout.take().unwrap()).await;
+    let http = reqwest::Client::new();
+    let chat = |model: &str| {
+        http.post(format!("{base}/openai/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "Reply with exactly: direct"}]}))
+            .send()
+    };
+    let far = chat("far-model").await.unwrap();
+    assert_eq!(far.status(), 200);
+    let v: Value = far.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "via the proxy");
+    let (line, auth) = seen.recv().unwrap();
+    assert_eq!(
+        line,
+        "POST http://upstream.example.invalid/v1/chat/completions HTTP/1.1"
+    );
+    assert_eq!(auth, "Bearer far-secret");
+    // The exempt provider is called directly.
+    let near = chat("gpt-4o-mini").await.unwrap();
+    assert_eq!(near.status(), 200);
+    let v: Value = near.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "direct");
+    assert!(
+        seen.try_recv().is_err(),
+        "the exempt call went through the proxy"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}

@@ -28,6 +28,19 @@ idle_timeout_ms = 300
 routes = [{ provider = "emu", upstream_model = "gpt-4o-mini+chunk_delay_ms=5000" }]
 
 [[models]]
+id = "long-stream"
+total_timeout_ms = 600
+routes = [{ provider = "emu", upstream_model = "gpt-4o-mini+chunk_delay_ms=200" }]
+
+[[models]]
+id = "total-then-ok"
+total_timeout_ms = 300
+routes = [
+  { provider = "emu", upstream_model = "gpt-4o-mini+latency_ms=10000,tag=slowtotal", priority = 0 },
+  { provider = "emu", upstream_model = "gpt-4o-mini", priority = 1 },
+]
+
+[[models]]
 id = "with-fallback"
 fallbacks = ["gpt-4o"]
 routes = [{ provider = "dead", upstream_model = "gpt-4o" }]
@@ -125,6 +138,41 @@ async fn idle_stream_ends_with_an_error_event() {
     assert!(!data.iter().any(|d| d == "[DONE]"));
     assert!(data.last().unwrap().contains("\"error\""));
     assert_eq!(t.usage(&rid).await[0].outcome, "upstream_cut");
+}
+
+#[tokio::test]
+async fn a_stream_past_the_total_limit_is_cut_with_an_error_event() {
+    let t = start().await;
+    // Thirty words 200 ms apart against a 600 ms limit: the limit ends the stream, not its end.
+    let words: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+    let resp = t.chat(json!({"model": "long-stream", "stream": true, "messages": user(&format!("Reply with exactly: {}", words.join(" ")))})).await;
+    assert_eq!(resp.status(), 200);
+    let rid = request_id(&resp);
+    let data = sse_data(&resp.text().await.unwrap());
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+    assert!(data.last().unwrap().contains("\"error\""), "{data:?}");
+    assert!(
+        data.iter().any(|d| d.contains("w0")),
+        "it started: {data:?}"
+    );
+    assert!(
+        !data.iter().any(|d| d.contains("w29")),
+        "it was cut: {data:?}"
+    );
+    assert_eq!(t.usage(&rid).await[0].outcome, "upstream_cut");
+}
+
+#[tokio::test]
+async fn a_call_past_the_total_limit_fails_over() {
+    let t = start().await;
+    let resp = t
+        .chat(json!({"model": "total-then-ok", "messages": user("Reply with exactly: in time")}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-anyint-route"], "emu/gpt-4o-mini");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "in time");
+    assert_eq!(count(&t, "slowtotal").await, 1);
 }
 
 #[tokio::test]

@@ -1,0 +1,556 @@
+//! The upstream HTTP client: hyper's pooled client over rustls, cut to what a provider call
+//! needs (a method, a URL, headers, a body, one total time limit).
+//!
+//! It replaced reqwest on the request path because reqwest's per-call work was a tenth of the
+//! gateway's instructions per request: it parsed every call's URL twice with the `url` crate
+//! (its redirect layer and its response URL, IDNA included) and ran each call through a tower
+//! stack of retry, redirect and timeout layers the gateway does not use. Here a call is one
+//! `http::Request` handed to the pool.
+//!
+//! A provider whose `base_url` the environment sends through a proxy (`HTTPS_PROXY`,
+//! `HTTP_PROXY`, `ALL_PROXY`, less `NO_PROXY`, read the way reqwest reads them) is called
+//! through reqwest, which speaks the proxy's tunnel and authentication.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http_body::Body as _;
+use http_body_util::Full;
+use hyper_util::client::legacy;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use crate::config::ProviderConfig;
+use crate::error::Error;
+
+type Connector = hyper_rustls::HttpsConnector<legacy::connect::HttpConnector>;
+
+static AGENT: HeaderValue = HeaderValue::from_static(concat!("anyint/", env!("CARGO_PKG_VERSION")));
+static ANY: HeaderValue = HeaderValue::from_static("*/*");
+
+/// A pooled client for one provider (a clone, made for each call, shares the pool).
+#[derive(Clone)]
+pub struct Client {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Direct(std::sync::Arc<legacy::Client<Connector, Full<Bytes>>>),
+    /// The environment routes this provider through a proxy.
+    Proxied(reqwest::Client),
+}
+
+impl Client {
+    /// A client with TCP_NODELAY on (Nagle stalls small SSE writes on reused connections), the
+    /// provider's connect timeout, a generous keep-alive pool, HTTP/2 where TLS negotiates it,
+    /// and no redirects: an AI API does not redirect its calls, so a 3xx means a wrong
+    /// `base_url`, and following it would send the provider's key wherever it points.
+    pub fn new(p: &ProviderConfig) -> Result<Self, Error> {
+        let proxied = p.base_url.parse::<Uri>().ok().is_some_and(|u| {
+            hyper_util::client::proxy::matcher::Matcher::from_system()
+                .intercept(&u)
+                .is_some()
+        });
+        if proxied {
+            return proxied_client(p).map(|c| Self {
+                inner: Inner::Proxied(c),
+            });
+        }
+        let mut tcp = legacy::connect::HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(p.connect_timeout));
+        tcp.set_keepalive(Some(Duration::from_secs(60)));
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(tcp);
+        let pool = legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(tls);
+        Ok(Self {
+            inner: Inner::Direct(std::sync::Arc::new(pool)),
+        })
+    }
+
+    /// A `POST` to `url`.
+    pub fn post(&self, url: impl Target) -> Request {
+        self.request(Method::POST, url)
+    }
+
+    /// A `GET` of `url`.
+    pub fn get(&self, url: impl Target) -> Request {
+        self.request(Method::GET, url)
+    }
+
+    fn request(&self, method: Method, url: impl Target) -> Request {
+        let mut headers = HeaderMap::with_capacity(6);
+        headers.insert(USER_AGENT, AGENT.clone());
+        headers.insert(ACCEPT, ANY.clone());
+        Request {
+            client: self.clone(),
+            method,
+            uri: url.into_uri(),
+            headers,
+            body: Bytes::new(),
+            timeout: None,
+        }
+    }
+}
+
+/// The reqwest client for a provider behind a proxy: the same settings, reqwest's own retry
+/// of refused HTTP/2 streams off (the gateway's router retries, within the request's budget).
+fn proxied_client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never().max_retries_per_request(0))
+        .tcp_nodelay(true)
+        .connect_timeout(p.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .user_agent(concat!("anyint/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::internal(format!("building the HTTP client for {}: {e}", p.name)))
+}
+
+/// A URL a call can be made to: an `http::Uri` (parsed once, cloned per call) or text.
+pub trait Target {
+    /// The parsed URL, or why it is not one.
+    fn into_uri(self) -> Result<Uri, String>;
+}
+
+impl Target for Uri {
+    fn into_uri(self) -> Result<Uri, String> {
+        Ok(self)
+    }
+}
+
+impl Target for &Uri {
+    fn into_uri(self) -> Result<Uri, String> {
+        Ok(self.clone())
+    }
+}
+
+impl Target for String {
+    fn into_uri(self) -> Result<Uri, String> {
+        Uri::try_from(self).map_err(|e| format!("invalid URL: {e}"))
+    }
+}
+
+impl Target for &str {
+    fn into_uri(self) -> Result<Uri, String> {
+        Uri::try_from(self).map_err(|e| format!("invalid URL: {e}"))
+    }
+}
+
+/// One upstream call being built. A bad URL, header or query is reported when it is sent.
+pub struct Request {
+    client: Client,
+    method: Method,
+    uri: Result<Uri, String>,
+    headers: HeaderMap,
+    body: Bytes,
+    timeout: Option<Duration>,
+}
+
+impl Request {
+    /// Adds a header.
+    #[must_use]
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        K: TryInto<HeaderName>,
+        V: TryInto<HeaderValue>,
+    {
+        match (name.try_into(), value.try_into()) {
+            (Ok(n), Ok(v)) => {
+                self.headers.append(n, v);
+            }
+            _ => {
+                if self.uri.is_ok() {
+                    self.uri = Err("invalid header".to_owned());
+                }
+            }
+        }
+        self
+    }
+
+    /// Sets the body.
+    #[must_use]
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Limits the whole call, the answer's body included, to `limit`.
+    #[must_use]
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Appends `name=value` pairs to the URL's query, percent-encoded.
+    #[must_use]
+    pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+        if let Ok(uri) = &self.uri {
+            let mut text = uri.to_string();
+            let mut sep = if uri.query().is_some() { '&' } else { '?' };
+            for (name, value) in pairs {
+                text.push(sep);
+                encode_component(&mut text, name);
+                text.push('=');
+                encode_component(&mut text, value);
+                sep = '&';
+            }
+            self.uri = text.into_uri();
+        }
+        self
+    }
+
+    /// Sends the call; the answer's head is back when this returns.
+    pub async fn send(self) -> Result<Response, TransportError> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let call = self.send_inner(deadline);
+        match deadline {
+            Some(at) => tokio::time::timeout_at(at, call)
+                .await
+                .unwrap_or_else(|_| Err(TransportError::timed_out())),
+            None => call.await,
+        }
+    }
+
+    async fn send_inner(self, deadline: Option<Instant>) -> Result<Response, TransportError> {
+        let uri = self
+            .uri
+            .map_err(|e| TransportError::new(Failure::Request, e))?;
+        match self.client.inner {
+            Inner::Direct(pool) => {
+                let mut req = http::Request::new(Full::new(self.body));
+                *req.method_mut() = self.method;
+                *req.uri_mut() = uri;
+                *req.headers_mut() = self.headers;
+                let resp = pool.request(req).await.map_err(|e| {
+                    let failure = if e.is_connect() {
+                        Failure::Connect
+                    } else {
+                        Failure::Other
+                    };
+                    TransportError::from_source(failure, &e)
+                })?;
+                let (parts, body) = resp.into_parts();
+                Ok(Response {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body: Body::Direct(body),
+                    deadline,
+                })
+            }
+            Inner::Proxied(client) => {
+                let resp = client
+                    .request(self.method, uri.to_string())
+                    .headers(self.headers)
+                    .body(self.body)
+                    .send()
+                    .await
+                    .map_err(|e| TransportError::from_reqwest(&e))?;
+                let resp: http::Response<reqwest::Body> = resp.into();
+                let (parts, body) = resp.into_parts();
+                Ok(Response {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body: Body::Proxied(body),
+                    deadline,
+                })
+            }
+        }
+    }
+}
+
+/// Percent-encodes a query component (everything but RFC 3986's unreserved characters).
+fn encode_component(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// An upstream's answer: its head, and a body read within the call's time limit.
+pub struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Body,
+    deadline: Option<Instant>,
+}
+
+enum Body {
+    Direct(hyper::body::Incoming),
+    Proxied(reqwest::Body),
+}
+
+impl Response {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// When the call's time limit ends, if it has one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Reads the whole body.
+    pub async fn bytes(self) -> Result<Bytes, TransportError> {
+        let deadline = self.deadline;
+        let mut body = self.body;
+        let read = async move {
+            let mut first: Option<Bytes> = None;
+            let mut rest: Vec<u8> = Vec::new();
+            while let Some(chunk) = next_chunk(&mut body).await? {
+                match &first {
+                    None => first = Some(chunk),
+                    Some(f) => {
+                        if rest.is_empty() {
+                            rest.extend_from_slice(f);
+                        }
+                        rest.extend_from_slice(&chunk);
+                    }
+                }
+            }
+            Ok(if rest.is_empty() {
+                first.unwrap_or_default()
+            } else {
+                Bytes::from(rest)
+            })
+        };
+        within(deadline, read).await
+    }
+
+    /// The body's next chunk, or `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
+        let deadline = self.deadline;
+        within(deadline, next_chunk(&mut self.body)).await
+    }
+
+    /// The body as a stream of chunks (the caller applies the time limit: see
+    /// [`Self::deadline`]).
+    pub fn into_stream(self) -> Chunks {
+        Chunks { body: self.body }
+    }
+}
+
+async fn within<T>(
+    deadline: Option<Instant>,
+    read: impl Future<Output = Result<T, TransportError>>,
+) -> Result<T, TransportError> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, read)
+            .await
+            .unwrap_or_else(|_| Err(TransportError::timed_out())),
+        None => read.await,
+    }
+}
+
+async fn next_chunk(body: &mut Body) -> Result<Option<Bytes>, TransportError> {
+    std::future::poll_fn(|cx| poll_chunk(body, cx)).await
+}
+
+/// The next data frame of `body` (trailers are skipped).
+fn poll_chunk(
+    body: &mut Body,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<Bytes>, TransportError>> {
+    loop {
+        let frame = match body {
+            Body::Direct(b) => match std::task::ready!(Pin::new(b).poll_frame(cx)) {
+                None => return Poll::Ready(Ok(None)),
+                Some(Err(e)) => {
+                    return Poll::Ready(Err(TransportError::from_source(Failure::Body, &e)));
+                }
+                Some(Ok(f)) => f,
+            },
+            Body::Proxied(b) => match std::task::ready!(Pin::new(b).poll_frame(cx)) {
+                None => return Poll::Ready(Ok(None)),
+                Some(Err(e)) => return Poll::Ready(Err(TransportError::from_reqwest(&e))),
+                Some(Ok(f)) => f,
+            },
+        };
+        if let Ok(data) = frame.into_data()
+            && !data.is_empty()
+        {
+            return Poll::Ready(Ok(Some(data)));
+        }
+    }
+}
+
+/// An answer's body as a stream of chunks.
+pub struct Chunks {
+    body: Body,
+}
+
+impl futures_util::Stream for Chunks {
+    type Item = Result<Bytes, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_chunk(&mut self.body, cx).map(Result::transpose)
+    }
+}
+
+/// What failed in a transport error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The call's time limit passed.
+    Timeout,
+    /// No connection could be made.
+    Connect,
+    /// The answer's body broke off.
+    Body,
+    /// The call could not be built (a bad URL or header).
+    Request,
+    /// Anything else on the wire.
+    Other,
+}
+
+/// A failed upstream call, described without its URL (whose query could carry a key).
+#[derive(Debug)]
+pub struct TransportError {
+    failure: Failure,
+    detail: String,
+}
+
+impl TransportError {
+    fn new(failure: Failure, detail: String) -> Self {
+        Self { failure, detail }
+    }
+
+    fn timed_out() -> Self {
+        Self::new(Failure::Timeout, String::new())
+    }
+
+    /// Keeps the innermost cause's words (the outer layers only say "client error"); a timed
+    /// out connect counts as a timeout, as reqwest counted it.
+    fn from_source(failure: Failure, e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut failure = failure;
+        let mut innermost: &(dyn std::error::Error + 'static) = e;
+        let mut source = Some(e);
+        while let Some(s) = source {
+            if s.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            {
+                failure = Failure::Timeout;
+            }
+            innermost = s;
+            source = s.source();
+        }
+        Self::new(failure, innermost.to_string())
+    }
+
+    /// The same for a call reqwest made.
+    pub fn from_reqwest(e: &reqwest::Error) -> Self {
+        let failure = if e.is_timeout() {
+            Failure::Timeout
+        } else if e.is_connect() {
+            Failure::Connect
+        } else if e.is_body() || e.is_decode() {
+            Failure::Body
+        } else if e.is_request() || e.is_builder() {
+            Failure::Request
+        } else {
+            Failure::Other
+        };
+        let mut detail = String::new();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail = s.to_string();
+            source = s.source();
+        }
+        Self::new(failure, detail)
+    }
+
+    /// What failed.
+    pub fn failure(&self) -> Failure {
+        self.failure
+    }
+
+    /// Whether the call's time limit passed.
+    pub fn is_timeout(&self) -> bool {
+        self.failure == Failure::Timeout
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.failure {
+            Failure::Timeout => "timed out",
+            Failure::Connect => "connection failed",
+            Failure::Body => "body read failed",
+            Failure::Request => "request failed",
+            Failure::Other => "transport error",
+        };
+        if self.detail.is_empty() {
+            f.write_str(what)
+        } else {
+            write!(f, "{what}: {}", self.detail)
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        let text = "[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"http://up.test/v1\"\napi_key = \"k\"\n";
+        let config = crate::config::Config::parse(text, "t.toml", &|_| None).unwrap();
+        Client::new(&config.providers[0]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_query_is_appended_percent_encoded() {
+        let c = client();
+        let req = c
+            .get("http://up.test/api/v1/record-info")
+            .query(&[("taskId", "a b&c=d/é"), ("x", "1")]);
+        assert_eq!(
+            req.uri.unwrap().to_string(),
+            "http://up.test/api/v1/record-info?taskId=a%20b%26c%3Dd%2F%C3%A9&x=1"
+        );
+        let req = c.get("http://up.test/p?k=v").query(&[("t", "1")]);
+        assert_eq!(req.uri.unwrap().to_string(), "http://up.test/p?k=v&t=1");
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_or_header_fails_at_send_as_a_request_error() {
+        let c = client();
+        let e = c.post("not a url").send().await.err().unwrap();
+        assert_eq!(e.failure(), Failure::Request);
+        let e = c
+            .post("http://up.test/")
+            .header("x-bad", "line\nbreak")
+            .send()
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.failure(), Failure::Request);
+        assert_eq!(e.to_string(), "request failed: invalid header");
+    }
+}
