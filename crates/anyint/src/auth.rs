@@ -65,7 +65,21 @@ pub fn new_id(prefix: &str) -> String {
 
 /// Hex SHA-256 of a key.
 pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    let mut hash = String::with_capacity(64);
+    push_hex(&mut hash, &Sha256::digest(key.as_bytes()));
+    hash
+}
+
+/// Appends `bytes` in lower-case hex. Every request hashes its key and names itself in hex;
+/// `hex::encode` collects its string a `char` at a time through an iterator, at about ten
+/// times the cost.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
 }
 
 /// The visible part of a key.
@@ -233,6 +247,7 @@ mod tests {
         assert!(a.starts_with(KEY_PREFIX) && a.len() == KEY_PREFIX.len() + 40);
         assert_eq!(hash_key(&a), hash_key(&a));
         assert_eq!(hash_key(&a).len(), 64);
+        assert_eq!(hash_key(&a), hex::encode(Sha256::digest(a.as_bytes())));
         assert!(!hash_key(&a).contains(&a[KEY_PREFIX.len()..]));
         assert_eq!(visible_prefix(&a).len(), VISIBLE_LEN);
     }

@@ -21,8 +21,13 @@ use crate::telemetry::{self, REQUEST_ID_HEADER, REQUEST_ID_HEADER_ANTHROPIC, Req
 /// instead of scattering inserts across it (measured: random keys made SQLite page traffic
 /// the largest cost of metering under load).
 fn new_request_id() -> String {
-    let millis = u64::try_from(crate::clock::unix_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
-    format!("req_{millis:012x}{:016x}", id_suffix())
+    let millis = u64::try_from(crate::clock::unix_millis()).unwrap_or(0);
+    let mut id = String::with_capacity(32);
+    id.push_str("req_");
+    // The low 48 bits of the time (12 digits), then the 64-bit suffix (16 digits).
+    crate::auth::push_hex(&mut id, millis.to_be_bytes().get(2..).unwrap_or_default());
+    crate::auth::push_hex(&mut id, &id_suffix().to_be_bytes());
+    id
 }
 
 /// The random-looking half of a request ID without a system call per request: a counter
@@ -71,10 +76,9 @@ where
     let client =
         crate::policy::access::client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
 
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // The matched path is shared (an `Arc`), not copied.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(telemetry::PeerIp(peer));
@@ -87,13 +91,13 @@ where
     }
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
+    // Taken, not cloned: nothing outside this layer reads it.
     let log = resp
-        .extensions()
-        .get::<RequestLog>()
-        .cloned()
+        .extensions_mut()
+        .remove::<RequestLog>()
         .unwrap_or_default();
     let model = log.model.as_deref().unwrap_or("");
-    telemetry::record_request(&route, model, status, elapsed.as_secs_f64());
+    telemetry::record_request(route, model, status, elapsed.as_secs_f64());
     let key_id = log.key_id.as_deref().unwrap_or("");
     let ms = elapsed.as_secs_f64() * 1000.0;
     if let Some(e) = resp.extensions().get::<Error>() {
@@ -119,14 +123,22 @@ where
 mod tests {
     #[test]
     fn request_ids_are_unique_and_keep_their_shape() {
+        let before = crate::clock::unix_millis();
         let ids: std::collections::HashSet<String> =
             (0..200_000).map(|_| super::new_request_id()).collect();
+        let after = crate::clock::unix_millis();
         assert_eq!(ids.len(), 200_000);
         for id in ids.iter().take(100) {
             let hex = id.strip_prefix("req_").unwrap();
             assert_eq!(hex.len(), 28, "{id}");
             assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
             assert!(crate::store::is_valid_id(id));
+            // The first twelve digits are the time it was made, in milliseconds.
+            let millis = i64::from_str_radix(&hex[..12], 16).unwrap();
+            assert!(
+                (before..=after).contains(&millis),
+                "{id}: {before}..{after}"
+            );
         }
     }
 }
