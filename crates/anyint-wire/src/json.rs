@@ -80,27 +80,62 @@ impl<'a> RawObject<'a> {
 
     /// [`encode_with`](Self::encode_with), also leaving out the fields named in `remove`.
     pub fn encode_edited(&self, overrides: &[(&str, &str)], remove: &[&str]) -> Vec<u8> {
-        let size = self
+        let mut out = Vec::with_capacity(self.written_size(overrides, usize::MAX));
+        // No value is borrowed at this size, so everything is written to `out`.
+        self.encode_into(overrides, remove, usize::MAX, &mut out, &mut Vec::new());
+        out
+    }
+
+    /// [`encode_edited`](Self::encode_edited) as pieces to send one after another: values of
+    /// `borrow_from` bytes or more are borrowed from the input instead of copied, so a large
+    /// body with one field rewritten goes out without a copy of its bulk.
+    pub fn encode_pieces(
+        &self,
+        overrides: &[(&str, &str)],
+        remove: &[&str],
+        borrow_from: usize,
+    ) -> Vec<Piece<'a>> {
+        let mut out = Vec::with_capacity(self.written_size(overrides, borrow_from));
+        let mut pieces = Vec::new();
+        self.encode_into(overrides, remove, borrow_from, &mut out, &mut pieces);
+        if !out.is_empty() {
+            pieces.push(Piece::Written(out));
+        }
+        pieces
+    }
+
+    /// The bytes written (not borrowed) when values of `borrow_from` bytes or more are
+    /// borrowed.
+    fn written_size(&self, overrides: &[(&str, &str)], borrow_from: usize) -> usize {
+        let fields = self
             .fields
             .iter()
+            .map(|(k, v)| k.len() + 4 + if v.len() >= borrow_from { 0 } else { v.len() })
+            .sum::<usize>();
+        let added = overrides
+            .iter()
             .map(|(k, v)| k.len() + v.len() + 4)
-            .sum::<usize>()
-            + overrides
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 4)
-                .sum::<usize>()
-            + 2;
-        let mut out = Vec::with_capacity(size);
+            .sum::<usize>();
+        fields + added + 2
+    }
+
+    fn encode_into(
+        &self,
+        overrides: &[(&str, &str)],
+        remove: &[&str],
+        borrow_from: usize,
+        out: &mut Vec<u8>,
+        pieces: &mut Vec<Piece<'a>>,
+    ) {
         out.push(b'{');
         let mut first = true;
-        let mut push = |out: &mut Vec<u8>, key: &str, value: &str| {
+        let mut key_of = |out: &mut Vec<u8>, key: &str| {
             if !first {
                 out.push(b',');
             }
             first = false;
             write_json_string(out, key);
             out.push(b':');
-            out.extend_from_slice(value.as_bytes());
         };
         for (i, (key, value)) in self.fields.iter().enumerate() {
             // Skip earlier duplicates so the output has each key once.
@@ -109,20 +144,33 @@ impl<'a> RawObject<'a> {
             {
                 continue;
             }
-            let value = overrides
-                .iter()
-                .find(|(k, _)| k == key)
-                .map_or(*value, |(_, v)| *v);
-            push(&mut out, key, value);
+            key_of(out, key);
+            match overrides.iter().find(|(k, _)| k == key) {
+                Some((_, v)) => out.extend_from_slice(v.as_bytes()),
+                None if value.len() >= borrow_from => {
+                    pieces.push(Piece::Written(std::mem::take(out)));
+                    pieces.push(Piece::Borrowed(value));
+                }
+                None => out.extend_from_slice(value.as_bytes()),
+            }
         }
         for (key, value) in overrides {
             if !self.fields.iter().any(|(k, _)| k == key) {
-                push(&mut out, key, value);
+                key_of(out, key);
+                out.extend_from_slice(value.as_bytes());
             }
         }
         out.push(b'}');
-        out
     }
+}
+
+/// A piece of a re-encoded object ([`RawObject::encode_pieces`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Bytes the encoder wrote: keys, punctuation, overrides and short values.
+    Written(Vec<u8>),
+    /// A value of the input, verbatim.
+    Borrowed(&'a str),
 }
 
 /// `s` as a JSON string literal, e.g. for a field override in [`RawObject::encode_with`].
@@ -162,6 +210,46 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_join_to_the_same_bytes_and_borrow_only_large_values() {
+        let big = format!("[{}]", vec!["\"hello\""; 200].join(","));
+        let body = format!(r#"{{"messages":{big},"model":"a","model":"b","n":1,"tools":[1,2]}}"#);
+        let obj = RawObject::decode(body.as_bytes()).unwrap();
+        let overrides = [("model", "\"up\""), ("stream_options", "{}")];
+        let whole = obj.encode_edited(&overrides, &["n"]);
+        for borrow_from in [0, 1, 6, 100, usize::MAX] {
+            let pieces = obj.encode_pieces(&overrides, &["n"], borrow_from);
+            let mut joined = Vec::new();
+            for p in &pieces {
+                match p {
+                    Piece::Written(w) => {
+                        assert!(!w.is_empty(), "{borrow_from}: an empty piece");
+                        joined.extend_from_slice(w);
+                    }
+                    Piece::Borrowed(v) => {
+                        assert!(v.len() >= borrow_from);
+                        // Borrowed from the input itself, not a copy.
+                        let at = v.as_ptr() as usize - body.as_ptr() as usize;
+                        assert_eq!(&body[at..at + v.len()], *v);
+                        joined.extend_from_slice(v.as_bytes());
+                    }
+                }
+            }
+            assert_eq!(joined, whole, "{borrow_from}");
+            let borrowed = pieces
+                .iter()
+                .filter(|p| matches!(p, Piece::Borrowed(_)))
+                .count();
+            // `model` is overridden and `n` removed: never borrowed.
+            let want = match borrow_from {
+                0 | 1 => 2,
+                6 | 100 => 1,
+                _ => 0,
+            };
+            assert_eq!(borrowed, want, "{borrow_from}: {pieces:?}");
+        }
+    }
 
     #[test]
     fn rewrites_one_field_and_keeps_the_rest_verbatim() {

@@ -114,8 +114,8 @@ pub enum Head<'a> {
 
 /// A decoded-enough client request.
 pub struct Inbound<'a> {
-    /// The raw body.
-    pub body: &'a [u8],
+    /// The raw body (shared, so a passthrough can send slices of it).
+    pub body: &'a bytes::Bytes,
     /// The public model asked for.
     pub model: String,
     /// Whether the client wants a stream.

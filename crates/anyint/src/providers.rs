@@ -209,7 +209,7 @@ impl Provider {
         &self,
         call: &Call<'_>,
         model: &str,
-        body: Vec<u8>,
+        body: impl Into<http::Payload>,
         stream: bool,
         forward: &ForwardHeaders,
     ) -> http::Request {

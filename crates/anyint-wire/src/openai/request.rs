@@ -94,14 +94,38 @@ impl<'a> ChatRequestHead<'a> {
     /// streams `stream_options.include_usage` forced on so the gateway can always meter.
     pub fn encode_upstream(&self, upstream_model: &str) -> Vec<u8> {
         let model_json = crate::json::json_string(upstream_model);
-        let mut overrides: Vec<(&str, &str)> = Vec::with_capacity(2);
+        self.body
+            .encode_with(&self.upstream_overrides(upstream_model, &model_json))
+    }
+
+    /// [`encode_upstream`](Self::encode_upstream) as pieces, values of `borrow_from` bytes or
+    /// more borrowed ([`crate::json::RawObject::encode_pieces`]).
+    pub fn upstream_pieces(
+        &self,
+        upstream_model: &str,
+        borrow_from: usize,
+    ) -> Vec<crate::json::Piece<'a>> {
+        let model_json = crate::json::json_string(upstream_model);
+        self.body.encode_pieces(
+            &self.upstream_overrides(upstream_model, &model_json),
+            &[],
+            borrow_from,
+        )
+    }
+
+    fn upstream_overrides<'m>(
+        &self,
+        upstream_model: &str,
+        model_json: &'m str,
+    ) -> Vec<(&'static str, &'m str)> {
+        let mut overrides = Vec::with_capacity(2);
         if upstream_model != self.model {
-            overrides.push(("model", &model_json));
+            overrides.push(("model", model_json));
         }
         if self.stream && !self.include_usage {
             overrides.push(("stream_options", r#"{"include_usage":true}"#));
         }
-        self.body.encode_with(&overrides)
+        overrides
     }
 
     /// Whether `field` is set to something other than `null`.

@@ -122,6 +122,21 @@ impl<'a> RequestHead<'a> {
             .encode_with(&[("model", &json_string(upstream_model))])
     }
 
+    /// [`encode_upstream`](Self::encode_upstream) as pieces, values of `borrow_from` bytes or
+    /// more borrowed ([`crate::json::RawObject::encode_pieces`]).
+    pub fn upstream_pieces(
+        &self,
+        upstream_model: &str,
+        borrow_from: usize,
+    ) -> Vec<crate::json::Piece<'a>> {
+        if upstream_model == self.model {
+            return self.body.encode_pieces(&[], &[], borrow_from);
+        }
+        let model_json = json_string(upstream_model);
+        self.body
+            .encode_pieces(&[("model", &model_json)], &[], borrow_from)
+    }
+
     /// The body with the history the gateway rebuilt for `previous_response_id`: `input`
     /// replaced by `input` (the stored input and output items followed by this request's
     /// [`input_items`](Self::input_items)), `previous_response_id` removed, `store: false` (the

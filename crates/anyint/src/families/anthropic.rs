@@ -167,7 +167,7 @@ fn forward_headers(version: &str, headers: &HeaderMap) -> ForwardHeaders {
 }
 
 /// Reads what routing needs from a Messages body, validating the required fields.
-fn head<'a>(body: &'a [u8], version: &str, headers: &HeaderMap) -> Result<Inbound<'a>, Error> {
+fn head<'a>(body: &'a Bytes, version: &str, headers: &HeaderMap) -> Result<Inbound<'a>, Error> {
     let obj = anyint_wire::json::RawObject::decode(body)?;
     let model = match obj.get("model") {
         Some(raw) => serde_json::from_str::<String>(raw.get())

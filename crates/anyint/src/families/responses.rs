@@ -90,7 +90,7 @@ async fn create(
     };
     let (result, log) = match &prepared {
         Ok(p) => {
-            let bytes: &[u8] = p.rebuilt.as_deref().unwrap_or(&body);
+            let bytes: &bytes::Bytes = p.rebuilt.as_ref().unwrap_or(&body);
             let inbound =
                 RequestHead::decode(bytes)
                     .map_err(Error::from)
@@ -128,7 +128,7 @@ async fn input_tokens(
     let key = authenticate(&state, &headers).await?;
     let body = super::read_body(&headers, body, state.config.server.max_body_bytes).await?;
     let prepared = gateway::responses::prepare(&state, &key, &body).await?;
-    let bytes: &[u8] = prepared.rebuilt.as_deref().unwrap_or(&body);
+    let bytes: &bytes::Bytes = prepared.rebuilt.as_ref().unwrap_or(&body);
     let head = RequestHead::decode(bytes).map_err(Error::from)?;
     let model_id = head.model.clone();
     let request = gateway::count::CountRequest::Responses { raw: bytes, head };

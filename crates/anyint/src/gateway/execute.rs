@@ -13,9 +13,11 @@
 use std::time::Duration;
 
 use anyint_wire::canonical::{ChatRequest, DecodeOptions, EncodeOptions};
+use anyint_wire::json::Piece;
 use anyint_wire::translate::{self, Translator};
 use axum::body::Body;
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
 use super::attempt::{Attempt, Work};
@@ -25,7 +27,7 @@ use super::{ChatCall, HEADER_WARNING, Head, Inbound, Plan, plan};
 use crate::error::{Error, ErrorKind};
 use crate::meter::tap::UsageTap;
 use crate::providers::ForwardHeaders;
-use crate::providers::http::Reply;
+use crate::providers::http::{Payload, Reply};
 use crate::state::AppState;
 
 /// A chat call's attempts.
@@ -41,7 +43,7 @@ pub struct ChatWork<'s, 'c> {
 
 /// An attempt's upstream body and what the answer needs to know about it.
 struct UpstreamBody {
-    body: Vec<u8>,
+    body: Payload,
     /// Translated: the canonical request's input estimate.
     estimate: Option<u64>,
     /// Translated: what decoding the answer enforces for the canonical request sent
@@ -51,6 +53,26 @@ struct UpstreamBody {
     /// The upstream cannot run the client's web search with its function tools (Gemini 1.x,
     /// 2.x), so the body leaves it out; the answer says so in a header.
     search_dropped: bool,
+}
+
+/// Passthrough body values this long or longer (a conversation's `messages`, `input`) are sent
+/// as slices of the client's body instead of copied into the upstream's; shorter ones are
+/// copied, which costs less than another piece to write.
+const BORROW_FROM: usize = 4096;
+
+/// The upstream body from encoded pieces: written pieces as they are, borrowed values as
+/// slices of `body` (copied only if one is not inside it, which the encoder never does).
+fn payload(body: &Bytes, pieces: Vec<Piece<'_>>) -> Payload {
+    Payload::from_parts(pieces.into_iter().map(|piece| match piece {
+        Piece::Written(w) => Bytes::from(w),
+        Piece::Borrowed(v) => {
+            let start = (v.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+            match start.checked_add(v.len()) {
+                Some(end) if end <= body.len() => body.slice(start..end),
+                _ => Bytes::copy_from_slice(v.as_bytes()),
+            }
+        }
+    }))
 }
 
 /// The warning an answer carries when its web search was left out.
@@ -79,13 +101,21 @@ impl ChatWork<'_, '_> {
         match plan(self.call.family, at.provider.adapter) {
             Plan::Passthrough => Ok(UpstreamBody {
                 body: match &inbound.head {
-                    Head::OpenAi(h) => h.encode_upstream(upstream_model),
+                    Head::OpenAi(h) => {
+                        payload(inbound.body, h.upstream_pieces(upstream_model, BORROW_FROM))
+                    }
                     Head::Anthropic { body, .. } => {
                         let model_json = anyint_wire::json::json_string(upstream_model);
-                        body.encode_with(&[("model", &model_json)])
+                        payload(
+                            inbound.body,
+                            body.encode_pieces(&[("model", &model_json)], &[], BORROW_FROM),
+                        )
                     }
-                    Head::Gemini { .. } => inbound.body.to_vec(),
-                    Head::Responses { head, .. } => head.encode_upstream(upstream_model),
+                    Head::Gemini { .. } => Payload::from(inbound.body.clone()),
+                    Head::Responses { head, .. } => payload(
+                        inbound.body,
+                        head.upstream_pieces(upstream_model, BORROW_FROM),
+                    ),
                 },
                 estimate: None,
                 decode: DecodeOptions::default(),
@@ -117,7 +147,7 @@ impl ChatWork<'_, '_> {
                 req.stream = inbound.stream;
                 let kind = at.provider.adapter.wire_kind();
                 Ok(UpstreamBody {
-                    body: translate::encode_request(kind, &req)?,
+                    body: translate::encode_request(kind, &req)?.into(),
                     estimate: Some(estimate),
                     decode: DecodeOptions::for_request(&req),
                     search_dropped: kind == translate::Kind::Gemini

@@ -25,7 +25,7 @@ use crate::store::{ApiKey, Store, StoredResponse};
 /// A Responses request made ready for routing.
 pub struct Prepared {
     /// The stateless body rebuilt from a stored conversation, when the request continued one.
-    pub rebuilt: Option<Vec<u8>>,
+    pub rebuilt: Option<bytes::Bytes>,
     /// What the Response object echoes, with the response ID the gateway minted.
     pub echo: Echo,
     /// The conversation to store with the answer, when the client asked to store it.
@@ -75,7 +75,9 @@ pub async fn prepare(state: &AppState, key: &ApiKey, body: &[u8]) -> Result<Prep
             );
             history.append(&mut items);
             items = history;
-            Some(head.encode_with_input(&head.model, &items))
+            Some(bytes::Bytes::from(
+                head.encode_with_input(&head.model, &items),
+            ))
         }
     };
     let keep = head.store.then(|| Conversation {

@@ -1,7 +1,6 @@
 //! The Anthropic Messages upstream adapter (`kind = "anthropic"`): `x-api-key` and exactly one
 //! `anthropic-version` value.
 
-use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 
 use super::{Call, ForwardHeaders, Provider};
@@ -11,7 +10,7 @@ fn post(
     p: &Provider,
     call: &Call<'_>,
     path: &str,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
     forward: &ForwardHeaders,
 ) -> crate::providers::http::Request {
     let version = forward
@@ -27,7 +26,7 @@ fn post(
         .header("x-api-key", call.key.expose())
         .header("anthropic-version", version)
         .header(CONTENT_TYPE, "application/json")
-        .body(Bytes::from(body));
+        .body(body);
     if let Some(beta) = &forward.anthropic_beta {
         req = req.header(anyint_wire::anthropic::BETA_HEADER, beta);
     }
@@ -38,7 +37,7 @@ fn post(
 pub fn chat_request(
     p: &Provider,
     call: &Call<'_>,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
     forward: &ForwardHeaders,
 ) -> crate::providers::http::Request {
     post(p, call, "/v1/messages", body, forward)
@@ -48,7 +47,7 @@ pub fn chat_request(
 pub fn count_tokens_request(
     p: &Provider,
     call: &Call<'_>,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
     forward: &ForwardHeaders,
 ) -> crate::providers::http::Request {
     post(p, call, "/v1/messages/count_tokens", body, forward)

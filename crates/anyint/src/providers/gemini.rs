@@ -1,7 +1,6 @@
 //! The Gemini upstream adapter (`kind = "gemini"`): `x-goog-api-key`, the model in the URL, and
 //! `alt=sse` for streams.
 
-use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 
 use super::{Call, Provider};
@@ -12,7 +11,7 @@ pub fn chat_request(
     p: &Provider,
     call: &Call<'_>,
     model: &str,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
     stream: bool,
 ) -> crate::providers::http::Request {
     let action = if stream {
@@ -33,7 +32,7 @@ pub fn count_tokens_request(
     p: &Provider,
     call: &Call<'_>,
     model: &str,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
     post(
         p,
@@ -50,7 +49,7 @@ pub fn embed_request(
     call: &Call<'_>,
     model: &str,
     action: &str,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
     post(
         p,
@@ -64,14 +63,14 @@ fn post(
     p: &Provider,
     call: &Call<'_>,
     url: &str,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
     p.client()
         .post(url)
         .timeout(call.total)
         .header("x-goog-api-key", call.key.expose())
         .header(CONTENT_TYPE, "application/json")
-        .body(Bytes::from(body))
+        .body(body)
 }
 
 /// Maps a Google RPC error reply (`{"error":{"code","message","status"}}`).

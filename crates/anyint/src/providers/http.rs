@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
-pub use client::{Client, Request, Response, TransportError};
+pub use client::{Client, Payload, Request, Response, TransportError};
 
 use crate::error::{Error, ErrorKind};
 

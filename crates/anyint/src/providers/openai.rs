@@ -1,6 +1,5 @@
 //! The OpenAI-compatible upstream adapter (`kind = "openai"`).
 
-use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 
 use super::{Call, Provider};
@@ -10,7 +9,7 @@ use crate::error::Error;
 pub fn chat_request(
     p: &Provider,
     call: &Call<'_>,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
     let req = match &p.chat_url {
         Some(u) => p.client().post(u.clone()),
@@ -21,14 +20,14 @@ pub fn chat_request(
     req.timeout(call.total)
         .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
         .header(CONTENT_TYPE, "application/json")
-        .body(Bytes::from(body))
+        .body(body)
 }
 
 /// Builds `POST {base_url}/responses/input_tokens` (a native Responses upstream's counter).
 pub fn input_tokens_request(
     p: &Provider,
     call: &Call<'_>,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
     post(p, call, "/responses/input_tokens", body)
 }
@@ -37,7 +36,7 @@ pub fn input_tokens_request(
 pub fn embeddings_request(
     p: &Provider,
     call: &Call<'_>,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
     post(p, call, "/embeddings", body)
 }
@@ -47,14 +46,14 @@ fn post(
     p: &Provider,
     call: &Call<'_>,
     path: &str,
-    body: Vec<u8>,
+    body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
     p.client()
         .post(format!("{}{path}", p.config.base_url))
         .timeout(call.total)
         .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
         .header(CONTENT_TYPE, "application/json")
-        .body(Bytes::from(body))
+        .body(body)
 }
 
 /// Maps an OpenAI-shaped error reply to the gateway error.

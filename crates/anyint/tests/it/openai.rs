@@ -903,3 +903,38 @@ async fn request_and_token_metrics_count_each_request_exactly() {
     assert!(series(&metrics, "anyint_request_duration_seconds_count", &[route]) >= 5);
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_large_passthrough_body_reaches_the_upstream_whole_with_only_the_model_rewritten() {
+    let t = TestGateway::start().await;
+    // A conversation far over the size the gateway forwards as slices of the client's body,
+    // with escapes and non-ASCII text, around short fields that are rewritten, added or kept.
+    let mut messages: Vec<Value> = (0..400)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            json!({"role": role, "content": format!("turn {i}: \"quoted\" \\ back, naïve café ✓ {}", "x".repeat(i % 50))})
+        })
+        .collect();
+    messages.push(
+        json!({"role": "user", "content": "Reply with exactly: done [emulate: tag=bigpass]"}),
+    );
+    for stream in [false, true] {
+        let body = json!({"messages": messages, "model": "alias-model", "stream": stream, "temperature": 0.5, "metadata": {"k": "v"}});
+        assert!(body.to_string().len() > 40_000);
+        let resp = t.chat(body).await;
+        assert_eq!(resp.status(), 200, "stream={stream}");
+        assert!(resp.text().await.unwrap().contains("done"));
+        let sent = &t.upstream_request("bigpass").await["body"];
+        assert_eq!(sent["messages"], json!(messages), "stream={stream}");
+        assert_eq!(sent["model"], "gpt-4.1");
+        assert_eq!(
+            (&sent["temperature"], &sent["metadata"]),
+            (&json!(0.5), &json!({"k": "v"}))
+        );
+        assert_eq!(sent["stream"], json!(stream));
+        assert_eq!(
+            sent["stream_options"]["include_usage"] == json!(true),
+            stream
+        );
+    }
+}

@@ -20,7 +20,6 @@ use bytes::Bytes;
 use http::header::{ACCEPT, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_body::Body as _;
-use http_body_util::Full;
 use hyper_util::client::legacy;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
@@ -41,7 +40,7 @@ pub struct Client {
 
 #[derive(Clone)]
 enum Inner {
-    Direct(std::sync::Arc<legacy::Client<Connector, Full<Bytes>>>),
+    Direct(std::sync::Arc<legacy::Client<Connector, PayloadBody>>),
     /// The environment routes this provider through a proxy.
     Proxied(reqwest::Client),
 }
@@ -102,7 +101,7 @@ impl Client {
             method,
             uri: url.into_uri(),
             headers,
-            body: Bytes::new(),
+            body: Payload::default(),
             timeout: None,
         }
     }
@@ -159,7 +158,7 @@ pub struct Request {
     method: Method,
     uri: Result<Uri, String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Payload,
     timeout: Option<Duration>,
 }
 
@@ -186,7 +185,7 @@ impl Request {
 
     /// Sets the body.
     #[must_use]
-    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+    pub fn body(mut self, body: impl Into<Payload>) -> Self {
         self.body = body.into();
         self
     }
@@ -234,7 +233,7 @@ impl Request {
             .map_err(|e| TransportError::new(Failure::Request, e))?;
         match self.client.inner {
             Inner::Direct(pool) => {
-                let mut req = http::Request::new(Full::new(self.body));
+                let mut req = http::Request::new(self.body.into_body());
                 *req.method_mut() = self.method;
                 *req.uri_mut() = uri;
                 *req.headers_mut() = self.headers;
@@ -258,7 +257,7 @@ impl Request {
                 let resp = client
                     .request(self.method, uri.to_string())
                     .headers(self.headers)
-                    .body(self.body)
+                    .body(self.body.into_bytes())
                     .send()
                     .await
                     .map_err(|e| TransportError::from_reqwest(&e))?;
@@ -272,6 +271,90 @@ impl Request {
                 })
             }
         }
+    }
+}
+
+/// A request body: one buffer, or several sent one after another. A large body edited in one
+/// field goes out as the edit between slices of the client's own bytes, not as a copy.
+#[derive(Debug, Default)]
+pub struct Payload {
+    parts: Vec<Bytes>,
+}
+
+impl Payload {
+    /// The body made of `parts`, in order.
+    pub fn from_parts(parts: impl IntoIterator<Item = Bytes>) -> Self {
+        Self {
+            parts: parts.into_iter().filter(|p| !p.is_empty()).collect(),
+        }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The parts as one buffer (copied only when there are several).
+    pub fn into_bytes(mut self) -> Bytes {
+        match self.parts.len() {
+            0 => Bytes::new(),
+            1 => self.parts.pop().unwrap_or_default(),
+            _ => Bytes::from(self.parts.concat()),
+        }
+    }
+
+    fn into_body(self) -> PayloadBody {
+        PayloadBody {
+            remaining: self.len() as u64,
+            parts: self.parts.into_iter(),
+        }
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Self {
+        Self::from_parts([b])
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Self {
+        Self::from_parts([Bytes::from(v)])
+    }
+}
+
+/// A [`Payload`] being sent: one frame per part, with its exact length announced (so it goes
+/// out with `content-length`, and hyper writes large parts from where they are).
+pub struct PayloadBody {
+    parts: std::vec::IntoIter<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for PayloadBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.parts.next().map(|part| {
+            self.remaining -= part.len() as u64;
+            Ok(http_body::Frame::data(part))
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }
 
