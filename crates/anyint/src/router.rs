@@ -13,7 +13,7 @@ pub mod balance;
 pub mod breaker;
 pub mod retry;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;

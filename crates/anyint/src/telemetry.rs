@@ -5,8 +5,8 @@
 //! `server::observe`; what it logs comes from response extensions, never from headers or
 //! bodies, which is what keeps keys and prompts out of the logs.
 
+use foldhash::HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use metrics::{Counter, Histogram};
