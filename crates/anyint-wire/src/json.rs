@@ -104,6 +104,21 @@ impl<'a> RawObject<'a> {
         pieces
     }
 
+    /// [`encode_pieces`](Self::encode_pieces) with `model` rewritten to `upstream_model` when
+    /// it differs from the client's `model`, and nothing else changed.
+    pub fn model_pieces(
+        &self,
+        model: &str,
+        upstream_model: &str,
+        borrow_from: usize,
+    ) -> Vec<Piece<'a>> {
+        if upstream_model == model {
+            return self.encode_pieces(&[], &[], borrow_from);
+        }
+        let model_json = json_string(upstream_model);
+        self.encode_pieces(&[("model", &model_json)], &[], borrow_from)
+    }
+
     /// The bytes written (not borrowed) when values of `borrow_from` bytes or more are
     /// borrowed.
     fn written_size(&self, overrides: &[(&str, &str)], borrow_from: usize) -> usize {

@@ -73,21 +73,6 @@ impl<'a> RequestHead<'a> {
         self.body.encode_with(&[("model", &model_json)])
     }
 
-    /// [`encode_upstream`](Self::encode_upstream) as pieces, values of `borrow_from` bytes or
-    /// more borrowed ([`crate::json::RawObject::encode_pieces`]).
-    pub fn upstream_pieces(
-        &self,
-        upstream_model: &str,
-        borrow_from: usize,
-    ) -> Vec<crate::json::Piece<'a>> {
-        if upstream_model == self.model {
-            return self.body.encode_pieces(&[], &[], borrow_from);
-        }
-        let model_json = crate::json::json_string(upstream_model);
-        self.body
-            .encode_pieces(&[("model", &model_json)], &[], borrow_from)
-    }
-
     /// Whether `field` is set to something other than `null`.
     pub fn has(&self, field: &str) -> bool {
         self.body.has(field)

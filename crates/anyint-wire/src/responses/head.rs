@@ -129,12 +129,8 @@ impl<'a> RequestHead<'a> {
         upstream_model: &str,
         borrow_from: usize,
     ) -> Vec<crate::json::Piece<'a>> {
-        if upstream_model == self.model {
-            return self.body.encode_pieces(&[], &[], borrow_from);
-        }
-        let model_json = json_string(upstream_model);
         self.body
-            .encode_pieces(&[("model", &model_json)], &[], borrow_from)
+            .model_pieces(&self.model, upstream_model, borrow_from)
     }
 
     /// The body with the history the gateway rebuilt for `previous_response_id`: `input`
