@@ -57,6 +57,20 @@ impl<'a> RawObject<'a> {
         })
     }
 
+    /// [`decode`](Self::decode), and in the same pass the fields `wanted` of each element of
+    /// the array field `array` ([`scan::object_fields_reading`]); that part is `None` when the
+    /// scanner could not read them (the caller reads them another way).
+    pub fn decode_reading<const N: usize>(
+        body: &'a [u8],
+        array: &str,
+        wanted: [&str; N],
+    ) -> Result<(Self, Option<scan::ElementFields<'a, N>>), DecodeError> {
+        if let Some((fields, read)) = scan::object_fields_reading(body, Some((array, wanted))) {
+            return Ok((Self { fields }, read));
+        }
+        Self::decode(body).map(|obj| (obj, None))
+    }
+
     /// The raw value of field `name`, if present. A duplicated key yields its last value, as
     /// most JSON parsers (and the providers) do.
     pub fn get(&self, name: &str) -> Option<RawJson<'a>> {

@@ -600,6 +600,30 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(cases(2048))]
+
+    /// Reading the messages' fields in the validating pass gives what the split and a second
+    /// pass over the last `messages` value give.
+    #[test]
+    fn reading_while_splitting_agrees_with_two_passes(
+        v in arb_json(),
+        wrap in any::<bool>(),
+        edits in prop::collection::vec((any::<usize>(), any::<usize>(), any::<u8>()), 0..4),
+    ) {
+        let v = if v.is_object() && !wrap { v } else { json!({"model": "m", "messages": v, "n": 1}) };
+        let body = edit_bytes(&serde_json::to_vec(&v).unwrap_or_default(), &edits);
+        let one = json::scan::object_fields_reading(&body, Some(("messages", ["role", "content"])));
+        let fields = json::scan::object_fields(&body);
+        prop_assert_eq!(one.as_ref().map(|(f, _)| f), fields.as_ref(), "{}", String::from_utf8_lossy(&body));
+        if let (Some((_, read)), Some(fields)) = (one, fields) {
+            let last = fields.iter().rev().find(|(k, _)| k == "messages").map(|(_, v)| *v);
+            let two = last.and_then(|raw| json::scan::array_object_fields(raw, ["role", "content"]));
+            prop_assert_eq!(read, two, "{}", String::from_utf8_lossy(&body));
+        }
+    }
+}
+
 #[test]
 fn the_mutator_reaches_nested_fields() {
     // Guards the fuzzer itself: a walk must be able to change something below the top level.

@@ -31,7 +31,8 @@ impl<'a> RequestHead<'a> {
     /// user/assistant turns, and system messages after the first, with content) and reads the routing fields. Errors match
     /// [`super::decode_request`]'s.
     pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
-        let obj = RawObject::decode(body)?;
+        // The messages' roles and contents are read in the validating pass, not a second one.
+        let (obj, messages) = RawObject::decode_reading(body, "messages", ["role", "content"])?;
         let model = match obj
             .get("model")
             .map(|r| serde_json::from_str::<Option<String>>(r.get()))
@@ -49,7 +50,7 @@ impl<'a> RequestHead<'a> {
             Some(Ok(Some(_))) => {}
             Some(Err(_)) => return Err(check::max_tokens_type()),
         }
-        check_messages(obj.get("messages"))?;
+        check_messages(obj.get("messages"), messages)?;
         let stream = match obj.get("stream") {
             None => false,
             Some(raw) => serde_json::from_str::<Option<bool>>(raw.get())
@@ -79,12 +80,18 @@ impl<'a> RequestHead<'a> {
     }
 }
 
-fn check_messages(raw: Option<RawJson<'_>>) -> Result<(), DecodeError> {
+/// `read`: each message's `role` and `content`, when the decode read them already.
+fn check_messages(
+    raw: Option<RawJson<'_>>,
+    read: Option<crate::json::scan::ElementFields<'_, 2>>,
+) -> Result<(), DecodeError> {
     // The common case in one quick pass over the (already validated) array: objects with an
     // allowed plain role string and content. Anything else is decoded below, which words the
     // error.
-    let fast = raw
-        .and_then(|r| crate::json::scan::array_object_fields(r.get(), ["role", "content"]))
+    let fast = read
+        .or_else(|| {
+            raw.and_then(|r| crate::json::scan::array_object_fields(r.get(), ["role", "content"]))
+        })
         .is_some_and(|messages| {
             !messages.is_empty()
                 && messages.iter().enumerate().all(|(i, [role, content])| {

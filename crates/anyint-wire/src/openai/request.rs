@@ -43,7 +43,8 @@ impl<'a> ChatRequestHead<'a> {
     /// Checks the fields the API requires and reads the routing ones. Errors name the field and
     /// what to send instead.
     pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
-        let obj = RawObject::decode(body)?;
+        // The messages' roles are read in the validating pass, not in a second one.
+        let (obj, roles) = RawObject::decode_reading(body, "messages", ["role"])?;
         let model = match obj.get("model") {
             None => {
                 return Err(DecodeError::field(
@@ -57,7 +58,7 @@ impl<'a> ChatRequestHead<'a> {
         if model.is_empty() {
             return Err(DecodeError::field("model", "`model` must not be empty"));
         }
-        check_messages(obj.get("messages"))?;
+        check_messages(obj.get("messages"), roles)?;
         let stream = match obj.get("stream") {
             None => false,
             Some(raw) => serde_json::from_str::<Option<bool>>(raw.get())
@@ -134,11 +135,15 @@ impl<'a> ChatRequestHead<'a> {
     }
 }
 
-fn check_messages(raw: Option<RawJson<'_>>) -> Result<(), DecodeError> {
+/// `roles`: each message's `role`, when the decode read them already.
+fn check_messages(
+    raw: Option<RawJson<'_>>,
+    roles: Option<crate::json::scan::ElementFields<'_, 1>>,
+) -> Result<(), DecodeError> {
     // The common case in one quick pass over the (already validated) array: objects with a
     // plain role string that is allowed. Anything else is decoded below, which words the error.
-    let fast = raw
-        .and_then(|r| crate::json::scan::array_object_fields(r.get(), ["role"]))
+    let fast = roles
+        .or_else(|| raw.and_then(|r| crate::json::scan::array_object_fields(r.get(), ["role"])))
         .is_some_and(|messages| {
             !messages.is_empty()
                 && messages.iter().all(|[role]| {
