@@ -354,6 +354,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn strings_of_every_length_are_checked_byte_for_byte() {
+        for len in [0, 7, 8, 63, 64, 65, 71, 72, 100, 1000, 5000] {
+            let plain = "a".repeat(len);
+            for (at, bad, ok) in [
+                (None, "", true),
+                (Some(len / 2), "\u{1}", false),
+                (Some(len), "\n", false),
+                (Some(len / 3), "\\n", true),
+                (Some(len / 3), "\\q", false),
+                (Some(len.saturating_sub(1)), "\\\"", true),
+                (Some(len / 2), "\u{1f}", false),
+                (Some(len / 2), " ", true),
+            ] {
+                let mut text = plain.clone();
+                if let Some(at) = at {
+                    text.insert_str(at, bad);
+                }
+                let body = format!(r#"{{"content":"{text}","n":1}}"#);
+                let fast = object_fields(body.as_bytes()).is_some();
+                let serde = serde_json::from_str::<serde_json::Value>(&body).is_ok();
+                assert_eq!(fast, ok, "{len} {bad:?}");
+                assert_eq!(fast, serde, "{len} {bad:?}");
+            }
+        }
+    }
+
+    #[test]
     fn message_fields_are_read_in_the_splitting_pass_as_a_second_pass_reads_them() {
         let cases: [&str; 9] = [
             r#"{"model":"m","messages":[{"role":"user","content":"a \"q\" b"},{"content":[1,{"x":"]"}],"role":"assistant"}]}"#,
