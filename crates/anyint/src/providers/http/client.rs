@@ -109,6 +109,7 @@ impl Client {
 
 /// The reqwest client for a provider behind a proxy: the same settings, reqwest's own retry
 /// of refused HTTP/2 streams off (the gateway's router retries, within the request's budget).
+/// Each request carries the gateway's `user-agent` already ([`Client::request`]).
 fn proxied_client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -117,7 +118,6 @@ fn proxied_client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
         .connect_timeout(p.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
-        .user_agent(concat!("anyint/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::internal(format!("building the HTTP client for {}: {e}", p.name)))
 }
@@ -131,12 +131,6 @@ pub trait Target {
 impl Target for Uri {
     fn into_uri(self) -> Result<Uri, String> {
         Ok(self)
-    }
-}
-
-impl Target for &Uri {
-    fn into_uri(self) -> Result<Uri, String> {
-        Ok(self.clone())
     }
 }
 
@@ -290,13 +284,8 @@ impl Payload {
     }
 
     /// Its length in bytes.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.parts.iter().map(Bytes::len).sum()
-    }
-
-    /// Whether it has no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
     }
 
     /// The parts as one buffer (copied only when there are several).
@@ -404,24 +393,12 @@ impl Response {
         let deadline = self.deadline;
         let mut body = self.body;
         let read = async move {
-            let mut first: Option<Bytes> = None;
-            let mut rest: Vec<u8> = Vec::new();
+            let mut parts = Vec::new();
             while let Some(chunk) = next_chunk(&mut body).await? {
-                match &first {
-                    None => first = Some(chunk),
-                    Some(f) => {
-                        if rest.is_empty() {
-                            rest.extend_from_slice(f);
-                        }
-                        rest.extend_from_slice(&chunk);
-                    }
-                }
+                parts.push(chunk);
             }
-            Ok(if rest.is_empty() {
-                first.unwrap_or_default()
-            } else {
-                Bytes::from(rest)
-            })
+            // One chunk (the usual answer) is handed on as it came, without a copy.
+            Ok(Payload::from_parts(parts).into_bytes())
         };
         within(deadline, read).await
     }
@@ -496,6 +473,13 @@ impl futures_util::Stream for Chunks {
     }
 }
 
+/// `e` and the errors under it, outermost first.
+fn causes<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |s| s.source())
+}
+
 /// What failed in a transport error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -530,19 +514,18 @@ impl TransportError {
     /// Keeps the innermost cause's words (the outer layers only say "client error"); a timed
     /// out connect counts as a timeout, as reqwest counted it.
     fn from_source(failure: Failure, e: &(dyn std::error::Error + 'static)) -> Self {
-        let mut failure = failure;
-        let mut innermost: &(dyn std::error::Error + 'static) = e;
-        let mut source = Some(e);
-        while let Some(s) = source {
-            if s.downcast_ref::<std::io::Error>()
+        let timed_out = causes(e).any(|s| {
+            s.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            {
-                failure = Failure::Timeout;
-            }
-            innermost = s;
-            source = s.source();
-        }
-        Self::new(failure, innermost.to_string())
+        });
+        let failure = if timed_out { Failure::Timeout } else { failure };
+        Self::new(
+            failure,
+            causes(e)
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        )
     }
 
     /// The same for a call reqwest made.
@@ -558,12 +541,10 @@ impl TransportError {
         } else {
             Failure::Other
         };
-        let mut detail = String::new();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            detail = s.to_string();
-            source = s.source();
-        }
+        let detail = std::error::Error::source(e)
+            .and_then(|s| causes(s).last())
+            .map(ToString::to_string)
+            .unwrap_or_default();
         Self::new(failure, detail)
     }
 
