@@ -85,18 +85,7 @@ impl Meter {
             }
             None => None,
         };
-        let memory = Arc::new(Mutex::new(Vec::new()));
-        let writer = Writer {
-            store,
-            cfg,
-            journal: journal.clone(),
-            memory: memory.clone(),
-            spilled: None,
-            segment_len: 0,
-            unread: false,
-            live: HashMap::new(),
-            rotate_bytes: journal::ROTATE_BYTES,
-        };
+        let writer = Writer::new(store, cfg, journal);
         let upkeep = tokio::spawn(upkeep(writer.store.clone(), writer.cfg.retention_days));
         let (meter, mut task) = Self::spawn(writer, prices, spend, limiter);
         task.upkeep = Some(upkeep);
@@ -305,6 +294,22 @@ fn take_rows(
 }
 
 impl Writer {
+    /// A writer into `store`, taking rows from `journal` when there is one, that has taken
+    /// nothing yet.
+    fn new(store: Arc<dyn Store>, cfg: MeterConfig, journal: Option<Arc<Journal>>) -> Self {
+        Self {
+            store,
+            cfg,
+            journal,
+            memory: Arc::default(),
+            spilled: None,
+            segment_len: 0,
+            unread: false,
+            live: HashMap::new(),
+            rotate_bytes: journal::ROTATE_BYTES,
+        }
+    }
+
     async fn run(mut self, mut ctl: mpsc::UnboundedReceiver<Ctl>, wake: Arc<Notify>) {
         loop {
             let mut waiters = Vec::new();
@@ -590,23 +595,15 @@ mod tests {
     /// A meter writing to `store`, through `journal` when given (flushing every millisecond,
     /// rotating segments past 2 KB).
     fn spawn_meter(store: Arc<dyn Store>, journal: Option<Journal>) -> (Meter, MeterTask) {
-        let writer = Writer {
-            store,
-            cfg: MeterConfig {
-                flush_interval: Duration::from_millis(1),
-                batch_size: 50,
-                journal_dir: None,
-                fsync: crate::config::Fsync::Never,
-                retention_days: None,
-            },
-            journal: journal.map(Arc::new),
-            memory: Arc::default(),
-            spilled: None,
-            segment_len: 0,
-            unread: false,
-            live: HashMap::new(),
-            rotate_bytes: 2048,
+        let cfg = MeterConfig {
+            flush_interval: Duration::from_millis(1),
+            batch_size: 50,
+            journal_dir: None,
+            fsync: crate::config::Fsync::Never,
+            retention_days: None,
         };
+        let mut writer = Writer::new(store, cfg, journal.map(Arc::new));
+        writer.rotate_bytes = 2048;
         Meter::spawn(
             writer,
             HashMap::new(),
