@@ -118,19 +118,24 @@ impl<'a> RawObject<'a> {
         pieces
     }
 
-    /// [`encode_pieces`](Self::encode_pieces) with `model` rewritten to `upstream_model` when
-    /// it differs from the client's `model`, and nothing else changed.
+    /// The object with `model` rewritten to `upstream_model` when it differs from the
+    /// client's `model`, and nothing else changed (a same-family passthrough).
+    pub fn encode_model(&self, model: &str, upstream_model: &str) -> Vec<u8> {
+        with_model(model, upstream_model, |overrides| {
+            self.encode_with(overrides)
+        })
+    }
+
+    /// [`encode_model`](Self::encode_model) as [`encode_pieces`](Self::encode_pieces).
     pub fn model_pieces(
         &self,
         model: &str,
         upstream_model: &str,
         borrow_from: usize,
     ) -> Vec<Piece<'a>> {
-        if upstream_model == model {
-            return self.encode_pieces(&[], &[], borrow_from);
-        }
-        let model_json = json_string(upstream_model);
-        self.encode_pieces(&[("model", &model_json)], &[], borrow_from)
+        with_model(model, upstream_model, |overrides| {
+            self.encode_pieces(overrides, &[], borrow_from)
+        })
     }
 
     /// The bytes written (not borrowed) when values of `borrow_from` bytes or more are
@@ -191,6 +196,20 @@ impl<'a> RawObject<'a> {
         }
         out.push(b'}');
     }
+}
+
+/// `encode` given the override that sets `model` to `upstream_model`, or none when the
+/// client's `model` is that already.
+fn with_model<T>(
+    model: &str,
+    upstream_model: &str,
+    encode: impl FnOnce(&[(&str, &str)]) -> T,
+) -> T {
+    if upstream_model == model {
+        return encode(&[]);
+    }
+    let model_json = json_string(upstream_model);
+    encode(&[("model", &model_json)])
 }
 
 /// A piece of a re-encoded object ([`RawObject::encode_pieces`]).

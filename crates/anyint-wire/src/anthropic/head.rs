@@ -67,11 +67,7 @@ impl<'a> RequestHead<'a> {
     /// The body to send upstream: `model` replaced by `upstream_model` when it differs,
     /// everything else byte for byte.
     pub fn encode_upstream(&self, upstream_model: &str) -> Vec<u8> {
-        if upstream_model == self.model {
-            return self.body.encode_with(&[]);
-        }
-        let model_json = crate::json::json_string(upstream_model);
-        self.body.encode_with(&[("model", &model_json)])
+        self.body.encode_model(&self.model, upstream_model)
     }
 
     /// Whether `field` is set to something other than `null`.

@@ -115,11 +115,7 @@ impl<'a> RequestHead<'a> {
     /// The body for a native Responses upstream (passthrough): only `model` rewritten, every
     /// other byte as the client sent it.
     pub fn encode_upstream(&self, upstream_model: &str) -> Vec<u8> {
-        if upstream_model == self.model {
-            return self.body.encode_with(&[]);
-        }
-        self.body
-            .encode_with(&[("model", &json_string(upstream_model))])
+        self.body.encode_model(&self.model, upstream_model)
     }
 
     /// [`encode_upstream`](Self::encode_upstream) as pieces, values of `borrow_from` bytes or
