@@ -178,6 +178,31 @@ static LEDGER_INSERT: ShapedSql = ShapedSql::new(19, |rows| {
     )
 });
 
+/// The plain insert of rows never offered before: a stored request ID fails the statement
+/// instead of being skipped, so nothing comes back to say which rows went in (all did).
+static LEDGER_INSERT_NEW: ShapedSql = ShapedSql::new(19, |rows| {
+    format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES {rows}")
+});
+
+/// What an insert may assume about its rows' request IDs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Rows {
+    /// None is stored yet (the usual batch). Any stored ID fails the insert with a unique
+    /// violation, which the caller answers by rolling back and writing the batch again as
+    /// [`Rows::MaybeStored`]. Skipping `RETURNING`'s temporary table and the set of returned
+    /// IDs is a tenth of a row's cost on SQLite.
+    New,
+    /// Some may be stored already (a replay, a retried batch, a task's settlement): those are
+    /// skipped and only the rows inserted count in the aggregates.
+    MaybeStored,
+}
+
+/// Whether `e` is a primary-key or unique conflict, the one failure of a [`Rows::New`]
+/// insert that writing the batch again as [`Rows::MaybeStored`] resolves.
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 static HOURLY_UPSERT: ShapedSql = ShapedSql::new(13, |rows| {
     format!(
         "INSERT INTO usage_hourly (hour_ms, key_id, model, account, team_id, requests, errors, \
@@ -221,13 +246,15 @@ fn values(rows: usize, cols: usize, anonymous: bool) -> String {
     sql
 }
 
-/// Inserts ledger rows inside `tx`, skipping rows whose request ID is stored already, and
-/// adds the rows it inserted (only those: a replay never double-counts) to the hourly buckets
-/// and the monthly totals in the same transaction.
+/// Inserts ledger rows inside `tx` and adds the rows it inserted (only those: a replay never
+/// double-counts) to the hourly buckets and the monthly totals in the same transaction. Rows
+/// whose request ID is stored already are skipped ([`Rows::MaybeStored`]) or fail the insert
+/// ([`Rows::New`]).
 pub(super) async fn insert_usage_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     rows: &[UsageRecord],
     anonymous: bool,
+    assume: Rows,
 ) -> Result<(), sqlx::Error> {
     // Sorted maps: every transaction updates aggregate rows in one order, so two instances
     // writing at once on Postgres wait for each other instead of deadlocking.
@@ -236,7 +263,11 @@ pub(super) async fn insert_usage_rows(
     let mut months: HashMap<i64, i64> = HashMap::new();
     // 19 binds a row; 64 rows a statement stays far under both backends' bind limits.
     for (shape, chunk) in shaped(rows) {
-        let mut q = sqlx::query(LEDGER_INSERT.text(shape, anonymous));
+        let sql = match assume {
+            Rows::New => &LEDGER_INSERT_NEW,
+            Rows::MaybeStored => &LEDGER_INSERT,
+        };
+        let mut q = sqlx::query(sql.text(shape, anonymous));
         for r in chunk {
             for s in [
                 &r.request_id,
@@ -266,15 +297,24 @@ pub(super) async fn insert_usage_rows(
             }
             .bind(r.web_searches);
         }
-        let mut inserted: HashSet<String> = q
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
+        let mut inserted: Option<HashSet<String>> = match assume {
+            Rows::New => {
+                q.execute(&mut **tx).await?;
+                None
+            }
+            Rows::MaybeStored => Some(
+                q.fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<String, _>(0))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
         for r in chunk {
             // A request ID twice in one chunk is inserted once: count its first row only.
-            if !inserted.remove(clean(&r.request_id).as_ref()) {
+            if let Some(inserted) = &mut inserted
+                && !inserted.remove(clean(&r.request_id).as_ref())
+            {
                 continue;
             }
             let hour = r.created_at_ms.div_euclid(HOUR_MS) * HOUR_MS;
@@ -419,7 +459,24 @@ impl SqlStore {
         }
         self.ledger_prepare(rows).await?;
         let mut tx = self.pool.begin().await?;
-        insert_usage_rows(&mut tx, rows, self.anonymous_placeholders).await?;
+        match insert_usage_rows(&mut tx, rows, self.anonymous_placeholders, Rows::New).await {
+            Ok(()) => {
+                tx.commit().await?;
+                return Ok(());
+            }
+            // Some row is stored already: a replay, or a retry of a batch whose commit did
+            // go through. Nothing of this attempt stays; the careful insert skips those rows.
+            Err(e) if is_unique_violation(&e) => tx.rollback().await?,
+            Err(e) => return Err(e.into()),
+        }
+        let mut tx = self.pool.begin().await?;
+        insert_usage_rows(
+            &mut tx,
+            rows,
+            self.anonymous_placeholders,
+            Rows::MaybeStored,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -13,7 +13,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Error;
-use super::ledger_sql::insert_usage_rows;
+use super::ledger_sql::{Rows, insert_usage_rows};
 use super::sql::SqlStore;
 use super::tasks::{
     Delivery, DeliveryAttempt, DeliveryNext, Reservation, Submitted, Task, TaskStatus, TaskStore,
@@ -348,7 +348,7 @@ impl TaskStore for SqlStore {
             .await?;
         }
         if let Some(row) = &u.settlement {
-            insert_usage_rows(&mut tx, std::slice::from_ref(row), false).await?;
+            insert_usage_rows(&mut tx, std::slice::from_ref(row), false, Rows::MaybeStored).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -117,11 +117,17 @@ async fn totals_and_buckets_equal_the_ledger(store: &dyn Store) {
     let rows: Vec<UsageRecord> = (0..1500)
         .map(|i| row(i, &mut rng, prev_ms, next_ms - prev_ms))
         .collect();
-    for chunk in rows.chunks(137) {
+    for chunk in rows[..1400].chunks(137) {
         store.insert_usage(chunk).await.unwrap();
     }
     // A replay of rows already stored, mixed with nothing new: nothing may count twice.
     store.insert_usage(&rows[100..400]).await.unwrap();
+    // Stored rows and new ones in one batch: the new ones count, once.
+    store.insert_usage(&rows[1300..1450]).await.unwrap();
+    // A new batch that holds one request twice: it counts once.
+    let mut twice = rows[1450..].to_vec();
+    twice.push(rows[1460].clone());
+    store.insert_usage(&twice).await.unwrap();
 
     for (start, end) in [(prev_ms, month_ms), (month_ms, next_ms)] {
         let mut want: HashMap<(SpendScope, String), i64> = HashMap::new();
