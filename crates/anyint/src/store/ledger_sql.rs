@@ -458,7 +458,7 @@ impl SqlStore {
             return Ok(());
         }
         self.ledger_prepare(rows).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         match insert_usage_rows(&mut tx, rows, self.anonymous_placeholders, Rows::New).await {
             Ok(()) => {
                 tx.commit().await?;
@@ -469,7 +469,7 @@ impl SqlStore {
             Err(e) if is_unique_violation(&e) => tx.rollback().await?,
             Err(e) => return Err(e.into()),
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         insert_usage_rows(
             &mut tx,
             rows,

@@ -17,6 +17,8 @@ pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
         .connect(url)
         .await?;
     Ok(SqlStore {
+        // The server's shared buffers serve every connection alike: no connection of its own.
+        writer: pool.clone(),
         pool,
         backend: "postgres",
         migrations: MIGRATIONS,

@@ -16,6 +16,12 @@ use super::{
 /// A store over an `Any` pool; `backend` picks the migrations and the lock strategy.
 pub(super) struct SqlStore {
     pub(super) pool: AnyPool,
+    /// Where the usage ledger is written. On SQLite a pool of its own with one connection, so
+    /// that connection's page cache and prepared statements stay warm from batch to batch:
+    /// a pool hands its connections out in turn, and SQLite drops a connection's page cache
+    /// whenever another connection has written, so every batch re-read the B-tree pages it
+    /// updates (a `pread` per page). On Postgres the shared pool.
+    pub(super) writer: AnyPool,
     pub(super) backend: &'static str,
     pub(super) migrations: &'static [Migration],
     /// Statement run first inside the migration transaction, to serialize concurrent migrators.

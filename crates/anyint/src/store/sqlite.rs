@@ -73,6 +73,27 @@ fn private_files(path: &std::path::Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// A pool of at most `max` connections, each set up the same way.
+fn options(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // busy_timeout: concurrent writers (CLI + server) wait instead of failing. A page
+                // cache and mmap keep batch inserts from re-reading index pages through syscalls;
+                // both are bounded (16 MiB of cache per connection, 64 MiB mapped) so the
+                // gateway's memory does not grow with the ledger: nothing on the hot path reads
+                // it, and grouped reads use the small aggregate tables.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA cache_size = -16384; PRAGMA mmap_size = 67108864; PRAGMA temp_store = MEMORY;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
 /// Opens (creating if needed) the SQLite file named by `url`.
 pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
     sqlx::any::install_default_drivers();
@@ -91,27 +112,11 @@ pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
     } else {
         format!("{url}?mode=rwc")
     };
-    let pool = AnyPoolOptions::new()
-        .max_connections(8)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                // busy_timeout: concurrent writers (CLI + server) wait instead of failing. A page
-                // cache and mmap keep batch inserts from re-reading index pages through syscalls;
-                // both are bounded (16 MiB of cache per connection, 64 MiB mapped) so the
-                // gateway's memory does not grow with the ledger: nothing on the hot path reads
-                // it, and grouped reads use the small aggregate tables.
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
-                     PRAGMA cache_size = -16384; PRAGMA mmap_size = 67108864; PRAGMA temp_store = MEMORY;",
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await?;
+    let pool = options(8).connect(&url).await?;
+    let writer = options(1).connect(&url).await?;
     Ok(SqlStore {
         pool,
+        writer,
         backend: "sqlite",
         migrations: MIGRATIONS,
         migration_lock: None,
