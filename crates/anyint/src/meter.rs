@@ -354,7 +354,14 @@ impl Writer {
 
     /// Writes every row journaled or queued so far: the journal's queue, then what overflowed
     /// it (read from the file a megabyte at a time), then rows kept in memory.
+    ///
+    /// The queue is taken once a pass: rows that arrive while it writes wait for the next pass.
+    /// Taking them at once made a busy gateway write batches of the few dozen rows that came
+    /// in during the last write, and a batch rewrites the last page of the ledger and of each
+    /// index and aggregate table whatever its size: the store wrote four times the pages and
+    /// flushed the journal every few milliseconds.
     async fn pass(&mut self) {
+        let mut fresh = true;
         loop {
             let mut batch = Vec::new();
             let mut more = false;
@@ -375,12 +382,17 @@ impl Writer {
                         self.unread = true;
                     }
                 }
+            } else if !fresh {
+                return;
             } else if let Some(journal) = &self.journal {
                 let pending = journal.take();
                 more = !pending.rows.is_empty() || pending.spilled.is_some();
                 self.take_pending(pending, &mut batch);
             }
-            self.take_memory(&mut batch);
+            if fresh {
+                self.take_memory(&mut batch);
+                fresh = false;
+            }
             if batch.is_empty() && !more {
                 return;
             }
