@@ -444,7 +444,7 @@ fn frame(event: Option<&str>, data: String) -> Frame {
     }
     raw.extend_from_slice(format!("data: {data}\n\n").as_bytes());
     Frame {
-        raw,
+        raw: raw.into(),
         event: event.map(str::to_owned),
         data,
     }

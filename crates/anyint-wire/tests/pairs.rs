@@ -611,7 +611,7 @@ fn decode_client_stream(family: Family, format: StreamFormat, bytes: &[u8]) -> V
     // The Gemini decoder takes a whole JSON-array stream in one frame.
     let mut dec = gemini::StreamDecoder::new();
     let frame = Frame {
-        raw: bytes.to_vec(),
+        raw: bytes.to_vec().into(),
         event: None,
         data: String::from_utf8_lossy(bytes).into_owned(),
     };

@@ -190,7 +190,7 @@ mod tests {
 
     fn frame(event: Option<&str>, data: &str) -> Frame {
         Frame {
-            raw: Vec::new(),
+            raw: bytes::Bytes::new(),
             event: event.map(str::to_owned),
             data: data.to_owned(),
         }

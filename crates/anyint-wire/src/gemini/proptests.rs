@@ -230,7 +230,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 
 fn frame(data: String) -> Frame {
     Frame {
-        raw: Vec::new(),
+        raw: bytes::Bytes::new(),
         event: None,
         data,
     }

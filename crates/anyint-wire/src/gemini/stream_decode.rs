@@ -225,7 +225,7 @@ mod tests {
 
     fn frame(data: &str) -> Frame {
         Frame {
-            raw: Vec::new(),
+            raw: bytes::Bytes::new(),
             event: None,
             data: data.into(),
         }

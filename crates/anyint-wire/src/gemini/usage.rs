@@ -165,7 +165,7 @@ mod tests {
         assert!(usage_from_response(br#"{"candidates":[]}"#).is_none());
         assert!(usage_from_response(b"\"usageMetadata\" garbage").is_none());
         let frame = Frame {
-            raw: Vec::new(),
+            raw: bytes::Bytes::new(),
             event: None,
             data: r#"{"usageMetadata":{"promptTokenCount":4,"thoughtsTokenCount":1}}"#.into(),
         };

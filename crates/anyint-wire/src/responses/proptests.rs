@@ -20,7 +20,7 @@ const CASES: u32 = 128;
 
 fn frame(event: Option<String>, data: String) -> Frame {
     Frame {
-        raw: Vec::new(),
+        raw: bytes::Bytes::new(),
         event,
         data,
     }

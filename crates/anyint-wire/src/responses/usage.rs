@@ -111,7 +111,7 @@ mod tests {
 
     fn frame(data: String) -> Frame {
         Frame {
-            raw: Vec::new(),
+            raw: bytes::Bytes::new(),
             event: None,
             data,
         }

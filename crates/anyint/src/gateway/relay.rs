@@ -199,7 +199,7 @@ impl Relay {
     /// when the upstream reported one inside a translated stream.
     fn process(&mut self, chunk: &Bytes) -> Result<Bytes, (Bytes, String)> {
         let pending_before = self.splitter.pending().len();
-        let frames = self.splitter.push(chunk);
+        let frames = self.splitter.push_bytes(chunk);
         let reports: Vec<_> = frames.iter().map(|f| self.tap.observe(f)).collect();
         // Before any of these bytes go out: the row is final once the end is seen.
         self.tap.checkpoint();
@@ -277,7 +277,7 @@ impl Relay {
         }
         // A last event without its blank line was held back: it still counts and is sent.
         if let Some(tail) = self.splitter.finish() {
-            let mut tail_chunk = tail.raw.clone();
+            let mut tail_chunk = tail.raw.to_vec();
             tail_chunk.extend_from_slice(b"\n\n");
             if let Ok(bytes) = self.process(&Bytes::from(tail_chunk)) {
                 out.extend_from_slice(&bytes);

@@ -11,7 +11,7 @@ use crate::sse::{Frame, SseSplitter};
 
 fn frame(event: &str, data: &str) -> Frame {
     Frame {
-        raw: Vec::new(),
+        raw: bytes::Bytes::new(),
         event: Some(event.to_owned()),
         data: data.to_owned(),
     }
@@ -728,7 +728,7 @@ fn shaped_frame() -> impl Strategy<Value = Frame> {
         Just(("error", json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}))),
     ]
     .prop_map(|(event, data)| Frame {
-        raw: Vec::new(),
+        raw: bytes::Bytes::new(),
         event: Some(event.to_owned()),
         data: data.to_string(),
     })
@@ -743,7 +743,7 @@ fn any_frame() -> impl Strategy<Value = Frame> {
         prop_oneof![wire_json(), ".{0,40}"],
     )
         .prop_map(|(event, data)| Frame {
-            raw: Vec::new(),
+            raw: bytes::Bytes::new(),
             event,
             data,
         });

@@ -170,7 +170,7 @@ async fn read_sse(resp: reqwest::Response, mut each: impl FnMut(&str)) -> Result
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                for frame in sse.push(&chunk) {
+                for frame in sse.push_bytes(&chunk) {
                     each(&frame.data);
                 }
             }
