@@ -15,7 +15,10 @@
 #   BENCH_BODY_SECONDS=5      measured seconds per body and proxy (c=1)
 #   BENCH_STREAMS=1000        many-slow-streams burst sizes, e.g. "1000 5000"
 #   BENCH_AFTER=60            seconds after a burst before "RSS after" is read
-#   BENCH_NGINX_WORKERS=N     nginx proxy worker_processes (default: the CPU count)
+#   BENCH_NGINX_WORKERS=N     nginx proxy worker_processes (default: the CPU count; 1 when pinned)
+#   BENCH_PIN=1               one core per proxy, as on a larger machine: the proxy under test
+#                             (nginx proxy_pass, the gateway) runs on the last CPU, and the load
+#                             generator, the upstream and the stream tools on the others
 #   OHA=/path/to/oha          use this oha instead of installing one into bench/.tools
 #   ANYINT_BIN=/path/anyint   use this binary and skip `cargo build --release`
 #   BENCH_KEEP_TMP=1          keep the temp dir (configs, logs, raw results)
@@ -39,7 +42,17 @@ STREAMS="${BENCH_STREAMS:-1000}"
 AFTER="${BENCH_AFTER:-60}"
 SOAK="${BENCH_SOAK:-600}"
 SOAK_EVERY="${BENCH_SOAK_EVERY:-30}"
-NGINX_WORKERS="${BENCH_NGINX_WORKERS:-$(nproc)}"
+PIN="${BENCH_PIN:-}"
+ON_PROXY=()  # the command prefix that pins a proxy under test (empty unless BENCH_PIN)
+ON_LOAD=()   # and the one for everything that drives or answers it
+if [[ -n "$PIN" ]]; then
+    CPUS="$(nproc)"
+    (( CPUS >= 2 )) || { echo "proxy bench: BENCH_PIN needs at least 2 CPUs" >&2; exit 2; }
+    command -v taskset >/dev/null || { echo "proxy bench: BENCH_PIN needs taskset (util-linux)" >&2; exit 2; }
+    ON_PROXY=(taskset -c "$((CPUS - 1))")
+    ON_LOAD=(taskset -c "0-$((CPUS - 2))")
+fi
+NGINX_WORKERS="${BENCH_NGINX_WORKERS:-$([[ -n "$PIN" ]] && echo 1 || nproc)}"
 OHA_VERSION="${BENCH_OHA_VERSION:-1.16.0}"
 
 for v in "$SECS" "$WARMUP" "$RATE" "$PACED_C" "$BODY_SECS" "$AFTER" "$NGINX_WORKERS" "$SOAK" "$SOAK_EVERY"; do
@@ -92,10 +105,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Runs a load generator in the background and waits for it, so that Ctrl-C reaches the trap.
+# Runs a load generator in the background (pinned with BENCH_PIN) and waits for it, so that
+# Ctrl-C reaches the trap.
 run_child() {
     local rc=0
-    "$@" &
+    ${ON_LOAD[@]+"${ON_LOAD[@]}"} "$@" &
     CHILD=$!
     wait "$CHILD" || rc=$?
     CHILD=""
@@ -272,18 +286,20 @@ mkdir -p "$TMP/nx"
 EOF
 } >"$TMP/nx/nginx.conf"
 
-start_nginx() { # dir name port; sets STARTED to its master's pid
-    "$NGINX" -p "$1" -c "$1/nginx.conf" -e "$1/error.log" >"$1/stderr.log" 2>&1 &
+start_nginx() { # dir name port [pinning prefix...]; sets STARTED to its master's pid
+    local dir="$1" name="$2" port="$3"
+    shift 3
+    "$@" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/stderr.log" 2>&1 &
     STARTED=$!
-    PIDS+=("$STARTED"); NAMES+=("$2"); LOGS+=("$1/error.log")
-    wait_port "$3" "$STARTED" "$2"
+    PIDS+=("$STARTED"); NAMES+=("$name"); LOGS+=("$dir/error.log")
+    wait_port "$port" "$STARTED" "$name"
 }
 "$NGINX" -t -p "$TMP/up" -c "$TMP/up/nginx.conf" -e "$TMP/up/error.log" >/dev/null 2>&1 \
     || { "$NGINX" -t -p "$TMP/up" -c "$TMP/up/nginx.conf" -e "$TMP/up/error.log"; exit 1; }
 log "starting the static upstream (nginx) on 127.0.0.1:$UP_PORT"
-start_nginx "$TMP/up" "the upstream nginx" "$UP_PORT"
+start_nginx "$TMP/up" "the upstream nginx" "$UP_PORT" ${ON_LOAD[@]+"${ON_LOAD[@]}"}
 log "starting nginx proxy_pass ($NGINX_WORKERS workers) on 127.0.0.1:$NX_PORT"
-start_nginx "$TMP/nx" "nginx proxy_pass" "$NX_PORT"
+start_nginx "$TMP/nx" "nginx proxy_pass" "$NX_PORT" ${ON_PROXY[@]+"${ON_PROXY[@]}"}
 NX_MASTER="$STARTED"
 nginx_pids() { echo "$NX_MASTER" $(pgrep -P "$NX_MASTER" || true); }
 
@@ -349,7 +365,7 @@ start_gateway() {
     KEY="$("$ANYINT_BIN" keys create --name bench-proxy --rpm 100000000 --concurrency 100000 --json \
         --config "$GW_DIR/anyint.toml" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
     log "starting the gateway (fresh store)"
-    "$ANYINT_BIN" serve --config "$GW_DIR/anyint.toml" >"$GW_DIR/stdout.log" 2>>"$GW_DIR/stderr.log" &
+    ${ON_PROXY[@]+"${ON_PROXY[@]}"} "$ANYINT_BIN" serve --config "$GW_DIR/anyint.toml" >"$GW_DIR/stdout.log" 2>>"$GW_DIR/stderr.log" &
     GW_PID=$!
     PIDS+=("$GW_PID"); NAMES+=("the gateway"); LOGS+=("$GW_DIR/stderr.log")
     GW=""
@@ -519,7 +535,7 @@ if has_part soak; then
         start_gateway
     fi
     log "soak: c32 non-streaming through the gateway for $SOAK s, RSS every $SOAK_EVERY s"
-    "$OHA" --no-tui --output-format json -o "$RAW/soak.oha.json" -z "${SOAK}s" -c 32 -m POST \
+    ${ON_LOAD[@]+"${ON_LOAD[@]}"} "$OHA" --no-tui --output-format json -o "$RAW/soak.oha.json" -z "${SOAK}s" -c 32 -m POST \
         -H "Authorization: Bearer $KEY" -T application/json -D "$BODY_DIR/json.json" \
         "$(url_of anyint json)" >/dev/null &
     CHILD=$!
@@ -541,7 +557,7 @@ fi
 # --- report ----------------------------------------------------------------------------------------
 M_COMMIT="$GIT_REV" M_ANYINT="$ANYINT_VERSION" M_NGINX="nginx $NGINX_VERSION" M_OHA="${OHA_VERSION_SEEN%%$'\n'*}" \
 M_LOAD="$LOAD_START" M_BODIES="$(has_part bodies && echo "$BODIES" || true)" \
-M_STREAMS="$(has_part slow && echo "$STREAMS" || true)" \
+M_STREAMS="$(has_part slow && echo "$STREAMS" || true)" M_PIN="${ON_PROXY[*]:-}" \
 python3 - "$(nproc)" "$SECS" "$WARMUP" "$RATE" "$PACED_C" "$NGINX_WORKERS" "$AFTER" >"$RAW/meta.json" <<'PY'
 import json, os, sys
 cpus, secs, warmup, rate, paced_c, workers, after = (int(a) for a in sys.argv[1:])
@@ -551,6 +567,7 @@ print(json.dumps({
     "cpus": cpus, "load": e["M_LOAD"], "seconds": secs, "warmup": warmup, "rate": rate,
     "paced_c": paced_c, "nginx_workers": workers, "after": after,
     "bodies": e["M_BODIES"].split(), "streams": [int(n) for n in e["M_STREAMS"].split()],
+    "pinned": e["M_PIN"],
 }))
 PY
 mkdir -p "$BENCH_DIR/results"

@@ -418,6 +418,9 @@ def cmd_report(raw):
     w(f"- commit: {meta['commit']}; {meta['anyint']}; {meta['nginx']}; {meta['oha']}")
     w(f"- {meta['cpus']} CPUs, load average at start {meta['load']}; {meta['seconds']} s per run "
       f"after {meta['warmup']} s of warm-up; nginx proxy: {meta['nginx_workers']} worker(s)")
+    if meta.get("pinned"):
+        w(f"- pinned (`BENCH_PIN`): the proxy under test runs alone on one core (`{meta['pinned']}`), "
+          "the load generator, the upstream and the stream tools on the others")
     w("- upstream: static nginx (echo module: a chat completion, an SSE body of 20 events in one "
       "write, 21 events 1 ms or 100 ms apart); gateway: a key with rpm and concurrency limits, "
       "SQLite ledger, journal on, `log_level = \"warn\"`")
