@@ -73,20 +73,24 @@ fn private_files(path: &std::path::Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// A pool of at most `max` connections, each set up the same way.
-fn options(max: u32) -> AnyPoolOptions {
+/// A pool of at most `max` connections, each set up the same way with a page cache of at most
+/// `cache_kib` KiB.
+fn options(max: u32, cache_kib: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 // busy_timeout: concurrent writers (CLI + server) wait instead of failing. A page
                 // cache and mmap keep batch inserts from re-reading index pages through syscalls;
-                // both are bounded (16 MiB of cache per connection, 64 MiB mapped) so the
-                // gateway's memory does not grow with the ledger: nothing on the hot path reads
-                // it, and grouped reads use the small aggregate tables.
+                // both are bounded (64 MiB mapped) so the gateway's memory does not grow with the
+                // ledger: nothing on the hot path reads it, and grouped reads use the small
+                // aggregate tables.
                 conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
-                     PRAGMA cache_size = -16384; PRAGMA mmap_size = 67108864; PRAGMA temp_store = MEMORY;",
+                    format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+                         PRAGMA cache_size = -{cache_kib}; PRAGMA mmap_size = 67108864; PRAGMA temp_store = MEMORY;"
+                    )
+                    .as_str(),
                 )
                 .await?;
                 Ok(())
@@ -112,8 +116,11 @@ pub(super) async fn open(url: &str) -> Result<SqlStore, Error> {
     } else {
         format!("{url}?mode=rwc")
     };
-    let pool = options(8).connect(&url).await?;
-    let writer = options(1).connect(&url).await?;
+    let pool = options(8, 16_384).connect(&url).await?;
+    // The ledger's writer appends: a batch touches the last pages of the ledger, its indexes
+    // and the aggregate tables, and the paths down to them. 2 MiB holds those many times over;
+    // a larger cache only filled with pages written once and never read again.
+    let writer = options(1, 2_048).connect(&url).await?;
     Ok(SqlStore {
         pool,
         writer,
