@@ -72,8 +72,8 @@ impl Client {
             .enable_all_versions()
             .wrap_connector(tcp);
         let pool = legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(IDLE_PER_HOST)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(tls);
@@ -116,11 +116,20 @@ fn proxied_client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
         .retry(reqwest::retry::never().max_retries_per_request(0))
         .tcp_nodelay(true)
         .connect_timeout(p.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_max_idle_per_host(IDLE_PER_HOST)
         .build()
         .map_err(|e| Error::internal(format!("building the HTTP client for {}: {e}", p.name)))
 }
+
+/// Idle upstream connections kept per host, per serving worker (each worker has its own pool).
+/// An idle hyper connection keeps its buffers and request channel (about 35 KB), so after a
+/// burst of thousands of streams a pool of hundreds held tens of MB for the idle timeout; a
+/// steady load reuses the connections it keeps busy whatever this bound.
+const IDLE_PER_HOST: usize = 32;
+
+/// How long an idle upstream connection is kept for reuse.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A URL a call can be made to: an `http::Uri` (parsed once, cloned per call) or text.
 pub trait Target {
