@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::sql::SqlStore;
+use super::sql::{SqlStore, is_unique_violation};
 use super::{Error, GroupBy, SpendScope, SpendTotal, UsageGroup, UsageQuery, UsageRecord};
 
 pub(super) const USAGE_COLUMNS: &str = "request_id, key_id, account, model, provider, \
@@ -195,12 +195,6 @@ pub(super) enum Rows {
     /// Some may be stored already (a replay, a retried batch, a task's settlement): those are
     /// skipped and only the rows inserted count in the aggregates.
     MaybeStored,
-}
-
-/// Whether `e` is a primary-key or unique conflict, the one failure of a [`Rows::New`]
-/// insert that writing the batch again as [`Rows::MaybeStored`] resolves.
-pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 static HOURLY_UPSERT: ShapedSql = ShapedSql::new(13, |rows| {

@@ -33,6 +33,11 @@ pub(super) struct SqlStore {
     pub(super) ledger_months: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
+/// Whether `e` is a primary-key or unique conflict (on either backend).
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
 const KEY_COLUMNS: &str = "id, name, account, models, prefix, key_hash, created_at, revoked_at, \
     expires_at, ip_allowlist, rpm, concurrency, team_id, budget_micros, tpm";
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {

@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 
 use super::Error;
 use super::ledger_sql::{Rows, insert_usage_rows};
-use super::sql::SqlStore;
+use super::sql::{SqlStore, is_unique_violation};
 use super::tasks::{
     Delivery, DeliveryAttempt, DeliveryNext, Reservation, Submitted, Task, TaskStatus, TaskStore,
     TaskUpdate,
@@ -94,10 +94,6 @@ fn delivery_from_row(row: &AnyRow) -> Result<Delivery, sqlx::Error> {
 /// Postgres refuses NUL in text; upstream-supplied words lose them (JSON escapes its own).
 fn no_nul(s: &str) -> String {
     s.replace('\0', "")
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 impl SqlStore {
