@@ -47,8 +47,8 @@ enum Inner {
 
 impl Client {
     /// A client with TCP_NODELAY on (Nagle stalls small SSE writes on reused connections), the
-    /// provider's connect timeout, a generous keep-alive pool, HTTP/2 where TLS negotiates it,
-    /// and no redirects: an AI API does not redirect its calls, so a 3xx means a wrong
+    /// provider's connect timeout, a keep-alive pool ([`IDLE_PER_HOST`]), HTTP/2 where TLS
+    /// negotiates it, and no redirects: an AI API does not redirect its calls, so a 3xx means a wrong
     /// `base_url`, and following it would send the provider's key wherever it points.
     pub fn new(p: &ProviderConfig) -> Result<Self, Error> {
         let proxied = p.base_url.parse::<Uri>().ok().is_some_and(|u| {
@@ -221,13 +221,7 @@ impl Request {
     /// Sends the call; the answer's head is back when this returns.
     pub async fn send(self) -> Result<Response, TransportError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
-        let call = self.send_inner(deadline);
-        match deadline {
-            Some(at) => tokio::time::timeout_at(at, call)
-                .await
-                .unwrap_or_else(|_| Err(TransportError::timed_out())),
-            None => call.await,
-        }
+        within(deadline, self.send_inner(deadline)).await
     }
 
     async fn send_inner(self, deadline: Option<Instant>) -> Result<Response, TransportError> {
