@@ -355,7 +355,9 @@ impl Writer {
     /// Writes every row journaled or queued so far: the journal's queue, then what overflowed
     /// it (read from the file a megabyte at a time), then rows kept in memory.
     ///
-    /// The queue is taken once a pass: rows that arrive while it writes wait for the next pass.
+    /// The queue is taken at most once a pass (not at all when the pass begins while a tail
+    /// that overflowed it is still being read): rows that arrive while it writes wait for the
+    /// next pass.
     /// Taking them at once made a busy gateway write batches of the few dozen rows that came
     /// in during the last write, and a batch rewrites the last page of the ledger and of each
     /// index and aggregate table whatever its size: the store wrote four times the pages and
