@@ -21,6 +21,8 @@
 #                             generator, the upstream and the stream tools on the others
 #   OHA=/path/to/oha          use this oha instead of installing one into bench/.tools
 #   ANYINT_BIN=/path/anyint   use this binary and skip `cargo build --release`
+#   BARE_PROXY_BIN=/path      the floor's binary (the `bare_proxy` example); default: the one built
+#                             with the gateway, or the one beside ANYINT_BIN; none: no floor column
 #   BENCH_KEEP_TMP=1          keep the temp dir (configs, logs, raw results)
 #   BENCH_PERF=DIR            profile the gateway with `perf record --call-graph dwarf` during its
 #                             c32 non-streaming run and its agent500k body run, into DIR (the
@@ -146,8 +148,8 @@ fi
 OHA_VERSION_SEEN="$("$OHA" --version)"
 
 if [[ -z "${ANYINT_BIN:-}" ]]; then
-    log "cargo build --release -p anyint (may wait for the cargo lock)"
-    (cd "$ROOT" && cargo build --release -p anyint >&2)
+    log "cargo build --release -p anyint, with the bare_proxy example (may wait for the cargo lock)"
+    (cd "$ROOT" && cargo build --release -p anyint --bin anyint --example bare_proxy >&2)
     ANYINT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/anyint"
     GIT_REV="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     if [[ -n "$(cd "$ROOT" && git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]]; then
@@ -157,6 +159,12 @@ else
     GIT_REV="unknown (ANYINT_BIN=$ANYINT_BIN)"
 fi
 [[ -x "$ANYINT_BIN" ]] || { echo "proxy bench: $ANYINT_BIN is not an executable" >&2; exit 2; }
+# The floor: the gateway's HTTP stack alone (crates/anyint/examples/bare_proxy.rs).
+BARE_BIN="${BARE_PROXY_BIN:-$(dirname "$ANYINT_BIN")/examples/bare_proxy}"
+if [[ ! -x "$BARE_BIN" ]]; then
+    log "no bare_proxy at $BARE_BIN: the report leaves out the floor (the HTTP stack alone)"
+    BARE_BIN=""
+fi
 ANYINT_VERSION="$("$ANYINT_BIN" --version 2>/dev/null || echo anyint)"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 if awk -v l="${LOAD_START%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }'; then
@@ -359,6 +367,19 @@ routes = [{ provider = "static-paced", upstream_model = "gpt-4o-mini" }]
 id = "bench-slow"
 routes = [{ provider = "static-slow", upstream_model = "gpt-4o-mini" }]
 EOF
+# Prints the address a server just started announces in OUT ("PREFIX http://ADDR"); fails, with
+# the server's ERR, when it exits first or says nothing for 30 s.
+listening_on() { # out err pid name prefix
+    local url _
+    for _ in $(seq 1 300); do
+        url="$(grep -Eo "$5 http://[0-9.:]+" "$1" 2>/dev/null | grep -Eo 'http://[0-9.:]+' || true)"
+        [[ -n "$url" ]] && { echo "$url"; return 0; }
+        kill -0 "$3" 2>/dev/null || { cat "$2" >&2; echo "proxy bench: $4 exited at start" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "proxy bench: $4 did not start" >&2
+    return 1
+}
 # Starts a gateway on the config in $GW_DIR with a fresh store; sets GW_PID, GW and KEY.
 start_gateway() {
     rm -rf "$GW_DIR/anyint.db"* "$GW_DIR/journal"
@@ -368,14 +389,7 @@ start_gateway() {
     ${ON_PROXY[@]+"${ON_PROXY[@]}"} "$ANYINT_BIN" serve --config "$GW_DIR/anyint.toml" >"$GW_DIR/stdout.log" 2>>"$GW_DIR/stderr.log" &
     GW_PID=$!
     PIDS+=("$GW_PID"); NAMES+=("the gateway"); LOGS+=("$GW_DIR/stderr.log")
-    GW=""
-    for _ in $(seq 1 300); do
-        GW="$(grep -Eo 'anyint listening on http://[0-9.:]+' "$GW_DIR/stdout.log" 2>/dev/null | grep -Eo 'http://[0-9.:]+' || true)"
-        [[ -n "$GW" ]] && break
-        kill -0 "$GW_PID" 2>/dev/null || { cat "$GW_DIR/stderr.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    [[ -n "$GW" ]] || { echo "proxy bench: the gateway did not start" >&2; exit 1; }
+    GW="$(listening_on "$GW_DIR/stdout.log" "$GW_DIR/stderr.log" "$GW_PID" "the gateway" 'anyint listening on')"
     log "gateway on $GW"
 }
 # Stops the gateway (it flushes its usage rows) and forgets it.
@@ -389,14 +403,36 @@ stop_gateway() {
 }
 start_gateway
 
+# The floor, on the same upstream and with the gateway's worker count (one per core, as nginx).
+FLOOR=""
+if [[ -n "$BARE_BIN" ]]; then
+    ${ON_PROXY[@]+"${ON_PROXY[@]}"} "$BARE_BIN" 127.0.0.1:0 "$UP" "$NGINX_WORKERS" >"$TMP/floor.log" 2>&1 &
+    FLOOR_PID=$!
+    PIDS+=("$FLOOR_PID"); NAMES+=("the bare proxy"); LOGS+=("$TMP/floor.log")
+    FLOOR="$(listening_on "$TMP/floor.log" "$TMP/floor.log" "$FLOOR_PID" "the bare proxy" 'bare proxy listening on')"
+    log "bare proxy (the HTTP stack alone) on $FLOOR"
+fi
+# The proxies measured: the floor only where the report compares it.
+WITH_FLOOR="nginx anyint"
+[[ -n "$FLOOR" ]] && WITH_FLOOR="nginx floor anyint"
+
 # Where each kind of request goes through each proxy, and its body.
 url_of() { # proxy kind (a body of the sweep goes where json goes)
     local kind="$2"
     [[ "$kind" =~ ^(json|sse|paced|slow)$ ]] || kind=json
-    if [[ "$1" == nginx ]]; then echo "http://127.0.0.1:$NX_PORT/$kind/v1/chat/completions"
-    else echo "$GW/openai/v1/chat/completions"; fi
+    case "$1" in
+        nginx) echo "http://127.0.0.1:$NX_PORT/$kind/v1/chat/completions" ;;
+        floor) echo "$FLOOR/$kind/v1/chat/completions" ;;
+        *) echo "$GW/openai/v1/chat/completions" ;;
+    esac
 }
-pids_of() { if [[ "$1" == nginx ]]; then nginx_pids; else echo "$GW_PID"; fi; }
+pids_of() {
+    case "$1" in
+        nginx) nginx_pids ;;
+        floor) echo "$FLOOR_PID" ;;
+        *) echo "$GW_PID" ;;
+    esac
+}
 BODY_DIR="$TMP/bodies"
 mkdir -p "$BODY_DIR"
 for kind in json sse paced slow; do
@@ -408,7 +444,7 @@ done
 python3 "$TOOL" bodies "$BODY_DIR" bench-json
 
 # --- preflight -------------------------------------------------------------------------------------
-for proxy in nginx anyint; do
+for proxy in $WITH_FLOOR; do
     for kind in json sse paced; do
         out="$TMP/preflight-$proxy-$kind.txt"
         code="$(curl -sS -o "$out" -w '%{http_code}' -X POST "$(url_of "$proxy" "$kind")" \
@@ -466,9 +502,11 @@ measured() { # name proxy kind c secs [extra oha args...]
 }
 
 if has_part main; then
-    for proxy in nginx anyint; do
+    for proxy in $WITH_FLOOR; do
         measured main-json "$proxy" json 32 "$SECS"
         measured main-sse "$proxy" sse 32 "$SECS"
+        # The floor is compared on throughput and CPU only.
+        [[ "$proxy" == floor ]] && continue
         measured main-open "$proxy" json 16 "$SECS" -q "$RATE"
         if [[ "$WARMUP" -gt 0 ]]; then
             run_child python3 "$TOOL" streams "$(url_of "$proxy" paced)" "$KEY" "$BODY_DIR/paced.json" \
@@ -503,7 +541,7 @@ if has_part slow; then
         start_gateway
     fi
     for n in $STREAMS; do
-        for proxy in nginx anyint; do
+        for proxy in $WITH_FLOOR; do
             pids="$(pids_of "$proxy")"
             python3 "$TOOL" resethwm $pids
             before="$(python3 "$TOOL" procstat $pids)"
@@ -515,7 +553,7 @@ if has_part slow; then
         done
         log "waiting $AFTER s before reading RSS after the bursts"
         sleep "$AFTER"
-        for proxy in nginx anyint; do
+        for proxy in $WITH_FLOOR; do
             python3 - "$RAW/slow-$n-$proxy.before.json" "$(procstat "$proxy")" >"$RAW/slow-$n-$proxy.rss.json" <<'PY'
 import json, sys
 before = json.load(open(sys.argv[1]))

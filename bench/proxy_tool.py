@@ -353,7 +353,7 @@ def load_raw(raw):
     """The results of one proxy.sh run from its raw directory."""
     meta = json.load(open(os.path.join(raw, "meta.json")))
     r = {"meta": meta, "main": {}, "bodies": {}, "slow": [], "failures": []}
-    for proxy in ("nginx", "anyint"):
+    for proxy in ("nginx", "floor", "anyint"):
         for mode in ("json", "sse", "open"):
             f = os.path.join(raw, f"main-{mode}-{proxy}.oha.json")
             if os.path.exists(f):
@@ -384,7 +384,7 @@ def load_raw(raw):
             runs["bytes"] = json.load(open(os.path.join(raw, "body-sizes.json")))[name]
             r["bodies"][name] = runs
     for n in meta.get("streams", []):
-        for proxy in ("nginx", "anyint"):
+        for proxy in ("nginx", "floor", "anyint"):
             f = os.path.join(raw, f"slow-{n}-{proxy}.json")
             if not os.path.exists(f):
                 continue
@@ -443,18 +443,22 @@ def cmd_report(raw):
 
     m = r["main"]
     rows = []
+    # The floor (the HTTP stack alone, `bare_proxy`) is measured on these four rows only; the
+    # other rows leave its two columns empty.
+    floor = {}
     for mode, label in (("json", "c32 non-streaming, req/s"), ("sse", "c32 streaming (20 events, one write), req/s")):
-        n, g = m.get(f"{mode}-nginx"), m.get(f"{mode}-anyint")
+        n, g, f = m.get(f"{mode}-nginx"), m.get(f"{mode}-anyint"), m.get(f"{mode}-floor")
         if n and g:
             rows.append((label, num(n["rps"]), num(g["rps"]), ratio(g["rps"], n["rps"])))
-    n, g = m.get("json-nginx"), m.get("json-anyint")
-    if n and g:
-        rows.append(("CPU per request, c32 non-streaming, ms", num(cpu_ms(n), "{:.3f}"),
-                     num(cpu_ms(g), "{:.3f}"), ratio(cpu_ms(g), cpu_ms(n), "{:.1f}×")))
-    n, g = m.get("sse-nginx"), m.get("sse-anyint")
-    if n and g:
-        rows.append(("CPU per request, c32 streaming, ms", num(cpu_ms(n), "{:.3f}"),
-                     num(cpu_ms(g), "{:.3f}"), ratio(cpu_ms(g), cpu_ms(n), "{:.1f}×")))
+            if f:
+                floor[label] = (num(f["rps"]), ratio(f["rps"], n["rps"]))
+    for mode, label in (("json", "CPU per request, c32 non-streaming, ms"), ("sse", "CPU per request, c32 streaming, ms")):
+        n, g, f = m.get(f"{mode}-nginx"), m.get(f"{mode}-anyint"), m.get(f"{mode}-floor")
+        if n and g:
+            rows.append((label, num(cpu_ms(n), "{:.3f}"), num(cpu_ms(g), "{:.3f}"),
+                         ratio(cpu_ms(g), cpu_ms(n), "{:.1f}×")))
+            if f:
+                floor[label] = (num(cpu_ms(f), "{:.3f}"), ratio(cpu_ms(f), cpu_ms(n), "{:.1f}×"))
     n, g = m.get("open-nginx"), m.get("open-anyint")
     if n and g:
         rows.append((f"{meta['rate']} req/s open loop, p50 / p99, ms", f"{ms(n['p50'])} / {ms(n['p99'])}",
@@ -473,13 +477,24 @@ def cmd_report(raw):
                      ratio(rss["anyint_hwm_kb"], rss["nginx_hwm_kb"], "{:.1f}×")))
         rows.append(("RSS idle after start, MB", num(rss["nginx_idle_kb"] / 1024, "{:.0f}"),
                      num(rss["anyint_idle_kb"] / 1024, "{:.0f}"), ""))
-    if rows:
+    if rows and floor:
+        w("| test | nginx proxy_pass | anyint | anyint ÷ nginx | HTTP stack alone | stack ÷ nginx |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for row in rows:
+            w("| " + " | ".join(row + floor.get(row[0], ("", ""))) + " |")
+    elif rows:
         w("| test | nginx proxy_pass | anyint | anyint ÷ nginx |")
         w("|---|---:|---:|---:|")
         for row in rows:
             w("| " + " | ".join(row) + " |")
+    if rows:
         w("")
-        w("(nginx figures are summed over its master and worker processes; the upstream's own CPU is not counted.)")
+        w("(nginx figures are summed over its master and worker processes; the upstream's own CPU is not counted.")
+        if floor:
+            w("\"HTTP stack alone\" is `bare_proxy`: the gateway's server, client and runtime set-up forwarding "
+              "every request unchanged, with no key, limits, body scan, routing or metering.)")
+        else:
+            w("The floor, the HTTP stack alone, was not measured: no `bare_proxy` binary.)")
         w("")
 
     if r.get("bodies"):
@@ -501,7 +516,7 @@ def cmd_report(raw):
         w(f"RSS after: VmRSS {meta['after']} s after the last stream of the burst ended.")
         w("")
         w("RSS is summed over the proxy's processes (nginx: master and workers, which share pages, "
-          "so PSS is given too).")
+          "so PSS is given too). `floor` is `bare_proxy`, the gateway's HTTP stack alone.")
         w("")
         w("| streams | proxy | completed | failed | wall, s | peak RSS, MB | peak PSS, MB | per open stream (RSS), KB | RSS before, MB | RSS after, MB | PSS after, MB |")
         w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
