@@ -699,6 +699,76 @@ mod tests {
         assert!(segments(&jdir).is_empty(), "a replayed journal is removed");
     }
 
+    /// A stream's first provisional row goes to the journal when the stream first waits for
+    /// the upstream (or forwards a byte), not when it starts: one whose first chunk holds the
+    /// whole answer journals its final row only, and one that waited is still billed after a
+    /// crash.
+    #[tokio::test]
+    async fn a_stream_journals_its_first_provisional_row_before_it_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let jdir = dir.path().join("journal");
+        let journal = Journal::open(&jdir, "inst_a", crate::config::Fsync::Never).unwrap();
+        let (meter, task) = spawn_meter(store.clone(), Some(journal));
+        let tap = |id: &str| {
+            tap::UsageTap::new(
+                anyint_wire::translate::Kind::OpenAi,
+                (meter.clone(), row(id, 0), tokio::time::Instant::now()),
+            )
+        };
+        let lines = |id: &str| {
+            let needle = format!("\"{id}\"");
+            std::fs::read_dir(&jdir)
+                .unwrap()
+                .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .map(|text| text.lines().filter(|l| l.contains(&needle)).count())
+                .sum::<usize>()
+        };
+
+        let mut waiting = tap("req_wait");
+        assert_eq!(
+            lines("req_wait"),
+            0,
+            "nothing journaled before the first wait"
+        );
+        waiting.before_wait();
+        waiting.before_wait();
+        assert_eq!(lines("req_wait"), 1, "one provisional row, written once");
+
+        let mut whole = tap("req_whole");
+        let mut splitter = anyint_wire::sse::SseSplitter::new();
+        let answer = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n";
+        for frame in splitter.push(answer.as_bytes()) {
+            whole.observe(&frame);
+        }
+        whole.checkpoint();
+        whole.before_wait();
+        assert_eq!(lines("req_whole"), 1, "the final row only");
+
+        // The process dies with `req_wait` in flight: what is on disk now is what the next
+        // start replays (a copy, since this process still holds the journal).
+        task.handle.abort();
+        let _ = task.handle.await;
+        let crashed = dir.path().join("crashed");
+        std::fs::create_dir(&crashed).unwrap();
+        for e in std::fs::read_dir(&jdir).unwrap() {
+            let path = e.unwrap().path();
+            std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
+        }
+        drop((waiting, whole, meter));
+        journal::replay(&crashed, "inst_b", store.as_ref(), 50)
+            .await
+            .unwrap();
+        let rows = rows_of(store.as_ref(), "req_wait").await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].outcome, "interrupted");
+        let rows = rows_of(store.as_ref(), "req_whole").await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].outcome, "ok");
+    }
+
     /// A stream cut before its usage chunk is billed one token per content event: the role
     /// chunk, the finish chunk and the usage chunk's absence add nothing.
     #[tokio::test]

@@ -369,7 +369,11 @@ impl Stream for Relay {
         }
         loop {
             match this.inner.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Before the first wait the stream's provisional row goes to the journal.
+                    this.tap.before_wait();
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(Ok(bytes))) => match this.process(&bytes) {
                     Ok(out) => {
                         if let Some(ready) = this.emit_or_hold(out) {

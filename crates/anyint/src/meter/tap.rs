@@ -8,8 +8,13 @@
 //! So that the row is durable before the client sees the end, the relay calls
 //! [`UsageTap::checkpoint`] after each upstream chunk and before forwarding it: the row is final
 //! as soon as the stream's terminal event is observed. Until then the tap journals provisional
-//! rows (at the start, then every [`PROGRESS_EVENTS`] events or [`PROGRESS_EVERY`]), so a crash
-//! of the gateway mid-stream leaves a row billed for what was delivered up to the last one.
+//! rows (the first before the stream first waits for the upstream or forwards a byte, then every
+//! [`PROGRESS_EVENTS`] events or [`PROGRESS_EVERY`]), so a crash of the gateway mid-stream
+//! leaves a row billed for what was delivered up to the last one. The first provisional row is
+//! not written at the start but at the first wait ([`UsageTap::before_wait`]) or first forward:
+//! no I/O happens in between, so a crash cannot fall there, and a stream whose first read holds
+//! its whole answer (short answers, cached ones) writes its final row only, one journal write
+//! instead of two.
 
 use anyint_wire::Usage;
 use anyint_wire::sse::Frame;
@@ -63,17 +68,27 @@ pub struct UsageTap {
     hold: Vec<Permit>,
     /// Events and time of the last provisional row.
     journaled: (u64, Instant),
+    /// What the journal holds of the stream before its final row.
+    journal_state: Journaled,
+}
+
+/// The rows a stream in flight has in the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Journaled {
+    /// None yet: the first provisional row is written at the first wait or forward.
+    Nothing,
+    /// A provisional row (`interrupted`), updated as the stream goes.
+    Provisional,
     /// The stream's end was seen and journaled, but its last frames are still to come
     /// (Gemini: a `finishReason` is per candidate, so only the upstream's EOF is final).
-    end_journaled: bool,
+    End,
 }
 
 impl UsageTap {
     /// Observes a stream in `kind`'s format. `row` is the ledger row to complete; `started` is
-    /// when the request arrived.
-    /// Journals the provisional row at once: from here on a crash still bills the stream.
+    /// when the request arrived. Nothing is journaled yet: see [`UsageTap::before_wait`].
     pub fn new(kind: Kind, (meter, row, started): (Meter, UsageRecord, Instant)) -> Self {
-        let tap = Self {
+        Self {
             kind,
             usage: Usage::default(),
             complete: false,
@@ -82,10 +97,18 @@ impl UsageTap {
             pending: Some((meter, row, started)),
             hold: Vec::new(),
             journaled: (0, Instant::now()),
-            end_journaled: false,
-        };
-        tap.journal(INTERRUPTED);
-        tap
+            journal_state: Journaled::Nothing,
+        }
+    }
+
+    /// The stream is about to wait for the upstream: journals the first provisional row if
+    /// none is written yet, so from here on a crash still bills the stream. Cheap when it is.
+    pub fn before_wait(&mut self) {
+        if self.journal_state == Journaled::Nothing && self.pending.is_some() {
+            self.journal_state = Journaled::Provisional;
+            self.journaled = (self.events, Instant::now());
+            self.journal(INTERRUPTED);
+        }
     }
 
     /// Holds `permits` for the life of the stream.
@@ -167,13 +190,19 @@ impl UsageTap {
         }
         if self.complete {
             if self.kind == Kind::Gemini {
-                if !self.end_journaled {
-                    self.end_journaled = true;
+                if self.journal_state != Journaled::End {
+                    // This row supersedes any provisional one; no `interrupted` row follows it.
+                    self.journal_state = Journaled::End;
                     self.journal(End::Complete.as_str());
                 }
             } else {
                 self.finish(End::Complete);
             }
+            return;
+        }
+        if self.journal_state == Journaled::Nothing {
+            // The stream goes on and its first bytes go out now.
+            self.before_wait();
             return;
         }
         let (events, at) = self.journaled;
