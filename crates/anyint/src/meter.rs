@@ -627,6 +627,13 @@ mod tests {
     }
 
     /// The stored rows of `request_id`.
+    /// A SQLite store in `dir`.
+    async fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
+        crate::store::open(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .unwrap()
+    }
+
     async fn rows_of(store: &dyn Store, request_id: &str) -> Vec<UsageRecord> {
         store
             .usage(&crate::store::UsageQuery {
@@ -644,9 +651,7 @@ mod tests {
     #[tokio::test]
     async fn rotation_keeps_streams_in_flight_and_removes_written_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = sqlite_store(dir.path()).await;
         let jdir = dir.path().join("journal");
         // A queue smaller than the rows between flushes: each pass also reads an overflow
         // from the file.
@@ -706,9 +711,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_journals_its_first_provisional_row_before_it_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = sqlite_store(dir.path()).await;
         let jdir = dir.path().join("journal");
         let journal = Journal::open(&jdir, "inst_a", crate::config::Fsync::Never).unwrap();
         let (meter, task) = spawn_meter(store.clone(), Some(journal));
@@ -774,9 +777,7 @@ mod tests {
     #[tokio::test]
     async fn a_cut_stream_is_billed_for_its_content_events_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let store = sqlite_store(dir.path()).await;
         let (meter, _task) = spawn_meter(store.clone(), None);
         let mut tap = tap::UsageTap::new(
             anyint_wire::translate::Kind::OpenAi,
