@@ -626,7 +626,6 @@ mod tests {
         )
     }
 
-    /// The stored rows of `request_id`.
     /// A SQLite store in `dir`.
     async fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
         crate::store::open(&format!("sqlite://{}/t.db", dir.display()))
@@ -634,6 +633,7 @@ mod tests {
             .unwrap()
     }
 
+    /// The stored rows of `request_id`.
     async fn rows_of(store: &dyn Store, request_id: &str) -> Vec<UsageRecord> {
         store
             .usage(&crate::store::UsageQuery {
