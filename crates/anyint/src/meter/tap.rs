@@ -66,10 +66,8 @@ pub struct UsageTap {
     pending: Option<(Meter, UsageRecord, Instant)>,
     /// Concurrency slots held until the stream ends or the client leaves.
     hold: Vec<Permit>,
-    /// Events and time of the last provisional row.
-    journaled: (u64, Instant),
     /// What the journal holds of the stream before its final row.
-    journal_state: Journaled,
+    journaled: Journaled,
 }
 
 /// The rows a stream in flight has in the journal.
@@ -77,8 +75,9 @@ pub struct UsageTap {
 enum Journaled {
     /// None yet: the first provisional row is written at the first wait or forward.
     Nothing,
-    /// A provisional row (`interrupted`), updated as the stream goes.
-    Provisional,
+    /// A provisional row (`interrupted`), updated as the stream goes: the events counted and
+    /// the time when the last one was written.
+    Provisional { events: u64, at: Instant },
     /// The stream's end was seen and journaled, but its last frames are still to come
     /// (Gemini: a `finishReason` is per candidate, so only the upstream's EOF is final).
     End,
@@ -96,18 +95,15 @@ impl UsageTap {
             events: 0,
             pending: Some((meter, row, started)),
             hold: Vec::new(),
-            journaled: (0, Instant::now()),
-            journal_state: Journaled::Nothing,
+            journaled: Journaled::Nothing,
         }
     }
 
     /// The stream is about to wait for the upstream: journals the first provisional row if
     /// none is written yet, so from here on a crash still bills the stream. Cheap when it is.
     pub fn before_wait(&mut self) {
-        if self.journal_state == Journaled::Nothing && self.pending.is_some() {
-            self.journal_state = Journaled::Provisional;
-            self.journaled = (self.events, Instant::now());
-            self.journal(INTERRUPTED);
+        if self.journaled == Journaled::Nothing && self.pending.is_some() {
+            self.provisional();
         }
     }
 
@@ -190,9 +186,9 @@ impl UsageTap {
         }
         if self.complete {
             if self.kind == Kind::Gemini {
-                if self.journal_state != Journaled::End {
+                if self.journaled != Journaled::End {
                     // This row supersedes any provisional one; no `interrupted` row follows it.
-                    self.journal_state = Journaled::End;
+                    self.journaled = Journaled::End;
                     self.journal(End::Complete.as_str());
                 }
             } else {
@@ -200,16 +196,26 @@ impl UsageTap {
             }
             return;
         }
-        if self.journal_state == Journaled::Nothing {
+        match self.journaled {
             // The stream goes on and its first bytes go out now.
-            self.before_wait();
-            return;
+            Journaled::Nothing => self.provisional(),
+            Journaled::Provisional { events, at }
+                if self.events.saturating_sub(events) >= PROGRESS_EVENTS
+                    || at.elapsed() >= PROGRESS_EVERY =>
+            {
+                self.provisional();
+            }
+            Journaled::Provisional { .. } | Journaled::End => {}
         }
-        let (events, at) = self.journaled;
-        if self.events.saturating_sub(events) >= PROGRESS_EVENTS || at.elapsed() >= PROGRESS_EVERY {
-            self.journaled = (self.events, Instant::now());
-            self.journal(INTERRUPTED);
-        }
+    }
+
+    /// Journals a provisional row as the stream stands now.
+    fn provisional(&mut self) {
+        self.journaled = Journaled::Provisional {
+            events: self.events,
+            at: Instant::now(),
+        };
+        self.journal(INTERRUPTED);
     }
 
     /// Writes the ledger row (once; later calls do nothing).
