@@ -477,17 +477,12 @@ def cmd_report(raw):
                      ratio(rss["anyint_hwm_kb"], rss["nginx_hwm_kb"], "{:.1f}×")))
         rows.append(("RSS idle after start, MB", num(rss["nginx_idle_kb"] / 1024, "{:.0f}"),
                      num(rss["anyint_idle_kb"] / 1024, "{:.0f}"), ""))
-    if rows and floor:
-        w("| test | nginx proxy_pass | anyint | anyint ÷ nginx | HTTP stack alone | stack ÷ nginx |")
-        w("|---|---:|---:|---:|---:|---:|")
-        for row in rows:
-            w("| " + " | ".join(row + floor.get(row[0], ("", ""))) + " |")
-    elif rows:
-        w("| test | nginx proxy_pass | anyint | anyint ÷ nginx |")
-        w("|---|---:|---:|---:|")
-        for row in rows:
-            w("| " + " | ".join(row) + " |")
     if rows:
+        extra = ("HTTP stack alone", "stack ÷ nginx") if floor else ()
+        w("| " + " | ".join(("test", "nginx proxy_pass", "anyint", "anyint ÷ nginx") + extra) + " |")
+        w("|---|" + "---:|" * (3 + len(extra)))
+        for row in rows:
+            w("| " + " | ".join(row + (floor.get(row[0], ("", "")) if floor else ())) + " |")
         w("")
         w("(nginx figures are summed over its master and worker processes; the upstream's own CPU is not counted.")
         if floor:
