@@ -3,7 +3,7 @@
 //! `bench/proxy.sh` runs it beside nginx `proxy_pass` and the gateway. It serves like the
 //! gateway (one thread a core, each with its own single-threaded runtime accepting from the
 //! shared listening socket, `axum::serve`, a router, mimalloc) and forwards like it (hyper's pooled
-//! client per thread, `TCP_NODELAY`, at most 32 idle connections per host), but does no
+//! client per thread, `TCP_NODELAY`, its idle pool's bounds), but does no
 //! gateway work: no key, no limits, no body scan, no routing, no metering. Each request goes
 //! to the upstream with its path unchanged and its body and answer streamed through. What it
 //! costs is the part of the gateway's cost that is hyper's, axum's and Tokio's; what the
@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use anyint::providers::http::client::{IDLE_PER_HOST, IDLE_TIMEOUT};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -68,8 +69,8 @@ fn serve(listener: std::net::TcpListener, upstream: Uri) -> std::io::Result<()> 
         tcp.set_nodelay(true);
         tcp.set_keepalive(Some(Duration::from_secs(60)));
         let client = legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(32)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(IDLE_PER_HOST)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(tcp);

@@ -126,10 +126,10 @@ fn proxied_client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
 /// An idle hyper connection keeps its buffers and request channel (about 35 KB), so after a
 /// burst of thousands of streams a pool of hundreds held tens of MB for the idle timeout; a
 /// steady load reuses the connections it keeps busy whatever this bound.
-const IDLE_PER_HOST: usize = 32;
+pub const IDLE_PER_HOST: usize = 32;
 
 /// How long an idle upstream connection is kept for reuse.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A URL a call can be made to: an `http::Uri` (parsed once, cloned per call) or text.
 pub trait Target {
