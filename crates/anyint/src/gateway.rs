@@ -26,7 +26,7 @@ use anyint_wire::json::RawObject;
 use anyint_wire::openai::ChatRequestHead;
 use anyint_wire::translate::ClientShape;
 use axum::response::Response;
-use http::{HeaderName, HeaderValue};
+use http::HeaderName;
 use tokio::time::Instant;
 
 use crate::config::ModelApi;
@@ -304,11 +304,12 @@ pub(crate) async fn serve<W: attempt::Work<Output = Response>>(
 /// Marks a successful response with the model and route that served it.
 fn served(mut resp: Response, via: &attempt::Via<'_>) -> Response {
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&via.model.id) {
-        h.insert(HEADER_SERVED_MODEL.clone(), v);
+    let [model, route] = via.state.served_headers();
+    if let Some(v) = model {
+        h.insert(HEADER_SERVED_MODEL.clone(), v.clone());
     }
-    if let Ok(v) = HeaderValue::from_str(&via.route_label()) {
-        h.insert(HEADER_ROUTE.clone(), v);
+    if let Some(v) = route {
+        h.insert(HEADER_ROUTE.clone(), v.clone());
     }
     resp
 }

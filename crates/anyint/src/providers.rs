@@ -35,6 +35,14 @@ pub struct Provider {
     per_worker: Box<[std::sync::OnceLock<http::Client>]>,
     /// The chat endpoint, parsed once (OpenAI and Anthropic; Gemini's URL names the model).
     pub chat_url: Option<::http::Uri>,
+    /// The chat endpoint's `Host` header when it is plain HTTP, where every call is HTTP/1 and
+    /// the pooled client would otherwise format it on each call (for HTTPS, which may be
+    /// HTTP/2 and carry `:authority` instead, the client still decides).
+    chat_host: Option<::http::HeaderValue>,
+    /// Each key's credential header value (`Bearer …` for OpenAI, the key for Anthropic's
+    /// `x-api-key`), built once and marked sensitive; `None` where the kind sends its key
+    /// another way or the key is not a valid header value (the call then fails as before).
+    credentials: Box<[Option<::http::HeaderValue>]>,
 }
 
 /// Kind-specific behaviour.
@@ -105,13 +113,54 @@ impl Provider {
             .map_err(|e| {
                 crate::error::Error::internal(format!("provider {}: base_url: {e}", config.name))
             })?;
+        let chat_host = chat_url
+            .as_ref()
+            .filter(|u| u.scheme() == Some(&::http::uri::Scheme::HTTP))
+            .and_then(host_header);
+        let credentials = config
+            .api_keys
+            .iter()
+            .map(|k| {
+                let text = match adapter {
+                    ProviderAdapter::OpenAi | ProviderAdapter::OpenAiResponses => {
+                        format!("Bearer {}", k.expose())
+                    }
+                    ProviderAdapter::Anthropic => k.expose().to_owned(),
+                    ProviderAdapter::Gemini
+                    | ProviderAdapter::DashScope
+                    | ProviderAdapter::Music => {
+                        return None;
+                    }
+                };
+                let mut v = ::http::HeaderValue::try_from(text).ok()?;
+                v.set_sensitive(true);
+                Some(v)
+            })
+            .collect();
         Ok(Self {
             config,
             adapter,
             shared,
             per_worker,
             chat_url,
+            chat_host,
+            credentials,
         })
+    }
+
+    /// A `POST` of the chat endpoint, with its `Host` header when that is known already;
+    /// `None` for kinds whose URL names the model.
+    pub fn chat_post(&self) -> Option<http::Request> {
+        let req = self.client().post(self.chat_url.as_ref()?.clone());
+        Some(match &self.chat_host {
+            Some(host) => req.header(::http::header::HOST, host.clone()),
+            None => req,
+        })
+    }
+
+    /// The credential header value of `call`'s key (see `credentials`), when built.
+    pub fn credential(&self, call: &Call<'_>) -> Option<::http::HeaderValue> {
+        self.credentials.get(call.slot)?.clone()
     }
 
     /// The client of the calling thread's worker (see [`http::bind_worker`]), or the shared
@@ -182,6 +231,8 @@ impl Observation {
 pub struct Call<'a> {
     /// The API key for this attempt (providers rotate through theirs).
     pub key: &'a crate::config::Secret,
+    /// The key's place among the provider's keys ([`Provider::key`] of it is `key`).
+    pub slot: usize,
     /// Total time limit for the call.
     pub total: std::time::Duration,
 }
@@ -194,12 +245,19 @@ impl Provider {
         &keys[n % keys.len()]
     }
 
+    /// A call with the key of rotation slot `n` (any `n`; it wraps) and time limit `total`.
+    pub fn call(&self, n: usize, total: std::time::Duration) -> Call<'_> {
+        let slot = n % self.config.api_keys.len().max(1);
+        Call {
+            key: self.key(slot),
+            slot,
+            total,
+        }
+    }
+
     /// A call with the first key and the provider's default total limit (count_tokens).
     pub fn default_call(&self) -> Call<'_> {
-        Call {
-            key: self.key(0),
-            total: self.config.deadlines.total,
-        }
+        self.call(0, self.config.deadlines.total)
     }
 
     /// Builds the upstream chat request for this provider's kind. `model` is the upstream model
@@ -304,4 +362,43 @@ pub struct ForwardHeaders {
     pub anthropic_version: Option<String>,
     /// The client's `anthropic-beta` list.
     pub anthropic_beta: Option<String>,
+}
+
+/// The `Host` header an HTTP/1 client writes for `uri`: its host, and its port unless that is
+/// the scheme's default (as hyper's pooled client writes it).
+fn host_header(uri: &::http::Uri) -> Option<::http::HeaderValue> {
+    let host = uri.host()?;
+    let default = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let text = match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    ::http::HeaderValue::try_from(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_header;
+
+    #[test]
+    fn host_header_is_what_an_http1_client_writes() {
+        let cases = [
+            (
+                "http://127.0.0.1:8080/v1/chat/completions",
+                "127.0.0.1:8080",
+            ),
+            ("http://up.internal/v1/chat/completions", "up.internal"),
+            ("http://up.internal:80/v1", "up.internal"),
+            ("http://[::1]:9000/v1", "[::1]:9000"),
+            ("https://api.example.com:443/v1", "api.example.com"),
+            ("https://api.example.com:8443/v1", "api.example.com:8443"),
+        ];
+        for (url, want) in cases {
+            let uri: ::http::Uri = url.parse().unwrap();
+            assert_eq!(host_header(&uri).unwrap(), want, "{url}");
+        }
+    }
 }

@@ -33,11 +33,16 @@ pub struct RouteState {
     key_cursor: AtomicUsize,
     attempts: AtomicU64,
     failures: AtomicU64,
+    /// The headers an answer served by this route carries: the model, and the route as
+    /// `provider/upstream_model` (no secrets), built once rather than on every answer.
+    served: [Option<http::HeaderValue>; 2],
 }
 
 impl RouteState {
-    fn new(cfg: &RoutingConfig) -> Self {
+    fn new(cfg: &RoutingConfig, model: &str, label: &str) -> Self {
+        let value = |text: &str| http::HeaderValue::from_str(text).ok();
         Self {
+            served: [value(model), value(label)],
             breaker: Mutex::new(Breaker::new(cfg)),
             ttfb: Mutex::new(PeakEwma::new(Duration::from_secs(10))),
             inflight: AtomicU64::new(0),
@@ -45,6 +50,12 @@ impl RouteState {
             attempts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         }
+    }
+
+    /// The values of `x-anyint-served-model` and `x-anyint-route` for an answer served by this
+    /// route (`None` for a name that is not a valid header value).
+    pub fn served_headers(&self) -> &[Option<http::HeaderValue>; 2] {
+        &self.served
     }
 
     /// The next key rotation slot.
@@ -139,7 +150,14 @@ impl Router {
                     m.id.clone(),
                     m.routes
                         .iter()
-                        .map(|_| RouteState::new(&config.routing))
+                        .map(|r| {
+                            let provider = config
+                                .providers
+                                .get(r.provider)
+                                .map_or("", |p| p.name.as_str());
+                            let label = format!("{provider}/{}", r.upstream_model);
+                            RouteState::new(&config.routing, &m.id, &label)
+                        })
                         .collect(),
                 )
             })

@@ -28,10 +28,10 @@ pub struct Attempt<'a> {
     pub route: &'a RouteConfig,
     /// The route's provider.
     pub provider: &'a Provider,
+    /// The route's live state.
+    pub state: &'a crate::router::RouteState,
     /// The key and total limit of this call.
     pub call: Call<'a>,
-    /// Which of the provider's keys `call` uses (its index in the provider's key list).
-    pub slot: usize,
     /// The per-call limits: the model's overrides, else the provider's.
     pub deadlines: Deadlines,
     /// When this attempt began.
@@ -47,16 +47,8 @@ pub struct Via<'a> {
     pub route: &'a RouteConfig,
     /// The route's provider.
     pub provider: &'a Provider,
-}
-
-impl Via<'_> {
-    /// `provider/upstream_model`: names the route without secrets.
-    pub fn route_label(&self) -> String {
-        format!(
-            "{}/{}",
-            self.provider.config.name, self.route.upstream_model
-        )
-    }
+    /// The route's live state (its answer headers among it).
+    pub state: &'a crate::router::RouteState,
 }
 
 /// One attempt's work, done by the caller on the route the loop chose.
@@ -258,17 +250,14 @@ fn prepare<'a>(
     let provider = state.providers.get(route.provider)?;
     let slot = search.key_slot(states, idx, provider.config.api_keys.len());
     let limits = deadlines(m, provider);
-    let call = Call {
-        key: provider.key(slot),
-        total: limits.total,
-    };
+    let call = provider.call(slot, limits.total);
     Some((
         Attempt {
             model: m,
             route,
             provider,
+            state: states,
             call,
-            slot: slot % provider.config.api_keys.len().max(1),
             deadlines: limits,
             started: Instant::now(),
         },
@@ -326,6 +315,7 @@ pub(crate) async fn run<'a, W: Work>(
                 model: m,
                 route: at.route,
                 provider: at.provider,
+                state: at.state,
             };
             let e = match work.run(&at).await {
                 Ok((out, ttfb)) => {

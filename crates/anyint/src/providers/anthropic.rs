@@ -17,13 +17,18 @@ fn post(
         .anthropic_version
         .as_deref()
         .unwrap_or(&p.config.anthropic_version);
-    let req = match &p.chat_url {
-        Some(u) if path == "/v1/messages" => p.client().post(u.clone()),
-        _ => p.client().post(format!("{}{path}", p.config.base_url)),
+    let chat = if path == "/v1/messages" {
+        p.chat_post()
+    } else {
+        None
+    };
+    let req = chat.unwrap_or_else(|| p.client().post(format!("{}{path}", p.config.base_url)));
+    let req = match p.credential(call) {
+        Some(v) => req.header("x-api-key", v),
+        None => req.header("x-api-key", call.key.expose()),
     };
     let mut req = req
         .timeout(call.total)
-        .header("x-api-key", call.key.expose())
         .header("anthropic-version", version)
         .header(CONTENT_TYPE, "application/json")
         .body(body);

@@ -11,16 +11,11 @@ pub fn chat_request(
     call: &Call<'_>,
     body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
-    let req = match &p.chat_url {
-        Some(u) => p.client().post(u.clone()),
-        None => p
-            .client()
-            .post(format!("{}/chat/completions", p.config.base_url)),
-    };
-    req.timeout(call.total)
-        .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
-        .header(CONTENT_TYPE, "application/json")
-        .body(body)
+    let req = p.chat_post().unwrap_or_else(|| {
+        p.client()
+            .post(format!("{}/chat/completions", p.config.base_url))
+    });
+    authorized(req, p, call).body(body)
 }
 
 /// Builds `POST {base_url}/responses/input_tokens` (a native Responses upstream's counter).
@@ -48,12 +43,22 @@ fn post(
     path: &str,
     body: impl Into<crate::providers::http::Payload>,
 ) -> crate::providers::http::Request {
-    p.client()
-        .post(format!("{}{path}", p.config.base_url))
-        .timeout(call.total)
-        .header(AUTHORIZATION, format!("Bearer {}", call.key.expose()))
+    let req = p.client().post(format!("{}{path}", p.config.base_url));
+    authorized(req, p, call).body(body)
+}
+
+/// `req` with `call`'s key, time limit and a JSON content type.
+fn authorized(
+    req: crate::providers::http::Request,
+    p: &Provider,
+    call: &Call<'_>,
+) -> crate::providers::http::Request {
+    let req = match p.credential(call) {
+        Some(v) => req.header(AUTHORIZATION, v),
+        None => req.header(AUTHORIZATION, format!("Bearer {}", call.key.expose())),
+    };
+    req.timeout(call.total)
         .header(CONTENT_TYPE, "application/json")
-        .body(body)
 }
 
 /// Maps an OpenAI-shaped error reply to the gateway error.

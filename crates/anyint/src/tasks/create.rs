@@ -260,8 +260,8 @@ impl crate::gateway::attempt::Work for Submit<'_> {
         let body = Value::Object(body).to_string().into_bytes();
         // A create answers at once: it is bounded by the provider's time to first byte.
         let call = Call {
-            key: at.call.key,
             total: provider.config.deadlines.ttfb,
+            ..at.call
         };
         let req = match provider.adapter {
             ProviderAdapter::Music => {
@@ -279,7 +279,7 @@ impl crate::gateway::attempt::Work for Submit<'_> {
                 _ => crate::providers::dashscope::decode_created(provider, &b),
             });
         match answer {
-            Ok(upstream_id) => Ok(((upstream_id, at.slot), Some(at.started.elapsed()))),
+            Ok(upstream_id) => Ok(((upstream_id, at.call.slot), Some(at.started.elapsed()))),
             Err(e) => {
                 // Kind, code and status only: an upstream's message may quote the prompt (the
                 // client hears it; the logs must not).

@@ -151,10 +151,10 @@ fn task_call<'a>(
                 task.id, task.provider
             ))
         })?;
-    let call = Call {
-        key: provider.key(usize::try_from(task.key_slot).unwrap_or(0)),
-        total: total.min(provider.config.deadlines.ttfb),
-    };
+    let call = provider.call(
+        usize::try_from(task.key_slot).unwrap_or(0),
+        total.min(provider.config.deadlines.ttfb),
+    );
     Ok((provider, call))
 }
 
