@@ -40,7 +40,7 @@ pub struct Refusal {
 pub async fn admit(
     limiter: &dyn Limiter,
     fail_open: bool,
-    scopes: &[directory::Scope],
+    scopes: &[directory::Scope<'_>],
     estimate: u32,
 ) -> Result<Admission, Box<Refusal>> {
     let mut admission = Admission::default();
@@ -77,7 +77,7 @@ pub async fn admit(
                 }
             };
             if !d.allowed {
-                let error = per_minute_refusal("token rate limit", &scope.label, n, "tokens", &d);
+                let error = per_minute_refusal("token rate limit", scope.label, n, "tokens", &d);
                 return Err(Box::new(Refusal {
                     error,
                     rate: admission.rate,
@@ -97,7 +97,7 @@ pub async fn admit(
 pub async fn requests(
     limiter: &dyn Limiter,
     fail_open: bool,
-    scopes: &[directory::Scope],
+    scopes: &[directory::Scope<'_>],
 ) -> Result<Option<RateDecision>, Box<Refusal>> {
     let mut tightest: Option<RateDecision> = None;
     for scope in scopes {
@@ -110,7 +110,7 @@ pub async fn requests(
                 }
             };
             if !d.allowed {
-                let error = per_minute_refusal("rate limit", &scope.label, n, "requests", &d);
+                let error = per_minute_refusal("rate limit", scope.label, n, "requests", &d);
                 return Err(Box::new(Refusal {
                     error,
                     rate: Some(d),
@@ -126,7 +126,13 @@ pub async fn requests(
 }
 
 /// A 429 for a per-minute limit, naming the level and the rule and saying when to retry.
-fn per_minute_refusal(rule: &str, level: &str, n: u32, unit: &str, d: &RateDecision) -> Error {
+fn per_minute_refusal(
+    rule: &str,
+    level: directory::Label<'_>,
+    n: u32,
+    unit: &str,
+    d: &RateDecision,
+) -> Error {
     let secs = d.retry_after.as_secs_f64().ceil();
     Error::new(
         ErrorKind::RateLimited,

@@ -28,7 +28,8 @@ pub async fn admit(state: &AppState, key: &ApiKey, tokens: u32) -> Result<Admiss
 /// requests-per-minute limits of the key, team and account, like any request. Monthly caps and
 /// concurrency do not apply, so a key out of credit can still follow its running tasks.
 pub async fn admit_poll(state: &AppState, key: &ApiKey) -> Result<(), crate::error::Error> {
-    let scopes = state.directory.get().scopes(key);
+    let dir = state.directory.get();
+    let scopes = dir.scopes(key);
     crate::policy::requests(
         state.limiter.as_ref(),
         state.config.limits.fail_open,

@@ -78,17 +78,43 @@ pub struct TeamSpec {
 
 /// One level of limits that applies to a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scope {
+pub struct Scope<'a> {
     /// Limiter key, e.g. `team:t1`.
     pub id: String,
-    /// How refusals name it, e.g. `team t1`.
-    pub label: String,
+    /// How refusals name it, e.g. `team t1` (written only when one is).
+    pub label: Label<'a>,
     /// Requests per minute.
     pub rpm: Option<u32>,
     /// Requests in flight.
     pub concurrency: Option<u32>,
     /// Tokens per minute.
     pub tpm: Option<u32>,
+}
+
+/// How a refusal names a level of limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label<'a> {
+    /// A key, by its visible prefix.
+    Key(&'a str),
+    /// A team, by its ID.
+    Team(&'a str),
+    /// An account and its plan.
+    Account {
+        /// The account ID.
+        account: &'a str,
+        /// The plan ID.
+        plan: &'a str,
+    },
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(prefix) => write!(f, "key {prefix}"),
+            Self::Team(id) => write!(f, "team {id}"),
+            Self::Account { account, plan } => write!(f, "account {account} (plan {plan})"),
+        }
+    }
 }
 
 /// A snapshot of plans, accounts and teams.
@@ -142,10 +168,10 @@ impl Directory {
     }
 
     /// The limit scopes for a request by `key`, most specific first.
-    pub fn scopes(&self, key: &ApiKey) -> Vec<Scope> {
+    pub fn scopes<'a>(&'a self, key: &'a ApiKey) -> Vec<Scope<'a>> {
         let mut scopes = vec![Scope {
             id: format!("key:{}", key.id),
-            label: format!("key {}", key.prefix),
+            label: Label::Key(&key.prefix),
             rpm: key.limits.rpm,
             concurrency: key.limits.concurrency,
             tpm: key.limits.tpm,
@@ -155,7 +181,7 @@ impl Directory {
         {
             scopes.push(Scope {
                 id: format!("team:{team_id}"),
-                label: format!("team {team_id}"),
+                label: Label::Team(team_id),
                 rpm: team.rpm,
                 concurrency: team.concurrency,
                 tpm: team.tpm,
@@ -164,7 +190,10 @@ impl Directory {
         if let Some((plan_id, plan)) = self.plan_of(&key.account) {
             scopes.push(Scope {
                 id: format!("account:{}", key.account),
-                label: format!("account {} (plan {plan_id})", key.account),
+                label: Label::Account {
+                    account: &key.account,
+                    plan: plan_id,
+                },
                 rpm: plan.rpm,
                 concurrency: plan.concurrency,
                 tpm: plan.tpm,

@@ -180,14 +180,14 @@ impl LocalLimiter {
     }
 
     /// One GCRA step of `cost` against the arrival time stored under `key`.
-    fn take(&self, key: String, limit: u32, cost: u32) -> Result<RateDecision, Unavailable> {
+    fn take(&self, key: &str, limit: u32, cost: u32) -> Result<RateDecision, Unavailable> {
         let limit = limit.max(1);
         let now = Instant::now();
         let mut tats = self
             .tat
             .lock()
             .map_err(|_| Unavailable("lock poisoned".into()))?;
-        let tat = tats.get(&key).copied().unwrap_or(now).max(now);
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
         let ahead = tat.duration_since(now);
         match gcra(limit, cost, ahead) {
             (false, retry_after) => Ok(RateDecision {
@@ -199,7 +199,13 @@ impl LocalLimiter {
             }),
             (true, step) => {
                 let new_tat = tat + step;
-                tats.insert(key, new_tat);
+                // The key is copied only the first time the scope is seen.
+                match tats.get_mut(key) {
+                    Some(t) => *t = new_tat,
+                    None => {
+                        tats.insert(key.to_owned(), new_tat);
+                    }
+                }
                 Ok(admitted(limit, new_tat.duration_since(now)))
             }
         }
@@ -209,7 +215,7 @@ impl LocalLimiter {
 #[async_trait]
 impl Limiter for LocalLimiter {
     async fn rate(&self, scope: &str, limit: u32) -> Result<RateDecision, Unavailable> {
-        self.take(scope.to_owned(), limit, 1)
+        self.take(scope, limit, 1)
     }
 
     async fn tokens(
@@ -218,7 +224,7 @@ impl Limiter for LocalLimiter {
         limit: u32,
         cost: u32,
     ) -> Result<RateDecision, Unavailable> {
-        self.take(format!("tokens:{scope}"), limit, cost)
+        self.take(&format!("tokens:{scope}"), limit, cost)
     }
 
     async fn settle(&self, scope: &str, limit: u32, delta: i64) -> Result<(), Unavailable> {
@@ -245,7 +251,10 @@ impl Limiter for LocalLimiter {
                 .inflight
                 .lock()
                 .map_err(|_| Unavailable("lock poisoned".into()))?;
-            map.entry(scope.to_owned()).or_default().clone()
+            match map.get(scope) {
+                Some(c) => c.clone(),
+                None => map.entry(scope.to_owned()).or_default().clone(),
+            }
         };
         let taken = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < limit).then_some(n + 1)
