@@ -346,8 +346,19 @@ mod tests {
         let d = dir();
         let mut k = key(None, Some("t1"));
         k.limits.rpm = Some(5);
-        let ids: Vec<String> = d.scopes(&k).into_iter().map(|s| s.id).collect();
+        let scopes = d.scopes(&k);
+        let ids: Vec<&str> = scopes.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["key:key_1", "team:t1", "account:acme"]);
+        // How refusals name each level.
+        let labels: Vec<String> = scopes.iter().map(|s| s.label.to_string()).collect();
+        assert_eq!(
+            labels,
+            [
+                format!("key {}", k.prefix),
+                "team t1".to_owned(),
+                "account acme (plan pro)".to_owned()
+            ]
+        );
         let plain = key(None, None);
         assert_eq!(d.scopes(&plain).len(), 1, "only the plan's account scope");
     }
