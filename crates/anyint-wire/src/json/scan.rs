@@ -202,7 +202,85 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// ([`escaped_bits`]). Agent transcripts escape every few bytes (quotes and newlines of code);
 /// a loop that stopped at each escape mispredicted a branch or two per escape, and those
 /// mispredictions were most of a 500 KB conversation's scan.
-fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+///
+/// Most strings of a request's head and of an answer are short (keys, roles, IDs): the
+/// sixteen bytes after the opening quote are looked at first, in one compare, and a string
+/// that ends there before any backslash is done without a block's set-up (which cost about 140
+/// instructions for each short string).
+fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    match first_special_of_16(b, i) {
+        // No quote, backslash or control byte in the sixteen: the rest is read by blocks.
+        Sixteen::Plain => block_string_end(b, i + 16),
+        Sixteen::At(at, b'"') => Some((i + at + 1, false)),
+        Sixteen::At(_, b'\\') | Sixteen::Short => block_string_end(b, i),
+        // A raw control byte inside a string.
+        Sixteen::At(..) => None,
+    }
+}
+
+/// What the sixteen bytes at an index hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sixteen {
+    /// No quote, backslash or control byte.
+    Plain,
+    /// The first of those: its offset and the byte.
+    At(usize, u8),
+    /// Fewer than sixteen bytes remain.
+    Short,
+}
+
+/// Of the sixteen bytes at `i`, the first that is a quote, a backslash or a control byte.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn first_special_of_16(b: &[u8], i: usize) -> Sixteen {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let Some(chunk) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) else {
+        return Sixteen::Short;
+    };
+    let v = load_unaligned_m128i(chunk);
+    let special = bitor_m128i(
+        bitor_m128i(
+            cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(0x22)),
+            cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(0x5c)),
+        ),
+        cmp_eq_mask_i8_m128i(min_u8_m128i(v, set_splat_i8_m128i(0x1f)), v),
+    );
+    let at = move_mask_i8_m128i(special).trailing_zeros() as usize;
+    chunk
+        .get(at)
+        .map_or(Sixteen::Plain, |&c| Sixteen::At(at, c))
+}
+
+/// The same in plain integer arithmetic, for other CPUs.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn first_special_of_16(b: &[u8], i: usize) -> Sixteen {
+    first_special_of_16_swar(b, i)
+}
+
+#[cfg(any(not(all(target_arch = "x86_64", target_feature = "sse2")), test))]
+fn first_special_of_16_swar(b: &[u8], i: usize) -> Sixteen {
+    let Some(chunk) = b.get(i..i + 16) else {
+        return Sixteen::Short;
+    };
+    for (k, word) in chunk.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let special = swar::zero(x ^ (swar::ONES * u64::from(b'"')))
+            | swar::zero(x ^ (swar::ONES * u64::from(b'\\')))
+            | swar::below(x, 0x20);
+        if special != 0 {
+            let at = 8 * k + special.trailing_zeros() as usize / 8;
+            return chunk
+                .get(at)
+                .map_or(Sixteen::Plain, |&c| Sixteen::At(at, c));
+        }
+    }
+    Sixteen::Plain
+}
+
+/// [`string_end`] by 64-byte blocks from `i`, inside the string.
+fn block_string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut carry = false;
     let mut held_escapes = false;
     loop {
@@ -380,13 +458,7 @@ fn block_masks(block: &[u8; 64]) -> Masks {
 /// The same masks eight bytes at a time in plain integer arithmetic, for other CPUs.
 #[cfg(any(not(all(target_arch = "x86_64", target_feature = "sse2")), test))]
 fn block_masks_swar(block: &[u8; 64]) -> Masks {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A high bit for each byte that is zero, exactly (no borrow between bytes), packed into
-    // eight bits.
-    let zero = |v: u64| !(((v & LOW7) + LOW7) | v) & HIGH;
-    let below = |v: u64, n: u8| !(((v & LOW7) + ONES * u64::from(0x80 - n)) | v) & HIGH;
+    use swar::{ONES, below, zero};
     let pack = |h: u64| ((h >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
     let mut m = Masks {
         quote: 0,
@@ -403,11 +475,29 @@ fn block_masks_swar(block: &[u8; 64]) -> Masks {
     m
 }
 
+/// Byte tests on a 64-bit word: each answers with the high bit of every byte that passes,
+/// exactly (no borrow between bytes).
+#[cfg(any(not(all(target_arch = "x86_64", target_feature = "sse2")), test))]
+mod swar {
+    pub(super) const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+
+    /// The bytes that are zero.
+    pub(super) fn zero(v: u64) -> u64 {
+        !(((v & LOW7) + LOW7) | v) & HIGH
+    }
+
+    /// The bytes below `n` (at most 0x80).
+    pub(super) fn below(v: u64, n: u8) -> u64 {
+        !(((v & LOW7) + ONES * u64::from(0x80 - n)) | v) & HIGH
+    }
+}
+
 /// The index just past the JSON value starting at `i`, validated (nesting kept on a stack, so
 /// depth is unbounded as in serde_json's skipping of raw values).
 fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
-    // Open containers: `true` for an object.
-    let mut stack: Vec<bool> = Vec::new();
+    let mut stack = Nesting::default();
     loop {
         // A value at `i`.
         match *b.get(i)? {
@@ -439,7 +529,7 @@ fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
         }
         // After a value: close containers, or move to the next element or field.
         loop {
-            let Some(&object) = stack.last() else {
+            let Some(object) = stack.last() else {
                 return Some(i);
             };
             i = skip_ws(b, i);
@@ -458,6 +548,44 @@ fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
                 }
                 _ => return None,
             }
+        }
+    }
+}
+
+/// The containers open around a value, as bits (1 for an object), the innermost lowest. The
+/// first 64 levels live in one word: a `Vec` allocated (and freed) for every nested value
+/// skipped, the choices of every answer among them.
+#[derive(Default)]
+struct Nesting {
+    inner: u64,
+    depth: usize,
+    /// Full words of outer levels, beyond 64.
+    outer: Vec<u64>,
+}
+
+impl Nesting {
+    fn push(&mut self, object: bool) {
+        if self.depth > 0 && self.depth % 64 == 0 {
+            self.outer.push(self.inner);
+            self.inner = 0;
+        }
+        self.inner = (self.inner << 1) | u64::from(object);
+        self.depth += 1;
+    }
+
+    /// Whether the innermost open container is an object; `None` at the top level.
+    fn last(&self) -> Option<bool> {
+        (self.depth > 0).then_some(self.inner & 1 == 1)
+    }
+
+    fn pop(&mut self) {
+        if self.depth == 0 {
+            return;
+        }
+        self.depth -= 1;
+        self.inner >>= 1;
+        if self.depth > 0 && self.depth % 64 == 0 {
+            self.inner = self.outer.pop().unwrap_or(0);
         }
     }
 }
@@ -512,6 +640,7 @@ fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     #[test]
     fn strings_of_every_length_are_checked_byte_for_byte() {
@@ -590,13 +719,62 @@ mod tests {
             proptest::prop_assert_eq!(block_masks(&block), want);
             proptest::prop_assert_eq!(block_masks_swar(&block), want);
         }
+
+        #[test]
+        fn nesting_follows_a_stack(
+            // Three pushes to a pop: the depth passes 64 and 128 and comes back.
+            ops in proptest::collection::vec(
+                proptest::prop_oneof![
+                    3 => proptest::bool::ANY.prop_map(Some),
+                    1 => proptest::strategy::Just(None),
+                ],
+                0..600,
+            ),
+        ) {
+            let (mut bits, mut model) = (Nesting::default(), Vec::new());
+            for op in ops {
+                if let Some(object) = op {
+                    bits.push(object);
+                    model.push(object);
+                } else {
+                    bits.pop();
+                    model.pop();
+                }
+                proptest::prop_assert_eq!(bits.last(), model.last().copied());
+            }
+        }
+
+        #[test]
+        fn the_first_special_byte_of_16_agrees_with_the_integer_version(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => 0x20u8..0x7f,
+                    1 => proptest::sample::select(b"\"\\\x00\x1f\x20\x7f\x80\xff\xa2\xdc".to_vec()),
+                ],
+                0..40,
+            ),
+            at in 0usize..24,
+        ) {
+            let want = bytes.get(at..at + 16).map_or(Sixteen::Short, |chunk| {
+                chunk
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                    .and_then(|k| chunk.get(k).map(|&c| Sixteen::At(k, c)))
+                    .unwrap_or(Sixteen::Plain)
+            });
+            proptest::prop_assert_eq!(first_special_of_16(&bytes, at), want);
+            proptest::prop_assert_eq!(first_special_of_16_swar(&bytes, at), want);
+        }
     }
 
     #[test]
     fn escapes_across_block_edges_are_read_as_serde_reads_them() {
-        // Runs of backslashes and escapes placed on and around each 64-byte edge of a string.
-        for len in [60, 62, 63, 64, 65, 66, 126, 127, 128, 129, 200] {
-            for at in [0, 1, 61, 62, 63, 64, 65, 126, 127, 128] {
+        // Runs of backslashes and escapes placed on and around each 64-byte edge of a string,
+        // and around the sixteen bytes a short string is first read in.
+        for len in [
+            0, 1, 14, 15, 16, 17, 18, 60, 62, 63, 64, 65, 66, 126, 127, 128, 129, 200,
+        ] {
+            for at in [0, 1, 14, 15, 16, 17, 61, 62, 63, 64, 65, 126, 127, 128] {
                 for piece in [
                     "\\\"", "\\\\", "\\\\\\\"", "\\\\\\\\", "\\u00e9", "\\u00g9", "\\\\\"", "\"",
                     "\\", "\\\\\\", "\u{1}", "\\n\\t",
