@@ -212,6 +212,33 @@ fn with_model<T>(
     encode(&[("model", &model_json)])
 }
 
+/// What [`top_level_field`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopLevel<'a> {
+    /// The field's raw value.
+    Value(RawJson<'a>),
+    /// The object has no such field.
+    Absent,
+    /// The scanner cannot say: the body is not an object of valid JSON, uses an escaped key,
+    /// or names the field twice. The caller reads it with serde, which decides those cases.
+    Undecided,
+}
+
+/// The top-level field `name` of the JSON object `body`, found by the scanner without
+/// building the rest of the document (an answer's `usage`: reading it through a serde struct
+/// walked every other value too).
+pub fn top_level_field<'a>(body: &'a [u8], name: &str) -> TopLevel<'a> {
+    let Some(fields) = scan::object_fields(body) else {
+        return TopLevel::Undecided;
+    };
+    let mut found = fields.iter().filter(|(k, _)| k == name);
+    match (found.next(), found.next()) {
+        (Some((_, v)), None) => TopLevel::Value(RawJson(v)),
+        (None, _) => TopLevel::Absent,
+        (Some(_), Some(_)) => TopLevel::Undecided,
+    }
+}
+
 /// A piece of a re-encoded object ([`RawObject::encode_pieces`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece<'a> {

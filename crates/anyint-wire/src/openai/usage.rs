@@ -66,10 +66,13 @@ struct Chunk {
 
 /// The usage of a non-streaming response body, if it reports one.
 pub fn usage_from_response(body: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<WithUsage>(body)
-        .ok()?
-        .usage
-        .map(Usage::from)
+    use crate::json::TopLevel;
+    let usage = match crate::json::top_level_field(body, "usage") {
+        TopLevel::Value(v) => serde_json::from_str::<Option<WireUsage>>(v.get()).ok()?,
+        TopLevel::Absent => None,
+        TopLevel::Undecided => serde_json::from_slice::<WithUsage>(body).ok()?.usage,
+    };
+    usage.map(Usage::from)
 }
 
 /// What one stream chunk says about usage.
@@ -152,6 +155,41 @@ mod tests {
         assert!(gives_finish_reason(
             r#"{"choices":[{"delta":{"content":"finish_reason"},"finish_reason":"stop"}]}"#
         ));
+    }
+
+    #[test]
+    fn response_usage_is_read_as_serde_reads_the_whole_body() {
+        let usage = r#"{"prompt_tokens":5,"completion_tokens":7}"#;
+        let bodies = [
+            format!(
+                r#"{{"id":"x","choices":[{{"message":{{"content":"a \"usage\": {{}}"}}}}],"usage":{usage}}}"#
+            ),
+            format!(r#"{{"usage":{usage},"id":"x"}}"#),
+            r#"{"id":"x","usage":null}"#.to_owned(),
+            r#"{"id":"x"}"#.to_owned(),
+            r#"{"id":"x","choices":[{"usage":{"prompt_tokens":9}}]}"#.to_owned(),
+            // Serde refuses a duplicated field; the scanner leaves that case to it.
+            format!(r#"{{"usage":{usage},"usage":{usage}}}"#),
+            // An escaped key is left to serde, which reads it as `usage`.
+            format!(r#"{{"\u0075sage":{usage}}}"#),
+            r#"{"usage":"five"}"#.to_owned(),
+            r#"{"usage":{"prompt_tokens":-1}}"#.to_owned(),
+            format!(r#"{{"usage":{usage}}} trailing"#),
+            // Serde reads a struct from an array too (here its first element as `usage`).
+            format!(r#"[{{"usage":{usage}}}]"#),
+            format!(r#"{{"usage":{usage}"#),
+            String::new(),
+        ];
+        let mut read = 0;
+        for body in &bodies {
+            let by_serde = serde_json::from_slice::<WithUsage>(body.as_bytes())
+                .ok()
+                .and_then(|w| w.usage)
+                .map(Usage::from);
+            assert_eq!(usage_from_response(body.as_bytes()), by_serde, "{body}");
+            read += usize::from(by_serde.is_some());
+        }
+        assert_eq!(read, 4, "the bodies serde reads a usage object from");
     }
 
     #[test]
