@@ -5,7 +5,7 @@
 //! created by another process since the last refresh), and misses are remembered briefly so a
 //! flood of bad keys cannot turn into a flood of queries.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ pub mod demo;
 mod file;
 mod validate;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,9 @@ use serde::Deserialize;
 
 use file::FileConfig;
 use validate::validate;
+
+/// Model IDs to their place in [`Config::models`] (looked up on every request).
+pub type ModelIndex = HashMap<String, usize>;
 
 pub use cidr::Cidr;
 pub use demo::demo_config;
@@ -499,7 +502,7 @@ pub struct Config {
     /// Models in file order.
     pub models: Vec<ModelConfig>,
     /// Model ID → index into `models`.
-    pub model_index: HashMap<String, usize>,
+    pub model_index: ModelIndex,
     /// Async tasks: polling, deadlines and client callbacks.
     pub tasks: TasksConfig,
     /// Stored Responses API conversations.

@@ -15,7 +15,7 @@
 pub mod journal;
 pub mod tap;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -305,7 +305,7 @@ impl Writer {
             spilled: None,
             segment_len: 0,
             unread: false,
-            live: HashMap::new(),
+            live: HashMap::default(),
             rotate_bytes: journal::ROTATE_BYTES,
         }
     }
@@ -620,7 +620,7 @@ mod tests {
         writer.rotate_bytes = 2048;
         Meter::spawn(
             writer,
-            HashMap::new(),
+            HashMap::default(),
             Arc::new(crate::policy::quota::SpendTracker::new()),
             Arc::new(crate::policy::limits::LocalLimiter::new()),
         )

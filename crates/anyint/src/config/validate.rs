@@ -2,7 +2,6 @@
 //! resolved from the environment, CIDRs parsed, and cross-references (routes to providers,
 //! fallbacks to models) checked. Every error names the file and the field at fault.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -518,9 +517,9 @@ fn validate_models(
     raw: Vec<ModelFile>,
     providers: &[ProviderConfig],
     err: ErrFn<'_>,
-) -> Result<(Vec<ModelConfig>, HashMap<String, usize>), Error> {
+) -> Result<(Vec<ModelConfig>, crate::config::ModelIndex), Error> {
     let mut models = Vec::with_capacity(raw.len());
-    let mut model_index = HashMap::new();
+    let mut model_index = crate::config::ModelIndex::default();
     for (i, m) in raw.into_iter().enumerate() {
         let at = |f: &str| format!("models[{i}].{f}");
         if m.id.is_empty() {

@@ -14,7 +14,7 @@
 //! Rows are keyed by request ID and the store skips IDs it holds, so a replay never counts
 //! twice.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -395,7 +395,7 @@ fn create_segment(dir: &Path, instance: &str, seq: u64, fsync: Fsync) -> Result<
         file: Arc::new(file),
         len,
         queue: Vec::new(),
-        progress: HashMap::new(),
+        progress: HashMap::default(),
         queued_to: len,
     })
 }
@@ -558,7 +558,7 @@ pub async fn replay(
     let Ok(listing) = std::fs::read_dir(dir) else {
         return Ok(0);
     };
-    let mut instances: HashMap<String, Vec<(u64, PathBuf)>> = HashMap::new();
+    let mut instances: HashMap<String, Vec<(u64, PathBuf)>> = HashMap::default();
     for entry in listing.flatten() {
         let name = entry.file_name();
         let Some((instance, seq)) = name.to_str().and_then(parse_name) else {
@@ -589,7 +589,7 @@ pub async fn replay(
         }
         segments.sort();
         // The latest entry of each request, a final one over any provisional one.
-        let mut rows: HashMap<String, (bool, UsageRecord)> = HashMap::new();
+        let mut rows: HashMap<String, (bool, UsageRecord)> = HashMap::default();
         for (_, path) in &segments {
             let entries = match Tail::open(path.clone()).read_to_end() {
                 Ok(e) => e,
