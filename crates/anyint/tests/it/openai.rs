@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{TestGateway, request_id, sse_data, user};
+use crate::harness::{TestGateway, UPSTREAM_KEY, request_id, sse_data, user};
 
 async fn error_body(resp: reqwest::Response) -> Value {
     assert_eq!(resp.headers()["content-type"], "application/json");
@@ -986,108 +986,32 @@ async fn a_large_passthrough_body_reaches_the_upstream_whole_with_only_the_model
     }
 }
 
-/// What a recording upstream saw of one call: its `Host` values and its credential header.
-type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Vec<String>, String)>>>;
-
-/// An upstream on loopback that records each call's `Host` headers and `credential` header
-/// and answers a minimal chat completion (or Anthropic message).
-async fn recording_upstream(credential: &'static str, body: Value) -> (String, Seen) {
-    let seen: Seen = Seen::default();
-    let log = seen.clone();
-    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
-        let log = log.clone();
-        let body = body.clone();
-        async move {
-            let hosts = headers
-                .get_all(axum::http::header::HOST)
-                .iter()
-                .map(|v| v.to_str().unwrap().to_owned())
-                .collect();
-            let cred = headers
-                .get(credential)
-                .map_or(String::new(), |v| v.to_str().unwrap().to_owned());
-            log.lock().unwrap().push((hosts, cred));
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, seen)
-}
-
 #[tokio::test]
-async fn upstream_calls_carry_one_host_header_and_each_keys_credential() {
-    let usage = json!({"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4});
-    let (openai_at, openai_seen) = recording_upstream(
-        "authorization",
-        json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-            "usage": usage}),
-    )
-    .await;
-    let (anthropic_at, anthropic_seen) = recording_upstream(
-        "x-api-key",
-        json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
-            "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
-            "usage": {"input_tokens": 3, "output_tokens": 1}}),
-    )
-    .await;
-    let t = TestGateway::builder()
-        .toml(&format!(
-            r#"
-[[providers]]
-name = "rec-openai"
-kind = "openai"
-base_url = "http://{openai_at}/v1"
-api_key = ["sk-one", "sk-two"]
-
-[[providers]]
-name = "rec-anthropic"
-kind = "anthropic"
-base_url = "http://{anthropic_at}"
-api_key = ["ant-one", "ant-two"]
-
-[[models]]
-id = "rec-openai"
-routes = [{{ provider = "rec-openai", upstream_model = "m" }}]
-
-[[models]]
-id = "rec-anthropic"
-routes = [{{ provider = "rec-anthropic", upstream_model = "m" }}]
-"#
-        ))
-        .start()
-        .await;
-    for model in ["rec-openai", "rec-anthropic"] {
-        for _ in 0..2 {
-            let resp = t
-                .post("/openai/v1/chat/completions")
-                .json(&json!({"model": model, "messages": user("hi")}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200, "{model}");
-            assert_eq!(resp.headers()["x-anyint-served-model"], model);
-            assert_eq!(resp.headers()["x-anyint-route"], format!("{model}/m"));
-        }
-    }
-    for (seen, at, creds) in [
-        (&openai_seen, &openai_at, ["Bearer sk-one", "Bearer sk-two"]),
-        (&anthropic_seen, &anthropic_at, ["ant-one", "ant-two"]),
+async fn upstream_calls_carry_one_host_header_and_the_providers_credential() {
+    let t = TestGateway::start().await;
+    let host = t.emulator.strip_prefix("http://").unwrap().to_owned();
+    for (model, tag, credential, want) in [
+        (
+            "gpt-4o-mini",
+            "hdr-openai",
+            "authorization",
+            format!("Bearer {UPSTREAM_KEY}"),
+        ),
+        (
+            "claude",
+            "hdr-anthropic",
+            "x-api-key",
+            UPSTREAM_KEY.to_owned(),
+        ),
     ] {
-        let mut seen = seen.lock().unwrap().clone();
-        seen.sort();
-        let want: Vec<(Vec<String>, String)> = creds
-            .iter()
-            .map(|c| (vec![at.clone()], (*c).to_owned()))
-            .collect();
-        assert_eq!(
-            seen, want,
-            "one Host naming the upstream, and each key in turn"
-        );
+        let resp = t
+            .chat(json!({"model": model, "messages": user(&format!("Reply with exactly: ok [emulate: tag={tag}]"))}))
+            .await;
+        assert_eq!(resp.status(), 200, "{model}");
+        assert_eq!(resp.headers()["x-anyint-served-model"], model);
+        let seen = t.upstream_request(tag).await;
+        // The emulator joins repeated headers with ", ": one value means one header.
+        assert_eq!(seen["headers"]["host"], host.as_str(), "{model}: {seen}");
+        assert_eq!(seen["headers"][credential], want.as_str(), "{model}");
     }
 }
