@@ -126,6 +126,31 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 }
 
 fn decode_frame(raw: Bytes) -> Frame {
+    if let Some(data) = single_data_line(&raw) {
+        return Frame {
+            raw,
+            event: None,
+            data,
+        };
+    }
+    decode_lines(raw)
+}
+
+/// The data of an event that is one `data:` line ended by `\n\n`, the shape OpenAI-compatible
+/// servers write every chunk in: read without splitting lines and fields (which took two
+/// searches for line ends and one for the colon, about 400 instructions an event). `None` for
+/// any other shape (and for text that is not UTF-8), which [`decode_lines`] reads.
+fn single_data_line(raw: &[u8]) -> Option<String> {
+    let value = raw.strip_suffix(b"\n\n")?.strip_prefix(b"data:")?;
+    let value = value.strip_prefix(b" ").unwrap_or(value);
+    if memchr::memchr2(b'\n', b'\r', value).is_some() {
+        return None;
+    }
+    simdutf8::basic::from_utf8(value).ok().map(str::to_owned)
+}
+
+/// Any event: its lines split into fields.
+fn decode_lines(raw: Bytes) -> Frame {
     // `from_utf8` validates far faster than the lossy decoder's chunk iterator (which was 6%
     // of a stream's instructions); only invalid bytes go through the replacing copy.
     let text = match std::str::from_utf8(&raw) {
@@ -171,6 +196,38 @@ mod tests {
         let mut out: Vec<Frame> = chunks.iter().flat_map(|c| s.push(c)).collect();
         out.extend(s.finish());
         out
+    }
+
+    #[test]
+    fn one_data_line_is_read_as_the_line_splitter_reads_it() {
+        for raw in [
+            &b"data: {\"a\":1}\n\n"[..],
+            b"data:{\"a\":1}\n\n",
+            b"data:  two spaces\n\n",
+            b"data:\n\n",
+            b"data: [DONE]\n\n",
+            b"data: a:b: c\n\n",
+            b"data: \xc3\xa9\xe2\x9c\x93\n\n",
+            // Other shapes go to the line splitter.
+            b"data: bad \xff utf-8\n\n",
+            b"data: x\r\n\r\n",
+            b"data: x\rdata: y\n\n",
+            b"data: x\ndata: y\n\n",
+            b"event: ping\ndata: x\n\n",
+            b": comment\n\n",
+            b"datax: y\n\n",
+            b"id: 1\n\n",
+        ] {
+            let raw = Bytes::copy_from_slice(raw);
+            let fast = decode_frame(raw.clone());
+            let slow = decode_lines(raw);
+            assert_eq!(
+                (&fast.event, &fast.data),
+                (&slow.event, &slow.data),
+                "{:?}",
+                slow.raw
+            );
+        }
     }
 
     #[test]
