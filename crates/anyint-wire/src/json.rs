@@ -212,30 +212,29 @@ fn with_model<T>(
     encode(&[("model", &model_json)])
 }
 
-/// What [`top_level_field`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TopLevel<'a> {
-    /// The field's raw value.
-    Value(RawJson<'a>),
-    /// The object has no such field.
-    Absent,
-    /// The scanner cannot say: the body is not an object of valid JSON, uses an escaped key,
-    /// or names the field twice. The caller reads it with serde, which decides those cases.
-    Undecided,
-}
-
-/// The top-level field `name` of the JSON object `body`, found by the scanner without
-/// building the rest of the document (an answer's `usage`: reading it through a serde struct
-/// walked every other value too).
-pub fn top_level_field<'a>(body: &'a [u8], name: &str) -> TopLevel<'a> {
+/// The top-level field `name` of the JSON object `body` as `T` (`None` when absent, `null`
+/// or not a `T`), read as serde reads it through `W`, a struct holding only that field, which
+/// `field` takes it from. The scanner finds the field without building the rest of the
+/// document (an answer's `usage`: serde walked every other value too); a body the scanner
+/// cannot decide (not an object of valid JSON, an escaped key, the field twice) goes to serde
+/// through `W`, as before.
+pub(crate) fn top_level<T, W>(
+    body: &[u8],
+    name: &str,
+    field: impl FnOnce(W) -> Option<T>,
+) -> Option<T>
+where
+    T: serde::de::DeserializeOwned,
+    W: serde::de::DeserializeOwned,
+{
     let Some(fields) = scan::object_fields(body) else {
-        return TopLevel::Undecided;
+        return serde_json::from_slice::<W>(body).ok().and_then(field);
     };
     let mut found = fields.iter().filter(|(k, _)| k == name);
     match (found.next(), found.next()) {
-        (Some((_, v)), None) => TopLevel::Value(RawJson(v)),
-        (None, _) => TopLevel::Absent,
-        (Some(_), Some(_)) => TopLevel::Undecided,
+        (Some((_, v)), None) => serde_json::from_str::<Option<T>>(v).ok().flatten(),
+        (None, _) => None,
+        (Some(_), Some(_)) => serde_json::from_slice::<W>(body).ok().and_then(field),
     }
 }
 

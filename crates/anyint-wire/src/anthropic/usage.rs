@@ -154,13 +154,7 @@ struct Carrier {
 
 /// The usage of a non-streamed Anthropic response body, if it reports one.
 pub fn usage_from_response(body: &[u8]) -> Option<Usage> {
-    use crate::json::TopLevel;
-    let usage = match crate::json::top_level_field(body, "usage") {
-        TopLevel::Value(v) => serde_json::from_str::<Option<WireUsage>>(v.get()).ok()?,
-        TopLevel::Absent => None,
-        TopLevel::Undecided => serde_json::from_slice::<WithUsage>(body).ok()?.usage,
-    };
-    usage.map(|u| u.canonical())
+    crate::json::top_level(body, "usage", |w: WithUsage| w.usage).map(|u| u.canonical())
 }
 
 /// The usage one SSE frame of an Anthropic stream reports, if any: `message_start` (the

@@ -66,13 +66,7 @@ struct Chunk {
 
 /// The usage of a non-streaming response body, if it reports one.
 pub fn usage_from_response(body: &[u8]) -> Option<Usage> {
-    use crate::json::TopLevel;
-    let usage = match crate::json::top_level_field(body, "usage") {
-        TopLevel::Value(v) => serde_json::from_str::<Option<WireUsage>>(v.get()).ok()?,
-        TopLevel::Absent => None,
-        TopLevel::Undecided => serde_json::from_slice::<WithUsage>(body).ok()?.usage,
-    };
-    usage.map(Usage::from)
+    crate::json::top_level(body, "usage", |w: WithUsage| w.usage).map(Usage::from)
 }
 
 /// What one stream chunk says about usage.
