@@ -187,7 +187,10 @@ impl LocalLimiter {
             .tat
             .lock()
             .map_err(|_| Unavailable("lock poisoned".into()))?;
-        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        // One lookup: the stored time is updated in place, and the key copied only the first
+        // time the scope is seen.
+        let stored = tats.get_mut(key);
+        let tat = stored.as_deref().copied().unwrap_or(now).max(now);
         let ahead = tat.duration_since(now);
         match gcra(limit, cost, ahead) {
             (false, retry_after) => Ok(RateDecision {
@@ -199,8 +202,7 @@ impl LocalLimiter {
             }),
             (true, step) => {
                 let new_tat = tat + step;
-                // The key is copied only the first time the scope is seen.
-                match tats.get_mut(key) {
+                match stored {
                     Some(t) => *t = new_tat,
                     None => {
                         tats.insert(key.to_owned(), new_tat);
