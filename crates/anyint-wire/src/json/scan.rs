@@ -232,21 +232,12 @@ enum Sixteen {
 /// Of the sixteen bytes at `i`, the first that is a quote, a backslash or a control byte.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn first_special_of_16(b: &[u8], i: usize) -> Sixteen {
-    use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
+    use safe_arch::{bitor_m128i, move_mask_i8_m128i};
     let Some(chunk) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) else {
         return Sixteen::Short;
     };
-    let v = load_unaligned_m128i(chunk);
-    let special = bitor_m128i(
-        bitor_m128i(
-            cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(0x22)),
-            cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(0x5c)),
-        ),
-        cmp_eq_mask_i8_m128i(min_u8_m128i(v, set_splat_i8_m128i(0x1f)), v),
-    );
+    let [quote, backslash, control] = special_bytes(chunk);
+    let special = bitor_m128i(bitor_m128i(quote, backslash), control);
     let at = move_mask_i8_m128i(special).trailing_zeros() as usize;
     chunk
         .get(at)
@@ -408,13 +399,7 @@ fn block_masks_at(b: &[u8], i: usize) -> (Masks, usize) {
 /// SSE2, which every x86-64 CPU has: sixteen bytes per compare.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn block_masks(block: &[u8; 64]) -> Masks {
-    use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-    let quote = set_splat_i8_m128i(0x22);
-    let backslash = set_splat_i8_m128i(0x5c);
-    let below_space = set_splat_i8_m128i(0x1f);
+    use safe_arch::{bitor_m128i, move_mask_i8_m128i, set_splat_i8_m128i};
     // The mask of sixteen bytes is sixteen bits: never negative.
     let bits = |v| u64::from(move_mask_i8_m128i(v).unsigned_abs());
     let chunks = block
@@ -423,13 +408,7 @@ fn block_masks(block: &[u8; 64]) -> Masks {
     let mut found = [[set_splat_i8_m128i(0); 3]; 4];
     let mut any = set_splat_i8_m128i(0);
     for (f, chunk) in found.iter_mut().zip(chunks) {
-        let v = load_unaligned_m128i(chunk);
-        // A byte is below 0x20 when the lesser of it and 0x1f is itself.
-        *f = [
-            cmp_eq_mask_i8_m128i(v, quote),
-            cmp_eq_mask_i8_m128i(v, backslash),
-            cmp_eq_mask_i8_m128i(min_u8_m128i(v, below_space), v),
-        ];
+        *f = special_bytes(chunk);
         any = bitor_m128i(any, bitor_m128i(f[0], bitor_m128i(f[1], f[2])));
     }
     let mut m = Masks {
@@ -448,6 +427,21 @@ fn block_masks(block: &[u8; 64]) -> Masks {
         m.control |= bits(ctl) << shift;
     }
     m
+}
+
+/// The quotes, backslashes and control bytes of sixteen bytes, each a byte mask: what both
+/// the first look at a string and the 64-byte blocks compare.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn special_bytes(chunk: &[u8; 16]) -> [safe_arch::m128i; 3] {
+    use safe_arch::{cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, set_splat_i8_m128i};
+    let v = load_unaligned_m128i(chunk);
+    [
+        cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(0x22)),
+        cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(0x5c)),
+        // A byte is below 0x20 when the lesser of it and 0x1f is itself.
+        cmp_eq_mask_i8_m128i(min_u8_m128i(v, set_splat_i8_m128i(0x1f)), v),
+    ]
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
