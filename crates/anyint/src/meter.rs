@@ -609,15 +609,25 @@ mod tests {
     /// A meter writing to `store`, through `journal` when given (flushing every millisecond,
     /// rotating segments past 2 KB).
     fn spawn_meter(store: Arc<dyn Store>, journal: Option<Journal>) -> (Meter, MeterTask) {
+        spawn_meter_with(store, journal, Duration::from_millis(1), 2048)
+    }
+
+    /// A meter flushing every `flush_interval`, rotating segments past `rotate_bytes`.
+    fn spawn_meter_with(
+        store: Arc<dyn Store>,
+        journal: Option<Journal>,
+        flush_interval: Duration,
+        rotate_bytes: u64,
+    ) -> (Meter, MeterTask) {
         let cfg = MeterConfig {
-            flush_interval: Duration::from_millis(1),
+            flush_interval,
             batch_size: 50,
             journal_dir: None,
             fsync: crate::config::Fsync::Never,
             retention_days: None,
         };
         let mut writer = Writer::new(store, cfg, journal.map(Arc::new));
-        writer.rotate_bytes = 2048;
+        writer.rotate_bytes = rotate_bytes;
         Meter::spawn(
             writer,
             HashMap::default(),
@@ -770,6 +780,106 @@ mod tests {
         let rows = rows_of(store.as_ref(), "req_whole").await;
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].outcome, "ok");
+    }
+
+    /// A stream in flight journals progress by events or by time, not per event: a model's
+    /// pace (a token every 30 ms here) adds at most one provisional row a second, a burst one
+    /// per `PROGRESS_EVENTS` events, and the latest row bills what was delivered by then.
+    #[tokio::test]
+    async fn a_stream_journals_progress_by_events_or_time_not_per_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path()).await;
+        let jdir = dir.path().join("journal");
+        let journal = Journal::open(&jdir, "inst_a", crate::config::Fsync::Never).unwrap();
+        // No flush and no rotation while the streams run: every line written stays in the one
+        // segment, to be counted.
+        let (meter, _task) = spawn_meter_with(
+            store.clone(),
+            Some(journal),
+            Duration::from_secs(3600),
+            u64::MAX,
+        );
+        // The streams' clock from here on moves only as the test says.
+        tokio::time::pause();
+        // The provisional lines of `id` in the journal, as the completion tokens each bills.
+        let billed = |id: &str| {
+            let needle = format!("\"{id}\"");
+            let mut lines: Vec<(i64, bool)> = std::fs::read_dir(&jdir)
+                .unwrap()
+                .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .flat_map(|text| {
+                    text.lines()
+                        .filter(|l| l.contains(&needle))
+                        .map(|l| {
+                            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                            (
+                                v["row"]["completion_tokens"].as_i64().unwrap(),
+                                v["final"].as_bool().unwrap(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            lines.sort_unstable();
+            lines
+        };
+        let content = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n";
+        let feed = |tap: &mut tap::UsageTap, splitter: &mut anyint_wire::sse::SseSplitter| {
+            for frame in splitter.push(content.as_bytes()) {
+                tap.observe(&frame);
+            }
+            tap.checkpoint();
+        };
+
+        // Paced: 100 content events 30 ms apart, 3 s of streaming.
+        let mut paced = tap::UsageTap::new(
+            anyint_wire::translate::Kind::OpenAi,
+            (
+                meter.clone(),
+                row("req_paced", 0),
+                tokio::time::Instant::now(),
+            ),
+        );
+        let mut splitter = anyint_wire::sse::SseSplitter::new();
+        let pace = Duration::from_millis(30);
+        paced.before_wait();
+        for _ in 0..100 {
+            tokio::time::advance(pace).await;
+            feed(&mut paced, &mut splitter);
+        }
+        let lines = billed("req_paced");
+        // The first row, then at most one a second of streaming.
+        let streamed = pace * 100;
+        let most = 1 + usize::try_from(streamed.as_secs()).unwrap();
+        assert!(
+            (2..=most).contains(&lines.len()),
+            "{} provisional rows for 100 events over {streamed:?}: {lines:?}",
+            lines.len()
+        );
+        assert!(lines.iter().all(|&(_, fin)| !fin), "{lines:?}");
+        // The latest bills the events up to it (one token per content event after the first),
+        // at most a `PROGRESS_EVERY` of streaming behind the last one.
+        let behind = i64::try_from(tap::PROGRESS_EVERY.as_millis() / pace.as_millis()).unwrap();
+        let latest = lines.last().unwrap().0;
+        assert!((99 - behind..=99).contains(&latest), "{lines:?}");
+
+        // A burst: 200 events at once, no time passing.
+        let mut burst = tap::UsageTap::new(
+            anyint_wire::translate::Kind::OpenAi,
+            (
+                meter.clone(),
+                row("req_burst", 0),
+                tokio::time::Instant::now(),
+            ),
+        );
+        let mut splitter = anyint_wire::sse::SseSplitter::new();
+        for _ in 0..200 {
+            feed(&mut burst, &mut splitter);
+        }
+        let lines = billed("req_burst");
+        let by_events = 1 + usize::try_from(200 / tap::PROGRESS_EVENTS).unwrap();
+        assert_eq!(lines.len(), by_events, "{lines:?}");
+        drop((paced, burst));
     }
 
     /// A stream cut before its usage chunk is billed one token per content event: the role
