@@ -301,6 +301,7 @@ async def burst(url, key, body, n, pids):
 
     sampler = asyncio.create_task(sample())
     results, bad = [], []
+    ticks = procstat(pids)["ticks"]
     started = time.perf_counter()
     gate = asyncio.Semaphore(256)  # connects in flight at once (the listen backlogs are finite)
 
@@ -321,10 +322,12 @@ async def burst(url, key, body, n, pids):
 
     await asyncio.gather(*(one() for _ in range(n)))
     elapsed = time.perf_counter() - started
+    end = procstat(pids)
     stop.set()
     await sampler
     return {"n": n, "ok": len(results), "bad": len(bad), "bad_examples": bad[:3],
             "seconds": elapsed, "p50": pct(results, 50), "max": max(results, default=None),
+            "cpu_s": (end["ticks"] - ticks) / end["hz"],
             "sampled_peak_rss_kb": peak, "sampled_peak_pss_kb": peak_pss,
             "hwm_kb": procstat(pids)["hwm_kb"]}
 
@@ -513,11 +516,15 @@ def cmd_report(raw):
         w("RSS is summed over the proxy's processes (nginx: master and workers, which share pages, "
           "so PSS is given too). `floor` is `bare_proxy`, the gateway's HTTP stack alone.")
         w("")
-        w("| streams | proxy | completed | failed | wall, s | peak RSS, MB | peak PSS, MB | per open stream (RSS), KB | RSS before, MB | RSS after, MB | PSS after, MB |")
-        w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        w("CPU per stream: the proxy's CPU time (user + system) from the first connect to the last "
+          "stream's end, over the streams completed.")
+        w("")
+        w("| streams | proxy | completed | failed | wall, s | CPU per stream, ms | peak RSS, MB | peak PSS, MB | per open stream (RSS), KB | RSS before, MB | RSS after, MB | PSS after, MB |")
+        w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for s in r["slow"]:
             per = (s["peak_kb"] - s["before_kb"]) / s["n"]
-            w(f"| {s['n']:,} | {s['proxy']} | {s['ok']:,} | {s['bad']:,} | {s['seconds']:.1f} | "
+            cpu = s["cpu_s"] * 1000 / s["ok"] if s.get("cpu_s") is not None and s["ok"] else None
+            w(f"| {s['n']:,} | {s['proxy']} | {s['ok']:,} | {s['bad']:,} | {s['seconds']:.1f} | {num(cpu, '{:.2f}')} | "
               f"{s['peak_kb'] / 1024:.0f} | {s['sampled_peak_pss_kb'] / 1024:.0f} | {per:.0f} | "
               f"{s['before_kb'] / 1024:.0f} | {s['after_kb'] / 1024:.0f} | {s['after_pss_kb'] / 1024:.0f} |")
         w("")
