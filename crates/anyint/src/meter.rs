@@ -831,16 +831,16 @@ mod tests {
             tap.checkpoint();
         };
 
+        let stream = |id: &str| {
+            let tap = tap::UsageTap::new(
+                anyint_wire::translate::Kind::OpenAi,
+                (meter.clone(), row(id, 0), tokio::time::Instant::now()),
+            );
+            (tap, anyint_wire::sse::SseSplitter::new())
+        };
+
         // Paced: 100 content events 30 ms apart, 3 s of streaming.
-        let mut paced = tap::UsageTap::new(
-            anyint_wire::translate::Kind::OpenAi,
-            (
-                meter.clone(),
-                row("req_paced", 0),
-                tokio::time::Instant::now(),
-            ),
-        );
-        let mut splitter = anyint_wire::sse::SseSplitter::new();
+        let (mut paced, mut splitter) = stream("req_paced");
         let pace = Duration::from_millis(30);
         paced.before_wait();
         for _ in 0..100 {
@@ -864,15 +864,7 @@ mod tests {
         assert!((99 - behind..=99).contains(&latest), "{lines:?}");
 
         // A burst: 200 events at once, no time passing.
-        let mut burst = tap::UsageTap::new(
-            anyint_wire::translate::Kind::OpenAi,
-            (
-                meter.clone(),
-                row("req_burst", 0),
-                tokio::time::Instant::now(),
-            ),
-        );
-        let mut splitter = anyint_wire::sse::SseSplitter::new();
+        let (mut burst, mut splitter) = stream("req_burst");
         for _ in 0..200 {
             feed(&mut burst, &mut splitter);
         }
