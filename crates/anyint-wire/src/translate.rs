@@ -311,11 +311,18 @@ impl ClientEncoder {
 
     /// Encodes one event.
     pub fn encode(&mut self, ev: &StreamEvent) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(ev, &mut out);
+        out
+    }
+
+    /// Encodes one event, appending to `out`.
+    pub fn encode_into(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
         match self {
-            Self::OpenAi(e) => e.encode(ev),
-            Self::Anthropic(e) => e.encode(ev),
-            Self::Gemini(e) => e.encode(ev),
-            Self::Responses(e) => e.encode(ev),
+            Self::OpenAi(e) => out.append(&mut e.encode(ev)),
+            Self::Anthropic(e) => e.encode_into(ev, out),
+            Self::Gemini(e) => out.append(&mut e.encode(ev)),
+            Self::Responses(e) => out.append(&mut e.encode(ev)),
         }
     }
 
@@ -440,7 +447,7 @@ impl Translator {
             StreamEvent::Error { message } => return Err(message.clone()),
             _ => {}
         }
-        out.extend(self.encoder.encode(ev));
+        self.encoder.encode_into(ev, out);
         Ok(())
     }
 }

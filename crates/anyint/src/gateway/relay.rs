@@ -250,7 +250,9 @@ impl Relay {
                 Ok(Bytes::from(out))
             }
             Stage::Translate(t) => {
-                let mut out = Vec::new();
+                // A translated event is about as long as the upstream's: one allocation, not
+                // one growth per event.
+                let mut out = Vec::with_capacity(chunk.len() + 256);
                 for f in &frames {
                     if let Err(msg) = t.feed(f, &mut out) {
                         // What was already encoded from this chunk still goes out first.

@@ -226,8 +226,15 @@ impl StreamEncoder {
     /// even for `Error` itself: the gateway writes the error event.
     pub fn encode(&mut self, ev: &StreamEvent) -> Vec<u8> {
         let mut out = Vec::new();
+        self.encode_into(ev, &mut out);
+        out
+    }
+
+    /// [`encode`](Self::encode), appending to `out`: a translated stream writes a chunk's
+    /// events into one buffer instead of a new one per event, copied over.
+    pub fn encode_into(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
         if self.phase == Phase::Done {
-            return out;
+            return;
         }
         match ev {
             StreamEvent::Start { id, model } => {
@@ -237,33 +244,33 @@ impl StreamEncoder {
             }
             StreamEvent::TextDelta(text) if !text.is_empty() => {
                 if self.open_kind() != Some(Block::Text) {
-                    self.open(&mut out, Block::Text, StartBlock::Text { text: "" });
+                    self.open(out, Block::Text, StartBlock::Text { text: "" });
                 }
-                self.delta(&mut out, Delta::TextDelta { text });
+                self.delta(out, Delta::TextDelta { text });
             }
             StreamEvent::ReasoningDelta(thinking) if !thinking.is_empty() => {
-                self.open_thinking(&mut out);
-                self.delta(&mut out, Delta::ThinkingDelta { thinking });
+                self.open_thinking(out);
+                self.delta(out, Delta::ThinkingDelta { thinking });
             }
             StreamEvent::ReasoningSignature(signature) if !signature.is_empty() => {
-                self.open_thinking(&mut out);
+                self.open_thinking(out);
                 let signature = signature::for_client(Origin::Anthropic, signature);
-                self.delta(&mut out, Delta::SignatureDelta { signature });
+                self.delta(out, Delta::SignatureDelta { signature });
                 if let Some((_, Block::Thinking { signed })) = &mut self.open {
                     *signed = true;
                 }
             }
             StreamEvent::RedactedReasoning(data) => {
                 self.open(
-                    &mut out,
+                    out,
                     Block::Thinking { signed: true },
                     StartBlock::RedactedThinking { data },
                 );
-                self.close(&mut out);
+                self.close(out);
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.open(
-                    &mut out,
+                    out,
                     Block::Tool(*index),
                     StartBlock::ToolUse {
                         id,
@@ -274,7 +281,7 @@ impl StreamEncoder {
             }
             StreamEvent::ToolArgsDelta { index, json } if !json.is_empty() => {
                 if self.open_kind() == Some(Block::Tool(*index)) {
-                    self.delta(&mut out, Delta::InputJsonDelta { partial_json: json });
+                    self.delta(out, Delta::InputJsonDelta { partial_json: json });
                 }
             }
             StreamEvent::Usage(u) => {
@@ -287,7 +294,7 @@ impl StreamEncoder {
                 self.finish = Some((reason.clone(), stop_sequence.clone()));
             }
             StreamEvent::Error { .. } => self.phase = Phase::Done,
-            StreamEvent::End => self.end(&mut out),
+            StreamEvent::End => self.end(out),
             // Empty deltas.
             // The answer text carries the facts; an Anthropic client gets no search blocks.
             StreamEvent::WebSearch(_)
@@ -297,7 +304,6 @@ impl StreamEncoder {
             | StreamEvent::ReasoningSignature(_)
             | StreamEvent::ToolArgsDelta { .. } => {}
         }
-        out
     }
 
     /// Called when the upstream stream ends. Writes nothing: a completed stream was closed at
