@@ -319,7 +319,7 @@ impl ClientEncoder {
     /// Encodes one event, appending to `out`.
     pub fn encode_into(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
         match self {
-            Self::OpenAi(e) => out.append(&mut e.encode(ev)),
+            Self::OpenAi(e) => e.encode_into(ev, out),
             Self::Anthropic(e) => e.encode_into(ev, out),
             Self::Gemini(e) => out.append(&mut e.encode(ev)),
             Self::Responses(e) => out.append(&mut e.encode(ev)),

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::chat::{decode_finish, encode_finish, encode_usage};
@@ -258,20 +258,24 @@ impl StreamEncoder {
         }
     }
 
-    fn chunk(&self, delta: &Value, finish: Option<&str>) -> Vec<u8> {
-        let mut c = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.opts.created,
-            "model": self.opts.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": Value::Null, "finish_reason": finish}],
-        });
-        if self.opts.include_usage
-            && let Some(o) = c.as_object_mut()
-        {
-            o.insert("usage".into(), Value::Null);
-        }
-        frame(&c)
+    /// Writes one chunk with `delta` and `finish` as an SSE event.
+    fn chunk(&self, out: &mut Vec<u8>, delta: DeltaOut<'_>, finish: Option<&str>) {
+        frame_into(
+            out,
+            &ChunkOut {
+                id: &self.id,
+                object: "chat.completion.chunk",
+                created: self.opts.created,
+                model: &self.opts.model,
+                choices: [ChoiceOut {
+                    index: 0,
+                    delta,
+                    logprobs: (),
+                    finish_reason: finish,
+                }],
+                usage: self.opts.include_usage.then_some(()),
+            },
+        );
     }
 
     fn ensure_started(&mut self, out: &mut Vec<u8>) {
@@ -280,15 +284,28 @@ impl StreamEncoder {
             if self.id.is_empty() {
                 "chatcmpl-anyint".clone_into(&mut self.id);
             }
-            out.extend(self.chunk(&json!({"role": "assistant", "content": ""}), None));
+            self.chunk(
+                out,
+                DeltaOut::Role {
+                    role: "assistant",
+                    content: "",
+                },
+                None,
+            );
         }
     }
 
     /// Encodes one event into zero or more SSE frames.
     pub fn encode(&mut self, ev: &StreamEvent) -> Vec<u8> {
         let mut out = Vec::new();
+        self.encode_into(ev, &mut out);
+        out
+    }
+
+    /// [`encode`](Self::encode), appending to `out`.
+    pub fn encode_into(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
         if self.ended {
-            return out;
+            return;
         }
         match ev {
             StreamEvent::Start { id, .. } => {
@@ -299,42 +316,60 @@ impl StreamEncoder {
                         format!("chatcmpl-{id}")
                     };
                 }
-                self.ensure_started(&mut out);
+                self.ensure_started(out);
             }
             StreamEvent::TextDelta(t) => {
-                self.ensure_started(&mut out);
-                out.extend(self.chunk(&json!({"content": t}), None));
+                self.ensure_started(out);
+                self.chunk(out, DeltaOut::Content { content: t }, None);
             }
             StreamEvent::ReasoningDelta(t) => {
-                self.ensure_started(&mut out);
-                out.extend(self.chunk(&json!({"reasoning_content": t}), None));
+                self.ensure_started(out);
+                self.chunk(
+                    out,
+                    DeltaOut::Reasoning {
+                        reasoning_content: t,
+                    },
+                    None,
+                );
             }
             StreamEvent::ToolCallStart { index, id, name } => {
-                self.ensure_started(&mut out);
-                let delta = json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]});
-                out.extend(self.chunk(&delta, None));
+                self.ensure_started(out);
+                let call = ToolStartOut {
+                    index: *index,
+                    id,
+                    kind: "function",
+                    function: FunctionOut {
+                        name: Some(name),
+                        arguments: "",
+                    },
+                };
+                self.chunk(out, DeltaOut::ToolStart { tool_calls: [call] }, None);
             }
             StreamEvent::ToolArgsDelta { index, json: args } => {
-                self.ensure_started(&mut out);
-                out.extend(self.chunk(
-                    &json!({"tool_calls": [{"index": index, "function": {"arguments": args}}]}),
-                    None,
-                ));
+                self.ensure_started(out);
+                let call = ToolArgsOut {
+                    index: *index,
+                    function: FunctionOut {
+                        name: None,
+                        arguments: args,
+                    },
+                };
+                self.chunk(out, DeltaOut::ToolArgs { tool_calls: [call] }, None);
             }
             StreamEvent::Usage(u) => self.usage = self.usage.merge(*u),
             StreamEvent::Finish { reason, .. } => {
-                self.ensure_started(&mut out);
-                out.extend(self.chunk(&json!({}), Some(encode_finish(reason))));
+                self.ensure_started(out);
+                self.chunk(out, DeltaOut::Empty {}, Some(encode_finish(reason)));
             }
             StreamEvent::End => {
-                self.ensure_started(&mut out);
+                self.ensure_started(out);
                 self.ended = true;
                 if self.opts.include_usage {
                     let c = json!({
                         "id": self.id, "object": "chat.completion.chunk", "created": self.opts.created,
                         "model": self.opts.model, "choices": [], "usage": encode_usage(&self.usage),
                     });
-                    out.extend(frame(&c));
+                    frame_into(out, &c);
                 }
                 out.extend_from_slice(b"data: [DONE]\n\n");
             }
@@ -344,7 +379,6 @@ impl StreamEncoder {
             | StreamEvent::Citation(_)
             | StreamEvent::Error { .. } => {}
         }
-        out
     }
 
     /// The upstream ended; nothing more to write (a cut stream gets the gateway's error event).
@@ -353,13 +387,79 @@ impl StreamEncoder {
     }
 }
 
-fn frame(v: &Value) -> Vec<u8> {
-    let mut out = b"data: ".to_vec();
-    if serde_json::to_writer(&mut out, v).is_err() {
+/// Appends `v` as one `data:` event.
+fn frame_into(out: &mut Vec<u8>, v: &impl Serialize) {
+    out.extend_from_slice(b"data: ");
+    // These plain structs and values serialise into a Vec without failing.
+    if serde_json::to_writer(&mut *out, v).is_err() {
         out.extend_from_slice(b"{}");
     }
     out.extend_from_slice(b"\n\n");
-    out
+}
+
+/// A chunk as the encoder writes it, in the order OpenAI writes its fields.
+#[derive(Serialize)]
+struct ChunkOut<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    choices: [ChoiceOut<'a>; 1],
+    /// `null` on every chunk but the last when the client asked for the usage chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<()>,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'a> {
+    index: u32,
+    delta: DeltaOut<'a>,
+    logprobs: (),
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DeltaOut<'a> {
+    Role {
+        role: &'static str,
+        content: &'static str,
+    },
+    Content {
+        content: &'a str,
+    },
+    Reasoning {
+        reasoning_content: &'a str,
+    },
+    ToolStart {
+        tool_calls: [ToolStartOut<'a>; 1],
+    },
+    ToolArgs {
+        tool_calls: [ToolArgsOut<'a>; 1],
+    },
+    Empty {},
+}
+
+#[derive(Serialize)]
+struct ToolStartOut<'a> {
+    index: u32,
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct ToolArgsOut<'a> {
+    index: u32,
+    function: FunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
 }
 
 #[cfg(test)]
@@ -634,6 +734,85 @@ data: [DONE]\n\n";
         );
         assert!(text.ends_with("data: [DONE]\n\n"));
         assert!(text.contains("\"model\":\"pub\""));
+    }
+
+    /// Each event's chunk, field by field, as an OpenAI client reads it.
+    #[test]
+    fn each_event_is_written_as_openai_writes_its_chunk() {
+        let mut enc = StreamEncoder::new(EncodeOptions {
+            model: "pub".into(),
+            include_usage: true,
+            created: 7,
+            ..EncodeOptions::default()
+        });
+        let events = [
+            StreamEvent::Start {
+                id: "msg_1".into(),
+                model: "up".into(),
+            },
+            StreamEvent::ReasoningDelta("hmm".into()),
+            StreamEvent::TextDelta("a \"quoted\"\nline".into()),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_1".into(),
+                name: "f".into(),
+            },
+            StreamEvent::ToolArgsDelta {
+                index: 0,
+                json: "{\"a\":1}".into(),
+            },
+            StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+                stop_sequence: None,
+            },
+            StreamEvent::Usage(Usage {
+                input_tokens: 3,
+                output_tokens: 4,
+                ..Usage::default()
+            }),
+            StreamEvent::End,
+        ];
+        let mut out = Vec::new();
+        for ev in &events {
+            enc.encode_into(ev, &mut out);
+        }
+        let text = String::from_utf8(out).unwrap();
+        let chunks: Vec<Value> = text
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-msg_1", "object": "chat.completion.chunk", "created": 7,
+                   "model": "pub", "usage": null,
+                   "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        };
+        let want = vec![
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            chunk(json!({"reasoning_content": "hmm"}), Value::Null),
+            chunk(json!({"content": "a \"quoted\"\nline"}), Value::Null),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                       "function": {"name": "f", "arguments": ""}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":1}"}}]}),
+                Value::Null,
+            ),
+            chunk(json!({}), json!("tool_calls")),
+            json!({"id": "chatcmpl-msg_1", "object": "chat.completion.chunk", "created": 7,
+                   "model": "pub", "choices": [], "usage": encode_usage(&Usage {
+                       input_tokens: 3, output_tokens: 4, ..Usage::default() })}),
+        ];
+        assert_eq!(chunks, want);
+        assert!(text.ends_with("data: [DONE]\n\n"));
+
+        // Without the usage chunk asked for, no chunk carries `usage`.
+        let mut enc = StreamEncoder::new(EncodeOptions::default());
+        let text = String::from_utf8(enc.encode(&StreamEvent::TextDelta("x".into()))).unwrap();
+        assert!(!text.contains("usage"), "{text}");
     }
 
     #[test]
