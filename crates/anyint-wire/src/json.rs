@@ -38,6 +38,12 @@ impl Text<'_> {
     }
 }
 
+impl Default for Text<'_> {
+    fn default() -> Self {
+        Self(Cow::Borrowed(""))
+    }
+}
+
 impl<'a> From<&'a str> for Text<'a> {
     fn from(s: &'a str) -> Self {
         Self(Cow::Borrowed(s))
