@@ -28,6 +28,49 @@ pub(super) fn write_event(out: &mut Vec<u8>, kind: &str, seq: u64, fields: &[(&s
     out.extend_from_slice(b"}\n\n");
 }
 
+/// A delta event (`response.output_text.delta` and its kin, most of a stream's events) as
+/// [`write_event`] writes it, without a `Value` per field: `item_id`, `output_index`, then
+/// `part` (`content_index` or `summary_index`) as 0 when given, `delta`, and `"logprobs":[]`
+/// when `logprobs`.
+pub(super) fn write_delta_event(
+    out: &mut Vec<u8>,
+    kind: &str,
+    seq: u64,
+    (item_id, output_index): (&str, usize),
+    part: Option<&str>,
+    delta: &str,
+    logprobs: bool,
+) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: {\"type\":");
+    push_str(out, kind);
+    out.extend_from_slice(b",\"sequence_number\":");
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+    out.extend_from_slice(b",\"item_id\":");
+    push_str(out, item_id);
+    out.extend_from_slice(b",\"output_index\":");
+    out.extend_from_slice(itoa::Buffer::new().format(output_index).as_bytes());
+    if let Some(part) = part {
+        out.push(b',');
+        push_str(out, part);
+        out.extend_from_slice(b":0");
+    }
+    out.extend_from_slice(b",\"delta\":");
+    push_str(out, delta);
+    if logprobs {
+        out.extend_from_slice(b",\"logprobs\":[]");
+    }
+    out.extend_from_slice(b"}\n\n");
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
 fn push_json(out: &mut Vec<u8>, v: &Value) {
     // Writing a `Value` into a Vec cannot fail.
     if serde_json::to_writer(&mut *out, v).is_err() {
@@ -98,6 +141,55 @@ pub fn failure_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The delta writer writes what `write_event` writes from the same fields.
+    #[test]
+    fn delta_events_are_written_as_write_event_writes_them() {
+        let deltas = [
+            "",
+            "plain",
+            "a \"quoted\"\nline\t\u{1}",
+            "\u{e9}\u{1f600}",
+            "</script>",
+        ];
+        for delta in deltas {
+            for (part, logprobs) in [
+                (Some("content_index"), true),
+                (Some("summary_index"), false),
+                (None, false),
+            ] {
+                let mut fields = vec![("item_id", json!("msg_\"1")), ("output_index", json!(12))];
+                if let Some(part) = part {
+                    fields.push((part, json!(0)));
+                }
+                fields.push(("delta", json!(delta)));
+                if logprobs {
+                    fields.push(("logprobs", json!([])));
+                }
+                let mut want = Vec::new();
+                write_event(
+                    &mut want,
+                    "response.output_text.delta",
+                    4_294_967_296,
+                    &fields,
+                );
+                let mut got = Vec::new();
+                write_delta_event(
+                    &mut got,
+                    "response.output_text.delta",
+                    4_294_967_296,
+                    ("msg_\"1", 12),
+                    part,
+                    delta,
+                    logprobs,
+                );
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want).unwrap()
+                );
+            }
+        }
+    }
     use crate::sse::SseSplitter;
 
     #[test]

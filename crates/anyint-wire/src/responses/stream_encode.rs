@@ -33,7 +33,7 @@
 use serde_json::{Value, json};
 
 use super::echo::{Echo, Status};
-use super::error::{error_payload, write_event};
+use super::error::{error_payload, write_delta_event, write_event};
 use super::response::{ItemBuilder, annotated_text, custom_input, output_text, status_of};
 use super::search;
 use crate::Usage;
@@ -302,14 +302,16 @@ impl StreamEncoder {
         };
         text.push_str(delta);
         self.answer_chars += delta.chars().count();
-        let fields = [
-            ("item_id", json!(id)),
-            ("output_index", json!(index)),
-            ("content_index", json!(0)),
-            ("delta", json!(delta)),
-            ("logprobs", json!([])),
-        ];
-        self.emit(out, "response.output_text.delta", &fields);
+        write_delta_event(
+            out,
+            "response.output_text.delta",
+            self.seq,
+            (id, *index),
+            Some("content_index"),
+            delta,
+            true,
+        );
+        self.seq += 1;
     }
 
     fn open_reasoning(
@@ -386,16 +388,16 @@ impl StreamEncoder {
                 ],
             );
         }
-        self.emit(
+        write_delta_event(
             out,
             "response.reasoning_summary_text.delta",
-            &[
-                ("item_id", json!(id)),
-                ("output_index", json!(index)),
-                ("summary_index", json!(0)),
-                ("delta", json!(delta)),
-            ],
+            self.seq,
+            (&id, index),
+            Some("summary_index"),
+            delta,
+            false,
         );
+        self.seq += 1;
     }
 
     fn call(&mut self, out: &mut Vec<u8>, canonical: u32, call_id: &str, name: &str) {
@@ -439,21 +441,21 @@ impl StreamEncoder {
         else {
             return;
         };
-        let (index, id) = (item.index, item.id.clone());
         let Kind::Call { args, custom, .. } = &mut item.kind else {
             return;
         };
         args.push_str(delta);
         if !*custom {
-            self.emit(
+            write_delta_event(
                 out,
                 "response.function_call_arguments.delta",
-                &[
-                    ("item_id", json!(id)),
-                    ("output_index", json!(index)),
-                    ("delta", json!(delta)),
-                ],
+                self.seq,
+                (&item.id, item.index),
+                None,
+                delta,
+                false,
             );
+            self.seq += 1;
         }
     }
 
