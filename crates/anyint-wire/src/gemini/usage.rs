@@ -101,11 +101,40 @@ pub fn usage_from_response(body: &[u8]) -> Option<Usage> {
 /// metadata also reports its searches. Only parses when `"usageMetadata"` or
 /// `"webSearchQueries"` occurs.
 pub fn usage_from_frame(frame: &Frame) -> Option<Usage> {
-    sniff(frame.data.as_bytes())
+    // Gemini writes `usageMetadata` into every chunk, so the tap reads it from every frame of
+    // every Gemini stream: through the scanner, parsing only that field. `sniff`'s serde read
+    // built the whole chunk as a `Value` (its `rest`, for the search count) after trying it as
+    // an array, about 29,000 instructions a chunk. A frame that may count searches (the key
+    // spelled out, or any `\u` escape that could spell it) is still read by `sniff`.
+    static SEARCHES: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"webSearchQueries"));
+    static ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
+    let bytes = frame.data.as_bytes();
+    if SEARCHES.find(bytes).is_none()
+        && ESCAPE.find(bytes).is_none()
+        && let Some(fields) = crate::json::scan::object_fields(bytes)
+    {
+        let mut found = fields.iter().filter(|(k, _)| k == "usageMetadata");
+        match (found.next(), found.next()) {
+            (None, _) => return None,
+            (Some((_, v)), None) => {
+                return serde_json::from_str::<Option<Map<String, Value>>>(v)
+                    .ok()
+                    .flatten()
+                    .map(|m| from_metadata(&m));
+            }
+            // The key twice: serde decides.
+            (Some(_), Some(_)) => {}
+        }
+    }
+    sniff(bytes)
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -153,6 +182,114 @@ mod tests {
         let arr = br#"[{"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":8}},{"candidates":[{"groundingMetadata":{"webSearchQueries":["a"]}}]}]"#;
         let u = usage_from_response(arr).unwrap();
         assert_eq!((u.output_tokens, u.web_searches), (8, 1));
+    }
+
+    fn frame_of(data: &str) -> Frame {
+        Frame {
+            raw: bytes::Bytes::new(),
+            event: None,
+            data: data.into(),
+        }
+    }
+
+    /// A chunk's JSON: candidates with text (escapes, `\u` included), grounding metadata with
+    /// or without searches, and `usageMetadata` absent, null, counts of every JSON type, or
+    /// something else.
+    fn chunk_json() -> impl Strategy<Value = String> {
+        let count = prop_oneof![
+            3 => (0u64..100).prop_map(|n| json!(n)),
+            1 => (0u64..100).prop_map(|n| json!(n.to_string())),
+            1 => Just(json!(7.0)),
+            1 => Just(json!(-3)),
+            1 => Just(Value::Null),
+        ];
+        let names = proptest::sample::subsequence(
+            vec![
+                "promptTokenCount",
+                "candidatesTokenCount",
+                "thoughtsTokenCount",
+                "cachedContentTokenCount",
+                "toolUsePromptTokenCount",
+                "prompt_token_count",
+            ],
+            0..6,
+        );
+        let metadata = (names, proptest::collection::vec(count, 6)).prop_map(|(names, counts)| {
+            let mut m = serde_json::Map::new();
+            for (name, c) in names.into_iter().zip(counts) {
+                m.insert(name.into(), c);
+            }
+            m.insert(
+                "promptTokensDetails".into(),
+                json!([{"modality": "TEXT", "tokenCount": 9}]),
+            );
+            Value::Object(m)
+        });
+        let usage = prop_oneof![
+            2 => Just(None),
+            1 => Just(Some(Value::Null)),
+            6 => metadata.prop_map(Some),
+            1 => Just(Some(json!(5))),
+        ];
+        let text = "[a-z \"\\\\\n\u{e9}\u{1f600}]{0,12}";
+        let grounding = prop_oneof![
+            4 => Just(None),
+            1 => Just(Some(json!({"webSearchQueries": ["q1", "q2"]}))),
+        ];
+        (usage, text, grounding, any::<bool>()).prop_map(|(usage, text, grounding, escape)| {
+            let mut candidate =
+                json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+            if let Some(g) = grounding {
+                candidate["groundingMetadata"] = g;
+            }
+            let mut chunk = json!({"candidates": [candidate], "modelVersion": "m"});
+            if let Some(u) = usage {
+                chunk["usageMetadata"] = u;
+            }
+            let text = chunk.to_string();
+            // Now and then non-ASCII written as `\u` escapes, as some serialisers do.
+            if escape {
+                text.replace('\u{e9}', "\\u00e9")
+            } else {
+                text
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// A frame's usage read through the scanner is the one serde's whole-chunk read gives.
+        #[test]
+        fn frame_usage_is_read_as_the_whole_chunk_read_reads_it(data in chunk_json()) {
+            prop_assert_eq!(usage_from_frame(&frame_of(&data)), sniff(data.as_bytes()), "{}", data);
+        }
+    }
+
+    /// Frames the scanner path answers, and those it leaves to serde.
+    #[test]
+    fn frame_usage_edge_cases() {
+        for data in [
+            r#"{"candidates":[],"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":3}}"#,
+            r#"{"usageMetadata":null}"#,
+            r#"{"usageMetadata":5,"candidates":[]}"#,
+            r#"{"usageMetadata":{"promptTokenCount":1},"usageMetadata":{"promptTokenCount":2}}"#,
+            r#"{"candidates":[{"groundingMetadata":{"webSearchQueries":["q"]}}],"usageMetadata":{"candidatesTokenCount":1}}"#,
+            r#"{"candidates":[{"groundingMetadata":{"web\u0053earchQueries":["q"]}}],"usageMetadata":{"candidatesTokenCount":1}}"#,
+            r#"{"candidates":[]}"#,
+            r#"{"usageMetadata":{"promptTokenCount":2}"#,
+            r#"[{"usageMetadata":{"promptTokenCount":2}}]"#,
+        ] {
+            assert_eq!(
+                usage_from_frame(&frame_of(data)),
+                sniff(data.as_bytes()),
+                "{data}"
+            );
+        }
+        let escaped = r#"{"candidates":[{"groundingMetadata":{"web\u0053earchQueries":["q"]}}],"usageMetadata":{"candidatesTokenCount":1}}"#;
+        assert_eq!(
+            usage_from_frame(&frame_of(escaped)).unwrap().web_searches,
+            1
+        );
     }
 
     #[test]
