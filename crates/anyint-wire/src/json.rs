@@ -272,14 +272,25 @@ where
     T: serde::de::DeserializeOwned,
     W: serde::de::DeserializeOwned,
 {
+    top_level_or(body, name, || {
+        serde_json::from_slice::<W>(body).ok().and_then(field)
+    })
+}
+
+/// [`top_level`], with `whole` reading the body the scanner cannot decide.
+pub(crate) fn top_level_or<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    name: &str,
+    whole: impl FnOnce() -> Option<T>,
+) -> Option<T> {
     let Some(fields) = scan::object_fields(body) else {
-        return serde_json::from_slice::<W>(body).ok().and_then(field);
+        return whole();
     };
     let mut found = fields.iter().filter(|(k, _)| k == name);
     match (found.next(), found.next()) {
         (Some((_, v)), None) => serde_json::from_str::<Option<T>>(v).ok().flatten(),
         (None, _) => None,
-        (Some(_), Some(_)) => serde_json::from_slice::<W>(body).ok().and_then(field),
+        (Some(_), Some(_)) => whole(),
     }
 }
 

@@ -111,24 +111,21 @@ pub fn usage_from_frame(frame: &Frame) -> Option<Usage> {
     static ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
     let bytes = frame.data.as_bytes();
-    if SEARCHES.find(bytes).is_none()
-        && ESCAPE.find(bytes).is_none()
-        && let Some(fields) = crate::json::scan::object_fields(bytes)
-    {
-        let mut found = fields.iter().filter(|(k, _)| k == "usageMetadata");
-        match (found.next(), found.next()) {
-            (None, _) => return None,
-            (Some((_, v)), None) => {
-                return serde_json::from_str::<Option<Map<String, Value>>>(v)
-                    .ok()
-                    .flatten()
-                    .map(|m| from_metadata(&m));
-            }
-            // The key twice: serde decides.
-            (Some(_), Some(_)) => {}
-        }
+    if SEARCHES.find(bytes).is_some() || ESCAPE.find(bytes).is_some() {
+        return sniff(bytes);
     }
-    sniff(bytes)
+    crate::json::top_level_or(bytes, "usageMetadata", || sniff(bytes).map(Counts))
+        .map(|Counts(u)| u)
+}
+
+/// A `usageMetadata` object read as canonical usage (no searches: those are in the rest of the
+/// chunk).
+struct Counts(Usage);
+
+impl<'de> Deserialize<'de> for Counts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Map::<String, Value>::deserialize(d).map(|m| Counts(from_metadata(&m)))
+    }
 }
 
 #[cfg(test)]
