@@ -309,13 +309,6 @@ impl ClientEncoder {
         }
     }
 
-    /// Encodes one event.
-    pub fn encode(&mut self, ev: &StreamEvent) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.encode_into(ev, &mut out);
-        out
-    }
-
     /// Encodes one event, appending to `out`.
     pub fn encode_into(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
         match self {
