@@ -13,19 +13,24 @@ pub fn decode_error(body: &[u8]) -> Option<ErrorBody> {
 /// Appends one event: `event: <type>` and `data: {"type","sequence_number",<fields>…}`, the
 /// fields in the given order (the order real streams use).
 pub(super) fn write_event(out: &mut Vec<u8>, kind: &str, seq: u64, fields: &[(&str, Value)]) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\ndata: {\"type\":");
-    push_json(out, &Value::from(kind));
-    out.extend_from_slice(b",\"sequence_number\":");
-    out.extend_from_slice(seq.to_string().as_bytes());
+    event_head(out, kind, seq);
     for (key, value) in fields {
         out.push(b',');
-        push_json(out, &Value::from(*key));
+        push_str(out, key);
         out.push(b':');
         push_json(out, value);
     }
     out.extend_from_slice(b"}\n\n");
+}
+
+/// What every event starts with: `event: <type>` and `data: {"type":…,"sequence_number":…`.
+fn event_head(out: &mut Vec<u8>, kind: &str, seq: u64) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: {\"type\":");
+    push_str(out, kind);
+    out.extend_from_slice(b",\"sequence_number\":");
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
 }
 
 /// A delta event (`response.output_text.delta` and its kin, most of a stream's events) as
@@ -41,12 +46,7 @@ pub(super) fn write_delta_event(
     delta: &str,
     logprobs: bool,
 ) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\ndata: {\"type\":");
-    push_str(out, kind);
-    out.extend_from_slice(b",\"sequence_number\":");
-    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+    event_head(out, kind, seq);
     out.extend_from_slice(b",\"item_id\":");
     push_str(out, item_id);
     out.extend_from_slice(b",\"output_index\":");
