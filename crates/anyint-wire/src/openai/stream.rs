@@ -55,7 +55,6 @@ impl StreamDecoder {
 
     /// The events of one decoded chunk (`data`, its text, for the usage).
     fn events(&mut self, chunk: &Chunk<'_>, data: &str, out: &mut Vec<StreamEvent>) {
-        let text = |t: Option<&Text<'_>>| t.map_or_else(String::new, |t| t.as_str().to_owned());
         if let Some(err) = &chunk.error {
             let message = err
                 .message
@@ -69,8 +68,8 @@ impl StreamDecoder {
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: text(chunk.id.as_ref()),
-                model: text(chunk.model.as_ref()),
+                id: owned(chunk.id.as_ref()),
+                model: owned(chunk.model.as_ref()),
             });
         }
         let choice = chunk.choices.as_ref().and_then(|c| c.first());
@@ -111,14 +110,13 @@ impl StreamDecoder {
     fn tool_call(&mut self, call: &ToolCall<'_>, out: &mut Vec<StreamEvent>) {
         let upstream_index = call.index.unwrap_or(0);
         let f = call.function.as_ref();
-        let text = |t: Option<&Text<'_>>| t.map_or_else(String::new, |t| t.as_str().to_owned());
         if !self.calls.contains_key(&upstream_index) {
             let ordinal = u32::try_from(self.calls.len()).unwrap_or(u32::MAX);
             self.calls.insert(upstream_index, ordinal);
             out.push(StreamEvent::ToolCallStart {
                 index: ordinal,
-                id: text(call.id.as_ref()),
-                name: text(f.and_then(|f| f.name.as_ref())),
+                id: owned(call.id.as_ref()),
+                name: owned(f.and_then(|f| f.name.as_ref())),
             });
         }
         let args = f
@@ -138,6 +136,11 @@ impl StreamDecoder {
     pub fn finish(&mut self) -> Vec<StreamEvent> {
         Vec::new()
     }
+}
+
+/// The text of a field, empty when absent.
+fn owned(t: Option<&Text<'_>>) -> String {
+    t.map_or_else(String::new, |t| t.as_str().to_owned())
 }
 
 /// One chunk as the decoder reads it: only the fields it uses, each string borrowed from the
