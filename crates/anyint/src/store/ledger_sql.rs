@@ -170,6 +170,14 @@ impl ShapedSql {
         self.texts[shape * 2 + usize::from(anonymous)]
             .get_or_init(|| (self.build)(&values(SHAPES[shape], self.cols, anonymous)))
     }
+
+    /// The statement for `shape` with room for all its binds: a chunk of 64 rows binds over a
+    /// thousand values, and a bind list grown by doubling copied each of them several times.
+    fn query<'q>(&'static self, shape: usize, anonymous: bool) -> Insert<'q> {
+        let mut args = sqlx::any::AnyArguments::default();
+        sqlx::Arguments::reserve(&mut args, SHAPES[shape] * self.cols, 0);
+        sqlx::query_with(self.text(shape, anonymous), args)
+    }
 }
 
 static LEDGER_INSERT: ShapedSql = ShapedSql::new(19, |rows| {
@@ -261,7 +269,7 @@ pub(super) async fn insert_usage_rows(
             Rows::New => &LEDGER_INSERT_NEW,
             Rows::MaybeStored => &LEDGER_INSERT,
         };
-        let mut q = sqlx::query(sql.text(shape, anonymous));
+        let mut q = sql.query(shape, anonymous);
         for r in chunk {
             for s in [
                 &r.request_id,
@@ -345,7 +353,7 @@ async fn upsert_hourly(
 ) -> Result<(), sqlx::Error> {
     let hourly: Vec<_> = hourly.into_iter().collect();
     for (shape, chunk) in shaped(&hourly) {
-        let mut q = sqlx::query(HOURLY_UPSERT.text(shape, anonymous));
+        let mut q = HOURLY_UPSERT.query(shape, anonymous);
         for ((hour, key, model, account, team), s) in chunk {
             q = q
                 .bind(*hour)
@@ -375,7 +383,7 @@ async fn upsert_totals(
 ) -> Result<(), sqlx::Error> {
     let totals: Vec<_> = totals.into_iter().collect();
     for (shape, chunk) in shaped(&totals) {
-        let mut q = sqlx::query(TOTALS_UPSERT.text(shape, anonymous));
+        let mut q = TOTALS_UPSERT.query(shape, anonymous);
         for ((month, scope, id), s) in chunk {
             q = q
                 .bind(*month)
