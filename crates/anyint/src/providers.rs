@@ -366,7 +366,7 @@ pub struct ForwardHeaders {
 
 /// The `Host` header an HTTP/1 client writes for `uri`: its host, and its port unless that is
 /// the scheme's default (as hyper's pooled client writes it).
-fn host_header(uri: &::http::Uri) -> Option<::http::HeaderValue> {
+pub(crate) fn host_header(uri: &::http::Uri) -> Option<::http::HeaderValue> {
     let host = uri.host()?;
     let default = match uri.scheme_str() {
         Some("https") => 443,

@@ -7,6 +7,9 @@
 //! stack of retry, redirect and timeout layers the gateway does not use. Here a call is one
 //! `http::Request` handed to the pool.
 //!
+//! Calls to the provider's own origin when its `base_url` is plain HTTP (a self-hosted model
+//! server) take their connection from [`pool`], a list kept for that one origin, instead.
+//!
 //! A provider whose `base_url` the environment sends through a proxy (`HTTPS_PROXY`,
 //! `HTTP_PROXY`, `ALL_PROXY`, less `NO_PROXY`, read the way reqwest reads them) is called
 //! through reqwest, which speaks the proxy's tunnel and authentication.
@@ -27,6 +30,8 @@ use tokio::time::Instant;
 use crate::config::ProviderConfig;
 use crate::error::Error;
 
+mod pool;
+
 type Connector = hyper_rustls::HttpsConnector<legacy::connect::HttpConnector>;
 
 static AGENT: HeaderValue = HeaderValue::from_static(concat!("anyint/", env!("CARGO_PKG_VERSION")));
@@ -40,7 +45,11 @@ pub struct Client {
 
 #[derive(Clone)]
 enum Inner {
-    Direct(std::sync::Arc<legacy::Client<Connector, PayloadBody>>),
+    Direct {
+        pool: std::sync::Arc<legacy::Client<Connector, PayloadBody>>,
+        /// The provider's own origin when it is plain HTTP ([`pool`]).
+        plain: Option<std::sync::Arc<pool::Pool>>,
+    },
     /// The environment routes this provider through a proxy.
     Proxied(reqwest::Client),
 }
@@ -66,6 +75,10 @@ impl Client {
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(p.connect_timeout));
         tcp.set_keepalive(Some(Duration::from_secs(60)));
+        let plain = p.base_url.parse::<Uri>().ok().and_then(|base| {
+            pool::Pool::for_origin(&base, tcp.clone(), IDLE_PER_HOST, IDLE_TIMEOUT)
+                .map(std::sync::Arc::new)
+        });
         let tls = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
@@ -78,7 +91,10 @@ impl Client {
             .timer(TokioTimer::new())
             .build(tls);
         Ok(Self {
-            inner: Inner::Direct(std::sync::Arc::new(pool)),
+            inner: Inner::Direct {
+                pool: std::sync::Arc::new(pool),
+                plain,
+            },
         })
     }
 
@@ -229,11 +245,25 @@ impl Request {
             .uri
             .map_err(|e| TransportError::new(Failure::Request, e))?;
         match self.client.inner {
-            Inner::Direct(pool) => {
+            Inner::Direct { pool, plain } => {
                 let mut req = http::Request::new(self.body.into_body());
                 *req.method_mut() = self.method;
-                *req.uri_mut() = uri;
                 *req.headers_mut() = self.headers;
+                if let Some(plain) = plain.filter(|p| p.serves(&uri)) {
+                    *req.uri_mut() = uri;
+                    // Boxed, as hyper_util's client boxes its call: every layer above moves
+                    // the request's future whole, so what is inline here is copied again and
+                    // again (callgrind: the router's layers copied four times as many bytes).
+                    let (resp, lease) = Box::pin(plain.send(req)).await?;
+                    let (parts, body) = resp.into_parts();
+                    return Ok(Response {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body: Body::Kept(body, Some(lease)),
+                        deadline,
+                    });
+                }
+                *req.uri_mut() = uri;
                 let resp = pool.request(req).await.map_err(|e| {
                     let failure = if e.is_connect() {
                         Failure::Connect
@@ -372,6 +402,8 @@ pub struct Response {
 
 enum Body {
     Direct(hyper::body::Incoming),
+    /// From [`pool`]: the connection goes back to it when the body has been read to its end.
+    Kept(hyper::body::Incoming, Option<pool::Lease>),
     Proxied(reqwest::Body),
 }
 
@@ -442,6 +474,18 @@ fn poll_chunk(
 ) -> Poll<Result<Option<Bytes>, TransportError>> {
     loop {
         let frame = match body {
+            Body::Kept(b, lease) => match std::task::ready!(Pin::new(b).poll_frame(cx)) {
+                None => {
+                    if let Some(lease) = lease.take() {
+                        lease.release();
+                    }
+                    return Poll::Ready(Ok(None));
+                }
+                Some(Err(e)) => {
+                    return Poll::Ready(Err(TransportError::from_source(Failure::Body, &e)));
+                }
+                Some(Ok(f)) => f,
+            },
             Body::Direct(b) => match std::task::ready!(Pin::new(b).poll_frame(cx)) {
                 None => return Poll::Ready(Ok(None)),
                 Some(Err(e)) => {
