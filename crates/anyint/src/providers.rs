@@ -116,7 +116,7 @@ impl Provider {
         let chat_host = chat_url
             .as_ref()
             .filter(|u| u.scheme() == Some(&::http::uri::Scheme::HTTP))
-            .and_then(host_header);
+            .and_then(http::client::host_header);
         let credentials = config
             .api_keys
             .iter()
@@ -362,43 +362,4 @@ pub struct ForwardHeaders {
     pub anthropic_version: Option<String>,
     /// The client's `anthropic-beta` list.
     pub anthropic_beta: Option<String>,
-}
-
-/// The `Host` header an HTTP/1 client writes for `uri`: its host, and its port unless that is
-/// the scheme's default (as hyper's pooled client writes it).
-pub(crate) fn host_header(uri: &::http::Uri) -> Option<::http::HeaderValue> {
-    let host = uri.host()?;
-    let default = match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    };
-    let text = match uri.port_u16() {
-        Some(port) if port != default => format!("{host}:{port}"),
-        _ => host.to_owned(),
-    };
-    ::http::HeaderValue::try_from(text).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_header;
-
-    #[test]
-    fn host_header_is_what_an_http1_client_writes() {
-        let cases = [
-            (
-                "http://127.0.0.1:8080/v1/chat/completions",
-                "127.0.0.1:8080",
-            ),
-            ("http://up.internal/v1/chat/completions", "up.internal"),
-            ("http://up.internal:80/v1", "up.internal"),
-            ("http://[::1]:9000/v1", "[::1]:9000"),
-            ("https://api.example.com:443/v1", "api.example.com"),
-            ("https://api.example.com:8443/v1", "api.example.com:8443"),
-        ];
-        for (url, want) in cases {
-            let uri: ::http::Uri = url.parse().unwrap();
-            assert_eq!(host_header(&uri).unwrap(), want, "{url}");
-        }
-    }
 }

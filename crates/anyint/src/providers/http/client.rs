@@ -625,6 +625,21 @@ impl std::fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
+/// The `Host` header an HTTP/1 client writes for `uri`: its host, and its port unless that is
+/// the scheme's default (as hyper's pooled client writes it).
+pub fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let default = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let text = match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::try_from(text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,5 +678,24 @@ mod tests {
             .unwrap();
         assert_eq!(e.failure(), Failure::Request);
         assert_eq!(e.to_string(), "request failed: invalid header");
+    }
+
+    #[test]
+    fn host_header_is_what_an_http1_client_writes() {
+        let cases = [
+            (
+                "http://127.0.0.1:8080/v1/chat/completions",
+                "127.0.0.1:8080",
+            ),
+            ("http://up.internal/v1/chat/completions", "up.internal"),
+            ("http://up.internal:80/v1", "up.internal"),
+            ("http://[::1]:9000/v1", "[::1]:9000"),
+            ("https://api.example.com:443/v1", "api.example.com"),
+            ("https://api.example.com:8443/v1", "api.example.com:8443"),
+        ];
+        for (url, want) in cases {
+            let uri: Uri = url.parse().unwrap();
+            assert_eq!(host_header(&uri).unwrap(), want, "{url}");
+        }
     }
 }

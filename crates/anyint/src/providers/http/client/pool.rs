@@ -72,7 +72,7 @@ impl Pool {
         let authority = base.authority()?.clone();
         Some(Self {
             scheme: Scheme::HTTP,
-            host: crate::providers::host_header(base),
+            host: super::host_header(base),
             authority,
             connector,
             idle: Mutex::new(Vec::new()),
