@@ -314,14 +314,6 @@ mod tests {
         }
     }
 
-    fn client_for(url: &Uri) -> super::super::Client {
-        let text = format!(
-            "[[providers]]\nname = \"up\"\nkind = \"openai\"\nbase_url = \"{url}\"\napi_key = \"k\"\n"
-        );
-        let config = crate::config::Config::parse(&text, "t.toml", &|_| None).unwrap();
-        super::super::Client::new(&config.providers[0]).unwrap()
-    }
-
     fn pool_for(url: &Uri, max_idle: usize, idle_timeout: Duration) -> Arc<Pool> {
         Arc::new(Pool::for_origin(url, HttpConnector::new(), max_idle, idle_timeout).unwrap())
     }
@@ -343,7 +335,7 @@ mod tests {
     #[tokio::test]
     async fn calls_read_to_the_end_share_one_connection_and_an_unread_answer_drops_its_own() {
         let o = origin().await;
-        let client = client_for(&o.url);
+        let client = super::super::tests::client_for(&o.url.to_string());
         for _ in 0..5 {
             let resp = client
                 .post(o.url.clone())
