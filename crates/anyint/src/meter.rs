@@ -659,6 +659,33 @@ mod tests {
             .unwrap()
     }
 
+    /// A usage tap on an OpenAI stream for `request_id`, metered by `meter`, started now.
+    fn openai_tap(meter: &Meter, request_id: &str) -> tap::UsageTap {
+        tap::UsageTap::new(
+            anyint_wire::translate::Kind::OpenAi,
+            (
+                meter.clone(),
+                row(request_id, 0),
+                tokio::time::Instant::now(),
+            ),
+        )
+    }
+
+    /// The lines of every journal segment in `dir` that name `request_id`.
+    fn journal_lines(dir: &std::path::Path, request_id: &str) -> Vec<String> {
+        let needle = format!("\"{request_id}\"");
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .flat_map(|text| {
+                text.lines()
+                    .filter(|l| l.contains(&needle))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Rotation under way, with the journal's queue overflowing: every row is written once,
     /// old segments removed, and a stream in flight keeps its provisional row across segments,
     /// so a crash after many rotations still bills it.
@@ -729,20 +756,8 @@ mod tests {
         let jdir = dir.path().join("journal");
         let journal = Journal::open(&jdir, "inst_a", crate::config::Fsync::Never).unwrap();
         let (meter, task) = spawn_meter(store.clone(), Some(journal));
-        let tap = |id: &str| {
-            tap::UsageTap::new(
-                anyint_wire::translate::Kind::OpenAi,
-                (meter.clone(), row(id, 0), tokio::time::Instant::now()),
-            )
-        };
-        let lines = |id: &str| {
-            let needle = format!("\"{id}\"");
-            std::fs::read_dir(&jdir)
-                .unwrap()
-                .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                .map(|text| text.lines().filter(|l| l.contains(&needle)).count())
-                .sum::<usize>()
-        };
+        let tap = |id: &str| openai_tap(&meter, id);
+        let lines = |id: &str| journal_lines(&jdir, id).len();
 
         let mut waiting = tap("req_wait");
         assert_eq!(
@@ -807,21 +822,14 @@ mod tests {
         tokio::time::pause();
         // The provisional lines of `id` in the journal, as the completion tokens each bills.
         let billed = |id: &str| {
-            let needle = format!("\"{id}\"");
-            let mut lines: Vec<(i64, bool)> = std::fs::read_dir(&jdir)
-                .unwrap()
-                .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                .flat_map(|text| {
-                    text.lines()
-                        .filter(|l| l.contains(&needle))
-                        .map(|l| {
-                            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                            (
-                                v["row"]["completion_tokens"].as_i64().unwrap(),
-                                v["final"].as_bool().unwrap(),
-                            )
-                        })
-                        .collect::<Vec<_>>()
+            let mut lines: Vec<(i64, bool)> = journal_lines(&jdir, id)
+                .iter()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    (
+                        v["row"]["completion_tokens"].as_i64().unwrap(),
+                        v["final"].as_bool().unwrap(),
+                    )
                 })
                 .collect();
             lines.sort_unstable();
@@ -835,13 +843,7 @@ mod tests {
             tap.checkpoint();
         };
 
-        let stream = |id: &str| {
-            let tap = tap::UsageTap::new(
-                anyint_wire::translate::Kind::OpenAi,
-                (meter.clone(), row(id, 0), tokio::time::Instant::now()),
-            );
-            (tap, anyint_wire::sse::SseSplitter::new())
-        };
+        let stream = |id: &str| (openai_tap(&meter, id), anyint_wire::sse::SseSplitter::new());
 
         // Paced: 100 content events 30 ms apart, 3 s of streaming.
         let (mut paced, mut splitter) = stream("req_paced");
@@ -885,14 +887,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(dir.path()).await;
         let (meter, _task) = spawn_meter(store.clone(), None);
-        let mut tap = tap::UsageTap::new(
-            anyint_wire::translate::Kind::OpenAi,
-            (
-                meter.clone(),
-                row("req_cut", 0),
-                tokio::time::Instant::now(),
-            ),
-        );
+        let mut tap = openai_tap(&meter, "req_cut");
         let mut splitter = anyint_wire::sse::SseSplitter::new();
         let chunk = |delta: &str, finish: &str| {
             format!(
