@@ -199,7 +199,11 @@ fn rate_headers(
 fn go_duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
-        return format!("{ms}ms");
+        // Most answers' reset is under a second: written without `format!`'s machinery.
+        let mut s = String::with_capacity(5);
+        s.push_str(itoa::Buffer::new().format(ms));
+        s.push_str("ms");
+        return s;
     }
     let minutes = ms / 60_000;
     let (whole, frac) = (ms % 60_000 / 1000, ms % 1000);
@@ -220,14 +224,17 @@ fn go_duration(d: std::time::Duration) -> String {
 /// The key presented in any family's header: `Authorization: Bearer`, `x-api-key` or
 /// `x-goog-api-key`. A route accepts any of them when it carries a valid key.
 pub fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
-    let get = |name: &str| {
+    // Looked up by `HeaderName`, not `&str`: a string name is parsed and checked on each lookup.
+    static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+    static X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+    let get = |name: &HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let bearer = get("authorization").map(|auth| {
+    let bearer = get(&http::header::AUTHORIZATION).map(|auth| {
         auth.strip_prefix("Bearer ")
             .or_else(|| auth.strip_prefix("bearer "))
             .unwrap_or(auth)
@@ -237,8 +244,8 @@ pub fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Opti
     // send both `Authorization` and `x-api-key`); otherwise the first one present.
     let candidates = [
         bearer,
-        get("x-api-key"),
-        get("x-goog-api-key"),
+        get(&X_API_KEY),
+        get(&X_GOOG_API_KEY),
         query.and_then(key_from_query),
     ];
     candidates
