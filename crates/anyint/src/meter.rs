@@ -287,7 +287,7 @@ fn take_rows(
     rows: impl IntoIterator<Item = UsageRecord>,
     batch: &mut Vec<UsageRecord>,
 ) {
-    // Sized once: a batch of hundreds of rows (about 200 bytes each) grown by doubling copied
+    // Sized once: a batch of hundreds of rows (about 300 bytes each) grown by doubling copied
     // each row several times over.
     let rows = rows.into_iter();
     batch.reserve(rows.size_hint().0);
@@ -295,6 +295,24 @@ fn take_rows(
         live.remove(&r.request_id);
         batch.push(r);
     }
+}
+
+/// [`take_rows`] for a whole queue: into an empty batch the queue itself is moved, not each
+/// of its rows.
+fn take_queue(
+    live: &mut HashMap<String, Vec<u8>>,
+    rows: Vec<UsageRecord>,
+    batch: &mut Vec<UsageRecord>,
+) {
+    if !batch.is_empty() {
+        return take_rows(live, rows, batch);
+    }
+    if !live.is_empty() {
+        for r in &rows {
+            live.remove(&r.request_id);
+        }
+    }
+    *batch = rows;
 }
 
 impl Writer {
@@ -416,7 +434,7 @@ impl Writer {
     fn take_pending(&mut self, pending: Pending, batch: &mut Vec<UsageRecord>) {
         self.segment_len = pending.segment_len;
         self.live.extend(pending.progress);
-        take_rows(&mut self.live, pending.rows, batch);
+        take_queue(&mut self.live, pending.rows, batch);
         self.spilled = pending.spilled;
     }
 
@@ -452,7 +470,7 @@ impl Writer {
             .lock()
             .map(|mut m| std::mem::take(&mut *m))
             .unwrap_or_default();
-        take_rows(&mut self.live, rows, batch);
+        take_queue(&mut self.live, rows, batch);
     }
 
     /// Starts a new segment once the open one is large and its rows are written: the streams
@@ -553,11 +571,17 @@ async fn upkeep(store: Arc<dyn Store>, retention_days: Option<u32>) {
 async fn write_with_retry(store: &dyn Store, batch: &mut Vec<UsageRecord>, chunk: usize) {
     let mut backoff = Duration::from_millis(50);
     let mut failures = 0u32;
-    while !batch.is_empty() {
-        let n = batch.len().min(chunk.max(1));
-        match store.insert_usage(batch.get(..n).unwrap_or_default()).await {
+    // Rows before `done` are written. They are dropped together at the end: draining each
+    // chunk as it landed moved the rest of a batch of thousands of rows every time.
+    let mut done = 0;
+    while done < batch.len() {
+        let n = (batch.len() - done).min(chunk.max(1));
+        match store
+            .insert_usage(batch.get(done..done + n).unwrap_or_default())
+            .await
+        {
             Ok(()) => {
-                batch.drain(..n);
+                done += n;
                 backoff = Duration::from_millis(50);
                 failures = 0;
                 crate::telemetry::store_answered();
@@ -566,18 +590,21 @@ async fn write_with_retry(store: &dyn Store, batch: &mut Vec<UsageRecord>, chunk
                 metrics::counter!(crate::telemetry::METRIC_METER_WRITE_ERRORS).increment(1);
                 failures += 1;
                 if failures >= 3 && store.ping().await.is_ok() {
+                    batch.drain(..done);
+                    done = 0;
                     isolate(store, batch, n).await;
                     failures = 0;
                     continue;
                 }
                 // An outage is logged once; the pending count is in each retry's debug line.
-                tracing::debug!(pending = batch.len(), "usage write failed; retrying");
+                tracing::debug!(pending = batch.len() - done, "usage write failed; retrying");
                 crate::telemetry::store_failed("usage write", &e);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
+    batch.clear();
 }
 
 /// Writes the first `n` rows one at a time; rows the store refuses are logged and dropped.
