@@ -305,13 +305,26 @@ pub enum Piece<'a> {
 
 /// `s` as a JSON string literal, e.g. for a field override in [`RawObject::encode_with`].
 pub fn json_string(s: &str) -> String {
+    if !scan::needs_escape(s) {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return out;
+    }
     let mut out = Vec::with_capacity(s.len() + 2);
     write_json_string(&mut out, s);
     String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Appends `s` as a JSON string literal.
-fn write_json_string(out: &mut Vec<u8>, s: &str) {
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    if !scan::needs_escape(s) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json escapes exactly as JSON requires; writing into a Vec cannot fail.
     if serde_json::to_writer(&mut *out, s).is_err() {
         out.extend_from_slice(b"\"\"");

@@ -160,6 +160,29 @@ pub fn plain_string(raw: &str) -> Option<&str> {
     (!inner.contains(['\\', '"'])).then_some(inner)
 }
 
+/// Whether the text `s` has a byte that a JSON string literal must escape: a quote, a
+/// backslash or a control byte. Sixteen bytes per compare: the IDs and names the gateway
+/// writes into every request's journal line and upstream body need none, and serde's writer
+/// looks each byte up in a table.
+pub fn needs_escape(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    loop {
+        match first_special_of_16(b, i) {
+            Sixteen::Plain => i += 16,
+            Sixteen::At(..) => return true,
+            Sixteen::Short => break,
+        }
+    }
+    // The last few bytes, padded with spaces to sixteen.
+    let mut tail = [b' '; 16];
+    let rest = b.get(i..).unwrap_or_default();
+    if let Some(head) = tail.get_mut(..rest.len()) {
+        head.copy_from_slice(rest);
+    }
+    first_special_of_16(&tail, 0) != Sixteen::Plain
+}
+
 /// At a field's opening quote `i`: its key, whether the key holds escapes, and where its
 /// value starts (after the colon).
 fn field_key(text: &str, i: usize) -> Option<(&str, bool, usize)> {
@@ -839,6 +862,23 @@ mod tests {
         let bad = r#"{"messages":[{"role":"user","content":"a\x"}]}"#;
         assert!(object_fields_reading(bad.as_bytes(), Some(("messages", ["role"]))).is_none());
         assert!(object_fields(bad.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn needs_escape_agrees_with_serde() {
+        for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 40] {
+            for at in [None, Some(0), Some(len / 2), Some(len.saturating_sub(1))] {
+                for bad in ['"', '\\', '\u{1}', '\n', '\u{1f}', ' ', '\u{7f}', 'é'] {
+                    let mut text: Vec<char> = "abcdefghij".chars().cycle().take(len).collect();
+                    if let Some(at) = at.filter(|_| len > 0) {
+                        text[at] = bad;
+                    }
+                    let text: String = text.into_iter().collect();
+                    let plain = serde_json::to_string(&text).unwrap() == format!("\"{text}\"");
+                    assert_eq!(needs_escape(&text), !plain, "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

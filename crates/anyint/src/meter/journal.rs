@@ -45,8 +45,7 @@ const PREFIX: &str = "usage-";
 fn write_entry(out: &mut Vec<u8>, is_final: bool, r: &UsageRecord) {
     fn text(out: &mut Vec<u8>, key: &str, value: &str) {
         out.extend_from_slice(key.as_bytes());
-        // Escapes as JSON requires; writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, value);
+        anyint_wire::json::write_json_string(out, value);
     }
     fn int(out: &mut Vec<u8>, key: &str, value: i64) {
         out.extend_from_slice(key.as_bytes());
