@@ -118,8 +118,9 @@ fn has_field_starting(data: &str, key: &memchr::memmem::Finder<'_>, first: char)
     let mut rest = data;
     while let Some(pos) = key.find(rest.as_bytes()) {
         rest = rest.get(pos + key.needle().len()..).unwrap_or("");
-        if let Some(after) = rest.trim_start().strip_prefix(':')
-            && after.trim_start().starts_with(first)
+        // JSON's whitespace is ASCII: `trim_start` would decode characters for Unicode's.
+        if let Some(after) = rest.trim_ascii_start().strip_prefix(':')
+            && after.trim_ascii_start().starts_with(first)
         {
             return true;
         }

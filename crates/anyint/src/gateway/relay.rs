@@ -227,7 +227,9 @@ impl Relay {
         match &mut self.stage {
             Stage::Forward => Ok(whole(&frames)),
             Stage::StripUsage => {
-                let mut out = Vec::new();
+                // Sized once: everything but one usage event goes out, and growing by doubling
+                // copied a chunk of twenty events several times over.
+                let mut out = Vec::with_capacity(chunk.len());
                 for (f, r) in frames.iter().zip(&reports) {
                     if !r.usage_only {
                         out.extend_from_slice(&f.raw);
@@ -236,7 +238,7 @@ impl Relay {
                 Ok(Bytes::from(out))
             }
             Stage::JsonArray => {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(chunk.len() + 2);
                 for f in &frames {
                     if !f.data.trim().is_empty() {
                         out.extend_from_slice(if self.written || !out.is_empty() {
