@@ -40,8 +40,11 @@ impl SseSplitter {
         self.buf.extend_from_slice(chunk);
         let mut frames = Vec::new();
         let mut from = self.scanned;
-        while let Some(end) = find_event_end(&self.buf, from) {
-            frames.push(decode_frame(self.buf.split_to(end).freeze()));
+        while let Some((end, first_line)) = find_event_end(&self.buf, from) {
+            // Lines before `scanned` were looked at in an earlier call: whether the event is one
+            // line is known only when the search began at its start.
+            let one_line = first_line && from == 0;
+            frames.push(decode_frame(self.buf.split_to(end).freeze(), one_line));
             from = 0;
         }
         self.scanned = self.buf.len().saturating_sub(3);
@@ -58,8 +61,8 @@ impl SseSplitter {
         // hundred bytes): a list grown from empty reallocated four times for twenty events.
         let mut frames = Vec::with_capacity(chunk.len() / 100 + 1);
         let mut start = 0;
-        while let Some(end) = find_event_end(chunk, start) {
-            frames.push(decode_frame(chunk.slice(start..end)));
+        while let Some((end, one_line)) = find_event_end(chunk, start) {
+            frames.push(decode_frame(chunk.slice(start..end), one_line));
             start = end;
         }
         self.buf
@@ -80,14 +83,16 @@ impl SseSplitter {
             self.buf.clear();
             return None;
         }
-        Some(decode_frame(std::mem::take(&mut self.buf).freeze()))
+        Some(decode_frame(std::mem::take(&mut self.buf).freeze(), false))
     }
 }
 
 /// The index just past the first blank line (`\n\n`, `\r\n\r\n`, `\r\r`, mixed) at or after
-/// `from`.
-fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
+/// `from`, and whether the first line end after `from` was the blank line's (so that, searched
+/// from an event's start, the event is one line).
+fn find_event_end(buf: &[u8], from: usize) -> Option<(usize, bool)> {
     let mut i = from;
+    let mut first = true;
     loop {
         // Line ends are far apart (an event's JSON): jump to the next one.
         i += memchr::memchr2(b'\n', b'\r', buf.get(i..)?)?;
@@ -99,10 +104,15 @@ fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
             _ => return None,
         };
         match buf.get(line_end) {
-            Some(b'\n') => return Some(line_end + 1),
-            Some(b'\r') if buf.get(line_end + 1) == Some(&b'\n') => return Some(line_end + 2),
-            Some(b'\r') if line_end + 1 < buf.len() => return Some(line_end + 1),
-            _ => i = line_end,
+            Some(b'\n') => return Some((line_end + 1, first)),
+            Some(b'\r') if buf.get(line_end + 1) == Some(&b'\n') => {
+                return Some((line_end + 2, first));
+            }
+            Some(b'\r') if line_end + 1 < buf.len() => return Some((line_end + 1, first)),
+            _ => {
+                i = line_end;
+                first = false;
+            }
         }
     }
 }
@@ -127,8 +137,9 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-fn decode_frame(raw: Bytes) -> Frame {
-    if let Some(data) = single_data_line(&raw) {
+/// `one_line` says the splitter saw no line end in `raw` before its blank line.
+fn decode_frame(raw: Bytes, one_line: bool) -> Frame {
+    if let Some(data) = single_data_line(&raw, one_line) {
         return Frame {
             raw,
             event: None,
@@ -141,11 +152,18 @@ fn decode_frame(raw: Bytes) -> Frame {
 /// The data of an event that is one `data:` line ended by `\n\n`, the shape OpenAI-compatible
 /// servers write every chunk in: read without splitting lines and fields (which took two
 /// searches for line ends and one for the colon, about 400 instructions an event). `None` for
-/// any other shape (and for text that is not UTF-8), which [`decode_lines`] reads.
-fn single_data_line(raw: &[u8]) -> Option<String> {
+/// any other shape (and for text that is not UTF-8), which [`decode_lines`] reads. When
+/// `one_line`, the only line end before the blank line can be a `\r` just before it (`\r\n\n`),
+/// and the value is not searched again.
+fn single_data_line(raw: &[u8], one_line: bool) -> Option<String> {
     let value = raw.strip_suffix(b"\n\n")?.strip_prefix(b"data:")?;
     let value = value.strip_prefix(b" ").unwrap_or(value);
-    if memchr::memchr2(b'\n', b'\r', value).is_some() {
+    let breaks = if one_line {
+        value.last() == Some(&b'\r')
+    } else {
+        memchr::memchr2(b'\n', b'\r', value).is_some()
+    };
+    if breaks {
         return None;
     }
     simdutf8::basic::from_utf8(value).ok().map(str::to_owned)
@@ -213,6 +231,7 @@ mod tests {
             // Other shapes go to the line splitter.
             b"data: bad \xff utf-8\n\n",
             b"data: x\r\n\r\n",
+            b"data: x\r\n\n",
             b"data: x\rdata: y\n\n",
             b"data: x\ndata: y\n\n",
             b"event: ping\ndata: x\n\n",
@@ -221,13 +240,22 @@ mod tests {
             b"id: 1\n\n",
         ] {
             let raw = Bytes::copy_from_slice(raw);
-            let fast = decode_frame(raw.clone());
-            let slow = decode_lines(raw);
+            let fast = decode_frame(raw.clone(), false);
+            let slow = decode_lines(raw.clone());
             assert_eq!(
                 (&fast.event, &fast.data),
                 (&slow.event, &slow.data),
                 "{:?}",
                 slow.raw
+            );
+            // And as the splitter reads it, told whether the event is one line.
+            let (end, one_line) = find_event_end(&raw, 0).unwrap();
+            assert_eq!(end, raw.len(), "{raw:?}");
+            let split = decode_frame(raw.clone(), one_line);
+            assert_eq!(
+                (&split.event, &split.data),
+                (&slow.event, &slow.data),
+                "{raw:?}"
             );
         }
     }

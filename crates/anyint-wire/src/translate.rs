@@ -58,7 +58,7 @@ impl Kind {
     pub fn report(self, frame: &Frame) -> FrameReport {
         // Any kind's upstream may write an error either way (OpenAI-compatible servers too).
         let error = frame.event.as_deref() == Some("error")
-            || frame.data.trim_start().starts_with("{\"error\"");
+            || frame.data.trim_ascii_start().starts_with("{\"error\"");
         let mut report = FrameReport {
             error,
             ..FrameReport::default()
