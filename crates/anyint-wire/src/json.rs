@@ -312,9 +312,8 @@ pub fn json_string(s: &str) -> String {
         out.push('"');
         return out;
     }
-    let mut out = Vec::with_capacity(s.len() + 2);
-    write_json_string(&mut out, s);
-    String::from_utf8_lossy(&out).into_owned()
+    // serde_json escapes exactly as JSON requires, and a `&str` cannot fail to serialize.
+    serde_json::to_string(s).unwrap_or_else(|_| String::from("\"\""))
 }
 
 /// Appends `s` as a JSON string literal.
