@@ -22,12 +22,77 @@ pub mod responses;
 use std::marker::PhantomData;
 
 use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::error::{BodyStalled, Error, ErrorKind};
 pub use crate::family::Family;
 use crate::gateway::RequestLog;
+use crate::state::SharedState;
+use crate::telemetry::RequestId;
+
+/// The routes every model request takes: a `POST` to one of these exact paths is served
+/// without the router (`server::dispatch`), whose path match and per-layer boxing cost more
+/// than the key check. Each stays in its family's `routes()` too, which answers the other
+/// methods on the path (405) and serves it in tests that build the router alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotRoute {
+    OpenAiChat,
+    OpenAiEmbeddings,
+    OpenAiResponses,
+    AnthropicMessages,
+}
+
+impl HotRoute {
+    /// Every hot route.
+    pub const ALL: [Self; 4] = [
+        Self::OpenAiChat,
+        Self::OpenAiEmbeddings,
+        Self::OpenAiResponses,
+        Self::AnthropicMessages,
+    ];
+
+    /// The hot route `method` and `path` name, if any.
+    pub fn find(method: &http::Method, path: &str) -> Option<Self> {
+        if method != http::Method::POST {
+            return None;
+        }
+        Self::ALL.into_iter().find(|r| r.path() == path)
+    }
+
+    /// The route's path, as the router's `MatchedPath` names it in logs and metrics.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::OpenAiChat => "/openai/v1/chat/completions",
+            Self::OpenAiEmbeddings => "/openai/v1/embeddings",
+            Self::OpenAiResponses => "/openai/v1/responses",
+            Self::AnthropicMessages => "/anthropic/v1/messages",
+        }
+    }
+
+    /// Serves `req` with the route's handler, as the router would. Each handler's future is
+    /// boxed on its own (several KB each): one future holding any of them was the size of
+    /// their sum, not of the largest.
+    pub async fn serve(self, state: SharedState, id: RequestId, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let (state, id, headers) = (State(state), Extension(id), parts.headers);
+        match self {
+            Self::OpenAiChat => Box::pin(openai::chat_completions(state, id, headers, body))
+                .await
+                .into_response(),
+            Self::OpenAiEmbeddings => Box::pin(openai::embeddings(state, id, headers, body))
+                .await
+                .into_response(),
+            Self::OpenAiResponses => Box::pin(responses::create(state, id, headers, body))
+                .await
+                .into_response(),
+            Self::AnthropicMessages => Box::pin(anthropic::messages(state, id, headers, body))
+                .await
+                .into_response(),
+        }
+    }
+}
 
 /// A family's error envelope. Implemented by each family's zero-sized marker type, which
 /// supplies the JSON body; status and headers are the same for every family.

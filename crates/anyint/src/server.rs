@@ -6,6 +6,7 @@
 //! meter replays stopped instances' journals before spend is loaded and before serving.
 
 mod conn;
+mod dispatch;
 mod observe;
 pub mod tls;
 mod workers;
@@ -362,7 +363,7 @@ pub async fn start_with_store(
     });
 
     let outbox = crate::tasks::outbox::Outbox::new(&config.tasks)?;
-    let app = router(state.clone());
+    let app = dispatch::App::new(router(state.clone()), state.clone());
     let cap = conn::effective_cap(&config.server, conn::raise_fd_limit());
     let (balance, handoffs) = conn::Balance::new(config.server.workers);
     let serving = workers::Serving {

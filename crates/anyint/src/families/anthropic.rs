@@ -219,7 +219,7 @@ fn head<'a>(body: &'a Bytes, version: &str, headers: &HeaderMap) -> Result<Inbou
     })
 }
 
-async fn messages(
+pub(super) async fn messages(
     State(state): State<SharedState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,

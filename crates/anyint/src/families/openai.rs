@@ -138,7 +138,7 @@ async fn begin(
     Ok((call, body))
 }
 
-async fn chat_completions(
+pub(super) async fn chat_completions(
     State(state): State<SharedState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
@@ -163,7 +163,7 @@ async fn chat_completions(
 
 /// `POST /openai/v1/embeddings`: `input` as a string, strings, or token arrays; answered with
 /// floats or base64 (`encoding_format`), `usage` always present.
-async fn embeddings(
+pub(super) async fn embeddings(
     State(state): State<SharedState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,

@@ -70,7 +70,7 @@ fn checked_id(id: &str) -> Result<&str, Error> {
 }
 
 /// `POST /openai/v1/responses`: one response, for any configured chat model.
-async fn create(
+pub(super) async fn create(
     State(state): State<SharedState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,

@@ -435,19 +435,22 @@ impl Connected<IncomingStream<'_, CappedListener>> for Peer {
     }
 }
 
-/// Around `inner` (the outermost step of the edge middleware): marks the request in flight on
-/// its connection until its response body is done, and fails a request body that stalls
+/// The connection a request came on, as the router's path hands it over (an extension).
+pub(crate) fn peer_of(req: &Request) -> Option<Peer> {
+    req.extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.clone())
+}
+
+/// Around `inner` (the outermost step of the edge): marks the request in flight on `peer`,
+/// its connection, until its response body is done, and fails a request body that stalls
 /// longer than `body_read_timeout`.
-pub(crate) async fn track<F, Fut>(req: Request, inner: F) -> Response
+pub(crate) async fn track<F, Fut>(req: Request, peer: Option<Peer>, inner: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
-    let Some(peer) = req
-        .extensions()
-        .get::<ConnectInfo<Peer>>()
-        .map(|c| c.0.clone())
-    else {
+    let Some(peer) = peer else {
         return inner(req).await;
     };
     let guard = peer.clock.begin();

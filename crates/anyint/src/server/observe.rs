@@ -5,13 +5,17 @@
 //! which is what keeps keys and prompts out of the logs. Paths are logged without their query
 //! string.
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use std::net::IpAddr;
+
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use super::conn::Peer;
 use crate::error::{Error, Fault};
+use crate::families::HotRoute;
 use crate::gateway::RequestLog;
 use crate::state::SharedState;
 use crate::telemetry::{self, REQUEST_ID_HEADER, REQUEST_ID_HEADER_ANTHROPIC, RequestId};
@@ -45,44 +49,75 @@ fn id_suffix() -> u64 {
     z ^ (z >> 31)
 }
 
-/// The one middleware every request passes (one layer, not three: each `from_fn` layer
-/// boxes a service and a future per request), outermost first: the connection's in-flight
-/// mark and body-stall timer ([`super::conn::track`]), then request ID, access log and
-/// metrics, then the refusal of a path that is not UTF-8 once decoded.
+/// The one middleware every request the router serves passes (one layer, not three: each
+/// `from_fn` layer boxes a service and a future per request): [`around`], with the route the
+/// router matched and the request ID and peer address handed on as request extensions, after
+/// the refusal of a path that is not UTF-8 once decoded.
 pub(crate) async fn edge(State(state): State<SharedState>, req: Request, next: Next) -> Response {
-    super::conn::track(req, |req| {
-        observe(state, req, |req: Request| async move {
-            match crate::families::refuse_undecodable_path(req.uri().path()) {
-                Some(refused) => refused,
-                None => next.run(req).await,
-            }
-        })
+    let peer = super::conn::peer_of(&req);
+    // The matched path is shared (an `Arc`), not copied.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    around(state, req, peer, route, |mut req, id, ip| async move {
+        if let Some(refused) = crate::families::refuse_undecodable_path(req.uri().path()) {
+            return refused;
+        }
+        req.extensions_mut().insert(id);
+        req.extensions_mut().insert(telemetry::PeerIp(ip));
+        next.run(req).await
     })
     .await
 }
 
-/// Request ID, access log, metrics, around `inner`.
-async fn observe<F, Fut>(state: SharedState, mut req: Request, inner: F) -> Response
+/// The edge around a hot route (`super::dispatch`): the same steps as [`edge`], the route named
+/// by `hot` and the request ID handed straight to its handler.
+pub(crate) async fn hot(state: SharedState, req: Request, peer: Peer, hot: HotRoute) -> Response {
+    let handler_state = state.clone();
+    around(state, req, Some(peer), hot.path(), move |req, id, _| {
+        hot.serve(handler_state, id, req)
+    })
+    .await
+}
+
+/// Around `inner`, outermost first: the connection's in-flight mark and body-stall timer
+/// ([`super::conn::track`]), then request ID, access log and metrics ([`observe`]).
+async fn around<F, Fut>(
+    state: SharedState,
+    req: Request,
+    peer: Option<Peer>,
+    route: &str,
+    inner: F,
+) -> Response
 where
-    F: FnOnce(Request) -> Fut,
+    F: FnOnce(Request, RequestId, IpAddr) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let ip = peer
+        .as_ref()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |p| p.addr.ip());
+    super::conn::track(req, peer, |req| observe(state, req, ip, route, inner)).await
+}
+
+/// Request ID, access log, metrics, around `inner`, which gets the request's ID and its
+/// peer's address.
+async fn observe<F, Fut>(
+    state: SharedState,
+    req: Request,
+    peer: IpAddr,
+    route: &str,
+    inner: F,
+) -> Response
+where
+    F: FnOnce(Request, RequestId, IpAddr) -> Fut,
     Fut: Future<Output = Response>,
 {
     let started = Instant::now();
     let id = new_request_id();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<super::conn::Peer>>()
-        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.addr.ip());
     let client =
         crate::policy::access::client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
-
-    // The matched path is shared (an `Arc`), not copied.
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
-    req.extensions_mut().insert(RequestId(id.clone()));
-    req.extensions_mut().insert(telemetry::PeerIp(peer));
-    let mut resp = telemetry::scope(client, id.clone(), inner(req)).await;
+    let mut resp =
+        telemetry::scope(client, id.clone(), inner(req, RequestId(id.clone()), peer)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         // `request-id` is the name the Anthropic SDK reads.
         resp.headers_mut()

@@ -21,7 +21,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
@@ -38,7 +37,7 @@ pub(crate) struct Workers {
 /// What every worker serves with.
 #[derive(Clone)]
 pub(crate) struct Serving {
-    pub(crate) app: Router,
+    pub(crate) app: super::dispatch::App,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) timeouts: conn::Timeouts,
     pub(crate) tls: Option<TlsAcceptor>,
@@ -155,13 +154,7 @@ impl Worker {
                 index - 1,
                 handed,
             );
-            let serve = axum::serve(
-                listener,
-                serving
-                    .app
-                    .into_make_service_with_connect_info::<conn::Peer>(),
-            )
-            .with_graceful_shutdown(async move {
+            let serve = axum::serve(listener, serving.app).with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             });
             if let Err(e) = serve.await {

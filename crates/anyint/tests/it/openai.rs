@@ -664,6 +664,48 @@ async fn unknown_route_and_health_endpoints() {
     assert!(metrics.contains("anyint_request_duration_seconds_bucket"));
 }
 
+/// The hot routes, served without the router, answer as the routes around them do: each in
+/// its family's envelope with both request-ID headers; another method on the path gets the
+/// router's 405, and a path one slash longer its 404.
+#[tokio::test]
+async fn hot_routes_answer_as_routed_ones_do() {
+    use anyint::families::HotRoute;
+    let t = TestGateway::start().await;
+    for path in HotRoute::ALL.map(HotRoute::path) {
+        assert_eq!(
+            HotRoute::find(&http::Method::POST, path).map(HotRoute::path),
+            Some(path)
+        );
+        let resp = t
+            .http
+            .post(t.url(path))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{path}");
+        let rid = request_id(&resp);
+        assert_eq!(resp.headers()["request-id"], rid.as_str(), "{path}");
+        let v: Value = resp.json().await.unwrap();
+        assert!(v["error"]["message"].as_str().is_some(), "{path}: {v}");
+        assert_eq!(
+            v["type"] == "error",
+            path.starts_with("/anthropic/"),
+            "{path}: {v}"
+        );
+
+        let resp = t.http.put(t.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 405, "{path}");
+        assert!(resp.headers().contains_key("x-request-id"), "{path}");
+        let resp = t.post(&format!("{path}/")).json(&json!({})).send().await;
+        assert_eq!(resp.unwrap().status(), 404, "{path}/");
+    }
+    assert_eq!(
+        HotRoute::find(&http::Method::GET, HotRoute::OpenAiChat.path()),
+        None
+    );
+}
+
 #[tokio::test]
 async fn shutdown_drains_and_flushes_usage() {
     let t = TestGateway::start().await;
