@@ -295,10 +295,16 @@ impl Provider {
         let name = &self.config.name;
         // Non-streamed completions send their first byte only when generation is done, so for
         // them this limit bounds the whole generation (documented with `ttfb_timeout_ms`).
-        let resp = match tokio::time::timeout(limits.ttfb, self.send(req)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(http::ttfb_timeout(name)),
-        };
+        // One timer bounds the head: the client is told not to set its own.
+        let now = tokio::time::Instant::now();
+        let head_by = now
+            .checked_add(limits.ttfb)
+            .unwrap_or_else(|| now + std::time::Duration::from_secs(30 * 365 * 86_400));
+        let resp =
+            match tokio::time::timeout_at(head_by, self.send(req.head_bounded_by(head_by))).await {
+                Ok(r) => r?,
+                Err(_) => return Err(http::ttfb_timeout(name)),
+            };
         if !stream {
             let ttfb = started.elapsed();
             return Ok((http::Reply::Body(http::read_body(name, resp).await?), ttfb));

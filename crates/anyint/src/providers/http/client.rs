@@ -119,6 +119,7 @@ impl Client {
             headers,
             body: Payload::default(),
             timeout: None,
+            head_bound: None,
         }
     }
 }
@@ -179,6 +180,8 @@ pub struct Request {
     headers: HeaderMap,
     body: Payload,
     timeout: Option<Duration>,
+    /// A time by which the caller stops waiting for the answer's head itself.
+    head_bound: Option<Instant>,
 }
 
 impl Request {
@@ -216,6 +219,16 @@ impl Request {
         self
     }
 
+    /// The caller gives up waiting for the answer's head at `at` (a time-to-first-byte limit
+    /// with a timer of its own). When that comes no later than this call's [`Self::timeout`],
+    /// the head is awaited without a second timer; the timeout still bounds the body's reads.
+    /// A timer registered and dropped was about a third of the timer work of a call.
+    #[must_use]
+    pub fn head_bounded_by(mut self, at: Instant) -> Self {
+        self.head_bound = Some(at);
+        self
+    }
+
     /// Appends `name=value` pairs to the URL's query, percent-encoded.
     #[must_use]
     pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
@@ -237,6 +250,12 @@ impl Request {
     /// Sends the call; the answer's head is back when this returns.
     pub async fn send(self) -> Result<Response, TransportError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
+        let bounded = self
+            .head_bound
+            .is_some_and(|at| deadline.is_none_or(|d| at <= d));
+        if bounded {
+            return self.send_inner(deadline).await;
+        }
         within(deadline, self.send_inner(deadline)).await
     }
 
@@ -639,6 +658,44 @@ mod tests {
         );
         let config = crate::config::Config::parse(&text, "t.toml", &|_| None).unwrap();
         Client::new(&config.providers[0]).unwrap()
+    }
+
+    /// A head bounded by the caller's earlier (or equal) deadline waits without a timer of
+    /// its own; one bounded later keeps the call's timeout. Time is paused: the timers fire in
+    /// order, whatever the clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_head_bounded_by_the_caller_has_no_timer_of_its_own() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts and never answers.
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let c = client_for(&format!("http://{addr}/v1"));
+        let url = format!("http://{addr}/v1/chat/completions");
+        let second = Duration::from_secs(1);
+
+        // Bounded at the call's own deadline: only the caller's later timer ends the wait.
+        let now = Instant::now();
+        let call = c
+            .post(url.as_str())
+            .timeout(second)
+            .head_bounded_by(now + second);
+        let waited = tokio::time::timeout_at(now + 3 * second, call.send()).await;
+        assert!(waited.is_err(), "the call set a timer of its own");
+
+        // Bounded after the call's deadline: the call's timer ends it, as a timeout.
+        let now = Instant::now();
+        let call = c
+            .post(url.as_str())
+            .timeout(second)
+            .head_bounded_by(now + 3 * second);
+        let waited = tokio::time::timeout_at(now + 5 * second, call.send()).await;
+        let e = waited.expect("the call's own timer ends it").err().unwrap();
+        assert!(e.is_timeout(), "{e:?}");
     }
 
     #[tokio::test]
