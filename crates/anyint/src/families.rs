@@ -35,7 +35,8 @@ use crate::telemetry::RequestId;
 /// The routes every model request takes: a `POST` to one of these exact paths is served
 /// without the router (`server::dispatch`), whose path match and per-layer boxing cost more
 /// than the key check. Each stays in its family's `routes()` too, which answers the other
-/// methods on the path (405) and serves it in tests that build the router alone.
+/// methods on the path (405). Their handlers read nothing from request extensions, which the
+/// router's path would have set (the peer, the matched path).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HotRoute {
     OpenAiChat,
