@@ -275,44 +275,30 @@ struct Writer {
 /// A final entry joins the batch; a provisional one replaces its request's earlier one.
 fn take_entry(live: &mut HashMap<String, Vec<u8>>, e: Entry, batch: &mut Vec<UsageRecord>) {
     if e.is_final {
-        take_rows(live, [e.row], batch);
+        take_rows(live, vec![e.row], batch);
     } else {
         live.insert(e.row.request_id, e.line);
     }
 }
 
-/// Final rows join the batch; their streams are no longer in flight.
+/// Final rows join the batch; their streams are no longer in flight. Into an empty batch the
+/// rows' vector itself is moved: a queue of hundreds of rows (about 300 bytes each) moved row
+/// by row, or into a batch grown by doubling, was copied several times over.
 fn take_rows(
-    live: &mut HashMap<String, Vec<u8>>,
-    rows: impl IntoIterator<Item = UsageRecord>,
-    batch: &mut Vec<UsageRecord>,
-) {
-    // Sized once: a batch of hundreds of rows (about 300 bytes each) grown by doubling copied
-    // each row several times over.
-    let rows = rows.into_iter();
-    batch.reserve(rows.size_hint().0);
-    for r in rows {
-        live.remove(&r.request_id);
-        batch.push(r);
-    }
-}
-
-/// [`take_rows`] for a whole queue: into an empty batch the queue itself is moved, not each
-/// of its rows.
-fn take_queue(
     live: &mut HashMap<String, Vec<u8>>,
     rows: Vec<UsageRecord>,
     batch: &mut Vec<UsageRecord>,
 ) {
-    if !batch.is_empty() {
-        return take_rows(live, rows, batch);
-    }
     if !live.is_empty() {
         for r in &rows {
             live.remove(&r.request_id);
         }
     }
-    *batch = rows;
+    if batch.is_empty() {
+        *batch = rows;
+    } else {
+        batch.extend(rows);
+    }
 }
 
 impl Writer {
@@ -434,7 +420,7 @@ impl Writer {
     fn take_pending(&mut self, pending: Pending, batch: &mut Vec<UsageRecord>) {
         self.segment_len = pending.segment_len;
         self.live.extend(pending.progress);
-        take_queue(&mut self.live, pending.rows, batch);
+        take_rows(&mut self.live, pending.rows, batch);
         self.spilled = pending.spilled;
     }
 
@@ -470,7 +456,7 @@ impl Writer {
             .lock()
             .map(|mut m| std::mem::take(&mut *m))
             .unwrap_or_default();
-        take_queue(&mut self.live, rows, batch);
+        take_rows(&mut self.live, rows, batch);
     }
 
     /// Starts a new segment once the open one is large and its rows are written: the streams
