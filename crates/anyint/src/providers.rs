@@ -296,10 +296,7 @@ impl Provider {
         // Non-streamed completions send their first byte only when generation is done, so for
         // them this limit bounds the whole generation (documented with `ttfb_timeout_ms`).
         // One timer bounds the head: the client is told not to set its own.
-        let now = tokio::time::Instant::now();
-        let head_by = now
-            .checked_add(limits.ttfb)
-            .unwrap_or_else(|| now + std::time::Duration::from_secs(30 * 365 * 86_400));
+        let head_by = tokio::time::Instant::now() + limits.ttfb;
         let resp =
             match tokio::time::timeout_at(head_by, self.send(req.head_bounded_by(head_by))).await {
                 Ok(r) => r?,
