@@ -542,12 +542,12 @@ def cmd_report(raw):
         w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for s in r["slow"]:
             per = (s["peak_kb"] - s["before_kb"]) / s["n"]
-            at_peak = s.get("sampled_open")
-            per_open = ((s["rss_then_kb"] - s["before_kb"]) / at_peak) if at_peak else None
+            open_then = s.get("sampled_open")
+            per_open = ((s["rss_then_kb"] - s["before_kb"]) / open_then) if open_then else None
             cpu = s["cpu_s"] * 1000 / s["ok"] if s.get("cpu_s") is not None and s["ok"] else None
             w(f"| {s['n']:,} | {s['proxy']} | {s['ok']:,} | {s['bad']:,} | {s['seconds']:.1f} | {num(cpu, '{:.2f}')} | "
               f"{s['peak_kb'] / 1024:.0f} | {s['sampled_peak_pss_kb'] / 1024:.0f} | {per:.0f} | "
-              f"{num(s.get('most_open'), '{:,}')} | {num(at_peak, '{:,}')} | {num(per_open, '{:.0f}')} | "
+              f"{num(s.get('most_open'), '{:,}')} | {num(open_then, '{:,}')} | {num(per_open, '{:.0f}')} | "
               f"{s['before_kb'] / 1024:.0f} | {s['after_kb'] / 1024:.0f} | {s['after_pss_kb'] / 1024:.0f} |")
         w("")
 
