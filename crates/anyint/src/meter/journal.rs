@@ -1,6 +1,8 @@
 //! The usage journal: every ledger row is appended to a local file, one `write(2)` per row,
 //! before its response ends, so a crash of the process (the kernel keeps what was written)
-//! cannot lose it. The same append also queues the row in memory (up to [`QUEUE_ROWS`]), and
+//! cannot lose it. An append takes its byte range under a lock and writes it after letting go,
+//! so the serving threads' writes run side by side; a range a crash left unwritten reads as
+//! zeros, which reading skips. The same append also queues the row in memory (up to [`QUEUE_ROWS`]), and
 //! the meter's writer takes its rows from there, so the file is read back only for what
 //! overflowed the queue (a store far behind), at rotation, and after a crash. The writer
 //! rotates the file once its rows are committed; at start-up the journals of instances that
@@ -191,47 +193,75 @@ impl Journal {
     }
 
     /// Appends one entry with a single write and queues it for the writer. Returns the row
-    /// when the writer will not get it (the caller keeps it elsewhere): the append failed.
-    /// Any failure marks the journal broken (the next successful append clears it); a row
-    /// written and queued whose disk flush failed (`fsync = "always"`) is not returned.
+    /// when the writer will not get it (the caller keeps it elsewhere): the append failed and
+    /// the row had overflowed the queue. Any failure marks the journal broken (the next
+    /// successful append clears it); a queued row whose write or disk flush failed is not
+    /// returned, as the writer takes it from the queue.
     #[must_use = "a returned row is not journaled and must be kept"]
     pub(super) fn append(&self, is_final: bool, row: UsageRecord) -> Option<UsageRecord> {
         // Sized for a whole line at once: growing from empty took five reallocations a row.
         let mut line = Vec::with_capacity(LINE_CAPACITY);
         write_entry(&mut line, is_final, &row);
         line.push(b'\n');
-        let written = {
-            let Ok(mut current) = self.current.lock() else {
-                return Some(row);
-            };
-            let Some(seg) = current.as_mut() else {
-                return Some(row);
-            };
-            if let Err(e) = (&*seg.file).write_all(&line) {
-                seg.recover();
-                Err((e, Some(row)))
-            } else {
-                let at = seg.len;
-                seg.len += line.len() as u64;
-                // Once an entry overflowed, the rest of the range stays in the file too, so
-                // the file holds queued entries and then one overflowed range.
-                if seg.queued_to == at && !is_final {
-                    seg.queued_to = seg.len;
-                    seg.progress.insert(row.request_id, line);
-                } else if seg.queued_to == at && seg.queue.len() < self.queue_rows {
-                    seg.queued_to = seg.len;
-                    seg.queue.push(row);
+        let Ok(mut current) = self.current.lock() else {
+            return Some(row);
+        };
+        let Some(seg) = current.as_mut() else {
+            return Some(row);
+        };
+        let at = seg.len;
+        seg.len += line.len() as u64;
+        // Once an entry overflowed, the rest of the range stays in the file too, so the file
+        // holds queued entries and then one overflowed range.
+        let queued = seg.queued_to == at && (!is_final || seg.queue.len() < self.queue_rows);
+        if !queued {
+            // The writer reads an overflowed entry back from the file: it is written before
+            // the lock goes, so a read of the range never finds it missing.
+            return match write_at(&seg.file, &line, at) {
+                Ok(()) => {
+                    let file = seg.file.clone();
+                    drop(current);
+                    self.written(self.flush(&file).map_err(|e| (e, None)))
                 }
-                Ok(seg.file.clone())
-            }
-        };
-        let result = match written {
-            // After the lock: other appends go on while this one waits for the disk. The row
-            // may be in the store before its flush: it is the crash copy that waits.
-            Ok(file) if self.fsync == Fsync::Always => file.sync_data().map_err(|e| (e, None)),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        };
+                Err(e) => {
+                    // The next entry takes the range over; what this one left of itself past
+                    // the next line's end is read as a line that does not parse.
+                    seg.len = at;
+                    drop(current);
+                    self.written(Err((e, Some(row))))
+                }
+            };
+        }
+        seg.queued_to = seg.len;
+        let file = seg.file.clone();
+        if is_final {
+            seg.queue.push(row);
+        } else {
+            seg.progress.insert(row.request_id, line.clone());
+        }
+        drop(current);
+        // Outside the lock: the range is this entry's alone, and the writer has the row from
+        // the queue. The row may be in the store before this write: it is the crash copy
+        // that waits.
+        let result = write_at(&file, &line, at).and_then(|()| self.flush(&file));
+        self.written(result.map_err(|e| (e, None)))
+    }
+
+    /// Flushes an appended entry to the disk when `fsync = "always"`.
+    fn flush(&self, file: &File) -> std::io::Result<()> {
+        if self.fsync == Fsync::Always {
+            file.sync_data()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the journal broken or writable again after an append, returning the row the
+    /// caller must keep.
+    fn written(
+        &self,
+        result: Result<(), (std::io::Error, Option<UsageRecord>)>,
+    ) -> Option<UsageRecord> {
         match result {
             Ok(()) => {
                 if self.broken.load(Ordering::Relaxed) {
@@ -327,7 +357,7 @@ impl Journal {
             }
         };
         if !carry.is_empty() {
-            if let Err(e) = (&*next.file).write_all(&carry) {
+            if let Err(e) = write_at(&next.file, &carry, next.len) {
                 tracing::error!(error = %e, path = %next.path.display(), "usage journal rotation failed; appending to the old segment");
                 let _ = std::fs::remove_file(&next.path);
                 return None;
@@ -367,11 +397,33 @@ fn try_lock(file: &File) -> Result<(), std::fs::TryLockError> {
     file.try_lock()
 }
 
+/// Writes all of `buf` at `offset`, beside other writes to the file.
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+/// Writes all of `buf` at `offset`, beside other writes to the file.
+#[cfg(windows)]
+fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_write(file, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => {
+                buf = buf.get(n..).unwrap_or_default();
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates segment `seq` and writes its header.
 fn create_segment(dir: &Path, instance: &str, seq: u64, fsync: Fsync) -> Result<Segment, Error> {
     let path = dir.join(format!("{PREFIX}{instance}-{seq:06}{SEGMENT_SUFFIX}"));
+    // Not `append`: entries are written at the ranges their appends took.
     let mut file = OpenOptions::new()
-        .append(true)
+        .write(true)
         .create_new(true)
         .open(&path)
         .map_err(|e| io_error("create", &path, &e))?;
@@ -400,20 +452,6 @@ fn create_segment(dir: &Path, instance: &str, seq: u64, fsync: Fsync) -> Result<
 }
 
 impl Segment {
-    /// After a failed write, which may have left part of a line: ends that line (a line that
-    /// does not parse is skipped on reading) and learns the file's length again, so what is
-    /// queued and what overflowed stay where the file has them.
-    fn recover(&mut self) {
-        let _ = (&*self.file).write_all(b"\n");
-        let Ok(meta) = self.file.metadata() else {
-            return;
-        };
-        if self.queued_to == self.len {
-            self.queued_to = meta.len();
-        }
-        self.len = meta.len();
-    }
-
     /// Everything appended since the last take; the next take starts at the current end.
     fn take(&mut self) -> Pending {
         let spilled = (self.queued_to < self.len).then(|| Tail {
@@ -513,9 +551,15 @@ impl Tail {
 }
 
 /// The entries of complete lines; a line that does not parse is skipped with a warning.
+/// Zeros are a range an append took and a crash left unwritten (or part-written): JSON never
+/// holds a zero byte, so a line is what follows its last one.
 fn parse_lines(bytes: &[u8], path: &Path) -> Vec<Entry> {
     let mut out = Vec::new();
-    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+    let lines = bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.rsplit(|&b| b == 0).next())
+        .filter(|l| !l.is_empty());
+    for line in lines {
         match serde_json::from_slice::<EntryIn>(line) {
             Ok(EntryIn {
                 is_final,
@@ -758,6 +802,64 @@ pub(super) mod tests {
                 .unwrap()
                 .len()
         );
+    }
+
+    /// Appends from many threads at once each get a range of their own: the file holds every
+    /// entry whole, once, and the queue every final row.
+    #[test]
+    fn appends_side_by_side_keep_every_entry_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "inst_p", Fsync::Never).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let journal = &journal;
+                s.spawn(move || {
+                    for i in 0..500 {
+                        let r = row(&format!("req_{t}_{i:03}"));
+                        assert!(journal.append(i % 5 != 0, r).is_none());
+                    }
+                });
+            }
+        });
+        let pending = journal.take();
+        assert_eq!(pending.rows.len(), 4 * 400);
+        assert_eq!(pending.progress.len(), 4 * 100);
+        assert!(pending.spilled.is_none());
+        let path = dir.path().join("usage-inst_p-000000.journal");
+        let mut all = ids(&Tail::open(path.clone()).read_to_end().unwrap());
+        assert_eq!(all.len(), 2000, "every entry parses");
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 2000, "no entry twice");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, pending.segment_len);
+        assert!(!bytes.contains(&0), "no range left unwritten");
+    }
+
+    /// What a crash leaves between appends that took their ranges and the writes that did not
+    /// happen (zeros, or part of a line and then zeros) costs only those entries.
+    #[test]
+    fn ranges_a_crash_left_unwritten_cost_only_their_own_entries() {
+        let line = |id: &str| {
+            let mut l = Vec::new();
+            write_entry(&mut l, true, &row(id));
+            l.push(b'\n');
+            l
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage-inst_x-000000.journal");
+        let mut bytes = b"{\"journal\":1,\"instance\":\"inst_x\"}\n".to_vec();
+        bytes.extend(line("req_a"));
+        bytes.extend([0; 300]);
+        bytes.extend(line("req_b"));
+        let cut = line("req_lost");
+        bytes.extend(cut.get(..100).unwrap());
+        bytes.extend([0; 200]);
+        bytes.extend(line("req_c"));
+        bytes.extend([0; 120]);
+        std::fs::write(&path, bytes).unwrap();
+        let read = ids(&Tail::open(path).read_to_end().unwrap());
+        assert_eq!(read, ["req_a", "req_b", "req_c"]);
     }
 
     /// An overflow range the file no longer holds (cut short by something else) is an error
