@@ -2,7 +2,9 @@
 //!
 //! `bench/proxy.sh` runs it beside nginx `proxy_pass` and the gateway. It serves like the
 //! gateway (one thread a core, each with its own single-threaded runtime accepting from the
-//! shared listening socket, `axum::serve`, a router, mimalloc) and forwards like it (the
+//! shared listening socket, a router, mimalloc; it keeps `axum::serve`, whose protocol
+//! sniffing costs a read and 8 KB of buffer a connection that the gateway's own accept loop,
+//! `server::serve`, avoids) and forwards like it (the
 //! gateway's upstream client, one per thread: its kept connections, `TCP_NODELAY`), but does no
 //! gateway work: no key, no limits, no body scan, no routing, no metering. Each request goes
 //! to the upstream with its path and headers unchanged and its body read whole (as the gateway

@@ -8,6 +8,7 @@
 mod conn;
 mod dispatch;
 mod observe;
+mod serve;
 pub mod tls;
 mod workers;
 

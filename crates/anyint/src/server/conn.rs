@@ -21,10 +21,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use axum::serve::IncomingStream;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +31,7 @@ use tokio::time::{Instant, Sleep};
 
 use tokio_rustls::TlsAcceptor;
 
-use super::tls::Transport;
+use super::tls::{Protocol, Transport};
 use crate::config::ServerConfig;
 use crate::error::BodyStalled;
 
@@ -294,11 +292,9 @@ impl CappedListener {
     }
 }
 
-impl axum::serve::Listener for CappedListener {
-    type Io = TimedIo;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+impl CappedListener {
+    /// The next connection, once the cap has a slot for it.
+    pub(crate) async fn accept(&mut self) -> (TimedIo, SocketAddr) {
         // Wait for a free slot before accepting: over the cap, connections queue in the backlog.
         let permit = match self.slots.clone().acquire_owned().await {
             Ok(p) => p,
@@ -311,10 +307,6 @@ impl axum::serve::Listener for CappedListener {
         let clock = Arc::new(ConnClock::new(self.timeouts));
         let io = Transport::new(tcp, self.tls.as_ref());
         (TimedIo::new(io, clock, permit, held), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
     }
 }
 
@@ -331,6 +323,17 @@ pub(crate) struct TimedIo {
 }
 
 impl TimedIo {
+    /// The protocol the connection speaks, when its first bytes (plain) or its handshake's
+    /// ALPN (TLS) tell before the connection's deadline; `None` leaves it to hyper-util's own
+    /// sniffing. Peeked bytes stay in the socket for hyper's first read.
+    pub(crate) async fn protocol(&mut self) -> Option<Protocol> {
+        let deadline = self.clock.deadline()?;
+        tokio::time::timeout_at(deadline, self.tcp.protocol())
+            .await
+            .ok()
+            .flatten()
+    }
+
     fn new(tcp: Transport, clock: Arc<ConnClock>, slot: OwnedSemaphorePermit, held: Held) -> Self {
         let first = clock.deadline().unwrap_or_else(Instant::now);
         Self {
@@ -426,11 +429,12 @@ pub(crate) struct Peer {
     clock: Arc<ConnClock>,
 }
 
-impl Connected<IncomingStream<'_, CappedListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, CappedListener>) -> Self {
+impl Peer {
+    /// The connection `io`, accepted from `addr`.
+    pub(crate) fn of(io: &TimedIo, addr: SocketAddr) -> Self {
         Self {
-            addr: *stream.remote_addr(),
-            clock: stream.io().clock.clone(),
+            addr,
+            clock: io.clock.clone(),
         }
     }
 }

@@ -6,23 +6,21 @@
 //! handler) measured about 6,000 instructions (callgrind), 7% of a passthrough request's.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::connect_info::Connected;
-use axum::extract::{ConnectInfo, Request};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::response::Response;
-use axum::serve::IncomingStream;
-use tower::Service;
+use hyper::body::Incoming;
+use tower::Service as _;
 
-use super::conn::{CappedListener, Peer};
+use super::conn::Peer;
 use super::observe;
 use crate::families::HotRoute;
 use crate::state::SharedState;
 
-/// Makes each accepted connection's service.
+/// What every connection of a worker is served with.
 #[derive(Clone)]
 pub(crate) struct App {
     router: Router,
@@ -33,49 +31,37 @@ impl App {
     pub(crate) fn new(router: Router, state: SharedState) -> Self {
         Self { router, state }
     }
-}
 
-impl Service<IncomingStream<'_, CappedListener>> for App {
-    type Response = ConnService;
-    type Error = Infallible;
-    type Future = Ready<Result<ConnService, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'_, CappedListener>) -> Self::Future {
-        ready(Ok(ConnService {
+    /// The service of the connection `peer`.
+    pub(crate) fn conn(&self, peer: Peer) -> ConnService {
+        ConnService {
             router: self.router.clone(),
             state: self.state.clone(),
-            peer: Peer::connect_info(stream),
-        }))
+            peer,
+        }
     }
 }
 
 /// One connection's service.
-#[derive(Clone)]
 pub(crate) struct ConnService {
     router: Router,
     state: SharedState,
     peer: Peer,
 }
 
-impl Service<Request> for ConnService {
+impl hyper::service::Service<http::Request<Incoming>> for ConnService {
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut req: Request) -> Self::Future {
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        let mut req = req.map(Body::new);
         if let Some(hot) = HotRoute::find(req.method(), req.uri().path()) {
             let (state, peer) = (self.state.clone(), self.peer.clone());
             return Box::pin(async move { Ok(observe::hot(state, req, peer, hot).await) });
         }
         req.extensions_mut().insert(ConnectInfo(self.peer.clone()));
-        Box::pin(self.router.call(req))
+        // The router is always ready; a clone is an `Arc`'s.
+        Box::pin(self.router.clone().call(req))
     }
 }

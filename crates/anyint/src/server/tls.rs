@@ -78,6 +78,16 @@ impl Tls {
     }
 }
 
+/// The protocol a connection speaks, as its first bytes or its handshake told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// How an HTTP/2 connection without TLS begins (RFC 9113, section 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// An accepted socket, plain or TLS. The handshake runs inside the connection's first reads,
 /// on the connection's own task, so a slow handshake holds up no one else, and the
 /// connection's idle timer (`server::conn`) bounds it like any silence.
@@ -98,6 +108,38 @@ impl Transport {
         match tls {
             Some(acceptor) => Self::Handshake(Box::new(acceptor.accept(tcp))),
             None => Self::Plain(tcp),
+        }
+    }
+
+    /// What the connection speaks: a plain one by its first bytes, peeked (left in the
+    /// socket); a TLS one by the protocol its handshake agreed (ALPN). `None` when that does
+    /// not tell: a plain connection that has sent part of the HTTP/2 preface and no more, or
+    /// closed; a TLS one whose handshake failed or agreed no protocol.
+    pub(crate) async fn protocol(&mut self) -> Option<Protocol> {
+        if let Self::Plain(tcp) = self {
+            let mut first = [0_u8; PREFACE.len()];
+            let n = tcp.peek(&mut first).await.ok()?;
+            let seen = first.get(..n)?;
+            return if seen.is_empty() {
+                None
+            } else if !PREFACE.starts_with(seen) {
+                Some(Protocol::Http1)
+            } else if seen.len() == PREFACE.len() {
+                Some(Protocol::Http2)
+            } else {
+                None
+            };
+        }
+        std::future::poll_fn(|cx| self.poll_established(cx))
+            .await
+            .ok()?;
+        let Self::Tls(stream) = self else {
+            return None;
+        };
+        match stream.get_ref().1.alpn_protocol() {
+            Some(b"h2") => Some(Protocol::Http2),
+            Some(b"http/1.1") => Some(Protocol::Http1),
+            _ => None,
         }
     }
 

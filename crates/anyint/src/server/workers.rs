@@ -119,7 +119,7 @@ impl Worker {
             listener,
             serving,
             handed,
-            mut stopped,
+            stopped,
             logs,
         } = self;
         let _logs = tracing::dispatcher::set_default(&logs);
@@ -154,12 +154,7 @@ impl Worker {
                 index - 1,
                 handed,
             );
-            let serve = axum::serve(listener, serving.app).with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(worker = index, error = %e, "server error");
-            }
+            super::serve::run(listener, serving.app, stopped).await;
             let _ = done.send(());
             // The runtime stays up until the process exits: store and Redis connections this
             // worker opened are driven by its reactor, and the meter's last flush may use them.

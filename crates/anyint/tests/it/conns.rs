@@ -89,6 +89,31 @@ async fn silent_partial_and_idle_connections_are_closed_while_others_are_served(
     gw.shutdown().await;
 }
 
+/// The protocol is told from a connection's first bytes, peeked: a head that comes a byte at
+/// a time (its first, `P`, could begin an HTTP/2 preface) is still served as HTTP/1, and one
+/// that turns out to be HTTP/1 after a few bytes is not misread.
+#[tokio::test]
+async fn a_request_head_sent_a_byte_at_a_time_is_served() {
+    let gw = quick("").await;
+    let mut s = connect(&gw).await;
+    s.set_nodelay(true).unwrap();
+    let head = b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    for byte in head {
+        s.write_all(std::slice::from_ref(byte)).await.unwrap();
+        s.flush().await.unwrap();
+    }
+    let answered = until_closed(&mut s).await;
+    assert!(
+        answered.starts_with("HTTP/1.1 401"),
+        "answered in HTTP/1.1 (no key): {answered}"
+    );
+    assert!(
+        answered.contains("\"code\":\"invalid_api_key\""),
+        "the OpenAI envelope: {answered}"
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_request_head_is_timed_from_its_first_byte_not_by_the_idle_timer() {
     // An hour of idle allowance: only the header timer can close this connection.

@@ -1,0 +1,98 @@
+//! One worker's accept loop, and each connection served by hyper from its first byte to its
+//! close or the worker's drain.
+//!
+//! Why not `axum::serve`: it tells HTTP/1 from HTTP/2 (prior knowledge) by reading a
+//! connection's first 24 bytes itself and putting them back in front of the socket. hyper's
+//! first read of the request then gets only those 24 bytes, and its next read grows the
+//! connection's 8 KB read buffer to 16 KB, copying it: heaptrack measured 16 KB of the about
+//! 60 KB a slow stream held. Here a connection's protocol is known before hyper starts (a plain
+//! connection's first bytes are peeked and left in the socket, a TLS one's comes from ALPN:
+//! [`TimedIo::protocol`]), so hyper's first read takes the request head whole into a buffer
+//! of 8 KB that stays that size. A connection that does not tell (part of the HTTP/2 preface
+//! and then silence) is served as before, with hyper-util's sniffing.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::sync::watch;
+
+use super::conn::{CappedListener, Peer, TimedIo};
+use super::dispatch::App;
+use super::tls::Protocol;
+
+/// hyper's connection settings, for each way a connection is served.
+struct Builders {
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+    sniffing: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new() -> Self {
+        let sniffing = || auto::Builder::new(TokioExecutor::new());
+        Self {
+            http1: sniffing().http1_only(),
+            http2: sniffing().http2_only(),
+            sniffing: sniffing(),
+        }
+    }
+}
+
+/// Accepts from `listener` and serves each connection with `app` until `stopped` turns true;
+/// then stops accepting, asks every connection to close once its requests end (HTTP/1: after
+/// the response in flight; HTTP/2: a GOAWAY), and returns when all have closed.
+pub(crate) async fn run(mut listener: CappedListener, app: App, stopped: watch::Receiver<bool>) {
+    let builders = Arc::new(Builders::new());
+    // Every connection's task holds a receiver; the sender sees them all gone.
+    let (open_tx, open_rx) = watch::channel(());
+    let mut stop = stopped.clone();
+    loop {
+        let (io, addr) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let service = app.conn(Peer::of(&io, addr));
+        let builders = builders.clone();
+        let mut stopped = stopped.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            serve_conn(io, service, &builders, &mut stopped).await;
+            drop(open);
+        });
+    }
+    drop(open_rx);
+    drop(listener);
+    open_tx.closed().await;
+}
+
+/// Serves one connection to its end; a stop asks it to close gracefully.
+async fn serve_conn(
+    mut io: TimedIo,
+    service: super::dispatch::ConnService,
+    builders: &Builders,
+    stopped: &mut watch::Receiver<bool>,
+) {
+    let builder = match io.protocol().await {
+        Some(Protocol::Http1) => &builders.http1,
+        Some(Protocol::Http2) => &builders.http2,
+        None => &builders.sniffing,
+    };
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopped.wait_for(|stop| *stop), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
