@@ -462,9 +462,12 @@ impl Segment {
             partial: Vec::new(),
         });
         self.queued_to = self.len;
+        // The next pass likely queues about as many: growing from empty again copied every
+        // row a dozen times, under the lock, on the appends' path.
+        let next = Vec::with_capacity(self.queue.len());
         Pending {
             progress: std::mem::take(&mut self.progress),
-            rows: std::mem::take(&mut self.queue),
+            rows: std::mem::replace(&mut self.queue, next),
             spilled,
             segment_len: self.len,
         }
