@@ -290,9 +290,7 @@ impl CappedListener {
             }
         }
     }
-}
 
-impl CappedListener {
     /// The next connection, once the cap has a slot for it.
     pub(crate) async fn accept(&mut self) -> (TimedIo, SocketAddr) {
         // Wait for a free slot before accepting: over the cap, connections queue in the backlog.

@@ -88,9 +88,10 @@ pub(crate) enum Protocol {
 /// How an HTTP/2 connection without TLS begins (RFC 9113, section 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// An accepted socket, plain or TLS. The handshake runs inside the connection's first reads,
-/// on the connection's own task, so a slow handshake holds up no one else, and the
-/// connection's idle timer (`server::conn`) bounds it like any silence.
+/// An accepted socket, plain or TLS. The handshake runs on the connection's own task (driven
+/// by [`Transport::protocol`] before hyper starts, or by the first reads), so a slow handshake
+/// holds up no one else, and the connection's idle timer (`server::conn`) bounds it like any
+/// silence.
 pub(crate) enum Transport {
     /// Plain HTTP.
     Plain(TcpStream),
