@@ -1,12 +1,12 @@
-//! The usage journal: every ledger row is appended to a local file, one `write(2)` per row,
-//! before its response ends, so a crash of the process (the kernel keeps what was written)
-//! cannot lose it. An append takes its byte range under a lock and writes it after letting go,
-//! so the serving threads' writes run side by side; a range a crash left unwritten reads as
-//! zeros, which reading skips. The same append also queues the row in memory (up to [`QUEUE_ROWS`]), and
-//! the meter's writer takes its rows from there, so the file is read back only for what
-//! overflowed the queue (a store far behind), at rotation, and after a crash. The writer
-//! rotates the file once its rows are committed; at start-up the journals of instances that
-//! died are replayed.
+//! The usage journal: every ledger row is appended to a local file, one write per row, before
+//! its response ends, so a crash of the process (the kernel keeps what was written) cannot
+//! lose it. An append takes its byte range under a lock and writes it (`pwrite`) after letting
+//! go, so the serving threads' writes run side by side; a range a crash left unwritten reads
+//! as zeros, which reading skips. The same append also queues the row in memory (up to
+//! [`QUEUE_ROWS`]), and the meter's writer takes its rows from there, so the file is read back
+//! only for what overflowed the queue (a store far behind), at rotation, and after a crash.
+//! The writer rotates the file once its rows are committed; at start-up the journals of
+//! instances that died are replayed.
 //!
 //! Files, in `[meter] journal_dir`: `usage-<instance>.lock` (held locked by the live instance,
 //! so a starting one never replays a live sibling's journal) and its segments
@@ -212,39 +212,39 @@ impl Journal {
         let at = seg.len;
         seg.len += line.len() as u64;
         // Once an entry overflowed, the rest of the range stays in the file too, so the file
-        // holds queued entries and then one overflowed range.
+        // holds queued entries and then one overflowed range. An overflowed entry is written
+        // before the lock goes: the writer reads it back from the file, and a read of its range
+        // must never find it missing.
         let queued = seg.queued_to == at && (!is_final || seg.queue.len() < self.queue_rows);
-        if !queued {
-            // The writer reads an overflowed entry back from the file: it is written before
-            // the lock goes, so a read of the range never finds it missing.
-            return match write_at(&seg.file, &line, at) {
-                Ok(()) => {
-                    let file = seg.file.clone();
-                    drop(current);
-                    self.written(self.flush(&file).map_err(|e| (e, None)))
-                }
-                Err(e) => {
-                    // The next entry takes the range over; what this one left of itself past
-                    // the next line's end is read as a line that does not parse.
-                    seg.len = at;
-                    drop(current);
-                    self.written(Err((e, Some(row))))
-                }
-            };
+        if queued {
+            seg.queued_to = seg.len;
+            if is_final {
+                seg.queue.push(row);
+            } else {
+                seg.progress.insert(row.request_id, line.clone());
+            }
+        } else if let Err(e) = write_at(&seg.file, &line, at) {
+            // The next entry takes the range over; what this one left of itself past the next
+            // line's end is read as a line that does not parse.
+            seg.len = at;
+            drop(current);
+            return self.written(Err((e, Some(row))));
         }
-        seg.queued_to = seg.len;
         let file = seg.file.clone();
-        if is_final {
-            seg.queue.push(row);
-        } else {
-            seg.progress.insert(row.request_id, line.clone());
-        }
         drop(current);
-        // Outside the lock: the range is this entry's alone, and the writer has the row from
-        // the queue. The row may be in the store before this write: it is the crash copy
-        // that waits.
-        let result = write_at(&file, &line, at).and_then(|()| self.flush(&file));
-        self.written(result.map_err(|e| (e, None)))
+        // Outside the lock: a queued entry's range is its own, and the writer has the row from
+        // the queue. The row may be in the store before this write: it is the crash copy that
+        // waits.
+        let write = if queued {
+            write_at(&file, &line, at)
+        } else {
+            Ok(())
+        };
+        self.written(
+            write
+                .and_then(|()| self.flush(&file))
+                .map_err(|e| (e, None)),
+        )
     }
 
     /// Flushes an appended entry to the disk when `fsync = "always"`.
