@@ -2,8 +2,10 @@
 //! the store in batches off the hot path.
 //!
 //! Handlers hand finished rows to [`Meter::record`], which never blocks on the database: it
-//! appends the row to this instance's [`journal::Journal`] (one `write(2)`, so a crash of the
-//! process cannot lose it) and wakes the writer. A single writer task tails the journal and
+//! appends the row to this instance's [`journal::Journal`] (written before it returns, so a
+//! crash of the process cannot lose it) and wakes the writer. [`Meter::record_durably`] is the
+//! same for a handler that can wait: the row is written when its future is done, with the
+//! rows of the other requests the thread finished in the same turn (one write for all). A single writer task tails the journal and
 //! writes its rows to the store in batches (up to `batch_size` a statement, every
 //! `flush_interval`), then rotates the journal once its rows are committed. The journal is the
 //! queue: nothing grows in memory however far the store falls behind. A failed store write
@@ -56,6 +58,49 @@ pub struct Meter {
     /// Token limits to settle when a request's row arrives: request ID → (estimate, scopes).
     settlements: Arc<Mutex<HashMap<String, Settlement>>>,
     limiter: Arc<dyn crate::policy::limits::Limiter>,
+}
+
+/// A row recorded by [`Meter::record_durably`]: done once the row is in the journal. Its
+/// first poll only stands aside (it wakes itself and returns), so that the other tasks ready
+/// on this thread stage their rows first; the next poll writes every staged row at once, or
+/// finds its row already written. Dropped before that, it writes the row then.
+#[must_use = "the row reaches the journal when this is awaited or dropped"]
+pub struct Durable {
+    journal: Option<Arc<Journal>>,
+    ticket: Option<journal::Ticket>,
+    deferred: bool,
+}
+
+impl Durable {
+    fn commit(&mut self) {
+        if let (Some(journal), Some(ticket)) = (&self.journal, self.ticket.take()) {
+            // A failed write is marked on the journal (`/readyz`); the row is in the queue.
+            journal.commit(&ticket);
+        }
+    }
+}
+
+impl std::future::Future for Durable {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.ticket.is_some() && !self.deferred {
+            self.deferred = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.commit();
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        self.commit();
+    }
 }
 
 /// The writer task; await [`MeterTask::shutdown`] after the server has drained.
@@ -182,7 +227,56 @@ impl Meter {
     /// Records a request's final row, pricing it by its model. Never blocks on the database;
     /// when it returns the row is in the journal (or, only if the journal cannot be written,
     /// queued in memory with `/readyz` failing).
-    pub fn record(&self, mut row: UsageRecord) {
+    pub fn record(&self, row: UsageRecord) {
+        if let Some(row) = self.prepare(row) {
+            let unjournaled = match &self.journal {
+                Some(j) => j.append(true, row),
+                None => Some(row),
+            };
+            self.keep(unjournaled);
+        }
+    }
+
+    /// [`Meter::record`] for a caller that can wait: the row is in the journal when the
+    /// returned future is done (or when it is dropped). The write waits until the other
+    /// requests that are ready on this thread have staged theirs, so that one write carries
+    /// them all: under load a serving thread finishes several requests at once, and a write
+    /// each was the gateway's largest cost in the kernel after the network's.
+    pub fn record_durably(&self, row: UsageRecord) -> Durable {
+        let mut durable = Durable {
+            journal: None,
+            ticket: None,
+            deferred: false,
+        };
+        let Some(row) = self.prepare(row) else {
+            return durable;
+        };
+        match &self.journal {
+            Some(j) => match j.stage(true, row) {
+                journal::Staged::Ticket(ticket) => {
+                    durable.journal = Some(j.clone());
+                    durable.ticket = Some(ticket);
+                    self.wake.notify_one();
+                }
+                journal::Staged::Written(row) => self.keep(row.map(|r| *r)),
+            },
+            None => self.keep(Some(row)),
+        }
+        durable
+    }
+
+    /// Queues in memory a row the journal did not take, and wakes the writer.
+    fn keep(&self, unjournaled: Option<UsageRecord>) {
+        if let Some(row) = unjournaled
+            && let Ok(mut memory) = self.memory.lock()
+        {
+            memory.push(row);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Settles, prices and counts a final row; `None` once the meter has stopped.
+    fn prepare(&self, mut row: UsageRecord) -> Option<UsageRecord> {
         self.settle(&row);
         if self.price(&mut row) {
             self.spend.add(&row);
@@ -202,18 +296,9 @@ impl Meter {
         }
         if self.ctl.is_closed() {
             tracing::error!(request_id = %row.request_id, "usage row recorded after the meter stopped; it was not stored");
-            return;
+            return None;
         }
-        let unjournaled = match &self.journal {
-            Some(j) => j.append(true, row),
-            None => Some(row),
-        };
-        if let Some(row) = unjournaled
-            && let Ok(mut memory) = self.memory.lock()
-        {
-            memory.push(row);
-        }
-        self.wake.notify_one();
+        Some(row)
     }
 
     /// Journals what a stream in flight would be billed if the gateway stopped now (a
@@ -697,6 +782,47 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// A row recorded durably is staged at once and written on the future's second poll
+    /// (the first stands aside for the other requests ready on the thread), together with
+    /// whatever else was staged; a future dropped unpolled writes its row as it goes. Every
+    /// row reaches the store once.
+    #[tokio::test]
+    async fn a_durable_row_is_in_the_journal_when_awaited_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path()).await;
+        let jdir = dir.path().join("journal");
+        let journal = Journal::open(&jdir, "inst_d", crate::config::Fsync::Never).unwrap();
+        let (meter, task) = spawn_meter_with(
+            store.clone(),
+            Some(journal),
+            Duration::from_secs(60),
+            1 << 30,
+        );
+        let mut first = std::pin::pin!(meter.record_durably(row("req_d1", 1)));
+        let mut second = std::pin::pin!(meter.record_durably(row("req_d2", 1)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        assert!(journal_lines(&jdir, "req_d1").is_empty(), "staged only");
+        assert!(first.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(journal_lines(&jdir, "req_d1").len(), 1);
+        assert_eq!(
+            journal_lines(&jdir, "req_d2").len(),
+            1,
+            "written with the first"
+        );
+        assert!(second.as_mut().poll(&mut cx).is_ready());
+        drop(meter.record_durably(row("req_d3", 1)));
+        assert_eq!(journal_lines(&jdir, "req_d3").len(), 1);
+        meter.record_durably(row("req_d4", 1)).await;
+        assert_eq!(journal_lines(&jdir, "req_d4").len(), 1);
+        meter.flush().await;
+        for id in ["req_d1", "req_d2", "req_d3", "req_d4"] {
+            assert_eq!(rows_of(store.as_ref(), id).await.len(), 1, "{id}");
+        }
+        task.shutdown().await;
     }
 
     /// Rotation under way, with the journal's queue overflowing: every row is written once,

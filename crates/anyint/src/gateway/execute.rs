@@ -228,7 +228,7 @@ impl ChatWork<'_, '_> {
                 &kind.usage_from_response(&bytes).unwrap_or_default(),
             );
             row.latency_ms = elapsed_ms(call.started);
-            state.meter.record(row);
+            state.meter.record_durably(row).await;
             if let Some(conversation) = keep
                 && let Ok(response) = serde_json::from_slice::<serde_json::Value>(&bytes)
             {
@@ -254,7 +254,7 @@ impl ChatWork<'_, '_> {
         }
         set_usage(&mut row, &canonical.usage);
         row.latency_ms = elapsed_ms(call.started);
-        state.meter.record(row);
+        state.meter.record_durably(row).await;
         if let Head::Responses { echo, .. } = &inbound.head {
             let response = anyint_wire::responses::encode_response(&canonical, echo);
             let out = serde_json::to_vec(&response).unwrap_or_default();

@@ -1,8 +1,12 @@
-//! The usage journal: every ledger row is appended to a local file, one write per row, before
-//! its response ends, so a crash of the process (the kernel keeps what was written) cannot
-//! lose it. An append takes its byte range under a lock and writes it (`pwrite`) after letting
-//! go, so the serving threads' writes run side by side; a range a crash left unwritten reads
-//! as zeros, which reading skips. The same append also queues the row in memory (up to
+//! The usage journal: every ledger row is appended to a local file before its response ends,
+//! so a crash of the process (the kernel keeps what was written) cannot lose it. An entry is
+//! staged under a lock (its byte range taken, its bytes added to the segment's staged bytes)
+//! and committed before the response ends: the first commit to run writes every entry staged
+//! so far with one `pwrite` after letting go of the lock, so the requests a serving thread
+//! finishes together cost one write, and the serving threads' writes run side by side. A
+//! commit whose entry another thread is writing writes its own line again (the same bytes at
+//! the same place) rather than wait for that thread. A range a crash left unwritten reads as
+//! zeros, which reading skips. The same staging also queues the row in memory (up to
 //! [`QUEUE_ROWS`]), and the meter's writer takes its rows from there, so the file is read back
 //! only for what overflowed the queue (a store far behind), at rotation, and after a crash.
 //! The writer rotates the file once its rows are committed; at start-up the journals of
@@ -123,6 +127,43 @@ struct Segment {
     /// Where `queue`'s last entry ends; entries from here to `len` overflowed the queue and
     /// are only in the file.
     queued_to: u64,
+    /// Staged entries no commit has taken yet: the bytes from `pending_at` to `len`.
+    pending: Vec<u8>,
+    pending_at: u64,
+    /// The last buffer a commit wrote, kept for its capacity.
+    spare: Vec<u8>,
+    /// Commits writing what they took, outside the lock.
+    flying: u32,
+    /// Every byte before this is in the file (when no write failed in this segment).
+    durable_to: u64,
+    /// A write failed: `durable_to` no longer moves, and each commit makes sure of its own
+    /// entry.
+    lost: bool,
+    /// The ranges the last commits wrote, for entries that went out with another's write.
+    written: [(u64, u64); WRITTEN_RANGES],
+    written_next: usize,
+}
+
+/// Ranges remembered as written; an entry whose range is not among them (nor below
+/// `durable_to`) writes its own line again, which costs a write but is never wrong.
+const WRITTEN_RANGES: usize = 8;
+
+/// An entry staged by [`Journal::stage`]: its segment, its place, and its line, to write it
+/// again when another thread is writing it.
+pub(super) struct Ticket {
+    seq: u64,
+    at: u64,
+    line: Vec<u8>,
+}
+
+/// What [`Journal::stage`] did with an entry.
+pub(super) enum Staged {
+    /// Staged and queued; [`Journal::commit`] puts it in the file.
+    Ticket(Ticket),
+    /// Past the queue's bound, so written at once (the writer reads it back from the file):
+    /// `None`, or the row (boxed: a rare failure) when the write failed and the caller must
+    /// keep it.
+    Written(Option<Box<UsageRecord>>),
 }
 
 /// What the writer takes from the journal at once: the streams' latest provisional lines,
@@ -192,59 +233,149 @@ impl Journal {
         })
     }
 
-    /// Appends one entry with a single write and queues it for the writer. Returns the row
-    /// when the writer will not get it (the caller keeps it elsewhere): the append failed and
-    /// the row had overflowed the queue. Any failure marks the journal broken (the next
-    /// successful append clears it); a queued row whose write or disk flush failed is not
-    /// returned, as the writer takes it from the queue.
+    /// Appends one entry and queues it for the writer: [`Journal::stage`] then
+    /// [`Journal::commit`]. Returns the row when the writer will not get it (the caller keeps
+    /// it elsewhere): the append failed and the row had overflowed the queue. Any failure marks
+    /// the journal broken (the next successful append clears it); a queued row whose write or
+    /// disk flush failed is not returned, as the writer takes it from the queue.
     #[must_use = "a returned row is not journaled and must be kept"]
     pub(super) fn append(&self, is_final: bool, row: UsageRecord) -> Option<UsageRecord> {
+        match self.stage(is_final, row) {
+            Staged::Ticket(ticket) => {
+                self.commit(&ticket);
+                None
+            }
+            Staged::Written(row) => row.map(|r| *r),
+        }
+    }
+
+    /// Takes the entry's byte range and queues its row; the bytes reach the file at the first
+    /// [`Journal::commit`] after this. An entry past the queue's bound is written at once,
+    /// under the lock, after the staged bytes before it: the writer reads it back from the
+    /// file, and a read of its range must never find it missing.
+    pub(super) fn stage(&self, is_final: bool, row: UsageRecord) -> Staged {
         // Sized for a whole line at once: growing from empty took five reallocations a row.
         let mut line = Vec::with_capacity(LINE_CAPACITY);
         write_entry(&mut line, is_final, &row);
         line.push(b'\n');
         let Ok(mut current) = self.current.lock() else {
-            return Some(row);
+            return Staged::Written(Some(Box::new(row)));
         };
         let Some(seg) = current.as_mut() else {
-            return Some(row);
+            return Staged::Written(Some(Box::new(row)));
         };
-        let at = seg.len;
-        seg.len += line.len() as u64;
         // Once an entry overflowed, the rest of the range stays in the file too, so the file
-        // holds queued entries and then one overflowed range. An overflowed entry is written
-        // before the lock goes: the writer reads it back from the file, and a read of its range
-        // must never find it missing.
-        let queued = seg.queued_to == at && (!is_final || seg.queue.len() < self.queue_rows);
-        if queued {
+        // holds queued entries and then one overflowed range.
+        if seg.queued_to == seg.len && (!is_final || seg.queue.len() < self.queue_rows) {
+            let at = seg.len;
+            seg.len += line.len() as u64;
             seg.queued_to = seg.len;
+            seg.pending.extend_from_slice(&line);
             if is_final {
                 seg.queue.push(row);
             } else {
                 seg.progress.insert(row.request_id, line.clone());
             }
-        } else if let Err(e) = write_at(&seg.file, &line, at) {
+            return Staged::Ticket(Ticket {
+                seq: seg.seq,
+                at,
+                line,
+            });
+        }
+        let staged = seg.write_pending();
+        let at = seg.len;
+        seg.len += line.len() as u64;
+        let write = staged.and_then(|()| write_at(&seg.file, &line, at));
+        if write.is_err() {
             // The next entry takes the range over; what this one left of itself past the next
             // line's end is read as a line that does not parse.
             seg.len = at;
-            drop(current);
-            return self.written(Err((e, Some(row))));
+        }
+        seg.pending_at = seg.len;
+        if seg.flying == 0 && !seg.lost {
+            seg.durable_to = seg.len;
         }
         let file = seg.file.clone();
         drop(current);
-        // Outside the lock: a queued entry's range is its own, and the writer has the row from
-        // the queue. The row may be in the store before this write: it is the crash copy that
-        // waits.
-        let write = if queued {
-            write_at(&file, &line, at)
-        } else {
-            Ok(())
-        };
-        self.written(
-            write
-                .and_then(|()| self.flush(&file))
-                .map_err(|e| (e, None)),
+        Staged::Written(
+            self.written(match write {
+                Ok(()) => self.flush(&file).map_err(|e| (e, None)),
+                Err(e) => Err((e, Some(row))),
+            })
+            .map(Box::new),
         )
+    }
+
+    /// Puts a staged entry in the file, if no commit has yet: this commit then writes every
+    /// entry staged so far, with one write outside the lock. An entry another thread is
+    /// writing is written again here, its own line at its own place, rather than waited for.
+    /// Failures are marked as [`Journal::append`]'s are; the row itself is in the queue.
+    pub(super) fn commit(&self, ticket: &Ticket) {
+        let end = ticket.at + ticket.line.len() as u64;
+        let Ok(mut current) = self.current.lock() else {
+            return;
+        };
+        // Rotation and close write every staged byte of a segment before they let it go.
+        let Some(seg) = current.as_mut().filter(|s| s.seq == ticket.seq) else {
+            return;
+        };
+        if seg.holds(ticket.at, end) {
+            return;
+        }
+        let file = seg.file.clone();
+        if ticket.at < seg.pending_at {
+            // Taken by a commit on another thread, whose write is under way.
+            drop(current);
+            let write = write_at(&file, &ticket.line, ticket.at).and_then(|()| self.flush(&file));
+            self.written(write.map_err(|e| (e, None)));
+            return;
+        }
+        let spare = std::mem::take(&mut seg.spare);
+        let mut batch = std::mem::replace(&mut seg.pending, spare);
+        let from = seg.pending_at;
+        seg.pending_at = seg.len;
+        seg.flying += 1;
+        drop(current);
+        let write = write_at(&file, &batch, from).and_then(|()| self.flush(&file));
+        if let Ok(mut current) = self.current.lock()
+            && let Some(seg) = current.as_mut().filter(|s| s.seq == ticket.seq)
+        {
+            seg.flying -= 1;
+            if write.is_ok() {
+                seg.remember(from, from + batch.len() as u64);
+            } else {
+                seg.lost = true;
+            }
+            if seg.flying == 0 && !seg.lost {
+                seg.durable_to = seg.pending_at;
+            }
+            batch.clear();
+            if seg.spare.capacity() < batch.capacity() {
+                seg.spare = batch;
+            }
+        }
+        self.written(write.map_err(|e| (e, None)));
+    }
+
+    /// The open segment, once no commit is writing to it (a write outside the lock takes
+    /// microseconds), with its staged bytes written: what rotation and close need before they
+    /// let it go.
+    fn settled(&self) -> Option<std::sync::MutexGuard<'_, Option<Segment>>> {
+        loop {
+            let mut current = self.current.lock().ok()?;
+            match current.as_mut() {
+                Some(seg) if seg.flying > 0 => {}
+                Some(seg) => {
+                    if let Err(e) = seg.write_pending() {
+                        tracing::error!(error = %e, path = %seg.path.display(), "usage journal write failed; the rows are kept in memory for the store");
+                    }
+                    return Some(current);
+                }
+                None => return Some(current),
+            }
+            drop(current);
+            std::thread::yield_now();
+        }
     }
 
     /// Flushes an appended entry to the disk when `fsync = "always"`.
@@ -346,7 +477,7 @@ impl Journal {
     /// Returns the old segment's path, or `None` when the new segment could not be made (the
     /// old one stays open, and what `f` got is taken).
     pub(super) fn rotate(&self, f: impl FnOnce(Pending) -> Vec<u8>) -> Option<PathBuf> {
-        let mut current = self.current.lock().ok()?;
+        let mut current = self.settled()?;
         let carry = f(current.as_mut()?.take());
         let seq = current.as_ref()?.seq + 1;
         let mut next = match create_segment(&self.dir, &self.instance, seq, self.fsync) {
@@ -364,6 +495,8 @@ impl Journal {
             }
             next.len += carry.len() as u64;
             next.queued_to = next.len;
+            next.pending_at = next.len;
+            next.durable_to = next.len;
         }
         current.replace(next).map(|old| old.path)
     }
@@ -371,7 +504,7 @@ impl Journal {
     /// Stops appends for good while `f` gets everything not yet taken; returns the segment's
     /// path.
     pub(super) fn close(&self, f: impl FnOnce(Pending)) -> Option<PathBuf> {
-        let mut current = self.current.lock().ok()?;
+        let mut current = self.settled()?;
         f(current.as_mut()?.take());
         current.take().map(|s| s.path)
     }
@@ -448,10 +581,50 @@ fn create_segment(dir: &Path, instance: &str, seq: u64, fsync: Fsync) -> Result<
         queue: Vec::new(),
         progress: HashMap::default(),
         queued_to: len,
+        pending: Vec::new(),
+        pending_at: len,
+        spare: Vec::new(),
+        flying: 0,
+        durable_to: len,
+        lost: false,
+        written: [(0, 0); WRITTEN_RANGES],
+        written_next: 0,
     })
 }
 
 impl Segment {
+    /// Writes the staged bytes no commit has taken, under the lock (an overflowed entry, and
+    /// rotation, must find them in the file).
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let from = self.pending_at;
+        let to = from + self.pending.len() as u64;
+        let write = write_at(&self.file, &self.pending, from);
+        self.pending.clear();
+        self.pending_at = to;
+        match &write {
+            Ok(()) => self.remember(from, to),
+            Err(_) => self.lost = true,
+        }
+        write
+    }
+
+    /// Notes that `from..to` is in the file.
+    fn remember(&mut self, from: u64, to: u64) {
+        if let Some(slot) = self.written.get_mut(self.written_next) {
+            *slot = (from, to);
+        }
+        self.written_next = (self.written_next + 1) % WRITTEN_RANGES;
+    }
+
+    /// Whether `from..to` is known to be in the file.
+    fn holds(&self, from: u64, to: u64) -> bool {
+        (to <= self.durable_to && !self.lost)
+            || self.written.iter().any(|&(a, b)| a <= from && to <= b)
+    }
+
     /// Everything appended since the last take; the next take starts at the current end.
     fn take(&mut self) -> Pending {
         let spilled = (self.queued_to < self.len).then(|| Tail {
@@ -837,6 +1010,130 @@ pub(super) mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, pending.segment_len);
         assert!(!bytes.contains(&0), "no range left unwritten");
+    }
+
+    /// The path of segment 0 of `instance` in `dir`, and the request IDs it holds.
+    fn segment_ids(dir: &Path, instance: &str) -> Vec<String> {
+        ids(
+            &Tail::open(dir.join(format!("usage-{instance}-000000.journal")))
+                .read_to_end()
+                .unwrap(),
+        )
+    }
+
+    fn ticket(staged: Staged) -> Ticket {
+        match staged {
+            Staged::Ticket(t) => t,
+            Staged::Written(_) => panic!("the entry was not staged"),
+        }
+    }
+
+    /// Staged entries reach the file with the first commit, whichever entry's it is, and a
+    /// later commit of an entry already written writes nothing more.
+    #[test]
+    fn the_first_commit_writes_every_staged_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "inst_s", Fsync::Never).unwrap();
+        let tickets: Vec<Ticket> = ["req_a", "req_b", "req_c"]
+            .iter()
+            .map(|id| ticket(journal.stage(true, row(id))))
+            .collect();
+        assert!(
+            segment_ids(dir.path(), "inst_s").is_empty(),
+            "staged, not written"
+        );
+        journal.commit(&tickets[1]);
+        assert_eq!(
+            segment_ids(dir.path(), "inst_s"),
+            ["req_a", "req_b", "req_c"]
+        );
+        let len = std::fs::metadata(dir.path().join("usage-inst_s-000000.journal"))
+            .unwrap()
+            .len();
+        for t in &tickets {
+            journal.commit(t);
+        }
+        let d = ticket(journal.stage(true, row("req_d")));
+        journal.commit(&d);
+        assert_eq!(
+            segment_ids(dir.path(), "inst_s"),
+            ["req_a", "req_b", "req_c", "req_d"]
+        );
+        let pending = journal.take();
+        assert_eq!(pending.rows.len(), 4, "every staged row is queued once");
+        assert_eq!(
+            std::fs::metadata(dir.path().join("usage-inst_s-000000.journal"))
+                .unwrap()
+                .len(),
+            len + d.line.len() as u64
+        );
+    }
+
+    /// An entry that another thread's commit took and is still writing is written again by
+    /// its own commit: it is in the file when its commit returns, without waiting.
+    #[test]
+    fn an_entry_another_commit_is_writing_is_written_by_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "inst_f", Fsync::Never).unwrap();
+        let a = ticket(journal.stage(true, row("req_a")));
+        {
+            // What a commit on another thread does before its write.
+            let mut current = journal.current.lock().unwrap();
+            let seg = current.as_mut().unwrap();
+            seg.pending.clear();
+            seg.pending_at = seg.len;
+            seg.flying += 1;
+        }
+        journal.commit(&a);
+        assert_eq!(segment_ids(dir.path(), "inst_f"), ["req_a"]);
+        journal.current.lock().unwrap().as_mut().unwrap().flying -= 1;
+    }
+
+    /// An entry past the queue's bound is written at once, after the staged entries before
+    /// it, so the file keeps their order and the overflow range holds only itself.
+    #[test]
+    fn an_overflowed_entry_writes_the_staged_ones_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "inst_o", Fsync::Never)
+            .unwrap()
+            .with_queue_rows(1);
+        let a = ticket(journal.stage(true, row("req_a")));
+        assert!(matches!(
+            journal.stage(true, row("req_b")),
+            Staged::Written(None)
+        ));
+        assert_eq!(segment_ids(dir.path(), "inst_o"), ["req_a", "req_b"]);
+        journal.commit(&a);
+        let mut pending = journal.take();
+        assert_eq!(ids_of(&pending.rows), ["req_a"]);
+        let spilled = pending.spilled.take().unwrap().read_to_end().unwrap();
+        assert_eq!(ids(&spilled), ["req_b"]);
+        assert_eq!(segment_ids(dir.path(), "inst_o"), ["req_a", "req_b"]);
+    }
+
+    /// Rotation writes the staged entries into the segment it lets go; their commits then
+    /// write nothing into the next one.
+    #[test]
+    fn rotation_writes_staged_entries_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "inst_r", Fsync::Never).unwrap();
+        let a = ticket(journal.stage(true, row("req_a")));
+        let old = journal
+            .rotate(|pending| {
+                assert_eq!(ids_of(&pending.rows), ["req_a"]);
+                Vec::new()
+            })
+            .unwrap();
+        assert_eq!(ids(&Tail::open(old).read_to_end().unwrap()), ["req_a"]);
+        journal.commit(&a);
+        let next = ids(&Tail::open(dir.path().join("usage-inst_r-000001.journal"))
+            .read_to_end()
+            .unwrap());
+        assert!(next.is_empty(), "nothing of the old segment in the new one");
+    }
+
+    fn ids_of(rows: &[UsageRecord]) -> Vec<String> {
+        rows.iter().map(|r| r.request_id.clone()).collect()
     }
 
     /// What a crash leaves between appends that took their ranges and the writes that did not
