@@ -5,8 +5,8 @@
 //! appends the row to this instance's [`journal::Journal`] (written before it returns, so a
 //! crash of the process cannot lose it) and wakes the writer. [`Meter::record_durably`] is the
 //! same for a handler that can wait: the row is written when its future is done, with the
-//! rows of the other requests the thread finished in the same turn (one write for all). A single writer task tails the journal and
-//! writes its rows to the store in batches (up to `batch_size` a statement, every
+//! rows of the other requests the thread finished in the same turn (one write for all). A
+//! single writer task tails the journal and writes its rows to the store in batches (up to `batch_size` a statement, every
 //! `flush_interval`), then rotates the journal once its rows are committed. The journal is the
 //! queue: nothing grows in memory however far the store falls behind. A failed store write
 //! keeps its rows and retries with backoff. A stream in flight journals provisional rows
@@ -65,29 +65,29 @@ pub struct Meter {
 /// on this thread stage their rows first; the next poll writes every staged row at once, or
 /// finds its row already written. Dropped before that, it writes the row then.
 #[must_use = "the row reaches the journal when this is awaited or dropped"]
-pub struct Durable {
-    journal: Option<Arc<Journal>>,
-    ticket: Option<journal::Ticket>,
+pub struct Durable<'a> {
+    /// The journal and the row's staged entry, until it is committed.
+    staged: Option<(&'a Journal, journal::Ticket)>,
     deferred: bool,
 }
 
-impl Durable {
+impl Durable<'_> {
     fn commit(&mut self) {
-        if let (Some(journal), Some(ticket)) = (&self.journal, self.ticket.take()) {
+        if let Some((journal, ticket)) = self.staged.take() {
             // A failed write is marked on the journal (`/readyz`); the row is in the queue.
             journal.commit(&ticket);
         }
     }
 }
 
-impl std::future::Future for Durable {
+impl std::future::Future for Durable<'_> {
     type Output = ();
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
-        if self.ticket.is_some() && !self.deferred {
+        if self.staged.is_some() && !self.deferred {
             self.deferred = true;
             cx.waker().wake_by_ref();
             return std::task::Poll::Pending;
@@ -97,7 +97,7 @@ impl std::future::Future for Durable {
     }
 }
 
-impl Drop for Durable {
+impl Drop for Durable<'_> {
     fn drop(&mut self) {
         self.commit();
     }
@@ -228,13 +228,7 @@ impl Meter {
     /// when it returns the row is in the journal (or, only if the journal cannot be written,
     /// queued in memory with `/readyz` failing).
     pub fn record(&self, row: UsageRecord) {
-        if let Some(row) = self.prepare(row) {
-            let unjournaled = match &self.journal {
-                Some(j) => j.append(true, row),
-                None => Some(row),
-            };
-            self.keep(unjournaled);
-        }
+        self.record_durably(row).commit();
     }
 
     /// [`Meter::record`] for a caller that can wait: the row is in the journal when the
@@ -242,26 +236,25 @@ impl Meter {
     /// requests that are ready on this thread have staged theirs, so that one write carries
     /// them all: under load a serving thread finishes several requests at once, and a write
     /// each was the gateway's largest cost in the kernel after the network's.
-    pub fn record_durably(&self, row: UsageRecord) -> Durable {
+    pub fn record_durably(&self, row: UsageRecord) -> Durable<'_> {
         let mut durable = Durable {
-            journal: None,
-            ticket: None,
+            staged: None,
             deferred: false,
         };
         let Some(row) = self.prepare(row) else {
             return durable;
         };
-        match &self.journal {
+        let unjournaled = match self.journal.as_deref() {
             Some(j) => match j.stage(true, row) {
                 journal::Staged::Ticket(ticket) => {
-                    durable.journal = Some(j.clone());
-                    durable.ticket = Some(ticket);
-                    self.wake.notify_one();
+                    durable.staged = Some((j, ticket));
+                    None
                 }
-                journal::Staged::Written(row) => self.keep(row.map(|r| *r)),
+                journal::Staged::Written(row) => row.map(|r| *r),
             },
-            None => self.keep(Some(row)),
-        }
+            None => Some(row),
+        };
+        self.keep(unjournaled);
         durable
     }
 

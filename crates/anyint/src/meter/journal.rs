@@ -292,9 +292,7 @@ impl Journal {
             seg.len = at;
         }
         seg.pending_at = seg.len;
-        if seg.flying == 0 && !seg.lost {
-            seg.durable_to = seg.len;
-        }
+        seg.advance_durable();
         let file = seg.file.clone();
         drop(current);
         Staged::Written(
@@ -346,9 +344,7 @@ impl Journal {
             } else {
                 seg.lost = true;
             }
-            if seg.flying == 0 && !seg.lost {
-                seg.durable_to = seg.pending_at;
-            }
+            seg.advance_durable();
             batch.clear();
             if seg.spare.capacity() < batch.capacity() {
                 seg.spare = batch;
@@ -609,6 +605,14 @@ impl Segment {
             Err(_) => self.lost = true,
         }
         write
+    }
+
+    /// With no commit writing and no write failed, everything before the staged bytes is in
+    /// the file.
+    fn advance_durable(&mut self) {
+        if self.flying == 0 && !self.lost {
+            self.durable_to = self.pending_at;
+        }
     }
 
     /// Notes that `from..to` is in the file.
@@ -1012,7 +1016,7 @@ pub(super) mod tests {
         assert!(!bytes.contains(&0), "no range left unwritten");
     }
 
-    /// The path of segment 0 of `instance` in `dir`, and the request IDs it holds.
+    /// The request IDs segment 0 of `instance` in `dir` holds.
     fn segment_ids(dir: &Path, instance: &str) -> Vec<String> {
         ids(
             &Tail::open(dir.join(format!("usage-{instance}-000000.journal")))
