@@ -91,13 +91,15 @@ async fn silent_partial_and_idle_connections_are_closed_while_others_are_served(
 
 /// The protocol is told from a connection's first bytes, peeked: a head that comes a byte at
 /// a time (its first, `P`, could begin an HTTP/2 preface) is still served as HTTP/1, and one
-/// that turns out to be HTTP/1 after a few bytes is not misread.
+/// that turns out to be HTTP/1 after a few bytes is not misread. No body: the gateway answers
+/// a keyless request from its head and closes, and a body still arriving byte by byte would
+/// meet a reset (a race of the test, not of the gateway).
 #[tokio::test]
 async fn a_request_head_sent_a_byte_at_a_time_is_served() {
     let gw = quick("").await;
     let mut s = connect(&gw).await;
     s.set_nodelay(true).unwrap();
-    let head = b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    let head = b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     for byte in head {
         s.write_all(std::slice::from_ref(byte)).await.unwrap();
         s.flush().await.unwrap();
