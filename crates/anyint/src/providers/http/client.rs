@@ -8,7 +8,8 @@
 //! `http::Request` handed to the pool.
 //!
 //! Calls to the provider's own origin when its `base_url` is plain HTTP (a self-hosted model
-//! server) take their connection from [`pool`], a list kept for that one origin, instead.
+//! server, a sidecar) go through [`pool`] instead, which keeps that origin's connections and
+//! speaks HTTP/1.1 on them from the call's own task.
 //!
 //! A provider whose `base_url` the environment sends through a proxy (`HTTPS_PROXY`,
 //! `HTTP_PROXY`, `ALL_PROXY`, less `NO_PROXY`, read the way reqwest reads them) is called
@@ -140,9 +141,10 @@ fn proxied_client(p: &ProviderConfig) -> Result<reqwest::Client, Error> {
 }
 
 /// Idle upstream connections kept per host, per serving worker (each worker has its own pool).
-/// An idle hyper connection keeps its buffers and request channel (about 35 KB), so after a
-/// burst of thousands of streams a pool of hundreds held tens of MB for the idle timeout; a
-/// steady load reuses the connections it keeps busy whatever this bound.
+/// An idle hyper connection keeps its buffers and request channel (about 35 KB; a [`pool`]
+/// connection keeps its socket alone), so after a burst of thousands of streams a pool of
+/// hundreds held tens of MB for the idle timeout; a steady load reuses the connections it
+/// keeps busy whatever this bound.
 pub const IDLE_PER_HOST: usize = 32;
 
 /// How long an idle upstream connection is kept for reuse.
@@ -265,32 +267,36 @@ impl Request {
             .map_err(|e| TransportError::new(Failure::Request, e))?;
         match self.client.inner {
             Inner::Direct { pool, plain } => {
+                if let Some(plain) = plain.filter(|p| p.serves(&uri)) {
+                    // Boxed, as hyper_util's client boxes its call: every layer above moves
+                    // the request's future whole, so what is inline here is copied again and
+                    // again (callgrind: the router's layers copied four times as many bytes).
+                    let answer =
+                        Box::pin(plain.send(&self.method, &uri, &self.headers, self.body)).await?;
+                    return Ok(Response {
+                        status: answer.status,
+                        headers: answer.headers,
+                        body: Body::Plain(answer.body),
+                        deadline,
+                    });
+                }
                 let mut req = http::Request::new(self.body.into_body());
                 *req.method_mut() = self.method;
                 *req.uri_mut() = uri;
                 *req.headers_mut() = self.headers;
-                let (resp, lease) = if let Some(plain) = plain.filter(|p| p.serves(req.uri())) {
-                    // Boxed, as hyper_util's client boxes its call: every layer above moves
-                    // the request's future whole, so what is inline here is copied again and
-                    // again (callgrind: the router's layers copied four times as many bytes).
-                    let (resp, lease) = Box::pin(plain.send(req)).await?;
-                    (resp, Some(lease))
-                } else {
-                    let resp = pool.request(req).await.map_err(|e| {
-                        let failure = if e.is_connect() {
-                            Failure::Connect
-                        } else {
-                            Failure::Other
-                        };
-                        TransportError::from_source(failure, &e)
-                    })?;
-                    (resp, None)
-                };
+                let resp = pool.request(req).await.map_err(|e| {
+                    let failure = if e.is_connect() {
+                        Failure::Connect
+                    } else {
+                        Failure::Other
+                    };
+                    TransportError::from_source(failure, &e)
+                })?;
                 let (parts, body) = resp.into_parts();
                 Ok(Response {
                     status: parts.status,
                     headers: parts.headers,
-                    body: Body::Direct(body, lease),
+                    body: Body::Direct(body),
                     deadline,
                 })
             }
@@ -415,9 +421,11 @@ pub struct Response {
 }
 
 enum Body {
-    /// From hyper: with its connection's lease when that came from [`pool`], which the
-    /// connection goes back to when the body has been read to its end.
-    Direct(hyper::body::Incoming, Option<pool::Lease>),
+    /// From hyper's pooled client.
+    Direct(hyper::body::Incoming),
+    /// From the provider's own plain-HTTP origin ([`pool`]): read from its connection, which
+    /// goes back to the pool when the body has been read to its end.
+    Plain(pool::PlainBody),
     Proxied(reqwest::Body),
 }
 
@@ -488,13 +496,9 @@ fn poll_chunk(
 ) -> Poll<Result<Option<Bytes>, TransportError>> {
     loop {
         let frame = match body {
-            Body::Direct(b, lease) => match std::task::ready!(Pin::new(b).poll_frame(cx)) {
-                None => {
-                    if let Some(lease) = lease.take() {
-                        lease.release();
-                    }
-                    return Poll::Ready(Ok(None));
-                }
+            Body::Plain(b) => return b.poll_chunk(cx),
+            Body::Direct(b) => match std::task::ready!(Pin::new(b).poll_frame(cx)) {
+                None => return Poll::Ready(Ok(None)),
                 Some(Err(e)) => {
                     return Poll::Ready(Err(TransportError::from_source(Failure::Body, &e)));
                 }

@@ -1,31 +1,54 @@
-//! Kept HTTP/1.1 connections to one plain-HTTP origin (a self-hosted model server, a sidecar):
-//! the client's own pool for its provider's `base_url` when that is `http://`.
+//! Kept HTTP/1.1 connections to one plain-HTTP origin (a self-hosted model server, a sidecar),
+//! and the HTTP/1.1 spoken on them: the client's own path for its provider's `base_url` when
+//! that is `http://`.
 //!
-//! hyper_util's pooled client, which serves every other call, costs a call about as much as
-//! the rest of hyper's client path: it hashes the origin with SipHash byte by byte to check a
-//! connection out and again to put it back, and spawns a task per call that waits for the
-//! connection to be free again. A client talks to one origin, so this pool is a list: a call
-//! takes the connection used last, and the answer's body puts it back when it has been read to
-//! its end. A connection whose answer was not read to the end is dropped, and hyper closes it.
+//! hyper's client drives each connection from a task of its own: a call hands its request to
+//! that task through a channel and waits for the answer on another, so each call wakes two
+//! tasks, and each connection keeps the task, the channel (about 10 KB) and two 8 KB buffers for
+//! as long as it lives. Here the call's own task writes the request and reads the answer: the
+//! request goes out in vectored writes (its head, then the body's parts where they are), the
+//! answer's head is parsed with `httparse`, and its body is read when the caller asks for the
+//! next chunk. Bytes are read into a buffer allocated once the socket has some and let go when
+//! they have been handed on, so a stream waiting for its next event holds no buffer.
+//!
+//! The pool is a list: a call takes the connection used last, and the answer's body puts it
+//! back when it has been read to its end. A connection whose answer was not read to the end is
+//! dropped, which closes it.
 
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Uri};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::uri::{Authority, Scheme};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Failure, PayloadBody, TransportError};
+use super::{Failure, Payload, TransportError};
+
+/// What a read reserves at first; it doubles while reads fill it, up to [`MAX_READ`].
+const READ_SIZE: usize = 8 * 1024;
+const MAX_READ: usize = 256 * 1024;
+/// The largest answer head read, and the most header lines in it (hyper's default is 100).
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+/// The longest chunk-size or trailer line of a chunked body.
+const MAX_LINE: usize = 4 * 1024;
+/// Buffers handed to one vectored write.
+const MAX_SLICES: usize = 16;
 
 /// One origin's idle connections, most recently used last.
 pub(super) struct Pool {
     scheme: Scheme,
     authority: Authority,
-    /// The `Host` a call without one is sent with (hyper's pooled client adds it too).
+    /// The `Host` a call without one is sent with.
     host: Option<HeaderValue>,
     connector: HttpConnector,
     idle: Mutex<Vec<Idle>>,
@@ -36,26 +59,15 @@ pub(super) struct Pool {
 }
 
 struct Idle {
-    conn: http1::SendRequest<PayloadBody>,
+    conn: Conn,
     since: Instant,
 }
 
-/// A connection out of the pool for one call, put back by [`Lease::release`].
-pub(super) struct Lease {
-    pool: Arc<Pool>,
-    conn: http1::SendRequest<PayloadBody>,
-}
-
-impl Lease {
-    /// The call's answer was read to its end: the connection can carry another call once
-    /// hyper is ready to send one on it, which it is by now unless the upstream answered before
-    /// reading the whole request. Such a connection is closed rather than kept, so that no call
-    /// waits on a connection still busy sending an earlier body.
-    pub(super) fn release(self) {
-        if self.conn.is_ready() {
-            self.pool.put(self.conn);
-        }
-    }
+/// An answer's head, and its body still to be read from the connection.
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: PlainBody,
 }
 
 impl Pool {
@@ -87,67 +99,94 @@ impl Pool {
         uri.scheme() == Some(&self.scheme) && uri.authority() == Some(&self.authority)
     }
 
-    /// Sends `req` (to this pool's origin) on a kept connection, or a new one. A kept
-    /// connection the server closed before the request went out is dropped and the request
-    /// tried on the next, as hyper's pooled client does; a request that went out is never sent
-    /// twice.
+    /// Sends a call to `uri` (this pool's origin) on a kept connection, or a new one; the
+    /// answer's head is back when this returns. A kept connection that fails before it took
+    /// any of the request's bytes (the origin had closed it) is dropped and the call tried on
+    /// the next, as hyper's pooled client does; a request that went out is never sent twice.
     pub(super) async fn send(
         self: &Arc<Self>,
-        mut req: http::Request<PayloadBody>,
-    ) -> Result<(http::Response<Incoming>, Lease), TransportError> {
-        let origin_form = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(origin_form);
-        if let Some(host) = &self.host {
-            req.headers_mut()
-                .entry(http::header::HOST)
-                .or_insert_with(|| host.clone());
-        }
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Payload,
+    ) -> Result<Answer, TransportError> {
+        let mut out = Vec::with_capacity(1 + body.parts.len());
+        out.push(request_head(
+            method,
+            uri,
+            self.host.as_ref(),
+            headers,
+            body.len(),
+        ));
+        out.extend(body.parts);
         loop {
-            let (mut conn, kept) = match self.take() {
+            let (conn, kept) = match self.take() {
                 Some(conn) => (conn, true),
                 // Boxed: the connector's future is large, and rarely needed.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            if let Err(e) = conn.ready().await {
-                if kept {
-                    continue;
-                }
-                return Err(TransportError::from_source(Failure::Other, &e));
+            let mut call = Call {
+                conn,
+                out: &out,
+                part: 0,
+                offset: 0,
+                written: 0,
+                sent: false,
+                cut_short: false,
+            };
+            let result = std::future::poll_fn(|cx| call.poll(cx)).await;
+            match result {
+                Ok(head) => return Ok(self.answer(method, head, call.conn, call.cut_short)),
+                Err(CallError::Unsent(_)) if kept => {}
+                Err(CallError::Unsent(e) | CallError::Failed(e)) => return Err(e),
             }
-            match conn.try_send_request(req).await {
-                Ok(resp) => {
-                    let lease = Lease {
-                        pool: Arc::clone(self),
-                        conn,
-                    };
-                    return Ok((resp, lease));
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if kept => req = unsent,
-                    _ => return Err(TransportError::from_source(Failure::Other, e.error())),
-                },
-            }
+        }
+    }
+
+    /// The answer to a call whose head has been read from `conn`.
+    fn answer(
+        self: &Arc<Self>,
+        method: &Method,
+        head: Head,
+        conn: Conn,
+        cut_short: bool,
+    ) -> Answer {
+        let (framing, keep) = match framing(method, &head) {
+            Ok(f) => f,
+            // The head is handed on; its body is reported broken when read.
+            Err(e) => (Framing::Broken(Some(e)), false),
+        };
+        let mut body = PlainBody {
+            conn: Some(conn),
+            framing,
+            reusable: keep && !cut_short,
+            pool: Arc::clone(self),
+        };
+        if matches!(body.framing, Framing::Length(0)) {
+            // Nothing to read: the connection is free now, whether or not the body is polled.
+            body.finish();
+        }
+        Answer {
+            status: head.status,
+            headers: head.headers,
+            body,
         }
     }
 
     /// The most recently used idle connection that is still open; closed and expired ones
     /// are dropped on the way.
-    fn take(&self) -> Option<http1::SendRequest<PayloadBody>> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         while let Some(Idle { conn, since }) = idle.pop() {
-            if !conn.is_closed() && since.elapsed() < self.idle_timeout {
+            if since.elapsed() < self.idle_timeout && conn.is_open() {
                 return Some(conn);
             }
         }
         None
     }
 
-    /// A new connection, its reading and writing driven by a task of its own.
-    async fn connect(&self) -> Result<http1::SendRequest<PayloadBody>, TransportError> {
+    /// A new connection.
+    async fn connect(&self) -> Result<Conn, TransportError> {
         let origin = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -158,22 +197,15 @@ impl Pool {
         let tcp = tower::Service::call(&mut connector, origin)
             .await
             .map_err(|e| TransportError::from_source(Failure::Connect, &e))?;
-        let (conn, driver) = http1::Builder::new()
-            .handshake(tcp)
-            .await
-            .map_err(|e| TransportError::from_source(Failure::Connect, &e))?;
-        tokio::spawn(async move {
-            // A connection error reaches the call through its answer; nothing to add here.
-            let _ = driver.await;
-        });
-        Ok(conn)
+        Ok(Conn {
+            tcp: tcp.into_inner(),
+            buf: BytesMut::new(),
+            next_read: READ_SIZE,
+        })
     }
 
-    /// Keeps `conn` for the next call, unless the pool is full or the connection closed.
-    fn put(self: &Arc<Self>, conn: http1::SendRequest<PayloadBody>) {
-        if conn.is_closed() {
-            return;
-        }
+    /// Keeps `conn` for the next call, unless the pool is full.
+    fn put(self: &Arc<Self>, conn: Conn) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -210,7 +242,7 @@ impl Pool {
                 let Ok(mut idle) = pool.idle.lock() else {
                     return;
                 };
-                idle.retain(|i| !i.conn.is_closed() && i.since.elapsed() < pool.idle_timeout);
+                idle.retain(|i| i.since.elapsed() < pool.idle_timeout && i.conn.is_open());
                 let Some(oldest) = idle.first() else {
                     pool.reaping.store(false, Ordering::Release);
                     return;
@@ -218,6 +250,567 @@ impl Pool {
                 wake = oldest.since + pool.idle_timeout;
             }
         });
+    }
+}
+
+/// One connection: its socket, and the bytes read from it that are not yet handed on.
+struct Conn {
+    tcp: TcpStream,
+    /// Empty, and holding no memory, between reads once its bytes are handed on.
+    buf: BytesMut,
+    /// What the next read reserves.
+    next_read: usize,
+}
+
+impl Conn {
+    /// Reads what the socket has into the buffer: `Ok(0)` when the origin has closed it. The
+    /// buffer is allocated once the socket is readable, not while it waits.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_read_ready(cx))?;
+            if self.buf.capacity() - self.buf.len() < self.next_read / 2 {
+                self.buf.reserve(self.next_read);
+            }
+            let room = self.buf.capacity() - self.buf.len();
+            match self.tcp.try_read_buf(&mut self.buf) {
+                Ok(n) => {
+                    if n == room {
+                        self.next_read = (self.next_read * 2).min(MAX_READ);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// The next `n` bytes (at most what the buffer holds), handed on without a copy.
+    fn take(&mut self, n: usize) -> Bytes {
+        if n >= self.buf.len() {
+            std::mem::take(&mut self.buf).freeze()
+        } else {
+            self.buf.split_to(n).freeze()
+        }
+    }
+
+    /// Drops the next `n` bytes (framing); an emptied buffer is let go.
+    fn skip(&mut self, n: usize) {
+        if n >= self.buf.len() {
+            self.buf = BytesMut::new();
+        } else {
+            self.buf.advance(n);
+        }
+    }
+
+    /// Whether a kept connection can carry a call: the origin has not closed it (a read finds
+    /// nothing yet) and sent nothing unasked.
+    fn is_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// A call on one connection: its request being written, its answer's head being read.
+struct Call<'a> {
+    conn: Conn,
+    /// The request: its head, then the body's parts.
+    out: &'a [Bytes],
+    part: usize,
+    offset: usize,
+    written: usize,
+    sent: bool,
+    /// The answer came before the whole request went out: the connection is not reused.
+    cut_short: bool,
+}
+
+enum CallError {
+    /// The connection failed before it took any of the request.
+    Unsent(TransportError),
+    Failed(TransportError),
+}
+
+impl Call<'_> {
+    /// Writes the request and reads the answer's head. Reading goes on while the request is
+    /// written: an origin may answer (a 413, say) before it has read the whole body, and
+    /// stop reading, and waiting for the write to finish would then wait for ever.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Head, CallError>> {
+        loop {
+            if !self.sent {
+                match self.poll_write(cx) {
+                    Poll::Ready(Ok(())) => self.sent = true,
+                    Poll::Ready(Err(e)) if self.written == 0 => {
+                        return Poll::Ready(Err(CallError::Unsent(TransportError::from_source(
+                            Failure::Other,
+                            &e,
+                        ))));
+                    }
+                    // The origin may have answered before it closed: read what it sent.
+                    Poll::Ready(Err(_)) => {
+                        self.sent = true;
+                        self.cut_short = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            loop {
+                match parse_head(&mut self.conn) {
+                    Ok(Some(head)) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
+                        return Poll::Ready(Err(CallError::Failed(TransportError::new(
+                            Failure::Other,
+                            "the upstream switched protocols, which a model call never asks"
+                                .to_owned(),
+                        ))));
+                    }
+                    // An interim answer (103 Early Hints, an unasked 100): the final one follows.
+                    Ok(Some(head)) if head.status.is_informational() => {}
+                    Ok(Some(head)) => {
+                        self.cut_short |= !self.sent;
+                        return Poll::Ready(Ok(head));
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Poll::Ready(Err(CallError::Failed(e))),
+                }
+            }
+            match ready!(self.conn.poll_fill(cx)) {
+                Ok(0) => {
+                    return Poll::Ready(Err(CallError::Failed(TransportError::new(
+                        Failure::Other,
+                        "the upstream closed the connection before answering".to_owned(),
+                    ))));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Poll::Ready(Err(CallError::Failed(TransportError::from_source(
+                        Failure::Other,
+                        &e,
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// Writes what is left of the request, as many buffers at once as a write takes.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let out = self.out;
+        while let Some(first) = out.get(self.part) {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            let rest = out.get(self.part + 1..).unwrap_or_default();
+            let first = first.get(self.offset..).unwrap_or_default();
+            for (slot, part) in slices
+                .iter_mut()
+                .zip(std::iter::once(first).chain(rest.iter().map(Bytes::as_ref)))
+            {
+                *slot = IoSlice::new(part);
+                count += 1;
+            }
+            let wrote = ready!(
+                Pin::new(&mut self.conn.tcp)
+                    .poll_write_vectored(cx, slices.get(..count).unwrap_or_default())
+            )?;
+            if wrote == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += wrote;
+            let mut left = wrote;
+            while let Some(part) = out.get(self.part) {
+                let here = part.len() - self.offset;
+                if left < here {
+                    self.offset += left;
+                    break;
+                }
+                left -= here;
+                self.part += 1;
+                self.offset = 0;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The request's head: its line, `host` unless the caller set one, the caller's headers but
+/// those that frame the message (this client frames it), and the body's length.
+fn request_head(
+    method: &Method,
+    uri: &Uri,
+    host: Option<&HeaderValue>,
+    headers: &HeaderMap,
+    len: usize,
+) -> Bytes {
+    let path = uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let mut head = Vec::with_capacity(96 + path.len() + 48 * headers.len());
+    head.extend_from_slice(method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(path.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = host.filter(|_| !headers.contains_key(HOST)) {
+        put_header(&mut head, HOST.as_str(), host.as_bytes());
+    }
+    for (name, value) in headers {
+        if name != CONTENT_LENGTH && name != TRANSFER_ENCODING && name != CONNECTION {
+            put_header(&mut head, name.as_str(), value.as_bytes());
+        }
+    }
+    if len > 0 || !matches!(*method, Method::GET | Method::HEAD) {
+        head.extend_from_slice(b"content-length: ");
+        head.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    Bytes::from(head)
+}
+
+fn put_header(head: &mut Vec<u8>, name: &str, value: &[u8]) {
+    head.extend_from_slice(name.as_bytes());
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n");
+}
+
+/// An answer's head.
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// HTTP/1.1 (`1`) or HTTP/1.0 (`0`).
+    minor: u8,
+}
+
+fn protocol(detail: impl Into<String>) -> TransportError {
+    TransportError::new(Failure::Other, detail.into())
+}
+
+/// The answer's head when the buffer holds all of it, which it then leaves.
+fn parse_head(conn: &mut Conn) -> Result<Option<Head>, TransportError> {
+    let len = {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::Response::new(&mut slots).parse(&conn.buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if conn.buf.len() < MAX_HEAD => return Ok(None),
+            Ok(httparse::Status::Partial) => {
+                return Err(protocol("the upstream's answer head is over 64 KB"));
+            }
+            Err(e) => {
+                return Err(protocol(format!(
+                    "the upstream's answer head is malformed: {e}"
+                )));
+            }
+        }
+    };
+    // The head is copied out, so that header values kept for a stream's whole life do not
+    // keep the read buffer they came in.
+    let copy = Bytes::copy_from_slice(conn.buf.get(..len).unwrap_or_default());
+    conn.skip(len);
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    if !matches!(parsed.parse(&copy), Ok(httparse::Status::Complete(_))) {
+        return Err(protocol("the upstream's answer head is malformed"));
+    }
+    let status = parsed
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| protocol("the upstream's answer has no valid status"))?;
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for h in &*parsed.headers {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| protocol("the upstream's answer has an invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(copy.slice_ref(h.value))
+            .map_err(|_| protocol("the upstream's answer has an invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(Some(Head {
+        status,
+        headers,
+        minor: parsed.version.unwrap_or(1),
+    }))
+}
+
+/// How an answer's body ends, and whether its connection can carry another call after it
+/// (RFC 9112, section 6).
+fn framing(method: &Method, head: &Head) -> Result<(Framing, bool), TransportError> {
+    let keep_alive = if head.minor >= 1 {
+        !has_token(&head.headers, &CONNECTION, "close")
+    } else {
+        has_token(&head.headers, &CONNECTION, "keep-alive")
+    };
+    if *method == Method::HEAD
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Length(0), keep_alive));
+    }
+    if head.headers.contains_key(TRANSFER_ENCODING) {
+        let last = head
+            .headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty());
+        // A length beside a transfer coding is ignored, and the connection not trusted again.
+        let keep = keep_alive && !head.headers.contains_key(CONTENT_LENGTH);
+        return Ok(match last {
+            Some(t) if t.eq_ignore_ascii_case("chunked") => (Framing::Chunked(Chunked::Size), keep),
+            _ => (Framing::Close, false),
+        });
+    }
+    let mut length = None;
+    for value in &head.headers.get_all(CONTENT_LENGTH) {
+        for text in value.as_bytes().split(|b| *b == b',') {
+            let n = parse_decimal(text.trim_ascii())
+                .ok_or_else(|| protocol("the upstream's answer has an invalid content-length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(protocol(
+                    "the upstream's answer has conflicting content-lengths",
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(n) => (Framing::Length(n), keep_alive),
+        None => (Framing::Close, false),
+    })
+}
+
+fn parse_decimal(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 {
+        return None;
+    }
+    text.iter().try_fold(0u64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// Whether a header lists `token` (`connection: keep-alive, Upgrade`).
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// How the rest of a body is read.
+enum Framing {
+    /// This many bytes are left.
+    Length(u64),
+    Chunked(Chunked),
+    /// To the connection's end.
+    Close,
+    /// The head said something this client cannot read a body by; reported on the first read.
+    Broken(Option<TransportError>),
+}
+
+/// Where a chunked body's reader is.
+#[derive(Clone, Copy)]
+enum Chunked {
+    /// At a chunk-size line.
+    Size,
+    /// In a chunk's data, with this many bytes left.
+    Data(u64),
+    /// At the line end after a chunk's data.
+    DataEnd,
+    /// In the trailer section, after the last chunk.
+    Trailers,
+}
+
+/// What the buffer gave a body's reader.
+enum Step {
+    Data(Bytes),
+    End,
+    /// The buffer holds no more of it: read.
+    More,
+}
+
+impl Framing {
+    /// The body's next bytes from what `conn` has read.
+    fn step(&mut self, conn: &mut Conn) -> Result<Step, TransportError> {
+        match self {
+            Framing::Length(0) => Ok(Step::End),
+            Framing::Length(left) => {
+                if conn.buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let n = usize::try_from(*left)
+                    .unwrap_or(usize::MAX)
+                    .min(conn.buf.len());
+                *left -= n as u64;
+                Ok(Step::Data(conn.take(n)))
+            }
+            Framing::Close if conn.buf.is_empty() => Ok(Step::More),
+            Framing::Close => Ok(Step::Data(conn.take(usize::MAX))),
+            Framing::Broken(e) => Err(e
+                .take()
+                .unwrap_or_else(|| protocol("the answer's body is unreadable"))),
+            Framing::Chunked(state) => chunk_step(state, conn),
+        }
+    }
+}
+
+fn chunk_step(state: &mut Chunked, conn: &mut Conn) -> Result<Step, TransportError> {
+    loop {
+        match *state {
+            Chunked::Size => {
+                let Some(line) = next_line(conn)? else {
+                    return Ok(Step::More);
+                };
+                let digits = line
+                    .iter()
+                    .position(|b| !b.is_ascii_hexdigit())
+                    .unwrap_or(line.len());
+                let ext = line.get(digits..).unwrap_or_default();
+                if digits == 0
+                    || digits > 16
+                    || !matches!(ext.first(), None | Some(b';' | b' ' | b'\t'))
+                {
+                    return Err(body_error("an invalid chunk size"));
+                }
+                let size = line
+                    .get(..digits)
+                    .unwrap_or_default()
+                    .iter()
+                    .fold(0u64, |n, b| (n << 4) | u64::from(hex_value(*b)));
+                *state = if size == 0 {
+                    Chunked::Trailers
+                } else {
+                    Chunked::Data(size)
+                };
+            }
+            Chunked::Data(left) => {
+                if conn.buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let n = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(conn.buf.len());
+                let left = left - n as u64;
+                *state = if left == 0 {
+                    Chunked::DataEnd
+                } else {
+                    Chunked::Data(left)
+                };
+                return Ok(Step::Data(conn.take(n)));
+            }
+            Chunked::DataEnd => {
+                let Some(line) = next_line(conn)? else {
+                    return Ok(Step::More);
+                };
+                if !line.is_empty() {
+                    return Err(body_error("chunk data longer than its size"));
+                }
+                *state = Chunked::Size;
+            }
+            Chunked::Trailers => {
+                let Some(line) = next_line(conn)? else {
+                    return Ok(Step::More);
+                };
+                if line.is_empty() {
+                    return Ok(Step::End);
+                }
+            }
+        }
+    }
+}
+
+/// The next line of a chunked body's framing (without its `\r\n`), taken from the buffer, or
+/// `None` when the buffer does not hold all of it yet.
+fn next_line(conn: &mut Conn) -> Result<Option<Vec<u8>>, TransportError> {
+    let Some(end) = memchr::memchr(b'\n', &conn.buf) else {
+        return if conn.buf.len() > MAX_LINE {
+            Err(body_error("a chunk-size or trailer line over 4 KB"))
+        } else {
+            Ok(None)
+        };
+    };
+    let line = conn.buf.get(..end).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
+    conn.skip(end + 1);
+    Ok(Some(line))
+}
+
+fn hex_value(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        b'A'..=b'F' => b - b'A' + 10,
+        _ => 0,
+    }
+}
+
+fn body_error(what: &str) -> TransportError {
+    TransportError::new(
+        Failure::Body,
+        format!("the upstream's chunked body has {what}"),
+    )
+}
+
+/// An answer's body, read from its connection as the caller asks for it. Read to its end, it
+/// puts the connection back in the pool.
+pub(super) struct PlainBody {
+    conn: Option<Conn>,
+    framing: Framing,
+    /// The connection can carry another call once this body has been read to its end.
+    reusable: bool,
+    pool: Arc<Pool>,
+}
+
+impl PlainBody {
+    /// The body's next bytes, or `None` at its end.
+    pub(super) fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, TransportError>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(Ok(None));
+            };
+            match self.framing.step(conn) {
+                Ok(Step::Data(bytes)) => return Poll::Ready(Ok(Some(bytes))),
+                Ok(Step::End) => {
+                    self.finish();
+                    return Poll::Ready(Ok(None));
+                }
+                Ok(Step::More) => {}
+                Err(e) => {
+                    self.conn = None;
+                    return Poll::Ready(Err(e));
+                }
+            }
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) if matches!(self.framing, Framing::Close) => {
+                    self.conn = None;
+                    return Poll::Ready(Ok(None));
+                }
+                Ok(0) => {
+                    self.conn = None;
+                    return Poll::Ready(Err(TransportError::new(
+                        Failure::Body,
+                        "the upstream closed the connection before the body's end".to_owned(),
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.conn = None;
+                    return Poll::Ready(Err(TransportError::from_source(Failure::Body, &e)));
+                }
+            }
+        }
+    }
+
+    /// The body has been read: its connection goes back to the pool if it can carry another
+    /// call and the origin sent nothing past the body.
+    fn finish(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+            && conn.buf.is_empty()
+        {
+            self.pool.put(conn);
+        }
     }
 }
 
@@ -258,14 +851,18 @@ mod tests {
                 tokio::spawn(async move {
                     let mut tcp = tcp;
                     tokio::select! {
-                        () = answer_all(&mut tcp) => {}
+                        () = answer_all(&mut tcp) => {
+                            let _ = ended.send(());
+                        }
                         () = async { drop(closing.wait_for(|c| *c).await) } => {
+                            // Done with the connection: the client sees so when it next
+                            // takes it from the pool.
                             let _ = tcp.shutdown().await;
+                            let _ = ended.send(());
                             let mut rest = [0u8; 64];
                             while matches!(tcp.read(&mut rest).await, Ok(n) if n > 0) {}
                         }
                     }
-                    let _ = ended.send(());
                 });
             }
         });
@@ -277,33 +874,43 @@ mod tests {
         }
     }
 
-    /// Answers requests (a head, then `content-length` bytes of body) until the client goes.
+    /// Reads one request (a head, then `content-length` bytes of body) from `buf` and the
+    /// socket; `false` when the client has gone.
+    async fn read_request(tcp: &mut TcpStream, buf: &mut Vec<u8>, with_body: bool) -> bool {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        if !with_body {
+            buf.drain(..head_end);
+            return true;
+        }
+        while buf.len() < head_end + len {
+            let mut chunk = [0u8; 4096];
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..head_end + len);
+        true
+    }
+
+    /// Answers requests until the client goes.
     async fn answer_all(tcp: &mut TcpStream) {
         let mut buf = Vec::new();
-        loop {
-            let head_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                let mut chunk = [0u8; 4096];
-                match tcp.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            while buf.len() < head_end + len {
-                let mut chunk = [0u8; 4096];
-                match tcp.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            buf.drain(..head_end + len);
+        while read_request(tcp, &mut buf, true).await {
             if tcp
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                 .await
@@ -318,18 +925,178 @@ mod tests {
         Arc::new(Pool::for_origin(url, HttpConnector::new(), max_idle, idle_timeout).unwrap())
     }
 
-    /// One call through `pool`, its answer read to the end before the connection goes back.
-    async fn call(pool: &Arc<Pool>, url: &Uri) -> bytes::Bytes {
-        let body = super::super::Payload::from(b"{}".to_vec()).into_body();
-        let (resp, lease) = pool
-            .send(http::Request::post(url.clone()).body(body).unwrap())
+    /// One call with `body` through `pool`, its answer read to the end.
+    async fn call_with(
+        pool: &Arc<Pool>,
+        url: &Uri,
+        body: Payload,
+    ) -> (StatusCode, Result<Bytes, TransportError>) {
+        let answer = pool
+            .send(&Method::POST, url, &HeaderMap::new(), body)
             .await
             .unwrap();
-        let body = http_body_util::BodyExt::collect(resp.into_body())
+        let mut body = answer.body;
+        let mut got = Vec::new();
+        loop {
+            match std::future::poll_fn(|cx| body.poll_chunk(cx)).await {
+                Ok(Some(chunk)) => got.extend_from_slice(&chunk),
+                Ok(None) => return (answer.status, Ok(Bytes::from(got))),
+                Err(e) => return (answer.status, Err(e)),
+            }
+        }
+    }
+
+    async fn call(pool: &Arc<Pool>, url: &Uri) -> Bytes {
+        call_with(pool, url, Payload::from(b"{}".to_vec()))
             .await
+            .1
+            .unwrap()
+    }
+
+    /// An origin that answers the requests on each connection with `answers` in turn, each
+    /// written a few bytes at a time, and closes the connection after the last.
+    async fn scripted(answers: &'static [&'static [u8]]) -> (Uri, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tcp.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    for answer in answers {
+                        if !read_request(&mut tcp, &mut buf, true).await {
+                            return;
+                        }
+                        for piece in answer.chunks(3) {
+                            if tcp.write_all(piece).await.is_err() {
+                                return;
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    let _ = tcp.shutdown().await;
+                });
+            }
+        });
+        (url.parse().unwrap(), accepted)
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_by_each_framing_and_their_connections_kept_when_they_can_be() {
+        let cases: [(&'static [&'static [u8]], &str, bool); 6] = [
+            (
+                &[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-trailer: t\r\n\r\n"],
+                "hello, world",
+                true,
+            ),
+            (
+                &[b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nafter"],
+                "after",
+                true,
+            ),
+            (&[b"HTTP/1.1 204 No Content\r\n\r\n"], "", true),
+            (&[b"HTTP/1.1 200 OK\r\n\r\nto the end"], "to the end", false),
+            (
+                &[b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\nold"],
+                "old",
+                false,
+            ),
+            (
+                &[b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 3\r\n\r\nbye"],
+                "bye",
+                false,
+            ),
+        ];
+        for (answers, want, kept) in cases {
+            let (url, _) = scripted(answers).await;
+            let pool = pool_for(&url, 4, Duration::from_secs(60));
+            let (status, body) = call_with(&pool, &url, Payload::default()).await;
+            assert!(status.is_success(), "{want:?}: {status}");
+            assert_eq!(body.unwrap().as_ref(), want.as_bytes());
+            assert_eq!(
+                pool.idle.lock().unwrap().len(),
+                usize::from(kept),
+                "{want:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_breaks_its_framing_is_an_error_not_a_wait() {
+        let broken: [&'static [&'static [u8]]; 3] = [
+            &[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n"],
+            &[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhello\r\n"],
+            &[b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort"],
+        ];
+        for answers in broken {
+            let (url, _) = scripted(answers).await;
+            let pool = pool_for(&url, 4, Duration::from_secs(60));
+            let (_, body) = call_with(&pool, &url, Payload::default()).await;
+            let e = body.unwrap_err();
+            assert_eq!(e.failure(), Failure::Body, "{e}");
+            assert!(pool.idle.lock().unwrap().is_empty());
+        }
+        let (url, _) = scripted(&[b"HTTP/1.1 200 OK\r\ncontent-length: 1, 2\r\n\r\nx"]).await;
+        let pool = pool_for(&url, 4, Duration::from_secs(60));
+        let e = call_with(&pool, &url, Payload::default())
+            .await
+            .1
+            .unwrap_err();
+        assert!(e.to_string().contains("conflicting content-lengths"), "{e}");
+    }
+
+    /// An origin that answers from the head and stops reading (a 413 for a body it will not
+    /// take) is heard: the call does not wait to finish writing a body nobody reads.
+    #[tokio::test]
+    async fn an_answer_that_comes_before_the_whole_body_went_out_is_returned() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: Uri = format!("http://{}/v1", listener.local_addr().unwrap())
+            .parse()
             .unwrap();
-        lease.release();
-        body.to_bytes()
+        let (done, held) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            assert!(read_request(&mut tcp, &mut buf, false).await);
+            tcp.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!")
+                .await
+                .unwrap();
+            // Holds the connection open, reading nothing more.
+            let _ = held.await;
+        });
+        let pool = pool_for(&url, 4, Duration::from_secs(60));
+        let body = Payload::from(vec![b'x'; 32 << 20]);
+        let (status, answer) = call_with(&pool, &url, body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(answer.unwrap().as_ref(), b"too big!");
+        // Its connection still holds unsent request bytes: it is not kept.
+        assert!(pool.idle.lock().unwrap().is_empty());
+        drop(done);
+    }
+
+    #[test]
+    fn the_request_head_frames_the_body_itself() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static("k"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("999"));
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        let uri: Uri = "http://up.test:8080/v1/chat/completions?x=1"
+            .parse()
+            .unwrap();
+        let host = HeaderValue::from_static("up.test:8080");
+        let head = request_head(&Method::POST, &uri, Some(&host), &headers, 12);
+        assert_eq!(
+            head.as_ref(),
+            b"POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: up.test:8080\r\nx-api-key: k\r\ncontent-length: 12\r\n\r\n"
+        );
+        let head = request_head(&Method::GET, &uri, None, &HeaderMap::new(), 0);
+        assert_eq!(
+            head.as_ref(),
+            b"GET /v1/chat/completions?x=1 HTTP/1.1\r\n\r\n"
+        );
     }
 
     #[tokio::test]
