@@ -33,8 +33,11 @@ use tokio::time::Instant;
 
 use super::{Failure, Payload, TransportError};
 
-/// What a read reserves at first; it doubles while reads fill it, up to [`MAX_READ`].
-const READ_SIZE: usize = 8 * 1024;
+/// A read into an empty buffer goes to the stack, up to this much ([`Conn::poll_fill`]).
+const STACK_READ: usize = 4 * 1024;
+/// What a read into a buffer reserves at first; it doubles while reads fill it, up to
+/// [`MAX_READ`].
+const READ_SIZE: usize = 16 * 1024;
 const MAX_READ: usize = 256 * 1024;
 /// The largest answer head read, and the most header lines in it (hyper's default is 100).
 const MAX_HEAD: usize = 64 * 1024;
@@ -263,22 +266,40 @@ struct Conn {
 }
 
 impl Conn {
-    /// Reads what the socket has into the buffer: `Ok(0)` when the origin has closed it. The
-    /// buffer is allocated once the socket is readable, not while it waits.
+    /// Reads what the socket has into the buffer: `Ok(0)` when the origin has closed it.
+    ///
+    /// Into an empty buffer, the read goes to the stack first, and what it brought is kept in
+    /// an allocation of its own size: a stream's event (a few hundred bytes) holds no 8 KB
+    /// buffer, and a wake-up that finds nothing to read (readiness outlives the bytes that set
+    /// it) allocates nothing. A read that fills the stack is followed by reads into a buffer
+    /// reserved for more, which doubles while reads fill it.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.tcp.poll_read_ready(cx))?;
-            if self.buf.capacity() - self.buf.len() < self.next_read / 2 {
-                self.buf.reserve(self.next_read);
-            }
-            let room = self.buf.capacity() - self.buf.len();
-            match self.tcp.try_read_buf(&mut self.buf) {
-                Ok(n) => {
-                    if n == room {
+            let read = if self.buf.is_empty() {
+                let mut stack = [0u8; STACK_READ];
+                self.tcp.try_read(&mut stack).inspect(|&n| {
+                    let got = stack.get(..n).unwrap_or_default();
+                    if n < STACK_READ {
+                        self.buf = BytesMut::from(got);
+                    } else {
+                        self.buf = BytesMut::with_capacity(self.next_read);
+                        self.buf.extend_from_slice(got);
+                    }
+                })
+            } else {
+                if self.buf.capacity() - self.buf.len() < self.next_read / 2 {
+                    self.buf.reserve(self.next_read);
+                }
+                let room = self.buf.capacity() - self.buf.len();
+                self.tcp.try_read_buf(&mut self.buf).inspect(|n| {
+                    if *n == room {
                         self.next_read = (self.next_read * 2).min(MAX_READ);
                     }
-                    return Poll::Ready(Ok(n));
-                }
+                })
+            };
+            match read {
+                Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
