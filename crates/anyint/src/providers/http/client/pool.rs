@@ -271,32 +271,27 @@ impl Conn {
     /// Into an empty buffer, the read goes to the stack first, and what it brought is kept in
     /// an allocation of its own size: a stream's event (a few hundred bytes) holds no 8 KB
     /// buffer, and a wake-up that finds nothing to read (readiness outlives the bytes that set
-    /// it) allocates nothing. A read that fills the stack is followed by reads into a buffer
-    /// reserved for more, which doubles while reads fill it.
+    /// it) allocates nothing. A read that fills the stack goes on at once into a buffer
+    /// reserved for more, which doubles while reads fill it; while it is that large, reads go
+    /// to it directly, and a read that uses a quarter of it or less shrinks it back.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.tcp.poll_read_ready(cx))?;
-            let read = if self.buf.is_empty() {
+            let read = if self.buf.is_empty() && self.next_read <= READ_SIZE {
                 let mut stack = [0u8; STACK_READ];
-                self.tcp.try_read(&mut stack).inspect(|&n| {
+                self.tcp.try_read(&mut stack).map(|n| {
                     let got = stack.get(..n).unwrap_or_default();
                     if n < STACK_READ {
                         self.buf = BytesMut::from(got);
-                    } else {
-                        self.buf = BytesMut::with_capacity(self.next_read);
-                        self.buf.extend_from_slice(got);
+                        return n;
                     }
+                    self.buf = BytesMut::with_capacity(self.next_read);
+                    self.buf.extend_from_slice(got);
+                    // More is likely there; what this read cannot have yet, the next one reads.
+                    n + self.read_into_buffer().unwrap_or(0)
                 })
             } else {
-                if self.buf.capacity() - self.buf.len() < self.next_read / 2 {
-                    self.buf.reserve(self.next_read);
-                }
-                let room = self.buf.capacity() - self.buf.len();
-                self.tcp.try_read_buf(&mut self.buf).inspect(|n| {
-                    if *n == room {
-                        self.next_read = (self.next_read * 2).min(MAX_READ);
-                    }
-                })
+                self.read_into_buffer()
             };
             match read {
                 Ok(n) => return Poll::Ready(Ok(n)),
@@ -304,6 +299,21 @@ impl Conn {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+
+    /// One read into the buffer, with room for [`Self::next_read`] bytes, which it adapts.
+    fn read_into_buffer(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < self.next_read / 2 {
+            self.buf.reserve(self.next_read);
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let n = self.tcp.try_read_buf(&mut self.buf)?;
+        if n == room {
+            self.next_read = (self.next_read * 2).min(MAX_READ);
+        } else if n <= room / 4 {
+            self.next_read = READ_SIZE;
+        }
+        Ok(n)
     }
 
     /// The next `n` bytes (at most what the buffer holds), handed on without a copy.
@@ -1042,6 +1052,55 @@ mod tests {
                 usize::from(kept),
                 "{want:?}"
             );
+        }
+    }
+
+    /// A large answer is read in large pieces, not a stack's worth at a time; both framings,
+    /// and every byte in order.
+    #[tokio::test]
+    async fn a_large_answer_is_read_whole_in_pieces_larger_than_the_stack() {
+        const LEN: usize = 3 << 20;
+        fn content() -> Vec<u8> {
+            (0..LEN).map(|i| u8::try_from(i % 251).unwrap()).collect()
+        }
+        let mut length = format!("HTTP/1.1 200 OK\r\ncontent-length: {LEN}\r\n\r\n").into_bytes();
+        length.extend(content());
+        let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for part in content().chunks(100_000) {
+            chunked.extend(format!("{:x}\r\n", part.len()).into_bytes());
+            chunked.extend(part);
+            chunked.extend(b"\r\n");
+        }
+        chunked.extend(b"0\r\n\r\n");
+        for answer in [length, chunked] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url: Uri = format!("http://{}/v1", listener.local_addr().unwrap())
+                .parse()
+                .unwrap();
+            tokio::spawn(async move {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                assert!(read_request(&mut tcp, &mut buf, true).await);
+                tcp.write_all(&answer).await.unwrap();
+                let _ = read_request(&mut tcp, &mut buf, true).await;
+            });
+            let pool = pool_for(&url, 4, Duration::from_secs(60));
+            let mut body = pool
+                .send(&Method::GET, &url, &HeaderMap::new(), Payload::default())
+                .await
+                .unwrap()
+                .body;
+            let (mut got, mut largest) = (Vec::new(), 0);
+            while let Some(chunk) = std::future::poll_fn(|cx| body.poll_chunk(cx))
+                .await
+                .unwrap()
+            {
+                largest = largest.max(chunk.len());
+                got.extend_from_slice(&chunk);
+            }
+            assert!(got == content(), "the body arrived whole and in order");
+            assert!(largest > STACK_READ, "largest piece {largest} bytes");
+            assert_eq!(pool.idle.lock().unwrap().len(), 1);
         }
     }
 
