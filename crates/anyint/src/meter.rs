@@ -6,11 +6,12 @@
 //! crash of the process cannot lose it) and wakes the writer. [`Meter::record_durably`] is the
 //! same for a handler that can wait: the row is written when its future is done, with the
 //! rows of the other requests the thread finished in the same turn (one write for all). A
-//! single writer task tails the journal and writes its rows to the store in batches (up to `batch_size` a statement, every
-//! `flush_interval`), then rotates the journal once its rows are committed. The journal is the
-//! queue: nothing grows in memory however far the store falls behind. A failed store write
-//! keeps its rows and retries with backoff. A stream in flight journals provisional rows
-//! ([`Meter::checkpoint`]) so that a crash mid-stream still bills what was delivered.
+//! single writer task tails the journal and writes its rows to the store in batches (up to
+//! `batch_size` a statement, every `flush_interval`), then rotates the journal once its rows
+//! are committed. The journal is the queue: nothing grows in memory however far the store
+//! falls behind. A failed store write keeps its rows and retries with backoff. A stream in
+//! flight journals provisional rows ([`Meter::checkpoint`]) so that a crash mid-stream still
+//! bills what was delivered.
 //! [`MeterTask::shutdown`] writes everything and removes the journal. Streams are metered by
 //! [`tap::UsageTap`], which reads usage from the events as they pass.
 

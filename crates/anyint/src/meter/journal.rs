@@ -941,7 +941,7 @@ pub(super) mod tests {
             );
         }
         let mut pending = journal.take();
-        let queued: Vec<String> = pending.rows.iter().map(|r| r.request_id.clone()).collect();
+        let queued = ids_of(&pending.rows);
         assert_eq!(queued.len(), 10, "the queue holds at most its bound");
         assert_eq!(queued.first().map(String::as_str), Some("req_00"));
         assert!(

@@ -133,7 +133,6 @@ impl Pool {
                 out: &out,
                 part: 0,
                 offset: 0,
-                written: 0,
                 sent: false,
                 cut_short: false,
             };
@@ -316,6 +315,16 @@ impl Conn {
         Ok(n)
     }
 
+    /// Of a run of `left` bytes, what the buffer holds (at most `left`), handed on; `left`
+    /// is what remains of the run after it.
+    fn take_of(&mut self, left: &mut u64) -> Bytes {
+        let n = usize::try_from(*left)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
+        *left -= n as u64;
+        self.take(n)
+    }
+
     /// The next `n` bytes (at most what the buffer holds), handed on without a copy.
     fn take(&mut self, n: usize) -> Bytes {
         if n >= self.buf.len() {
@@ -347,9 +356,9 @@ struct Call<'a> {
     conn: Conn,
     /// The request: its head, then the body's parts.
     out: &'a [Bytes],
+    /// Where the write is: the part, and the offset in it.
     part: usize,
     offset: usize,
-    written: usize,
     sent: bool,
     /// The answer came before the whole request went out: the connection is not reused.
     cut_short: bool,
@@ -370,7 +379,7 @@ impl Call<'_> {
             if !self.sent {
                 match self.poll_write(cx) {
                     Poll::Ready(Ok(())) => self.sent = true,
-                    Poll::Ready(Err(e)) if self.written == 0 => {
+                    Poll::Ready(Err(e)) if self.part == 0 && self.offset == 0 => {
                         return Poll::Ready(Err(CallError::Unsent(TransportError::from_source(
                             Failure::Other,
                             &e,
@@ -443,7 +452,6 @@ impl Call<'_> {
             if wrote == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.written += wrote;
             let mut left = wrote;
             while let Some(part) = out.get(self.part) {
                 let here = part.len() - self.offset;
@@ -573,14 +581,7 @@ fn framing(method: &Method, head: &Head) -> Result<(Framing, bool), TransportErr
         return Ok((Framing::Length(0), keep_alive));
     }
     if head.headers.contains_key(TRANSFER_ENCODING) {
-        let last = head
-            .headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty());
+        let last = tokens(&head.headers, &TRANSFER_ENCODING).next_back();
         // A length beside a transfer coding is ignored, and the connection not trusted again.
         let keep = keep_alive && !head.headers.contains_key(CONTENT_LENGTH);
         return Ok(match last {
@@ -618,12 +619,22 @@ fn parse_decimal(text: &[u8]) -> Option<u64> {
 
 /// Whether a header lists `token` (`connection: keep-alive, Upgrade`).
 fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The items of a comma-separated list header, over all its lines, trimmed, empty ones left
+/// out.
+fn tokens<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> impl DoubleEndedIterator<Item = &'h str> {
     headers
         .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// How the rest of a body is read.
@@ -667,11 +678,7 @@ impl Framing {
                 if conn.buf.is_empty() {
                     return Ok(Step::More);
                 }
-                let n = usize::try_from(*left)
-                    .unwrap_or(usize::MAX)
-                    .min(conn.buf.len());
-                *left -= n as u64;
-                Ok(Step::Data(conn.take(n)))
+                Ok(Step::Data(conn.take_of(left)))
             }
             Framing::Close if conn.buf.is_empty() => Ok(Step::More),
             Framing::Close => Ok(Step::Data(conn.take(usize::MAX))),
@@ -701,31 +708,28 @@ fn chunk_step(state: &mut Chunked, conn: &mut Conn) -> Result<Step, TransportErr
                 {
                     return Err(body_error("an invalid chunk size"));
                 }
-                let size = line
-                    .get(..digits)
-                    .unwrap_or_default()
-                    .iter()
-                    .fold(0u64, |n, b| (n << 4) | u64::from(hex_value(*b)));
+                // At most sixteen hex digits: a u64 holds them.
+                let size = std::str::from_utf8(line.get(..digits).unwrap_or_default())
+                    .ok()
+                    .and_then(|d| u64::from_str_radix(d, 16).ok())
+                    .ok_or_else(|| body_error("an invalid chunk size"))?;
                 *state = if size == 0 {
                     Chunked::Trailers
                 } else {
                     Chunked::Data(size)
                 };
             }
-            Chunked::Data(left) => {
+            Chunked::Data(mut left) => {
                 if conn.buf.is_empty() {
                     return Ok(Step::More);
                 }
-                let n = usize::try_from(left)
-                    .unwrap_or(usize::MAX)
-                    .min(conn.buf.len());
-                let left = left - n as u64;
+                let data = conn.take_of(&mut left);
                 *state = if left == 0 {
                     Chunked::DataEnd
                 } else {
                     Chunked::Data(left)
                 };
-                return Ok(Step::Data(conn.take(n)));
+                return Ok(Step::Data(data));
             }
             Chunked::DataEnd => {
                 let Some(line) = next_line(conn)? else {
@@ -762,15 +766,6 @@ fn next_line(conn: &mut Conn) -> Result<Option<Vec<u8>>, TransportError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
     conn.skip(end + 1);
     Ok(Some(line))
-}
-
-fn hex_value(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        b'A'..=b'F' => b - b'A' + 10,
-        _ => 0,
-    }
 }
 
 fn body_error(what: &str) -> TransportError {
