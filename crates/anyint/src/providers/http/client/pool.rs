@@ -704,29 +704,12 @@ fn chunk_step(state: &mut Chunked, conn: &mut Conn) -> Result<Step, TransportErr
     loop {
         match *state {
             Chunked::Size => {
-                let Some(line) = next_line(conn)? else {
+                let Some(size) = take_line(conn, chunk_size)? else {
                     return Ok(Step::More);
                 };
-                let digits = line
-                    .iter()
-                    .position(|b| !b.is_ascii_hexdigit())
-                    .unwrap_or(line.len());
-                let ext = line.get(digits..).unwrap_or_default();
-                if digits == 0
-                    || digits > 16
-                    || !matches!(ext.first(), None | Some(b';' | b' ' | b'\t'))
-                {
-                    return Err(body_error("an invalid chunk size"));
-                }
-                // At most sixteen hex digits: a u64 holds them.
-                let size = std::str::from_utf8(line.get(..digits).unwrap_or_default())
-                    .ok()
-                    .and_then(|d| u64::from_str_radix(d, 16).ok())
-                    .ok_or_else(|| body_error("an invalid chunk size"))?;
-                *state = if size == 0 {
-                    Chunked::Trailers
-                } else {
-                    Chunked::Data(size)
+                *state = match size? {
+                    0 => Chunked::Trailers,
+                    size => Chunked::Data(size),
                 };
             }
             Chunked::Data(mut left) => {
@@ -742,19 +725,19 @@ fn chunk_step(state: &mut Chunked, conn: &mut Conn) -> Result<Step, TransportErr
                 return Ok(Step::Data(data));
             }
             Chunked::DataEnd => {
-                let Some(line) = next_line(conn)? else {
+                let Some(empty) = take_line(conn, <[u8]>::is_empty)? else {
                     return Ok(Step::More);
                 };
-                if !line.is_empty() {
+                if !empty {
                     return Err(body_error("chunk data longer than its size"));
                 }
                 *state = Chunked::Size;
             }
             Chunked::Trailers => {
-                let Some(line) = next_line(conn)? else {
+                let Some(empty) = take_line(conn, <[u8]>::is_empty)? else {
                     return Ok(Step::More);
                 };
-                if line.is_empty() {
+                if empty {
                     return Ok(Step::End);
                 }
             }
@@ -762,9 +745,31 @@ fn chunk_step(state: &mut Chunked, conn: &mut Conn) -> Result<Step, TransportErr
     }
 }
 
-/// The next line of a chunked body's framing (without its `\r\n`), taken from the buffer, or
-/// `None` when the buffer does not hold all of it yet.
-fn next_line(conn: &mut Conn) -> Result<Option<Vec<u8>>, TransportError> {
+/// A chunk-size line's size; its extensions are read past.
+fn chunk_size(line: &[u8]) -> Result<u64, TransportError> {
+    let digits = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    let ext = line.get(digits..).unwrap_or_default();
+    if digits == 0 || digits > 16 || !matches!(ext.first(), None | Some(b';' | b' ' | b'\t')) {
+        return Err(body_error("an invalid chunk size"));
+    }
+    // At most sixteen hex digits: a u64 holds them.
+    std::str::from_utf8(line.get(..digits).unwrap_or_default())
+        .ok()
+        .and_then(|d| u64::from_str_radix(d, 16).ok())
+        .ok_or_else(|| body_error("an invalid chunk size"))
+}
+
+/// The next line of a chunked body's framing (without its `\r\n`), given to `read` where it
+/// lies in the buffer and then dropped from it, or `None` when the buffer does not hold all of
+/// it yet. Read in place: a chunked body has two such lines a chunk (a stream, one chunk an
+/// event, often), and a copy of each was an allocation apiece.
+fn take_line<R>(
+    conn: &mut Conn,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<Option<R>, TransportError> {
     let Some(end) = memchr::memchr(b'\n', &conn.buf) else {
         return if conn.buf.len() > MAX_LINE {
             Err(body_error("a chunk-size or trailer line over 4 KB"))
@@ -773,9 +778,9 @@ fn next_line(conn: &mut Conn) -> Result<Option<Vec<u8>>, TransportError> {
         };
     };
     let line = conn.buf.get(..end).unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
+    let got = read(line.strip_suffix(b"\r").unwrap_or(line));
     conn.skip(end + 1);
-    Ok(Some(line))
+    Ok(Some(got))
 }
 
 fn body_error(what: &str) -> TransportError {
