@@ -116,9 +116,9 @@ where
     let client =
         crate::policy::access::client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
     let method = req.method().clone();
-    // Boxed where it is made: the handler's future is the largest of a request, and unboxed
-    // it was copied whole into each wrapper around it (the log scopes, this function, the
-    // connection's layers), the largest memory copies of a request (callgrind).
+    // Boxed where it is made: unboxed, the handler's future was copied whole into each
+    // wrapper around it (the two log scopes, this function, the connection's layers); boxed,
+    // they move a pointer (callgrind: 1.2% fewer instructions a request).
     let handler = Box::pin(inner(req, RequestId(id.clone()), peer));
     let mut resp = telemetry::scope(client, id.clone(), handler).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
