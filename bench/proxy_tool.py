@@ -2,7 +2,8 @@
 """Helpers for bench/proxy.sh (standard library only).
 
   bodies DIR MODEL            write the body-size sweep's request bodies into DIR
-  procstat PID...             CPU ticks (utime+stime), VmHWM and VmRSS (kB) summed over PIDs, as JSON
+  procstat PID...             CPU ticks (utime+stime, and each apart), VmHWM and VmRSS (kB) summed over
+                              PIDs, and the whole machine's busy ticks, as JSON
   resethwm PID...             reset the peak RSS (VmHWM) of PIDs (/proc/PID/clear_refs, "5")
   streams URL KEY BODY C SECS OUT
                               C connections, each sending BODY again as soon as its stream ended
@@ -102,13 +103,24 @@ def cmd_bodies(out_dir, model):
 
 # --- /proc ---------------------------------------------------------------------------------------
 
+def machine_ticks():
+    """The whole machine's busy CPU ticks (/proc/stat): user and nice, and system with the
+    interrupts' time. On loopback the kernel often does one side's work in the other's process
+    (a write runs the receiver's TCP input), so a proxy's own system time alone can mislead."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:8]]
+    return {"user": v[0] + v[1], "system": v[2] + v[5] + v[6]}
+
+
 def procstat(pids):
-    ticks = hwm = rss = anon = file_ = 0
+    ticks = uticks = sticks = hwm = rss = anon = file_ = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             # fields[0] is field 3 (state): utime is field 14, stime field 15.
+            uticks += int(fields[11])
+            sticks += int(fields[12])
             ticks += int(fields[11]) + int(fields[12])
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
@@ -122,7 +134,8 @@ def procstat(pids):
                         file_ += int(line.split()[1])
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return {"ticks": ticks, "hz": os.sysconf("SC_CLK_TCK"), "hwm_kb": hwm, "rss_kb": rss,
+    return {"ticks": ticks, "uticks": uticks, "sticks": sticks, "machine": machine_ticks(),
+            "hz": os.sysconf("SC_CLK_TCK"), "hwm_kb": hwm, "rss_kb": rss,
             "anon_kb": anon, "file_kb": file_, "pss_kb": pss_kb(pids)}
 
 
@@ -361,7 +374,14 @@ def oha_run(path, cpu_path=None):
            "codes": codes, "errors": errors}
     if cpu_path:
         before, after = (json.loads(line) for line in open(cpu_path).read().splitlines())
-        run["cpu_s"] = (after["ticks"] - before["ticks"]) / after["hz"]
+        hz = after["hz"]
+        run["cpu_s"] = (after["ticks"] - before["ticks"]) / hz
+        # Older raw files have the sum only.
+        if "uticks" in before and "uticks" in after:
+            run["user_s"] = (after["uticks"] - before["uticks"]) / hz
+            run["system_s"] = (after["sticks"] - before["sticks"]) / hz
+        if "machine" in before and "machine" in after:
+            run["machine_s"] = sum(after["machine"].values()) / hz - sum(before["machine"].values()) / hz
     return run
 
 
@@ -520,6 +540,28 @@ def cmd_report(raw):
               f"{ratio(cpu_ms(g), cpu_ms(n), '{:.1f}×')} | {ms(n['p50'], 3)} | {ms(g['p50'], 3)} | "
               f"{diff_ms(n['p50'], g['p50'])} | ≤ {target:.2f} ms |")
         w("")
+        split = [(name, b) for name, b in r["bodies"].items()
+                 if all(k in b[p] for p in ("nginx", "anyint") for k in ("user_s", "machine_s"))]
+        if split:
+            w("Where the CPU goes, per request: each proxy's user and system time, and the whole "
+              "machine's busy time over the same run (load generator, proxy and upstream together). "
+              "On loopback the kernel runs much of a receiver's TCP input inside the sender's write, "
+              "so a proxy's system time depends on how its writes interleave with its peers' reads; "
+              "the whole machine's figure does not.")
+            w("")
+            w("| body | nginx user / system, ms | anyint user / system, ms | machine via nginx, ms | machine via anyint, ms | machine ratio |")
+            w("|---|--:|--:|--:|--:|--:|")
+
+            def per(run, key):
+                return run[key] * 1000 / run["requests"] if run.get("requests") else None
+
+            for name, b in split:
+                n, g = b["nginx"], b["anyint"]
+                w(f"| {name} | {num(per(n, 'user_s'), '{:.3f}')} / {num(per(n, 'system_s'), '{:.3f}')} | "
+                  f"{num(per(g, 'user_s'), '{:.3f}')} / {num(per(g, 'system_s'), '{:.3f}')} | "
+                  f"{num(per(n, 'machine_s'), '{:.3f}')} | {num(per(g, 'machine_s'), '{:.3f}')} | "
+                  f"{ratio(per(g, 'machine_s'), per(n, 'machine_s'), '{:.2f}×')} |")
+            w("")
 
     if r.get("slow"):
         w("## Many slow streams (21 events 100 ms apart, all opened at once)")
