@@ -8,6 +8,9 @@
 #   BENCH_WARMUP=2            warm-up seconds before each measured run (0 = none)
 #   BENCH_RATE=200            the open-loop run's request rate (oha -q)
 #   BENCH_PACED_C=64          concurrent paced streams
+#   BENCH_LAT_ROUNDS=3        after the main part, the open loop and the paced streams again in this many
+#                             rounds alternating nginx and the gateway (0 = none); the report gives each
+#                             round's added latency and their median
 #   BENCH_PARTS="main bodies slow"   which parts to run ("soak" is opt-in: add it to the list)
 #   BENCH_SOAK=600            the soak's seconds of c32 non-streaming load through the gateway
 #   BENCH_SOAK_EVERY=30       seconds between the soak's RSS readings
@@ -37,6 +40,7 @@ SECS="${BENCH_SECONDS:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
 RATE="${BENCH_RATE:-200}"
 PACED_C="${BENCH_PACED_C:-64}"
+LAT_ROUNDS="${BENCH_LAT_ROUNDS:-3}"
 PARTS="${BENCH_PARTS:-main bodies slow}"
 BODIES="${BENCH_BODIES:-1k 64k 512k 2m agent500k}"
 BODY_SECS="${BENCH_BODY_SECONDS:-5}"
@@ -57,7 +61,7 @@ fi
 NGINX_WORKERS="${BENCH_NGINX_WORKERS:-$([[ -n "$PIN" ]] && echo 1 || nproc)}"
 OHA_VERSION="${BENCH_OHA_VERSION:-1.16.0}"
 
-for v in "$SECS" "$WARMUP" "$RATE" "$PACED_C" "$BODY_SECS" "$AFTER" "$NGINX_WORKERS" "$SOAK" "$SOAK_EVERY"; do
+for v in "$SECS" "$WARMUP" "$RATE" "$PACED_C" "$LAT_ROUNDS" "$BODY_SECS" "$AFTER" "$NGINX_WORKERS" "$SOAK" "$SOAK_EVERY"; do
     [[ "$v" =~ ^[0-9]+$ ]] || { echo "proxy bench: numeric knobs must be whole numbers, got '$v'" >&2; exit 2; }
 done
 for p in $PARTS; do
@@ -517,6 +521,18 @@ if has_part main; then
             "$PACED_C" "$SECS" "$RAW/main-paced-$proxy.json"
         check_alive
     done
+    # The two latency rows again, in rounds that alternate the proxies: one run of each sits
+    # a minute or more from the other's above, and at a tenth of a millisecond the machine's
+    # drift over that minute is as large as the difference measured.
+    for (( round = 1; round <= LAT_ROUNDS; round++ )); do
+        for proxy in nginx anyint; do
+            log "latency round $round of $LAT_ROUNDS via $proxy: open loop and paced streams ($SECS s each)"
+            oha_run "$RAW/lat-open-$round-$proxy.oha.json" "$proxy" json 16 "$SECS" -q "$RATE"
+            run_child python3 "$TOOL" streams "$(url_of "$proxy" paced)" "$KEY" "$BODY_DIR/paced.json" \
+                "$PACED_C" "$SECS" "$RAW/lat-paced-$round-$proxy.json"
+            check_alive
+        done
+    done
     python3 - "$(procstat nginx)" "$(procstat anyint)" "$idle_nginx" "$idle_gw" >"$RAW/rss.json" <<'PY'
 import json, sys
 n, g, ni, gi = (json.loads(a) for a in sys.argv[1:])
@@ -596,14 +612,15 @@ fi
 M_COMMIT="$GIT_REV" M_ANYINT="$ANYINT_VERSION" M_NGINX="nginx $NGINX_VERSION" M_OHA="${OHA_VERSION_SEEN%%$'\n'*}" \
 M_LOAD="$LOAD_START" M_BODIES="$(has_part bodies && echo "$BODIES" || true)" \
 M_STREAMS="$(has_part slow && echo "$STREAMS" || true)" M_PIN="${ON_PROXY[*]:-}" \
-python3 - "$(nproc)" "$SECS" "$WARMUP" "$RATE" "$PACED_C" "$NGINX_WORKERS" "$AFTER" >"$RAW/meta.json" <<'PY'
+python3 - "$(nproc)" "$SECS" "$WARMUP" "$RATE" "$PACED_C" "$NGINX_WORKERS" "$AFTER" \
+    "$(has_part main && echo "$LAT_ROUNDS" || echo 0)" >"$RAW/meta.json" <<'PY'
 import json, os, sys
-cpus, secs, warmup, rate, paced_c, workers, after = (int(a) for a in sys.argv[1:])
+cpus, secs, warmup, rate, paced_c, workers, after, lat_rounds = (int(a) for a in sys.argv[1:])
 e = os.environ
 print(json.dumps({
     "commit": e["M_COMMIT"], "anyint": e["M_ANYINT"], "nginx": e["M_NGINX"], "oha": e["M_OHA"],
     "cpus": cpus, "load": e["M_LOAD"], "seconds": secs, "warmup": warmup, "rate": rate,
-    "paced_c": paced_c, "nginx_workers": workers, "after": after,
+    "paced_c": paced_c, "nginx_workers": workers, "after": after, "lat_rounds": lat_rounds,
     "bodies": e["M_BODIES"].split(), "streams": [int(n) for n in e["M_STREAMS"].split()],
     "pinned": e["M_PIN"],
 }))

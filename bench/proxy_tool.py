@@ -24,6 +24,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import sys
 import time
 from urllib.parse import urlsplit
@@ -400,6 +401,22 @@ def load_raw(raw):
             run = json.load(open(f))
             run["requests"] = run["ok"] + run["bad"]
             r["main"][f"paced-{proxy}"] = run
+    r["lat"] = []
+    for rnd in range(1, meta.get("lat_rounds", 0) + 1):
+        got = {}
+        for proxy in ("nginx", "anyint"):
+            f = os.path.join(raw, f"lat-open-{rnd}-{proxy}.oha.json")
+            if os.path.exists(f):
+                got[f"open-{proxy}"] = oha_run(f)
+            f = os.path.join(raw, f"lat-paced-{rnd}-{proxy}.json")
+            if os.path.exists(f):
+                run = json.load(open(f))
+                run["requests"] = run["ok"] + run["bad"]
+                got[f"paced-{proxy}"] = run
+        for key, run in got.items():
+            r["main"][f"round {rnd} {key}"] = run
+        if len(got) == 4:
+            r["lat"].append(got)
     for key, run in r["main"].items():
         if run["bad"] or not run["ok"]:
             r["failures"].append(f"{key}: {run['ok']} ok, {run['bad']} failed "
@@ -526,6 +543,41 @@ def cmd_report(raw):
               "every request unchanged, with no key, limits, body scan, routing or metering.)")
         else:
             w("The floor, the HTTP stack alone, was not measured: no `bare_proxy` binary.)")
+        w("")
+
+    if r.get("lat"):
+        w(f"### Latency in alternating rounds ({len(r['lat'])} × nginx then anyint, {meta['seconds']} s each)")
+        w("")
+        w("The open loop and the paced streams again, after the runs above, alternating the proxies "
+          "so that the machine's drift over a minute falls on both alike; the last row is the "
+          "median of the rounds.")
+        w("")
+        w(f"| round | open loop ({meta['rate']} req/s) p50 / p99, nginx, ms | the same, anyint, ms | added | "
+          f"paced TTFB p50, nginx, ms | the same, anyint, ms | added | paced p99 ÷ nginx |")
+        w("|--:|--:|--:|--:|--:|--:|--:|--:|")
+        added = {"p50": [], "p99": [], "ttfb": [], "ratio": []}
+        for i, got in enumerate(r["lat"], 1):
+            n, g = got["open-nginx"], got["open-anyint"]
+            pn, pg = got["paced-nginx"], got["paced-anyint"]
+            w(f"| {i} | {ms(n['p50'])} / {ms(n['p99'])} | {ms(g['p50'])} / {ms(g['p99'])} | "
+              f"{diff_ms(n['p50'], g['p50'])} / {diff_ms(n['p99'], g['p99'])} | {ms(pn['ttfb_p50'])} | "
+              f"{ms(pg['ttfb_p50'])} | {diff_ms(pn['ttfb_p50'], pg['ttfb_p50'])} | "
+              f"{ratio(pg['p99'], pn['p99'], '{:.2f}×')} |")
+            for key, a, b in (("p50", n["p50"], g["p50"]), ("p99", n["p99"], g["p99"]),
+                              ("ttfb", pn["ttfb_p50"], pg["ttfb_p50"])):
+                if a is not None and b is not None:
+                    added[key].append(b - a)
+            if pn["p99"]:
+                added["ratio"].append(pg["p99"] / pn["p99"])
+
+        def median(v):
+            return statistics.median(v) if v else None
+
+        def signed(v):
+            return "n/a" if v is None else f"{v * 1000:+.2f} ms"
+
+        w(f"| median | | | {signed(median(added['p50']))} / {signed(median(added['p99']))} | | | "
+          f"{signed(median(added['ttfb']))} | {num(median(added['ratio']), '{:.2f}×')} |")
         w("")
 
     if r.get("bodies"):
