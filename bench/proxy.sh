@@ -505,6 +505,12 @@ measured() { # name proxy kind c secs [extra oha args...]
     fi
 }
 
+# PACED_C paced streams through a proxy for some seconds, their figures into a file.
+paced_run() { # proxy secs out
+    run_child python3 "$TOOL" streams "$(url_of "$1" paced)" "$KEY" "$BODY_DIR/paced.json" \
+        "$PACED_C" "$2" "$3"
+}
+
 if has_part main; then
     for proxy in $WITH_FLOOR; do
         measured main-json "$proxy" json 32 "$SECS"
@@ -513,12 +519,10 @@ if has_part main; then
         [[ "$proxy" == floor ]] && continue
         measured main-open "$proxy" json 16 "$SECS" -q "$RATE"
         if [[ "$WARMUP" -gt 0 ]]; then
-            run_child python3 "$TOOL" streams "$(url_of "$proxy" paced)" "$KEY" "$BODY_DIR/paced.json" \
-                "$PACED_C" "$WARMUP" "$RAW/warmup-paced-$proxy.json"
+            paced_run "$proxy" "$WARMUP" "$RAW/warmup-paced-$proxy.json"
         fi
         log "measure $PACED_C paced streams via $proxy ($SECS s)"
-        run_child python3 "$TOOL" streams "$(url_of "$proxy" paced)" "$KEY" "$BODY_DIR/paced.json" \
-            "$PACED_C" "$SECS" "$RAW/main-paced-$proxy.json"
+        paced_run "$proxy" "$SECS" "$RAW/main-paced-$proxy.json"
         check_alive
     done
     # The two latency rows again, in rounds that alternate the proxies: one run of each sits
@@ -528,8 +532,7 @@ if has_part main; then
         for proxy in nginx anyint; do
             log "latency round $round of $LAT_ROUNDS via $proxy: open loop and paced streams ($SECS s each)"
             oha_run "$RAW/lat-open-$round-$proxy.oha.json" "$proxy" json 16 "$SECS" -q "$RATE"
-            run_child python3 "$TOOL" streams "$(url_of "$proxy" paced)" "$KEY" "$BODY_DIR/paced.json" \
-                "$PACED_C" "$SECS" "$RAW/lat-paced-$round-$proxy.json"
+            paced_run "$proxy" "$SECS" "$RAW/lat-paced-$round-$proxy.json"
             check_alive
         done
     done

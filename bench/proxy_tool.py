@@ -114,7 +114,7 @@ def machine_ticks():
 
 
 def procstat(pids):
-    ticks = uticks = sticks = hwm = rss = anon = file_ = 0
+    uticks = sticks = hwm = rss = anon = file_ = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -122,7 +122,6 @@ def procstat(pids):
             # fields[0] is field 3 (state): utime is field 14, stime field 15.
             uticks += int(fields[11])
             sticks += int(fields[12])
-            ticks += int(fields[11]) + int(fields[12])
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("VmHWM:"):
@@ -135,7 +134,7 @@ def procstat(pids):
                         file_ += int(line.split()[1])
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return {"ticks": ticks, "uticks": uticks, "sticks": sticks, "machine": machine_ticks(),
+    return {"ticks": uticks + sticks, "uticks": uticks, "sticks": sticks, "machine": machine_ticks(),
             "hz": os.sysconf("SC_CLK_TCK"), "hwm_kb": hwm, "rss_kb": rss,
             "anon_kb": anon, "file_kb": file_, "pss_kb": pss_kb(pids)}
 
@@ -382,7 +381,14 @@ def oha_run(path, cpu_path=None):
             run["user_s"] = (after["uticks"] - before["uticks"]) / hz
             run["system_s"] = (after["sticks"] - before["sticks"]) / hz
         if "machine" in before and "machine" in after:
-            run["machine_s"] = sum(after["machine"].values()) / hz - sum(before["machine"].values()) / hz
+            run["machine_s"] = (sum(after["machine"].values()) - sum(before["machine"].values())) / hz
+    return run
+
+
+def streams_run(path):
+    """A `streams` result (paced streams) as one run's figures."""
+    run = json.load(open(path))
+    run["requests"] = run["ok"] + run["bad"]
     return run
 
 
@@ -398,9 +404,7 @@ def load_raw(raw):
                 r["main"][f"{mode}-{proxy}"] = oha_run(f, cpu if os.path.exists(cpu) else None)
         f = os.path.join(raw, f"main-paced-{proxy}.json")
         if os.path.exists(f):
-            run = json.load(open(f))
-            run["requests"] = run["ok"] + run["bad"]
-            r["main"][f"paced-{proxy}"] = run
+            r["main"][f"paced-{proxy}"] = streams_run(f)
     r["lat"] = []
     for rnd in range(1, meta.get("lat_rounds", 0) + 1):
         got = {}
@@ -410,9 +414,7 @@ def load_raw(raw):
                 got[f"open-{proxy}"] = oha_run(f)
             f = os.path.join(raw, f"lat-paced-{rnd}-{proxy}.json")
             if os.path.exists(f):
-                run = json.load(open(f))
-                run["requests"] = run["ok"] + run["bad"]
-                got[f"paced-{proxy}"] = run
+                got[f"paced-{proxy}"] = streams_run(f)
         for key, run in got.items():
             r["main"][f"round {rnd} {key}"] = run
         if len(got) == 4:
@@ -479,8 +481,9 @@ def cmd_report(raw):
       "SQLite ledger, journal on, `log_level = \"warn\"`")
     w("")
 
-    def cpu_ms(run):
-        return run["cpu_s"] * 1000 / run["requests"] if run.get("requests") else None
+    def cpu_ms(run, key="cpu_s"):
+        """A run's CPU figure `key` (seconds over the run) in ms a request."""
+        return run[key] * 1000 / run["requests"] if run.get("requests") else None
 
     def ms(v, d=2):
         return "n/a" if v is None else f"{v * 1000:.{d}f}"
@@ -491,8 +494,11 @@ def cmd_report(raw):
     def ratio(a, b, fmt="{:.0%}"):
         return "n/a" if a is None or b is None or b == 0 else fmt.format(a / b)
 
+    def signed_ms(v):
+        return "n/a" if v is None else f"{v * 1000:+.2f} ms"
+
     def diff_ms(a, b):
-        return "n/a" if a is None or b is None else f"{(b - a) * 1000:+.2f} ms"
+        return signed_ms(None if a is None or b is None else b - a)
 
     m = r["main"]
     rows = []
@@ -573,11 +579,8 @@ def cmd_report(raw):
         def median(v):
             return statistics.median(v) if v else None
 
-        def signed(v):
-            return "n/a" if v is None else f"{v * 1000:+.2f} ms"
-
-        w(f"| median | | | {signed(median(added['p50']))} / {signed(median(added['p99']))} | | | "
-          f"{signed(median(added['ttfb']))} | {num(median(added['ratio']), '{:.2f}×')} |")
+        w(f"| median | | | {signed_ms(median(added['p50']))} / {signed_ms(median(added['p99']))} | | | "
+          f"{signed_ms(median(added['ttfb']))} | {num(median(added['ratio']), '{:.2f}×')} |")
         w("")
 
     if r.get("bodies"):
@@ -603,16 +606,12 @@ def cmd_report(raw):
             w("")
             w("| body | nginx user / system, ms | anyint user / system, ms | machine via nginx, ms | machine via anyint, ms | machine ratio |")
             w("|---|--:|--:|--:|--:|--:|")
-
-            def per(run, key):
-                return run[key] * 1000 / run["requests"] if run.get("requests") else None
-
             for name, b in split:
                 n, g = b["nginx"], b["anyint"]
-                w(f"| {name} | {num(per(n, 'user_s'), '{:.3f}')} / {num(per(n, 'system_s'), '{:.3f}')} | "
-                  f"{num(per(g, 'user_s'), '{:.3f}')} / {num(per(g, 'system_s'), '{:.3f}')} | "
-                  f"{num(per(n, 'machine_s'), '{:.3f}')} | {num(per(g, 'machine_s'), '{:.3f}')} | "
-                  f"{ratio(per(g, 'machine_s'), per(n, 'machine_s'), '{:.2f}×')} |")
+                w(f"| {name} | {num(cpu_ms(n, 'user_s'), '{:.3f}')} / {num(cpu_ms(n, 'system_s'), '{:.3f}')} | "
+                  f"{num(cpu_ms(g, 'user_s'), '{:.3f}')} / {num(cpu_ms(g, 'system_s'), '{:.3f}')} | "
+                  f"{num(cpu_ms(n, 'machine_s'), '{:.3f}')} | {num(cpu_ms(g, 'machine_s'), '{:.3f}')} | "
+                  f"{ratio(cpu_ms(g, 'machine_s'), cpu_ms(n, 'machine_s'), '{:.2f}×')} |")
             w("")
 
     if r.get("slow"):
