@@ -10,6 +10,7 @@ mod dispatch;
 mod observe;
 mod serve;
 pub mod tls;
+mod trim;
 mod workers;
 
 use std::net::SocketAddr;

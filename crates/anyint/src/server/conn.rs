@@ -112,6 +112,7 @@ impl ConnClock {
 
     /// A request began; the returned guard ends it when dropped.
     fn begin(self: &Arc<Self>) -> InFlight {
+        super::trim::note_request();
         let mut s = self.lock();
         s.inflight += 1;
         s.head_started = None;

@@ -16,7 +16,8 @@
 //! to them across threads. A connection the store's pool or Redis's client opens later, from
 //! a worker, is driven by that worker's reactor for everyone, which is why a worker's runtime
 //! stays up after its drain until the process exits. Tasks a request spawns (a task's
-//! creation, a limiter's retry) run on its worker.
+//! creation, a limiter's retry) run on its worker. Each worker also runs
+//! `trim::keep_trimmed`, which returns its free memory once it goes quiet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,6 +155,7 @@ impl Worker {
                 index - 1,
                 handed,
             );
+            tokio::spawn(super::trim::keep_trimmed(stopped.clone()));
             super::serve::run(listener, serving.app, stopped).await;
             let _ = done.send(());
             // The runtime stays up until the process exits: store and Redis connections this
