@@ -372,6 +372,12 @@ fn take_rows(
         for r in &rows {
             live.remove(&r.request_id);
         }
+        // A burst of streams grew the table, and a map keeps its largest size: once most of
+        // them have ended, give the room back (about 100 bytes a stream; a table of up to
+        // 1,024 is left as it is).
+        if live.capacity() > 1024 && live.len() < live.capacity() / 8 {
+            live.shrink_to(2 * live.len());
+        }
     }
     if batch.is_empty() {
         *batch = rows;
@@ -693,6 +699,25 @@ async fn isolate(store: &dyn Store, batch: &mut Vec<UsageRecord>, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ended_streams_give_back_the_room_a_burst_grew_their_table_to() {
+        let mut live = HashMap::default();
+        let rows: Vec<_> = (0..5000).map(|i| row(&format!("req_{i}"), 1)).collect();
+        for r in &rows {
+            live.insert(r.request_id.clone(), b"progress".to_vec());
+        }
+        let mut batch = Vec::new();
+        take_rows(
+            &mut live,
+            rows.get(..4990).unwrap_or_default().to_vec(),
+            &mut batch,
+        );
+        assert_eq!(batch.len(), 4990);
+        assert_eq!(live.len(), 10);
+        assert!(live.capacity() <= 1024, "{}", live.capacity());
+        assert!(live.contains_key("req_4995"));
+    }
 
     fn row(id: &str, completion: i64) -> UsageRecord {
         UsageRecord {

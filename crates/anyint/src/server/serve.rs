@@ -80,6 +80,11 @@ impl Drop for Registered<'_> {
     fn drop(&mut self) {
         if let Ok(mut wakers) = self.0.wakers.lock() {
             wakers.remove(&self.1);
+            // After a burst of connections, the room they grew the table to goes back.
+            if wakers.capacity() > 1024 && wakers.len() < wakers.capacity() / 8 {
+                let keep = 2 * wakers.len();
+                wakers.shrink_to(keep);
+            }
         }
     }
 }
@@ -137,5 +142,37 @@ async fn serve_conn(mut io: TimedIo, service: ConnService, builders: &Builders, 
     .await;
     if let Err(e) = result {
         tracing::trace!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drain_gives_back_a_bursts_room_and_keeps_the_rest() {
+        let drain = Drain::default();
+        // (entries, capacity) of the drain's table.
+        let sizes = || {
+            drain
+                .wakers
+                .lock()
+                .map_or((usize::MAX, usize::MAX), |w| (w.len(), w.capacity()))
+        };
+        let burst: Vec<_> = (0..5000)
+            .map(|_| drain.register(Waker::noop().clone()))
+            .collect();
+        let (_, grown) = sizes();
+        assert!(grown >= 5000, "{grown}");
+        let mut burst = burst.into_iter();
+        let kept: Vec<_> = burst.by_ref().take(10).collect();
+        drop(burst);
+        let (len, capacity) = sizes();
+        assert_eq!(len, 10);
+        assert!(capacity <= 1024, "{capacity}");
+        drain.stop();
+        assert!(drain.stopping.load(Ordering::Acquire));
+        drop(kept);
+        assert_eq!(sizes().0, 0);
     }
 }
