@@ -300,7 +300,7 @@ fn block_string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     loop {
         let (m, len) = block_masks_at(b, i);
         let escaped = if m.backslash == 0 && !carry {
-            if m.quote | m.control == 0 && len == 64 {
+            if (m.quote | m.control) == 0 && len == 64 {
                 // Prose: after one plain block the next are likely plain too, and one test
                 // each passes them without building their masks (2 MB of it took 84
                 // instructions a block through this loop, 49 through this).
