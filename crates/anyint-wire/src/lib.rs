@@ -14,6 +14,7 @@ pub mod error;
 pub mod gemini;
 pub mod json;
 pub mod openai;
+pub mod report;
 pub mod responses;
 mod schema;
 pub mod sse;

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 pub use crate::canonical::DecodeOptions;
 use crate::canonical::{ChatRequest, ChatResponse, EncodeOptions, StreamEvent};
+pub use crate::report::FrameReport;
 use crate::sse::Frame;
 use crate::{DecodeError, Usage, anthropic, gemini, openai, responses};
 
@@ -38,24 +39,15 @@ pub enum Kind {
     Responses,
 }
 
-/// What one upstream frame says to a meter: usage, the stream's proper end, an error.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct FrameReport {
-    /// Usage the frame carries (to merge into what the stream reported before).
-    pub usage: Option<Usage>,
-    /// The frame carries only usage (OpenAI's final usage chunk).
-    pub usage_only: bool,
-    /// The frame ends the stream properly (`[DONE]`, `message_stop`, a `finishReason`,
-    /// `response.completed` / `response.incomplete`).
-    pub ends: bool,
-    /// The frame is an error the upstream wrote into the stream.
-    pub error: bool,
-}
-
 impl Kind {
     /// Reads one frame of a stream in this kind's format, for metering. Cheap: only usage
     /// chunks are parsed.
     pub fn report(self, frame: &Frame) -> FrameReport {
+        if self == Self::OpenAi {
+            let mut report = crate::report::openai_frame(&frame.data);
+            report.error |= frame.event.as_deref() == Some("error");
+            return report;
+        }
         // Any kind's upstream may write an error either way (OpenAI-compatible servers too).
         let error = frame.event.as_deref() == Some("error")
             || frame.data.trim_ascii_start().starts_with("{\"error\"");
@@ -64,20 +56,8 @@ impl Kind {
             ..FrameReport::default()
         };
         match self {
-            Self::OpenAi => {
-                if frame.data == "[DONE]" {
-                    report.ends = true;
-                    return report;
-                }
-                match openai::usage_from_chunk(&frame.data) {
-                    openai::StreamUsage::None => {}
-                    openai::StreamUsage::Inline(u) => report.usage = Some(u),
-                    openai::StreamUsage::UsageOnly(u) => {
-                        report.usage = Some(u);
-                        report.usage_only = true;
-                    }
-                }
-            }
+            // Read above.
+            Self::OpenAi => {}
             Self::Anthropic => match frame.event.as_deref() {
                 Some("message_start" | "message_delta") => {
                     report.usage = anthropic::usage_from_frame(frame);
@@ -110,6 +90,7 @@ impl Kind {
                 _ => {}
             },
         }
+        report.content = !frame.data.is_empty() && !report.ends && !report.usage_only;
         report
     }
 

@@ -98,17 +98,20 @@ pub fn usage_from_chunk(data: &str) -> StreamUsage {
 
 /// Whether a chat stream chunk sets a finish reason (`"finish_reason":"stop"`, not `null`).
 pub fn gives_finish_reason(data: &str) -> bool {
-    static FINISH: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\""));
-    has_field_starting(data, &FINISH, '"')
+    has_field_starting(data, &FINISH_KEY, '"')
 }
 
+// One searcher for each key, for every chunk of every stream: `str::find` builds one per
+// call, which cost more than the search itself on a short chunk.
+/// The searcher for the `finish_reason` key.
+pub(crate) static FINISH_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\""));
+/// The searcher for the `usage` key.
+pub(crate) static USAGE_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+
 fn has_usage_object(data: &str) -> bool {
-    // One searcher for every chunk of every stream: `str::find` builds one per call, which
-    // cost more than the search itself on a short chunk.
-    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
-    has_field_starting(data, &USAGE, '{')
+    has_field_starting(data, &USAGE_KEY, '{')
 }
 
 /// Whether some occurrence of the quoted key `key` (its finder) in `data` is followed by `:`

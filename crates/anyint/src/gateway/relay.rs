@@ -6,14 +6,15 @@
 //!
 //! The [`UsageTap`] reads every upstream frame and writes the ledger row (durably, before the
 //! chunk holding the stream's terminal event goes out); the [`Stage`] decides what the client
-//! receives. Passthrough stages forward whole events, untouched: when a chunk
-//! is exactly whole events (the common case) it goes out as it came, without a copy. Two
-//! passthrough stages drop or re-frame whole events and never re-encode one: an OpenAI client
-//! that did not ask for the usage chunk does not get it (the gateway asked the upstream for it
-//! so it can meter), and a Gemini client that asked for the JSON-array stream gets the
-//! upstream's SSE events as array elements. The translating stage is `anyint-wire`'s
-//! [`Translator`]. A failure after the first byte ends the client's stream with the family's
-//! error event, never silently.
+//! receives. Passthrough stages forward whole events, untouched: when a chunk is exactly whole
+//! events (the common case) it goes out as it came, without a copy, and an OpenAI chunk of
+//! one-line `data:` events is metered without being split into frames at all
+//! ([`anyint_wire::report::openai_run`]). Two passthrough stages drop or re-frame whole events
+//! and never re-encode one: an OpenAI client that did not ask for the usage chunk does not get
+//! it (the gateway asked the upstream for it so it can meter), and a Gemini client that asked
+//! for the JSON-array stream gets the upstream's SSE events as array elements. The translating
+//! stage is `anyint-wire`'s [`Translator`]. A failure after the first byte ends the client's
+//! stream with the family's error event, never silently.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -195,9 +196,46 @@ impl Relay {
         !matches!(self.stage, Stage::Translate(_)) && self.tap.upstream_errored()
     }
 
+    /// Meters and forwards an OpenAI passthrough chunk that is whole one-line `data:` events
+    /// (how OpenAI-compatible upstreams write) in one pass over its bytes, without splitting it
+    /// into frames: decoding and copying each event's data was most of a stream's cost in the
+    /// gateway. `None`, with nothing observed, for any other chunk or stage.
+    fn process_run(&mut self, chunk: &Bytes) -> Option<Bytes> {
+        let strip = match self.stage {
+            Stage::Forward => false,
+            Stage::StripUsage => true,
+            Stage::JsonArray | Stage::Translate(_) => return None,
+        };
+        if !self.tap.reads_openai()
+            || self.keeper.is_some()
+            || self.responses.is_some()
+            || !self.splitter.pending().is_empty()
+        {
+            return None;
+        }
+        let run = anyint_wire::report::openai_run(chunk)?;
+        self.tap.observe_run(&run);
+        // Before any of these bytes go out: the row is final once the end is seen.
+        self.tap.checkpoint();
+        if !strip || run.usage_only.is_empty() {
+            return Some(chunk.clone());
+        }
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut from = 0;
+        for event in &run.usage_only {
+            out.extend_from_slice(chunk.get(from..event.start).unwrap_or_default());
+            from = event.end;
+        }
+        out.extend_from_slice(chunk.get(from..).unwrap_or_default());
+        Some(Bytes::from(out))
+    }
+
     /// Handles the frames of one upstream chunk; returns the bytes for the client, or an error
     /// when the upstream reported one inside a translated stream.
     fn process(&mut self, chunk: &Bytes) -> Result<Bytes, (Bytes, String)> {
+        if let Some(bytes) = self.process_run(chunk) {
+            return Ok(bytes);
+        }
         let pending_before = self.splitter.pending().len();
         let frames = self.splitter.push_bytes(chunk);
         let reports: Vec<_> = frames.iter().map(|f| self.tap.observe(f)).collect();

@@ -17,6 +17,7 @@
 //! instead of two.
 
 use anyint_wire::Usage;
+use anyint_wire::report::RunReport;
 use anyint_wire::sse::Frame;
 use anyint_wire::translate::{FrameReport, Kind};
 use std::time::Duration;
@@ -124,10 +125,7 @@ impl UsageTap {
         let report = self.kind.report(frame);
         // Frames that close the answer ([DONE], OpenAI's finish chunk, the usage chunk) add
         // no tokens to the estimate a cut stream is billed by.
-        let closes = report.ends
-            || report.usage_only
-            || (self.kind == Kind::OpenAi && anyint_wire::openai::gives_finish_reason(&frame.data));
-        if !frame.data.is_empty() && !closes {
+        if report.content {
             self.events += 1;
         }
         if let Some(u) = report.usage {
@@ -141,6 +139,24 @@ impl UsageTap {
         self.complete |= report.ends;
         self.upstream_errored |= report.error;
         report
+    }
+
+    /// Reads a run of an OpenAI chat stream's events at once, as [`UsageTap::observe`] reads
+    /// them one by one (`anyint_wire::report::openai_run`); only for a tap of that kind.
+    pub fn observe_run(&mut self, run: &RunReport) {
+        debug_assert_eq!(self.kind, Kind::OpenAi);
+        self.events += run.content;
+        if let Some(u) = run.usage {
+            self.usage = u;
+        }
+        self.complete |= run.ends;
+        self.upstream_errored |= run.error;
+    }
+
+    /// Whether this tap reads an OpenAI chat stream, whose runs [`UsageTap::observe_run`]
+    /// takes.
+    pub fn reads_openai(&self) -> bool {
+        self.kind == Kind::OpenAi
     }
 
     /// Whether the upstream ended its stream properly.
