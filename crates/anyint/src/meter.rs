@@ -5,7 +5,8 @@
 //! appends the row to this instance's [`journal::Journal`] (written before it returns, so a
 //! crash of the process cannot lose it) and wakes the writer. [`Meter::record_durably`] is the
 //! same for a handler that can wait: the row is written when its future is done, with the
-//! rows of the other requests the thread finished in the same turn (one write for all). A
+//! rows of the other requests the thread finished in the same turn (one write for all), and
+//! [`Meter::record_staged`] the same for a stream's end, which the relay holds for one turn. A
 //! single writer task tails the journal and writes its rows to the store in batches (up to
 //! `batch_size` a statement, every `flush_interval`), then rotates the journal once its rows
 //! are committed. The journal is the queue: nothing grows in memory however far the store
@@ -101,6 +102,39 @@ impl std::future::Future for Durable<'_> {
 impl Drop for Durable<'_> {
     fn drop(&mut self) {
         self.commit();
+    }
+}
+
+/// A stream's final row staged in the journal ([`Meter::record_staged`]): written by
+/// [`StagedRow::commit`], or when dropped, with every row staged before it.
+#[must_use = "the row reaches the journal when this is committed or dropped"]
+pub struct StagedRow {
+    staged: Option<(Arc<Journal>, journal::Ticket)>,
+}
+
+impl StagedRow {
+    /// Whether the row still waits for a write (it does not when the journal wrote it at once,
+    /// or took no row).
+    pub fn is_pending(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// Writes the row, unless another commit has since written it.
+    pub fn commit(mut self) {
+        self.write();
+    }
+
+    fn write(&mut self) {
+        if let Some((journal, ticket)) = self.staged.take() {
+            // A failed write is marked on the journal (`/readyz`); the row is in the queue.
+            journal.commit(&ticket);
+        }
+    }
+}
+
+impl Drop for StagedRow {
+    fn drop(&mut self) {
+        self.write();
     }
 }
 
@@ -238,25 +272,41 @@ impl Meter {
     /// them all: under load a serving thread finishes several requests at once, and a write
     /// each was the gateway's largest cost in the kernel after the network's.
     pub fn record_durably(&self, row: UsageRecord) -> Durable<'_> {
-        let mut durable = Durable {
-            staged: None,
+        Durable {
+            staged: self
+                .stage(row)
+                .and_then(|ticket| Some((self.journal.as_deref()?, ticket))),
             deferred: false,
-        };
-        let Some(row) = self.prepare(row) else {
-            return durable;
-        };
-        let unjournaled = match self.journal.as_deref() {
+        }
+    }
+
+    /// [`Meter::record`] for a stream about to forward the chunk that ends it: the row is
+    /// staged in the journal, and written when the returned [`StagedRow`] is committed or
+    /// dropped, which the relay does before that chunk goes out. Between the two, other
+    /// streams ending on this thread stage theirs, and one write carries them all (a write
+    /// per stream was one system call a request on the streaming path).
+    pub fn record_staged(&self, row: UsageRecord) -> StagedRow {
+        StagedRow {
+            staged: self
+                .stage(row)
+                .and_then(|ticket| Some((Arc::clone(self.journal.as_ref()?), ticket))),
+        }
+    }
+
+    /// Prepares a final row and stages it in the journal; the ticket to commit when the
+    /// journal holds it staged (a row written at once, or one no journal took, is in the
+    /// journal or the memory queue already).
+    fn stage(&self, row: UsageRecord) -> Option<journal::Ticket> {
+        let row = self.prepare(row)?;
+        let (ticket, unjournaled) = match self.journal.as_deref() {
             Some(j) => match j.stage(true, row) {
-                journal::Staged::Ticket(ticket) => {
-                    durable.staged = Some((j, ticket));
-                    None
-                }
-                journal::Staged::Written(row) => row.map(|r| *r),
+                journal::Staged::Ticket(ticket) => (Some(ticket), None),
+                journal::Staged::Written(row) => (None, row.map(|r| *r)),
             },
-            None => Some(row),
+            None => (None, Some(row)),
         };
         self.keep(unjournaled);
-        durable
+        ticket
     }
 
     /// Queues in memory a row the journal did not take, and wakes the writer.
@@ -697,7 +747,7 @@ async fn isolate(store: &dyn Store, batch: &mut Vec<UsageRecord>, n: usize) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -719,7 +769,7 @@ mod tests {
         assert!(live.contains_key("req_4995"));
     }
 
-    fn row(id: &str, completion: i64) -> UsageRecord {
+    pub(crate) fn row(id: &str, completion: i64) -> UsageRecord {
         UsageRecord {
             stream: true,
             completion_tokens: completion,
@@ -734,7 +784,7 @@ mod tests {
     }
 
     /// A meter flushing every `flush_interval`, rotating segments past `rotate_bytes`.
-    fn spawn_meter_with(
+    pub(crate) fn spawn_meter_with(
         store: Arc<dyn Store>,
         journal: Option<Journal>,
         flush_interval: Duration,
@@ -758,10 +808,27 @@ mod tests {
     }
 
     /// A SQLite store in `dir`.
-    async fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    pub(crate) async fn sqlite_store(dir: &std::path::Path) -> Arc<dyn Store> {
         crate::store::open(&format!("sqlite://{}/t.db", dir.display()))
             .await
             .unwrap()
+    }
+
+    /// A SQLite store in `dir`, and a meter journaling to `dir/journal` (its path given)
+    /// that writes the store only when told to flush.
+    pub(crate) async fn journaled_meter(
+        dir: &std::path::Path,
+    ) -> (Arc<dyn Store>, std::path::PathBuf, Meter, MeterTask) {
+        let store = sqlite_store(dir).await;
+        let jdir = dir.join("journal");
+        let journal = Journal::open(&jdir, "inst_d", crate::config::Fsync::Never).unwrap();
+        let (meter, task) = spawn_meter_with(
+            store.clone(),
+            Some(journal),
+            Duration::from_secs(60),
+            1 << 30,
+        );
+        (store, jdir, meter, task)
     }
 
     /// The stored rows of `request_id`.
@@ -777,7 +844,7 @@ mod tests {
     }
 
     /// A usage tap on an OpenAI stream for `request_id`, metered by `meter`, started now.
-    fn openai_tap(meter: &Meter, request_id: &str) -> tap::UsageTap {
+    pub(crate) fn openai_tap(meter: &Meter, request_id: &str) -> tap::UsageTap {
         tap::UsageTap::new(
             anyint_wire::translate::Kind::OpenAi,
             (
@@ -789,7 +856,7 @@ mod tests {
     }
 
     /// The lines of every journal segment in `dir` that name `request_id`.
-    fn journal_lines(dir: &std::path::Path, request_id: &str) -> Vec<String> {
+    pub(crate) fn journal_lines(dir: &std::path::Path, request_id: &str) -> Vec<String> {
         let needle = format!("\"{request_id}\"");
         std::fs::read_dir(dir)
             .unwrap()
@@ -810,15 +877,7 @@ mod tests {
     #[tokio::test]
     async fn a_durable_row_is_in_the_journal_when_awaited_or_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store(dir.path()).await;
-        let jdir = dir.path().join("journal");
-        let journal = Journal::open(&jdir, "inst_d", crate::config::Fsync::Never).unwrap();
-        let (meter, task) = spawn_meter_with(
-            store.clone(),
-            Some(journal),
-            Duration::from_secs(60),
-            1 << 30,
-        );
+        let (store, jdir, meter, task) = journaled_meter(dir.path()).await;
         let mut first = std::pin::pin!(meter.record_durably(row("req_d1", 1)));
         let mut second = std::pin::pin!(meter.record_durably(row("req_d2", 1)));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

@@ -159,7 +159,7 @@ impl ChatWork<'_, '_> {
 
     /// The streamed answer: the upstream relayed through the plan's stage, metered by the
     /// tap, and (Responses, `store: true`) stored before its terminal event goes out.
-    fn stream(
+    async fn stream(
         &self,
         at: &Attempt<'_>,
         upstream: crate::providers::http::UpstreamStream,
@@ -203,7 +203,8 @@ impl ChatWork<'_, '_> {
                 relay = relay.keeping((*conversation).clone().keeper(at.model.id.clone()));
             }
         }
-        relayed(inbound, relay)
+        let first = relay.first_ready().await;
+        relayed(inbound, first, relay)
     }
 
     /// The whole (non-streamed) answer: metered, converted when translated, and (Responses,
@@ -302,7 +303,7 @@ impl Work for ChatWork<'_, '_> {
             })?;
         let row = attempt_row(self.call, self.inbound, at);
         let mut resp = match reply {
-            Reply::Stream(upstream) => self.stream(at, upstream, translated, decode, row),
+            Reply::Stream(upstream) => self.stream(at, upstream, translated, decode, row).await,
             Reply::Body(bytes) => {
                 self.body(at, bytes, translated.is_some(), decode, row)
                     .await?
@@ -318,10 +319,23 @@ impl Work for ChatWork<'_, '_> {
     }
 }
 
-/// The client's streamed response, carried by `relay`.
-fn relayed(inbound: &Inbound<'_>, relay: Relay) -> Response {
+/// The client's streamed response, carried by `relay` after `first`, what
+/// [`Relay::first_ready`] read of it.
+fn relayed(
+    inbound: &Inbound<'_>,
+    first: std::task::Poll<Option<Result<Bytes, std::io::Error>>>,
+    relay: Relay,
+) -> Response {
     let json_array = inbound.json_array_stream();
-    let mut out = Response::new(Body::from_stream(relay));
+    let body = match first {
+        std::task::Poll::Pending => Body::from_stream(relay),
+        // The item read before the head, then the rest.
+        std::task::Poll::Ready(first) => Body::from_stream(futures_util::StreamExt::chain(
+            futures_util::stream::iter(first),
+            relay,
+        )),
+    };
+    let mut out = Response::new(body);
     *out.headers_mut() = answer_headers();
     let h = out.headers_mut();
     let ct = if json_array {

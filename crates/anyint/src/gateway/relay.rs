@@ -26,6 +26,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
 
 use crate::error::{Error, ErrorKind};
+use crate::meter::StagedRow;
 use crate::meter::tap::{End, UsageTap};
 use crate::providers::http::UpstreamStream;
 
@@ -70,6 +71,12 @@ pub struct Relay {
     /// A Responses client on passthrough: where the upstream's events stand, so a failure the
     /// gateway adds continues their sequence.
     responses: Option<ResponsesProgress>,
+    /// The stream's final row, staged in the journal by the chunk just read and written
+    /// before that chunk goes out.
+    final_row: Option<StagedRow>,
+    /// That chunk, held while the other streams ready on this thread stage their final rows,
+    /// so that one journal write carries them all.
+    committing: Option<(StagedRow, Bytes)>,
 }
 
 /// How far a passed-through Responses stream got: the next `sequence_number` and the Response
@@ -134,6 +141,8 @@ impl Relay {
             final_response: None,
             saving: None,
             responses: None,
+            final_row: None,
+            committing: None,
         }
     }
 
@@ -196,6 +205,22 @@ impl Relay {
         !matches!(self.stage, Stage::Translate(_)) && self.tap.upstream_errored()
     }
 
+    /// The relay's first item when the upstream's first bytes are here already (they are once
+    /// `Provider::exchange` returns), read before the answer's head goes out: a stream whose
+    /// first chunk ends it stages its final row there and stands aside for one turn, so that
+    /// the streams ending on this thread share the journal write, and the head and the chunk
+    /// still leave in one write (a body whose first poll stands aside made hyper send the head
+    /// alone). `Pending` when nothing is ready yet.
+    pub async fn first_ready(&mut self) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        std::future::poll_fn(|cx| match self.poll_next_unpin(cx) {
+            Poll::Ready(item) => Poll::Ready(Poll::Ready(item)),
+            // Standing aside: it woke itself, and its next poll writes the row.
+            Poll::Pending if self.committing.is_some() => Poll::Pending,
+            Poll::Pending => Poll::Ready(Poll::Pending),
+        })
+        .await
+    }
+
     /// Meters and forwards an OpenAI passthrough chunk that is whole one-line `data:` events
     /// (how OpenAI-compatible upstreams write) in one pass over its bytes, without splitting it
     /// into frames: decoding and copying each event's data was most of a stream's cost in the
@@ -216,7 +241,7 @@ impl Relay {
         let run = anyint_wire::report::openai_run(chunk)?;
         self.tap.observe_run(&run);
         // Before any of these bytes go out: the row is final once the end is seen.
-        self.tap.checkpoint();
+        self.final_row = self.tap.checkpoint_staged();
         if !strip || run.usage_only.is_empty() {
             return Some(chunk.clone());
         }
@@ -240,7 +265,7 @@ impl Relay {
         let frames = self.splitter.push_bytes(chunk);
         let reports: Vec<_> = frames.iter().map(|f| self.tap.observe(f)).collect();
         // Before any of these bytes go out: the row is final once the end is seen.
-        self.tap.checkpoint();
+        self.final_row = self.tap.checkpoint_staged();
         // Passthrough forwards whole events only, so a cut mid-event never leaves half an
         // event before the error event.
         let aligned = pending_before == 0 && self.splitter.pending().is_empty();
@@ -396,6 +421,27 @@ impl Stream for Relay {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        let polled = this.poll_relay(cx);
+        // Whatever goes out now (bytes or the end), a final row staged on the way is written
+        // first: the client never sees a stream's end before its row is in the journal.
+        if polled.is_ready()
+            && let Some(row) = this.final_row.take()
+        {
+            row.commit();
+        }
+        polled
+    }
+}
+
+impl Relay {
+    /// The relay's poll; [`Stream::poll_next`] writes a staged final row before what this
+    /// returns goes out.
+    fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        let this = self;
+        if let Some((row, held)) = this.committing.take() {
+            row.commit();
+            return this.emit(held);
+        }
         if let Some((saving, _)) = this.saving.as_mut() {
             if saving.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
@@ -418,6 +464,16 @@ impl Stream for Relay {
                 }
                 Poll::Ready(Some(Ok(bytes))) => match this.process(&bytes) {
                     Ok(out) => {
+                        if let Some(row) = this.final_row.take() {
+                            if row.is_pending() && this.keeper.is_none() && !out.is_empty() {
+                                // Step aside once: the streams ready after this one stage
+                                // their rows, and the first commit writes them all.
+                                this.committing = Some((row, out));
+                                cx.waker().wake_by_ref();
+                                return Poll::Pending;
+                            }
+                            row.commit();
+                        }
                         if let Some(ready) = this.emit_or_hold(out) {
                             return ready;
                         }
@@ -478,5 +534,81 @@ impl Stream for Relay {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meter::tests::{journal_lines, journaled_meter, openai_tap};
+    use crate::providers::http::StreamFailure;
+
+    /// The chunk that ends a stream is held for one poll and goes out only once the stream's
+    /// row is in the journal; the streams that end meanwhile on the thread share that write,
+    /// and a relay dropped while it holds its end writes the row as it goes.
+    #[tokio::test]
+    async fn a_stream_end_goes_out_after_its_row_is_written_and_shares_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, jdir, meter, task) = journaled_meter(dir.path()).await;
+        let answer: &'static [u8] = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n";
+        let relay = |id: &str| {
+            let upstream =
+                futures_util::stream::iter([Ok::<_, StreamFailure>(Bytes::from_static(answer))]);
+            Relay::new(
+                upstream.boxed(),
+                Stage::Forward,
+                openai_tap(&meter, id),
+                false,
+                |_| Bytes::new(),
+            )
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut first = relay("req_r1");
+        let mut second = relay("req_r2");
+        assert!(first.poll_next_unpin(&mut cx).is_pending());
+        assert!(second.poll_next_unpin(&mut cx).is_pending());
+        assert!(
+            journal_lines(&jdir, "req_r1").is_empty(),
+            "staged while the end is held"
+        );
+        let Poll::Ready(Some(Ok(out))) = first.poll_next_unpin(&mut cx) else {
+            panic!("the held end goes out on the next poll");
+        };
+        assert_eq!(out, answer);
+        assert_eq!(journal_lines(&jdir, "req_r1").len(), 1);
+        assert_eq!(
+            journal_lines(&jdir, "req_r2").len(),
+            1,
+            "written with the first"
+        );
+        assert!(matches!(
+            second.poll_next_unpin(&mut cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(matches!(second.poll_next_unpin(&mut cx), Poll::Ready(None)));
+
+        let mut third = relay("req_r3");
+        assert!(third.poll_next_unpin(&mut cx).is_pending());
+        drop(third);
+        assert_eq!(journal_lines(&jdir, "req_r3").len(), 1);
+
+        // Read before the head: the answer's chunk comes back with its row written, both
+        // streams' rows in the journal once either is done.
+        let (mut fourth, mut fifth) = (relay("req_r4"), relay("req_r5"));
+        let (a, b) = tokio::join!(fourth.first_ready(), fifth.first_ready());
+        assert!(matches!(a, Poll::Ready(Some(Ok(ref out))) if out == answer));
+        assert!(matches!(b, Poll::Ready(Some(Ok(_)))));
+        assert_eq!(journal_lines(&jdir, "req_r4").len(), 1);
+        assert_eq!(journal_lines(&jdir, "req_r5").len(), 1);
+        // Nothing ready yet: the relay is left for the body to poll.
+        let mut waiting = Relay::new(
+            futures_util::stream::pending().boxed(),
+            Stage::Forward,
+            openai_tap(&meter, "req_r6"),
+            false,
+            |_| Bytes::new(),
+        );
+        assert!(waiting.first_ready().await.is_pending());
+        task.shutdown().await;
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Meter;
+use super::{Meter, StagedRow};
 use crate::policy::limits::Permit;
 use crate::store::UsageRecord;
 
@@ -201,9 +201,14 @@ impl UsageTap {
     /// row final once the stream's terminal event is seen, and otherwise journals progress
     /// now and then.
     pub fn checkpoint(&mut self) {
-        if self.pending.is_none() {
-            return;
-        }
+        drop(self.checkpoint_staged());
+    }
+
+    /// [`UsageTap::checkpoint`], except that a final row is only staged in the journal: the
+    /// caller commits it (or drops it) before the chunk goes out ([`Meter::record_staged`]).
+    pub fn checkpoint_staged(&mut self) -> Option<StagedRow> {
+        // Nothing to journal once the final row is written.
+        self.pending.as_ref()?;
         if self.complete {
             if self.kind == Kind::Gemini {
                 if self.journaled != Journaled::End {
@@ -211,10 +216,9 @@ impl UsageTap {
                     self.journaled = Journaled::End;
                     self.journal(End::Complete.as_str());
                 }
-            } else {
-                self.finish(End::Complete);
+                return None;
             }
-            return;
+            return self.finish_staged(End::Complete);
         }
         match self.journaled {
             // The stream goes on and its first bytes go out now.
@@ -227,6 +231,7 @@ impl UsageTap {
             }
             Journaled::Provisional { .. } | Journaled::End => {}
         }
+        None
     }
 
     /// Journals a provisional row as the stream stands now.
@@ -240,11 +245,15 @@ impl UsageTap {
 
     /// Writes the ledger row (once; later calls do nothing).
     pub fn finish(&mut self, end: End) {
-        let Some((meter, row, started)) = self.pending.take() else {
-            return;
-        };
+        drop(self.finish_staged(end));
+    }
+
+    /// [`UsageTap::finish`] with the row staged, not yet written: see
+    /// [`UsageTap::checkpoint_staged`].
+    fn finish_staged(&mut self, end: End) -> Option<StagedRow> {
+        let (meter, row, started) = self.pending.take()?;
         // The final row is the pending one itself, not a copy (nine strings).
-        meter.record(self.billed(row, started, end.as_str()));
+        Some(meter.record_staged(self.billed(row, started, end.as_str())))
     }
 }
 
