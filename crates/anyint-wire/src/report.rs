@@ -247,6 +247,8 @@ mod tests {
             ": keep-alive\n\n",
             "id: 1\n\n",
             "data: a\ndata: b\n\n",
+            // Whole events up to the last one, which is not one: the frames read the lot.
+            "data: {\"choices\":[],\"usage\":{}}\n\n: ping\n\n",
         ] {
             assert_eq!(openai_run(run.as_bytes()), None, "{run:?}");
         }
@@ -282,6 +284,8 @@ mod tests {
             1 => Just(r#"  {"error" : 1}"#.to_owned()),
             1 => Just(String::new()),
             1 => Just(r#"{"choices":[{"finish_reason":"stop","delta":{"content":"finish_reason"}}]}"#.to_owned()),
+            1 => Just("{\"choices\":[{\"finish_reason\"\t:\t\"stop\"}],\"é\":1}".to_owned()),
+            1 => Just(format!("{{\"choices\":[],\"usage\"\t:\t{USAGE}}}")),
         ];
         (
             prop_oneof![Just("data: "), Just("data:"), Just("data:  ")],
