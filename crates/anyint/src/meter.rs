@@ -62,50 +62,35 @@ pub struct Meter {
     limiter: Arc<dyn crate::policy::limits::Limiter>,
 }
 
-/// A row recorded by [`Meter::record_durably`]: done once the row is in the journal. Its
-/// first poll only stands aside (it wakes itself and returns), so that the other tasks ready
-/// on this thread stage their rows first; the next poll writes every staged row at once, or
-/// finds its row already written. Dropped before that, it writes the row then.
+/// A row recorded by [`Meter::record_durably`] (or a [`StagedRow`] made [`StagedRow::durable`]):
+/// done once the row is in the journal. Its first poll only stands aside (it wakes itself and
+/// returns), so that the other tasks ready on this thread stage their rows first; the next poll
+/// writes every staged row at once, or finds its row already written. Dropped before that, it
+/// writes the row then.
 #[must_use = "the row reaches the journal when this is awaited or dropped"]
-pub struct Durable<'a> {
-    /// The journal and the row's staged entry, until it is committed.
-    staged: Option<(&'a Journal, journal::Ticket)>,
+pub struct Durable {
+    row: StagedRow,
     deferred: bool,
 }
 
-impl Durable<'_> {
-    fn commit(&mut self) {
-        if let Some((journal, ticket)) = self.staged.take() {
-            // A failed write is marked on the journal (`/readyz`); the row is in the queue.
-            journal.commit(&ticket);
-        }
-    }
-}
-
-impl std::future::Future for Durable<'_> {
+impl std::future::Future for Durable {
     type Output = ();
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
-        if self.staged.is_some() && !self.deferred {
+        if self.row.is_pending() && !self.deferred {
             self.deferred = true;
             cx.waker().wake_by_ref();
             return std::task::Poll::Pending;
         }
-        self.commit();
+        self.row.write();
         std::task::Poll::Ready(())
     }
 }
 
-impl Drop for Durable<'_> {
-    fn drop(&mut self) {
-        self.commit();
-    }
-}
-
-/// A stream's final row staged in the journal ([`Meter::record_staged`]): written by
+/// A final row staged in the journal ([`Meter::record_staged`]): written by
 /// [`StagedRow::commit`], or when dropped, with every row staged before it.
 #[must_use = "the row reaches the journal when this is committed or dropped"]
 pub struct StagedRow {
@@ -122,6 +107,14 @@ impl StagedRow {
     /// Writes the row, unless another commit has since written it.
     pub fn commit(mut self) {
         self.write();
+    }
+
+    /// The row written after standing aside for one turn: see [`Durable`].
+    pub fn durable(self) -> Durable {
+        Durable {
+            row: self,
+            deferred: false,
+        }
     }
 
     fn write(&mut self) {
@@ -263,7 +256,7 @@ impl Meter {
     /// when it returns the row is in the journal (or, only if the journal cannot be written,
     /// queued in memory with `/readyz` failing).
     pub fn record(&self, row: UsageRecord) {
-        self.record_durably(row).commit();
+        self.record_staged(row).commit();
     }
 
     /// [`Meter::record`] for a caller that can wait: the row is in the journal when the
@@ -271,13 +264,8 @@ impl Meter {
     /// requests that are ready on this thread have staged theirs, so that one write carries
     /// them all: under load a serving thread finishes several requests at once, and a write
     /// each was the gateway's largest cost in the kernel after the network's.
-    pub fn record_durably(&self, row: UsageRecord) -> Durable<'_> {
-        Durable {
-            staged: self
-                .stage(row)
-                .and_then(|ticket| Some((self.journal.as_deref()?, ticket))),
-            deferred: false,
-        }
+    pub fn record_durably(&self, row: UsageRecord) -> Durable {
+        self.record_staged(row).durable()
     }
 
     /// [`Meter::record`] for a stream about to forward the chunk that ends it: the row is
@@ -286,27 +274,21 @@ impl Meter {
     /// streams ending on this thread stage theirs, and one write carries them all (a write
     /// per stream was one system call a request on the streaming path).
     pub fn record_staged(&self, row: UsageRecord) -> StagedRow {
-        StagedRow {
-            staged: self
-                .stage(row)
-                .and_then(|ticket| Some((Arc::clone(self.journal.as_ref()?), ticket))),
+        let mut staged = None;
+        if let Some(row) = self.prepare(row) {
+            let unjournaled = match self.journal.as_ref() {
+                Some(j) => match j.stage(true, row) {
+                    journal::Staged::Ticket(ticket) => {
+                        staged = Some((Arc::clone(j), ticket));
+                        None
+                    }
+                    journal::Staged::Written(row) => row.map(|r| *r),
+                },
+                None => Some(row),
+            };
+            self.keep(unjournaled);
         }
-    }
-
-    /// Prepares a final row and stages it in the journal; the ticket to commit when the
-    /// journal holds it staged (a row written at once, or one no journal took, is in the
-    /// journal or the memory queue already).
-    fn stage(&self, row: UsageRecord) -> Option<journal::Ticket> {
-        let row = self.prepare(row)?;
-        let (ticket, unjournaled) = match self.journal.as_deref() {
-            Some(j) => match j.stage(true, row) {
-                journal::Staged::Ticket(ticket) => (Some(ticket), None),
-                journal::Staged::Written(row) => (None, row.map(|r| *r)),
-            },
-            None => (None, Some(row)),
-        };
-        self.keep(unjournaled);
-        ticket
+        StagedRow { staged }
     }
 
     /// Queues in memory a row the journal did not take, and wakes the writer.

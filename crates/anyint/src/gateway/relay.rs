@@ -26,8 +26,8 @@ use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
 
 use crate::error::{Error, ErrorKind};
-use crate::meter::StagedRow;
 use crate::meter::tap::{End, UsageTap};
+use crate::meter::{Durable, StagedRow};
 use crate::providers::http::UpstreamStream;
 
 /// Renders the client family's in-stream error (for JSON-array streams: the bare element).
@@ -74,9 +74,9 @@ pub struct Relay {
     /// The stream's final row, staged in the journal by the chunk just read and written
     /// before that chunk goes out.
     final_row: Option<StagedRow>,
-    /// That chunk, held while the other streams ready on this thread stage their final rows,
-    /// so that one journal write carries them all.
-    committing: Option<(StagedRow, Bytes)>,
+    /// That chunk, held while the row stands aside for the other streams ready on this
+    /// thread to stage theirs, so that one journal write carries them all.
+    committing: Option<(Durable, Bytes)>,
 }
 
 /// How far a passed-through Responses stream got: the next `sequence_number` and the Response
@@ -438,9 +438,13 @@ impl Relay {
     /// returns goes out.
     fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, std::io::Error>>> {
         let this = self;
-        if let Some((row, held)) = this.committing.take() {
-            row.commit();
-            return this.emit(held);
+        if let Some((row, _)) = this.committing.as_mut() {
+            if Pin::new(row).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Some((_, held)) = this.committing.take() {
+                return this.emit(held);
+            }
         }
         if let Some((saving, _)) = this.saving.as_mut() {
             if saving.as_mut().poll(cx).is_pending() {
@@ -466,11 +470,10 @@ impl Relay {
                     Ok(out) => {
                         if let Some(row) = this.final_row.take() {
                             if row.is_pending() && this.keeper.is_none() && !out.is_empty() {
-                                // Step aside once: the streams ready after this one stage
-                                // their rows, and the first commit writes them all.
-                                this.committing = Some((row, out));
-                                cx.waker().wake_by_ref();
-                                return Poll::Pending;
+                                // The row's first poll stands aside: the streams ready after
+                                // this one stage their rows, and the first write carries all.
+                                this.committing = Some((row.durable(), out));
+                                return this.poll_relay(cx);
                             }
                             row.commit();
                         }
