@@ -15,5 +15,5 @@ pub use chat::{decode_request, decode_response, encode_request, encode_response}
 pub use error::{ErrorBody, decode_error};
 pub use request::ChatRequestHead;
 pub use stream::{StreamDecoder, StreamEncoder};
-pub(crate) use usage::{FINISH_KEY, USAGE_KEY};
+pub(crate) use usage::{FINISH_KEY, USAGE_KEY, value_starts_with};
 pub use usage::{StreamUsage, gives_finish_reason, usage_from_chunk, usage_from_response};

@@ -76,8 +76,8 @@ pub fn openai_run(run: &[u8]) -> Option<RunReport> {
     }
     // Each key searched once over the run, not once in each event: the searches' set-up
     // cost as much as their scanning on events of a few hundred bytes.
-    let mut usage_at = openai::USAGE_KEY.find_iter(run).peekable();
-    let mut finish_at = openai::FINISH_KEY.find_iter(run).peekable();
+    let mut usage_at = Hits::new(&openai::USAGE_KEY, run);
+    let mut finish_at = Hits::new(&openai::FINISH_KEY, run);
     let mut report = RunReport::default();
     let mut start = 0;
     while start < run.len() {
@@ -90,22 +90,8 @@ pub fn openai_run(run: &[u8]) -> Option<RunReport> {
         let at = line_end - value.len() + usize::from(value.first() == Some(&b' '));
         let data = run.get(at..line_end)?;
         // The keys' occurrences in this event (a key has no line end, so none spans two).
-        let has_usage = field_in(
-            run,
-            &mut usage_at,
-            openai::USAGE_KEY.needle().len(),
-            at,
-            line_end,
-            b'{',
-        );
-        let finishes = field_in(
-            run,
-            &mut finish_at,
-            openai::FINISH_KEY.needle().len(),
-            at,
-            line_end,
-            b'"',
-        );
+        let has_usage = usage_at.field_in(run, at..line_end, b'{');
+        let finishes = finish_at.field_in(run, at..line_end, b'"');
         let event = start..line_end + 2;
         start = event.end;
         let frame = if has_usage {
@@ -124,14 +110,6 @@ pub fn openai_run(run: &[u8]) -> Option<RunReport> {
 
 /// What one `data:` payload of an OpenAI chat stream says to a meter.
 pub fn openai_frame(data: &str) -> FrameReport {
-    let error = data.trim_ascii_start().starts_with("{\"error\"");
-    if data == "[DONE]" {
-        return FrameReport {
-            ends: true,
-            error,
-            ..FrameReport::default()
-        };
-    }
     let (usage, usage_only) = match openai::usage_from_chunk(data) {
         openai::StreamUsage::None => (None, false),
         openai::StreamUsage::Inline(u) => (Some(u), false),
@@ -140,52 +118,59 @@ pub fn openai_frame(data: &str) -> FrameReport {
     FrameReport {
         usage,
         usage_only,
-        ends: false,
-        error,
         // The finish chunk and the usage chunk close the answer: no token of their own.
-        content: !data.is_empty() && !usage_only && !openai::gives_finish_reason(data),
+        ..plain_openai_frame(
+            data.as_bytes(),
+            usage_only || openai::gives_finish_reason(data),
+        )
     }
 }
 
-/// [`openai_frame`] of a payload with no `usage` object, given whether it sets a finish reason.
-fn plain_openai_frame(data: &[u8], finishes: bool) -> FrameReport {
+/// [`openai_frame`] of a payload with no `usage` object, given whether it closes the answer
+/// otherwise (sets a finish reason, or carries only usage).
+fn plain_openai_frame(data: &[u8], closes: bool) -> FrameReport {
     let ends = data == b"[DONE]";
     FrameReport {
         usage: None,
         usage_only: false,
         ends,
         error: data.trim_ascii_start().starts_with(b"{\"error\""),
-        content: !data.is_empty() && !ends && !finishes,
+        content: !data.is_empty() && !ends && !closes,
     }
 }
 
-/// Whether one of the key occurrences `at` (positions in `run`, in order) in `from..to` is
-/// followed by `:` and a value starting with `first`, as `has_field_starting` reads one
-/// event's data; takes the occurrences before `to` off the iterator.
-fn field_in(
-    run: &[u8],
-    at: &mut std::iter::Peekable<memchr::memmem::FindIter<'_, '_>>,
+/// A key's occurrences over a run, taken event by event.
+struct Hits<'r> {
     key_len: usize,
-    from: usize,
-    to: usize,
-    first: u8,
-) -> bool {
-    let mut found = false;
-    while let Some(&pos) = at.peek() {
-        if pos >= to {
-            break;
+    at: std::iter::Peekable<memchr::memmem::FindIter<'r, 'static>>,
+}
+
+impl<'r> Hits<'r> {
+    fn new(key: &'static memchr::memmem::Finder<'static>, run: &'r [u8]) -> Self {
+        Self {
+            key_len: key.needle().len(),
+            at: key.find_iter(run).peekable(),
         }
-        at.next();
-        if found || pos < from {
-            continue;
-        }
-        let rest = run.get(pos + key_len..to).unwrap_or_default();
-        found = rest
-            .trim_ascii_start()
-            .strip_prefix(b":")
-            .is_some_and(|after| after.trim_ascii_start().first() == Some(&first));
     }
-    found
+
+    /// Whether one of the occurrences in `event` (a range of `run`, after the ones taken so
+    /// far) is followed by `:` and a value starting with `first`, as `has_field_starting`
+    /// reads one event's data; takes the occurrences before its end off the list.
+    fn field_in(&mut self, run: &[u8], event: Range<usize>, first: u8) -> bool {
+        let mut found = false;
+        while let Some(&pos) = self.at.peek() {
+            if pos >= event.end {
+                break;
+            }
+            self.at.next();
+            if found || pos < event.start {
+                continue;
+            }
+            let rest = run.get(pos + self.key_len..event.end).unwrap_or_default();
+            found = openai::value_starts_with(rest, first);
+        }
+        found
+    }
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ pub fn usage_from_chunk(data: &str) -> StreamUsage {
 
 /// Whether a chat stream chunk sets a finish reason (`"finish_reason":"stop"`, not `null`).
 pub fn gives_finish_reason(data: &str) -> bool {
-    has_field_starting(data, &FINISH_KEY, '"')
+    has_field_starting(data, &FINISH_KEY, b'"')
 }
 
 // One searcher for each key, for every chunk of every stream: `str::find` builds one per
@@ -111,24 +111,30 @@ pub(crate) static USAGE_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
 
 fn has_usage_object(data: &str) -> bool {
-    has_field_starting(data, &USAGE_KEY, '{')
+    has_field_starting(data, &USAGE_KEY, b'{')
 }
 
 /// Whether some occurrence of the quoted key `key` (its finder) in `data` is followed by `:`
 /// and a value starting with `first` (an occurrence inside a string value is followed by
 /// something else, and the search goes on).
-fn has_field_starting(data: &str, key: &memchr::memmem::Finder<'_>, first: char) -> bool {
-    let mut rest = data;
-    while let Some(pos) = key.find(rest.as_bytes()) {
-        rest = rest.get(pos + key.needle().len()..).unwrap_or("");
-        // JSON's whitespace is ASCII: `trim_start` would decode characters for Unicode's.
-        if let Some(after) = rest.trim_ascii_start().strip_prefix(':')
-            && after.trim_ascii_start().starts_with(first)
-        {
+fn has_field_starting(data: &str, key: &memchr::memmem::Finder<'_>, first: u8) -> bool {
+    let mut rest = data.as_bytes();
+    while let Some(pos) = key.find(rest) {
+        rest = rest.get(pos + key.needle().len()..).unwrap_or_default();
+        if value_starts_with(rest, first) {
             return true;
         }
     }
     false
+}
+
+/// Whether `after_key`, the bytes after a quoted key, are `:` and a value starting with
+/// `first` (JSON's whitespace, all ASCII, allowed around the colon).
+pub(crate) fn value_starts_with(after_key: &[u8], first: u8) -> bool {
+    after_key
+        .trim_ascii_start()
+        .strip_prefix(b":")
+        .is_some_and(|after| after.trim_ascii_start().first() == Some(&first))
 }
 
 #[cfg(test)]
