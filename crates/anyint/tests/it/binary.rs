@@ -334,6 +334,20 @@ async fn sigterm_drains_in_flight_streams_before_exiting() {
         if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
             assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
         }
+        // Where the kernel gives huge pages only to memory that asks for them, none is
+        // resident: the allocator's arena, reserved before `main`, does not ask.
+        let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"));
+        if let (Ok(mode), Ok(rollup)) = (mode, rollup)
+            && mode.contains("[madvise]")
+        {
+            let huge = rollup.lines().find(|l| l.starts_with("AnonHugePages:"));
+            assert_eq!(
+                huge.and_then(|l| l.split_whitespace().nth(1)),
+                Some("0"),
+                "{huge:?}"
+            );
+        }
         let threads = crate::harness::worker_threads(&pid.to_string());
         assert!(
             threads.iter().any(|t| t == "anyint-worker-1"),
