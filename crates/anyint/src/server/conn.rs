@@ -125,6 +125,7 @@ struct InFlight(Arc<ConnClock>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        super::trim::note_end();
         let mut s = self.0.lock();
         s.inflight = s.inflight.saturating_sub(1);
         if s.inflight == 0 {
