@@ -440,31 +440,29 @@ impl Masks {
     };
 }
 
-/// The masks of the 64 bytes at `i` (fewer at the end of `b`: the rest count as spaces), and
-/// how many bytes were there.
-fn block_masks_at(b: &[u8], i: usize) -> (Masks, usize) {
+/// `read` of the 64 bytes at `i` (fewer at the end of `b`: the rest count as spaces), and how
+/// many bytes were there.
+#[inline]
+fn read_block<T>(b: &[u8], i: usize, read: impl FnOnce(&[u8; 64]) -> T) -> (T, usize) {
     if let Some(block) = b.get(i..i + 64).and_then(|s| <&[u8; 64]>::try_from(s).ok()) {
-        return (block_masks(block), 64);
+        return (read(block), 64);
     }
     let rest = b.get(i..).unwrap_or_default();
     let mut block = [b' '; 64];
     if let Some(head) = block.get_mut(..rest.len()) {
         head.copy_from_slice(rest);
     }
-    (block_masks(&block), rest.len())
+    (read(&block), rest.len())
 }
 
-/// The bytes `n` and `t` of the 64 at `i` (fewer at the end of `b`), one bit per byte.
+/// The masks of the 64 bytes at `i` ([`read_block`]), and how many bytes were there.
+fn block_masks_at(b: &[u8], i: usize) -> (Masks, usize) {
+    read_block(b, i, block_masks)
+}
+
+/// The bytes `n` and `t` of the 64 at `i` ([`read_block`]), one bit per byte.
 fn newline_tab_bits(b: &[u8], i: usize) -> u64 {
-    if let Some(block) = b.get(i..i + 64).and_then(|s| <&[u8; 64]>::try_from(s).ok()) {
-        return block_bits_n_t(block);
-    }
-    let rest = b.get(i..).unwrap_or_default();
-    let mut block = [b' '; 64];
-    if let Some(head) = block.get_mut(..rest.len()) {
-        head.copy_from_slice(rest);
-    }
-    block_bits_n_t(&block)
+    read_block(b, i, block_bits_n_t).0
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
