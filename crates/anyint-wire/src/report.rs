@@ -148,9 +148,15 @@ fn plain_openai_frame(data: &[u8], closes: bool) -> FrameReport {
         usage: None,
         usage_only: false,
         ends,
-        error: data.trim_ascii_start().starts_with(b"{\"error\""),
+        error: is_error_payload(data),
         content: !data.is_empty() && !ends && !closes,
     }
+}
+
+/// Whether a frame's data is an error object (`{"error": …}`), as any kind's upstream may
+/// write one into a stream.
+pub(crate) fn is_error_payload(data: &[u8]) -> bool {
+    data.trim_ascii_start().starts_with(b"{\"error\"")
 }
 
 /// Whether one of the key occurrences `at` (positions in `run`, in order) in `from..to` is

@@ -50,7 +50,7 @@ impl Kind {
         }
         // Any kind's upstream may write an error either way (OpenAI-compatible servers too).
         let error = frame.event.as_deref() == Some("error")
-            || frame.data.trim_ascii_start().starts_with("{\"error\"");
+            || crate::report::is_error_payload(frame.data.as_bytes());
         let mut report = FrameReport {
             error,
             ..FrameReport::default()
