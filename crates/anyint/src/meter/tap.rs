@@ -123,21 +123,12 @@ impl UsageTap {
     /// Reads one upstream frame; returns what it said.
     pub fn observe(&mut self, frame: &Frame) -> FrameReport {
         let report = self.kind.report(frame);
-        // Frames that close the answer ([DONE], OpenAI's finish chunk, the usage chunk) add
-        // no tokens to the estimate a cut stream is billed by.
-        if report.content {
-            self.events += 1;
-        }
-        if let Some(u) = report.usage {
-            // OpenAI chunks and the Responses terminal event carry the total; the others report
-            // parts to merge.
-            self.usage = match self.kind {
-                Kind::OpenAi | Kind::Responses => u,
-                Kind::Anthropic | Kind::Gemini => self.usage.merge(u),
-            };
-        }
-        self.complete |= report.ends;
-        self.upstream_errored |= report.error;
+        self.absorb(
+            u64::from(report.content),
+            report.usage,
+            report.ends,
+            report.error,
+        );
         report
     }
 
@@ -145,12 +136,25 @@ impl UsageTap {
     /// them one by one (`anyint_wire::report::openai_run`); only for a tap of that kind.
     pub fn observe_run(&mut self, run: &RunReport) {
         debug_assert_eq!(self.kind, Kind::OpenAi);
-        self.events += run.content;
-        if let Some(u) = run.usage {
-            self.usage = u;
+        self.absorb(run.content, run.usage, run.ends, run.error);
+    }
+
+    /// Takes in what frames said: `content` of them carried part of the answer, the last usage
+    /// among them, whether one ended the stream and whether one was an error.
+    fn absorb(&mut self, content: u64, usage: Option<Usage>, ends: bool, error: bool) {
+        // Frames that close the answer ([DONE], OpenAI's finish chunk, the usage chunk) add
+        // no tokens to the estimate a cut stream is billed by.
+        self.events += content;
+        if let Some(u) = usage {
+            // OpenAI chunks and the Responses terminal event carry the total; the others report
+            // parts to merge.
+            self.usage = match self.kind {
+                Kind::OpenAi | Kind::Responses => u,
+                Kind::Anthropic | Kind::Gemini => self.usage.merge(u),
+            };
         }
-        self.complete |= run.ends;
-        self.upstream_errored |= run.error;
+        self.complete |= ends;
+        self.upstream_errored |= error;
     }
 
     /// Whether this tap reads an OpenAI chat stream, whose runs [`UsageTap::observe_run`]
