@@ -138,46 +138,63 @@ mod tests {
         }
     }
 
+    /// Ticks `q` through `steps`, each the counts read and whether that tick trims.
+    fn ticks(q: &mut Quiet, steps: &[(Counts, bool)]) {
+        for (k, &(now, trims)) in steps.iter().enumerate() {
+            assert_eq!(q.tick(now), trims, "tick {k}: {now:?}");
+        }
+    }
+
     #[test]
     fn trims_on_the_first_quiet_ticks_after_activity_only() {
         let mut q = Quiet::new(at(5, 0));
-        // Nothing begun since start: nothing to give back.
-        assert!(!q.tick(at(5, 0)));
-        assert!(!q.tick(at(5, 0)));
-        // Busy: never while requests keep coming.
-        assert!(!q.tick(at(9, 0)));
-        assert!(!q.tick(at(40, 0)));
-        // Quiet: two trims, then none.
-        assert!(q.tick(at(40, 0)));
-        assert!(q.tick(at(40, 0)));
-        assert!(!q.tick(at(40, 0)));
-        assert!(!q.tick(at(40, 0)));
-        // One request later, the next quiet ticks trim again.
-        assert!(!q.tick(at(41, 0)));
-        assert!(q.tick(at(41, 0)));
-        // Activity between the two trims starts over.
-        assert!(!q.tick(at(50, 0)));
-        assert!(q.tick(at(50, 0)));
-        assert!(q.tick(at(50, 0)));
-        assert!(!q.tick(at(50, 0)));
+        ticks(
+            &mut q,
+            &[
+                // Nothing begun since start: nothing to give back.
+                (at(5, 0), false),
+                (at(5, 0), false),
+                // Busy: never while requests keep coming.
+                (at(9, 0), false),
+                (at(40, 0), false),
+                // Quiet: two trims, then none.
+                (at(40, 0), true),
+                (at(40, 0), true),
+                (at(40, 0), false),
+                (at(40, 0), false),
+                // One request later, the next quiet ticks trim again.
+                (at(41, 0), false),
+                (at(41, 0), true),
+                // Activity between the two trims starts over.
+                (at(50, 0), false),
+                (at(50, 0), true),
+                (at(50, 0), true),
+                (at(50, 0), false),
+            ],
+        );
     }
 
     #[test]
     fn streams_still_open_keep_their_trims_for_their_end() {
         let mut q = Quiet::new(at(0, 0));
-        // A burst of 1,000 streams begins, then nothing begins or ends for several ticks.
-        assert!(!q.tick(at(1_000, 1_000)));
-        assert!(!q.tick(at(1_000, 1_000)));
-        assert!(!q.tick(at(1_000, 1_000)));
-        // Some end: activity.
-        assert!(!q.tick(at(1_000, 400)));
-        // A few stay open, quietly: still no trim.
-        assert!(!q.tick(at(1_000, 3)));
-        assert!(!q.tick(at(1_000, 3)));
-        // The last end; the two quiet ticks after it trim.
-        assert!(!q.tick(at(1_000, 0)));
-        assert!(q.tick(at(1_000, 0)));
-        assert!(q.tick(at(1_000, 0)));
-        assert!(!q.tick(at(1_000, 0)));
+        ticks(
+            &mut q,
+            &[
+                // A burst of 1,000 streams begins, then nothing begins or ends for a while.
+                (at(1_000, 1_000), false),
+                (at(1_000, 1_000), false),
+                (at(1_000, 1_000), false),
+                // Some end: activity.
+                (at(1_000, 400), false),
+                // A few stay open, quietly: still no trim.
+                (at(1_000, 3), false),
+                (at(1_000, 3), false),
+                // The last end; the two quiet ticks after it trim.
+                (at(1_000, 0), false),
+                (at(1_000, 0), true),
+                (at(1_000, 0), true),
+                (at(1_000, 0), false),
+            ],
+        );
     }
 }
