@@ -23,7 +23,6 @@ use std::time::Duration;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -461,13 +460,40 @@ where
     let stall = peer.clock.timeouts.body;
     let req = req.map(|body| Body::new(StallBody::new(body, stall)));
     let resp = inner(req).await;
-    resp.map(|body| {
-        Body::new(body.map_frame(move |frame| {
-            // The guard lives as long as the response body: dropped after its last byte.
-            let _held = &guard;
-            frame
-        }))
+    resp.map(|inner| {
+        Body::new(Answer {
+            inner,
+            _guard: guard,
+        })
     })
+}
+
+/// A response body that keeps its request in flight until it is dropped, after its last
+/// byte. It passes on the body's size: a `map_frame` wrapper did not, so every answer went out
+/// chunked, a whole JSON answer too, instead of with its `content-length`.
+struct Answer {
+    inner: Body,
+    _guard: InFlight,
+}
+
+impl HttpBody for Answer {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A request body that fails with [`BodyStalled`] when no frame arrives for `stall` (the timer

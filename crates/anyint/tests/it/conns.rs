@@ -342,3 +342,38 @@ async fn a_burst_of_connections_is_spread_over_the_workers() {
     drop(open);
     gw.shutdown().await;
 }
+
+/// The framing an answer went out with: its `content-length` and whether it was chunked.
+fn framing(resp: &reqwest::Response) -> (Option<usize>, bool) {
+    let length = resp
+        .headers()
+        .get("content-length")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let chunked = resp
+        .headers()
+        .get("transfer-encoding")
+        .is_some_and(|v| v.to_str().unwrap().contains("chunked"));
+    (length, chunked)
+}
+
+#[tokio::test]
+async fn a_whole_answer_carries_its_length_and_a_stream_goes_chunked() {
+    let gw = TestGateway::start().await;
+    // An answer, and a refusal in the family's envelope: both whole.
+    for (model, status) in [("gpt-4o-mini", 200), ("no-such-model", 404)] {
+        let whole = gw
+            .chat(json!({"model": model, "messages": user("hi")}))
+            .await;
+        assert_eq!(whole.status(), status);
+        let (length, chunked) = framing(&whole);
+        let body = whole.bytes().await.unwrap();
+        assert_eq!((length, chunked), (Some(body.len()), false), "{model}");
+    }
+
+    let stream = gw
+        .chat(json!({"model": "gpt-4o-mini", "stream": true, "messages": user("hi")}))
+        .await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(framing(&stream), (None, true));
+    assert!(stream.text().await.unwrap().contains("data: [DONE]"));
+}
