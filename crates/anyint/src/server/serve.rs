@@ -10,14 +10,20 @@
 //! [`TimedIo::protocol`]), so hyper's first read takes the request head whole into a buffer
 //! of 8 KB that stays that size. A connection that does not tell (part of the HTTP/2 preface
 //! and then silence) is served as before, with hyper-util's sniffing.
+//!
+//! An HTTP/1 connection is served by hyper's own HTTP/1 connection, not hyper-util's: the
+//! latter is an enum sized for HTTP/2 (1,544 bytes against 664), held inline in every
+//! connection's task for as long as the connection lives, slow streams included. The other
+//! two kinds are boxed, so that the task is sized for the HTTP/1 one.
 
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use foldhash::HashMap;
 
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::watch;
@@ -28,7 +34,7 @@ use super::tls::Protocol;
 
 /// hyper's connection settings, for each way a connection is served.
 struct Builders {
-    http1: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
     http2: auto::Builder<TokioExecutor>,
     sniffing: auto::Builder<TokioExecutor>,
 }
@@ -37,10 +43,27 @@ impl Builders {
     fn new() -> Self {
         let sniffing = || auto::Builder::new(TokioExecutor::new());
         Self {
-            http1: sniffing().http1_only(),
+            http1: http1::Builder::new(),
             http2: sniffing().http2_only(),
             sniffing: sniffing(),
         }
+    }
+}
+
+/// A connection the drain can ask to close once its requests end.
+trait Graceful: Future {
+    fn close_gracefully(self: Pin<&mut Self>);
+}
+
+impl Graceful for http1::Connection<TokioIo<TimedIo>, ConnService> {
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl Graceful for auto::Connection<'_, TokioIo<TimedIo>, ConnService, TokioExecutor> {
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }
 
@@ -121,28 +144,45 @@ pub(crate) async fn run(
 
 /// Serves one connection to its end; the drain asks it to close gracefully.
 async fn serve_conn(mut io: TimedIo, service: ConnService, builders: &Builders, drain: &Drain) {
-    let builder = match io.protocol().await {
-        Some(Protocol::Http1) => &builders.http1,
-        Some(Protocol::Http2) => &builders.http2,
-        None => &builders.sniffing,
-    };
-    let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
+    let protocol = io.protocol().await;
+    let io = TokioIo::new(io);
+    match protocol {
+        Some(Protocol::Http1) => {
+            let conn = pin!(builders.http1.serve_connection(io, service));
+            ended(drive(conn, drain).await);
+        }
+        Some(Protocol::Http2) => {
+            let mut conn = Box::pin(builders.http2.serve_connection(io, service));
+            ended(drive(conn.as_mut(), drain).await);
+        }
+        None => {
+            let mut conn = Box::pin(builders.sniffing.serve_connection(io, service));
+            ended(drive(conn.as_mut(), drain).await);
+        }
+    }
+}
+
+fn ended<E: std::fmt::Display>(result: Result<(), E>) {
+    if let Err(e) = result {
+        tracing::trace!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Polls `conn` to its end, asking it to close once the drain begins.
+async fn drive<C: Graceful>(mut conn: Pin<&mut C>, drain: &Drain) -> C::Output {
     let mut registered = None;
     let mut closing = false;
-    let result = std::future::poll_fn(|cx| {
+    std::future::poll_fn(|cx| {
         if registered.is_none() {
             registered = Some(drain.register(cx.waker().clone()));
         }
         if !closing && drain.stopping.load(Ordering::Acquire) {
             closing = true;
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().close_gracefully();
         }
         conn.as_mut().poll(cx)
     })
-    .await;
-    if let Err(e) = result {
-        tracing::trace!(error = %e, "connection ended with an error");
-    }
+    .await
 }
 
 #[cfg(test)]
