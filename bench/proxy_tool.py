@@ -631,17 +631,19 @@ def cmd_report(raw):
           "the sample (every 100 ms) that saw the most streams open by the streams open then. "
           "Memory of streams already ended that the allocator has not returned counts too.")
         w("")
-        w("| streams | proxy | completed | failed | wall, s | CPU per stream, ms | peak RSS, MB | peak PSS, MB | per stream (RSS), KB | most open at once | open at that sample | per open stream, KB | RSS before, MB | RSS after, MB | PSS after, MB |")
-        w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        w("| streams | proxy | completed | failed | wall, s | CPU per stream, ms | peak RSS, MB | peak PSS, MB | per stream (RSS), KB | most open at once | open at that sample | per open stream, KB | RSS before, MB | RSS after, MB | after ÷ before | PSS after, MB |")
+        w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for s in r["slow"]:
             per = (s["peak_kb"] - s["before_kb"]) / s["n"]
             open_then = s.get("sampled_open")
             per_open = ((s["rss_then_kb"] - s["before_kb"]) / open_then) if open_then else None
             cpu = s["cpu_s"] * 1000 / s["ok"] if s.get("cpu_s") is not None and s["ok"] else None
             w(f"| {s['n']:,} | {s['proxy']} | {s['ok']:,} | {s['bad']:,} | {s['seconds']:.1f} | {num(cpu, '{:.2f}')} | "
-              f"{s['peak_kb'] / 1024:.0f} | {s['sampled_peak_pss_kb'] / 1024:.0f} | {per:.0f} | "
-              f"{num(s.get('most_open'), '{:,}')} | {num(open_then, '{:,}')} | {num(per_open, '{:.0f}')} | "
-              f"{s['before_kb'] / 1024:.0f} | {s['after_kb'] / 1024:.0f} | {s['after_pss_kb'] / 1024:.0f} |")
+              f"{s['peak_kb'] / 1024:.0f} | {s['sampled_peak_pss_kb'] / 1024:.0f} | {per:.1f} | "
+              f"{num(s.get('most_open'), '{:,}')} | {num(open_then, '{:,}')} | {num(per_open, '{:.1f}')} | "
+              f"{s['before_kb'] / 1024:.1f} | {s['after_kb'] / 1024:.1f} | "
+              f"{num(s['after_kb'] / s['before_kb'] if s['before_kb'] else None, '{:.2f}×')} | "
+              f"{s['after_pss_kb'] / 1024:.0f} |")
         w("")
 
     if r.get("soak"):
