@@ -151,17 +151,18 @@ async fn serve_conn(mut io: TimedIo, service: ConnService, builders: &Builders, 
             let conn = pin!(builders.http1.serve_connection(io, service));
             ended(drive(conn, drain).await);
         }
-        Some(Protocol::Http2) => {
-            let mut conn = Box::pin(builders.http2.serve_connection(io, service));
-            ended(drive(conn.as_mut(), drain).await);
-        }
-        None => {
-            let mut conn = Box::pin(builders.sniffing.serve_connection(io, service));
+        Some(Protocol::Http2) | None => {
+            let builder = match protocol {
+                Some(_) => &builders.http2,
+                None => &builders.sniffing,
+            };
+            let mut conn = Box::pin(builder.serve_connection(io, service));
             ended(drive(conn.as_mut(), drain).await);
         }
     }
 }
 
+/// Logs how a connection ended, if with an error.
 fn ended<E: std::fmt::Display>(result: Result<(), E>) {
     if let Err(e) = result {
         tracing::trace!(error = %e, "connection ended with an error");
