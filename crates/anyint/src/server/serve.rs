@@ -103,8 +103,11 @@ impl Drop for Registered<'_> {
     fn drop(&mut self) {
         if let Ok(mut wakers) = self.0.wakers.lock() {
             wakers.remove(&self.1);
-            // After a burst of connections, the room they grew the table to goes back.
-            if wakers.capacity() > 1024 && wakers.len() < wakers.capacity() / 8 {
+            // After a burst of connections, the room they grew the table to goes back, all of
+            // it once the last has closed: a table of a few KiB allocated mid-burst and kept
+            // would pin the allocator's page it sits on, with the rest of the burst's memory.
+            if wakers.is_empty() || (wakers.capacity() > 64 && wakers.len() < wakers.capacity() / 4)
+            {
                 let keep = 2 * wakers.len();
                 wakers.shrink_to(keep);
             }
@@ -210,10 +213,10 @@ mod tests {
         drop(burst);
         let (len, capacity) = sizes();
         assert_eq!(len, 10);
-        assert!(capacity <= 1024, "{capacity}");
+        assert!(capacity <= 64, "{capacity}");
         drain.stop();
         assert!(drain.stopping.load(Ordering::Acquire));
         drop(kept);
-        assert_eq!(sizes().0, 0);
+        assert_eq!(sizes(), (0, 0), "the last close frees the table");
     }
 }
