@@ -2,10 +2,10 @@
 //! route is skipped; after the cooldown one real request probes it (half-open) and its result
 //! closes or reopens the breaker.
 //!
-//! The window is [`BUCKETS`] counters of a slice of it each, in the breaker itself: a route's
-//! breaker costs the same at 10 requests a window as at a million, and holds no heap memory
-//! (a queue of outcomes grew to 96 KiB under load and, after a burst, pinned the allocator's
-//! page it sat on long after the burst's own memory was freed).
+//! The window is [`BUCKETS`] counters of a slice of it each, in the breaker itself, and their
+//! running sums: a route's breaker costs the same at 10 requests a window as at a million, in
+//! time and in memory, and holds no heap memory (a queue of every outcome grew to 96 KiB a
+//! route under load, and kept it).
 
 use std::time::Duration;
 
@@ -58,8 +58,6 @@ enum Inner {
 /// Outcomes in one slice of the window.
 #[derive(Clone, Copy, Debug, Default)]
 struct Bucket {
-    /// Which slice since the breaker's origin these counts are of.
-    slice: u64,
     ok: u32,
     failed: u32,
 }
@@ -68,11 +66,17 @@ struct Bucket {
 #[derive(Debug)]
 pub struct Breaker {
     inner: Inner,
+    /// The counts of the window's slices: slice `s` at `s % BUCKETS`, for the [`BUCKETS`]
+    /// slices up to `latest` (a bucket of an older slice is emptied as its place is taken).
     buckets: [Bucket; BUCKETS],
-    /// Where slice 0 begins.
+    /// The newest slice an outcome was recorded in, counted from `origin`.
+    latest: u64,
+    /// The buckets' sums, kept in step, so recording is O(1).
+    ok: u64,
+    failed: u64,
     origin: Instant,
     /// A slice's length in nanoseconds: the window's [`BUCKETS`]th part, at least 1.
-    slice_nanos: u128,
+    slice_nanos: u64,
     min_requests: u32,
     failure_rate: f64,
     cooldown: Duration,
@@ -84,8 +88,13 @@ impl Breaker {
         Self {
             inner: Inner::Closed,
             buckets: [Bucket::default(); BUCKETS],
+            latest: 0,
+            ok: 0,
+            failed: 0,
             origin: Instant::now(),
-            slice_nanos: (cfg.breaker_window.as_nanos() / BUCKETS as u128).max(1),
+            slice_nanos: u64::try_from(cfg.breaker_window.as_nanos() / BUCKETS as u128)
+                .unwrap_or(u64::MAX)
+                .max(1),
             min_requests: cfg.breaker_min_requests,
             failure_rate: cfg.breaker_failure_rate,
             cooldown: cfg.breaker_cooldown,
@@ -139,6 +148,7 @@ impl Breaker {
         match self.inner {
             Inner::HalfOpen { .. } => {
                 self.buckets = [Bucket::default(); BUCKETS];
+                (self.ok, self.failed) = (0, 0);
                 self.inner = if ok {
                     Inner::Closed
                 } else {
@@ -151,38 +161,37 @@ impl Breaker {
             Inner::Open { .. } => {}
             Inner::Closed => {
                 let slice = self.slice(now);
+                if slice > self.latest {
+                    self.advance(slice);
+                } else if self.latest - slice >= BUCKETS as u64 {
+                    // Read a whole window before the newest outcome: already out of it.
+                    return;
+                }
+                // An outcome recorded late (its `now` read before a newer outcome's) still
+                // counts in its own slice.
                 let Some(bucket) = self.buckets.get_mut(slot(slice)) else {
                     return;
                 };
-                // A bucket of an older slice is reused; an outcome recorded late (its `now` read
-                // before a newer outcome's) never clears a newer count, it joins it.
-                if bucket.slice < slice {
-                    *bucket = Bucket {
-                        slice,
-                        ..Bucket::default()
-                    };
-                }
-                if ok {
-                    bucket.ok = bucket.ok.saturating_add(1);
+                let count = if ok {
+                    &mut bucket.ok
                 } else {
-                    bucket.failed = bucket.failed.saturating_add(1);
+                    &mut bucket.failed
+                };
+                let Some(more) = count.checked_add(1) else {
+                    return;
+                };
+                *count = more;
+                if ok {
+                    self.ok += 1;
+                } else {
+                    self.failed += 1;
                 }
-                let (mut total, mut failed) = (0_u64, 0_u64);
-                // Slices from BUCKETS ago and earlier have left the window; a slot not yet
-                // written since they did still holds their counts.
-                for b in self
-                    .buckets
-                    .iter()
-                    .filter(|b| slice.abs_diff(b.slice) < BUCKETS as u64)
-                {
-                    total += u64::from(b.ok) + u64::from(b.failed);
-                    failed += u64::from(b.failed);
-                }
+                let total = self.ok + self.failed;
                 #[expect(
                     clippy::cast_precision_loss,
                     reason = "a rate: counts beyond 2^52 lose only precision it does not need"
                 )]
-                let rate = failed as f64 / total.max(1) as f64;
+                let rate = self.failed as f64 / total.max(1) as f64;
                 if total >= u64::from(self.min_requests) && rate >= self.failure_rate {
                     self.inner = Inner::Open {
                         until: now + self.cooldown,
@@ -192,10 +201,29 @@ impl Breaker {
         }
     }
 
+    /// Moves the window's end to slice `to`: each slice that enters takes the bucket of the
+    /// slice a window before it, which leaves.
+    fn advance(&mut self, to: u64) {
+        if to - self.latest >= BUCKETS as u64 {
+            self.buckets = [Bucket::default(); BUCKETS];
+            (self.ok, self.failed) = (0, 0);
+        } else {
+            for slice in self.latest + 1..=to {
+                if let Some(bucket) = self.buckets.get_mut(slot(slice)) {
+                    self.ok -= u64::from(bucket.ok);
+                    self.failed -= u64::from(bucket.failed);
+                    *bucket = Bucket::default();
+                }
+            }
+        }
+        self.latest = to;
+    }
+
     /// The slice of the window `now` falls in, counted from the breaker's origin.
     fn slice(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(since / self.slice_nanos).unwrap_or(u64::MAX)
+        let since = u64::try_from(now.saturating_duration_since(self.origin).as_nanos())
+            .unwrap_or(u64::MAX);
+        since / self.slice_nanos
     }
 }
 
@@ -311,6 +339,32 @@ mod tests {
         );
         b.record(Instant::now(), false);
         assert_eq!(b.state(Instant::now()), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outcomes_leave_the_window_a_slice_at_a_time() {
+        let mut b = Breaker::new(&cfg());
+        b.record(Instant::now(), false);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for ok in [true, true, true, false] {
+            b.record(Instant::now(), ok);
+        }
+        assert_eq!(
+            b.state(Instant::now()),
+            BreakerState::Closed,
+            "two failures of five"
+        );
+        // 10.2 s from the start the first failure has left and the four after it stay: with
+        // it still in, this failure would make three of six and open the breaker.
+        tokio::time::advance(Duration::from_millis(5_200)).await;
+        b.record(Instant::now(), false);
+        assert_eq!(
+            b.state(Instant::now()),
+            BreakerState::Closed,
+            "two failures of five"
+        );
+        b.record(Instant::now(), false);
+        assert_eq!(b.state(Instant::now()), BreakerState::Open, "three of six");
     }
 
     #[tokio::test(start_paused = true)]
