@@ -108,6 +108,18 @@ impl SqlStore {
         Ok(row.as_ref().map(task_from_row).transpose()?)
     }
 
+    /// Whether `exists` (a `SELECT 1 … LIMIT 1` taking the time as `$1`) finds a row. The
+    /// claims below look first: a claiming `UPDATE` takes SQLite's one write lock even when it
+    /// matches nothing, so an idle gateway took it four times a second for the outbox's poll,
+    /// and under load each empty poll waited for the ledger writer's batch in progress.
+    async fn any_due(&self, exists: &str, now_ms: i64) -> Result<bool, Error> {
+        Ok(sqlx::query(exists)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     /// `FOR UPDATE SKIP LOCKED` where the backend has row locks (Postgres); SQLite serializes
     /// writers, so its claim `UPDATE` is atomic on its own.
     fn skip_locked(&self) -> &'static str {
@@ -246,6 +258,16 @@ impl TaskStore for SqlStore {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Task>, Error> {
+        if !self
+            .any_due(
+                "SELECT 1 FROM tasks WHERE settled = 0 AND next_poll_ms <= $1 AND \
+                 lease_until_ms <= $1 LIMIT 1",
+                now_ms,
+            )
+            .await?
+        {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(&format!(
             "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (SELECT id FROM \
              tasks WHERE settled = 0 AND next_poll_ms <= $3 AND lease_until_ms <= $3 ORDER BY \
@@ -388,6 +410,16 @@ impl TaskStore for SqlStore {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Delivery>, Error> {
+        if !self
+            .any_due(
+                "SELECT 1 FROM task_deliveries WHERE state = 'pending' AND next_attempt_ms <= $1 \
+                 AND lease_until_ms <= $1 LIMIT 1",
+                now_ms,
+            )
+            .await?
+        {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(&format!(
             "UPDATE task_deliveries SET lease_owner = $1, lease_until_ms = $2 WHERE event_id IN \
              (SELECT event_id FROM task_deliveries WHERE state = 'pending' AND next_attempt_ms \

@@ -311,3 +311,25 @@ async fn pg_readyz_reports_an_unreachable_store_and_its_return() {
         .unwrap();
     assert_eq!(rows.len(), 40);
 }
+
+/// An empty poll for due tasks or callbacks only reads: it answers while another connection
+/// holds SQLite's write lock, where a claiming `UPDATE` would wait out the busy timeout and
+/// fail with "database is locked".
+#[tokio::test]
+async fn sqlite_empty_polls_do_not_take_the_write_lock() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/anyint.db", dir.path().display());
+    let t = TestGateway::builder().store_url(&url).start().await;
+    let mut writer = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let now = 1_700_000_000_000;
+    let deliveries = t.store.claim_deliveries("probe", now, 1_000, 16).await;
+    let tasks = t.store.claim_due_tasks("probe", now, 1_000, 16).await;
+    sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
+    assert!(deliveries.unwrap().is_empty());
+    assert!(tasks.unwrap().is_empty());
+}
