@@ -29,6 +29,13 @@ const TASK_COLUMNS: &str = "id, family, kind, account, key_id, team_id, model, p
 const DELIVERY_COLUMNS: &str = "event_id, task_id, account, url, body, state, attempts, \
     created_at_ms, next_attempt_ms, expires_at_ms, delivered_at_ms, last_status, last_error";
 
+/// A task its poller should claim at time `$1`: unsettled, its next poll come, no lease held.
+const TASK_DUE: &str = "settled = 0 AND next_poll_ms <= $1 AND lease_until_ms <= $1";
+
+/// A callback delivery the outbox should claim at time `$1`: pending, its next attempt come,
+/// no lease held.
+const DELIVERY_DUE: &str = "state = 'pending' AND next_attempt_ms <= $1 AND lease_until_ms <= $1";
+
 fn json_column(row: &AnyRow, name: &str) -> Result<Option<serde_json::Value>, sqlx::Error> {
     Ok(row
         .try_get::<Option<String>, _>(name)?
@@ -108,16 +115,19 @@ impl SqlStore {
         Ok(row.as_ref().map(task_from_row).transpose()?)
     }
 
-    /// Whether `exists` (a `SELECT 1 … LIMIT 1` taking the time as `$1`) finds a row. The
-    /// claims below look first: a claiming `UPDATE` takes SQLite's one write lock even when it
-    /// matches nothing, so an idle gateway took it four times a second for the outbox's poll,
-    /// and under load each empty poll waited for the ledger writer's batch in progress.
-    async fn any_due(&self, exists: &str, now_ms: i64) -> Result<bool, Error> {
-        Ok(sqlx::query(exists)
-            .bind(now_ms)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+    /// Whether a row of `table` is `due` (a condition on the time, bound as `$1`). The claims
+    /// below look first, with the condition they claim by: a claiming `UPDATE` takes SQLite's
+    /// one write lock even when it matches nothing, so an idle gateway took it four times a
+    /// second for the outbox's poll, and under load each empty poll waited for the ledger
+    /// writer's batch in progress.
+    async fn any_due(&self, table: &str, due: &str, now_ms: i64) -> Result<bool, Error> {
+        Ok(
+            sqlx::query(&format!("SELECT 1 FROM {table} WHERE {due} LIMIT 1"))
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
     }
 
     /// `FOR UPDATE SKIP LOCKED` where the backend has row locks (Postgres); SQLite serializes
@@ -258,26 +268,18 @@ impl TaskStore for SqlStore {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Task>, Error> {
-        if !self
-            .any_due(
-                "SELECT 1 FROM tasks WHERE settled = 0 AND next_poll_ms <= $1 AND \
-                 lease_until_ms <= $1 LIMIT 1",
-                now_ms,
-            )
-            .await?
-        {
+        if !self.any_due("tasks", TASK_DUE, now_ms).await? {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(&format!(
-            "UPDATE tasks SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (SELECT id FROM \
-             tasks WHERE settled = 0 AND next_poll_ms <= $3 AND lease_until_ms <= $3 ORDER BY \
-             next_poll_ms LIMIT $4{}) AND settled = 0 AND lease_until_ms <= $3 \
-             RETURNING {TASK_COLUMNS}",
+            "UPDATE tasks SET lease_owner = $2, lease_until_ms = $3 WHERE id IN (SELECT id FROM \
+             tasks WHERE {TASK_DUE} ORDER BY next_poll_ms LIMIT $4{}) AND settled = 0 AND \
+             lease_until_ms <= $1 RETURNING {TASK_COLUMNS}",
             self.skip_locked()
         ))
+        .bind(now_ms)
         .bind(owner)
         .bind(now_ms.saturating_add(lease_ms))
-        .bind(now_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -411,25 +413,21 @@ impl TaskStore for SqlStore {
         limit: i64,
     ) -> Result<Vec<Delivery>, Error> {
         if !self
-            .any_due(
-                "SELECT 1 FROM task_deliveries WHERE state = 'pending' AND next_attempt_ms <= $1 \
-                 AND lease_until_ms <= $1 LIMIT 1",
-                now_ms,
-            )
+            .any_due("task_deliveries", DELIVERY_DUE, now_ms)
             .await?
         {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(&format!(
-            "UPDATE task_deliveries SET lease_owner = $1, lease_until_ms = $2 WHERE event_id IN \
-             (SELECT event_id FROM task_deliveries WHERE state = 'pending' AND next_attempt_ms \
-             <= $3 AND lease_until_ms <= $3 ORDER BY next_attempt_ms LIMIT $4{}) AND state = \
-             'pending' AND lease_until_ms <= $3 RETURNING {DELIVERY_COLUMNS}",
+            "UPDATE task_deliveries SET lease_owner = $2, lease_until_ms = $3 WHERE event_id IN \
+             (SELECT event_id FROM task_deliveries WHERE {DELIVERY_DUE} ORDER BY next_attempt_ms \
+             LIMIT $4{}) AND state = 'pending' AND lease_until_ms <= $1 \
+             RETURNING {DELIVERY_COLUMNS}",
             self.skip_locked()
         ))
+        .bind(now_ms)
         .bind(owner)
         .bind(now_ms.saturating_add(lease_ms))
-        .bind(now_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
