@@ -147,8 +147,7 @@ impl Breaker {
     pub fn record(&mut self, now: Instant, ok: bool) {
         match self.inner {
             Inner::HalfOpen { .. } => {
-                self.buckets = [Bucket::default(); BUCKETS];
-                (self.ok, self.failed) = (0, 0);
+                self.clear();
                 self.inner = if ok {
                     Inner::Closed
                 } else {
@@ -172,20 +171,16 @@ impl Breaker {
                 let Some(bucket) = self.buckets.get_mut(slot(slice)) else {
                     return;
                 };
-                let count = if ok {
-                    &mut bucket.ok
+                let (count, sum) = if ok {
+                    (&mut bucket.ok, &mut self.ok)
                 } else {
-                    &mut bucket.failed
+                    (&mut bucket.failed, &mut self.failed)
                 };
                 let Some(more) = count.checked_add(1) else {
                     return;
                 };
                 *count = more;
-                if ok {
-                    self.ok += 1;
-                } else {
-                    self.failed += 1;
-                }
+                *sum += 1;
                 let total = self.ok + self.failed;
                 #[expect(
                     clippy::cast_precision_loss,
@@ -201,12 +196,17 @@ impl Breaker {
         }
     }
 
+    /// Empties the window.
+    fn clear(&mut self) {
+        self.buckets = [Bucket::default(); BUCKETS];
+        (self.ok, self.failed) = (0, 0);
+    }
+
     /// Moves the window's end to slice `to`: each slice that enters takes the bucket of the
     /// slice a window before it, which leaves.
     fn advance(&mut self, to: u64) {
         if to - self.latest >= BUCKETS as u64 {
-            self.buckets = [Bucket::default(); BUCKETS];
-            (self.ok, self.failed) = (0, 0);
+            self.clear();
         } else {
             for slice in self.latest + 1..=to {
                 if let Some(bucket) = self.buckets.get_mut(slot(slice)) {
