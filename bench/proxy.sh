@@ -448,8 +448,12 @@ done
 python3 "$TOOL" bodies "$BODY_DIR" bench-json
 
 # --- preflight -------------------------------------------------------------------------------------
-for proxy in $WITH_FLOOR; do
-    for kind in json sse paced; do
+# One request of each kind through a proxy, its answer checked. It also makes a proxy's "idle" the
+# idle of a proxy that has served: its request path's code paged in, its ledger connection open.
+preflight() { # proxy kind...
+    local proxy="$1" kind out code
+    shift
+    for kind in "$@"; do
         out="$TMP/preflight-$proxy-$kind.txt"
         code="$(curl -sS -o "$out" -w '%{http_code}' -X POST "$(url_of "$proxy" "$kind")" \
             -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
@@ -461,6 +465,9 @@ for proxy in $WITH_FLOOR; do
             exit 1
         fi
     done
+}
+for proxy in $WITH_FLOOR; do
+    preflight "$proxy" json sse paced
 done
 log "preflight ok"
 
@@ -555,10 +562,15 @@ fi
 if has_part slow; then
     # A fresh gateway: the store and the meter's queue left by the parts above are not what an
     # open stream costs (the ledger they leave is the metering work's to make cheap).
+    # Its RSS at that cold start goes in the report; "before" is read after a preflight, as the
+    # main part's idle is, so that the first burst is not charged with the code its first
+    # request pages in.
     if has_part main || has_part bodies; then
         stop_gateway
         start_gateway
+        procstat anyint >"$RAW/slow-cold-anyint.json"
     fi
+    preflight anyint json sse paced slow
     for n in $STREAMS; do
         for proxy in $WITH_FLOOR; do
             pids="$(pids_of "$proxy")"

@@ -452,6 +452,9 @@ def load_raw(raw):
             if s["bad"] or s["ok"] != s["n"]:
                 r["failures"].append(f"{n} slow streams via {proxy}: {s['ok']} completed, "
                                      f"{s['bad']} failed {s['bad_examples']}")
+    cold = os.path.join(raw, "slow-cold-anyint.json")
+    if os.path.exists(cold):
+        r["slow_cold_kb"] = json.load(open(cold))["rss_kb"]
     soak = os.path.join(raw, "soak.rss")
     if os.path.exists(soak):
         samples = [json.loads(line) for line in open(soak).read().splitlines() if line.strip()]
@@ -631,6 +634,11 @@ def cmd_report(raw):
           "the sample (every 100 ms) that saw the most streams open by the streams open then. "
           "Memory of streams already ended that the allocator has not returned counts too.")
         w("")
+        if r.get("slow_cold_kb"):
+            w(f"The gateway was restarted on a fresh store before the bursts: {r['slow_cold_kb'] / 1024:.1f} MB "
+              "at its start. RSS before is read after a preflight (one request of each kind), as the "
+              "main part's idle is.")
+            w("")
         w("| streams | proxy | completed | failed | wall, s | CPU per stream, ms | peak RSS, MB | peak PSS, MB | per stream (RSS), KB | most open at once | open at that sample | per open stream, KB | RSS before, MB | RSS after, MB | after ÷ before | PSS after, MB |")
         w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for s in r["slow"]:
