@@ -30,10 +30,12 @@ const DELIVERY_COLUMNS: &str = "event_id, task_id, account, url, body, state, at
     created_at_ms, next_attempt_ms, expires_at_ms, delivered_at_ms, last_status, last_error";
 
 /// A task its poller should claim at time `$1`: unsettled, its next poll come, no lease held.
+/// A claim selects by it and its `UPDATE` checks it again on the row it writes: on Postgres
+/// another instance may have claimed the row since the selection's snapshot.
 const TASK_DUE: &str = "settled = 0 AND next_poll_ms <= $1 AND lease_until_ms <= $1";
 
 /// A callback delivery the outbox should claim at time `$1`: pending, its next attempt come,
-/// no lease held.
+/// no lease held. Checked twice by a claim, as [`TASK_DUE`] is.
 const DELIVERY_DUE: &str = "state = 'pending' AND next_attempt_ms <= $1 AND lease_until_ms <= $1";
 
 fn json_column(row: &AnyRow, name: &str) -> Result<Option<serde_json::Value>, sqlx::Error> {
@@ -273,8 +275,8 @@ impl TaskStore for SqlStore {
         }
         let rows = sqlx::query(&format!(
             "UPDATE tasks SET lease_owner = $2, lease_until_ms = $3 WHERE id IN (SELECT id FROM \
-             tasks WHERE {TASK_DUE} ORDER BY next_poll_ms LIMIT $4{}) AND settled = 0 AND \
-             lease_until_ms <= $1 RETURNING {TASK_COLUMNS}",
+             tasks WHERE {TASK_DUE} ORDER BY next_poll_ms LIMIT $4{}) AND {TASK_DUE} \
+             RETURNING {TASK_COLUMNS}",
             self.skip_locked()
         ))
         .bind(now_ms)
@@ -421,8 +423,7 @@ impl TaskStore for SqlStore {
         let rows = sqlx::query(&format!(
             "UPDATE task_deliveries SET lease_owner = $2, lease_until_ms = $3 WHERE event_id IN \
              (SELECT event_id FROM task_deliveries WHERE {DELIVERY_DUE} ORDER BY next_attempt_ms \
-             LIMIT $4{}) AND state = 'pending' AND lease_until_ms <= $1 \
-             RETURNING {DELIVERY_COLUMNS}",
+             LIMIT $4{}) AND {DELIVERY_DUE} RETURNING {DELIVERY_COLUMNS}",
             self.skip_locked()
         ))
         .bind(now_ms)
