@@ -98,8 +98,11 @@ enum Command {
 /// Parses arguments and runs the command; returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The serving workers run runtimes of their own; this one's threads carry the meter's
+    // writer and the refreshes, and give back what a burst left them once the workers have.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::server::on_background_park)
         .build()
     {
         Ok(rt) => rt,

@@ -13,6 +13,8 @@ pub mod tls;
 mod trim;
 mod workers;
 
+pub use trim::on_background_park;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,19 +14,35 @@
 //! for the retired pages to expire and a collection to run: a block above mimalloc's
 //! small-object limit (1 KiB) always takes it. It does so on two quiet ticks, the second
 //! collection returning to the system what the first freed. About a millisecond each; a worker
-//! that keeps beginning requests, or still carries a stream, never trims. Quiet used to mean
+//! that keeps beginning requests, or still carries a stream, never trims. The background
+//! runtime's threads (the meter's writer, the refreshes) are left holding pages by a burst
+//! too, and a quiet one takes the slow path as seldom as a quiet worker. Worker trims
+//! are counted; a background thread about to park trims when the count has moved since its
+//! last look, and once more a tick later ([`on_background_park`]): a few times after a burst,
+//! never under steady load or while the gateway stays idle. Quiet used to mean
 //! only that no request had begun, so a burst of streams longer than a tick spent both trims
 //! while its streams were still open (measured with 20 s streams: 0.5–0.7 MB more left after
 //! each burst, within what runs differ by). These counts are mimalloc's defaults; were they to
 //! change, a trim would free less, never more than it should.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+/// Trims the serving workers have made: each one asks every background thread for one too.
+static WORKER_TRIMS: AtomicU64 = AtomicU64::new(0);
+
 thread_local! {
+    /// A background thread's trims ([`on_background_park`]).
+    static BACKGROUND: Cell<BackgroundTrims> = const {
+        Cell::new(BackgroundTrims {
+            seen: 0,
+            follow_up: None,
+        })
+    };
     /// Requests the worker on this thread has begun.
     static BEGUN: Cell<u64> = const { Cell::new(0) };
     /// Requests the worker on this thread has ended (their response bodies dropped).
@@ -114,6 +130,53 @@ pub(super) async fn keep_trimmed(mut stopped: watch::Receiver<bool>) {
         }
         if quiet.tick(counts()) {
             trim();
+            WORKER_TRIMS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs on a background runtime thread about to park: trims it when a serving worker has
+/// trimmed since its last look, and once more a [`TICK`] later. One relaxed load when there
+/// is nothing to do.
+pub fn on_background_park() {
+    let trims = WORKER_TRIMS.load(Ordering::Relaxed);
+    if BACKGROUND.with(|cell| {
+        let mut state = cell.get();
+        let due = state.on_park(trims, std::time::Instant::now);
+        cell.set(state);
+        due
+    }) {
+        trim();
+    }
+}
+
+/// A background thread's trims. The follow-up is what returns to the system the pages the
+/// thread's last trim freed: the arenas purge only at a collection a second or more after a
+/// free, and after the workers' last trim nothing else would make one.
+#[derive(Clone, Copy, Debug, Default)]
+struct BackgroundTrims {
+    /// Of [`WORKER_TRIMS`], the count last trimmed for.
+    seen: u64,
+    /// When the follow-up trim is due, if one is.
+    follow_up: Option<std::time::Instant>,
+}
+
+impl BackgroundTrims {
+    /// Whether a park that reads `trims` worker trims trims; `now` is read only while a
+    /// follow-up is pending or one is set.
+    fn on_park(&mut self, trims: u64, now: impl FnOnce() -> std::time::Instant) -> bool {
+        if trims != self.seen {
+            // Worker trims missed between two parks are made up by one.
+            self.seen = trims;
+            self.follow_up = Some(now() + TICK);
+            return true;
+        }
+        match self.follow_up {
+            Some(at) if now() >= at => {
+                self.follow_up = None;
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -172,6 +235,29 @@ mod tests {
                 (at(50, 0), false),
             ],
         );
+    }
+
+    #[test]
+    fn a_background_thread_trims_for_each_worker_trim_it_sees_and_once_more_a_tick_later() {
+        let t0 = std::time::Instant::now();
+        let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        let mut b = BackgroundTrims::default();
+        // Parks before any worker trim: nothing to do, and no clock read.
+        assert!(!b.on_park(0, || unreachable!()));
+        // A worker trimmed: the next park trims; the follow-up waits a tick.
+        assert!(b.on_park(1, || at(0.0)));
+        assert!(!b.on_park(1, || at(0.5)));
+        assert!(!b.on_park(1, || at(1.9)));
+        assert!(b.on_park(1, || at(2.0)));
+        // Then nothing until the workers trim again; no clock read meanwhile.
+        assert!(!b.on_park(1, || unreachable!()));
+        // Three worker trims between two parks: one trim makes up for them, and its own
+        // follow-up replaces the pending one.
+        assert!(b.on_park(2, || at(10.0)));
+        assert!(b.on_park(5, || at(11.0)));
+        assert!(!b.on_park(5, || at(12.5)));
+        assert!(b.on_park(5, || at(13.0)));
+        assert!(!b.on_park(5, || unreachable!()));
     }
 
     #[test]
