@@ -1,4 +1,5 @@
-//! Giving a serving worker's free memory back to the system once the worker goes quiet.
+//! Giving the serving workers' free memory back to the system once they go quiet, and the
+//! background runtime's after them.
 //!
 //! The binary allocates with mimalloc (v3, vendored by `libmimalloc-sys`). A page a thread
 //! empties by its own frees goes back to mimalloc's arenas at once, unless it is the only
@@ -162,8 +163,8 @@ struct BackgroundTrims {
 }
 
 impl BackgroundTrims {
-    /// Whether a park that reads `trims` worker trims trims; `now` is read only while a
-    /// follow-up is pending or one is set.
+    /// Whether this park trims, `trims` being the worker trims counted so far; `now` is
+    /// called only to set a follow-up or to see whether a pending one is due.
     fn on_park(&mut self, trims: u64, now: impl FnOnce() -> std::time::Instant) -> bool {
         if trims != self.seen {
             // Worker trims missed between two parks are made up by one.
