@@ -15,16 +15,17 @@
 //! for the retired pages to expire and a collection to run: a block above mimalloc's
 //! small-object limit (1 KiB) always takes it. It does so on two quiet ticks, the second
 //! collection returning to the system what the first freed. About a millisecond each; a worker
-//! that keeps beginning requests, or still carries a stream, never trims. The background
-//! runtime's threads (the meter's writer, the refreshes) are left holding pages by a burst
-//! too, and a quiet one takes the slow path as seldom as a quiet worker. Worker trims
-//! are counted; a background thread about to park trims when the count has moved since its
-//! last look, and once more a tick later ([`on_background_park`]): a few times after a burst,
-//! never under steady load or while the gateway stays idle. Quiet used to mean
+//! that keeps beginning requests, or still carries a stream, never trims. Quiet used to mean
 //! only that no request had begun, so a burst of streams longer than a tick spent both trims
 //! while its streams were still open (measured with 20 s streams: 0.5–0.7 MB more left after
 //! each burst, within what runs differ by). These counts are mimalloc's defaults; were they to
 //! change, a trim would free less, never more than it should.
+//!
+//! The background runtime's threads (the meter's writer, the refreshes) are left holding pages
+//! by a burst too, and a quiet one takes the slow path as seldom as a quiet worker. Worker
+//! trims are counted; a background thread about to park trims when the count has moved since
+//! its last look, and once more a tick later ([`on_background_park`]): a few times after a
+//! burst, never under steady load or while the gateway stays idle.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -239,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn a_background_thread_trims_for_each_worker_trim_it_sees_and_once_more_a_tick_later() {
+    fn a_background_thread_trims_when_the_worker_trims_moved_and_once_more_a_tick_later() {
         let t0 = std::time::Instant::now();
         let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
         let mut b = BackgroundTrims::default();
