@@ -259,10 +259,12 @@ fn with_model<T>(
 
 /// The top-level field `name` of the JSON object `body` as `T` (`None` when absent, `null`
 /// or not a `T`), read as serde reads it through `W`, a struct holding only that field, which
-/// `field` takes it from. The scanner finds the field without building the rest of the
-/// document (an answer's `usage`: serde walked every other value too); a body the scanner
-/// cannot decide (not an object of valid JSON, an escaped key, the field twice) goes to serde
-/// through `W`, as before.
+/// `field` takes it from. When the field is the object's last (an answer's `usage`) it is read
+/// from the end ([`scan::last_field`]); otherwise the scanner finds it without building the
+/// rest of the document (serde walked every other value too); a body the scanner cannot decide
+/// (not an object of valid JSON, an escaped key, the field twice) goes to serde through `W`, as
+/// before. A field found last is taken as it stands, even where the rest of the body would
+/// have gone to serde (the field twice, an error before it).
 pub(crate) fn top_level<T, W>(
     body: &[u8],
     name: &str,
@@ -283,6 +285,9 @@ pub(crate) fn top_level_or<T: serde::de::DeserializeOwned>(
     name: &str,
     whole: impl FnOnce() -> Option<T>,
 ) -> Option<T> {
+    if let Some(v) = scan::last_field(body, name) {
+        return serde_json::from_slice::<Option<T>>(v).ok().flatten();
+    }
     let Some(fields) = scan::object_fields(body) else {
         return whole();
     };

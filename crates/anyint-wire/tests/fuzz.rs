@@ -624,6 +624,45 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(cases(2048))]
+
+    /// A field read from the end is the object's last field as serde splits it, whenever serde
+    /// accepts the body; and a last field is found so whenever its value does not hold the key.
+    #[test]
+    fn the_last_field_agrees_with_serde(
+        v in arb_json(),
+        usage in arb_json(),
+        last in any::<bool>(),
+        edits in prop::collection::vec((any::<usize>(), any::<usize>(), any::<u8>()), 0..4),
+    ) {
+        let v = if v.is_object() { v } else { json!({"model": "m", "messages": v}) };
+        let mut written = serde_json::to_string(&v).unwrap_or_default();
+        if last {
+            // Written by hand: a map's own order may not put it last.
+            written.pop();
+            if written.len() > 1 {
+                written.push(',');
+            }
+            written.push_str(r#""usage":"#);
+            written.push_str(&usage.to_string());
+            written.push('}');
+        }
+        let body = edit_bytes(written.as_bytes(), &edits);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let found = json::scan::last_field(&body, "usage").map(|raw| String::from_utf8_lossy(raw).into_owned());
+        if let Some(fields) = serde_fields(&body) {
+            let tail = fields.last().filter(|(k, _)| k == "usage").map(|(_, raw)| raw.clone());
+            if let Some(raw) = &found {
+                prop_assert_eq!(Some(raw), tail.as_ref(), "{}", text);
+            } else if let Some(raw) = tail {
+                // Missed only when the value holds the key, or an edit escaped something.
+                prop_assert!(raw.contains("usage") || body.contains(&b'\\'), "missed: {}", text);
+            }
+        }
+    }
+}
+
 #[test]
 fn the_mutator_reaches_nested_fields() {
     // Guards the fuzzer itself: a walk must be able to change something below the top level.

@@ -153,6 +153,42 @@ pub fn array_object_fields<'a, const N: usize>(
     (skip_ws(b, end) == b.len()).then_some(read)?
 }
 
+/// The value of the field `key` (written without escapes) when it is the last field of the
+/// object `body`, `…,"key":value}`, validated; `None` otherwise, and the caller splits the
+/// whole object. An answer writes its `usage` last, after the choices: found from the end,
+/// the rest of the answer is not read (a chat answer's split cost two thirds of reading its
+/// usage).
+///
+/// Only the end is read, so the rest is not validated: an answer broken before its last field
+/// still gives that field. On valid JSON it gives what [`object_fields`] gives for the last
+/// field named `key` (the fuzz suite checks the two): a quote after `,` or `{` begins a string
+/// (inside one, a quote is escaped), a string followed by `:` is a key, and a value followed
+/// by the document's final `}` belongs to the outermost object.
+pub fn last_field<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let at = memchr::memmem::rfind(body, key.as_bytes())?;
+    let open = at.checked_sub(1)?;
+    let close = at + key.len();
+    if body.get(open) != Some(&b'"') || body.get(close) != Some(&b'"') {
+        return None;
+    }
+    let before = body
+        .get(..open)?
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))?;
+    if !matches!(body.get(before), Some(b',' | b'{')) || body.get(skip_ws(body, 0)) != Some(&b'{') {
+        return None;
+    }
+    let colon = skip_ws(body, close + 1);
+    if body.get(colon) != Some(&b':') {
+        return None;
+    }
+    let start = skip_ws(body, colon + 1);
+    let end = value_end(body, start)?;
+    let brace = skip_ws(body, end);
+    (body.get(brace) == Some(&b'}') && skip_ws(body, brace + 1) == body.len())
+        .then(|| body.get(start..end))?
+}
+
 /// The text of a JSON string literal without escapes (`"user"` → `user`); `None` for anything
 /// else (an escaped string is left to serde).
 pub fn plain_string(raw: &str) -> Option<&str> {
@@ -796,6 +832,41 @@ mod tests {
                 assert_eq!(fast, serde, "{len} {bad:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_last_field_is_read_from_the_end_and_only_when_it_is_last_at_the_top() {
+        let usage = br#"{"prompt_tokens":12,"completion_tokens":2}"#;
+        let answer = br#"{"id":"c","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":2}}"#;
+        assert_eq!(last_field(answer, "usage"), Some(&usage[..]));
+        let spaced = b" {\n \"usage\" :\t{\"prompt_tokens\":12,\"completion_tokens\":2} \n} \n";
+        assert_eq!(last_field(spaced, "usage"), Some(&usage[..]));
+        assert_eq!(
+            last_field(br#"{"usage":null}"#, "usage"),
+            Some(&b"null"[..])
+        );
+        for (body, why) in [
+            (&br#"{"usage":{"a":1},"model":"m"}"#[..], "not last"),
+            (br#"{"a":{"usage":{"b":1}}}"#, "nested in an object"),
+            (br#"{"a":[{"usage":{"b":1}}]}"#, "nested in an array"),
+            (br#"{"a":["x","usage"]}"#, "an array's string"),
+            (br#"{"a":"x\",\"usage\":{}"}"#, "inside a string"),
+            (br#"{"a":"x\"usage":1}"#, "after an escaped quote: not JSON"),
+            (br#"{"usage":{"a":1}"#, "no closing brace"),
+            (br#"{"usage":{"a":1}}}"#, "a brace too many"),
+            (br#"{"usage":{"a":1}} x"#, "text after the object"),
+            (br#"{"usage":{"a":"#, "cut short"),
+            (br#"{"usage":{"a":01}}"#, "an invalid value"),
+            (br#"["usage",{"usage":1}]"#, "not an object"),
+            (br#"{"xusage":{"a":1}}"#, "another key ending alike"),
+            (b"", "empty"),
+        ] {
+            assert_eq!(last_field(body, "usage"), None, "{why}");
+        }
+        // Where it says no, the whole object decides: the same value when the field is there.
+        let not_last = br#"{"usage":{"a":1},"model":"m"}"#;
+        let fields = object_fields(not_last).unwrap_or_default();
+        assert_eq!(fields.first().map(|(_, v)| *v), Some(r#"{"a":1}"#));
     }
 
     /// The escaped bytes of `text`, one bit per byte, by walking it byte by byte.

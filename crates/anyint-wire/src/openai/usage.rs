@@ -173,7 +173,7 @@ mod tests {
             r#"{"id":"x"}"#.to_owned(),
             r#"{"id":"x","choices":[{"usage":{"prompt_tokens":9}}]}"#.to_owned(),
             // Serde refuses a duplicated field; the scanner leaves that case to it.
-            format!(r#"{{"usage":{usage},"usage":{usage}}}"#),
+            format!(r#"{{"usage":{usage},"usage":{usage},"id":"x"}}"#),
             // An escaped key is left to serde, which reads it as `usage`.
             format!(r#"{{"\u0075sage":{usage}}}"#),
             r#"{"usage":"five"}"#.to_owned(),
@@ -194,6 +194,19 @@ mod tests {
             read += usize::from(by_serde.is_some());
         }
         assert_eq!(read, 4, "the bodies serde reads a usage object from");
+        // Read from the end, a usage that ends the body counts, where serde refuses the body:
+        // the field twice, or a fault before it. An answer so written is billed, not free.
+        for body in [
+            r#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":5,"completion_tokens":7}}"#,
+            r#"{"id":"x","choices":[{]}],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#,
+        ] {
+            let usage = usage_from_response(body.as_bytes());
+            assert_eq!(
+                usage.map(|u| (u.input_tokens, u.output_tokens)),
+                Some((5, 7)),
+                "{body}"
+            );
+        }
     }
 
     #[test]
