@@ -14,6 +14,8 @@
 //! checks the two against each other); on anything else (invalid JSON, or an escaped top-level
 //! key) it answers `None` and the caller asks serde_json, whose error message the client then
 //! gets, so errors stay identical and an input the scanner is unsure of is never let through.
+//! The one exception is [`last_field`], which reads only a document's end (an upstream
+//! answer's `usage`, written last) and validates only what it reads.
 
 use std::borrow::Cow;
 
