@@ -274,20 +274,21 @@ where
     T: serde::de::DeserializeOwned,
     W: serde::de::DeserializeOwned,
 {
+    if let Some(v) = scan::last_field(body, name) {
+        return serde_json::from_slice::<Option<T>>(v).ok().flatten();
+    }
     top_level_or(body, name, || {
         serde_json::from_slice::<W>(body).ok().and_then(field)
     })
 }
 
-/// [`top_level`], with `whole` reading the body the scanner cannot decide.
+/// [`top_level`] without the look at the end (a Gemini chunk writes `usageMetadata` before
+/// its model and response IDs), with `whole` reading the body the scanner cannot decide.
 pub(crate) fn top_level_or<T: serde::de::DeserializeOwned>(
     body: &[u8],
     name: &str,
     whole: impl FnOnce() -> Option<T>,
 ) -> Option<T> {
-    if let Some(v) = scan::last_field(body, name) {
-        return serde_json::from_slice::<Option<T>>(v).ok().flatten();
-    }
     let Some(fields) = scan::object_fields(body) else {
         return whole();
     };

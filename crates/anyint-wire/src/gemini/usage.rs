@@ -269,7 +269,7 @@ mod tests {
             r#"{"candidates":[],"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":3}}"#,
             r#"{"usageMetadata":null}"#,
             r#"{"usageMetadata":5,"candidates":[]}"#,
-            r#"{"usageMetadata":{"promptTokenCount":1},"candidates":[],"usageMetadata":{"promptTokenCount":2},"modelVersion":"m"}"#,
+            r#"{"usageMetadata":{"promptTokenCount":1},"usageMetadata":{"promptTokenCount":2}}"#,
             r#"{"candidates":[{"groundingMetadata":{"webSearchQueries":["q"]}}],"usageMetadata":{"candidatesTokenCount":1}}"#,
             r#"{"candidates":[{"groundingMetadata":{"web\u0053earchQueries":["q"]}}],"usageMetadata":{"candidatesTokenCount":1}}"#,
             r#"{"candidates":[]}"#,
