@@ -173,10 +173,7 @@ pub fn last_field<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
     if body.get(open) != Some(&b'"') || body.get(close) != Some(&b'"') {
         return None;
     }
-    let before = body
-        .get(..open)?
-        .iter()
-        .rposition(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))?;
+    let before = body.get(..open)?.iter().rposition(|&c| !is_ws(c))?;
     if !matches!(body.get(before), Some(b',' | b'{')) || body.get(skip_ws(body, 0)) != Some(&b'{') {
         return None;
     }
@@ -248,8 +245,13 @@ fn after_field(b: &[u8], i: usize) -> Option<(usize, bool)> {
     }
 }
 
+/// JSON's whitespace: space, newline, carriage return, tab.
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+}
+
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+    while b.get(i).is_some_and(|&c| is_ws(c)) {
         i += 1;
     }
     i
